@@ -1,0 +1,39 @@
+# Two commands for a fresh machine (see README):  make run   |   make test
+# Both create .venv/ when missing and reinstall only when requirements.txt or pyproject.toml change.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Data and weights: ../shared (development and CI) when present, else the project's data/ folder.
+SHARED := $(abspath ../shared)
+export VISION_LIB_DATA ?= $(if $(wildcard $(SHARED)/data),$(SHARED)/data,$(abspath data))
+export KERAS_HOME      ?= $(if $(wildcard $(SHARED)/models/keras),$(SHARED)/models/keras,$(HOME)/.keras)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: run test venv browser clean-reports
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+# Headless Chromium for the end-to-end browser test (Debian packages; skipped when present).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+run: $(STAMP)
+	$(BIN)/vision-lib notebooks --out reports
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean-reports:
+	rm -rf reports

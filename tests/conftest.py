@@ -1,0 +1,61 @@
+"""Shared fixtures: real data from ../shared (skipped with a reason when absent) and generated images."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Tests use ../shared beside the checkout unless VISION_LIB_DATA says otherwise.
+_SHARED = ROOT.parent / "shared"
+os.environ.setdefault("VISION_LIB_DATA", str(_SHARED / "data"))
+if (_SHARED / "models" / "keras").is_dir():
+    os.environ.setdefault("KERAS_HOME", str(_SHARED / "models" / "keras"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _dataset(name: str) -> Path:
+    path = Path(os.environ["VISION_LIB_DATA"]) / name
+    if not path.is_dir():
+        pytest.skip(f"real data set '{name}' not found at {path} (set VISION_LIB_DATA or put ../shared beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def footballers_dir() -> Path:
+    return _dataset("footballers")
+
+
+@pytest.fixture(scope="session")
+def lfw_dir() -> Path:
+    return _dataset("lfw")
+
+
+@pytest.fixture(scope="session")
+def att_dir() -> Path:
+    return _dataset("att_faces")
+
+
+@pytest.fixture(scope="session")
+def players_dir() -> Path:
+    return _dataset("players")
+
+
+@pytest.fixture(scope="session")
+def kodak_dir() -> Path:
+    return _dataset("kodak")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    # Tests share one fresh cache per session, never the user's ~/.cache.
+    if "VISION_LIB_CACHE" not in os.environ:
+        os.environ["VISION_LIB_CACHE"] = str(tmp_path_factory.mktemp("vision_lib_cache"))
+    yield
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

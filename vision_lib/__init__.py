@@ -1,0 +1,47 @@
+"""vision_lib: analyse photos of people, from raw folders to models, clusters and averages.
+
+Where everything lives (one module per pipeline stage; notebooks and the CLI only call these):
+
+==================  ===========================================================================
+``io``              load any photo as RGB uint8 (EXIF, alpha, CMYK, 16-bit...), list folders,
+                    :class:`~vision_lib.io.PhotoSet`, rejection records
+``faces``           detect (MTCNN default, Haar recipe), crop, align, quality, best-N, batch export
+``features``        wavelet recipe, colour histograms of body regions (functions + transformers)
+``embeddings``      dlib ResNet face descriptors, MobileNetV2 ImageNet features (lazy TensorFlow)
+``classify``        model comparison, cleaning of uncurated folders, predict, model bundles
+``cluster``         identity clustering (number of people unknown) and its metrics
+``teams``           clothing clustering of player crops
+``average``         aligned average faces per person or cluster
+``compress``        K-Means colour quantization, palette PNGs, quality figures
+``widgets``         ipywidgets controls for the notebooks
+``plotting``        galleries, boxes, projections (take an ``ax``; never reseed global RNGs)
+``serve``           Flask web app: drop a photo, see who it is
+``cli``             ``vision-lib`` command line (thin layer over the above)
+``notebooks``       execute the numbered notebooks into ``reports/``
+``config``          ``VISION_LIB_DATA``, ``KERAS_HOME``, cache folder, worker count
+``cache``           disk cache keyed by file content (joblib.Memory)
+==================  ===========================================================================
+
+Conventions: boxes are ``(x, y, w, h)`` in pixels of the original photo; images are RGB uint8
+arrays; importing ``vision_lib`` never imports TensorFlow (deep models load lazily on first use).
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {
+    "io", "faces", "features", "embeddings", "classify", "cluster", "teams", "average", "compress",
+    "widgets", "plotting", "serve", "cli", "notebooks", "config", "cache", "datasets",
+}
+
+
+def __getattr__(name: str):
+    # Lazy submodules: `vision_lib.faces` works after `import vision_lib` without loading them all.
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'vision_lib' has no attribute {name!r}")
+
+
+__all__ = sorted(_SUBMODULES)

@@ -1,0 +1,57 @@
+"""A disk cache keyed by file content, so a second run over the same photos is near-instant.
+
+Built on :class:`joblib.Memory` (well kept, handles numpy arrays and concurrent writers); the key
+is the SHA-1 of the file's bytes plus the parameters, never the path, so renamed or copied photos
+hit the cache and an edited photo misses it.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+
+from .config import cache_dir
+
+
+@functools.lru_cache(maxsize=65536)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-1 of a file's bytes (memoised per path, size and modification time)."""
+    st = os.stat(path)
+    return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def memory():
+    """The shared :class:`joblib.Memory` under :func:`vision_lib.config.cache_dir`."""
+    import joblib
+
+    return joblib.Memory(cache_dir() / "joblib", verbose=0)
+
+
+def cached(func):
+    """Cache ``func(digest, ..., path=...)`` on disk; the ``path`` argument is not part of the key.
+
+    Callers pass ``file_digest(path)`` as the first argument. Set ``VISION_LIB_CACHE=off`` to
+    disable caching (e.g. to time the uncached path in a benchmark).
+    """
+    inner = None
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        nonlocal inner
+        if os.environ.get("VISION_LIB_CACHE") == "off":
+            return func(*args, **kwargs)
+        if inner is None:
+            inner = memory().cache(func, ignore=["path"])
+        return inner(*args, **kwargs)
+
+    return wrapper

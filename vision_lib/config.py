@@ -1,0 +1,47 @@
+"""Where data, weights and caches live (environment variables with sensible defaults)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """Root of the data sets: ``$VISION_LIB_DATA``, else ``data/`` in the project."""
+    return Path(os.environ.get("VISION_LIB_DATA") or PROJECT_ROOT / "data").expanduser().resolve()
+
+
+def dataset(name: str, *, required: bool = True) -> Path:
+    """``data_dir()/name``; with ``required`` a missing folder raises an error saying what to do."""
+    path = data_dir() / name
+    if required and not path.is_dir():
+        raise FileNotFoundError(missing_data_message(name))
+    return path
+
+
+def missing_data_message(name: str) -> str:
+    root = data_dir()
+    return (
+        f"No data set '{name}' under {root}.\n"
+        f"  Put photos in {root / name}/<person>/*.jpg (one folder per person),\n"
+        f"  or set VISION_LIB_DATA to a folder that holds '{name}/'.\n"
+        f"  On a machine with internet, `vision-lib fetch lfw --out {root / 'lfw'}` writes a public\n"
+        f"  face set (Labeled Faces in the Wild) in that layout."
+    )
+
+
+def cache_dir() -> Path:
+    """Disk cache for detections and embeddings: ``$VISION_LIB_CACHE`` or ``~/.cache/vision_lib``."""
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vision_lib"
+    path = Path(os.environ.get("VISION_LIB_CACHE") or default).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def n_jobs(requested: int | None = None) -> int:
+    """Worker processes to use: ``requested``, ``$VISION_LIB_JOBS``, else all cores."""
+    if requested and requested > 0:
+        return requested
+    env = os.environ.get("VISION_LIB_JOBS")
+    return int(env) if env else (os.cpu_count() or 1)

@@ -1,0 +1,219 @@
+"""Loading photos robustly, and listing folders of photos.
+
+Every photo becomes an RGB ``uint8`` array of shape ``(H, W, 3)``: EXIF orientation applied, alpha
+flattened on white, grey / palette / CMYK / 16-bit converted. A file that cannot be used raises
+:class:`ImageError` with a short, human-readable ``reason``; batch helpers turn that into a
+:class:`Rejected` record instead of stopping. Originals are only ever opened for reading.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
+)
+#: Photos above this many pixels are refused (a decompression bomb, or far beyond any camera).
+MAX_PIXELS = 120_000_000
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as a photo; ``reason`` says why in a few words."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One input left out of a batch, and why."""
+
+    source: str
+    reason: str
+
+
+def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read a photo as an RGB uint8 array, whatever its mode, orientation or bit depth.
+
+    Args:
+        path: image file.
+        max_pixels: refuse images with more pixels than this (checked from the header, before
+            decoding, so a decompression bomb costs nothing).
+
+    Raises:
+        ImageError: unreadable, truncated, not an image, or too large.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError(path, "empty file")
+        # Pillow's own bomb check is global state; we check the header ourselves instead.
+        with _pillow_bomb_check_off():
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > max_pixels:
+                    raise ImageError(path, f"too large: {w}x{h} pixels (limit {max_pixels:,})")
+                if w < 2 or h < 2:
+                    raise ImageError(path, f"too small: {w}x{h} pixels")
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return _to_rgb(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(path, "not an image (format not recognised)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow's decode errors
+        msg = str(exc).split("\n")[0] or type(exc).__name__
+        if "truncated" in msg.lower():
+            msg = "truncated image file"
+        raise ImageError(path, f"cannot decode: {msg}") from None
+
+
+class _pillow_bomb_check_off:
+    """Pillow raises DecompressionBombError at 2x its global limit; we apply our own limit."""
+
+    def __enter__(self):
+        from PIL import Image
+
+        self._old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+
+    def __exit__(self, *exc):
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = self._old
+
+
+def _to_rgb(img) -> np.ndarray:
+    from PIL import Image
+
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        grey = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        canvas.alpha_composite(rgba)
+        img = canvas
+    arr = np.asarray(img.convert("RGB"))
+    return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+def is_image_name(path: str | os.PathLike) -> bool:
+    """True when the file name has a photo extension (content is checked only when loading)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
+    """Photo files under ``root`` (by extension), sorted, hidden files and folders skipped.
+
+    ``root`` may also be a single file, which is returned as a one-element list.
+    """
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such folder: {root}")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if not recursive:
+            dirnames[:] = []
+        found += [Path(dirpath) / f for f in filenames if not f.startswith(".") and is_image_name(f)]
+    return sorted(found)
+
+
+@dataclass
+class PhotoSet:
+    """Photos under a root folder; ``labels[i]`` is the sub-folder name of ``paths[i]`` (or None)."""
+
+    root: Path
+    paths: list[Path]
+    labels: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def relative(self, path: str | os.PathLike) -> str:
+        """``path`` relative to the root, with forward slashes (as written in reports)."""
+        return Path(path).relative_to(self.root).as_posix()
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(set(self.labels or []))
+
+    def subset(self, index: Iterable[int]) -> "PhotoSet":
+        index = list(index)
+        labels = [self.labels[i] for i in index] if self.labels is not None else None
+        return PhotoSet(self.root, [self.paths[i] for i in index], labels)
+
+    def limit(self, per_label: int | None = None, total: int | None = None, seed: int = 0) -> "PhotoSet":
+        """A reproducible random subset: at most ``per_label`` photos per label and ``total`` overall."""
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(self.paths))
+        keep, counts = [], {}
+        for i in order:
+            lab = self.labels[i] if self.labels is not None else None
+            if per_label is not None and counts.get(lab, 0) >= per_label:
+                continue
+            counts[lab] = counts.get(lab, 0) + 1
+            keep.append(i)
+        return self.subset(sorted(keep[:total] if total is not None else keep))
+
+
+def photo_set(root: str | os.PathLike, *, labelled: bool = False) -> PhotoSet:
+    """All photos under ``root``; with ``labelled=True`` the label is the first sub-folder's name.
+
+    Photos directly in ``root`` have no label and are left out of a labelled set.
+    """
+    root = Path(root)
+    paths = list_images(root)
+    if not labelled:
+        return PhotoSet(root, paths)
+    pairs = [(p, p.relative_to(root).parts[0]) for p in paths if len(p.relative_to(root).parts) > 1]
+    return PhotoSet(root, [p for p, _ in pairs], [lab for _, lab in pairs])
+
+
+@dataclass
+class LoadReport:
+    """What a batch kept and what it rejected (with reasons)."""
+
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def reject(self, source: str, reason: str) -> None:
+        self.rejected.append(Rejected(str(source), reason))
+
+
+def iter_loaded(
+    paths: Iterable[str | os.PathLike], report: LoadReport | None = None, **load_kw
+) -> Iterator[tuple[Path, np.ndarray]]:
+    """Yield ``(path, image)`` for every loadable photo; the rest go to ``report`` with a reason."""
+    for p in paths:
+        try:
+            yield Path(p), load_image(p, **load_kw)
+        except ImageError as exc:
+            if report is not None:
+                report.reject(str(p), exc.reason)
+
+
+def resize_max_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """Downscale so the longest side is at most ``max_side``; returns ``(image, scale)`` (scale <= 1)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale

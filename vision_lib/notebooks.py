@@ -1,0 +1,115 @@
+"""Execute the numbered notebook suite (papermill) into a report folder, with HTML copies.
+
+Papermill does the parameter injection (a cell tagged ``parameters`` in every notebook) and the
+execution through nbclient; nbconvert writes the HTML. The committed notebooks stay output-free.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import PROJECT_ROOT, data_dir, missing_data_message
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+
+#: Data sets each notebook needs under ``$VISION_LIB_DATA`` (06 falls back to bundled images).
+REQUIRES = {
+    "01_data_preparation": ["footballers"],
+    "02_feature_engineering": ["footballers"],
+    "03_model_development": ["footballers"],
+    "04_clusterization": ["lfw", "players"],
+    "05_face_average": ["footballers"],
+    "06_image_compression": [],
+}
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    ok: bool
+    seconds: float
+    output: Path | None = None
+    html: Path | None = None
+    error: str | None = None
+
+
+def list_notebooks(only: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks in order; ``only`` filters by name or number prefix (``"03"``)."""
+    books = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        books = [b for b in books if any(b.stem == o or b.stem.startswith(o) for o in only)]
+    return books
+
+
+def missing_data(notebook: str) -> list[str]:
+    """Data sets a notebook needs that are not under :func:`data_dir`."""
+    return [name for name in REQUIRES.get(notebook, []) if not (data_dir() / name).is_dir()]
+
+
+def execute_notebook(
+    path: Path, out_dir: Path, params: dict | None = None, *, html: bool = True, timeout: int = 3600
+) -> NotebookResult:
+    """Run one notebook with ``params`` injected; write the executed copy (and HTML) to ``out_dir``."""
+    import papermill as pm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / path.name
+    start = time.perf_counter()
+    env_cwd = str(path.parent)
+    try:
+        pm.execute_notebook(
+            str(path), str(output), parameters=params or {}, cwd=env_cwd, progress_bar=False,
+            execution_timeout=timeout, kernel_name="python3",
+        )
+    except Exception as exc:  # papermill re-raises cell errors; keep going with the next notebook
+        return NotebookResult(path.stem, False, time.perf_counter() - start, output, None,
+                              str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
+    html_path = _to_html(output) if html else None
+    return NotebookResult(path.stem, True, time.perf_counter() - start, output, html_path)
+
+
+def _to_html(notebook: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    target = notebook.with_suffix(".html")
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
+                  only: list[str] | None = None) -> list[NotebookResult]:
+    """Execute the suite in order, printing progress and where the reports are."""
+    out_dir = Path(out_dir).resolve()
+    results = []
+    print(f"data: {data_dir()}", flush=True)
+    for book in list_notebooks(only):
+        missing = missing_data(book.stem)
+        if missing:
+            print(f"[skip] {book.stem}: " + missing_data_message(missing[0]), flush=True)
+            results.append(NotebookResult(book.stem, False, 0.0, error=f"missing data: {missing}"))
+            continue
+        print(f"[run ] {book.stem} ...", flush=True)
+        res = execute_notebook(book, out_dir, params)
+        status = "ok" if res.ok else f"FAILED: {res.error}"
+        print(f"[{'done' if res.ok else 'fail'}] {book.stem} in {res.seconds:.0f} s: {status}", flush=True)
+        results.append(res)
+    print(f"\nReports (executed notebooks and HTML) are in {out_dir}", flush=True)
+    if any(r.error and r.error.startswith("missing data") for r in results) and sys.stdin.isatty():
+        _offer_fetch()
+    return results
+
+
+def _offer_fetch() -> None:
+    target = data_dir() / "lfw"
+    answer = input(f"Fetch the public LFW face set into {target} now (needs internet)? [y/N] ")
+    if answer.strip().lower().startswith("y"):
+        from .datasets import fetch_lfw
+
+        n = fetch_lfw(target)
+        print(f"wrote {n} photos under {target}; run again to use them.")
