@@ -37,8 +37,8 @@ def memory():
     return joblib.Memory(cache_dir() / "joblib", verbose=0)
 
 
-def cached(func):
-    """Cache ``func(digest, ..., path=...)`` on disk; the ``path`` argument is not part of the key.
+def cached(func, ignore: tuple[str, ...] = ("path",)):
+    """Cache ``func(digest, ..., path=...)`` on disk; the ``ignore`` arguments are not part of the key.
 
     Callers pass ``file_digest(path)`` as the first argument. Set ``VISION_LIB_CACHE=off`` to
     disable caching (e.g. to time the uncached path in a benchmark).
@@ -51,7 +51,7 @@ def cached(func):
         if os.environ.get("VISION_LIB_CACHE") == "off":
             return func(*args, **kwargs)
         if inner is None:
-            inner = memory().cache(func, ignore=["path"])
+            inner = memory().cache(func, ignore=list(ignore))
         return inner(*args, **kwargs)
 
     return wrapper
