@@ -8,6 +8,7 @@ flattened on white, grey / palette / CMYK / 16-bit converted. A file that cannot
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -49,47 +50,84 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.n
     Raises:
         ImageError: unreadable, truncated, not an image, or too large.
     """
+    path = Path(path)
+    return _decode(path, path, lambda: path.stat().st_size, max_pixels)
+
+
+def load_image_bytes(data: bytes, *, name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """:func:`load_image` for a photo held in memory (an upload): same conversions, same checks.
+
+    Args:
+        data: the encoded file (JPEG, PNG, ...).
+        name: how the photo is named in error messages.
+        max_pixels: as in :func:`load_image`.
+
+    Raises:
+        ImageError: empty, not an image, truncated, or too large.
+    """
+    from io import BytesIO
+
+    return _decode(BytesIO(data), name, lambda: len(data), max_pixels)
+
+
+def _decode(source, name, size, max_pixels: int) -> np.ndarray:
+    # One decoding path for files and bytes, so EXIF, CMYK and bomb handling cannot drift apart.
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
     try:
-        if path.stat().st_size == 0:
-            raise ImageError(path, "empty file")
+        if size() == 0:
+            raise ImageError(name, "empty file")
         # Pillow's own bomb check is global state; we check the header ourselves instead.
         with _pillow_bomb_check_off():
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 w, h = img.size
                 if w * h > max_pixels:
-                    raise ImageError(path, f"too large: {w}x{h} pixels (limit {max_pixels:,})")
+                    raise ImageError(name, f"too large: {w}x{h} pixels (limit {max_pixels:,})")
                 if w < 2 or h < 2:
-                    raise ImageError(path, f"too small: {w}x{h} pixels")
+                    raise ImageError(name, f"too small: {w}x{h} pixels")
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 return _to_rgb(img)
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(path, "not an image (format not recognised)") from None
+        raise ImageError(name, "not an image (format not recognised)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow's decode errors
         msg = str(exc).split("\n")[0] or type(exc).__name__
         if "truncated" in msg.lower():
             msg = "truncated image file"
-        raise ImageError(path, f"cannot decode: {msg}") from None
+        raise ImageError(name, f"cannot decode: {msg}") from None
 
 
 class _pillow_bomb_check_off:
-    """Pillow raises DecompressionBombError at 2x its global limit; we apply our own limit."""
+    """Pillow raises DecompressionBombError at 2x its global limit; we apply our own limit.
+
+    Safe with threads (the web server decodes uploads concurrently): the global limit is saved by
+    the first thread in and restored by the last one out, never left switched off.
+    """
+
+    _lock = threading.Lock()
+    _users = 0
+    _saved = None
 
     def __enter__(self):
         from PIL import Image
 
-        self._old = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
+        cls = type(self)
+        with cls._lock:
+            if cls._users == 0:
+                cls._saved = Image.MAX_IMAGE_PIXELS
+                Image.MAX_IMAGE_PIXELS = None
+            cls._users += 1
 
     def __exit__(self, *exc):
         from PIL import Image
 
-        Image.MAX_IMAGE_PIXELS = self._old
+        cls = type(self)
+        with cls._lock:
+            cls._users -= 1
+            if cls._users == 0:
+                Image.MAX_IMAGE_PIXELS = cls._saved
 
 
 def _to_rgb(img) -> np.ndarray:
