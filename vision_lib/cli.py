@@ -83,6 +83,122 @@ def _run_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- train / predict (issue 3)
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a face classifier from a folder of sub-folders (one per person)",
+                       description="Train from raw, uncurated folders: LABELLED_DIR/<person>/*.jpg. Faces of "
+                       "other people and photos without the person are left out (and listed). The model "
+                       "file is a pickle: load only files you trust.")
+    p.add_argument("labelled_dir", type=Path, help="folder with one sub-folder of photos per person")
+    p.add_argument("--model", type=Path, required=True, help="where to write the model bundle")
+    p.add_argument("--features", choices=["embedding", "wavelet"], default="embedding",
+                   help="dlib face descriptor (default) or the classic wavelet recipe")
+    p.add_argument("--detector", choices=["mtcnn", "haar"], default=None,
+                   help="face detector (default: mtcnn for embedding, haar for wavelet)")
+    p.add_argument("--classifier", default="svm_rbf",
+                   choices=["svm_rbf", "svm_linear", "logistic_regression", "random_forest", "knn"])
+    p.add_argument("--force", action="store_true", help="replace an existing model file")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .classify import save_model, train
+
+    if args.model.exists() and not args.force:
+        raise FileExistsError(f"{args.model} exists; pass --force to replace it")
+    if not args.labelled_dir.is_dir():
+        raise FileNotFoundError(f"no such folder: {args.labelled_dir}")
+    model = train(args.labelled_dir, features=args.features, detector=args.detector, model=args.classifier,
+                  n_jobs=args.jobs, progress=not args.quiet)
+    save_model(model, args.model, overwrite=args.force)
+    rep = model.training_report_
+    print(f"trained {model!r}")
+    print(f"  {len(rep.kept)} training faces from {len({k[0] for k in rep.kept})} photos")
+    for reason, n in rep.counts().items():
+        print(f"  excluded {n:4d}: {reason}")
+    print(f"wrote {args.model} (a pickle: load only files you trust)")
+    return 0
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="who is in these photos, with a trained model")
+    p.add_argument("model", type=Path, help="model bundle written by `vision-lib train`")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="photo or folder (searched recursively)")
+    p.add_argument("--json", action="store_true", help="one JSON object per photo per line")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.set_defaults(handler=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from .classify import load_model
+    from .io import list_images
+
+    model = load_model(args.model)
+    paths = []
+    for item in args.inputs:
+        if item.is_dir():
+            paths += list_images(item, recursive=True)
+        else:
+            paths.append(item)  # a missing or unreadable file is reported in its own line
+    results = model.predict_paths(paths, n_jobs=args.jobs, progress=not args.json and sys.stderr.isatty())
+    for res in results:
+        if args.json:
+            print(json.dumps(res), flush=True)
+        elif "error" in res:
+            print(f"{res['path']}\terror: {res['error']}")
+        else:
+            faces = ", ".join(f"{f['label']} {f['probability']:.2f}" for f in res["faces"]) or "no face"
+            print(f"{res['path']}\t{res['label'] or '-'}\t({faces})")
+    return 0
+
+
+# --------------------------------------------------------------------------- average (issue 5)
+def _add_average(sub) -> None:
+    p = sub.add_parser(
+        "average", help="aligned average face per person or cluster",
+        description="IN is a folder of sub-folders (one per person) or the clusters.csv written by "
+                    "`vision-lib cluster` (or its output folder). Writes OUT_DIR/<group>.png and "
+                    "OUT_DIR/averages.csv (group,n_faces,n_used); existing files are never overwritten "
+                    "unless --overwrite is given.")
+    p.add_argument("in_path", type=Path, metavar="IN", help="folder of sub-folders, or clusters.csv")
+    p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output folder (not inside IN)")
+    p.add_argument("--method", choices=["landmarks", "similarity"], default="landmarks",
+                   help="landmarks: warp dlib's 68 landmarks onto the mean shape (sharpest); "
+                        "similarity: five-point similarity alignment only")
+    p.add_argument("--size", type=int, default=160, metavar="PX", help="side of the average images")
+    p.add_argument("--root", type=Path, default=None,
+                   help="folder the clusters.csv sources are relative to (default: from metrics.json)")
+    p.add_argument("--no-identity", action="store_true",
+                   help="keep faces of other people (no dlib identity filter)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing averages in OUT_DIR")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes for detection (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_run_average)
+
+
+def _run_average(args: argparse.Namespace) -> int:
+    from .average import average_groups, groups_from_input, inside, write_averages
+
+    if args.size < 16:
+        raise ValueError("--size must be at least 16 pixels")
+    src_dir = args.in_path if args.in_path.is_dir() else args.in_path.parent
+    if inside(args.out, src_dir) and not args.in_path.is_file():
+        raise ValueError(f"output folder {args.out} is inside the input folder {src_dir}; choose another")
+    groups = groups_from_input(args.in_path, args.root)
+    results = average_groups(groups, method=args.method, size=args.size, identity=not args.no_identity,
+                             n_jobs=args.jobs, progress=not args.quiet)
+    table = write_averages(results, args.out, overwrite=args.overwrite)
+    for r in results:
+        why = ", ".join(f"{n} {reason}" for reason, n in r.reasons().items())
+        print(f"{r.group}: {r.n_used}/{r.n_faces} faces used" + (f" (left out: {why})" if why else ""))
+    print(f"wrote {sum(r.image is not None for r in results)} averages and {table}")
+    return 0
+
+
 _RESERVED = {
     "train": ("train a face classifier from a folder of sub-folders (one per person)", 3),
     "predict": ("who is in these photos, with a trained model", 3),
@@ -100,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_faces, _add_notebooks, _add_fetch):
+    for add in (_add_faces, _add_notebooks, _add_fetch, _add_train, _add_predict, _add_average):
         add(sub)
     for name, (text, issue) in _RESERVED.items():
         if name not in sub.choices:

@@ -1,0 +1,856 @@
+"""Who is in a photo: train from raw folders (one per person), compare models, predict, save bundles.
+
+The pipeline, as :func:`train` runs it:
+
+1. **Features per face** (:class:`Recipe`): the default is MTCNN faces described by dlib's 128-d
+   ResNet descriptor (``features="embedding"``); the classic recipe is Haar faces described by the
+   4096-value wavelet recipe of :mod:`vision_lib.features` (``features="wavelet"``). dlib
+   descriptors are computed for every face in both recipes, because they drive the cleaning.
+2. **Cleaning uncurated folders** (:func:`select_faces`, ``clean="agreement"``): web photos filed
+   under a person also show team-mates, crowds, other people alone, or no face. For each folder we
+   find the identity most photos agree on (the face with the most photos holding a face within
+   dlib's same-person distance, 0.6), then repeat: centroid of the chosen faces, each photo's face
+   closest to it if within 0.6, re-estimate, until nothing changes. Faces closer to another
+   folder's centroid than to their own are left out as well (a photo filed in the wrong folder).
+   Everything left out is recorded with its reason in :class:`TrainingReport`.
+3. **Classifier**: a scikit-learn pipeline with probability output (SVM with RBF kernel by default;
+   :func:`compare_models` cross-validates the alternatives).
+4. **Prediction** (:meth:`FaceClassifier.predict_image`): every face gets a label and a probability;
+   a face is ``"unknown"`` when the classifier is less sure than :attr:`FaceClassifier.unknown_below`
+   (chosen by cross-validation on the training faces) or, with dlib descriptors, when its nearest
+   training face of the predicted person is farther than dlib's 0.6. The photo's label is the
+   most confident known face (the subject), or None when there is no face or only unknown ones.
+
+Model bundles (:func:`save_model` / :func:`load_model`) are **pickles**: loading one can run
+arbitrary code, so load only files you trust. Loading checks the bundle's format, recipe and the
+versions of numpy, scikit-learn, dlib and vision_lib, and refuses a mismatch with a clear message.
+"""
+from __future__ import annotations
+
+import io as _io
+import os
+import pickle
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .faces import Face
+from .io import ImageError, PhotoSet, load_image, photo_set
+
+FEATURES = ("embedding", "wavelet")
+CLEANING = ("agreement", "largest", "none")
+#: Photo-level choice of the subject: most confident known face, or simply the largest face.
+CHOICES = ("confident", "largest")
+UNKNOWN = "unknown"
+BUNDLE_FORMAT = 1
+#: Packages whose versions are recorded in a bundle and must match when loading it.
+VERSIONED = ("numpy", "scikit-learn", "dlib", "vision_lib")
+
+
+# --------------------------------------------------------------------------- recipe and features
+@dataclass(frozen=True)
+class Recipe:
+    """How a photo becomes one feature vector per face (everything a saved model needs to redo it).
+
+    Args:
+        features: ``"embedding"`` (dlib 128-d descriptor) or ``"wavelet"`` (32x32 crop + wavelet image).
+        detector: ``"mtcnn"`` or ``"haar"``.
+        detector_params: extra detector parameters (empty = the library defaults, which share the
+            detection cache with every other stage).
+        feature_params: parameters of :func:`vision_lib.features.wavelet_features` (wavelet recipe).
+    """
+
+    features: str = "embedding"
+    detector: str = "mtcnn"
+    detector_params: tuple = ()
+    feature_params: tuple = ()
+
+    def __post_init__(self):
+        from .faces import DETECTORS
+
+        if self.features not in FEATURES:
+            raise ValueError(f"unknown features {self.features!r}; choose from {FEATURES}")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"unknown detector {self.detector!r}; choose from {DETECTORS}")
+
+    def describe(self) -> str:
+        what = "dlib ResNet 128-d descriptor" if self.features == "embedding" else "wavelet recipe (4096 values)"
+        return f"{self.detector.upper()} faces, {what}"
+
+
+@dataclass
+class PhotoFeatures:
+    """One photo's faces with a feature row per face (and dlib descriptors), or the reason it failed."""
+
+    path: Path
+    faces: list[Face]
+    features: np.ndarray
+    descriptors: np.ndarray | None = None
+    error: str | None = None
+
+
+def _wavelet_rows(image: np.ndarray, faces: Sequence[Face], params: dict) -> np.ndarray:
+    from .faces import crop
+    from .features import wavelet_features
+
+    # The classic recipe uses the bare detector box (no margin).
+    return np.asarray([wavelet_features(crop(image, f, margin=0.0), **params) for f in faces], dtype=np.float32)
+
+
+def _image_features(image: np.ndarray, faces: Sequence[Face], recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    from .embeddings import face_descriptors
+
+    desc = face_descriptors(image, faces)
+    if recipe.features == "embedding":
+        return desc, desc
+    if not faces:
+        return np.zeros((0, 0), np.float32), desc
+    return _wavelet_rows(image, faces, dict(recipe.feature_params)), desc
+
+
+def _wavelet_photo_impl(digest: str, detector: str, detector_params: tuple, feature_params: tuple,
+                        path: str):
+    from .faces import get_detector
+
+    try:
+        image = load_image(path)
+    except ImageError as exc:
+        return [], None, None, exc.reason
+    faces = get_detector(detector, **dict(detector_params)).detect(image)
+    recipe = Recipe("wavelet", detector, detector_params, feature_params)
+    feats, desc = _image_features(image, faces, recipe)
+    return faces, feats, desc, None
+
+
+def _wavelet_chunk(paths: list[Path], recipe: Recipe) -> list[PhotoFeatures]:
+    from .cache import cached, file_digest
+
+    run = cached(_wavelet_photo_impl)
+    out = []
+    for p in paths:
+        try:
+            digest = file_digest(p)
+        except OSError as exc:
+            out.append(PhotoFeatures(p, [], np.zeros((0, 0), np.float32), None, f"cannot read: {exc.strerror or exc}"))
+            continue
+        faces, feats, desc, err = run(digest, recipe.detector, recipe.detector_params, recipe.feature_params,
+                                      path=str(p))
+        out.append(PhotoFeatures(p, faces, feats if feats is not None else np.zeros((0, 0), np.float32), desc, err))
+    return out
+
+
+def extract(paths: Iterable[str | os.PathLike], recipe: Recipe = Recipe(), *, n_jobs: int | None = None,
+            progress: bool = True) -> list[PhotoFeatures]:
+    """Faces and one feature row per face for every photo (parallel, disk-cached by file content).
+
+    Unreadable files come back with ``error`` set instead of raising.
+    """
+    from .faces import detect_paths
+
+    paths = [Path(p) for p in paths]
+    if recipe.features == "embedding":
+        found = detect_paths(paths, recipe.detector, n_jobs=n_jobs, progress=progress, descriptors=True,
+                             **dict(recipe.detector_params))
+        return [PhotoFeatures(r.path, r.faces,
+                              r.descriptors if r.descriptors is not None else np.zeros((0, 128), np.float32),
+                              r.descriptors, r.error) for r in found]
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    from .config import n_jobs as _n_jobs
+
+    chunk = 16
+    chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+    jobs = min(_n_jobs(n_jobs), max(1, len(chunks)))
+    bar = tqdm(total=len(paths), desc=f"faces ({recipe.detector}) + wavelet", unit="photo", disable=not progress)
+    results: list[PhotoFeatures] = []
+    if jobs <= 1:
+        parts = (_wavelet_chunk(c, recipe) for c in chunks)
+    else:
+        parts = Parallel(n_jobs=jobs, backend="loky", return_as="generator")(
+            delayed(_wavelet_chunk)(c, recipe) for c in chunks)
+    for part in parts:
+        results += part
+        bar.update(len(part))
+    bar.close()
+    return results
+
+
+# --------------------------------------------------------------------------- cleaning
+@dataclass(frozen=True)
+class Excluded:
+    """A photo (``face_index`` None) or one face of a photo left out of training, and why."""
+
+    path: str
+    label: str
+    reason: str
+    face_index: int | None = None
+    box: tuple[int, int, int, int] | None = None
+    distance: float | None = None
+    looks_like: str | None = None
+
+
+@dataclass
+class TrainingReport:
+    """What training used and what it left out (with reasons)."""
+
+    kept: list[tuple[str, str, int, float | None]] = field(default_factory=list)  # path, label, face, dist
+    excluded: list[Excluded] = field(default_factory=list)
+    threshold: float | None = None
+
+    def counts(self) -> dict[str, int]:
+        """Number of exclusions per reason (reasons without the numbers)."""
+        out: dict[str, int] = {}
+        for e in self.excluded:
+            key = e.reason.split(" (")[0]
+            out[key] = out.get(key, 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def photos_excluded(self) -> list[Excluded]:
+        """Whole photos that gave no training face."""
+        return [e for e in self.excluded if e.face_index is None or e.reason.startswith(_NOT_PERSON)]
+
+    def summary(self) -> dict:
+        return {
+            "faces_kept": len(self.kept),
+            "photos_kept": len({k[0] for k in self.kept}),
+            "excluded": self.counts(),
+            "threshold": self.threshold,
+        }
+
+
+_NOT_PERSON = "no face matches the folder's person"
+
+
+def select_faces(descriptors: Sequence[np.ndarray | None], threshold: float | None = None,
+                 max_iter: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Which face of each photo is the folder's person, by agreement with the rest of the folder.
+
+    Args:
+        descriptors: per photo, an ``(n_faces, 128)`` array of dlib descriptors (or None / empty).
+        threshold: a face belongs to the person when it lies within this distance of the folder's
+            centroid (default: dlib's same-person distance, 0.6).
+        max_iter: re-estimation rounds at most.
+
+    Returns:
+        ``(chosen, distance, centroid)``: per photo the index of the chosen face (-1: none), the
+        distance of its closest face to the centroid (inf without faces), and the centroid.
+    """
+    from .embeddings import DLIB_SAME_PERSON_DISTANCE
+
+    thr = DLIB_SAME_PERSON_DISTANCE if threshold is None else threshold
+    n = len(descriptors)
+    chosen = np.full(n, -1)
+    dist = np.full(n, np.inf)
+    rows = [(i, j, d) for i, D in enumerate(descriptors) if D is not None for j, d in enumerate(D)]
+    if not rows:
+        return chosen, dist, None
+    owner = np.array([r[0] for r in rows])
+    X = np.asarray([r[2] for r in rows], dtype=np.float64)
+    # Seed: the face that the most *other photos* agree with (a photo counts once however many faces).
+    pair = np.linalg.norm(X[:, None, :] - X[None, :, :], axis=2)
+    close = pair <= thr
+    support = np.array([len(set(owner[close[k]]) - {owner[k]}) for k in range(len(X))])
+    best = np.flatnonzero(support == support.max())
+    seed = best[np.argmin(pair[best].mean(axis=1))]
+    centroid = X[seed]
+    previous = None
+    for _ in range(max_iter):
+        d = np.linalg.norm(X - centroid, axis=1)
+        chosen[:] = -1
+        dist[:] = np.inf
+        for k in np.argsort(d):  # closest first: each photo keeps its closest face
+            i = owner[k]
+            if np.isinf(dist[i]):
+                dist[i] = d[k]
+                chosen[i] = rows[k][1] if d[k] <= thr else -1
+        picked = [k for k in range(len(X)) if chosen[owner[k]] == rows[k][1]]
+        if not picked or (previous is not None and np.array_equal(chosen, previous)):
+            break
+        previous = chosen.copy()
+        centroid = X[picked].mean(axis=0)
+    return chosen, dist, centroid
+
+
+def clean_training_set(photos: Sequence[PhotoFeatures], labels: Sequence[str], clean: str = "agreement",
+                       threshold: float | None = None, min_size: int = 0
+                       ) -> tuple[list[tuple[int, int]], TrainingReport, dict[str, np.ndarray]]:
+    """Choose the training faces of uncurated folders and record what was left out and why.
+
+    Returns ``(picked, report, centroids)``: ``picked`` are ``(photo_index, face_index)`` pairs.
+    ``clean="agreement"`` uses :func:`select_faces` per folder, then drops faces closer to another
+    folder's centroid; ``"largest"`` keeps each photo's largest face (the classic recipe); ``"none"``
+    keeps every face.
+    """
+    from .embeddings import DLIB_SAME_PERSON_DISTANCE
+
+    if clean not in CLEANING:
+        raise ValueError(f"unknown cleaning {clean!r}; choose from {CLEANING}")
+    thr = DLIB_SAME_PERSON_DISTANCE if threshold is None else threshold
+    report = TrainingReport(threshold=thr if clean == "agreement" else None)
+    picked: list[tuple[int, int]] = []
+    centroids: dict[str, np.ndarray] = {}
+    by_label: dict[str, list[int]] = {}
+    for i, (ph, lab) in enumerate(zip(photos, labels)):
+        if ph.error:
+            report.excluded.append(Excluded(str(ph.path), lab, f"unreadable ({ph.error})"))
+        elif not ph.faces:
+            report.excluded.append(Excluded(str(ph.path), lab, "no face found"))
+        else:
+            by_label.setdefault(lab, []).append(i)
+
+    def usable(ph: PhotoFeatures, j: int) -> bool:
+        return ph.faces[j].size >= min_size
+
+    for lab, idx in by_label.items():
+        if clean != "agreement":
+            for i in idx:
+                ph = photos[i]
+                js = [j for j in range(len(ph.faces)) if usable(ph, j)]
+                js = js[:1] if clean == "largest" else js  # faces are ordered largest first
+                if not js:
+                    report.excluded.append(Excluded(str(ph.path), lab, f"face too small (< {min_size} px)"))
+                picked += [(i, j) for j in js]
+            continue
+        descs = []
+        for i in idx:
+            ph = photos[i]
+            D = ph.descriptors
+            if D is None:
+                raise ValueError("cleaning by agreement needs dlib descriptors for every face")
+            keep = np.array([usable(ph, j) for j in range(len(ph.faces))], dtype=bool)
+            descs.append(np.where(keep[:, None], D, np.inf) if keep.any() else None)
+        chosen, dist, centroid = select_faces([None if d is None else _finite_rows(d) for d in descs], thr)
+        chosen = np.array([_orig_index(descs[k], c) for k, c in enumerate(chosen)])
+        if centroid is not None:
+            centroids[lab] = centroid
+        for k, i in enumerate(idx):
+            if chosen[k] >= 0:
+                picked.append((i, int(chosen[k])))
+            elif descs[k] is None:
+                report.excluded.append(Excluded(str(photos[i].path), lab, f"face too small (< {min_size} px)"))
+            else:
+                report.excluded.append(Excluded(
+                    str(photos[i].path), lab, f"{_NOT_PERSON} (closest {dist[k]:.2f} > {thr:.2f})",
+                    distance=float(dist[k])))
+    final = []
+    for i, j in picked:
+        ph, lab = photos[i], labels[i]
+        d_own = None
+        if clean == "agreement" and ph.descriptors is not None and centroids:
+            d = {c: float(np.linalg.norm(ph.descriptors[j] - m)) for c, m in centroids.items()}
+            d_own = d[lab]
+            other = min((c for c in d if c != lab), key=d.get, default=None)
+            if other is not None and d[other] < d_own:
+                # Filed in the wrong folder: this face agrees better with another person's photos.
+                report.excluded.append(Excluded(
+                    str(ph.path), lab, f"closer to another person's faces ({other} {d[other]:.2f} < {d_own:.2f})",
+                    j, ph.faces[j].box, d_own, other))
+                continue
+        final.append((i, j))
+        report.kept.append((str(ph.path), lab, j, d_own))
+    # The other faces of kept photos: other people in the picture.
+    kept_photos = {i for i, _ in final}
+    for i in sorted(kept_photos):
+        ph = photos[i]
+        used = {j for ii, j in final if ii == i}
+        for j, f in enumerate(ph.faces):
+            if j in used:
+                continue
+            reason = "another face in the photo (not the folder's person)"
+            if clean == "largest":
+                reason = "not the largest face in the photo"
+            report.excluded.append(Excluded(str(ph.path), labels[i], reason, j, f.box,
+                                            looks_like=_closest(ph.descriptors, j, centroids)))
+    for e_i, e in enumerate(report.excluded):
+        if e.face_index is None and e.distance is not None:
+            i = next(k for k, ph in enumerate(photos) if str(ph.path) == e.path)
+            ph = photos[i]
+            D = ph.descriptors
+            if D is not None and len(D) and centroids:
+                j = int(np.argmin([np.linalg.norm(D[j] - centroids[e.label]) for j in range(len(D))]))
+                report.excluded[e_i] = Excluded(e.path, e.label, e.reason, None, ph.faces[j].box, e.distance,
+                                                _closest(D, j, centroids))
+    return final, report, centroids
+
+
+def _finite_rows(D: np.ndarray) -> np.ndarray:
+    # Faces too small for training are pushed to infinity so they are never the closest face.
+    return np.where(np.isfinite(D), D, 1e6)
+
+
+def _orig_index(D, chosen: int) -> int:
+    return -1 if D is None or chosen < 0 or not np.isfinite(D[chosen]).all() else int(chosen)
+
+
+def _closest(D: np.ndarray | None, j: int, centroids: dict[str, np.ndarray]) -> str | None:
+    """Folder whose centroid is within dlib's same-person distance of face ``j`` (None: nobody known)."""
+    from .embeddings import DLIB_SAME_PERSON_DISTANCE
+
+    if D is None or not centroids:
+        return None
+    d = {c: float(np.linalg.norm(D[j] - m)) for c, m in centroids.items()}
+    c = min(d, key=d.get)
+    return c if d[c] <= DLIB_SAME_PERSON_DISTANCE else None
+
+
+# --------------------------------------------------------------------------- models
+def make_estimator(name: str = "svm_rbf", random_state: int | None = 0):
+    """A scikit-learn classifier with ``predict_proba``, by name (see :data:`MODELS`)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    if name == "svm_rbf":
+        return make_pipeline(StandardScaler(), SVC(kernel="rbf", C=10, probability=True, random_state=random_state))
+    if name == "svm_linear":
+        return make_pipeline(StandardScaler(), SVC(kernel="linear", C=1, probability=True, random_state=random_state))
+    if name == "logistic_regression":
+        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+    if name == "random_forest":
+        return RandomForestClassifier(n_estimators=300, random_state=random_state, n_jobs=1)
+    if name == "knn":
+        return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=5, weights="distance"))
+    raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
+
+
+MODELS = ("svm_rbf", "svm_linear", "logistic_regression", "random_forest", "knn")
+
+
+def compare_models(X: np.ndarray, y: Sequence[str], models: Sequence[str] = MODELS, cv: int = 5,
+                   random_state: int = 0, n_jobs: int | None = None) -> list[dict]:
+    """Stratified k-fold cross-validation of each model: mean/std accuracy and fit time, best first."""
+    from sklearn.model_selection import StratifiedKFold, cross_validate
+
+    from .config import n_jobs as _n_jobs
+
+    y = np.asarray(y)
+    folds = StratifiedKFold(n_splits=_cv_splits(y, cv), shuffle=True, random_state=random_state)
+    rows = []
+    for name in models:
+        res = cross_validate(make_estimator(name, random_state), X, y, cv=folds, n_jobs=_n_jobs(n_jobs),
+                             scoring=("accuracy", "f1_macro"))
+        rows.append({"model": name, "accuracy": float(res["test_accuracy"].mean()),
+                     "accuracy_std": float(res["test_accuracy"].std()),
+                     "f1_macro": float(res["test_f1_macro"].mean()),
+                     "fit_seconds": float(res["fit_time"].mean())})
+    return sorted(rows, key=lambda r: -r["accuracy"])
+
+
+def _cv_splits(y: np.ndarray, cv: int) -> int:
+    _, counts = np.unique(y, return_counts=True)
+    k = int(min(cv, counts.min()))
+    if k < 2:
+        raise ValueError("every person needs at least 2 training faces for cross-validation")
+    return k
+
+
+# --------------------------------------------------------------------------- the model
+@dataclass
+class FacePrediction:
+    """One face of a photo: its box, label (``"unknown"`` when unsure), probability of the best
+    class, that class, and the distance to its nearest training face (dlib; None for other features)."""
+
+    box: tuple[int, int, int, int]
+    label: str
+    probability: float
+    best: str
+    distance: float | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.label != UNKNOWN
+
+    def as_dict(self) -> dict:
+        return {"box": [int(v) for v in self.box], "label": self.label, "probability": round(float(self.probability), 4)}
+
+
+class FaceClassifier:
+    """A trained classifier of known people (see the module docstring for the pipeline).
+
+    Attributes:
+        estimator: fitted scikit-learn classifier with ``predict_proba``.
+        recipe: how faces and features are computed (:class:`Recipe`).
+        classes_: the known people (the estimator's classes).
+        unknown_below: probability under which a face is ``"unknown"``.
+        max_distance: with dlib descriptors, a face farther than this from every training face of
+            its predicted person is ``"unknown"`` (None: no distance check).
+        choose: how the photo's subject is chosen (``"confident"`` or ``"largest"``).
+        training_report_: what training kept and left out (:class:`TrainingReport`).
+    """
+
+    def __init__(self, estimator, recipe: Recipe, unknown_below: float = 0.0, max_distance: float | None = None,
+                 choose: str = "confident", reference: dict[str, np.ndarray] | None = None,
+                 training_report: TrainingReport | None = None, info: dict | None = None):
+        if choose not in CHOICES:
+            raise ValueError(f"unknown choice {choose!r}; choose from {CHOICES}")
+        self.estimator = estimator
+        self.recipe = recipe
+        self.unknown_below = float(unknown_below)
+        self.max_distance = max_distance
+        self.choose = choose
+        self.reference_ = reference or {}
+        self.training_report_ = training_report or TrainingReport()
+        self.info_ = info or {}
+
+    @property
+    def classes_(self) -> list[str]:
+        return [str(c) for c in self.estimator.classes_]
+
+    def __repr__(self) -> str:
+        return (f"FaceClassifier({len(self.classes_)} people, {self.recipe.describe()}, "
+                f"unknown below p={self.unknown_below:.2f}"
+                + (f" or distance > {self.max_distance:.2f}" if self.max_distance else "") + ")")
+
+    # -- faces -> predictions
+    def predict_features(self, faces: Sequence[Face], X: np.ndarray, descriptors: np.ndarray | None = None
+                         ) -> list[FacePrediction]:
+        """Predictions for faces whose feature rows are ``X``, ordered known first, most confident first."""
+        if not len(faces):
+            return []
+        proba = self.estimator.predict_proba(np.asarray(X))
+        classes = self.classes_
+        preds = []
+        for k, f in enumerate(faces):
+            c = int(np.argmax(proba[k]))
+            p = float(proba[k, c])
+            best = classes[c]
+            dist = None
+            if self.max_distance is not None and descriptors is not None and best in self.reference_:
+                dist = float(np.min(np.linalg.norm(self.reference_[best] - descriptors[k], axis=1)))
+            unknown = p < self.unknown_below or (dist is not None and dist > self.max_distance)
+            preds.append(FacePrediction(tuple(int(v) for v in f.box), UNKNOWN if unknown else best, p, best, dist))
+        return sorted(preds, key=lambda q: (not q.known, -q.probability))
+
+    def subject(self, preds: Sequence[FacePrediction]) -> str | None:
+        """The photo's label: the most confident known face (or the largest face's label)."""
+        if not preds:
+            return None
+        if self.choose == "largest":
+            big = max(preds, key=lambda q: q.box[2] * q.box[3])
+            return big.label if big.known else None
+        return preds[0].label if preds[0].known else None
+
+    def _result(self, preds: list[FacePrediction]) -> dict:
+        return {"label": self.subject(preds), "faces": [q.as_dict() for q in preds]}
+
+    # -- public prediction API
+    def predict_image(self, image: np.ndarray) -> dict:
+        """``{"label": <the photo's subject or None>, "faces": [{"box", "label", "probability"}, ...]}``."""
+        from .faces import detect
+
+        faces = detect(image, self._detector())
+        X, desc = _image_features(image, faces, self.recipe)
+        return self._result(self.predict_features(faces, X, desc))
+
+    def predict_path(self, path: str | os.PathLike) -> dict:
+        """Like :meth:`predict_image` plus ``"path"``; an unusable file gives ``{"path", "error"}``."""
+        return self.predict_paths([path], progress=False)[0]
+
+    def predict_paths(self, paths: Iterable[str | os.PathLike], *, n_jobs: int | None = None,
+                      progress: bool = True) -> list[dict]:
+        """:meth:`predict_path` for many files (parallel detection, disk-cached)."""
+        return [self._photo_result(ph) for ph in extract(paths, self.recipe, n_jobs=n_jobs, progress=progress)]
+
+    def predict_photos(self, photos: Sequence[PhotoFeatures]) -> list[dict]:
+        """Predictions for photos already run through :func:`extract` with this model's recipe."""
+        return [self._photo_result(ph) for ph in photos]
+
+    def _photo_result(self, ph: PhotoFeatures) -> dict:
+        if ph.error:
+            return {"path": str(ph.path), "error": ph.error}
+        return {"path": str(ph.path), **self._result(self.predict_features(ph.faces, ph.features, ph.descriptors))}
+
+    def _detector(self):
+        from .faces import get_detector
+
+        return get_detector(self.recipe.detector, **dict(self.recipe.detector_params))
+
+
+# --------------------------------------------------------------------------- training
+def _as_photo_set(data: PhotoSet | str | os.PathLike) -> PhotoSet:
+    ps = data if isinstance(data, PhotoSet) else photo_set(data, labelled=True)
+    if not ps.labels:
+        raise ValueError(f"no photos in sub-folders of {ps.root}: expected one folder per person")
+    if len(set(ps.labels)) < 2:
+        raise ValueError(f"need at least two people (sub-folders) under {ps.root}, found {sorted(set(ps.labels))}")
+    return ps
+
+
+def training_matrix(photos: Sequence[PhotoFeatures], labels: Sequence[str], picked: Sequence[tuple[int, int]]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(X, y, descriptors)`` of the picked faces."""
+    X = np.asarray([photos[i].features[j] for i, j in picked], dtype=np.float32)
+    y = np.asarray([labels[i] for i, _ in picked])
+    has_desc = all(photos[i].descriptors is not None for i, _ in picked)
+    D = np.asarray([photos[i].descriptors[j] for i, j in picked], dtype=np.float32) if has_desc else None
+    return X, y, D
+
+
+def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float = 0.01, cv: int = 5,
+                      random_state: int = 0, n_jobs: int | None = None) -> float:
+    """Probability under which a face is called unknown, from out-of-fold predictions on training data.
+
+    It is the ``quantile`` of the out-of-fold top probability over the *correctly* recognised
+    training faces: a new face is unknown when the model is less sure than it was for all but
+    ``quantile`` of the faces it got right in cross-validation.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from .config import n_jobs as _n_jobs
+
+    folds = StratifiedKFold(n_splits=_cv_splits(y, cv), shuffle=True, random_state=random_state)
+    proba = cross_val_predict(clone(estimator), X, y, cv=folds, method="predict_proba", n_jobs=_n_jobs(n_jobs))
+    classes = np.unique(y)
+    top = proba.max(axis=1)
+    right = classes[proba.argmax(axis=1)] == y
+    if not right.any():
+        return 0.0
+    return float(np.quantile(top[right], quantile))
+
+
+def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detector: str | None = None, *,
+          model: str = "svm_rbf", clean: str | None = None, choose: str = "confident",
+          threshold: float | None = None, unknown_quantile: float | None = 0.01,
+          max_distance: float | None = None, min_size: int = 0, feature_params: dict | None = None,
+          random_state: int = 0, n_jobs: int | None = None, progress: bool = True,
+          photos: Sequence[PhotoFeatures] | None = None) -> FaceClassifier:
+    """Train a classifier of known people from a folder of sub-folders (one per person), uncurated.
+
+    Args:
+        data: a labelled :class:`~vision_lib.io.PhotoSet` or a folder ``<person>/<photos>``.
+        features: ``"embedding"`` (dlib descriptor, default) or ``"wavelet"`` (classic recipe).
+        detector: ``"mtcnn"`` or ``"haar"`` (default: MTCNN for embeddings, Haar for wavelets).
+        model: a name from :data:`MODELS`.
+        clean: ``"agreement"`` (default for embeddings), ``"largest"`` (default for the wavelet
+            recipe: each photo's largest face, as in the classic recipe) or ``"none"``.
+        choose: photo-level subject, ``"confident"`` (most confident known face) or ``"largest"``.
+        threshold: same-person distance for cleaning (default dlib's 0.6).
+        unknown_quantile: see :func:`unknown_threshold` (None: never unknown by probability).
+        max_distance: with dlib descriptors, farther than this from every training face of the
+            predicted person is unknown (default dlib's 0.6 for embeddings, none for wavelets).
+        min_size: faces with a shorter side (px) are not used for training.
+        photos: precomputed :func:`extract` results for ``data.paths`` (saves a pass).
+
+    Returns:
+        A fitted :class:`FaceClassifier`; ``training_report_`` lists what was left out and why.
+    """
+    from .embeddings import DLIB_SAME_PERSON_DISTANCE
+
+    ps = _as_photo_set(data)
+    detector = detector or ("mtcnn" if features == "embedding" else "haar")
+    clean = clean or ("agreement" if features == "embedding" else "largest")
+    recipe = Recipe(features, detector, (), tuple(sorted((feature_params or {}).items())))
+    start = time.perf_counter()
+    if photos is None:
+        photos = extract(ps.paths, recipe, n_jobs=n_jobs, progress=progress)
+    picked, report, centroids = clean_training_set(photos, ps.labels, clean, threshold, min_size)
+    X, y, D = training_matrix(photos, ps.labels, picked)
+    if len(set(y)) < 2:
+        raise ValueError(f"after cleaning, faces of fewer than two people remain: {report.summary()}")
+    estimator = make_estimator(model, random_state)
+    unknown_below = 0.0
+    if unknown_quantile is not None:
+        unknown_below = unknown_threshold(estimator, X, y, unknown_quantile, random_state=random_state, n_jobs=n_jobs)
+    estimator.fit(X, y)
+    if max_distance is None and features == "embedding":
+        max_distance = DLIB_SAME_PERSON_DISTANCE
+    reference = {c: D[y == c] for c in np.unique(y)} if D is not None and max_distance is not None else {}
+    info = {"model": model, "clean": clean, "n_photos": len(ps), "n_faces": len(y), "root": str(ps.root),
+            "seconds": round(time.perf_counter() - start, 1)}
+    return FaceClassifier(estimator, recipe, unknown_below, max_distance, choose, reference, report, info)
+
+
+# --------------------------------------------------------------------------- evaluation
+@dataclass
+class Evaluation:
+    """Photo-level scores against folder names (the truth is the folder, even when it is wrong)."""
+
+    paths: list[str]
+    truth: list[str]
+    predicted: list[str | None]
+    results: list[dict]
+
+    @property
+    def with_face(self) -> np.ndarray:
+        return np.array([bool(r.get("faces")) for r in self.results])
+
+    @property
+    def covered(self) -> np.ndarray:
+        return np.array([p is not None for p in self.predicted])
+
+    def scores(self) -> dict:
+        """``accuracy_with_face`` (photos where the model names someone), ``accuracy_all`` (every
+        photo; no answer counts as wrong), ``coverage`` (share of photos where it names someone)."""
+        right = np.array([p == t for p, t in zip(self.predicted, self.truth)])
+        cov = self.covered
+        n = len(self.truth)
+        return {
+            "photos": n,
+            "accuracy_with_face": float(right[cov].mean()) if cov.any() else 0.0,
+            "accuracy_all": float(right.mean()) if n else 0.0,
+            "coverage": float(cov.mean()) if n else 0.0,
+            "photos_with_face": int(self.with_face.sum()),
+            "errors": int(sum(1 for r in self.results if "error" in r)),
+        }
+
+    def labels(self) -> list[str]:
+        return sorted(set(self.truth))
+
+    def confusion(self) -> tuple[np.ndarray, list[str]]:
+        """Confusion matrix (rows truth, columns prediction) with a last column for "no answer"."""
+        from sklearn.metrics import confusion_matrix
+
+        labs = self.labels()
+        pred = [p if p is not None else "(none)" for p in self.predicted]
+        cols = labs + ["(none)"]
+        return confusion_matrix(self.truth, pred, labels=cols)[: len(labs)], cols
+
+    def report(self) -> str:
+        """scikit-learn classification report over the photos where the model names someone."""
+        from sklearn.metrics import classification_report
+
+        cov = self.covered
+        return classification_report(np.asarray(self.truth)[cov], np.asarray(self.predicted, dtype=object)[cov]
+                                     .astype(str), zero_division=0)
+
+    def mistakes(self) -> list[dict]:
+        return [{**r, "truth": t} for r, t, p in zip(self.results, self.truth, self.predicted) if p != t]
+
+
+def evaluate(model: FaceClassifier, data: PhotoSet, *, photos: Sequence[PhotoFeatures] | None = None,
+             progress: bool = True, n_jobs: int | None = None) -> Evaluation:
+    """Predict every photo of a labelled set and compare with its folder name."""
+    if photos is None:
+        photos = extract(data.paths, model.recipe, n_jobs=n_jobs, progress=progress)
+    results = model.predict_photos(photos)
+    return Evaluation([str(p) for p in data.paths], list(data.labels), [r.get("label") for r in results], results)
+
+
+def split(data: PhotoSet | str | os.PathLike, test_size: float = 0.3, seed: int = 0) -> tuple[PhotoSet, PhotoSet]:
+    """A stratified, reproducible train / test split of a labelled photo set."""
+    from sklearn.model_selection import train_test_split
+
+    ps = _as_photo_set(data)
+    idx = np.arange(len(ps))
+    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=ps.labels)
+    return ps.subset(sorted(tr)), ps.subset(sorted(te))
+
+
+# --------------------------------------------------------------------------- bundles
+class ModelBundleError(ValueError):
+    """A saved model that cannot be used here (other versions, unknown recipe, not a bundle)."""
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    import sklearn
+
+    from . import __version__
+
+    out = {"numpy": np.__version__, "scikit-learn": sklearn.__version__, "vision_lib": __version__}
+    try:
+        import dlib
+
+        out["dlib"] = dlib.__version__
+    except ImportError:  # pragma: no cover - dlib is a hard need of the default recipe
+        try:
+            out["dlib"] = md.version("dlib-bin")
+        except md.PackageNotFoundError:
+            out["dlib"] = "missing"
+    return out
+
+
+def save_model(model: FaceClassifier, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write a model bundle (a pickle: estimator + labels + feature recipe + package versions).
+
+    Refuses to replace an existing file unless ``overwrite``. Bundles are pickles: share and load
+    only files you trust.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+    header = {
+        "format": BUNDLE_FORMAT, "kind": "vision_lib.FaceClassifier", "versions": _versions(),
+        "recipe": asdict(model.recipe), "labels": model.classes_,
+        "unknown_below": model.unknown_below, "max_distance": model.max_distance, "choose": model.choose,
+        "info": model.info_,
+    }
+    # The header holds only plain Python values, so it can be checked before the estimator is unpickled.
+    body = pickle.dumps({"estimator": model.estimator, "reference": model.reference_,
+                         "training_report": model.training_report_}, protocol=5)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as f:
+        pickle.dump({"header": header, "body": body}, f, protocol=5)
+    os.replace(tmp, path)
+    return path
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles only plain Python containers and scalars (the bundle's outer layer)."""
+
+    def find_class(self, module, name):
+        raise ModelBundleError(f"not a vision_lib model bundle (it refers to {module}.{name})")
+
+
+def read_header(path: str | os.PathLike) -> dict:
+    """The bundle's header (format, versions, recipe, labels) without unpickling the estimator."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            outer = _PlainUnpickler(f).load()
+    except ModelBundleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as exc:
+        raise ModelBundleError(f"{path}: not a vision_lib model bundle ({type(exc).__name__}: {exc})") from None
+    if not isinstance(outer, dict) or not isinstance(outer.get("header"), dict) or "body" not in outer:
+        raise ModelBundleError(f"{path}: not a vision_lib model bundle")
+    return outer
+
+
+def load_model(path: str | os.PathLike, *, check_versions: bool = True) -> FaceClassifier:
+    """Load a bundle written by :func:`save_model`, refusing a mismatch of recipe or versions.
+
+    **Bundles are pickles: loading one can run arbitrary code. Load only files you trust.**
+    The header (plain values only) is read and checked first; the estimator is unpickled only
+    when the bundle format, recipe and the versions of numpy, scikit-learn, dlib and vision_lib
+    match this installation (``check_versions=False`` skips the version check, at your own risk).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file {path}")
+    outer = read_header(path)
+    header = outer["header"]
+    if header.get("kind") != "vision_lib.FaceClassifier" or header.get("format") != BUNDLE_FORMAT:
+        raise ModelBundleError(f"{path}: bundle format {header.get('format')!r} is not {BUNDLE_FORMAT}; "
+                               "retrain the model with this vision_lib")
+    try:
+        recipe = Recipe(**{k: (tuple(tuple(x) for x in v) if isinstance(v, (list, tuple)) else v)
+                           for k, v in header["recipe"].items()})
+    except (TypeError, ValueError) as exc:
+        raise ModelBundleError(f"{path}: unknown feature recipe {header.get('recipe')} ({exc}); "
+                               "retrain the model with this vision_lib") from None
+    if check_versions:
+        here = _versions()
+        saved = header.get("versions", {})
+        diff = [f"{k} {saved.get(k, '?')} (bundle) vs {here.get(k)} (installed)" for k in VERSIONED
+                if saved.get(k) != here.get(k)]
+        if diff:
+            raise ModelBundleError(
+                f"{path} was saved with other package versions: " + "; ".join(diff)
+                + ". Retrain with `vision-lib train`, or install the bundle's versions.")
+    body = pickle.loads(outer["body"])
+    model = FaceClassifier(body["estimator"], recipe, header["unknown_below"], header["max_distance"],
+                           header["choose"], body["reference"], body["training_report"], header.get("info"))
+    if model.classes_ != list(header["labels"]):
+        raise ModelBundleError(f"{path}: labels in the header do not match the estimator's classes")
+    return model
