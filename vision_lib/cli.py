@@ -185,9 +185,9 @@ def _run_average(args: argparse.Namespace) -> int:
 
     if args.size < 16:
         raise ValueError("--size must be at least 16 pixels")
-    src_dir = args.in_path if args.in_path.is_dir() else args.in_path.parent
-    if inside(args.out, src_dir) and not args.in_path.is_file():
-        raise ValueError(f"output folder {args.out} is inside the input folder {src_dir}; choose another")
+    folder_input = args.in_path.is_dir() and not (args.in_path / "clusters.csv").is_file()
+    if folder_input and inside(args.out, args.in_path):  # a later run would take the averages for photos
+        raise ValueError(f"output folder {args.out} is inside the input folder {args.in_path}; choose another")
     groups = groups_from_input(args.in_path, args.root)
     results = average_groups(groups, method=args.method, size=args.size, identity=not args.no_identity,
                              n_jobs=args.jobs, progress=not args.quiet)
@@ -196,6 +196,31 @@ def _run_average(args: argparse.Namespace) -> int:
         why = ", ".join(f"{n} {reason}" for reason, n in r.reasons().items())
         print(f"{r.group}: {r.n_used}/{r.n_faces} faces used" + (f" (left out: {why})" if why else ""))
     print(f"wrote {sum(r.image is not None for r in results)} averages and {table}")
+    return 0
+
+
+# --------------------------------------------------------------------------- serve (issue 7)
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="web page that classifies a dropped photo",
+                       description="Serve a page where a photo can be dropped (or chosen) and is "
+                       "classified by MODEL; also POST /api/classify (multipart field 'file', or JSON "
+                       "{\"image\": data URL}), answering like `vision-lib predict --json`.")
+    p.add_argument("--model", type=Path, required=True, help="model bundle written by `vision-lib train`")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free port, printed at start)")
+    p.add_argument("--max-upload-mb", type=float, default=10, help="largest photo accepted, in MB")
+    p.add_argument("--threads", type=int, default=4, help="server worker threads")
+    p.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    if not args.model.is_file():
+        raise FileNotFoundError(f"no such model file: {args.model} (make one with `vision-lib train`)")
+    if args.max_upload_mb <= 0 or args.threads < 1 or not 0 <= args.port <= 65535:
+        raise ValueError("--max-upload-mb must be > 0, --threads >= 1 and --port within 0..65535")
+    serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, threads=args.threads)
     return 0
 
 
