@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from .faces import Face
+from .features import ImageTransformer
 
 #: dlib's documented same-person distance threshold for its ResNet descriptor.
 DLIB_SAME_PERSON_DISTANCE = 0.6
@@ -112,16 +112,19 @@ def mobilenet_weights_path(weights: str | os.PathLike = "imagenet", *, download:
             raise WeightsNotFoundError(_weights_help([path], "no such file"))
         return path
     home = keras_home()
-    # Keras itself falls back to /tmp/.keras when KERAS_HOME is read-only: look there too.
-    searched = [home / "models" / MOBILENET_WEIGHTS_FILE, Path("/tmp/.keras/models") / MOBILENET_WEIGHTS_FILE]
-    for path in dict.fromkeys(searched):
+    searched = [home / "models" / MOBILENET_WEIGHTS_FILE]
+    writable = os.access(home, os.W_OK) or not home.exists()
+    if not writable:
+        # Keras itself falls back to /tmp/.keras when its home is read-only: look there too.
+        searched.append(Path("/tmp/.keras/models") / MOBILENET_WEIGHTS_FILE)
+    for path in searched:
         if path.is_file():
             return path
     if download is None:
         download = os.environ.get("VISION_LIB_OFFLINE", "") in ("", "0")
     if not download:
         raise WeightsNotFoundError(_weights_help(searched, "not in the Keras cache; downloads are off"))
-    target = searched[0] if os.access(home, os.W_OK) or not home.exists() else searched[1]
+    target = searched[-1]
     try:
         _download(MOBILENET_WEIGHTS_URL, target, timeout)
     except OSError as exc:  # URLError, timeouts, read-only folders
@@ -298,7 +301,7 @@ def image_features_paths(paths: Sequence[str | os.PathLike], batch_size: int = 3
 
 
 # --------------------------------------------------------------------------- scikit-learn transformers
-class MobileNetFeatures(TransformerMixin, BaseEstimator):
+class MobileNetFeatures(ImageTransformer):
     """scikit-learn transformer: images (RGB arrays) or photo paths -> ``(n, 1280)`` MobileNetV2 features.
 
     Paths go through the disk cache (:func:`image_features_paths`); arrays are computed directly.
@@ -309,20 +312,11 @@ class MobileNetFeatures(TransformerMixin, BaseEstimator):
         self.weights = weights
         self.progress = progress
 
-    def fit(self, X, y=None) -> "MobileNetFeatures":
-        return self
-
     def transform(self, X) -> np.ndarray:
         X = list(X)
         if X and all(isinstance(x, (str, os.PathLike)) for x in X):
             return image_features_paths(X, self.batch_size, self.progress, self.weights)
         return image_features(X, self.batch_size, self.progress, self.weights)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        return tags
 
 
 def face_box_in_crop(shape: tuple[int, ...], margin: float = 0.2) -> Face:
@@ -332,7 +326,7 @@ def face_box_in_crop(shape: tuple[int, ...], margin: float = 0.2) -> Face:
     return Face((int(round(fw * margin)), int(round(fh * margin)), int(round(fw)), int(round(fh))), 1.0)
 
 
-class FaceDescriptors(TransformerMixin, BaseEstimator):
+class FaceDescriptors(ImageTransformer):
     """scikit-learn transformer: face crops -> ``(n, 128)`` dlib ResNet descriptors.
 
     Each item is a crop made with ``faces.crop(image, face, margin)`` (the face box is recovered
@@ -344,18 +338,9 @@ class FaceDescriptors(TransformerMixin, BaseEstimator):
         self.margin = margin
         self.jitters = jitters
 
-    def fit(self, X, y=None) -> "FaceDescriptors":
-        return self
-
     def transform(self, X) -> np.ndarray:
         rows = []
         for item in X:
             image, face = item if isinstance(item, tuple) else (item, face_box_in_crop(np.shape(item), self.margin))
             rows.append(face_descriptors(image, [face], self.jitters)[0])
         return np.stack(rows) if rows else np.zeros((0, 128), dtype=np.float32)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        return tags

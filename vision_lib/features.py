@@ -36,6 +36,19 @@ COLOUR_SPACES: dict[str, tuple[tuple[int, int], ...]] = {
 }
 
 
+class ImageTransformer(TransformerMixin, BaseEstimator):
+    """Base for stateless transformers whose input is a list of images (crops differ in size)."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        return tags
+
+
 # --------------------------------------------------------------------------- wavelet recipe
 def _check_rgb(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
@@ -89,7 +102,7 @@ def wavelet_features(image_rgb: np.ndarray, size: int = 32, wavelet: str = "haar
     return np.concatenate([small, edges]).astype(np.float32)
 
 
-class WaveletFeatures(TransformerMixin, BaseEstimator):
+class WaveletFeatures(ImageTransformer):
     """scikit-learn transformer: list of RGB crops -> ``(n, size*size*4)`` wavelet-recipe vectors.
 
     Stateless (``fit`` learns nothing), so it is safe anywhere in a Pipeline.
@@ -100,20 +113,10 @@ class WaveletFeatures(TransformerMixin, BaseEstimator):
         self.wavelet = wavelet
         self.level = level
 
-    def fit(self, X: Sequence[np.ndarray], y=None) -> "WaveletFeatures":
-        self.n_features_out_ = self.size * self.size * 4
-        return self
-
     def transform(self, X: Sequence[np.ndarray]) -> np.ndarray:
         if not len(X):
             return np.zeros((0, self.size * self.size * 4), dtype=np.float32)
         return np.stack([wavelet_features(im, self.size, self.wavelet, self.level) for im in X])
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        return tags
 
 
 # --------------------------------------------------------------------------- colour histograms
@@ -209,7 +212,7 @@ def histogram_correlation(h1: np.ndarray, h2: np.ndarray) -> float:
     return float(cv2.compareHist(a, b, cv2.HISTCMP_CORREL))
 
 
-class ColourHistograms(TransformerMixin, BaseEstimator):
+class ColourHistograms(ImageTransformer):
     """scikit-learn transformer: list of person crops -> concatenated region histograms.
 
     Each item of ``X`` is an RGB crop, or an ``(image, mask)`` pair to count only foreground
@@ -222,10 +225,6 @@ class ColourHistograms(TransformerMixin, BaseEstimator):
         self.bins = bins
         self.space = space
 
-    def fit(self, X, y=None) -> "ColourHistograms":
-        self.n_features_out_ = len(self.regions) * self.bins ** 3
-        return self
-
     def transform(self, X) -> np.ndarray:
         rows = []
         for item in X:
@@ -235,12 +234,6 @@ class ColourHistograms(TransformerMixin, BaseEstimator):
         if not rows:
             return np.zeros((0, len(self.regions) * self.bins ** 3), dtype=np.float32)
         return np.stack(rows)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        return tags
 
 
 def histograms_by_region(hists: Sequence[Mapping[str, np.ndarray]], region: str) -> np.ndarray:

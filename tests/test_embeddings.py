@@ -1,0 +1,210 @@
+"""MobileNetV2 features (weights lookup, batching, disk cache) and the sklearn transformers."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vision_lib import embeddings as E
+from vision_lib.io import LoadReport, list_images, load_image
+
+
+def _have_weights() -> bool:
+    try:
+        E.mobilenet_weights_path(download=False)
+        return True
+    except E.WeightsNotFoundError:
+        return False
+
+
+needs_weights = pytest.mark.skipif(
+    not _have_weights(), reason="MobileNetV2 weights not in the Keras cache (set KERAS_HOME=../shared/models/keras)"
+)
+
+
+def _run(code: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- weights lookup
+_MISSING = """
+    import vision_lib.embeddings as E
+    E.MOBILENET_WEIGHTS_URL = {url!r}
+    try:
+        E.image_features([__import__("numpy").zeros((50, 50, 3), "uint8")], progress=False)
+    except E.WeightsNotFoundError as exc:
+        print(exc)
+    import sys
+    print("TF_LOADED" if "tensorflow" in sys.modules else "TF_NOT_LOADED")
+"""
+
+
+def _check_help(text: str, keras_home: Path) -> None:
+    assert "MobileNetV2 ImageNet weights not found" in text
+    assert f"KERAS_HOME to a folder containing models/{E.MOBILENET_WEIGHTS_FILE}" in text
+    assert "weights=<path" in text
+    assert str(keras_home / "models" / E.MOBILENET_WEIGHTS_FILE) in text
+    # The lookup fails before TensorFlow is even imported.
+    assert "TF_NOT_LOADED" in text
+
+
+def test_missing_weights_offline_says_how_to_provide_them(tmp_path):
+    res = _run(_MISSING.format(url=E.MOBILENET_WEIGHTS_URL),
+               {"KERAS_HOME": str(tmp_path), "VISION_LIB_OFFLINE": "1"})
+    _check_help(res.stdout, tmp_path)
+    assert "downloads are off" in res.stdout
+
+
+def test_missing_weights_failed_download_says_how_to_provide_them(tmp_path):
+    # Nothing listens on this port: the attempted download fails at once (no internet needed).
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = _run(_MISSING.format(url=f"http://127.0.0.1:{port}/w.h5"), {"KERAS_HOME": str(tmp_path)})
+    _check_help(res.stdout, tmp_path)
+    assert "download failed" in res.stdout
+    assert not list((tmp_path / "models").glob("*")), "no partial file may be left in the cache"
+
+
+def test_download_that_hangs_times_out(tmp_path):
+    # A server that accepts the connection and never answers: the timeout must end the attempt.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    held = []
+    threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/w.h5"
+    old = E.MOBILENET_WEIGHTS_URL
+    E.MOBILENET_WEIGHTS_URL = url
+    os.environ["KERAS_HOME"], saved = str(tmp_path), os.environ.get("KERAS_HOME")
+    start = time.perf_counter()
+    try:
+        with pytest.raises(E.WeightsNotFoundError, match="download failed"):
+            E.mobilenet_weights_path(timeout=1.0)
+    finally:
+        E.MOBILENET_WEIGHTS_URL = old
+        if saved is None:
+            del os.environ["KERAS_HOME"]
+        else:
+            os.environ["KERAS_HOME"] = saved
+        server.close()
+    assert time.perf_counter() - start < 10
+
+
+def test_explicit_weights_path(tmp_path):
+    with pytest.raises(E.WeightsNotFoundError, match="pass weights="):
+        E.mobilenet_weights_path(tmp_path / "nope.h5")
+    f = tmp_path / "w.h5"
+    f.write_bytes(b"x")
+    assert E.mobilenet_weights_path(f) == f
+
+
+def test_importing_embeddings_does_not_import_tensorflow():
+    res = _run("import sys, vision_lib.embeddings, vision_lib.features; print('tensorflow' in sys.modules)", {})
+    assert res.stdout.strip() == "False", res.stderr
+
+
+# --------------------------------------------------------------------------- features
+@pytest.fixture(scope="session")
+def photos(kodak_dir) -> list[Path]:
+    return list_images(kodak_dir)[:6]
+
+
+@needs_weights
+def test_image_features_shape_and_mirror_invariance(photos):
+    images = [load_image(p) for p in photos]
+    feats = E.image_features(images + [images[0][:, ::-1]], batch_size=4, progress=False)
+    assert feats.shape == (7, 1280) and feats.dtype == np.float32
+    assert np.isfinite(feats).all() and (feats >= 0).all()  # ReLU6 then average pool
+
+    def cos(a, b):
+        a, b = a - feats.mean(0), b - feats.mean(0)
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    mirror = cos(feats[0], feats[6])
+    others = [cos(feats[0], feats[i]) for i in range(1, 6)]
+    assert mirror > 0.5 and mirror > max(others)
+    # Batching does not change the answer.
+    np.testing.assert_allclose(E.image_features(images[:2], batch_size=1, progress=False), feats[:2],
+                               rtol=1e-3, atol=1e-3)
+
+
+@needs_weights
+def test_image_features_paths_cache_and_bad_files(photos, tmp_path, monkeypatch):
+    monkeypatch.setenv("VISION_LIB_CACHE", str(tmp_path / "cache"))
+    import vision_lib.cache
+
+    vision_lib.cache.memory.cache_clear()
+    E._feature_store.cache_clear()
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    paths = [photos[0], bad, photos[1]]
+    report = LoadReport()
+    first = E.image_features_paths(paths, batch_size=2, progress=False, report=report)
+    assert np.isnan(first[1]).all() and np.isfinite(first[[0, 2]]).all()
+    assert [r.source for r in report.rejected] == [str(bad)]
+    direct = E.image_features([load_image(photos[0]), load_image(photos[1])], progress=False)
+    np.testing.assert_allclose(first[[0, 2]], direct, rtol=1e-3, atol=1e-3)
+
+    # Second run, and a renamed copy: served from the cache without running the model.
+    copy = tmp_path / "renamed.png"
+    shutil.copy(photos[1], copy)
+    monkeypatch.setattr(E, "_mobilenet", lambda *a: pytest.fail("model ran on a cached photo"))
+    again = E.image_features_paths([photos[0], copy], progress=False)
+    np.testing.assert_array_equal(again, first[[0, 2]])
+    vision_lib.cache.memory.cache_clear()
+    E._feature_store.cache_clear()
+
+
+@needs_weights
+def test_mobilenet_transformer_takes_paths_or_arrays(photos):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    t = E.MobileNetFeatures(batch_size=2)
+    by_path = t.fit_transform(photos[:2])
+    by_array = t.transform([load_image(p) for p in photos[:2]])
+    np.testing.assert_allclose(by_path, by_array, rtol=1e-3, atol=1e-3)
+    assert make_pipeline(E.MobileNetFeatures(), StandardScaler()).fit_transform(photos[:3]).shape == (3, 1280)
+
+
+# --------------------------------------------------------------------------- dlib on crops
+def test_face_box_in_crop_inverts_faces_crop():
+    from vision_lib.faces import Face, crop
+
+    image = np.zeros((400, 400, 3), np.uint8)
+    face = Face((100, 120, 80, 100), 1.0)
+    c = crop(image, face, margin=0.25)
+    inner = E.face_box_in_crop(c.shape, margin=0.25)
+    assert inner.box == (20, 25, 80, 100)
+
+
+def test_face_descriptors_transformer_on_real_faces(lfw_dir):
+    from vision_lib.faces import crop, detect_paths
+
+    people = sorted(p for p in lfw_dir.iterdir() if p.is_dir())[:2]
+    paths = [p for person in people for p in sorted(person.glob("*.jpg"))[:3]]
+    found = [(pf, load_image(pf.path)) for pf in detect_paths(paths, n_jobs=1, progress=False) if pf.faces]
+    assert len(found) >= 5
+    crops = [crop(img, pf.faces[0], 0.2) for pf, img in found]
+    from_crops = E.FaceDescriptors(margin=0.2).fit_transform(crops)
+    from_pairs = E.FaceDescriptors().transform([(img, pf.faces[0]) for pf, img in found])
+    assert from_crops.shape == (len(found), 128)
+    # The same face described from its crop or from the whole photo: well under dlib's threshold.
+    assert np.linalg.norm(from_crops - from_pairs, axis=1).max() < 0.25
+    labels = np.array([pf.path.parent.name for pf, _ in found])
+    d = np.linalg.norm(from_crops[:, None] - from_crops[None], axis=2)
+    same = labels[:, None] == labels[None]
+    off_diag = ~np.eye(len(found), dtype=bool)
+    assert d[same & off_diag].mean() < E.DLIB_SAME_PERSON_DISTANCE < d[~same].mean()

@@ -1,0 +1,175 @@
+"""Wavelet recipe and region colour histograms: generated images with known answers, and notebook 02."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+import pywt
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from vision_lib import features as F
+
+
+def _stripes(rng, vertical: bool, size=(60, 50)) -> np.ndarray:
+    h, w = size
+    period = int(rng.integers(4, 9))
+    idx = np.arange(w if vertical else h)
+    line = ((idx // period) % 2 * 200 + 20).astype(np.uint8)
+    grey = np.tile(line, (h, 1)) if vertical else np.tile(line[:, None], (1, w))
+    noise = rng.integers(0, 20, size=(h, w), dtype=np.uint8)
+    return np.repeat((grey + noise)[:, :, None], 3, axis=2)
+
+
+# --------------------------------------------------------------------------- wavelet recipe
+def test_wavelet_image_of_flat_image_is_black():
+    # Removing the approximation leaves only details: a flat image has none.
+    flat = np.full((64, 48, 3), 137, np.uint8)
+    out = F.wavelet_image(flat)
+    assert out.shape == (32, 32) and out.dtype == np.uint8
+    assert out.max() == 0
+
+
+def test_wavelet_image_responds_at_edges_only():
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[:, 20:] = 255  # one vertical step edge, not on a Haar block boundary
+    full = F.wavelet_image(img, size=64)
+    # Details are non-zero only in the coarse Haar block that holds the edge (columns 0..31).
+    assert full[:, 16:28].max() > 50
+    assert full[:, 32:].max() == 0
+
+
+def test_wavelet_image_matches_recipe_written_out(rng):
+    img = rng.integers(0, 256, size=(96, 80, 3), dtype=np.uint8)
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    coeffs = list(pywt.wavedec2(grey, "haar", level=3))
+    coeffs[0] *= 0
+    rec = np.clip(pywt.waverec2(coeffs, "haar") * 255, 0, 255).astype(np.uint8)
+    expected = cv2.resize(rec, (16, 16), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(F.wavelet_image(img, level=3, size=16), expected)
+    # A different wavelet gives a different image (the parameter is really used).
+    assert not np.array_equal(F.wavelet_image(img, "db2", level=3, size=16), expected)
+
+
+def test_wavelet_image_tiny_crop_no_boundary_warning():
+    tiny = np.random.default_rng(1).integers(0, 256, size=(9, 7, 3), dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = F.wavelet_image(tiny, level=5)
+    assert out.shape == (32, 32)
+
+
+def test_wavelet_features_layout(rng):
+    img = rng.integers(0, 256, size=(70, 55, 3), dtype=np.uint8)
+    vec = F.wavelet_features(img)
+    assert vec.shape == (4096,) and vec.dtype == np.float32
+    np.testing.assert_array_equal(vec[:3072], cv2.resize(img, (32, 32), interpolation=cv2.INTER_AREA).reshape(-1))
+    np.testing.assert_array_equal(vec[3072:], F.wavelet_image(img).reshape(-1))
+    assert F.wavelet_features(img, size=16).shape == (16 * 16 * 4,)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 4), np.uint8),
+                                 np.zeros((1, 10, 3), np.uint8)])
+def test_wavelet_rejects_non_rgb(bad):
+    with pytest.raises(ValueError):
+        F.wavelet_features(bad)
+
+
+def test_wavelet_transformer_in_pipeline_separates_stripe_orientation(rng):
+    X = [_stripes(rng, vertical=i % 2 == 0) for i in range(40)]
+    y = np.array([i % 2 for i in range(40)])
+    model = make_pipeline(F.WaveletFeatures(size=16, level=3), StandardScaler(), SVC(kernel="linear"))
+    model.fit(X[:30], y[:30])
+    assert (model.predict(X[30:]) == y[30:]).all()
+    # Parameters behave like any scikit-learn estimator's.
+    twin = clone(F.WaveletFeatures(size=8, wavelet="db2"))
+    assert twin.get_params() == {"size": 8, "wavelet": "db2", "level": 5}
+    assert twin.transform(X[:3]).shape == (3, 256)
+    assert F.WaveletFeatures().transform([]).shape == (0, 4096)
+
+
+# --------------------------------------------------------------------------- colour histograms
+def _shirt_and_shorts(top=(220, 20, 20), bottom=(20, 20, 220), size=(80, 40)) -> np.ndarray:
+    img = np.zeros((*size, 3), np.uint8)
+    img[: size[0] // 2] = top
+    img[size[0] // 2:] = bottom
+    return img
+
+
+def test_region_boxes_split_height_and_accept_fractions():
+    boxes = F.region_boxes((101, 40, 3), ("upper", "lower", "full", (0.25, 0.5)))
+    assert boxes["upper"] == (0, 0, 40, 50) and boxes["lower"] == (0, 50, 40, 51)
+    assert boxes["full"] == (0, 0, 40, 101)
+    assert boxes["0.25-0.5"] == (0, 25, 40, 25)
+    with pytest.raises(ValueError):
+        F.region_boxes((10, 10), ["middle"])
+    with pytest.raises(ValueError):
+        F.region_boxes((10, 10), [(0.6, 0.2)])
+
+
+@pytest.mark.parametrize("space", ["hsv", "rgb", "lab"])
+def test_region_histograms_see_shirt_and_shorts_colours(space):
+    player = _shirt_and_shorts()
+    hists = F.region_histograms(player, bins=4, space=space)
+    assert set(hists) == {"upper", "lower"}
+    for h in hists.values():
+        assert h.shape == (64,) and h.dtype == np.float32
+        assert h.sum() == pytest.approx(1.0)
+    red = F.region_histograms(np.full((30, 30, 3), (220, 20, 20), np.uint8), ["full"], 4, space)["full"]
+    assert F.histogram_correlation(hists["upper"], red) == pytest.approx(1.0)
+    assert F.histogram_correlation(hists["lower"], red) < 0.1
+
+
+def test_region_histograms_mask_keeps_only_foreground():
+    player = _shirt_and_shorts()
+    player[:, :10] = (0, 200, 0)  # green background on the left of both halves
+    mask = np.ones(player.shape[:2], np.uint8)
+    mask[:, :10] = 0
+    masked = F.region_histograms(player, bins=4, mask=mask)
+    clean = F.region_histograms(_shirt_and_shorts(), bins=4)
+    np.testing.assert_allclose(masked["upper"], clean["upper"], atol=1e-6)
+    unmasked = F.region_histograms(player, bins=4)
+    assert F.histogram_correlation(unmasked["upper"], clean["upper"]) < 0.99
+    empty = F.region_histograms(player, bins=4, mask=np.zeros_like(mask))
+    assert all(h.sum() == 0 for h in empty.values())
+    with pytest.raises(ValueError):
+        F.region_histograms(player, mask=np.ones((5, 5)))
+
+
+def test_colour_histograms_transformer_takes_images_or_image_mask_pairs():
+    player = _shirt_and_shorts()
+    t = F.ColourHistograms(regions=("upper", "lower"), bins=4, space="rgb")
+    out = t.fit_transform([player, (player, np.ones(player.shape[:2]))])
+    assert out.shape == (2, 128)
+    np.testing.assert_allclose(out[0], out[1])
+    expected = F.region_histograms(player, bins=4, space="rgb")
+    np.testing.assert_allclose(out[0], np.concatenate([expected["upper"], expected["lower"]]))
+    with pytest.raises(ValueError):
+        F.ColourHistograms(space="xyz").transform([player])
+
+
+def test_histogram_correlation_rejects_size_mismatch():
+    with pytest.raises(ValueError):
+        F.histogram_correlation(np.ones(8), np.ones(27))
+
+
+# --------------------------------------------------------------------------- notebook 02
+@pytest.mark.notebook
+def test_notebook_02_runs_and_separates_people(footballers_dir, tmp_path):
+    from vision_lib.notebooks import NOTEBOOK_DIR, execute_notebook
+
+    res = execute_notebook(NOTEBOOK_DIR / "02_feature_engineering.ipynb", tmp_path,
+                           {"limit": 6, "out_dir": str(tmp_path), "tsne": False}, html=False)
+    assert res.ok, res.error
+    summary = json.loads((tmp_path / "feature_summary.json").read_text())
+    assert summary["n_photos"] == 36
+    assert 20 <= summary["n_faces"] <= 36
+    assert set(summary["knn_accuracy"]) == {"wavelet", "dlib", "mobilenet"}
+    # dlib descriptors are made for identity: nearest neighbours mostly share the person.
+    assert summary["knn_accuracy"]["dlib"] >= 0.6
+    assert summary["knn_accuracy"]["dlib"] > summary["knn_accuracy"]["wavelet"]
