@@ -1,0 +1,94 @@
+"""Figures for the notebooks: galleries, boxes, projections.
+
+Every function draws on a given Matplotlib ``ax`` (or makes its own figure when none is given) and
+returns what it drew on; none touches NumPy's global random state (colours come from colormaps).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def _label_colours(labels: Sequence) -> dict:
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(labels))
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+# --------------------------------------------------------------------------- features (issue 3)
+def wavelet_pairs(crops: Sequence[np.ndarray], wavelets: Sequence[np.ndarray], titles: Sequence[str] | None = None,
+                  ncols: int = 4, size: float = 1.6):
+    """Each face crop next to its wavelet image, ``ncols`` pairs per row; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    n = len(crops)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, 2 * ncols, figsize=(2 * ncols * size, nrows * size * 1.15), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, (crop, wav) in enumerate(zip(crops, wavelets)):
+        r, c = divmod(i, ncols)
+        axes[r, 2 * c].imshow(crop)
+        axes[r, 2 * c + 1].imshow(wav, cmap="gray", vmin=0, vmax=255)
+        if titles is not None:
+            axes[r, 2 * c].set_title(str(titles[i]), fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def draw_regions(ax, image: np.ndarray, boxes: Mapping[str, tuple[int, int, int, int]], linewidth: float = 2.0):
+    """Show ``image`` with each named ``(x, y, w, h)`` box outlined and labelled."""
+    from matplotlib.patches import Rectangle
+
+    ax.imshow(image)
+    colours = _label_colours(list(boxes))
+    for name, (x, y, w, h) in boxes.items():
+        # Inset by half a line so adjacent bands (upper / lower) stay distinguishable.
+        ax.add_patch(Rectangle((x + 1, y + 1), w - 2, h - 2, fill=False, edgecolor=colours[name], linewidth=linewidth))
+        ax.text(x + 3, y + 3, name, color="white", fontsize=8, va="top",
+                bbox=dict(facecolor=colours[name], alpha=0.8, pad=1, linewidth=0))
+    ax.axis("off")
+    return ax
+
+
+def colour_histogram_bars(ax, hist: np.ndarray, bins: int, space: str = "hsv", top: int = 20):
+    """The ``top`` largest bins of a 3-D colour histogram as bars painted in each bin's colour."""
+    import cv2
+
+    hist = np.asarray(hist).reshape(-1)
+    order = np.argsort(hist)[::-1][:top]
+    idx = np.stack(np.unravel_index(order, (bins,) * 3), axis=1)
+    scale = np.array([180 if space == "hsv" else 256, 256, 256], float)
+    centres = ((idx + 0.5) * scale / bins).astype(np.uint8)[None]
+    if space == "hsv":
+        rgb = cv2.cvtColor(centres, cv2.COLOR_HSV2RGB)[0]
+    elif space == "lab":
+        rgb = cv2.cvtColor(centres, cv2.COLOR_LAB2RGB)[0]
+    else:
+        rgb = centres[0]
+    ax.bar(range(len(order)), hist[order], color=rgb / 255.0, edgecolor="0.3", linewidth=0.5)
+    ax.set_xticks([])
+    ax.set_ylabel("share of pixels")
+    return ax
+
+
+def projection(ax, points: np.ndarray, labels: Sequence, title: str | None = None, legend: bool = True,
+               marker_size: float = 18):
+    """Scatter 2-D ``points`` coloured by ``labels`` (one colour per distinct label, in order seen)."""
+    points = np.asarray(points)
+    labels = list(labels)
+    colours = _label_colours(labels)
+    for name, colour in colours.items():
+        sel = np.array([lab == name for lab in labels])
+        ax.scatter(points[sel, 0], points[sel, 1], s=marker_size, color=colour, label=str(name),
+                   edgecolors="white", linewidths=0.3)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend(fontsize=7, markerscale=1.2, frameon=False, loc="best")
+    return ax
