@@ -46,25 +46,38 @@ Item = Union[str, os.PathLike, tuple]
 
 
 # --------------------------------------------------------------------------- groups
-def groups_from_folder(root: str | os.PathLike) -> dict[str, list[Path]]:
+def groups_from_folder(root: str | os.PathLike, *, per_group: int | None = None, seed: int = 0
+                       ) -> dict[str, list[Path]]:
     """``{sub-folder name: photos}`` for a folder of sub-folders (one per person).
 
-    A folder with photos but no sub-folders is one group named after the folder.
+    ``per_group`` keeps a reproducible random subset of that many photos per group. A folder with
+    photos but no sub-folders is one group named after the folder.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"no such folder: {root}")
     ps = photo_set(root, labelled=True)
-    groups: dict[str, list[Path]] = {}
-    for path, label in zip(ps.paths, ps.labels or []):
-        groups.setdefault(label, []).append(path)
-    if not groups:
-        loose = photo_set(root).paths
-        if loose:
-            groups[root.resolve().name] = loose
-    if not groups:
+    if not ps.paths:
+        ps = photo_set(root)
+        ps.labels = [root.resolve().name] * len(ps.paths)
+    if not ps.paths:
         raise ValueError(f"no photos under {root}")
+    if per_group is not None:
+        ps = ps.limit(per_label=per_group, seed=seed)
+    groups: dict[str, list[Path]] = {}
+    for path, label in zip(ps.paths, ps.labels):
+        groups.setdefault(label, []).append(path)
     return dict(sorted(groups.items()))
+
+
+def groups_from_labels(paths: Sequence[str | os.PathLike], face_index: Sequence[int], labels: Sequence[int]
+                       ) -> dict[str, list[tuple[Path, int]]]:
+    """``{cluster_NN: [(photo, face_index), ...]}`` from a clustering of faces (label -1 skipped)."""
+    groups: dict[str, list[tuple[Path, int]]] = {}
+    for path, index, label in sorted(zip(map(str, paths), face_index, labels), key=lambda t: (int(t[2]), t[0], t[1])):
+        if int(label) >= 0:  # noise / unassigned faces have no typical face
+            groups.setdefault(cluster_group_name(int(label)), []).append((Path(path), int(index)))
+    return groups
 
 
 def cluster_group_name(cluster: int) -> str:
@@ -98,29 +111,26 @@ def groups_from_clusters(csv_path: str | os.PathLike, root: str | os.PathLike | 
     """
     csv_path = Path(csv_path)
     root = Path(root) if root is not None else clusters_root(csv_path)
-    groups: dict[str, list[tuple[Path, int]]] = {}
     with open(csv_path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = {"source", "face_index", "cluster"} - set(reader.fieldnames or [])
         if missing:
             raise ValueError(f"{csv_path}: missing column(s) {sorted(missing)}")
-        rows = sorted(reader, key=lambda r: (int(r["cluster"]), r["source"], int(r["face_index"])))
+        rows = [r for r in reader if int(r["cluster"]) >= 0]  # -1: unassigned
+    paths = []
     for row in rows:
-        cluster = int(row["cluster"])
-        if cluster < 0:  # noise / unassigned faces have no typical face
-            continue
-        name = cluster_group_name(cluster)
         if root is not None:
             path = root / row["source"]
         else:
             # Same naming as vision_lib.cluster.flat_name (the copies in OUT/cluster_NN/).
-            path = csv_path.parent / name / row["source"].replace("/", "__")
+            path = csv_path.parent / cluster_group_name(int(row["cluster"])) / row["source"].replace("/", "__")
             if not path.is_file():
                 raise ValueError(
                     f"{csv_path}: sources are relative to the clustered folder; pass it with --root "
                     f"(no 'root' in {csv_path.parent / 'metrics.json'} and no copy at {path})"
                 )
-        groups.setdefault(name, []).append((path, int(row["face_index"])))
+        paths.append(path)
+    groups = groups_from_labels(paths, [int(r["face_index"]) for r in rows], [int(r["cluster"]) for r in rows])
     if not groups:
         raise ValueError(f"{csv_path}: no assigned faces (every row has cluster -1)")
     return groups
@@ -583,6 +593,47 @@ def face_descriptor_of(image: np.ndarray, box: tuple[int, int, int, int] | None 
         return None, "not found"
     x, y, w, h = box
     return face_descriptors(padded, [Face((x + pad, y + pad, w, h), 0.0)])[0], "frame box"
+
+
+def group_mean_descriptors(faces: Mapping[str, GroupFaces]) -> tuple[list[str], np.ndarray]:
+    """Each group's identity reference: the mean dlib descriptor of the largest face of each of its
+    photos (no cleaning, so it does not depend on any selection). Groups without faces are left out."""
+    names, means = [], []
+    for name, g in faces.items():
+        desc = [g.candidates[i].descriptor for i in largest_faces(g.candidates)
+                if g.candidates[i].descriptor is not None]
+        if desc:
+            names.append(name)
+            means.append(np.mean(desc, axis=0))
+    return names, np.array(means).reshape(-1, 128)
+
+
+@dataclass(frozen=True)
+class IdentityCheck:
+    """Whom an average face looks like: the ``nearest`` group mean, its dlib ``distance``, the
+    distance to its ``own`` group mean, and how the face was found in the average (``found``)."""
+
+    group: str
+    nearest: str | None
+    distance: float
+    own: float
+    found: str
+
+    @property
+    def kept(self) -> bool:
+        return self.nearest == self.group
+
+
+def identity_check(result: AverageFace, names: Sequence[str], means: np.ndarray) -> IdentityCheck:
+    """Describe the average face (see :func:`face_descriptor_of`) and find the nearest group mean."""
+    if result.image is None:
+        return IdentityCheck(result.group, None, float("nan"), float("nan"), "no average")
+    desc, found = face_descriptor_of(result.image, result.box)
+    if desc is None:
+        return IdentityCheck(result.group, None, float("nan"), float("nan"), found)
+    d = np.linalg.norm(np.asarray(means) - desc, axis=1)
+    own = float(d[list(names).index(result.group)]) if result.group in names else float("nan")
+    return IdentityCheck(result.group, names[int(np.argmin(d))], float(d.min()), own, found)
 
 
 def laplacian_sharpness(image: np.ndarray) -> float:

@@ -92,3 +92,58 @@ def projection(ax, points: np.ndarray, labels: Sequence, title: str | None = Non
     if legend:
         ax.legend(fontsize=7, markerscale=1.2, frameon=False, loc="best")
     return ax
+
+
+# --------------------------------------------------------------------------- average faces (issue 5)
+def average_grid(rows: Mapping[str, Sequence], size: float = 1.7, max_title: int = 18):
+    """Average faces side by side: one row per method, one column per group.
+
+    ``rows`` maps a row title (e.g. ``"naive mean"``) to :class:`vision_lib.average.AverageFace`
+    results for the same groups in the same order; each face is titled with how many faces it used
+    out of how many the group offered. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    titles = list(rows)
+    ncols = max(len(r) for r in rows.values())
+    fig, axes = plt.subplots(len(titles), ncols, figsize=(ncols * size, len(titles) * size * 1.25), squeeze=False)
+    for r, title in enumerate(titles):
+        for c in range(ncols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c >= len(rows[title]):
+                continue
+            res = rows[title][c]
+            if res.image is not None:
+                ax.imshow(res.image)
+            name = res.group if len(res.group) <= max_title else res.group[: max_title - 1] + "…"
+            ax.set_title(f"{name}\n{res.n_used}/{res.n_faces} faces", fontsize=8)
+        axes[r, 0].set_ylabel(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def left_out_bars(ax, results: Sequence, colours: Mapping[str, object] | None = None):
+    """Horizontal stacked bars per group: faces used, then faces left out by reason."""
+    import matplotlib.pyplot as plt
+
+    reasons = list(dict.fromkeys(k for r in results for k in r.reasons()))
+    cmap = plt.get_cmap("tab10")
+    colours = dict(colours or {})
+    colours.setdefault("used", "tab:green")
+    for i, reason in enumerate(reasons):
+        colours.setdefault(reason, cmap((i + 3) % cmap.N))
+    y = np.arange(len(results))
+    left = np.zeros(len(results))
+    for key in ["used", *reasons]:
+        values = np.array([r.n_used if key == "used" else r.reasons().get(key, 0) for r in results], float)
+        ax.barh(y, values, left=left, color=colours[key], label=key)
+        left += values
+    ax.set_yticks(y, [r.group for r in results], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("photos / faces")
+    ax.legend(fontsize=7, loc="lower right")
+    return ax

@@ -1,0 +1,238 @@
+"""Average faces: selection, alignment, warping, groups, CLI and notebook 05."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vision_lib import average as A
+from vision_lib.faces import KEYPOINTS, TEMPLATE, Face, FaceQuality
+from vision_lib.notebooks import NOTEBOOK_DIR, execute_notebook
+
+
+# --------------------------------------------------------------------------- generated faces
+def _cand(i, slot=None, *, size=100, frontal=0.9, score=0.99, sharp=100.0, desc=None, source="x.png"):
+    face = Face((0, 0, size, size), score, {})
+    return A.Candidate(Path(source), i, face, FaceQuality(size, sharp, frontal, score), desc,
+                       i if slot is None else slot)
+
+
+def _identity_descriptors(rng, n, centre, spread=0.03):
+    # dlib-like scale: 128-d, same-person points ~0.35 apart, different people > 1 apart.
+    return centre + rng.normal(0, spread, size=(n, 128))
+
+
+def test_robust_centre_ignores_a_large_minority(rng):
+    a, b = rng.normal(0, 0.1, 128), rng.normal(0, 0.1, 128)
+    desc = np.vstack([_identity_descriptors(rng, 9, a), _identity_descriptors(rng, 6, b)])
+    centre, members = A.robust_centre(desc)
+    assert centre < 9
+    assert members[:9].all() and not members[9:].any()
+
+
+def test_select_faces_keeps_the_person_and_says_why_others_are_out(rng):
+    person, other = rng.normal(0, 0.1, 128), rng.normal(0, 0.1, 128)
+    d = _identity_descriptors(rng, 8, person)
+    cands = [_cand(i, desc=d[i]) for i in range(5)]
+    cands.append(_cand(5, desc=d[5], frontal=0.1))                       # profile
+    cands.append(_cand(6, desc=d[6], size=12))                           # tiny
+    cands.append(_cand(7, desc=_identity_descriptors(rng, 1, other)[0]))  # someone else
+    cands.append(_cand(8, slot=0, desc=d[7], size=60))                   # second face of photo 0
+    sel = A.select_faces(cands)
+    assert sel.used == [0, 1, 2, 3, 4]
+    assert sel.reasons[5].startswith("turned away")
+    assert sel.reasons[6].startswith("too small")
+    assert sel.reasons[7].startswith("another person")
+    assert sel.reasons[8] == "another face of the same photo was used"
+    assert len(sel.weights) == 5 and (sel.weights > 0).all()
+    # Without the identity filter the other person gets in.
+    assert 7 in A.select_faces(cands, identity=False).used
+
+
+def test_select_faces_relaxes_filters_rather_than_emptying_a_group(rng):
+    tiny = [_cand(i, size=14, frontal=0.2, score=0.91) for i in range(3)]
+    assert A.select_faces(tiny).used == [0, 1, 2]
+    assert A.select_faces([_cand(0, desc=rng.normal(size=128))]).used == [0]
+    assert A.select_faces([]).used == []
+
+
+def _draw_face(rng, tmp_path, k, grey=False):
+    """A 'photo' with a cartoon face at a random position, scale and angle; returns (path, Face)."""
+    import cv2
+
+    img = np.full((220, 220, 3), 150, np.uint8)
+    img = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+    scale, angle = rng.uniform(70, 110), rng.uniform(-0.3, 0.3)
+    centre = rng.uniform(90, 130, 2)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    pts = (TEMPLATE - [0.5, 0.5]) @ rot.T * scale + centre
+    cv2.ellipse(img, tuple(int(v) for v in centre + rot @ [0, 0.1 * scale]),
+                (int(0.42 * scale), int(0.55 * scale)), np.degrees(angle), 0, 360, (225, 190, 160), -1)
+    for p in pts[:2]:
+        cv2.circle(img, tuple(int(v) for v in p), max(2, int(0.05 * scale)), (20, 20, 20), -1)
+    cv2.circle(img, tuple(int(v) for v in pts[2]), max(2, int(0.04 * scale)), (120, 60, 50), -1)
+    cv2.line(img, tuple(int(v) for v in pts[3]), tuple(int(v) for v in pts[4]), (90, 20, 30), max(1, int(0.03 * scale)))
+    if grey:
+        img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    path = tmp_path / f"face_{k}.png"
+    Image.fromarray(img[..., 0] if grey else img).save(path)
+    lo, hi = pts.min(0) - 0.3 * scale, pts.max(0) + 0.2 * scale
+    box = tuple(int(v) for v in (*lo, *(hi - lo)))
+    return path, Face(box, 0.99, {k_: tuple(map(float, p)) for k_, p in zip(KEYPOINTS, pts)})
+
+
+def test_aligned_mean_is_sharper_than_naive_and_keeps_the_eyes(rng, tmp_path):
+    cands = []
+    for k in range(8):
+        path, face = _draw_face(rng, tmp_path, k, grey=k % 3 == 0)  # grey photos mixed in
+        cands.append(A.Candidate(path, 0, face, FaceQuality(face.size, 100.0, 1.0, 0.99), None, k))
+    size = 96
+    aligned = A.mean_face(cands, method="similarity", size=size)
+    naive = A.mean_face(cands, method="naive", size=size)
+    assert aligned.image.shape == (size, size, 3) and aligned.image.dtype == np.uint8
+    assert A.laplacian_sharpness(aligned.image) > 1.5 * A.laplacian_sharpness(naive.image)
+    grey = aligned.image.mean(axis=2)
+    for x, y in TEMPLATE[:2] * size:  # both eyes land dark on the template
+        assert grey[int(round(y)), int(round(x))] < 80
+    assert grey[int(0.2 * size), int(0.5 * size)] > 150  # forehead stays skin
+    assert 0 < aligned.box[2] <= size and 0 < aligned.box[3] <= size
+
+
+def test_piecewise_affine_warp_moves_landmarks_onto_the_mean_shape():
+    work = 64
+    pts = np.array([[20, 20], [44, 20], [32, 34], [22, 46], [42, 46]], float)
+    img = np.zeros((work, work, 3), np.float32)
+    img[18:23, 18:23] = 255  # a bright dot on landmark 0
+    sample = A._Sample(img, np.ones((work, work), np.float32), pts, np.array([0, 0, work, work], float))
+    same, mask = A._PiecewiseAffine(pts, work).warp(sample)
+    assert np.abs(same - img).max() < 1e-3 and mask.min() > 0.99
+    moved = pts.copy()
+    moved[0] = [26, 26]
+    out, _ = A._PiecewiseAffine(moved, work).warp(sample)
+    yy, xx = np.mgrid[0:work, 0:work]
+    w = out[..., 0] / out[..., 0].sum()  # centroid of the dot
+    assert abs((w * xx).sum() - 26) < 1 and abs((w * yy).sum() - 26) < 1
+
+
+def test_mean_face_rejects_bad_arguments(rng, tmp_path):
+    path, face = _draw_face(rng, tmp_path, 0)
+    cand = A.Candidate(path, 0, face, FaceQuality(face.size, 1.0, 1.0, 1.0), None, 0)
+    with pytest.raises(ValueError, match="method"):
+        A.mean_face([cand], method="blur")
+    with pytest.raises(ValueError, match="no faces"):
+        A.mean_face([cand], used=[])
+    assert A.mean_face([cand], method="eyes", size=32).n_used == 1  # one face is a valid group
+
+
+# --------------------------------------------------------------------------- groups and output
+def test_groups_from_clusters_skips_unassigned_and_finds_the_root(tmp_path):
+    out = tmp_path / "clustered"
+    out.mkdir()
+    rows = [("a/1.jpg", 0, 0), ("a/2.jpg", 1, 0), ("b/3.jpg", 0, 12), ("b/4.jpg", 0, -1)]
+    with open(out / "clusters.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "face_index", "cluster"])
+        w.writerows(rows)
+    with pytest.raises(ValueError, match="--root"):
+        A.groups_from_clusters(out / "clusters.csv")
+    groups = A.groups_from_clusters(out / "clusters.csv", root=tmp_path / "photos")
+    assert groups == {"cluster_00": [(tmp_path / "photos/a/1.jpg", 0), (tmp_path / "photos/a/2.jpg", 1)],
+                      "cluster_12": [(tmp_path / "photos/b/3.jpg", 0)]}
+    (out / "metrics.json").write_text(json.dumps({"root": str(tmp_path / "photos")}))
+    assert A.groups_from_input(out) == groups  # the cluster output folder itself
+    (out / "metrics.json").unlink()
+    for name, src in (("cluster_00", "a/1.jpg"), ("cluster_00", "a/2.jpg"), ("cluster_12", "b/3.jpg")):
+        (out / name).mkdir(exist_ok=True)
+        (out / name / src.replace("/", "__")).write_bytes(b"copy")
+    assert A.groups_from_clusters(out / "clusters.csv")["cluster_12"] == [(out / "cluster_12" / "b__3.jpg", 0)]
+
+
+def test_write_averages_never_overwrites(tmp_path):
+    res = A.AverageFace("Jo/Smith", np.zeros((8, 8, 3), np.uint8), 3, 2, "landmarks", (0, 0, 8, 8), [], [], [])
+    empty = A.AverageFace("nobody", None, 0, 0, "landmarks", None, [], [], [])
+    table = A.write_averages([res, empty], tmp_path)
+    assert (tmp_path / "Jo_Smith.png").is_file() and not (tmp_path / "nobody.png").exists()
+    assert table.read_text().splitlines() == ["group,n_faces,n_used", "Jo/Smith,3,2", "nobody,0,0"]
+    with pytest.raises(FileExistsError):
+        A.write_averages([res], tmp_path)
+    A.write_averages([res], tmp_path, overwrite=True)
+
+
+# --------------------------------------------------------------------------- real photos
+@pytest.fixture(scope="module")
+def lfw_folder(lfw_dir, tmp_path_factory):
+    """Two LFW people (4 photos each), a grey copy of one, and a group of tiny faces."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("avg_in")
+    people = sorted(p.name for p in lfw_dir.iterdir() if p.is_dir())[:2]
+    for person in people:
+        (root / person).mkdir()
+        for src in sorted((lfw_dir / person).glob("*.jpg"))[:4]:
+            (root / person / src.name).write_bytes(src.read_bytes())
+    (root / "grey").mkdir()
+    (root / "tiny").mkdir()
+    for k, src in enumerate(sorted((lfw_dir / people[0]).glob("*.jpg"))[:3]):
+        img = np.asarray(Image.open(src).convert("RGB"))
+        Image.fromarray(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)).save(root / "grey" / f"g{k}.png")
+        canvas = np.full((320, 320, 3), 128, np.uint8)  # face about 26 px wide
+        canvas[120:186, 120:186] = cv2.resize(img, (66, 66), interpolation=cv2.INTER_AREA)
+        Image.fromarray(canvas).save(root / "tiny" / f"t{k}.png")
+    return root, people
+
+
+def test_cli_average_on_real_faces(lfw_folder, tmp_path):
+    from vision_lib.cli import main
+
+    root, people = lfw_folder
+    out = tmp_path / "out"
+    assert main(["average", str(root), "--out", str(out), "--size", "96", "--quiet", "--jobs", "1"]) == 0
+    with open(out / "averages.csv") as f:
+        rows = {r["group"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {*people, "grey", "tiny"}
+    for name, r in rows.items():
+        assert 1 <= int(r["n_used"]) <= int(r["n_faces"]), name
+        img = np.asarray(Image.open(out / f"{name}.png"))
+        assert img.shape == (96, 96, 3)
+    grey = np.asarray(Image.open(out / "grey.png")).astype(int)
+    assert np.abs(grey[..., 0] - grey[..., 2]).max() <= 1  # grey photos give a grey average
+    assert main(["average", str(root), "--out", str(out), "--quiet"]) == 2  # refuses to overwrite
+    assert main(["average", str(root), "--out", str(root / "x"), "--quiet"]) == 2  # not inside IN
+
+
+def test_average_keeps_identity_on_real_faces(lfw_folder):
+    root, people = lfw_folder
+    groups = {p: A.groups_from_folder(root)[p] for p in people}
+    faces = A.collect_faces(groups, n_jobs=1, progress=False)
+    names, means = A.group_mean_descriptors(faces)
+    for g in faces.values():
+        res = A.average_group(g, method="landmarks", size=160)
+        check = A.identity_check(res, names, means)
+        assert check.kept, check
+        assert check.own < A.DLIB_SAME_PERSON_DISTANCE
+
+
+# --------------------------------------------------------------------------- notebook
+@pytest.mark.notebook
+def test_notebook_05_runs_on_small_parameters(footballers_dir, lfw_dir, tmp_path):
+    out = tmp_path / "out"
+    res = execute_notebook(NOTEBOOK_DIR / "05_face_average.ipynb", tmp_path,
+                           {"data_dir": str(footballers_dir.parent), "limit": 4, "cluster_people": 3,
+                            "size": 96, "out_dir": str(out)}, html=False, timeout=900)
+    assert res.ok, res.error
+    summary = json.loads((out / "summary.json").read_text())
+    players = summary["footballers"]
+    assert len(players) == 6
+    for p in players:
+        assert 0 <= p["n_used"] <= p["n_faces"] <= 4
+    used = [p for p in players if p["n_used"]]
+    assert len(used) >= 5
+    ratio = np.median([p["sharpness_aligned"] / p["sharpness_naive"] for p in used])
+    assert ratio > 1.0
+    assert summary["clusters"], "no cluster averages"
+    for c in summary["clusters"]:
+        assert 1 <= c["n_used"] <= c["n_faces"]
