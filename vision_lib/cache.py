@@ -45,13 +45,26 @@ def cached(func, ignore: tuple[str, ...] = ("path",)):
     """
     inner = None
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def memorized():
         nonlocal inner
-        if os.environ.get("VISION_LIB_CACHE") == "off":
-            return func(*args, **kwargs)
         if inner is None:
             inner = memory().cache(func, ignore=list(ignore))
-        return inner(*args, **kwargs)
+        return inner
 
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if not enabled():
+            return func(*args, **kwargs)
+        return memorized()(*args, **kwargs)
+
+    def in_cache(*args, **kwargs) -> bool:
+        """True when this call's result is already on disk (cheap: nothing is computed)."""
+        return enabled() and memorized().check_call_in_cache(*args, **kwargs)
+
+    wrapper.in_cache = in_cache
     return wrapper
+
+
+def enabled() -> bool:
+    """False when ``VISION_LIB_CACHE=off`` (used to time the uncached path)."""
+    return os.environ.get("VISION_LIB_CACHE") != "off"
