@@ -1,0 +1,51 @@
+"""Shared by test_serve.py and test_serve_browser.py: one small real model bundle per test session.
+
+Trained on 3 footballers x 8 raw photos (uncurated: the training cleans them); the held-out photos
+of the same players are what the tests send to the server.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+PLAYERS = ("cristiano_ronaldo", "leo_messi", "mohamed_salah")
+PER_PLAYER = 8
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path                       # the saved bundle (what `vision-lib serve --model` takes)
+    held_out: tuple[tuple[Path, str], ...]   # (photo, player) not used for training, shuffled
+
+
+@functools.lru_cache(maxsize=None)
+def trained_bundle(footballers_dir: Path, out_dir: Path) -> Bundle:
+    """Train and save the bundle once per session (the detection cache makes a rebuild cheap)."""
+    from vision_lib.classify import save_model, train
+    from vision_lib.io import photo_set
+
+    everyone = photo_set(footballers_dir, labelled=True)
+    ps = everyone.subset(i for i, lab in enumerate(everyone.labels) if lab in PLAYERS)
+    training = ps.limit(per_label=PER_PLAYER, seed=0)
+    model = train(training, features="embedding", n_jobs=2, progress=False)
+    path = save_model(model, Path(out_dir) / "serve_test_model.pkl", overwrite=True)
+    used = set(training.paths)
+    rest = ps.subset(i for i, p in enumerate(ps.paths) if p not in used).limit(seed=1)
+    import numpy as np
+
+    order = np.random.default_rng(1).permutation(len(rest))
+    return Bundle(path, tuple((rest.paths[i], rest.labels[i]) for i in order))
+
+
+def single_face_photos(bundle: Bundle, n: int, max_try: int = 40) -> list[tuple[Path, str]]:
+    """The first ``n`` held-out photos in which MTCNN finds exactly one face (the player, usually).
+
+    Chosen by face count only, never by whether the model gets them right.
+    """
+    from vision_lib.faces import detect_paths
+
+    candidates = list(bundle.held_out[:max_try])
+    found = detect_paths([p for p, _ in candidates], "mtcnn", n_jobs=1, progress=False, descriptors=True)
+    picked = [c for c, pf in zip(candidates, found) if pf.error is None and len(pf.faces) == 1]
+    return picked[:n]

@@ -1,0 +1,227 @@
+"""Web app: drop a photo on a page and see who it is (``vision-lib serve``).
+
+:func:`create_app` wraps any model with a ``predict_image(image_rgb) -> dict`` method (a bundle from
+``vision-lib train``) in a Flask app:
+
+- ``GET /`` serves one self-contained page (HTML, CSS and JS from ``vision_lib/static``, no CDN).
+- ``POST /api/classify`` takes a photo as the multipart field ``file``, a JSON body
+  ``{"image": "data:image/jpeg;base64,...", "filename": "x.jpg"}`` or a raw ``image/*`` body,
+  and answers the same object as ``vision-lib predict --json`` for one photo:
+  ``{"path": <file name>, "label", "faces": [{"box", "label", "probability"}, ...]}``.
+- Bad input is answered with JSON ``{"error": message}``: 400 when the body is not a decodable
+  photo, 413 when the photo is above the upload limit, 404/405 for wrong routes; never a 5xx.
+
+:func:`serve` loads the model once, warms it up and runs it under waitress (threaded WSGI server);
+predictions go through one lock because TensorFlow (MTCNN) and dlib models are not documented as
+thread-safe, while decoding, encoding and HTTP handling stay concurrent.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .io import ImageError, load_image_bytes
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: Slack for multipart headers / JSON keys around the photo itself.
+_ENVELOPE_BYTES = 64 * 1024
+
+
+def create_app(model: Any, max_upload_mb: float = 10) -> "flask.Flask":  # noqa: F821
+    """A Flask app that classifies uploaded photos with ``model``.
+
+    Args:
+        model: anything with ``predict_image(image_rgb) -> {"label": str | None, "faces": [...]}``
+            (e.g. ``vision_lib.classify.load_model(path)``). It is called under a lock.
+        max_upload_mb: largest photo accepted, in megabytes (10**6 bytes); bigger ones get a 413.
+            The same limit holds for a multipart upload and for a base64 data URL (whose body may
+            be 4/3 larger).
+    """
+    from flask import Flask, jsonify, request
+    from werkzeug.exceptions import HTTPException
+
+    if max_upload_mb <= 0:
+        raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
+    max_bytes = int(max_upload_mb * 1_000_000)
+    app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    # The request body may carry the photo as base64 (4/3 larger) plus an envelope.
+    app.config["MAX_CONTENT_LENGTH"] = math.ceil(max_bytes * 4 / 3) + _ENVELOPE_BYTES
+    app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
+    app.config["VISION_LIB_MAX_UPLOAD_BYTES"] = max_bytes
+    app.json.sort_keys = False
+    predict = _locked(model.predict_image)
+
+    def error(status: int, message: str):
+        return jsonify({"error": message}), status
+
+    def too_large() -> tuple:
+        return error(413, f"photo too large: the limit is {max_upload_mb:g} MB")
+
+    @app.get("/")
+    def index():
+        return app.send_static_file("index.html")
+
+    @app.get("/api/health")
+    def health():
+        return jsonify({"status": "ok", "max_upload_mb": max_upload_mb})
+
+    @app.post("/api/classify")
+    def classify():
+        name, data = _read_upload(request)
+        if len(data) > max_bytes:
+            return too_large()
+        image = load_image_bytes(data, name=name)
+        result = predict(image)
+        return jsonify(prediction_record(name, result))
+
+    @app.errorhandler(_BadUpload)
+    def bad_upload(exc: "_BadUpload"):
+        return error(400, str(exc))
+
+    @app.errorhandler(ImageError)
+    def bad_image(exc: ImageError):
+        return error(400, f"not a usable photo: {exc.reason}")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code == 413:
+            return too_large()
+        return error(exc.code or 400, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        # A bug on our side (not bad input): log it, answer JSON rather than an HTML page.
+        log.exception("classify failed")
+        return error(500, f"internal error: {type(exc).__name__}")
+
+    return app
+
+
+def prediction_record(name: str, result: dict) -> dict:
+    """The JSON object for one photo, as ``vision-lib predict --json`` prints it."""
+    return _jsonable({"path": name, "label": result.get("label"), "faces": result.get("faces", [])})
+
+
+def make_server(app, host: str = "127.0.0.1", port: int = 8000, threads: int = 4):
+    """A waitress server for ``app`` (not yet running: call ``.run()``; ``.effective_port`` is bound).
+
+    waitress buffers whole request bodies before the app sees them, so it cuts absurd bodies itself
+    (above 4x the app's limit, with its own 413); anything smaller gets the app's JSON 413.
+    """
+    from waitress import create_server
+
+    limit = app.config.get("MAX_CONTENT_LENGTH") or 16 * 2**20
+    return create_server(app, host=host, port=port, threads=threads, max_request_body_size=4 * limit,
+                         ident="vision-lib", clear_untrusted_proxy_headers=True)
+
+
+def serve(model_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
+          max_upload_mb: float = 10, threads: int = 4,
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Load the bundle at ``model_path`` once and serve the app with waitress until interrupted.
+
+    Args:
+        model_path: a bundle saved by ``vision-lib train``.
+        host, port: where to listen (port 0 picks a free port; the URL is passed to ``on_ready``).
+        max_upload_mb: largest photo accepted.
+        threads: waitress worker threads (requests beyond this wait in its queue).
+        on_ready: called with the URL once the model is warm and the socket is listening
+            (default: print it).
+    """
+    from .classify import load_model
+
+    model = load_model(model_path)
+    # The first prediction builds TensorFlow graphs and loads dlib: pay for it before the first user.
+    model.predict_image(np.full((256, 256, 3), 128, dtype=np.uint8))
+    server = make_server(create_app(model, max_upload_mb=max_upload_mb), host, port, threads)
+    url = f"http://{_url_host(host)}:{server.effective_port}/"
+    (on_ready or (lambda u: print(f"vision-lib serve: model {model_path} on {u}", flush=True)))(url)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # pragma: no cover - interactive stop
+        pass
+    finally:
+        server.close()
+
+
+# --------------------------------------------------------------------------- helpers
+class _BadUpload(ValueError):
+    """The request does not carry a photo in a form we accept."""
+
+
+def _read_upload(request) -> tuple[str, bytes]:
+    """``(file name, raw bytes)`` from a multipart field ``file``, a JSON data URL or a raw body."""
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        if "file" not in request.files:
+            raise _BadUpload('no photo: send the multipart field "file"')
+        upload = request.files["file"]
+        return _safe_name(upload.filename or "upload"), upload.read()
+    if mimetype.startswith("image/") or mimetype == "application/octet-stream":
+        # curl --data-binary @photo.jpg -H "Content-Type: image/jpeg" (name from ?filename=)
+        return _safe_name(request.args.get("filename", "upload")), request.get_data()
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise _BadUpload('send a photo as multipart field "file" or as JSON {"image": "data:image/...;base64,..."}')
+    value = body.get("image", body.get("file"))
+    if not isinstance(value, str) or not value:
+        raise _BadUpload('JSON body needs "image": a base64 data URL (data:image/...;base64,...)')
+    name = body.get("filename") if isinstance(body.get("filename"), str) else "upload"
+    return _safe_name(name), _decode_data_url(value)
+
+
+def _decode_data_url(value: str) -> bytes:
+    if value.startswith("data:"):
+        header, sep, payload = value.partition(",")
+        if not sep or not header.endswith(";base64"):
+            raise _BadUpload("data URL must be base64-encoded (data:<type>;base64,<data>)")
+    else:
+        payload = value  # plain base64 is accepted too
+    try:
+        return base64.b64decode(payload.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise _BadUpload("invalid base64 in the data URL") from None
+
+
+def _safe_name(name: str) -> str:
+    # Only the base name is echoed back (never a client's folder layout).
+    return Path(name.replace("\\", "/")).name[:255] or "upload"
+
+
+def _locked(fn: Callable) -> Callable:
+    lock = threading.Lock()
+
+    def call(*args, **kwargs):
+        with lock:
+            return fn(*args, **kwargs)
+
+    return call
+
+
+def _jsonable(obj):
+    """numpy scalars/arrays and tuples inside a prediction -> plain JSON types."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
