@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_faces, _add_notebooks, _add_fetch, _add_train, _add_predict, _add_average):
+    for add in (_add_faces, _add_notebooks, _add_fetch, _add_train, _add_predict, _add_average, _add_serve):
         add(sub)
     for name, (text, issue) in _RESERVED.items():
         if name not in sub.choices:
