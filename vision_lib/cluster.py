@@ -1,0 +1,479 @@
+"""Identity clustering: group face photos by person when the number of people is unknown.
+
+Faces are described by dlib's 128-d ResNet descriptor (:func:`vision_lib.faces.detect_paths` with
+``descriptors=True``), where two faces of the same person are usually closer than
+:data:`~vision_lib.embeddings.DLIB_SAME_PERSON_DISTANCE` (0.6, Euclidean) and faces of different
+people usually farther. :class:`IdentityClustering` turns that into groups:
+
+==================  ===========================================================================
+``agglomerative``   (default) average linkage cut at a distance threshold (default 0.5, see
+                    :data:`DEFAULT_THRESHOLD`), or into ``n_clusters`` groups
+``chinese_whispers`` dlib's graph clustering: link faces closer than the threshold
+``hdbscan``         density based (``min_cluster_size``); sparse faces become noise
+``dbscan``          density based with a fixed radius (``threshold`` as ``eps``)
+``kmeans``          needs ``n_clusters`` (estimated with the default method when not given);
+                    assigns every face, never reports noise
+==================  ===========================================================================
+
+A face that fits no group (a singleton of the threshold methods, or HDBSCAN/DBSCAN noise) gets
+label ``-1`` (unassigned) instead of being forced into a group. ``max_clusters`` caps the number of
+groups for a coarse segmentation: the closest groups are merged (average linkage of their
+centroids) until the cap holds.
+
+Metrics: :func:`internal_metrics` (silhouette, Davies-Bouldin, Calinski-Harabasz, on assigned faces
+only) and :func:`external_metrics` (purity, ARI, NMI, pairwise and BCubed precision/recall/F)
+where **every unassigned item counts as its own singleton cluster**: it is never credited with
+being grouped with its own person (recall pays), and never blamed for a wrong merge.
+
+Export (:func:`export_clusters`): ``OUT/cluster_NN/`` with copies (or hard links) of the photos,
+``OUT/unassigned/``, ``OUT/clusters.csv`` (``source,face_index,cluster``) and ``OUT/metrics.json``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
+
+from .io import Rejected
+
+METHODS = ("agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
+
+#: Default distance threshold for the threshold methods. dlib documents 0.6 as its same/different
+#: decision for one *pair*; a group cut at the *average* pairwise distance needs a stricter cut,
+#: because a wrong merge joins two whole groups. 0.5 is the value dlib's own clustering example
+#: uses with Chinese Whispers.
+DEFAULT_THRESHOLD = 0.5
+
+#: Above this many faces, agglomerative clustering only links each face to its nearest neighbours
+#: (sparse connectivity), so memory grows linearly instead of quadratically.
+_DENSE_LIMIT = 6000
+
+
+# --------------------------------------------------------------------------- estimator
+class IdentityClustering(ClusterMixin, BaseEstimator):
+    """Group face descriptors by identity; the number of people is found unless given.
+
+    Args:
+        method: one of :data:`METHODS`.
+        threshold: distance under which faces are the same person (agglomerative average-linkage
+            cut, Chinese Whispers edge length, DBSCAN ``eps``); default :data:`DEFAULT_THRESHOLD`.
+        n_clusters: a fixed number of groups (agglomerative, kmeans); ``None`` finds it.
+        max_clusters: at most this many groups (closest groups merged); ``None`` for no cap.
+        min_cluster_size: groups smaller than this are reported as unassigned (``-1``); also
+            HDBSCAN's ``min_cluster_size`` and DBSCAN's ``min_samples``.
+        random_state: seed for K-Means.
+
+    Attributes:
+        labels_: group per face, ``-1`` = unassigned.
+        n_clusters_: number of groups (unassigned excluded).
+    """
+
+    def __init__(self, method: str = "agglomerative", threshold: float | None = None,
+                 n_clusters: int | None = None, max_clusters: int | None = None,
+                 min_cluster_size: int = 2, random_state: int | None = None):
+        self.method = method
+        self.threshold = threshold
+        self.n_clusters = n_clusters
+        self.max_clusters = max_clusters
+        self.min_cluster_size = min_cluster_size
+        self.random_state = random_state
+
+    def fit(self, X, y=None) -> "IdentityClustering":
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2:
+            raise ValueError(f"expected a 2-D array of descriptors, got shape {X.shape}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
+        t = DEFAULT_THRESHOLD if self.threshold is None else float(self.threshold)
+        n = len(X)
+        if n == 0:
+            labels = np.zeros(0, int)
+        elif n == 1:
+            labels = np.array([-1 if self.min_cluster_size > 1 else 0])
+        else:
+            labels = getattr(self, f"_fit_{self.method}")(X, t)
+        labels = _drop_small(labels, self.min_cluster_size if self.method != "kmeans" else 1)
+        if self.max_clusters is not None:
+            labels = _cap_clusters(X, labels, int(self.max_clusters))
+        self.labels_ = _relabel_by_size(labels)
+        self.n_clusters_ = int(self.labels_.max() + 1) if len(self.labels_) else 0
+        return self
+
+    # one private method per algorithm; each returns raw labels (may contain -1)
+    def _fit_agglomerative(self, X: np.ndarray, t: float) -> np.ndarray:
+        from sklearn.cluster import AgglomerativeClustering
+
+        k = None if self.n_clusters is None else min(int(self.n_clusters), len(X))
+        connectivity = None
+        if len(X) > _DENSE_LIMIT:
+            from sklearn.neighbors import kneighbors_graph
+
+            connectivity = kneighbors_graph(X, n_neighbors=min(30, len(X) - 1), include_self=False)
+        model = AgglomerativeClustering(
+            n_clusters=k, distance_threshold=None if k else t, linkage="average",
+            connectivity=connectivity,
+        )
+        return model.fit_predict(X)
+
+    def _fit_chinese_whispers(self, X: np.ndarray, t: float) -> np.ndarray:
+        import dlib
+
+        vecs = [dlib.vector(row.tolist()) for row in X]
+        return np.asarray(dlib.chinese_whispers_clustering(vecs, t), dtype=int)
+
+    def _fit_hdbscan(self, X: np.ndarray, t: float) -> np.ndarray:
+        from sklearn.cluster import HDBSCAN
+
+        size = max(2, int(self.min_cluster_size))
+        return HDBSCAN(min_cluster_size=size, copy=True).fit_predict(X)
+
+    def _fit_dbscan(self, X: np.ndarray, t: float) -> np.ndarray:
+        from sklearn.cluster import DBSCAN
+
+        return DBSCAN(eps=t, min_samples=max(2, int(self.min_cluster_size))).fit_predict(X)
+
+    def _fit_kmeans(self, X: np.ndarray, t: float) -> np.ndarray:
+        from sklearn.cluster import KMeans
+
+        k = self.n_clusters
+        if k is None:
+            # K-Means cannot find k: borrow the number of groups the default method finds.
+            k = max(1, IdentityClustering(threshold=self.threshold, min_cluster_size=self.min_cluster_size)
+                    .fit(X).n_clusters_)
+        k = min(int(k), len(X))
+        return KMeans(n_clusters=k, n_init=10, random_state=self.random_state).fit_predict(X)
+
+
+def _drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
+    labels = np.asarray(labels, dtype=int).copy()
+    if min_size <= 1:
+        return labels
+    ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+    small = ids[counts < min_size]
+    labels[np.isin(labels, small)] = -1
+    return labels
+
+
+def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
+    """Renumber groups 0..k-1, largest first (ties by first appearance); -1 stays -1."""
+    labels = np.asarray(labels, dtype=int)
+    out = np.full(len(labels), -1, dtype=int)
+    ids = [i for i in dict.fromkeys(labels.tolist()) if i >= 0]
+    sizes = {i: int(np.sum(labels == i)) for i in ids}
+    for new, old in enumerate(sorted(ids, key=lambda i: -sizes[i])):
+        out[labels == old] = new
+    return out
+
+
+def _cap_clusters(X: np.ndarray, labels: np.ndarray, cap: int) -> np.ndarray:
+    """Merge the closest groups (average linkage of unit centroids) until at most ``cap`` remain."""
+    ids = np.unique(labels[labels >= 0])
+    if cap < 1:
+        raise ValueError("max_clusters must be at least 1")
+    if len(ids) <= cap:
+        return labels
+    from sklearn.cluster import AgglomerativeClustering
+
+    centroids = np.stack([X[labels == i].mean(axis=0) for i in ids])
+    merged = AgglomerativeClustering(n_clusters=cap, linkage="average").fit_predict(centroids)
+    mapping = dict(zip(ids.tolist(), merged.tolist()))
+    return np.array([mapping.get(int(v), -1) if v >= 0 else -1 for v in labels], dtype=int)
+
+
+def cluster_faces(descriptors: np.ndarray, method: str = "agglomerative", **params) -> np.ndarray:
+    """Labels (``-1`` = unassigned) for face descriptors; ``params`` go to :class:`IdentityClustering`."""
+    return IdentityClustering(method=method, **params).fit(descriptors).labels_
+
+
+# --------------------------------------------------------------------------- metrics
+def internal_metrics(X: np.ndarray, labels: np.ndarray) -> dict:
+    """Silhouette, Davies-Bouldin and Calinski-Harabasz on the assigned faces (noise left out).
+
+    Values are ``None`` when they are undefined (fewer than two groups, or every face its own group).
+    """
+    from sklearn import metrics
+
+    X, labels = np.asarray(X), np.asarray(labels)
+    keep = labels >= 0
+    k = len(np.unique(labels[keep]))
+    out = {"n_clusters": int(k), "n_unassigned": int((~keep).sum()), "n_items": int(len(labels)),
+           "silhouette": None, "davies_bouldin": None, "calinski_harabasz": None}
+    if 2 <= k < keep.sum():
+        Xk, lk = X[keep], labels[keep]
+        out["silhouette"] = float(metrics.silhouette_score(Xk, lk))
+        out["davies_bouldin"] = float(metrics.davies_bouldin_score(Xk, lk))
+        out["calinski_harabasz"] = float(metrics.calinski_harabasz_score(Xk, lk))
+    return out
+
+
+def singletons_for_noise(labels: Sequence[int]) -> np.ndarray:
+    """Give every unassigned item (``-1``) its own new group id: how external metrics count noise."""
+    labels = np.asarray(labels, dtype=int).copy()
+    noise = labels < 0
+    start = labels.max() + 1 if (~noise).any() else 0
+    labels[noise] = start + np.arange(noise.sum())
+    return labels
+
+
+def external_metrics(truth: Sequence, labels: Sequence[int]) -> dict:
+    """Agreement with known identities: purity, ARI, NMI, pairwise and BCubed P/R/F.
+
+    Unassigned items (``-1``) count as singleton clusters (see the module docstring).
+    """
+    from sklearn import metrics
+
+    truth = np.unique(np.asarray(truth, dtype=object).astype(str), return_inverse=True)[1]
+    pred = singletons_for_noise(labels)
+    if len(truth) != len(pred):
+        raise ValueError("truth and labels differ in length")
+    n = len(pred)
+    if n == 0:
+        raise ValueError("no items to score")
+    cont = metrics.cluster.contingency_matrix(truth, pred, sparse=True).tocsr()  # classes x clusters
+    nij = cont.data.astype(np.float64)
+    class_sizes = np.asarray(cont.sum(axis=1)).ravel().astype(np.float64)
+    cluster_sizes = np.asarray(cont.sum(axis=0)).ravel().astype(np.float64)
+
+    def pairs(v):
+        return float(np.sum(v * (v - 1) / 2))
+
+    tp = pairs(nij)
+    pair_p = tp / pairs(cluster_sizes) if pairs(cluster_sizes) else 1.0
+    pair_r = tp / pairs(class_sizes) if pairs(class_sizes) else 1.0
+    # BCubed: item-averaged precision/recall; the n_ij items of a cell share n_ij/|cluster| etc.
+    rows, cols = cont.nonzero()
+    b_p = float(np.sum(nij * nij / cluster_sizes[cols]) / n)
+    b_r = float(np.sum(nij * nij / class_sizes[rows]) / n)
+    purity = float(np.asarray(cont.max(axis=0).todense()).sum() / n)
+    raw = np.asarray(labels)
+    return {
+        "n_items": n,
+        "n_true": int(len(class_sizes)),
+        "n_clusters": int(len(np.unique(raw[raw >= 0]))),
+        "unassigned": float(np.mean(raw < 0)),
+        "purity": purity,
+        "ari": float(metrics.adjusted_rand_score(truth, pred)),
+        "nmi": float(metrics.normalized_mutual_info_score(truth, pred)),
+        "pairwise_precision": pair_p,
+        "pairwise_recall": pair_r,
+        "pairwise_f": _f(pair_p, pair_r),
+        "bcubed_precision": b_p,
+        "bcubed_recall": b_r,
+        "bcubed_f": _f(b_p, b_r),
+    }
+
+
+def _f(p: float, r: float) -> float:
+    return float(2 * p * r / (p + r)) if p + r > 0 else 0.0
+
+
+# --------------------------------------------------------------------------- faces of a folder
+@dataclass
+class FaceSet:
+    """Every detected face of a folder of photos, with its descriptor.
+
+    ``sources[i]`` is the photo of face ``i`` relative to ``root``; ``face_index[i]`` its number in
+    that photo (0 = largest, as ``vision-lib faces`` numbers them); ``subject[i]`` marks the face
+    taken as the photo's subject (see :func:`subject_face`); ``labels[i]`` the photo's sub-folder
+    when the folder is labelled. ``photos`` lists every photo, ``photo_labels`` their labels, and
+    ``rejected`` the photos that could not be read or had no face.
+    """
+
+    root: Path
+    paths: list[Path]
+    sources: list[str]
+    face_index: np.ndarray
+    descriptors: np.ndarray
+    boxes: np.ndarray
+    subject: np.ndarray
+    labels: list[str] | None = None
+    photos: list[str] = field(default_factory=list)
+    photo_labels: list[str] | None = None
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def photo_clusters(self, labels: Sequence[int]) -> np.ndarray:
+        """Cluster of each photo's subject face, ``-1`` when unassigned or no face was found."""
+        where = {s: c for s, c, m in zip(self.sources, labels, self.subject) if m}
+        return np.array([where.get(p, -1) for p in self.photos], dtype=int)
+
+
+def subject_face(boxes: Sequence[Sequence[int]], shape: tuple[int, int] | None) -> int:
+    """Index of the photo's subject among faces ordered largest first.
+
+    A photo is framed on its subject: among the faces at least half as large (shorter side) as the
+    largest one, the one whose centre is nearest the photo's centre. Smaller background faces
+    never win, and with one face it is that face.
+    """
+    if len(boxes) == 0:
+        raise ValueError("no faces")
+    if shape is None or len(boxes) == 1:
+        return 0
+    h, w = shape
+    sizes = np.array([min(b[2], b[3]) for b in boxes], float)
+    cand = np.flatnonzero(sizes >= 0.5 * sizes.max())
+    centres = np.array([(b[0] + b[2] / 2, b[1] + b[3] / 2) for b in boxes], float)
+    dist = np.hypot(centres[:, 0] - w / 2, centres[:, 1] - h / 2)
+    return int(cand[np.argmin(dist[cand])])
+
+
+def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: Iterable | None = None,
+             n_jobs: int | None = None, progress: bool = True) -> FaceSet:
+    """Detect (MTCNN) and describe (dlib) every face under ``root``; disk-cached per photo.
+
+    Args:
+        root: folder of photos.
+        labelled: treat first-level sub-folders as identities; ``None`` = when every photo is in a
+            sub-folder.
+        paths: only these photos (e.g. a :meth:`PhotoSet.limit` subset); default all under root.
+    """
+    from .faces import detect_paths
+    from .io import list_images
+
+    root = Path(root)
+    paths = [Path(p) for p in (paths if paths is not None else list_images(root))]
+    rel = [p.relative_to(root).as_posix() for p in paths]
+    if labelled is None:
+        labelled = bool(rel) and all("/" in r for r in rel)
+    photo_labels = [r.split("/")[0] for r in rel] if labelled else None
+    results = detect_paths(paths, "mtcnn", descriptors=True, n_jobs=n_jobs, progress=progress)
+    srcs, idx, desc, boxes, subj, labs, used_paths, rejected = [], [], [], [], [], [], [], []
+    for i, res in enumerate(results):
+        if res.error:
+            rejected.append(Rejected(rel[i], res.error))
+            continue
+        if not res.faces:
+            rejected.append(Rejected(rel[i], "no face found"))
+            continue
+        main = subject_face([f.box for f in res.faces], res.shape)
+        for j, f in enumerate(res.faces):
+            srcs.append(rel[i])
+            idx.append(j)
+            desc.append(res.descriptors[j])
+            boxes.append(f.box)
+            subj.append(j == main)
+            used_paths.append(res.path)
+            if labelled:
+                labs.append(photo_labels[i])
+    return FaceSet(
+        root=root, paths=used_paths, sources=srcs, face_index=np.array(idx, int),
+        descriptors=np.array(desc, np.float64).reshape(-1, 128), boxes=np.array(boxes, int).reshape(-1, 4),
+        subject=np.array(subj, bool), labels=labs if labelled else None, photos=rel,
+        photo_labels=photo_labels, rejected=rejected,
+    )
+
+
+# --------------------------------------------------------------------------- export
+def prepare_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Path:
+    """Create ``out_dir``; refuse one inside ``in_dir`` or one that already holds files."""
+    out = Path(out_dir).resolve()
+    if in_dir is not None:
+        src = Path(in_dir).resolve()
+        if out == src or src in out.parents:
+            raise ValueError(f"output folder {out} is inside the input folder {src}; choose another")
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"output folder {out} is not empty; choose a new one (nothing was overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def group_folder(cluster: int) -> str:
+    """``cluster_NN`` for a group, ``unassigned`` for -1."""
+    return "unassigned" if cluster < 0 else f"cluster_{cluster:02d}"
+
+
+def copy_grouped(pairs: Iterable[tuple[Path, Path]], *, link: bool = False, n_jobs: int | None = None) -> int:
+    """Copy (or hard-link) ``(source, target)`` pairs in parallel threads; never overwrite a target.
+
+    Returns the number of files written. Originals are only read.
+    """
+    from joblib import Parallel, delayed
+
+    pairs = list(dict.fromkeys((Path(s), Path(t)) for s, t in pairs))
+    for folder in {t.parent for _, t in pairs}:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def one(src: Path, dst: Path) -> int:
+        if dst.exists():
+            raise FileExistsError(f"{dst} exists; refusing to overwrite")
+        if link:
+            try:
+                os.link(src, dst)
+                return 1
+            except OSError:  # other file system, or links not allowed: fall back to a copy
+                pass
+        shutil.copy2(src, dst)
+        return 1
+
+    # Copying is I/O bound: threads are enough and avoid process start-up.
+    return sum(Parallel(n_jobs=min(8, max(1, len(pairs))), prefer="threads")(delayed(one)(s, t) for s, t in pairs))
+
+
+def flat_name(source: str) -> str:
+    """A file name for ``source`` (relative path) that cannot collide inside one group folder."""
+    return source.replace("/", "__")
+
+
+def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.PathLike, *,
+                    metrics: dict | None = None, link: bool = False) -> Path:
+    """Write ``cluster_NN/`` + ``unassigned/`` photo copies, ``clusters.csv`` and ``metrics.json``.
+
+    ``clusters.csv`` has one row per face: ``source,face_index,cluster`` (cluster ``-1`` =
+    unassigned). A photo whose faces fall in several groups is copied into each of them. Photos
+    without a usable face are listed in ``rejected.csv``.
+    """
+    out = prepare_output(out_dir, faces.root)
+    labels = np.asarray(labels, dtype=int)
+    with open(out / "clusters.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "face_index", "cluster"])
+        for s, j, c in zip(faces.sources, faces.face_index, labels):
+            w.writerow([s, int(j), int(c)])
+    if faces.rejected:
+        with open(out / "rejected.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["source", "reason"])
+            w.writerows([r.source, r.reason] for r in faces.rejected)
+    copy_grouped(((p, out / group_folder(c) / flat_name(s)) for p, s, c in zip(faces.paths, faces.sources, labels)),
+                 link=link)
+    (out / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
+    return out
+
+
+# --------------------------------------------------------------------------- one call for the CLI
+def cluster_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, method: str = "agglomerative",
+                   k: int | None = None, max_clusters: int | None = None, threshold: float | None = None,
+                   link: bool = False, n_jobs: int | None = None, progress: bool = True) -> dict:
+    """Detect, describe, cluster and export a folder; returns the metrics written to ``metrics.json``.
+
+    With labelled sub-folders the external metrics are added, scored per photo on its subject
+    face (photos without a face, or unassigned, count as singletons).
+    """
+    prepare_output(out_dir, in_dir)  # fail before the slow part
+    faces = face_set(in_dir, n_jobs=n_jobs, progress=progress)
+    start = time.perf_counter()
+    model = IdentityClustering(method=method, n_clusters=k, max_clusters=max_clusters, threshold=threshold,
+                               random_state=0)
+    labels = model.fit_predict(faces.descriptors) if len(faces) else np.zeros(0, int)
+    seconds = time.perf_counter() - start
+    metrics = {
+        "root": str(Path(in_dir).resolve()), "method": method, "params": {k_: v for k_, v in model.get_params().items()},
+        "photos": len(faces.photos), "faces": len(faces), "photos_rejected": len(faces.rejected),
+        "cluster_seconds": seconds, "internal": internal_metrics(faces.descriptors, labels),
+    }
+    if faces.photo_labels is not None and faces.photos:
+        metrics["external"] = external_metrics(faces.photo_labels, faces.photo_clusters(labels))
+        metrics["external"]["scored_on"] = "photos (subject face); no face or unassigned = singleton"
+    Path(out_dir).rmdir()  # empty: created by the early check, re-created by the export
+    export_clusters(faces, labels, out_dir, metrics=metrics, link=link)
+    return metrics
