@@ -224,6 +224,85 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- cluster, teams (issue 4)
+def _k_value(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--k must be 'auto' or a positive integer, not {text!r}") from None
+    if k < 1:
+        raise argparse.ArgumentTypeError("--k must be at least 1")
+    return k
+
+
+def _add_cluster(sub) -> None:
+    methods = ("agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
+    p = sub.add_parser("cluster", help="group faces by identity (number of people unknown)",
+                       description="Detect faces (MTCNN), describe them (dlib), group them by person, and "
+                       "write OUT/cluster_NN/ photo copies, OUT/unassigned/, OUT/clusters.csv "
+                       "(source,face_index,cluster; -1 = unassigned) and OUT/metrics.json. With labelled "
+                       "sub-folders (one per person) the metrics also compare with the labels.")
+    p.add_argument("in_dir", type=Path, help="folder of photos (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, help="new output folder (not inside IN_DIR)")
+    p.add_argument("--method", choices=methods, default="agglomerative")
+    p.add_argument("--k", type=_k_value, default=None, metavar="auto|N",
+                   help="number of people (default auto: found from face distances)")
+    p.add_argument("--max-clusters", type=int, default=None, help="at most this many groups (closest merged)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="same-person distance for the threshold methods (default 0.5)")
+    p.add_argument("--link", action="store_true", help="hard-link photos instead of copying them")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes for detection")
+    p.set_defaults(handler=_run_cluster)
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    import json
+
+    from .cluster import cluster_folder
+
+    metrics = cluster_folder(args.in_dir, args.out, method=args.method, k=args.k, max_clusters=args.max_clusters,
+                             threshold=args.threshold, link=args.link, n_jobs=args.jobs)
+    internal = metrics["internal"]
+    print(f"{metrics['faces']} faces in {metrics['photos']} photos -> {internal['n_clusters']} clusters, "
+          f"{internal['n_unassigned']} unassigned; {metrics['photos_rejected']} photos without a usable face")
+    if "external" in metrics:
+        ext = metrics["external"]
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in ext.items()}, indent=1))
+    print(f"wrote {args.out}/clusters.csv, metrics.json and the grouped copies")
+    return 0
+
+
+def _add_teams(sub) -> None:
+    p = sub.add_parser("teams", help="group player crops by clothing",
+                       description="Split a folder of player crops into GROUPS by clothing colours (court "
+                       "masked out); writes OUT/clusters.csv (source,cluster), OUT/group_NN/ copies and "
+                       "OUT/summary.json.")
+    p.add_argument("in_dir", type=Path, help="folder of player crops")
+    p.add_argument("--out", type=Path, required=True, help="new output folder (not inside IN_DIR)")
+    p.add_argument("--groups", type=int, default=2, help="number of teams or players (default 2)")
+    p.add_argument("--method", choices=("colours", "recipe"), default="colours",
+                   help="colours: court-masked palette (default); recipe: MobileNetV2 + region histograms")
+    p.add_argument("--court", type=Path, default=None, help="optional photo of the court (adds court colours)")
+    p.add_argument("--link", action="store_true", help="hard-link crops instead of copying them")
+    p.set_defaults(handler=_run_teams)
+
+
+def _run_teams(args: argparse.Namespace) -> int:
+    from .teams import teams_folder
+
+    if args.groups < 1:
+        raise ValueError("--groups must be at least 1")
+    s = teams_folder(args.in_dir, args.out, groups=args.groups, method=args.method, court=args.court, link=args.link)
+    fp = s["frame_pairs"]
+    print(f"{s['crops']} crops -> groups of {s['sizes']}; {len(s['rejected'])} unreadable")
+    if fp["frames"]:
+        print(f"frames whose two crops fell in different groups: {fp['frames_split']}/{fp['frames']}")
+    print(f"wrote {args.out}/clusters.csv and the grouped copies")
+    return 0
+
+
 _RESERVED = {
     "train": ("train a face classifier from a folder of sub-folders (one per person)", 3),
     "predict": ("who is in these photos, with a trained model", 3),
@@ -241,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_faces, _add_notebooks, _add_fetch, _add_train, _add_predict, _add_average, _add_serve):
+    for add in (_add_faces, _add_notebooks, _add_fetch, _add_train, _add_predict, _add_average, _add_serve,
+                _add_cluster, _add_teams):
         add(sub)
     for name, (text, issue) in _RESERVED.items():
         if name not in sub.choices:

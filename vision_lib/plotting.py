@@ -147,3 +147,64 @@ def left_out_bars(ax, results: Sequence, colours: Mapping[str, object] | None = 
     ax.set_xlabel("photos / faces")
     ax.legend(fontsize=7, loc="lower right")
     return ax
+
+
+# --------------------------------------------------------------------------- clustering (issue 4)
+def cluster_galleries(groups: Mapping[str, Sequence[np.ndarray]], per_group: int = 8, size: float = 1.1,
+                      titles: Mapping[str, Sequence[str]] | None = None):
+    """One row per group (its name on the left), up to ``per_group`` thumbnails each; returns the figure.
+
+    ``groups`` maps a group name (e.g. ``cluster_03 (12)`` or ``unassigned``) to its images.
+    """
+    import matplotlib.pyplot as plt
+
+    names = list(groups)
+    nrows = max(1, len(names))
+    fig, axes = plt.subplots(nrows, per_group, figsize=(per_group * size, nrows * size * 1.1), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, name in enumerate(names):
+        for c, img in enumerate(list(groups[name])[:per_group]):
+            axes[r, c].imshow(img)
+            if titles is not None and c < len(titles.get(name, [])):
+                axes[r, c].set_title(str(titles[name][c]), fontsize=6)
+        axes[r, 0].text(-0.08, 0.5, str(name), transform=axes[r, 0].transAxes, ha="right", va="center",
+                        fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def masked_crops(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], ncols: int = 8, size: float = 1.2,
+                 titles: Sequence[str] | None = None, fill=(255, 0, 255)):
+    """Each crop above its player mask (masked-out pixels painted ``fill``); returns the figure."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(2 * nrows, ncols, figsize=(ncols * size, 2 * nrows * size * 1.1), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, (img, mask) in enumerate(zip(images, masks)):
+        r, c = divmod(k, ncols)
+        shown = np.array(img, copy=True)
+        shown[~np.asarray(mask, bool)] = fill
+        axes[2 * r, c].imshow(img)
+        axes[2 * r + 1, c].imshow(shown)
+        if titles is not None:
+            axes[2 * r, c].set_title(str(titles[k]), fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def metric_bars(ax, rows: Sequence[Mapping], metrics: Sequence[str] = ("bcubed_f", "pairwise_f", "nmi"),
+                name: str = "method"):
+    """Grouped bars: one group per row (``row[name]``), one bar per metric; returns ``ax``."""
+    width = 0.8 / max(1, len(metrics))
+    x = np.arange(len(rows))
+    for j, m in enumerate(metrics):
+        vals = [float(r.get(m) or 0.0) for r in rows]
+        ax.bar(x + j * width - 0.4 + width / 2, vals, width, label=m)
+    ax.set_xticks(x, [str(r[name]) for r in rows], rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    return ax
