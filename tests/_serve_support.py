@@ -9,6 +9,8 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 PLAYERS = ("cristiano_ronaldo", "leo_messi", "mohamed_salah")
 PER_PLAYER = 8
 
@@ -31,21 +33,27 @@ def trained_bundle(footballers_dir: Path, out_dir: Path) -> Bundle:
     model = train(training, features="embedding", n_jobs=2, progress=False)
     path = save_model(model, Path(out_dir) / "serve_test_model.pkl", overwrite=True)
     used = set(training.paths)
-    rest = ps.subset(i for i, p in enumerate(ps.paths) if p not in used).limit(seed=1)
-    import numpy as np
-
+    rest = ps.subset(i for i, p in enumerate(ps.paths) if p not in used)
     order = np.random.default_rng(1).permutation(len(rest))
     return Bundle(path, tuple((rest.paths[i], rest.labels[i]) for i in order))
 
 
 def single_face_photos(bundle: Bundle, n: int, max_try: int = 40) -> list[tuple[Path, str]]:
-    """The first ``n`` held-out photos in which MTCNN finds exactly one face (the player, usually).
+    """Held-out photos, at most one per player, in which MTCNN finds exactly one face.
 
-    Chosen by face count only, never by whether the model gets them right.
+    The first such photos in the bundle's fixed shuffled order: chosen by face count and player,
+    never by whether the model gets them right.
     """
     from vision_lib.faces import detect_paths
 
+    picked: list[tuple[Path, str]] = []
     candidates = list(bundle.held_out[:max_try])
-    found = detect_paths([p for p, _ in candidates], "mtcnn", n_jobs=1, progress=False, descriptors=True)
-    picked = [c for c, pf in zip(candidates, found) if pf.error is None and len(pf.faces) == 1]
+    for start in range(0, len(candidates), 4):  # a few at a time: stop detecting once we have n
+        chunk = [c for c in candidates[start:start + 4] if c[1] not in {lab for _, lab in picked}]
+        found = detect_paths([p for p, _ in chunk], "mtcnn", n_jobs=1, progress=False, descriptors=True)
+        for (path, player), pf in zip(chunk, found):
+            if pf.error is None and len(pf.faces) == 1 and player not in {lab for _, lab in picked}:
+                picked.append((path, player))
+        if len(picked) >= n:
+            break
     return picked[:n]

@@ -1,0 +1,200 @@
+"""End to end: `vision-lib serve` in a subprocess, the page in headless Chromium (Debian's package,
+driven by Playwright through ``executable_path``; ``make test`` installs it via ``make browser``).
+
+A held-out footballer photo is dropped on the drop zone (a real DragEvent carrying a DataTransfer
+built from the file's bytes) and chosen through the file chooser; the test reads the name the page
+shows. The page may only talk to the server: every other request is aborted and reported.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _serve_support  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+STARTUP_SECONDS = 300  # TensorFlow import + model load + warm-up, on a busy 2-core machine
+ANSWER_MS = 120_000
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if path is None:
+        pytest.skip("Debian chromium is not installed: run `make browser` (which `make test` runs first)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(footballers_dir, tmp_path_factory):
+    return _serve_support.trained_bundle(footballers_dir, tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def photos(bundle):
+    picked = _serve_support.single_face_photos(bundle, 2)
+    assert len(picked) == 2, "no held-out photo with one face among the candidates"
+    return picked
+
+
+@pytest.fixture(scope="module")
+def server_url(bundle):
+    """`vision-lib serve --port 0` in a subprocess; the URL is read from its first line."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "vision_lib", "serve", "--model", str(bundle.path), "--host", "127.0.0.1",
+           "--port", "0", "--max-upload-mb", "5"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen = []
+    try:
+        while True:
+            line = lines.get(timeout=STARTUP_SECONDS)
+            if line is None:
+                raise AssertionError("server exited before listening:\n" + "".join(seen[-30:]))
+            seen.append(line)
+            m = re.search(r"on (http://127\.0\.0\.1:\d+/)", line)
+            if m:
+                break
+        yield m.group(1)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server_url):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    pg = context.new_page()
+    outside, console_errors = [], []
+
+    def only_our_server(route):
+        if route.request.url.startswith(server_url):
+            route.continue_()
+        else:  # offline page: nothing may come from elsewhere (blob: URLs never reach the router)
+            outside.append(route.request.url)
+            route.abort()
+
+    pg.route("**/*", only_our_server)
+    pg.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+    pg.on("pageerror", lambda exc: console_errors.append(str(exc)))
+    pg.goto(server_url)
+    yield pg
+    context.close()
+    assert outside == [], f"the page tried to reach {outside}"
+    assert not [e for e in console_errors if "status of 400" not in e], console_errors
+
+
+# --------------------------------------------------------------------------- helpers
+def drop_file(page, data: bytes, name: str, mime: str) -> None:
+    """Dispatch dragenter/dragover/drop on the drop zone with a DataTransfer holding the file."""
+    page.evaluate(
+        """([b64, name, mime]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], name, { type: mime }));
+            const zone = document.getElementById("drop");
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+            }
+        }""",
+        [base64.b64encode(data).decode(), name, mime],
+    )
+
+
+def wait_for_answer(page) -> str:
+    """Wait until the page has finished with the photo; returns its state (done, noface, error)."""
+    page.wait_for_function("['done', 'noface', 'error'].includes(document.body.dataset.state)",
+                           timeout=ANSWER_MS)
+    return page.evaluate("document.body.dataset.state")
+
+
+def check_shows_player(page, player: str, tmp_path: Path, shot: str) -> None:
+    state = wait_for_answer(page)
+    assert state == "done", page.inner_text("#status")
+    assert page.get_attribute("#answer", "data-label") == player
+    assert page.inner_text("#answer") == player
+    assert page.is_visible("#answer") and page.is_visible("#photo")
+    boxes = page.locator(".box")
+    assert boxes.count() == 1
+    assert re.fullmatch(rf"{player} \d{{1,3}}%", boxes.first.inner_text().strip())
+    # The box is drawn on the photo, inside it, and is a real rectangle (face-sized, not the photo).
+    photo, box = page.locator("#photo").bounding_box(), boxes.first.bounding_box()
+    assert box["width"] > 10 and box["height"] > 10
+    assert box["width"] * box["height"] < 0.9 * photo["width"] * photo["height"]
+    assert photo["x"] - 1 <= box["x"] and box["x"] + box["width"] <= photo["x"] + photo["width"] + 1
+    assert photo["y"] - 1 <= box["y"] and box["y"] + box["height"] <= photo["y"] + photo["height"] + 1
+    page.screenshot(path=str(tmp_path / shot))
+
+
+# --------------------------------------------------------------------------- tests
+def test_dropping_a_photo_shows_the_player(page, photos, tmp_path):
+    path, player = photos[0]
+    assert "Drop a photo" in page.inner_text("#drop")
+    drop_file(page, path.read_bytes(), path.name, "image/jpeg")
+    check_shows_player(page, player, tmp_path, "drop.png")
+
+
+def test_choosing_a_file_shows_the_player_and_replaces_the_last_answer(page, photos, tmp_path):
+    (first, first_player), (second, second_player) = photos
+    assert first_player != second_player
+    page.set_input_files("#file", str(first))
+    check_shows_player(page, first_player, tmp_path, "chooser1.png")
+    page.evaluate("document.body.dataset.state = ''")
+    page.set_input_files("#file", str(second))
+    check_shows_player(page, second_player, tmp_path, "chooser2.png")
+
+
+def test_no_face_and_error_messages(page, tmp_path):
+    from PIL import Image
+    import io
+
+    noise = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, "PNG")
+    drop_file(page, buf.getvalue(), "noise.png", "image/png")
+    assert wait_for_answer(page) == "noface"
+    assert "No face found" in page.inner_text("#status")
+    assert page.is_hidden("#answer") and page.locator(".box").count() == 0
+
+    page.evaluate("document.body.dataset.state = ''")
+    drop_file(page, b"this is not a photo", "fake.jpg", "image/jpeg")
+    assert wait_for_answer(page) == "error"
+    status = page.inner_text("#status")
+    assert status.startswith("Error:") and "not a usable photo" in status
+    assert page.is_hidden("#answer")
+    page.screenshot(path=str(tmp_path / "error.png"))
