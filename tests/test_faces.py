@@ -1,0 +1,285 @@
+"""vision_lib.faces and `vision-lib faces`: detection, alignment, and a batch export that survives
+bad input, resumes, and never touches its input folder."""
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _corpus import EXPECTED_REASONS, make_bad_corpus, tree_digest
+from vision_lib import faces as F
+from vision_lib.cli import main
+from vision_lib.io import load_image
+
+# A clear, frontal, single-face photo from the real footballer set (copied into tmp for tests).
+FACE_PHOTO = "leo_messi/leo_messi_000.jpg"
+
+
+@pytest.fixture(scope="module")
+def face_photo(footballers_dir, tmp_path_factory) -> Path:
+    src = footballers_dir / FACE_PHOTO
+    if not src.is_file():
+        pytest.skip(f"{src} not found")
+    dst = tmp_path_factory.mktemp("face") / "face.jpg"
+    shutil.copyfile(src, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def face_image(face_photo) -> np.ndarray:
+    return load_image(face_photo)
+
+
+def _read(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+# --------------------------------------------------------------------------- detectors
+def test_mtcnn_finds_the_face_with_five_keypoints(face_image):
+    found = F.detect(face_image, "mtcnn")
+    assert len(found) >= 1
+    face = found[0]
+    x, y, w, h = face.box
+    assert face.score > 0.9 and w > 100 and h > 100
+    assert set(face.keypoints) == set(F.KEYPOINTS)
+    (lx, ly), (rx, ry) = face.keypoints["left_eye"], face.keypoints["right_eye"]
+    assert lx < rx and x < lx < x + w and y < ly < y + h / 2
+    assert F.detect(face_image, "mtcnn", min_size=10_000) == []
+
+
+def test_compiled_mtcnn_gives_the_same_boxes_as_the_package(face_image):
+    from mtcnn import MTCNN
+
+    raw = MTCNN().detect_faces(face_image)  # the package's own eager path
+    ours = F.MTCNNDetector(max_side=10_000).detect(face_image)
+    assert len(ours) == len([d for d in raw if d["confidence"] >= 0.9])
+    assert np.abs(np.array(ours[0].box) - np.array(raw[0]["box"])).max() <= 1
+
+
+def test_haar_recipe_finds_the_face_and_two_eyes(face_image):
+    found = F.detect(face_image, "haar")
+    assert found, "the classic recipe should find this frontal face"
+    face = found[0]
+    assert face.score == 1.0
+    eyes = face.eyes
+    assert eyes is not None
+    x, y, w, h = face.box
+    (lx, ly), (rx, ry) = eyes
+    assert lx < rx
+    assert x <= lx <= x + w and x <= rx <= x + w and y <= ly <= y + 0.65 * h and y <= ry <= y + 0.65 * h
+    # The same eyes MTCNN sees, within a fraction of the face size.
+    mt = F.detect(face_image, "mtcnn")[0].keypoints
+    assert np.hypot(lx - mt["left_eye"][0], ly - mt["left_eye"][1]) < 0.15 * w
+
+
+def test_haar_recipe_needs_two_eyes():
+    blank = np.full((300, 300, 3), 128, np.uint8)
+    assert F.detect(blank, "haar") == []
+    with pytest.raises(ValueError, match="unknown detector"):
+        F.get_detector("yolo")
+
+
+def test_large_photos_are_detected_downscaled_but_boxes_are_in_original_pixels(face_image):
+    big = np.asarray(Image.fromarray(face_image).resize((face_image.shape[1] * 3, face_image.shape[0] * 3)))
+    small_box = np.array(F.detect(face_image, "mtcnn")[0].box)
+    big_box = np.array(F.MTCNNDetector(max_side=1024).detect(big)[0].box)
+    np.testing.assert_allclose(big_box, small_box * 3, atol=0.08 * small_box[2] * 3)
+
+
+# --------------------------------------------------------------------------- crop, align, quality
+def test_crop_adds_margin_and_clamps_to_the_image():
+    img = np.arange(100 * 80 * 3, dtype=np.uint8).reshape(100, 80, 3)
+    face = F.Face((10, 20, 40, 50), 1.0)
+    assert F.crop(img, face, margin=0.0).shape == (50, 40, 3)
+    assert F.crop(img, face, margin=0.25).shape == (50 + 2 * 12, 40 + 2 * 10, 3)
+    edge = F.crop(img, F.Face((70, 90, 30, 30), 1.0), margin=0.5)
+    assert edge.shape == (100 - 75, 80 - 55, 3)
+    with pytest.raises(ValueError):
+        F.crop(img, F.Face((500, 500, 10, 10), 1.0))
+
+
+def test_align_maps_eyes_exactly_onto_the_template():
+    face = F.Face((0, 0, 10, 10), 1.0, {"left_eye": (30.0, 52.0), "right_eye": (71.0, 40.0)})
+    m = F.alignment_matrix(face, size=160)
+    for name, target in zip(("left_eye", "right_eye"), F.TEMPLATE[:2] * 160):
+        np.testing.assert_allclose(m @ np.array([*face.keypoints[name], 1.0]), target, atol=1e-6)
+    assert F.alignment_matrix(F.Face((0, 0, 10, 10), 1.0), 160) is None
+
+
+def test_align_puts_the_detected_eyes_on_the_template(face_image):
+    face = F.detect(face_image, "mtcnn")[0]
+    aligned = F.align(face_image, face, size=160)
+    assert aligned.shape == (160, 160, 3) and aligned.dtype == np.uint8
+    again = F.detect(aligned, "mtcnn")
+    assert again, "the aligned crop should still look like a face"
+    kp = again[0].keypoints
+    for name, target in zip(("left_eye", "right_eye"), F.TEMPLATE[:2] * 160):
+        assert np.hypot(*(np.array(kp[name]) - target)) < 0.05 * 160, name
+    # Without eye keypoints (e.g. a Haar face with one eye), a square resize of the box.
+    assert F.align(face_image, F.Face(face.box, 1.0), size=64).shape == (64, 64, 3)
+
+
+def test_quality_and_best_faces(face_image):
+    face = F.detect(face_image, "mtcnn")[0]
+    q = F.quality(face_image, face)
+    assert q.size == face.size and q.frontalness is not None and 0.5 < q.frontalness <= 1.0
+    blurred = np.asarray(Image.fromarray(face_image).resize((60, 80)).resize(face_image.shape[1::-1]))
+    assert F.sharpness(blurred, face) < q.sharpness
+    side = F.Face(face.box, face.score, {**face.keypoints, "nose": face.keypoints["left_eye"]})
+    assert F.frontalness(side) < q.frontalness
+    qs = [F.FaceQuality(30, 50.0, 0.9, 0.99), q, F.FaceQuality(100, 900.0, 0.1, 0.99)]
+    assert F.best_faces(qs, 1) == [1]
+
+
+# --------------------------------------------------------------------------- batches
+def test_detect_paths_keeps_input_order_in_parallel(tmp_path, face_photo):
+    paths = []
+    for i in range(5):
+        p = tmp_path / f"{i}.jpg"
+        if i % 2:
+            shutil.copyfile(face_photo, p)
+        else:
+            p.write_text("not a photo")
+        paths.append(p)
+    res = F.detect_paths(paths, "haar", n_jobs=2, chunk_size=1, progress=False, cache=False)
+    assert [r.path for r in res] == paths
+    assert [bool(r.faces) for r in res] == [False, True, False, True, False]
+    assert [r.error is not None for r in res] == [True, False, True, False, True]
+
+
+def test_bad_input_corpus_through_the_cli(tmp_path, face_photo):
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    made = make_bad_corpus(in_dir, face_photo)
+    before = tree_digest(in_dir)
+    assert main(["faces", str(in_dir), "--out", str(out_dir), "--align"]) == 0
+    assert tree_digest(in_dir) == before, "the input folder must be byte-for-byte unchanged"
+
+    rows, rejected = _read(out_dir / "faces.csv"), _read(out_dir / "rejected.csv")
+    kept = {r["source"] for r in rows}
+    reasons = {r["source"]: r["reason"] for r in rejected}
+    assert not kept & set(reasons)
+    assert kept | set(reasons) == set(made), "every photo file is either kept or rejected"
+    for name, reason in EXPECTED_REASONS.items():
+        assert reason in reasons[name], (name, reasons[name])
+    # The conversions of the real photo all yield its face, upright (EXIF applied).
+    for name in ("formats/cmyk.jpg", "formats/grey16.png", "formats/rgba.png", "formats/exif_rotated.jpg",
+                 "formats/Ibrahimović_élan_照片.jpg"):
+        assert name in kept, (name, reasons.get(name))
+    boxes = {r["source"]: np.array([int(r[k]) for k in "xywh"]) for r in rows if r["face_index"] == "0"}
+    ref = boxes["formats/Ibrahimović_élan_照片.jpg"]
+    assert np.abs(boxes["formats/exif_rotated.jpg"] - ref).max() < 0.1 * ref[2]
+    for r in rows:
+        crop = Image.open(out_dir / r["crop"])
+        assert crop.size == (160, 160)
+        assert r["crop"].startswith("formats/")  # mirrors the input's sub-folders
+        assert float(r["score"]) >= 0.9 and int(r["size"]) >= 20
+    assert "README.txt" not in kept | set(reasons) and ".hidden.jpg" not in kept | set(reasons)
+
+
+def test_face_index_zero_is_the_largest(tmp_path, face_image):
+    # Two copies of the face side by side at different sizes.
+    h, w = face_image.shape[:2]
+    small = np.asarray(Image.fromarray(face_image).resize((w // 2, h // 2)))
+    canvas = np.full((h, w + w // 2, 3), 255, np.uint8)
+    canvas[:h // 2, :w // 2] = small
+    canvas[:, w // 2:] = face_image
+    (tmp_path / "in").mkdir()
+    Image.fromarray(canvas).save(tmp_path / "in" / "two.jpg", quality=95)
+    summary = F.export_faces(tmp_path / "in", tmp_path / "out", n_jobs=1, progress=False)
+    rows = _read(tmp_path / "out" / "faces.csv")
+    assert summary.faces == len(rows) >= 2
+    areas = [int(r["w"]) * int(r["h"]) for r in rows]
+    assert [r["face_index"] for r in rows] == [str(i) for i in range(len(rows))]
+    assert areas == sorted(areas, reverse=True)
+    assert int(rows[0]["x"]) > w // 2 - 10  # the big face is the right-hand one
+    # --min-size above the small face keeps only the big one.
+    F.export_faces(tmp_path / "in", tmp_path / "out_big", min_size=int(rows[1]["size"]) + 1, n_jobs=1,
+                   progress=False)
+    assert len(_read(tmp_path / "out_big" / "faces.csv")) == 1
+    F.export_faces(tmp_path / "in", tmp_path / "out_none", min_size=10_000, n_jobs=1, progress=False)
+    (bad,) = _read(tmp_path / "out_none" / "rejected.csv")
+    assert bad["reason"].startswith("only faces smaller than 10000 px")
+
+
+def test_rerun_resumes_and_recovers_from_a_cut_line(tmp_path, face_photo):
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    (in_dir / "p").mkdir(parents=True)
+    for i in range(3):
+        shutil.copyfile(face_photo, in_dir / "p" / f"{i}.jpg")
+    (in_dir / "p" / "bad.jpg").write_text("x")
+    first = F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)
+    assert (first.with_faces, first.rejected, first.resumed) == (3, 1, 0)
+
+    # A new photo arrives; a crash had cut the last faces.csv line in the middle.
+    shutil.copyfile(face_photo, in_dir / "p" / "new.jpg")
+    text = (out_dir / "faces.csv").read_text(encoding="utf-8")
+    (out_dir / "faces.csv").write_text(text[: -len(text.splitlines()[-1]) // 2 - 1], encoding="utf-8")
+    second = F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)
+    assert second.resumed == 3 and second.with_faces == 2  # new.jpg and the photo whose row was cut
+    rows = _read(out_dir / "faces.csv")
+    assert sorted(r["source"] for r in rows) == ["p/0.jpg", "p/1.jpg", "p/2.jpg", "p/new.jpg"]
+    assert len(_read(out_dir / "rejected.csv")) == 1
+    third = F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)
+    assert (third.with_faces, third.rejected, third.resumed) == (0, 0, 5)
+
+    # Resuming with other settings would mix two exports: refused.
+    with pytest.raises(FileExistsError, match="other settings"):
+        F.export_faces(in_dir, out_dir, detector="haar", align=True, n_jobs=1, progress=False)
+
+
+def test_refuses_to_write_into_the_input_or_over_foreign_files(tmp_path, face_photo, capsys):
+    in_dir = tmp_path / "in"
+    in_dir.mkdir()
+    shutil.copyfile(face_photo, in_dir / "a.jpg")
+    before = tree_digest(in_dir)
+    for out in (in_dir, in_dir / "crops", tmp_path):
+        with pytest.raises(ValueError, match="refusing"):
+            F.export_faces(in_dir, out, detector="haar", n_jobs=1, progress=False)
+        assert main(["faces", str(in_dir), "--out", str(out), "--detector", "haar"]) == 2
+        assert "refusing" in capsys.readouterr().err
+    assert tree_digest(in_dir) == before
+
+    foreign = tmp_path / "someone_elses"
+    foreign.mkdir()
+    (foreign / "thesis.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="not empty"):
+        F.export_faces(in_dir, foreign, detector="haar", n_jobs=1, progress=False)
+    assert [p.name for p in foreign.iterdir()] == ["thesis.txt"]
+
+
+def test_rejection_categories():
+    assert F.rejection_category("no face found") == "no face found"
+    assert F.rejection_category("only faces smaller than 20 px (largest 12 px)") == "only small faces"
+    assert F.rejection_category("empty file") == "unreadable file"
+
+
+def test_importing_the_library_and_cli_help_do_not_load_tensorflow():
+    code = (
+        "import sys, contextlib, io\n"
+        "import vision_lib, vision_lib.faces, vision_lib.io, vision_lib.cli, vision_lib.notebooks\n"
+        "vision_lib.faces.Face((0, 0, 1, 1), 1.0)\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        vision_lib.cli.main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "    try:\n"
+        "        vision_lib.cli.main(['faces', '--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'mtcnn', 'dlib') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout
+    help_text = subprocess.run([sys.executable, "-m", "vision_lib", "--help"], capture_output=True, text=True,
+                               timeout=120)
+    assert help_text.returncode == 0 and "faces" in help_text.stdout

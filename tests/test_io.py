@@ -1,0 +1,145 @@
+"""vision_lib.io: every awkward photo becomes RGB uint8, every unusable file a clear reason."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _corpus import EXPECTED_REASONS, make_bad_corpus, png_claiming, save_exif_rotated, tree_digest
+from vision_lib import io
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    root = tmp_path / "corpus"
+    make_bad_corpus(root)
+    return root
+
+
+@pytest.mark.parametrize("name, reason", sorted(EXPECTED_REASONS.items()))
+def test_unusable_files_raise_image_error_with_reason(corpus, name, reason):
+    if reason == "no face found":
+        assert io.load_image(corpus / name).shape[2] == 3  # loads fine; faces are not io's business
+        return
+    with pytest.raises(io.ImageError) as err:
+        io.load_image(corpus / name)
+    assert reason in err.value.reason
+    assert err.value.path.endswith(Path(name).name)
+
+
+def test_bomb_is_refused_from_the_header_without_decoding(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_claiming(40000, 40000))
+    with pytest.raises(io.ImageError, match="too large: 40000x40000"):
+        io.load_image(path)
+    # A lower limit refuses a normal image too, before decoding.
+    Image.new("RGB", (300, 200)).save(tmp_path / "ok.png")
+    with pytest.raises(io.ImageError, match="too large"):
+        io.load_image(tmp_path / "ok.png", max_pixels=50_000)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    upright = np.zeros((40, 60, 3), np.uint8)  # 60 wide, 40 high, red block at the top-left
+    upright[:10, :15] = (255, 0, 0)
+    save_exif_rotated(upright, tmp_path / "rot.jpg")
+    stored = np.asarray(Image.open(tmp_path / "rot.jpg"))
+    assert stored.shape[:2] == (60, 40)  # the file itself holds the pixels sideways
+    loaded = io.load_image(tmp_path / "rot.jpg")
+    assert loaded.shape == (40, 60, 3)
+    assert loaded[:10, :15, 0].mean() > 200 and loaded[:10, :15, 1].mean() < 60
+    assert loaded[-10:, -15:, 0].mean() < 60
+
+
+def test_alpha_is_flattened_on_white(tmp_path):
+    rgba = np.zeros((20, 20, 4), np.uint8)
+    rgba[..., 2] = 255  # blue
+    rgba[:, 10:, 3] = 255  # right half opaque, left half transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    out = io.load_image(tmp_path / "a.png")
+    assert out.dtype == np.uint8 and out.shape == (20, 20, 3)
+    assert (out[:, :10] == 255).all()
+    assert (out[:, 10:] == (0, 0, 255)).all()
+
+
+def test_sixteen_bit_grey_is_scaled_to_eight_bits(tmp_path):
+    grey = np.array([[0, 32768], [65535, 65535]], np.uint16).repeat(4, 0).repeat(4, 1)
+    Image.fromarray(grey).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    out = io.load_image(tmp_path / "g16.png")
+    assert out.shape == (8, 8, 3) and out.dtype == np.uint8
+    assert out[0, 0, 0] == 0 and out[0, 7, 0] == 128 and out[7, 0, 0] == 255
+    assert (out[..., 0] == out[..., 2]).all()
+
+
+def test_cmyk_palette_and_grey_become_rgb(tmp_path):
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg", quality=95)  # red in CMYK
+    red = io.load_image(tmp_path / "cmyk.jpg")
+    assert red.shape == (16, 16, 3)
+    assert red[..., 0].mean() > 200 and red[..., 1].mean() < 60 and red[..., 2].mean() < 60
+    Image.new("RGB", (8, 8), (10, 200, 30)).convert("P").save(tmp_path / "pal.png")
+    assert np.abs(io.load_image(tmp_path / "pal.png")[0, 0].astype(int) - (10, 200, 30)).max() <= 30
+    Image.new("L", (8, 8), 77).save(tmp_path / "grey.png")
+    assert tuple(io.load_image(tmp_path / "grey.png")[0, 0]) == (77, 77, 77)
+
+
+def test_load_image_bytes_matches_load_image(corpus):
+    path = corpus / "formats" / "rgba.png"
+    np.testing.assert_array_equal(io.load_image_bytes(path.read_bytes()), io.load_image(path))
+    with pytest.raises(io.ImageError, match="empty"):
+        io.load_image_bytes(b"")
+
+
+def test_loading_never_changes_the_files(corpus):
+    before = tree_digest(corpus)
+    report = io.LoadReport()
+    loaded = list(io.iter_loaded(io.list_images(corpus), report))
+    assert tree_digest(corpus) == before
+    names = {p.relative_to(corpus).as_posix() for p, _ in loaded} | {
+        Path(r.source).relative_to(corpus).as_posix() for r in report.rejected}
+    assert names == {p.relative_to(corpus).as_posix() for p in io.list_images(corpus)}
+    assert {Path(r.source).name for r in report.rejected} == {
+        "empty.jpg", "truncated.jpg", "notes_named_like_a_photo.jpg", "one_pixel.png", "bomb_40000x40000.png"}
+    assert all(r.reason for r in report.rejected)
+
+
+def test_list_images_is_recursive_sorted_and_skips_other_files(corpus):
+    found = [p.relative_to(corpus).as_posix() for p in io.list_images(corpus)]
+    assert found == sorted(found)
+    assert "README.txt" not in found and ".hidden.jpg" not in found
+    assert "no_face/sky.jpg" in found and "formats/cmyk.jpg" in found
+    assert io.list_images(corpus, recursive=False) == [p for p in io.list_images(corpus) if p.parent == corpus]
+    assert io.list_images(corpus / "empty.jpg") == [corpus / "empty.jpg"]
+    with pytest.raises(FileNotFoundError):
+        io.list_images(corpus / "missing")
+
+
+def test_photo_set_labels_and_reproducible_limit(tmp_path):
+    for person, n in (("ann", 5), ("bob", 3)):
+        (tmp_path / person).mkdir()
+        for i in range(n):
+            Image.new("RGB", (4, 4)).save(tmp_path / person / f"{i}.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "loose.png")
+    ps = io.photo_set(tmp_path, labelled=True)
+    assert len(ps) == 8 and ps.classes == ["ann", "bob"]
+    assert ps.relative(ps.paths[0]) == "ann/0.png"
+    small = ps.limit(per_label=2, seed=3)
+    assert sorted(small.labels) == ["ann", "ann", "bob", "bob"]
+    assert small.paths == ps.limit(per_label=2, seed=3).paths
+    assert len(ps.limit(total=3)) == 3
+    assert len(io.photo_set(tmp_path)) == 9
+
+
+def test_resize_max_side():
+    img = np.zeros((100, 400, 3), np.uint8)
+    small, scale = io.resize_max_side(img, 200)
+    assert small.shape == (50, 200, 3) and scale == pytest.approx(0.5)
+    same, one = io.resize_max_side(img, 1000)
+    assert same is img and one == 1.0
+
+
+def test_real_photos_load_as_rgb(footballers_dir):
+    for path in io.list_images(footballers_dir)[:5]:
+        img = io.load_image(path)
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
