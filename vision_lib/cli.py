@@ -303,6 +303,39 @@ def _run_teams(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- compress (issue 6)
+def _add_compress(sub) -> None:
+    p = sub.add_parser("compress", help="K-Means colour quantization to palette PNGs (JSON line per photo)")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMG", help="photos (or folders of photos)")
+    p.add_argument("--k", type=int, default=16, help="palette colours, 2..256 (default 16)")
+    p.add_argument("--out", type=Path, required=True, help="folder for <name>_k<k>.png files")
+    p.add_argument("--dither", action="store_true", help="Floyd-Steinberg dithering")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse)")
+    p.add_argument("--optimize", action="store_true", help="zlib level 9: slightly smaller, slower")
+    p.add_argument("--seed", type=int, default=0, help="K-Means initialisation seed")
+    p.set_defaults(handler=_run_compress)
+
+
+def _run_compress(args: argparse.Namespace) -> int:
+    from .compress import compress_files, to_jsonl
+    from .io import list_images
+
+    if not 2 <= args.k <= 256:
+        raise ValueError(f"--k must be between 2 and 256, got {args.k}")
+    paths = []
+    for item in args.images:  # folders expand to their photos; files (even unreadable) are kept
+        paths += list_images(item) if item.is_dir() else [item]
+    failed = 0
+    for record in compress_files(paths, args.out, args.k, dither=args.dither, overwrite=args.overwrite,
+                                 optimize=args.optimize, random_state=args.seed):
+        failed += "error" in record
+        print(to_jsonl(record), flush=True)
+    if failed:
+        print(f"vision-lib compress: {failed} of {len(paths)} inputs failed (see their JSON lines)",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
 _RESERVED = {
     "train": ("train a face classifier from a folder of sub-folders (one per person)", 3),
     "predict": ("who is in these photos, with a trained model", 3),
@@ -321,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in (_add_faces, _add_notebooks, _add_fetch, _add_train, _add_predict, _add_average, _add_serve,
-                _add_cluster, _add_teams):
+                _add_cluster, _add_teams, _add_compress):
         add(sub)
     for name, (text, issue) in _RESERVED.items():
         if name not in sub.choices:
