@@ -376,7 +376,7 @@ def psnr(reference: np.ndarray, test: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB over all channels (inf for identical images)."""
     diff = reference.astype(np.float64) - test.astype(np.float64)
     mse = float(np.mean(diff * diff))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else float(10.0 * np.log10(255.0 ** 2 / mse))
 
 
 def ssim(reference: np.ndarray, test: np.ndarray) -> float:
@@ -414,7 +414,7 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float:
 def quality(original: np.ndarray, q: Quantized | np.ndarray) -> dict:
     """PSNR (dB) and SSIM of a quantized image against the original."""
     rec = q.image if isinstance(q, Quantized) else q
-    return {"psnr": round(psnr(original, rec), 4), "ssim": round(ssim(original, rec), 5)}
+    return {"psnr": round(float(psnr(original, rec)), 4), "ssim": round(ssim(original, rec), 5)}
 
 
 def size_report(original: np.ndarray, q: Quantized, *, original_bytes: int | None = None,

@@ -1,0 +1,215 @@
+"""ipywidgets controls for the notebooks.
+
+:class:`CompressionExplorer`: pick a photo in a folder, slide k, toggle dithering; the compressed
+image, its figures (PSNR, SSIM, bytes, ratios) and the colour-space view update in place. Work is
+cached at three levels so moving around feels live:
+
+* per photo: the pixels, the colour histogram the quantizer fits on, the original's PNG sizes and
+  the colour-space background (sampled pixel cloud rendered once);
+* per (photo, k, dither): the fitted palette, its palette PNG and figures, so going back is instant;
+* the colour-space view redraws only the palette points over the cached background (Agg blitting).
+
+The computing side (:meth:`CompressionExplorer.update`) works without a front-end, which is how the
+benchmark times it.
+"""
+from __future__ import annotations
+
+import io
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import compress
+from .io import load_image
+
+
+@dataclass
+class _Photo:
+    image: np.ndarray
+    histogram: compress.ColourHistogram
+    original_bytes: int
+    plain_png_bytes: int
+    preview_png: bytes
+    background: object  # Agg region of the rendered pixel cloud
+
+
+class CompressionExplorer:
+    """Interactive colour-quantization explorer over the photos of a folder.
+
+    Args:
+        images: a folder of photos or a list of photo paths.
+        k: initial number of colours (2..256).
+        dither: initial dithering state.
+        n_points: pixels sampled for the colour-space cloud.
+        random_state: seed for the quantizer and the pixel sample.
+
+    Use ``display(explorer.widget)`` in a notebook; :meth:`update` recomputes (with caches) and
+    refreshes the controls, returning the figures of the current view.
+    """
+
+    def __init__(self, images: str | os.PathLike | Sequence[str | os.PathLike], *, k: int = 16,
+                 dither: bool = False, n_points: int = 1500, random_state: int | None = 0):
+        from .io import list_images
+
+        if isinstance(images, (str, os.PathLike)):
+            paths = list_images(images)
+        else:
+            paths = [Path(p) for p in images]
+        if not paths:
+            raise FileNotFoundError(f"no photos in {images}")
+        self.paths = paths
+        self.names = _unique_names(paths)
+        self.k, self.dither, self.path = int(k), bool(dither), paths[0]
+        self.n_points = n_points
+        self.random_state = random_state
+        self._photos: dict[Path, _Photo] = {}
+        self._results: dict[tuple[Path, int, bool], dict] = {}
+        self._figure = None
+        self._controls = None
+        self.last_seconds: float | None = None
+
+    # ------------------------------------------------------------------ computing
+    def update(self, path: str | os.PathLike | None = None, k: int | None = None,
+               dither: bool | None = None) -> dict:
+        """Show ``path`` at ``k`` colours (``None`` keeps the current value); returns the figures."""
+        start = time.perf_counter()
+        if path is not None:
+            self.path = Path(path)
+        if k is not None:
+            self.k = int(k)
+        if dither is not None:
+            self.dither = bool(dither)
+        photo = self._photo(self.path)
+        key = (self.path, self.k, self.dither)
+        cached = key in self._results
+        if not cached:
+            q = compress.quantize(photo.image, self.k, dither=self.dither, random_state=self.random_state,
+                                  histogram=photo.histogram)
+            png = q.png_bytes()
+            report = {"k": self.k, "colors": len(q.palette), "dither": self.dither, "bytes": len(png),
+                      **compress.quality(photo.image, q),
+                      "original_bytes": photo.original_bytes,
+                      "ratio": round(photo.original_bytes / len(png), 3),
+                      "plain_png_bytes": photo.plain_png_bytes,
+                      "ratio_vs_plain_png": round(photo.plain_png_bytes / len(png), 3),
+                      "fit_seconds": round(q.seconds, 4)}
+            self._results[key] = {"png": png, "palette": q.palette, "report": report,
+                                  "colour_space": self._colour_space_png(photo, q.palette)}
+        result = self._results[key]
+        self._refresh(photo, result)
+        self.last_seconds = time.perf_counter() - start
+        return {**result["report"], "cached": cached, "seconds": round(self.last_seconds, 4)}
+
+    def _photo(self, path: Path) -> _Photo:
+        if path not in self._photos:
+            image = load_image(path)
+            hist = compress.colour_histogram(image)
+            self._photos[path] = _Photo(
+                image, hist, path.stat().st_size, len(compress.plain_png_bytes(image)),
+                _fast_png(image), self._colour_space_background(image),
+            )
+        return self._photos[path]
+
+    # ------------------------------------------------------------------ colour space (Agg blitting)
+    def _colour_space_background(self, image: np.ndarray):
+        fig = self._colour_figure()
+        ax, cloud = fig.axes[0], self._cloud
+        pts = compress.sample_pixels(image, self.n_points, self.random_state)
+        cloud._offsets3d = (pts[:, 0], pts[:, 1], pts[:, 2])
+        cloud.set_facecolors(pts / 255.0)
+        self._palette_points.set_visible(False)
+        fig.canvas.draw()
+        self._palette_points.set_visible(True)
+        return fig.canvas.copy_from_bbox(ax.bbox)
+
+    def _colour_space_png(self, photo: _Photo, palette: np.ndarray) -> bytes:
+        fig = self._colour_figure()
+        canvas, pal = fig.canvas, self._palette_points
+        canvas.restore_region(photo.background)
+        pal._offsets3d = (palette[:, 0], palette[:, 1], palette[:, 2])
+        pal.set_facecolors(palette / 255.0)
+        pal.do_3d_projection()
+        fig.axes[0].draw_artist(pal)
+        return _fast_png(np.asarray(canvas.buffer_rgba())[..., :3])
+
+    def _colour_figure(self):
+        if self._figure is None:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+
+            fig = Figure(figsize=(4.2, 4.2), dpi=80)
+            FigureCanvasAgg(fig)
+            ax = fig.add_subplot(projection="3d")
+            self._cloud = ax.scatter([0], [0], [0], s=3, alpha=0.35, depthshade=False)
+            self._palette_points = ax.scatter([0], [0], [0], s=80, edgecolors="black", linewidths=1.0,
+                                              depthshade=False, animated=True)
+            ax.set(xlim=(0, 255), ylim=(0, 255), zlim=(0, 255), xlabel="R", ylabel="G", zlabel="B")
+            ax.set_title("pixels (dots) and palette (circles)", fontsize=9)
+            self._figure = fig
+        return self._figure
+
+    # ------------------------------------------------------------------ widgets
+    @property
+    def widget(self):
+        """The ipywidgets box (built on first use, then updated in place)."""
+        if self._controls is None:
+            self._build()
+            self.update()
+        return self._controls["box"]
+
+    def _build(self) -> None:
+        import ipywidgets as w
+
+        names = dict(zip(self.names, self.paths))
+        image_box = w.Dropdown(options=list(names.items()), value=self.path, description="photo")
+        k_box = w.IntSlider(value=self.k, min=2, max=256, step=1, description="k colours",
+                            continuous_update=False)
+        dither_box = w.ToggleButton(value=self.dither, description="dithering")
+        original = w.Image(format="png", layout=w.Layout(max_width="400px"))
+        compressed = w.Image(format="png", layout=w.Layout(max_width="400px"))
+        space = w.Image(format="png", layout=w.Layout(max_width="336px"))
+        figures = w.HTML()
+        image_box.observe(lambda ch: self.update(path=ch["new"]), names="value")
+        k_box.observe(lambda ch: self.update(k=ch["new"]), names="value")
+        dither_box.observe(lambda ch: self.update(dither=ch["new"]), names="value")
+        box = w.VBox([w.HBox([image_box, k_box, dither_box]),
+                      w.HBox([original, compressed, space]), figures])
+        self._controls = {"box": box, "original": original, "compressed": compressed, "space": space,
+                          "figures": figures, "image": image_box, "k": k_box, "dither": dither_box}
+
+    def _refresh(self, photo: _Photo, result: dict) -> None:
+        c = self._controls
+        if c is None:
+            return
+        if c["original"].value != photo.preview_png:
+            c["original"].value = photo.preview_png
+        c["compressed"].value = result["png"]
+        c["space"].value = result["colour_space"]
+        r = result["report"]
+        c["figures"].value = (
+            f"<b>k={r['k']}</b> ({r['colors']} colours{', dithered' if r['dither'] else ''}): "
+            f"PSNR <b>{r['psnr']:.2f} dB</b>, SSIM <b>{r['ssim']:.3f}</b>; palette PNG "
+            f"<b>{r['bytes'] / 1024:.1f} KiB</b> = 1/{r['ratio']:.1f} of the original file "
+            f"({r['original_bytes'] / 1024:.0f} KiB), 1/{r['ratio_vs_plain_png']:.1f} of a plain PNG "
+            f"({r['plain_png_bytes'] / 1024:.0f} KiB)"
+        )
+
+
+def _fast_png(rgb: np.ndarray) -> bytes:
+    # Previews only (not measured): fastest zlib level.
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _unique_names(paths: Sequence[Path]) -> list[str]:
+    names = [p.name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    return [str(p) for p in paths]
