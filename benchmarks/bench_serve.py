@@ -1,0 +1,266 @@
+"""Benchmark `vision-lib serve`: warm latency on 1024-px photos, bounded concurrent load, bad input.
+
+Starts the real server (`python -m vision_lib serve --port 0`, waitress) on loopback in a
+subprocess and talks to it over HTTP. Baseline measured in the same run: decoding + predicting the
+same JPEG bytes in-process without HTTP, so the JSON quotes the server's overhead as a ratio.
+
+    python benchmarks/bench_serve.py [--model BUNDLE] [--photos 20] [--clients 4] [--requests 25]
+
+Without --model it trains a small bundle (3 footballers x 8 photos) into a temporary folder and
+sends held-out photos of those players. Prints one JSON object on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+PLAYERS = ("cristiano_ronaldo", "leo_messi", "mohamed_salah")
+SIDE = 1024
+TIMEOUT = 120  # seconds per request: a bounded test, never a hang
+
+
+def percentiles(xs) -> dict:
+    xs = np.asarray(xs, dtype=float)
+    return {"p50": round(float(np.percentile(xs, 50)), 3), "p95": round(float(np.percentile(xs, 95)), 3),
+            "mean": round(float(xs.mean()), 3), "n": int(xs.size)}
+
+
+def photos_1024(paths) -> list[tuple[str, bytes]]:
+    """Each photo scaled so its longest side is exactly 1024 px, as JPEG (quality 90) bytes."""
+    import cv2
+    from PIL import Image
+
+    from vision_lib.io import load_image
+
+    out = []
+    for p in paths:
+        im = load_image(p)
+        s = SIDE / max(im.shape[:2])
+        im = cv2.resize(im, (round(im.shape[1] * s), round(im.shape[0] * s)),
+                        interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+        buf = io.BytesIO()
+        Image.fromarray(im).save(buf, "JPEG", quality=90)
+        out.append((Path(p).name, buf.getvalue()))
+    return out
+
+
+def make_bundle(footballers: Path, out: Path, per_player: int) -> tuple[Path, list[tuple[Path, str]]]:
+    from vision_lib.classify import save_model, train
+    from vision_lib.io import photo_set
+
+    everyone = photo_set(footballers, labelled=True)
+    ps = everyone.subset(i for i, lab in enumerate(everyone.labels) if lab in PLAYERS)
+    training = ps.limit(per_label=per_player, seed=0)
+    model = train(training, n_jobs=2, progress=False)
+    path = save_model(model, out / "bench_serve_model.pkl", overwrite=True)
+    used = set(training.paths)
+    held = [(p, lab) for p, lab in zip(ps.paths, ps.labels) if p not in used]
+    order = np.random.default_rng(2).permutation(len(held))
+    return path, [held[i] for i in order]
+
+
+def start_server(model: Path, max_upload_mb: float, threads: int) -> tuple[subprocess.Popen, str, float]:
+    cmd = [sys.executable, "-m", "vision_lib", "serve", "--model", str(model), "--port", "0",
+           "--max-upload-mb", str(max_upload_mb), "--threads", str(threads)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    tail = []
+    for line in proc.stdout:  # ends if the server dies
+        tail.append(line)
+        m = re.search(r"on (http://127\.0\.0\.1:\d+/)", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # drain
+            return proc, m.group(1), time.perf_counter() - t0
+    raise RuntimeError("server did not start:\n" + "".join(tail[-20:]))
+
+
+def png_header_bomb(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    chunk = b"IHDR" + struct.pack(">II", width, height) + bytes(data[24:29])
+    data[12:29] = chunk
+    data[29:33] = struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def bad_inputs(session, api: str, jpeg: bytes, max_upload_mb: float) -> dict:
+    """Each malformed request, the status it should get and the one it got (answers must be JSON)."""
+    big = b"\xff\xd8" + b"\0" * int(max_upload_mb * 1_000_000 + 1000)
+    cases = {
+        "empty_file": (dict(files={"file": ("e.jpg", b"")}), 400),
+        "not_an_image": (dict(files={"file": ("t.jpg", b"hello, not a photo")}), 400),
+        "truncated_jpeg": (dict(files={"file": ("t.jpg", jpeg[: len(jpeg) // 3])}), 400),
+        "decompression_bomb_header": (dict(files={"file": ("b.png", png_header_bomb(40000, 40000))}), 400),
+        "bad_base64_json": (dict(json={"image": "data:image/jpeg;base64,@@@"}), 400),
+        "json_without_image": (dict(json={"filename": "x.jpg"}), 400),
+        "plain_text_body": (dict(data=b"hello", headers={"Content-Type": "text/plain"}), 400),
+        "multipart_without_file": (dict(files={"other": ("x.jpg", jpeg)}), 400),
+        "above_upload_limit": (dict(files={"file": ("big.jpg", big)}), 413),
+        "above_limit_as_data_url": (dict(json={"image": "data:image/jpeg;base64," + base64.b64encode(big).decode()}), 413),
+        "wrong_method": (dict(method="GET"), 405),
+    }
+    out = {}
+    for name, (kw, expected) in cases.items():
+        method = kw.pop("method", "POST")
+        r = session.request(method, api, timeout=TIMEOUT, **kw)
+        try:
+            is_json = "error" in r.json()
+        except ValueError:
+            is_json = False
+        out[name] = {"expected": expected, "status": r.status_code, "json_error": is_json}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", type=Path, help="bundle from `vision-lib train` (default: train a small one)")
+    ap.add_argument("--photos", type=int, default=20, help="distinct 1024-px photos for the latency run")
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--requests", type=int, default=25, help="requests per client in the load run")
+    ap.add_argument("--threads", type=int, default=4, help="server threads")
+    ap.add_argument("--max-upload-mb", type=float, default=10)
+    args = ap.parse_args()
+
+    import psutil
+    import requests
+
+    from vision_lib.classify import load_model
+    from vision_lib.config import dataset
+    from vision_lib.io import load_image_bytes
+
+    footballers = dataset("footballers")  # $VISION_LIB_DATA/footballers, or a clear error
+    tmp = Path(tempfile.mkdtemp(prefix="bench_serve_"))
+    if args.model:
+        model_path, labelled = args.model, []
+        photo_paths = sorted(footballers.rglob("*.jpg"))[::37][: args.photos]
+    else:
+        t0 = time.perf_counter()
+        model_path, labelled = make_bundle(footballers, tmp, per_player=8)
+        print(f"trained bundle in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+        photo_paths = [p for p, _ in labelled[: args.photos]]
+    truth = {p.name: lab for p, lab in labelled}
+    photos = photos_1024(photo_paths)
+    load_start = os.getloadavg()
+
+    # Baseline: the same bytes decoded and predicted in this process, no HTTP (model warmed first).
+    model = load_model(model_path)
+    model.predict_image(load_image_bytes(photos[0][1]))
+    direct, direct_answers = [], {}
+    cpu0 = time.process_time()
+    for name, data in photos:
+        t0 = time.perf_counter()
+        direct_answers[name] = model.predict_image(load_image_bytes(data, name=name))
+        direct.append(time.perf_counter() - t0)
+    direct_cpu = (time.process_time() - cpu0) / len(photos)
+    del model
+
+    proc, url, startup = start_server(model_path, args.max_upload_mb, args.threads)
+    api = url + "api/classify"
+    try:
+        session = requests.Session()
+
+        def post(name: str, data: bytes, s=None) -> tuple[int, float, dict | None]:
+            t0 = time.perf_counter()
+            r = (s or session).post(api, files={"file": (name, data, "image/jpeg")}, timeout=TIMEOUT)
+            dt = time.perf_counter() - t0
+            return r.status_code, dt, (r.json() if r.headers.get("Content-Type", "").startswith("application/json") else None)
+
+        for name, data in photos[:2]:  # warm-up
+            post(name, data)
+        # CPU seconds the server spends per request: unlike wall time, not inflated by other load.
+        server = psutil.Process(proc.pid)
+        cpu0 = sum(server.cpu_times()[:2])
+        seq, seq_status, same_as_direct, correct = [], [], 0, 0
+        for name, data in photos:
+            status, dt, answer = post(name, data)
+            seq.append(dt)
+            seq_status.append(status)
+            if answer and answer.get("label") == direct_answers[name]["label"] \
+                    and answer.get("faces") == direct_answers[name]["faces"]:
+                same_as_direct += 1
+            correct += bool(answer) and truth.get(name) is not None and answer.get("label") == truth[name]
+        server_cpu = (sum(server.cpu_times()[:2]) - cpu0) / len(photos)
+
+        # Bounded concurrent load: clients x requests, each client cycling through the photos.
+        lat, errors, codes = [], [], {}
+        lock = threading.Lock()
+
+        def client(c: int):
+            s = requests.Session()
+            for k in range(args.requests):
+                name, data = photos[(c * 7 + k) % len(photos)]
+                try:
+                    status, dt, answer = post(name, data, s)
+                    ok = status == 200 and answer is not None and "faces" in answer
+                except requests.RequestException as exc:
+                    status, dt, ok = type(exc).__name__, None, False
+                with lock:
+                    codes[str(status)] = codes.get(str(status), 0) + 1
+                    if dt is not None:
+                        lat.append(dt)
+                    if not ok:
+                        errors.append(str(status))
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.clients) as pool:
+            list(pool.map(client, range(args.clients)))
+        wall = time.perf_counter() - t0
+        bad = bad_inputs(session, api, photos[0][1], args.max_upload_mb)
+        alive = proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    total = args.clients * args.requests
+    seq_stats, direct_stats, load_stats = percentiles(seq), percentiles(direct), percentiles(lat)
+    result = {
+        "machine": {"cores": os.cpu_count(), "loadavg_1m_at_start": round(load_start[0], 2),
+                    "loadavg_1m_at_end": round(os.getloadavg()[0], 2)},
+        "model": str(model_path), "server": "waitress", "server_threads": args.threads,
+        "server_startup_s": round(startup, 1),
+        "photos": {"n": len(photos), "longest_side_px": SIDE,
+                   "mean_jpeg_kb": round(float(np.mean([len(d) for _, d in photos])) / 1000, 1)},
+        "warm_latency_s": seq_stats,
+        "baseline_in_process_s": direct_stats,
+        "http_over_in_process_p50_ratio": round(seq_stats["p50"] / direct_stats["p50"], 3),
+        "cpu_s_per_photo": {"server_process": round(server_cpu, 3), "in_process_baseline": round(direct_cpu, 3),
+                            "ratio": round(server_cpu / direct_cpu, 3)},
+        "sequential_status_codes": sorted(set(seq_status)),
+        "answers_identical_to_in_process": f"{same_as_direct}/{len(photos)}",
+        "labels_match_folder": f"{correct}/{sum(n in truth for n, _ in photos)}" if truth else None,
+        "load": {"clients": args.clients, "requests_per_client": args.requests, "total": total,
+                 "errors": len(errors), "status_codes": codes, "latency_s": load_stats,
+                 "throughput_rps": round(total / wall, 3),
+                 "throughput_over_sequential_ratio": round((total / wall) * seq_stats["mean"], 3)},
+        "bad_inputs": bad,
+        "bad_inputs_all_as_expected": all(v["status"] == v["expected"] and v["json_error"] for v in bad.values()),
+        "server_alive_after_run": alive,
+        "targets": {"p50_under_0.6s": seq_stats["p50"] < 0.6, "zero_errors_under_load": not errors,
+                    "bad_input_codes": all(v["status"] == v["expected"] for v in bad.values())},
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
