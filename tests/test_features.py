@@ -158,6 +158,50 @@ def test_histogram_correlation_rejects_size_mismatch():
         F.histogram_correlation(np.ones(8), np.ones(27))
 
 
+# --------------------------------------------------------------------------- comparing feature spaces
+def test_neighbour_accuracy_counts_same_label_nearest_neighbours():
+    X = np.array([[0.0], [1.0], [3.0], [3.5]])
+    assert F.neighbour_accuracy(X, ["a", "a", "b", "b"]) == 1.0
+    assert F.neighbour_accuracy(X, ["a", "b", "a", "b"]) == 0.0
+    assert F.neighbour_accuracy(X, ["a", "a", "a", "b"]) == 0.5
+    with pytest.raises(ValueError):
+        F.neighbour_accuracy(X[:1], ["a"])
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_project_2d_keeps_separated_groups_apart(rng, method):
+    X = np.vstack([rng.normal(0, 1, (25, 40)), rng.normal(6, 1, (25, 40))])
+    labels = [0] * 25 + [1] * 25
+    P = F.project_2d(X, method=method, random_state=0)
+    assert P.shape == (50, 2)
+    assert F.neighbour_accuracy(P, labels) == 1.0
+    with pytest.raises(ValueError):
+        F.project_2d(X, method="umap")
+
+
+def test_largest_faces_crops_first_face_and_skips_the_rest(tmp_path, rng):
+    from PIL import Image
+
+    from vision_lib.faces import Face, PhotoFaces
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"p{i}.png")
+        Image.fromarray(rng.integers(0, 256, (100, 120, 3), dtype=np.uint8)).save(paths[-1])
+    big, small = Face((20, 10, 50, 60), 0.99), Face((0, 0, 10, 10), 0.9)
+    results = [
+        PhotoFaces(paths[0], [big, small], (100, 120), None, np.arange(256, dtype=float).reshape(2, 128)),
+        PhotoFaces(paths[1], [], (100, 120), None, np.zeros((0, 128))),
+        PhotoFaces(tmp_path / "gone.jpg", [], None, "cannot decode"),
+        PhotoFaces(paths[2], [small], (100, 120), None, np.ones((1, 128))),
+    ]
+    got = F.largest_faces(results, ["a", "b", "c", "d"], margin=0.0)
+    assert got.labels == ["a", "d"] and got.paths == [paths[0], paths[2]]
+    assert got.crops[0].shape == (60, 50, 3) and got.boxes[0] == big.box
+    np.testing.assert_array_equal(got.descriptors[0], np.arange(128))
+    assert got.descriptors.shape == (2, 128) and len(got) == 2
+
+
 # --------------------------------------------------------------------------- notebook 02
 @pytest.mark.notebook
 def test_notebook_02_runs_and_separates_people(footballers_dir, tmp_path):
