@@ -42,6 +42,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
+from .embeddings import DLIB_SAME_PERSON_DISTANCE
 from .io import Rejected
 
 METHODS = ("agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
@@ -69,6 +70,10 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         max_clusters: at most this many groups (closest groups merged); ``None`` for no cap.
         min_cluster_size: groups smaller than this are reported as unassigned (``-1``); also
             HDBSCAN's ``min_cluster_size`` and DBSCAN's ``min_samples``.
+        outlier_distance: a face farther than this from *every* other face of its group is
+            unassigned (default dlib's same-person distance, 0.6; ``None`` keeps it). Density
+            methods have no absolute scale and otherwise attach far-away faces to groups.
+            K-Means, which by design assigns every face, is left as it is.
         random_state: seed for K-Means.
 
     Attributes:
@@ -78,12 +83,14 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
 
     def __init__(self, method: str = "agglomerative", threshold: float | None = None,
                  n_clusters: int | None = None, max_clusters: int | None = None,
-                 min_cluster_size: int = 2, random_state: int | None = None):
+                 min_cluster_size: int = 2, outlier_distance: float | None = DLIB_SAME_PERSON_DISTANCE,
+                 random_state: int | None = None):
         self.method = method
         self.threshold = threshold
         self.n_clusters = n_clusters
         self.max_clusters = max_clusters
         self.min_cluster_size = min_cluster_size
+        self.outlier_distance = outlier_distance
         self.random_state = random_state
 
     def fit(self, X, y=None) -> "IdentityClustering":
@@ -100,6 +107,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
             labels = np.array([-1 if self.min_cluster_size > 1 else 0])
         else:
             labels = getattr(self, f"_fit_{self.method}")(X, t)
+        if self.outlier_distance is not None and self.method != "kmeans":
+            labels = _drop_far(X, labels, float(self.outlier_distance))
         labels = _drop_small(labels, self.min_cluster_size if self.method != "kmeans" else 1)
         if self.max_clusters is not None:
             labels = _cap_clusters(X, labels, int(self.max_clusters))
@@ -150,6 +159,21 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
                     .fit(X).n_clusters_)
         k = min(int(k), len(X))
         return KMeans(n_clusters=k, n_init=10, random_state=self.random_state).fit_predict(X)
+
+
+def _drop_far(X: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:
+    """Unassign faces whose nearest fellow group member is farther than ``distance``."""
+    from sklearn.metrics import pairwise_distances
+
+    labels = np.asarray(labels, dtype=int).copy()
+    for c in np.unique(labels[labels >= 0]):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < 2:
+            continue
+        d = pairwise_distances(X[idx])
+        np.fill_diagonal(d, np.inf)
+        labels[idx[d.min(axis=1) > distance]] = -1
+    return labels
 
 
 def _drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:

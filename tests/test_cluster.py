@@ -1,0 +1,194 @@
+"""Identity clustering: estimator behaviour on generated descriptors, metrics by hand, export, real LFW."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vision_lib import cluster
+from vision_lib.cluster import IdentityClustering, external_metrics, internal_metrics
+
+
+def _people(rng, n_people=6, per=8, spread=0.25, n_noise=3, dim=128):
+    """Descriptor-like data: people ~1 apart, same-person faces ~0.35 apart, plus far-away loners."""
+    centres = rng.normal(size=(n_people, dim))
+    centres *= 0.75 / np.linalg.norm(centres, axis=1, keepdims=True)  # pairwise ~1.06
+    X = np.repeat(centres, per, axis=0) + rng.normal(scale=spread / np.sqrt(dim), size=(n_people * per, dim))
+    y = np.repeat(np.arange(n_people), per)
+    loners = rng.normal(size=(n_noise, dim))
+    loners *= 0.75 / np.linalg.norm(loners, axis=1, keepdims=True)
+    return np.vstack([X, loners]), np.r_[y, n_people + np.arange(n_noise)]
+
+
+@pytest.mark.parametrize("method", ["agglomerative", "chinese_whispers", "hdbscan", "dbscan"])
+def test_methods_find_the_people_and_leave_loners_unassigned(rng, method):
+    X, y = _people(rng)
+    model = IdentityClustering(method=method).fit(X)
+    assert model.n_clusters_ == 6
+    assert np.all(model.labels_[-3:] == -1), "loners must be unassigned, not forced into a group"
+    assert external_metrics(y, model.labels_)["bcubed_f"] == pytest.approx(1.0)
+    # groups are numbered largest first, 0..k-1
+    assert set(model.labels_[model.labels_ >= 0]) == set(range(6))
+
+
+def test_kmeans_needs_k_or_borrows_it_and_assigns_everyone(rng):
+    X, y = _people(rng)
+    labels = IdentityClustering(method="kmeans", random_state=0).fit_predict(X)
+    assert (labels >= 0).all() and len(set(labels)) == 6
+    assert len(set(IdentityClustering(method="kmeans", n_clusters=3, random_state=0).fit_predict(X))) == 3
+
+
+def test_threshold_and_k_change_the_answer(rng):
+    X, _ = _people(rng)
+    assert IdentityClustering(threshold=2.0).fit(X).n_clusters_ == 1  # everyone merged
+    assert IdentityClustering(threshold=0.05).fit(X).n_clusters_ == 0  # everyone alone -> unassigned
+    assert IdentityClustering(n_clusters=4).fit(X).n_clusters_ <= 4
+
+
+def test_max_clusters_caps_by_merging_closest_groups(rng):
+    X, y = _people(rng, n_people=6)
+    shift = rng.normal(size=128)
+    X[8:16] = X[0:8] + 0.6 * shift / np.linalg.norm(shift)  # person 1: a near look-alike of person 0
+    assert IdentityClustering().fit(X).n_clusters_ == 6
+    capped = IdentityClustering(max_clusters=5).fit(X)
+    assert capped.n_clusters_ == 5
+    assert len(set(capped.labels_[0:16])) == 1, "the two closest groups are the ones merged"
+    assert np.all(capped.labels_[-3:] == -1)
+
+
+def test_bad_input_is_refused(rng):
+    with pytest.raises(ValueError, match="unknown method"):
+        IdentityClustering(method="magic").fit(rng.normal(size=(4, 3)))
+    with pytest.raises(ValueError, match="2-D"):
+        IdentityClustering().fit(np.zeros(5))
+    assert IdentityClustering().fit(np.zeros((0, 128))).n_clusters_ == 0
+    assert IdentityClustering().fit(np.zeros((1, 128))).labels_.tolist() == [-1]
+
+
+def test_external_metrics_by_hand():
+    truth = ["a", "a", "a", "b", "b", "c"]
+    labels = [0, 0, 1, 1, 1, -1]
+    m = external_metrics(truth, labels)
+    # clusters {a,a} {a,b,b} {c}: BCubed precision = (1+1+1/3+2/3+2/3+1)/6, recall = (2/3+2/3+1/3+1+1+1)/6
+    assert m["bcubed_precision"] == pytest.approx((1 + 1 + 1 / 3 + 2 / 3 + 2 / 3 + 1) / 6)
+    assert m["bcubed_recall"] == pytest.approx((2 / 3 + 2 / 3 + 1 / 3 + 1 + 1 + 1) / 6)
+    # pairs: same-cluster pairs 1 + 3 = 4, of which true 1 + 1 = 2; same-class pairs 3 + 1 = 4
+    assert m["pairwise_precision"] == pytest.approx(0.5)
+    assert m["pairwise_recall"] == pytest.approx(0.5)
+    assert m["purity"] == pytest.approx(5 / 6)
+    assert m["n_clusters"] == 2 and m["unassigned"] == pytest.approx(1 / 6)
+
+
+def test_noise_counts_as_singletons_not_as_a_group():
+    truth = ["a"] * 4 + ["b"] * 4
+    all_noise = external_metrics(truth, [-1] * 8)
+    assert all_noise["bcubed_precision"] == 1.0
+    assert all_noise["bcubed_recall"] == pytest.approx(0.25)
+    assert all_noise["pairwise_recall"] == 0.0
+    # if -1 were treated as one group, this would be a perfect score for person a
+    m = external_metrics(truth, [-1, -1, -1, -1, 0, 0, 0, 0])
+    assert m["bcubed_recall"] < 1.0 and m["bcubed_precision"] == 1.0
+
+
+def test_internal_metrics_leave_noise_out_and_are_none_when_undefined(rng):
+    X, _ = _people(rng)
+    labels = IdentityClustering().fit_predict(X)
+    m = internal_metrics(X, labels)
+    assert m["n_unassigned"] == 3 and m["silhouette"] > 0.5 and m["davies_bouldin"] < 1.0
+    assert internal_metrics(X, np.zeros(len(X), int))["silhouette"] is None
+
+
+def test_subject_face_prefers_the_centred_face_among_large_ones():
+    shape = (150, 150)
+    boxes = [(0, 0, 60, 60), (50, 50, 50, 50), (70, 70, 10, 10)]  # largest first
+    assert cluster.subject_face(boxes, shape) == 1  # central and not much smaller
+    assert cluster.subject_face([(0, 0, 60, 60), (70, 70, 20, 20)], shape) == 0  # tiny central face loses
+    assert cluster.subject_face([(0, 0, 60, 60)], shape) == 0
+
+
+def _fake_faces(root: Path, rng) -> cluster.FaceSet:
+    (root / "p1").mkdir(parents=True)
+    (root / "p2").mkdir()
+    paths = []
+    for i, sub in enumerate(["p1", "p1", "p2"]):
+        p = root / sub / f"img{i}.jpg"
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    sources = ["p1/img0.jpg", "p1/img1.jpg", "p2/img2.jpg", "p2/img2.jpg"]
+    return cluster.FaceSet(
+        root=root, paths=paths + [paths[2]], sources=sources, face_index=np.array([0, 0, 0, 1]),
+        descriptors=np.zeros((4, 128)), boxes=np.zeros((4, 4), int), subject=np.array([1, 1, 1, 0], bool),
+        labels=["p1", "p1", "p2", "p2"], photos=["p1/img0.jpg", "p1/img1.jpg", "p2/img2.jpg"],
+        photo_labels=["p1", "p1", "p2"],
+    )
+
+
+def test_export_writes_csv_copies_and_never_overwrites(tmp_path, rng):
+    faces = _fake_faces(tmp_path / "in", rng)
+    before = {p: p.read_bytes() for p in faces.paths}
+    out = cluster.export_clusters(faces, [0, 0, 1, -1], tmp_path / "out", metrics={"x": 1})
+    rows = list(csv.DictReader(open(out / "clusters.csv")))
+    assert [(r["source"], r["face_index"], r["cluster"]) for r in rows] == [
+        ("p1/img0.jpg", "0", "0"), ("p1/img1.jpg", "0", "0"), ("p2/img2.jpg", "0", "1"), ("p2/img2.jpg", "1", "-1")]
+    assert sorted(p.name for p in (out / "cluster_00").iterdir()) == ["p1__img0.jpg", "p1__img1.jpg"]
+    assert (out / "cluster_01" / "p2__img2.jpg").read_bytes() == before[faces.paths[2]]
+    assert (out / "unassigned" / "p2__img2.jpg").is_file()  # its second face is unassigned
+    assert json.loads((out / "metrics.json").read_text()) == {"x": 1}
+    assert {p: p.read_bytes() for p in faces.paths} == before  # originals untouched
+    with pytest.raises(FileExistsError):
+        cluster.export_clusters(faces, [0, 0, 1, -1], tmp_path / "out")
+    with pytest.raises(ValueError, match="inside the input"):
+        cluster.export_clusters(faces, [0, 0, 1, -1], tmp_path / "in" / "out")
+    assert faces.photo_clusters([0, 0, 1, -1]).tolist() == [0, 0, 1]
+
+
+def test_hard_links_when_asked(tmp_path, rng):
+    faces = _fake_faces(tmp_path / "in", rng)
+    out = cluster.export_clusters(faces, [0, 0, 1, 1], tmp_path / "out", link=True)
+    copy = out / "cluster_00" / "p1__img0.jpg"
+    assert copy.is_file() and os.stat(copy).st_nlink >= 1
+
+
+# --------------------------------------------------------------------------- real photos
+@pytest.fixture(scope="module")
+def lfw_small(lfw_dir):
+    from vision_lib.io import photo_set
+
+    subset = photo_set(lfw_dir, labelled=True)
+    people = subset.classes[:: max(1, len(subset.classes) // 8)][:8]
+    subset = subset.subset(i for i, lab in enumerate(subset.labels) if lab in people).limit(per_label=6, seed=0)
+    return cluster.face_set(lfw_dir, paths=subset.paths, progress=False)
+
+
+def test_real_lfw_subset_is_clustered_by_person(lfw_small):
+    assert len(lfw_small.photos) == 48 and len(lfw_small.rejected) <= 3
+    labels = IdentityClustering().fit_predict(lfw_small.descriptors)
+    m = external_metrics(lfw_small.photo_labels, lfw_small.photo_clusters(labels))
+    assert m["bcubed_f"] >= 0.9, m
+    assert 6 <= m["n_clusters"] <= 12
+    # K-Means with the true k, for contrast, must not beat it by much: it cannot leave anyone out
+    km = IdentityClustering(method="kmeans", n_clusters=8, random_state=0).fit_predict(lfw_small.descriptors)
+    assert (km >= 0).all()
+
+
+def test_cli_cluster_on_labelled_folder(tmp_path, lfw_small):
+    from vision_lib.cli import main
+
+    src = tmp_path / "in"
+    for p, rel in zip(lfw_small.paths, lfw_small.sources):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        if not (src / rel).exists():
+            (src / rel).write_bytes(Path(p).read_bytes())
+    assert main(["cluster", str(src), "--out", str(tmp_path / "out")]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["external"]["bcubed_f"] >= 0.9
+    rows = list(csv.DictReader(open(tmp_path / "out" / "clusters.csv")))
+    assert len(rows) == len(lfw_small)
+    assert main(["cluster", str(src), "--out", str(tmp_path / "out")]) == 2  # refuses to overwrite
+    assert main(["cluster", str(src), "--out", str(tmp_path / "o2"), "--k", "3", "--method", "kmeans"]) == 0
+    assert json.loads((tmp_path / "o2" / "metrics.json").read_text())["internal"]["n_clusters"] == 3
