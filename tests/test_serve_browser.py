@@ -175,8 +175,41 @@ def test_choosing_a_file_shows_the_player_and_replaces_the_last_answer(page, pho
     page.set_input_files("#file", str(first))
     check_shows_player(page, first_player, tmp_path, "chooser1.png")
     page.evaluate("document.body.dataset.state = ''")
-    page.set_input_files("#file", str(second))
+    with page.expect_file_chooser() as chooser:  # a click anywhere in the drop zone opens it too
+        page.click("#drop p:first-child")
+    chooser.value.set_files(str(second))
     check_shows_player(page, second_player, tmp_path, "chooser2.png")
+
+
+def test_two_players_side_by_side_get_one_labelled_box_each(page, photos, tmp_path):
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from vision_lib.io import load_image
+
+    halves = [load_image(p) for p, _ in photos]
+    height = min(h.shape[0] for h in halves)
+    halves = [cv2.resize(h, (round(h.shape[1] * height / h.shape[0]), height), interpolation=cv2.INTER_AREA)
+              for h in halves]
+    buf = io.BytesIO()
+    Image.fromarray(np.concatenate(halves, axis=1)).save(buf, "JPEG", quality=92)
+    drop_file(page, buf.getvalue(), "two.jpg", "image/jpeg")
+    assert wait_for_answer(page) == "done", page.inner_text("#status")
+    assert page.inner_text("#status").startswith("2 faces found")
+    photo = page.locator("#photo").bounding_box()
+    split = photo["x"] + photo["width"] * halves[0].shape[1] / (halves[0].shape[1] + halves[1].shape[1])
+    seen = {}
+    for i in range(page.locator(".box").count()):
+        box = page.locator(".box").nth(i)
+        b = box.bounding_box()
+        seen[0 if b["x"] + b["width"] / 2 < split else 1] = box.get_attribute("data-label")
+    assert seen == {0: photos[0][1], 1: photos[1][1]}
+    assert page.get_attribute("#answer", "data-label") in {photos[0][1], photos[1][1]}
+    assert page.locator(".box.main").count() == 1
+    assert page.locator(".box.main").get_attribute("data-label") == page.get_attribute("#answer", "data-label")
+    page.screenshot(path=str(tmp_path / "two.png"))
 
 
 def test_no_face_and_error_messages(page, tmp_path):

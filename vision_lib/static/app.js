@@ -35,12 +35,14 @@
     return photo.decode().then(() => true, () => { result.hidden = true; return false; });
   }
 
-  function drawBoxes(faces) {
+  function drawBoxes(faces, answer) {
     const W = photo.naturalWidth, H = photo.naturalHeight;
+    // The face that gave the overall answer is drawn in green (the model decides which one it is).
+    const main = answer == null ? -1 : faces.findIndex((f) => f.label === answer);
     faces.forEach((face, i) => {
       const [x, y, w, h] = face.box;
       const div = document.createElement("div");
-      div.className = "box" + (i === 0 ? " main" : "") + (y < 0.08 * H ? " top" : "");
+      div.className = "box" + (i === main ? " main" : "") + (y < 0.08 * H ? " top" : "");
       div.style.left = (100 * x / W) + "%";
       div.style.top = (100 * y / H) + "%";
       div.style.width = (100 * w / W) + "%";
@@ -59,7 +61,7 @@
       setStatus("No face found in this photo. Try one where a face is clearly visible.", "noface");
       return;
     }
-    if (canDraw) drawBoxes(faces);
+    if (canDraw) drawBoxes(faces, data.label);
     faces.forEach((face) => {
       const li = document.createElement("li");
       li.textContent = (face.label == null ? "unknown" : face.label) + " (" + pct(face.probability) + ")";
@@ -76,7 +78,7 @@
       answerEl.dataset.label = data.label;
     }
     const n = faces.length;
-    setStatus(n === 1 ? "1 face found." : n + " faces found; the largest is the answer.", "done");
+    setStatus(n === 1 ? "1 face found." : n + " faces found.", "done");
   }
 
   async function classify(file) {
@@ -118,6 +120,13 @@
     if (file) classify(file);
   });
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") chooser.click(); });
+  // A click anywhere in the zone opens the chooser (the label already does it by itself).
+  drop.addEventListener("click", (e) => { if (!e.target.closest("label, input")) chooser.click(); });
+  // A photo pasted from the clipboard is sent like a dropped one.
+  window.addEventListener("paste", (e) => {
+    const files = e.clipboardData && e.clipboardData.files;
+    if (files && files.length) classify(files[0]);
+  });
   chooser.addEventListener("change", () => {
     const file = firstFile(chooser.files);
     if (file) classify(file);
