@@ -555,6 +555,41 @@ def compare_methods(image: np.ndarray, ks: Sequence[int] = (4, 8, 16, 32, 64), *
     return rows
 
 
+def summarise(rows: Sequence[dict], by: Sequence[str] = ("method", "k"),
+              values: Sequence[str] = ("psnr", "ssim", "bytes", "seconds")) -> list[dict]:
+    """Mean of ``values`` per group of rows (e.g. over images), groups in order of appearance."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[b] for b in by), []).append(r)
+    out = []
+    for key, members in groups.items():
+        row = dict(zip(by, key))
+        row["n"] = len(members)
+        for v in values:
+            xs = [m[v] for m in members if v in m and np.isfinite(m[v])]
+            row[v] = round(float(np.mean(xs)), 4) if xs else float("nan")
+        out.append(row)
+    return out
+
+
+def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
+    """A fixed-width text table of dict rows (for notebooks and logs)."""
+    if not rows:
+        return "(no rows)"
+    columns = list(columns or rows[0].keys())
+
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
+        return str(v)
+
+    cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(x.rjust(w) for x, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- example images
 def example_images(data_dir: str | os.PathLike | None = None, *, limit: int | None = None) -> dict[str, np.ndarray]:
     """Photos for the notebook: ``<data_dir>/kodak/*.png`` when present, else images bundled with
