@@ -192,3 +192,20 @@ def test_cli_cluster_on_labelled_folder(tmp_path, lfw_small):
     assert main(["cluster", str(src), "--out", str(tmp_path / "out")]) == 2  # refuses to overwrite
     assert main(["cluster", str(src), "--out", str(tmp_path / "o2"), "--k", "3", "--method", "kmeans"]) == 0
     assert json.loads((tmp_path / "o2" / "metrics.json").read_text())["internal"]["n_clusters"] == 3
+
+
+# --------------------------------------------------------------------------- notebook 04
+def test_notebook_04_runs_on_small_parameters(tmp_path, lfw_dir, players_dir, footballers_dir):
+    from vision_lib.notebooks import NOTEBOOK_DIR, execute_notebook
+
+    res = execute_notebook(NOTEBOOK_DIR / "04_clusterization.ipynb", tmp_path, {
+        "lfw_people": 5, "lfw_per_person": 6, "footballers_per_player": 2, "crops_per_folder": 40,
+        "with_recipe": True, "seed": 0, "out_dir": str(tmp_path / "nb"),
+    }, html=False)
+    assert res.ok, res.error
+    summary = json.loads((tmp_path / "nb" / "summary.json").read_text())
+    default = summary["lfw"]["agglomerative 0.6 (default)"]
+    assert default["n_true"] == 5 and default["bcubed_f"] >= 0.85
+    assert summary["two_players_top"]["crops"] == 40 and summary["two_players_top"]["accuracy"] >= 0.95
+    assert summary["two_players_bot"]["frame_pairs"] >= 0.95
+    assert set(summary["two_players_top"]["recipe"]) >= {"accuracy", "frame_pairs", "vote"}

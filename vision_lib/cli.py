@@ -251,7 +251,7 @@ def _add_cluster(sub) -> None:
                    help="number of people (default auto: found from face distances)")
     p.add_argument("--max-clusters", type=int, default=None, help="at most this many groups (closest merged)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="same-person distance for the threshold methods (default 0.5)")
+                   help="same-person distance for the threshold methods (default 0.6; 0.5 for chinese_whispers, dbscan)")
     p.add_argument("--link", action="store_true", help="hard-link photos instead of copying them")
     p.add_argument("--jobs", type=int, default=None, help="worker processes for detection")
     p.set_defaults(handler=_run_cluster)

@@ -6,8 +6,8 @@ Faces are described by dlib's 128-d ResNet descriptor (:func:`vision_lib.faces.d
 people usually farther. :class:`IdentityClustering` turns that into groups:
 
 ==================  ===========================================================================
-``agglomerative``   (default) average linkage cut at a distance threshold (default 0.5, see
-                    :data:`DEFAULT_THRESHOLD`), or into ``n_clusters`` groups
+``agglomerative``   (default) average linkage cut at a distance threshold (default 0.6, see
+                    :data:`DEFAULT_THRESHOLDS`), or into ``n_clusters`` groups
 ``chinese_whispers`` dlib's graph clustering: link faces closer than the threshold
 ``hdbscan``         density based (``min_cluster_size``); sparse faces become noise
 ``dbscan``          density based with a fixed radius (``threshold`` as ``eps``)
@@ -47,11 +47,11 @@ from .io import Rejected
 
 METHODS = ("agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
 
-#: Default distance threshold for the threshold methods. dlib documents 0.6 as its same/different
-#: decision for one *pair*; a group cut at the *average* pairwise distance needs a stricter cut,
-#: because a wrong merge joins two whole groups. 0.5 is the value dlib's own clustering example
-#: uses with Chinese Whispers.
-DEFAULT_THRESHOLD = 0.5
+#: Default distance threshold per method. Agglomerative (average linkage) merges two groups when
+#: their faces are on average closer than dlib's documented same-person distance (0.6). Chinese
+#: Whispers links single *pairs* (one link can join two people), so it uses the stricter 0.5 of
+#: dlib's own clustering example; DBSCAN's radius likewise (it chains through single pairs).
+DEFAULT_THRESHOLDS = {"agglomerative": DLIB_SAME_PERSON_DISTANCE, "chinese_whispers": 0.5, "dbscan": 0.5}
 
 #: Above this many faces, agglomerative clustering only links each face to its nearest neighbours
 #: (sparse connectivity), so memory grows linearly instead of quadratically.
@@ -65,7 +65,7 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
     Args:
         method: one of :data:`METHODS`.
         threshold: distance under which faces are the same person (agglomerative average-linkage
-            cut, Chinese Whispers edge length, DBSCAN ``eps``); default :data:`DEFAULT_THRESHOLD`.
+            cut, Chinese Whispers edge length, DBSCAN ``eps``); default :data:`DEFAULT_THRESHOLDS`.
         n_clusters: a fixed number of groups (agglomerative, kmeans); ``None`` finds it.
         max_clusters: at most this many groups (closest groups merged); ``None`` for no cap.
         min_cluster_size: groups smaller than this are reported as unassigned (``-1``); also
@@ -99,7 +99,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
             raise ValueError(f"expected a 2-D array of descriptors, got shape {X.shape}")
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
-        t = DEFAULT_THRESHOLD if self.threshold is None else float(self.threshold)
+        t = DEFAULT_THRESHOLDS.get(self.method, DLIB_SAME_PERSON_DISTANCE) if self.threshold is None \
+            else float(self.threshold)
         n = len(X)
         if n == 0:
             labels = np.zeros(0, int)
@@ -158,7 +159,7 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
             k = max(1, IdentityClustering(threshold=self.threshold, min_cluster_size=self.min_cluster_size)
                     .fit(X).n_clusters_)
         k = min(int(k), len(X))
-        return KMeans(n_clusters=k, n_init=10, random_state=self.random_state).fit_predict(X)
+        return KMeans(n_clusters=k, n_init=3, random_state=self.random_state).fit_predict(X)
 
 
 def _drop_far(X: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:
@@ -501,3 +502,68 @@ def cluster_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, met
     Path(out_dir).rmdir()  # empty: created by the early check, re-created by the export
     export_clusters(faces, labels, out_dir, metrics=metrics, link=link)
     return metrics
+
+
+# --------------------------------------------------------------------------- comparisons (notebook, benchmark)
+#: Named settings compared in notebook 04 and the benchmark (``k="true"``: the known number of people).
+METHOD_PRESETS: dict[str, dict] = {
+    "agglomerative 0.6 (default)": {"method": "agglomerative"},
+    "agglomerative 0.5": {"method": "agglomerative", "threshold": 0.5},
+    "chinese whispers 0.5": {"method": "chinese_whispers", "threshold": 0.5},
+    "hdbscan min 3": {"method": "hdbscan", "min_cluster_size": 3},
+    "dbscan 0.5 min 3": {"method": "dbscan", "threshold": 0.5, "min_cluster_size": 3},
+    "kmeans k auto": {"method": "kmeans", "random_state": 0},
+    "kmeans true k": {"method": "kmeans", "n_clusters": "true", "random_state": 0},
+}
+
+
+def compare_methods(faces: FaceSet, presets: dict[str, dict] | None = None) -> list[dict]:
+    """Cluster ``faces`` with each preset; one row of timing, internal and external metrics each.
+
+    External metrics are per photo (its subject face) and need a labelled :class:`FaceSet`.
+    """
+    presets = METHOD_PRESETS if presets is None else presets
+    rows = []
+    n_true = len(set(faces.photo_labels)) if faces.photo_labels is not None else None
+    for name, params in presets.items():
+        params = dict(params)
+        if params.get("n_clusters") == "true":
+            params["n_clusters"] = n_true
+        start = time.perf_counter()
+        labels = IdentityClustering(**params).fit_predict(faces.descriptors)
+        row = {"name": name, "seconds": time.perf_counter() - start, "labels": labels}
+        inner = internal_metrics(faces.descriptors, labels)
+        row.update({k: inner[k] for k in ("silhouette", "davies_bouldin", "calinski_harabasz")})
+        if faces.photo_labels is not None:
+            row.update(external_metrics(faces.photo_labels, faces.photo_clusters(labels)))
+        rows.append(row)
+    return rows
+
+
+def format_rows(rows: Sequence[dict], columns: Sequence[str], digits: int = 3) -> str:
+    """A plain-text table of ``rows`` (dicts) with the given columns."""
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.{digits}f}"
+        return "-" if v is None else str(v)
+
+    table = [list(columns)] + [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    lines = ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
+             for row in table]
+    return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
+
+
+def face_thumbnails(faces: FaceSet, index: Iterable[int], size: int = 72, margin: float = 0.3) -> list[np.ndarray]:
+    """Square crops (with ``margin``) of the given faces of a :class:`FaceSet`, for galleries."""
+    import cv2
+
+    from .faces import Face, crop
+    from .io import load_image
+
+    out = []
+    for i in index:
+        image = load_image(faces.paths[i])
+        patch = crop(image, Face(tuple(int(v) for v in faces.boxes[i]), 1.0), margin)
+        out.append(cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA))
+    return out

@@ -1,0 +1,113 @@
+"""Benchmark clustering: identity on the 96 LFW people, clothing on both player folders. Prints JSON.
+
+Identity: every method of :data:`vision_lib.cluster.METHOD_PRESETS` on all LFW photos (dlib
+descriptors from the disk cache; the first run detects faces), scored per photo on its subject
+face; baselines in the same run: K-Means with the true k and Chinese Whispers at 0.5.
+Clothing: the default (court-masked colours), the known recipe (MobileNetV2 + voted region
+histograms) and a plain baseline (HSV histogram of the whole crop + Ward), accuracy against
+``labels_top.csv`` and the frame-pair check on both folders, plus timing of the clustering step.
+
+    .venv/bin/python benchmarks/bench_cluster.py
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def identity() -> dict:
+    from vision_lib import cluster, config
+
+    start = time.perf_counter()
+    faces = cluster.face_set(config.dataset("lfw"), labelled=True, progress=False)
+    prep = time.perf_counter() - start
+    cluster.compare_methods(faces, {"warm-up": {}})  # first call pays imports; not part of any timing
+    rows = cluster.compare_methods(faces)
+    base = {r["name"]: r["seconds"] for r in rows}
+    out = {"photos": len(faces.photos), "faces": len(faces), "photos_without_face": len(faces.rejected),
+           "people": len(set(faces.photo_labels)), "detect_describe_seconds": round(prep, 1), "methods": {}}
+    for r in rows:
+        out["methods"][r["name"]] = {
+            "clusters": r["n_clusters"], "true": r["n_true"], "unassigned": round(r["unassigned"], 4),
+            "bcubed_f": round(r["bcubed_f"], 4), "bcubed_precision": round(r["bcubed_precision"], 4),
+            "bcubed_recall": round(r["bcubed_recall"], 4), "pairwise_f": round(r["pairwise_f"], 4),
+            "nmi": round(r["nmi"], 4), "ari": round(r["ari"], 4), "seconds": round(r["seconds"], 4),
+            "time_vs_kmeans_true_k": round(r["seconds"] / base["kmeans true k"], 2),
+        }
+    default = out["methods"]["agglomerative 0.6 (default)"]
+    out["default_bcubed_f_vs_chinese_whispers"] = round(default["bcubed_f"] / out["methods"]["chinese whispers 0.5"]["bcubed_f"], 4)
+    out["default_bcubed_f_vs_kmeans_true_k"] = round(default["bcubed_f"] / out["methods"]["kmeans true k"]["bcubed_f"], 4)
+    return out
+
+
+def _plain_hsv(images) -> np.ndarray:
+    from vision_lib.features import colour_histogram
+
+    return np.stack([colour_histogram(im, bins=4, space="hsv") for im in images])
+
+
+def _step_seconds(features: np.ndarray, groups: int = 2, repeat: int = 7) -> tuple[float, float]:
+    """First and median time of the Ward step alone (what TeamClustering times)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fcluster(linkage(features, method="ward"), t=groups, criterion="maxclust")
+        times.append(time.perf_counter() - t)
+    return times[0], float(np.median(times))
+
+
+def clothing() -> dict:
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    from vision_lib import config, teams
+    from vision_lib.embeddings import image_features_paths
+
+    root = config.dataset("players")
+    labels = teams.read_labels(root / "labels_top.csv", "two_players_top")
+    out = {}
+    for folder in ("two_players_top", "two_players_bot"):
+        crops = teams.load_crops(root / folder)
+        truth = [labels.get(s) for s in crops.sources] if folder == "two_players_top" else None
+        res = {}
+
+        def score(name, lab, extra=None):
+            r = {"frame_pairs_split": round(teams.frame_pair_agreement(crops.sources, lab)["agreement"], 4)}
+            if truth is not None:
+                r["accuracy"] = round(teams.accuracy(truth, lab), 4)
+            r.update(extra or {})
+            res[name] = r
+
+        t = time.perf_counter()
+        model = teams.TeamClustering().fit(crops.images)
+        total = time.perf_counter() - t
+        first, median = _step_seconds(model.features_)
+        score("colours (default)", model.labels_, {
+            "cluster_step_seconds_in_fit": round(model.cluster_seconds_, 5),
+            "cluster_step_seconds_median": round(median, 5), "features_plus_cluster_seconds": round(total, 2)})
+
+        deep = image_features_paths(crops.paths, progress=False)
+        recipe = teams.TeamClustering(method="recipe").fit(crops.images, deep_features=deep)
+        score("recipe (MobileNetV2 + voted region)", recipe.labels_, {
+            "vote": recipe.vote_, "cluster_step_seconds_in_fit": round(recipe.cluster_seconds_, 5)})
+
+        plain = _plain_hsv(crops.images)
+        score("baseline plain HSV + Ward", fcluster(linkage(plain, "ward"), 2, "maxclust") - 1)
+        out[folder] = res
+        out[folder]["crops"] = len(crops.sources)
+    return out
+
+
+def main() -> None:
+    result = {"identity_lfw": identity(), "clothing": clothing()}
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
