@@ -267,7 +267,7 @@ def image_features_paths(paths: Sequence[str | os.PathLike], batch_size: int = 3
                 bar.update(1)
                 continue
             if store.check_call_in_cache(digests[i], model_id):
-                out[i] = store(digests[i], model_id)
+                out[i] = store(digests[i], model_id, path=str(p))
                 bar.update(1)
                 continue
         todo.append(i)
