@@ -382,17 +382,17 @@ def psnr(reference: np.ndarray, test: np.ndarray) -> float:
 def ssim(reference: np.ndarray, test: np.ndarray) -> float:
     """Mean SSIM over the RGB channels, as ``skimage.metrics.structural_similarity``.
 
-    Same definition and defaults (7x7 uniform window, sample covariance, K1=0.01, K2=0.03,
+    Same definition and defaults (7x7 uniform window, smaller on tiny images, sample covariance, K1=0.01, K2=0.03,
     data_range=255, borders cropped, channel mean) computed with OpenCV box filters in float32 on
     centred values, about 3x faster; the tests check it agrees with scikit-image to 1e-6.
     """
     import cv2
 
-    win, c1, c2 = 7, (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    if min(reference.shape[:2]) < win:
-        from skimage.metrics import structural_similarity
-
-        return float(structural_similarity(reference, test, channel_axis=-1, data_range=255))
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    side = min(reference.shape[:2])
+    win = 7 if side >= 7 else side - (1 - side % 2)  # tiny images: the largest odd window that fits
+    if win < 3:
+        return float("nan")
     x = reference.astype(np.float32) - 128.0  # centring keeps float32 variances accurate
     y = test.astype(np.float32) - 128.0
 

@@ -1,0 +1,321 @@
+"""vision_lib.compress, widgets.CompressionExplorer, `vision-lib compress`, notebook 06."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vision_lib import compress as C
+from vision_lib.cli import main
+from vision_lib.notebooks import NOTEBOOK_DIR, execute_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- generated photos
+def _photo(rng, h=96, w=128) -> np.ndarray:
+    """A photo-like image: smooth colour gradients, a few objects, sensor noise."""
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([200 * x + 30, 120 + 80 * np.sin(6 * y), 60 + 150 * x * y], axis=2)
+    img[h // 4: h // 2, w // 5: w // 3] = (230, 40, 40)
+    img[h // 2:, w // 2: w // 2 + 10] = (20, 30, 160)
+    img += rng.normal(0, 6, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _nearest_error(image, palette, index):
+    """How far each pixel's chosen colour is from its truly nearest palette colour (0 = exact)."""
+    px = image.reshape(-1, 3).astype(np.float64)
+    d = ((px[:, None, :] - palette[None].astype(np.float64)) ** 2).sum(-1)
+    return d[np.arange(len(px)), index.ravel()] - d.min(axis=1)
+
+
+# --------------------------------------------------------------------------- quantize
+@pytest.mark.parametrize("k", [2, 16, 64, 256])
+def test_quantize_shapes_and_exact_nearest_colour(rng, k):
+    img = _photo(rng)
+    q = C.quantize(img, k)
+    assert q.index.shape == img.shape[:2] and q.index.dtype == np.uint8
+    assert q.palette.dtype == np.uint8 and 2 <= len(q.palette) <= k
+    assert q.index.max() < len(q.palette)
+    assert np.array_equal(q.image, q.palette[q.index])
+    # every pixel gets its exact nearest palette colour (no approximation from the histogram)
+    assert np.max(_nearest_error(img, q.palette, q.index)) <= 1e-6
+
+
+def test_quantize_is_deterministic_for_a_seed_and_varies_with_it(rng):
+    img = _photo(rng)
+    a, b = C.quantize(img, 12, random_state=3), C.quantize(img, 12, random_state=3)
+    assert np.array_equal(a.palette, b.palette) and np.array_equal(a.index, b.index)
+    others = [C.quantize(img, 12, random_state=s, n_init=1, refine=0).palette for s in range(4)]
+    assert any(not np.array_equal(others[0], o) for o in others[1:])
+
+
+@pytest.mark.parametrize("k", [1, 257])
+def test_k_out_of_range_is_refused(rng, k):
+    with pytest.raises(ValueError, match="between 2 and 256"):
+        C.quantize(_photo(rng), k)
+
+
+def test_few_colours_are_kept_exactly():
+    img = np.zeros((20, 30, 3), np.uint8)
+    colours = [(0, 0, 0), (255, 0, 0), (1, 2, 3), (10, 200, 30), (255, 255, 255)]
+    for i, c in enumerate(colours):
+        img[:, 6 * i: 6 * i + 6] = c
+    q = C.quantize(img, 16)
+    assert len(q.palette) == 5
+    assert np.array_equal(q.image, img) and C.psnr(img, q.image) == float("inf")
+
+
+def test_quality_matches_full_pixel_kmeans_on_generated_photos(rng):
+    from sklearn.cluster import KMeans
+
+    gains = []
+    for i in range(3):
+        img = _photo(np.random.default_rng(i), 120, 160)
+        for k in (8, 32):
+            ours = C.psnr(img, C.quantize(img, k).image)
+            km = KMeans(k, n_init=1, random_state=0).fit(img.reshape(-1, 3).astype(float))
+            ref = C.psnr(img, np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8)[km.labels_]
+                         .reshape(img.shape))
+            gains.append(ours - ref)
+    assert np.mean(gains) > -0.1, gains
+    assert min(gains) > -0.3, gains
+
+
+def test_quality_matches_kmeans_on_real_photos(kodak_dir):
+    from vision_lib.io import load_image
+
+    for path in sorted(kodak_dir.glob("*.png"))[:2]:
+        img = load_image(path)
+        ours = C.psnr(img, C.quantize(img, 16).image)
+        ref = C.psnr(img, C.quantize_with("kmeans", img, 16).image)
+        assert ours >= ref - 0.1, (path.name, ours, ref)
+        assert ours > C.psnr(img, C.quantize_with("median_cut", img, 16).image) + 0.5
+
+
+def test_dithering_keeps_local_average_colour():
+    import cv2
+
+    y, x = np.mgrid[0:64, 0:256]
+    img = np.stack([x, x // 2 + 40, 255 - x], axis=2).astype(np.uint8)  # a smooth gradient
+    plain, dithered = C.quantize(img, 4), C.quantize(img, 4, dither=True)
+    assert dithered.dither and dithered.index.max() < len(dithered.palette)
+    assert np.array_equal(dithered.palette, plain.palette)
+    blur = lambda a: cv2.blur(a.astype(np.float32), (9, 9))  # noqa: E731 - what the eye averages
+    err_plain = np.mean((blur(plain.image) - blur(img)) ** 2)
+    err_dither = np.mean((blur(dithered.image) - blur(img)) ** 2)
+    assert err_dither < 0.5 * err_plain
+
+
+def test_estimator_predicts_other_images_with_the_fitted_palette(rng):
+    img, other = _photo(rng), _photo(np.random.default_rng(9))
+    est = C.ColourQuantizer(8, random_state=0).fit(img)
+    idx = est.predict(other)
+    assert idx.shape == other.shape[:2]
+    assert np.max(_nearest_error(other, est.palette_, idx)) <= 1e-6
+    assert np.array_equal(est.transform(other), est.palette_[idx])
+
+
+def test_histogram_sums_and_counts(rng):
+    img = _photo(rng)
+    h = C.colour_histogram(img, bits=5)
+    assert h.counts.sum() == img.shape[0] * img.shape[1]
+    assert np.allclose(h.sums.sum(axis=0), img.reshape(-1, 3).sum(axis=0))
+    # each pixel lies inside its bin's cube
+    cube = h.centres[h.inverse]
+    assert np.all(np.abs(img.reshape(-1, 3) - cube) <= (8 - 1) / 2 + 1e-9)
+
+
+# --------------------------------------------------------------------------- PNG and metrics
+@pytest.mark.parametrize("k,bits", [(2, 1), (4, 2), (16, 4), (17, 8), (64, 8)])
+def test_palette_png_round_trips_with_minimal_bit_depth(rng, k, bits):
+    img = _photo(rng)
+    q = C.quantize(img, k)
+    data = q.png_bytes()
+    assert data[24] == (bits if len(q.palette) == k else data[24])  # IHDR bit depth
+    with Image.open(io.BytesIO(data)) as back:
+        assert back.mode == "P"
+        assert np.array_equal(np.asarray(back.convert("RGB")), q.image)
+    assert len(data) < len(C.plain_png_bytes(img))
+
+
+def test_size_report_has_honest_ratios(rng, tmp_path):
+    img = _photo(rng, 128, 192)
+    src = tmp_path / "photo.png"
+    Image.fromarray(img).save(src)
+    q = C.quantize(img, 8)
+    r = C.size_report(img, q, original_bytes=src.stat().st_size)
+    assert r["bytes"] == len(q.png_bytes())
+    assert r["ratio"] == pytest.approx(src.stat().st_size / r["bytes"], rel=1e-3)
+    assert r["plain_png_bytes"] == len(C.plain_png_bytes(img))
+    assert r["ratio_vs_plain_png"] > 1
+    assert 0 < r["ssim"] < 1 and 15 < r["psnr"] < 60
+
+
+def test_ssim_agrees_with_scikit_image(rng):
+    from skimage.metrics import structural_similarity
+
+    for shape in [(40, 50, 3), (6, 9, 3)]:  # the second is smaller than the window: fallback
+        a = rng.integers(0, 256, shape, dtype=np.uint8)
+        b = np.clip(a.astype(int) + rng.integers(-30, 30, shape), 0, 255).astype(np.uint8)
+        win = min(7, min(shape[:2]) - (1 - min(shape[:2]) % 2))
+        ref = structural_similarity(a, b, channel_axis=-1, data_range=255, win_size=win)
+        assert C.ssim(a, b) == pytest.approx(ref, abs=1e-6)
+        assert C.ssim(a, a) == pytest.approx(1.0, abs=1e-6)
+    img = _photo(rng)
+    q = C.quantize(img, 8).image
+    ref = structural_similarity(img, q, channel_axis=-1, data_range=255)
+    assert C.ssim(img, q) == pytest.approx(ref, abs=1e-6)
+
+
+def test_psnr_values():
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 255  # mse = 255^2 / 48
+    assert C.psnr(a, a) == float("inf")
+    assert C.psnr(a, b) == pytest.approx(10 * np.log10(48))
+
+
+def test_write_new_file_never_overwrites(tmp_path):
+    target = tmp_path / "a.png"
+    C.write_new_file(target, b"one")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        C.write_new_file(target, b"two")
+    assert target.read_bytes() == b"one"
+    C.write_new_file(target, b"two", overwrite=True)
+    assert target.read_bytes() == b"two"
+
+
+# --------------------------------------------------------------------------- comparisons
+def test_compare_methods_rows(rng):
+    img = _photo(rng, 64, 80)
+    rows = C.compare_methods(img, [4, 8], methods=["vision_lib", "median_cut", "fast_octree", "pngquant"])
+    methods = {r["method"] for r in rows}
+    assert {"vision_lib", "median_cut", "fast_octree"} <= methods
+    assert ("pngquant" in methods) == C.pngquant_available()
+    for r in rows:
+        assert r["bytes"] > 0 and r["psnr"] > 10 and r["seconds"] >= 0
+    with pytest.raises(ValueError, match="unknown method"):
+        C.quantize_with("nope", img, 4)
+
+
+def test_example_images_fall_back_to_bundled_images(tmp_path):
+    imgs = C.example_images(tmp_path, limit=2)  # an empty folder: no kodak/
+    assert len(imgs) == 2
+    for img in imgs.values():
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+
+
+# --------------------------------------------------------------------------- CLI
+def _write_photos(folder: Path, rng, n=2) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"photo{i}.png"
+        Image.fromarray(_photo(rng)).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_cli_writes_palette_pngs_and_json_lines(tmp_path, rng, capsys):
+    photos = _write_photos(tmp_path / "in", rng)
+    bad = tmp_path / "in" / "broken.jpg"
+    bad.write_bytes(b"not a photo")
+    out = tmp_path / "out"
+    rc = main(["compress", str(photos[0]), str(bad), str(photos[1]), "--k", "8", "--out", str(out)])
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert rc == 1  # one input failed, the others were done
+    assert [Path(x["path"]).name for x in lines] == ["photo0.png", "broken.jpg", "photo1.png"]
+    assert "error" in lines[1] and "not an image" in lines[1]["error"]
+    for rec, src in ((lines[0], photos[0]), (lines[2], photos[1])):
+        assert {"path", "k", "psnr", "ssim", "bytes", "original_bytes", "ratio", "seconds"} <= rec.keys()
+        written = out / "{}_k8.png".format(src.stem)
+        assert rec["bytes"] == written.stat().st_size
+        assert rec["original_bytes"] == src.stat().st_size
+        assert rec["ratio"] == pytest.approx(rec["original_bytes"] / rec["bytes"], rel=1e-3)
+        with Image.open(written) as im:
+            assert im.mode == "P" and len(im.getpalette()) // 3 <= 8
+    assert sorted(p.name for p in out.iterdir()) == ["photo0_k8.png", "photo1_k8.png"]
+
+
+def test_cli_refuses_to_overwrite_unless_asked(tmp_path, rng, capsys):
+    photo = _write_photos(tmp_path / "in", rng, 1)[0]
+    out = tmp_path / "out"
+    assert main(["compress", str(photo), "--k", "4", "--out", str(out)]) == 0
+    first = (out / "photo0_k4.png").read_bytes()
+    capsys.readouterr()
+    assert main(["compress", str(photo), "--k", "4", "--out", str(out)]) == 1
+    assert "exists" in json.loads(capsys.readouterr().out)["error"]
+    assert (out / "photo0_k4.png").read_bytes() == first
+    assert main(["compress", str(photo), "--k", "4", "--out", str(out), "--overwrite", "--dither"]) == 0
+    assert (out / "photo0_k4_dither.png").exists()
+    assert main(["compress", str(photo), "--k", "300", "--out", str(out)]) == 2
+
+
+def test_cli_does_not_import_tensorflow(tmp_path, rng):
+    photo = _write_photos(tmp_path / "in", rng, 1)[0]
+    code = (
+        "import sys; from vision_lib.cli import main; "
+        f"rc = main(['compress', {str(photo)!r}, '--k', '8', '--out', {str(tmp_path / 'out')!r}]); "
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')); "
+        "print('LOADED', loaded, rc)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "LOADED [] 0" in res.stdout, res.stdout
+    assert (tmp_path / "out" / "photo0_k8.png").exists()
+
+
+# --------------------------------------------------------------------------- widget
+def test_explorer_updates_and_caches(tmp_path, rng):
+    from vision_lib.widgets import CompressionExplorer
+
+    photos = _write_photos(tmp_path / "in", rng, 2)
+    ex = CompressionExplorer(tmp_path / "in", k=8)
+    box = ex.widget  # builds the controls and shows the first photo
+    c = ex._controls
+    assert c["compressed"].value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert c["space"].value[:4] == b"\x89PNG"
+    assert "PSNR" in c["figures"].value and box is ex.widget
+    r16 = ex.update(k=16)
+    assert not r16["cached"] and r16["k"] == 16 and r16["colors"] <= 16
+    assert r16["bytes"] == len(c["compressed"].value)
+    assert ex.update(k=8)["cached"] and ex.update(k=16)["cached"]
+    rd = ex.update(dither=True)
+    assert not rd["cached"] and rd["dither"]
+    c["image"].value = photos[1]  # the dropdown drives the update
+    assert ex.path == photos[1] and ex.last_seconds is not None
+    c["k"].value = 5
+    assert ex.k == 5 and "k=5" in c["figures"].value
+
+
+# --------------------------------------------------------------------------- notebook
+@pytest.mark.notebook
+def test_notebook_06_runs_on_small_parameters(tmp_path):
+    out = tmp_path / "out"
+    empty = tmp_path / "no_data"  # no kodak/ here: the notebook falls back to bundled images
+    empty.mkdir()
+    res = execute_notebook(NOTEBOOK_DIR / "06_image_compression.ipynb", tmp_path,
+                           {"data_dir": str(empty), "limit": 2, "ks": [4, 16], "compare_limit": 1,
+                            "methods": ["vision_lib", "kmeans", "median_cut", "fast_octree"],
+                            "out_dir": str(out)}, html=False, timeout=900)
+    assert res.ok, res.error
+    s = json.loads((out / "summary.json").read_text())
+    assert len(s["images"]) == 2
+    assert [r["k"] for r in s["by_k"]] == [4, 16]
+    assert s["by_k"][1]["psnr"] > s["by_k"][0]["psnr"] + 2  # more colours, better quality
+    assert s["by_k"][1]["bytes"] > s["by_k"][0]["bytes"]
+    assert all(r["ratio_vs_plain_png"] > 1 for r in s["by_k"])
+    methods = {r["method"] for r in s["by_method"]}
+    assert methods == {"vision_lib", "kmeans", "median_cut", "fast_octree"}
+    assert all(v["psnr_gain_db"] > -0.1 for v in s["versus_kmeans"]), s["versus_kmeans"]
+    assert s["widget"]["k"] == 16 and s["widget"]["psnr"] > 20
