@@ -177,6 +177,7 @@ def test_malformed_requests_get_400_json(client, kwargs, message):
     assert message in r.json["error"]
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the damage we made
 def test_corrupted_files_of_every_format_never_get_a_5xx(client):
     """Random byte damage in JPEG (with EXIF), PNG, GIF, TIFF, WebP and BMP: 200 or 400, never 500."""
     rng = np.random.default_rng(0)
