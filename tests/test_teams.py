@@ -112,3 +112,12 @@ def test_real_player_folders(players_dir):
         assert pairs["frames"] == 90 and pairs["agreement"] >= 0.97, (folder, pairs)
         if folder == "two_players_top":
             assert teams.accuracy([labels.get(s) for s in crops.sources], model.labels_) >= 0.99
+
+
+def test_crops_without_court_fall_back_to_whole_crops(rng):
+    # plain, tight crops: nothing is court-like, the mask would keep a sliver -> whole crops used
+    images = [np.full((40, 30, 3), (200, 30, 30) if i % 2 else (30, 30, 200), np.uint8) for i in range(10)]
+    images = [np.clip(im + rng.normal(0, 5, im.shape), 0, 255).astype(np.uint8) for im in images]
+    model = teams.TeamClustering().fit(images)
+    assert not model.court_masked_ and all(m.all() for m in model.masks_)
+    assert teams.accuracy([i % 2 for i in range(10)], model.labels_) == 1.0

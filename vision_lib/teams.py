@@ -136,7 +136,7 @@ class ClothingColours:
         rows = []
         for im, m in zip(images, masks):
             pix = _lab(im)[m].astype(np.float64)
-            if len(pix) == 0:  # nothing left after masking: fall back to the whole crop
+            if len(pix) < 20:  # (almost) nothing left after masking: fall back to the whole crop
                 pix = _lab(im).reshape(-1, 3).astype(np.float64)
             d2 = ((pix[:, None, :] - self.palette_[None]) ** 2).sum(-1)
             w = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * self.sigma_ ** 2))
@@ -189,7 +189,8 @@ class TeamClustering(ClusterMixin, BaseEstimator):
         random_state: seed for the palette's K-Means.
 
     Attributes:
-        labels_, masks_ (player masks, ``colours``), features_ (what was clustered),
+        labels_, masks_ (player masks, ``colours``; all True when ``court_masked_`` is False because
+        the mask kept under 5% of the pixels on average), features_ (what was clustered),
         cluster_seconds_ (time of the clustering step alone), vote_ (``recipe``: winner and votes).
     """
 
@@ -213,6 +214,11 @@ class TeamClustering(ClusterMixin, BaseEstimator):
             raise ValueError(f"need at least {self.groups} crops, got {len(images)}")
         if self.method == "colours":
             self.masks_ = player_masks(images, self.court, self.court_ratio)
+            # Crops that are not court-dominated (tight crops, plain backgrounds) leave almost
+            # nothing to tell apart: then describe the whole crops instead of a sliver.
+            self.court_masked_ = float(np.mean([m.mean() for m in self.masks_])) >= 0.05
+            if not self.court_masked_:
+                self.masks_ = [np.ones(im.shape[:2], bool) for im in images]
             colours = ClothingColours(self.palette_size, self.random_state).fit(images, self.masks_)
             self.features_ = colours.transform(images, self.masks_)
             self.palette_ = colours.palette_
