@@ -17,9 +17,11 @@ The pipeline, as :func:`train` runs it:
    :func:`compare_models` cross-validates the alternatives).
 4. **Prediction** (:meth:`FaceClassifier.predict_image`): every face gets a label and a probability;
    a face is ``"unknown"`` when the classifier is less sure than :attr:`FaceClassifier.unknown_below`
-   (chosen by cross-validation on the training faces) or, with dlib descriptors, when its nearest
-   training face of the predicted person is farther than dlib's 0.6. The photo's label is the
-   most confident known face (the subject), or None when there is no face or only unknown ones.
+   (chosen by cross-validation on the training faces) or, with dlib descriptors, when it lies
+   farther than dlib's 0.6 from the centroid of the predicted person's training faces. Faces are
+   ranked by that distance (closest first): the photo's label is the known face closest to its
+   person (the subject), or None when there is no face or only unknown ones. Where MTCNN finds no
+   face at all, it looks once more, harder (:func:`detect_harder`).
 
 Model bundles (:func:`save_model` / :func:`load_model`) are **pickles**: loading one can run
 arbitrary code, so load only files you trust. Loading checks the bundle's format, recipe and the
@@ -27,7 +29,6 @@ versions of numpy, scikit-learn, dlib and vision_lib, and refuses a mismatch wit
 """
 from __future__ import annotations
 
-import io as _io
 import os
 import pickle
 import time
@@ -61,12 +62,14 @@ class Recipe:
         detector_params: extra detector parameters (empty = the library defaults, which share the
             detection cache with every other stage).
         feature_params: parameters of :func:`vision_lib.features.wavelet_features` (wavelet recipe).
+        retry: when MTCNN finds no face, look again harder (:func:`detect_harder`; MTCNN only).
     """
 
     features: str = "embedding"
     detector: str = "mtcnn"
     detector_params: tuple = ()
     feature_params: tuple = ()
+    retry: bool = True
 
     def __post_init__(self):
         from .faces import DETECTORS
@@ -75,10 +78,73 @@ class Recipe:
             raise ValueError(f"unknown features {self.features!r}; choose from {FEATURES}")
         if self.detector not in DETECTORS:
             raise ValueError(f"unknown detector {self.detector!r}; choose from {DETECTORS}")
+        if self.detector != "mtcnn":
+            object.__setattr__(self, "retry", False)
 
     def describe(self) -> str:
         what = "dlib ResNet 128-d descriptor" if self.features == "embedding" else "wavelet recipe (4096 values)"
-        return f"{self.detector.upper()} faces, {what}"
+        return f"{self.detector.upper()} faces{' (+ retry)' if self.retry else ''}, {what}"
+
+
+#: Second look for photos where MTCNN's default pass finds nothing: a lower score threshold, a
+#: larger working size (small faces in big photos) and a grey border (faces cut by the frame or
+#: filling it, which MTCNN's sliding windows miss).
+RETRY_PARAMS = {"min_score": 0.7, "max_side": 1600}
+RETRY_BORDER = 0.25
+
+
+def detect_harder(image: np.ndarray) -> list[Face]:
+    """MTCNN again with :data:`RETRY_PARAMS` on the photo padded by :data:`RETRY_BORDER` of its
+    longest side; boxes and keypoints are mapped back (and clipped) to the original photo."""
+    import cv2
+
+    from .faces import get_detector
+
+    h, w = image.shape[:2]
+    pad = int(RETRY_BORDER * max(h, w))
+    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+    out = []
+    for f in get_detector("mtcnn", **RETRY_PARAMS).detect(padded):
+        x, y, bw, bh = f.box
+        x0, y0 = max(0, x - pad), max(0, y - pad)
+        x1, y1 = min(w, x - pad + bw), min(h, y - pad + bh)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            continue
+        kps = {k: (px - pad, py - pad) for k, (px, py) in f.keypoints.items()}
+        out.append(Face((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), f.score, kps))
+    return out
+
+
+def _detect(image: np.ndarray, recipe: Recipe) -> list[Face]:
+    from .faces import get_detector
+
+    faces = get_detector(recipe.detector, **dict(recipe.detector_params)).detect(image)
+    if not faces and recipe.retry and recipe.detector == "mtcnn":
+        faces = detect_harder(image)
+    return faces
+
+
+def _retry_impl(digest: str, params: tuple, border: float, path: str):
+    try:
+        image = load_image(path)
+    except ImageError as exc:
+        return [], None, exc.reason
+    from .embeddings import face_descriptors
+
+    faces = detect_harder(image)
+    return faces, face_descriptors(image, faces), None
+
+
+def _retry_chunk(photos: list["PhotoFeatures"]) -> list["PhotoFeatures"]:
+    from .cache import cached, file_digest
+
+    run = cached(_retry_impl)
+    out = []
+    for ph in photos:
+        faces, desc, err = run(file_digest(ph.path), tuple(sorted(RETRY_PARAMS.items())), RETRY_BORDER,
+                               path=str(ph.path))
+        out.append(PhotoFeatures(ph.path, faces, desc if desc is not None else ph.features, desc, err))
+    return out
 
 
 @dataclass
@@ -119,8 +185,8 @@ def _wavelet_photo_impl(digest: str, detector: str, detector_params: tuple, feat
         image = load_image(path)
     except ImageError as exc:
         return [], None, None, exc.reason
-    faces = get_detector(detector, **dict(detector_params)).detect(image)
     recipe = Recipe("wavelet", detector, detector_params, feature_params)
+    faces = _detect(image, recipe)
     feats, desc = _image_features(image, faces, recipe)
     return faces, feats, desc, None
 
@@ -154,28 +220,38 @@ def extract(paths: Iterable[str | os.PathLike], recipe: Recipe = Recipe(), *, n_
     if recipe.features == "embedding":
         found = detect_paths(paths, recipe.detector, n_jobs=n_jobs, progress=progress, descriptors=True,
                              **dict(recipe.detector_params))
-        return [PhotoFeatures(r.path, r.faces,
-                              r.descriptors if r.descriptors is not None else np.zeros((0, 128), np.float32),
-                              r.descriptors, r.error) for r in found]
+        out = [PhotoFeatures(r.path, r.faces,
+                             r.descriptors if r.descriptors is not None else np.zeros((0, 128), np.float32),
+                             r.descriptors, r.error) for r in found]
+        if recipe.retry and recipe.detector == "mtcnn":
+            again = [k for k, ph in enumerate(out) if not ph.faces and not ph.error]
+            for k, ph in zip(again, _parallel_chunks(_retry_chunk, [out[k] for k in again], n_jobs,
+                                                     progress and bool(again), "faces (second look)")):
+                out[k] = ph
+        return out
+    return _parallel_chunks(_wavelet_chunk, paths, n_jobs, progress, f"faces ({recipe.detector}) + wavelet",
+                            recipe)
+
+
+def _parallel_chunks(func, items: list, n_jobs: int | None, progress: bool, desc: str, *args,
+                     chunk: int = 8) -> list:
+    """``func(chunk, *args)`` over chunks of ``items`` in worker processes, results in order."""
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
     from .config import n_jobs as _n_jobs
 
-    chunk = 16
-    chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+    chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
     jobs = min(_n_jobs(n_jobs), max(1, len(chunks)))
-    bar = tqdm(total=len(paths), desc=f"faces ({recipe.detector}) + wavelet", unit="photo", disable=not progress)
-    results: list[PhotoFeatures] = []
-    if jobs <= 1:
-        parts = (_wavelet_chunk(c, recipe) for c in chunks)
-    else:
-        parts = Parallel(n_jobs=jobs, backend="loky", return_as="generator")(
-            delayed(_wavelet_chunk)(c, recipe) for c in chunks)
-    for part in parts:
-        results += part
-        bar.update(len(part))
-    bar.close()
+    results: list = []
+    with tqdm(total=len(items), desc=desc, unit="photo", disable=not progress) as bar:
+        if jobs <= 1:
+            parts = (func(c, *args) for c in chunks)
+        else:
+            parts = Parallel(n_jobs=jobs, backend="loky", return_as="generator")(delayed(func)(c, *args) for c in chunks)
+        for part in parts:
+            results += part
+            bar.update(len(part))
     return results
 
 
@@ -398,8 +474,14 @@ def _closest(D: np.ndarray | None, j: int, centroids: dict[str, np.ndarray]) -> 
 
 
 # --------------------------------------------------------------------------- models
-def make_estimator(name: str = "svm_rbf", random_state: int | None = 0):
-    """A scikit-learn classifier with ``predict_proba``, by name (see :data:`MODELS`)."""
+def make_estimator(name: str = "svm_rbf", random_state: int | None = 0, calibration_folds: int = 5):
+    """A scikit-learn classifier with ``predict_proba``, by name (see :data:`MODELS`).
+
+    SVMs get probabilities from Platt scaling on ``calibration_folds`` internal folds
+    (``CalibratedClassifierCV(SVC(), ensemble=False)``, scikit-learn's replacement for
+    ``SVC(probability=True)``).
+    """
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
@@ -407,10 +489,9 @@ def make_estimator(name: str = "svm_rbf", random_state: int | None = 0):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    if name == "svm_rbf":
-        return make_pipeline(StandardScaler(), SVC(kernel="rbf", C=10, probability=True, random_state=random_state))
-    if name == "svm_linear":
-        return make_pipeline(StandardScaler(), SVC(kernel="linear", C=1, probability=True, random_state=random_state))
+    if name in ("svm_rbf", "svm_linear"):
+        svc = SVC(kernel="rbf", C=10) if name == "svm_rbf" else SVC(kernel="linear", C=1)
+        return make_pipeline(StandardScaler(), CalibratedClassifierCV(svc, cv=calibration_folds, ensemble=False))
     if name == "logistic_regression":
         return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
     if name == "random_forest":
@@ -425,22 +506,40 @@ MODELS = ("svm_rbf", "svm_linear", "logistic_regression", "random_forest", "knn"
 
 def compare_models(X: np.ndarray, y: Sequence[str], models: Sequence[str] = MODELS, cv: int = 5,
                    random_state: int = 0, n_jobs: int | None = None) -> list[dict]:
-    """Stratified k-fold cross-validation of each model: mean/std accuracy and fit time, best first."""
+    """Stratified k-fold cross-validation of each model: mean/std accuracy and fit time, best first.
+
+    People with fewer than 3 faces are left out of the comparison (listed in ``left_out``).
+    """
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
     from .config import n_jobs as _n_jobs
 
     y = np.asarray(y)
+    X = np.asarray(X)
+    # Calibrated SVMs need >= 2 faces per person in each of 2 inner folds of an outer training part.
+    names, counts = np.unique(y, return_counts=True)
+    left_out = sorted(str(c) for c, n in zip(names, counts) if n < 3)
+    if left_out:
+        keep = ~np.isin(y, left_out)
+        X, y = X[keep], y[keep]
+    if len(np.unique(y)) < 2:
+        raise ValueError("cross-validation needs at least two people with 3 or more faces each")
     folds = StratifiedKFold(n_splits=_cv_splits(y, cv), shuffle=True, random_state=random_state)
     rows = []
     for name in models:
-        res = cross_validate(make_estimator(name, random_state), X, y, cv=folds, n_jobs=_n_jobs(n_jobs),
+        res = cross_validate(make_estimator(name, random_state, _inner_folds(y, folds.n_splits)), X, y, cv=folds, n_jobs=_n_jobs(n_jobs),
                              scoring=("accuracy", "f1_macro"))
         rows.append({"model": name, "accuracy": float(res["test_accuracy"].mean()),
                      "accuracy_std": float(res["test_accuracy"].std()),
                      "f1_macro": float(res["test_f1_macro"].mean()),
-                     "fit_seconds": float(res["fit_time"].mean())})
+                     "fit_seconds": float(res["fit_time"].mean()), "left_out": left_out})
     return sorted(rows, key=lambda r: -r["accuracy"])
+
+
+def _inner_folds(y: np.ndarray, outer: int, most: int = 5) -> int:
+    """Calibration folds that fit inside the training part of an ``outer``-fold split."""
+    _, counts = np.unique(y, return_counts=True)
+    return int(max(2, min(most, counts.min() * (outer - 1) // outer)))
 
 
 def _cv_splits(y: np.ndarray, cv: int) -> int:
@@ -479,14 +578,14 @@ class FaceClassifier:
         recipe: how faces and features are computed (:class:`Recipe`).
         classes_: the known people (the estimator's classes).
         unknown_below: probability under which a face is ``"unknown"``.
-        max_distance: with dlib descriptors, a face farther than this from every training face of
-            its predicted person is ``"unknown"`` (None: no distance check).
+        max_distance: with dlib descriptors, a face farther than this from the centroid of its
+            predicted person's training faces is ``"unknown"`` (None: no distance check).
         choose: how the photo's subject is chosen (``"confident"`` or ``"largest"``).
         training_report_: what training kept and left out (:class:`TrainingReport`).
     """
 
     def __init__(self, estimator, recipe: Recipe, unknown_below: float = 0.0, max_distance: float | None = None,
-                 choose: str = "confident", reference: dict[str, np.ndarray] | None = None,
+                 choose: str = "confident", centroids: dict[str, np.ndarray] | None = None,
                  training_report: TrainingReport | None = None, info: dict | None = None):
         if choose not in CHOICES:
             raise ValueError(f"unknown choice {choose!r}; choose from {CHOICES}")
@@ -495,7 +594,7 @@ class FaceClassifier:
         self.unknown_below = float(unknown_below)
         self.max_distance = max_distance
         self.choose = choose
-        self.reference_ = reference or {}
+        self.centroids_ = centroids or {}
         self.training_report_ = training_report or TrainingReport()
         self.info_ = info or {}
 
@@ -511,7 +610,8 @@ class FaceClassifier:
     # -- faces -> predictions
     def predict_features(self, faces: Sequence[Face], X: np.ndarray, descriptors: np.ndarray | None = None
                          ) -> list[FacePrediction]:
-        """Predictions for faces whose feature rows are ``X``, ordered known first, most confident first."""
+        """Predictions for faces whose feature rows are ``X``: known faces first, most confident first
+        (closest to their person's centroid when dlib descriptors are given, else most probable)."""
         if not len(faces):
             return []
         proba = self.estimator.predict_proba(np.asarray(X))
@@ -522,11 +622,15 @@ class FaceClassifier:
             p = float(proba[k, c])
             best = classes[c]
             dist = None
-            if self.max_distance is not None and descriptors is not None and best in self.reference_:
-                dist = float(np.min(np.linalg.norm(self.reference_[best] - descriptors[k], axis=1)))
+            if self.max_distance is not None and descriptors is not None and best in self.centroids_:
+                dist = float(np.linalg.norm(self.centroids_[best] - descriptors[k]))
             unknown = p < self.unknown_below or (dist is not None and dist > self.max_distance)
             preds.append(FacePrediction(tuple(int(v) for v in f.box), UNKNOWN if unknown else best, p, best, dist))
-        return sorted(preds, key=lambda q: (not q.known, -q.probability))
+        # Most confident first: closest to its person's centroid (dlib space) when distances are
+        # known, which separates the subject from look-alike strangers far better than the SVM's
+        # probability does; otherwise the probability. Unknown faces come last.
+        return sorted(preds, key=lambda q: (not q.known, q.distance if q.distance is not None else 0.0,
+                                            -q.probability))
 
     def subject(self, preds: Sequence[FacePrediction]) -> str | None:
         """The photo's label: the most confident known face (or the largest face's label)."""
@@ -543,9 +647,7 @@ class FaceClassifier:
     # -- public prediction API
     def predict_image(self, image: np.ndarray) -> dict:
         """``{"label": <the photo's subject or None>, "faces": [{"box", "label", "probability"}, ...]}``."""
-        from .faces import detect
-
-        faces = detect(image, self._detector())
+        faces = _detect(image, self.recipe)
         X, desc = _image_features(image, faces, self.recipe)
         return self._result(self.predict_features(faces, X, desc))
 
@@ -567,10 +669,6 @@ class FaceClassifier:
             return {"path": str(ph.path), "error": ph.error}
         return {"path": str(ph.path), **self._result(self.predict_features(ph.faces, ph.features, ph.descriptors))}
 
-    def _detector(self):
-        from .faces import get_detector
-
-        return get_detector(self.recipe.detector, **dict(self.recipe.detector_params))
 
 
 # --------------------------------------------------------------------------- training
@@ -583,6 +681,29 @@ def _as_photo_set(data: PhotoSet | str | os.PathLike) -> PhotoSet:
     return ps
 
 
+MIN_FACES_PER_PERSON = 2
+
+
+def _drop_rare(photos, labels, picked, report: TrainingReport) -> list[tuple[int, int]]:
+    """People with fewer than :data:`MIN_FACES_PER_PERSON` training faces cannot be learnt: drop them."""
+    count: dict[str, int] = {}
+    for i, _ in picked:
+        count[labels[i]] = count.get(labels[i], 0) + 1
+    rare = {lab for lab, n in count.items() if n < MIN_FACES_PER_PERSON}
+    if not rare:
+        return list(picked)
+    keep = []
+    for i, j in picked:
+        if labels[i] in rare:
+            report.excluded.append(Excluded(str(photos[i].path), labels[i],
+                                            f"person left out: fewer than {MIN_FACES_PER_PERSON} training faces",
+                                            j, photos[i].faces[j].box))
+            report.kept = [k for k in report.kept if not (k[0] == str(photos[i].path) and k[2] == j)]
+        else:
+            keep.append((i, j))
+    return keep
+
+
 def training_matrix(photos: Sequence[PhotoFeatures], labels: Sequence[str], picked: Sequence[tuple[int, int]]
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(X, y, descriptors)`` of the picked faces."""
@@ -591,6 +712,16 @@ def training_matrix(photos: Sequence[PhotoFeatures], labels: Sequence[str], pick
     has_desc = all(photos[i].descriptors is not None for i, _ in picked)
     D = np.asarray([photos[i].descriptors[j] for i, j in picked], dtype=np.float32) if has_desc else None
     return X, y, D
+
+
+def training_faces(photos: Sequence[PhotoFeatures], labels: Sequence[str], clean: str = "agreement",
+                   threshold: float | None = None, min_size: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, TrainingReport]:
+    """``(X, y, descriptors, report)``: the training faces :func:`train` would use, after cleaning."""
+    picked, report, _ = clean_training_set(photos, labels, clean, threshold, min_size)
+    picked = _drop_rare(photos, labels, picked, report)
+    X, y, D = training_matrix(photos, labels, picked)
+    return X, y, D, report
 
 
 def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float = 0.01, cv: int = 5,
@@ -620,7 +751,7 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
           model: str = "svm_rbf", clean: str | None = None, choose: str = "confident",
           threshold: float | None = None, unknown_quantile: float | None = 0.01,
           max_distance: float | None = None, min_size: int = 0, feature_params: dict | None = None,
-          random_state: int = 0, n_jobs: int | None = None, progress: bool = True,
+          retry: bool | None = None, random_state: int = 0, n_jobs: int | None = None, progress: bool = True,
           photos: Sequence[PhotoFeatures] | None = None) -> FaceClassifier:
     """Train a classifier of known people from a folder of sub-folders (one per person), uncurated.
 
@@ -634,9 +765,10 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
         choose: photo-level subject, ``"confident"`` (most confident known face) or ``"largest"``.
         threshold: same-person distance for cleaning (default dlib's 0.6).
         unknown_quantile: see :func:`unknown_threshold` (None: never unknown by probability).
-        max_distance: with dlib descriptors, farther than this from every training face of the
-            predicted person is unknown (default dlib's 0.6 for embeddings, none for wavelets).
+        max_distance: with dlib descriptors, farther than this from the centroid of the predicted
+            person's training faces is unknown (default dlib's 0.6 for embeddings, none for wavelets).
         min_size: faces with a shorter side (px) are not used for training.
+        retry: look again harder where MTCNN finds no face (default: True with MTCNN).
         photos: precomputed :func:`extract` results for ``data.paths`` (saves a pass).
 
     Returns:
@@ -647,25 +779,28 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
     ps = _as_photo_set(data)
     detector = detector or ("mtcnn" if features == "embedding" else "haar")
     clean = clean or ("agreement" if features == "embedding" else "largest")
-    recipe = Recipe(features, detector, (), tuple(sorted((feature_params or {}).items())))
+    recipe = Recipe(features, detector, (), tuple(sorted((feature_params or {}).items())),
+                    retry=True if retry is None else retry)
     start = time.perf_counter()
     if photos is None:
         photos = extract(ps.paths, recipe, n_jobs=n_jobs, progress=progress)
-    picked, report, centroids = clean_training_set(photos, ps.labels, clean, threshold, min_size)
-    X, y, D = training_matrix(photos, ps.labels, picked)
+    X, y, D, report = training_faces(photos, ps.labels, clean, threshold, min_size)
     if len(set(y)) < 2:
         raise ValueError(f"after cleaning, faces of fewer than two people remain: {report.summary()}")
-    estimator = make_estimator(model, random_state)
+    _, counts = np.unique(y, return_counts=True)
     unknown_below = 0.0
-    if unknown_quantile is not None:
+    # The out-of-fold threshold needs >= 3 faces per person (2 outer folds x 2 calibration folds).
+    if unknown_quantile is not None and counts.min() >= 3:
+        estimator = make_estimator(model, random_state, _inner_folds(y, _cv_splits(y, 5)))
         unknown_below = unknown_threshold(estimator, X, y, unknown_quantile, random_state=random_state, n_jobs=n_jobs)
+    estimator = make_estimator(model, random_state, int(min(5, counts.min())))
     estimator.fit(X, y)
     if max_distance is None and features == "embedding":
         max_distance = DLIB_SAME_PERSON_DISTANCE
-    reference = {c: D[y == c] for c in np.unique(y)} if D is not None and max_distance is not None else {}
+    centroids = {str(c): D[y == c].mean(axis=0) for c in np.unique(y)} if D is not None and max_distance else {}
     info = {"model": model, "clean": clean, "n_photos": len(ps), "n_faces": len(y), "root": str(ps.root),
             "seconds": round(time.perf_counter() - start, 1)}
-    return FaceClassifier(estimator, recipe, unknown_below, max_distance, choose, reference, report, info)
+    return FaceClassifier(estimator, recipe, unknown_below, max_distance, choose, centroids, report, info)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -785,7 +920,7 @@ def save_model(model: FaceClassifier, path: str | os.PathLike, *, overwrite: boo
         "info": model.info_,
     }
     # The header holds only plain Python values, so it can be checked before the estimator is unpickled.
-    body = pickle.dumps({"estimator": model.estimator, "reference": model.reference_,
+    body = pickle.dumps({"estimator": model.estimator, "centroids": model.centroids_,
                          "training_report": model.training_report_}, protocol=5)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
@@ -850,7 +985,7 @@ def load_model(path: str | os.PathLike, *, check_versions: bool = True) -> FaceC
                 + ". Retrain with `vision-lib train`, or install the bundle's versions.")
     body = pickle.loads(outer["body"])
     model = FaceClassifier(body["estimator"], recipe, header["unknown_below"], header["max_distance"],
-                           header["choose"], body["reference"], body["training_report"], header.get("info"))
+                           header["choose"], body["centroids"], body["training_report"], header.get("info"))
     if model.classes_ != list(header["labels"]):
         raise ModelBundleError(f"{path}: labels in the header do not match the estimator's classes")
     return model

@@ -149,6 +149,93 @@ def left_out_bars(ax, results: Sequence, colours: Mapping[str, object] | None = 
     return ax
 
 
+# --------------------------------------------------------------------------- classification (issue 3)
+def model_comparison(ax, rows: Sequence[Mapping], metric: str = "accuracy"):
+    """Horizontal bars of cross-validated ``metric`` (with its std when given) per model."""
+    names = [r["model"] for r in rows]
+    values = np.array([r[metric] for r in rows], float)
+    err = np.array([r.get(f"{metric}_std", 0.0) for r in rows], float)
+    y = np.arange(len(rows))
+    ax.barh(y, values, xerr=err, color="tab:blue", alpha=0.8, capsize=3)
+    for k, v in enumerate(values):
+        ax.text(min(v, 1.0) - 0.01, k, f"{v:.3f}", va="center", ha="right", color="white", fontsize=8)
+    ax.set_yticks(y, names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(max(0.0, values.min() - 0.15), 1.0)
+    ax.set_xlabel(f"cross-validated {metric}")
+    return ax
+
+
+def confusion(ax, matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str] | None = None,
+              title: str | None = None, max_label: int = 14):
+    """A confusion matrix as a heat map with counts (rows: truth, columns: prediction)."""
+    matrix = np.asarray(matrix)
+    cols = list(rows) if cols is None else list(cols)
+    short = [s if len(s) <= max_label else s[: max_label - 1] + "…" for s in list(rows) + cols]
+    ax.imshow(matrix, cmap="Blues")
+    top = matrix.max() if matrix.size else 0
+    for (i, j), v in np.ndenumerate(matrix):
+        if v:
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > top / 2 else "black")
+    ax.set_xticks(range(len(cols)), short[len(rows):], rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), short[: len(rows)], fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("folder (truth)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def boxed_thumbnails(images: Sequence[np.ndarray], boxes: Sequence, titles: Sequence[str] | None = None,
+                     ncols: int = 6, size: float = 1.8, context: float = 0.6, colour: str = "red"):
+    """Thumbnails around a box of each image (``context`` = margin as a share of the box size),
+    with the box drawn; a None box shows the whole photo. Returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.25), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, (img, box) in enumerate(zip(images, boxes)):
+        ax = axes.flat[k]
+        H, W = img.shape[:2]
+        x0, y0, x1, y1 = 0, 0, W, H
+        if box is not None:
+            x, y, w, h = box
+            m = int(max(w, h) * context)
+            x0, y0, x1, y1 = max(0, x - m), max(0, y - m), min(W, x + w + m), min(H, y + h + m)
+            ax.add_patch(Rectangle((x - x0, y - y0), w, h, fill=False, edgecolor=colour, linewidth=1.5))
+        ax.imshow(img[y0:y1, x0:x1])
+        if titles is not None:
+            ax.set_title(str(titles[k]), fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def predicted_faces(ax, image: np.ndarray, result: Mapping, title: str | None = None):
+    """A photo with each predicted face boxed: green for the photo's label, orange for other known
+    people, grey for ``unknown``; each box titled with its label and probability."""
+    from matplotlib.patches import Rectangle
+
+    ax.imshow(image)
+    for face in result.get("faces", []):
+        x, y, w, h = face["box"]
+        if face["label"] == "unknown":
+            colour = "0.6"
+        elif face["label"] == result.get("label"):
+            colour = "limegreen"
+        else:
+            colour = "orange"
+        ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=colour, linewidth=2))
+        ax.text(x, y - 2, f"{face['label']} {face['probability']:.2f}", color="black", fontsize=7,
+                bbox=dict(facecolor=colour, alpha=0.8, pad=1, linewidth=0))
+    ax.set_title(title if title is not None else f"label: {result.get('label')}", fontsize=8)
+    ax.axis("off")
+    return ax
+
+
 # --------------------------------------------------------------------------- clustering (issue 4)
 def cluster_galleries(groups: Mapping[str, Sequence[np.ndarray]], per_group: int = 8, size: float = 1.1,
                       titles: Mapping[str, Sequence[str]] | None = None):
