@@ -145,7 +145,7 @@ def left_out_bars(ax, results: Sequence, colours: Mapping[str, object] | None = 
     ax.set_yticks(y, [r.group for r in results], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("photos / faces")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
 
 
