@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from vision_lib import embeddings as E
 from vision_lib.io import LoadReport, list_images, load_image
@@ -71,35 +70,30 @@ def test_missing_weights_failed_download_says_how_to_provide_them(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    res = _run(_MISSING.format(url=f"http://127.0.0.1:{port}/w.h5"), {"KERAS_HOME": str(tmp_path)})
+    res = _run(_MISSING.format(url=f"http://127.0.0.1:{port}/w.h5"), {"KERAS_HOME": str(tmp_path), "VISION_LIB_OFFLINE": ""})
     _check_help(res.stdout, tmp_path)
     assert "download failed" in res.stdout
     assert not list((tmp_path / "models").glob("*")), "no partial file may be left in the cache"
 
 
-def test_download_that_hangs_times_out(tmp_path):
+def test_download_that_hangs_times_out(tmp_path, monkeypatch):
     # A server that accepts the connection and never answers: the timeout must end the attempt.
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     held = []
     threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
-    url = f"http://127.0.0.1:{server.getsockname()[1]}/w.h5"
-    old = E.MOBILENET_WEIGHTS_URL
-    E.MOBILENET_WEIGHTS_URL = url
-    os.environ["KERAS_HOME"], saved = str(tmp_path), os.environ.get("KERAS_HOME")
+    monkeypatch.setattr(E, "MOBILENET_WEIGHTS_URL", f"http://127.0.0.1:{server.getsockname()[1]}/w.h5")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv("VISION_LIB_OFFLINE", raising=False)
     start = time.perf_counter()
     try:
         with pytest.raises(E.WeightsNotFoundError, match="download failed"):
             E.mobilenet_weights_path(timeout=1.0)
     finally:
-        E.MOBILENET_WEIGHTS_URL = old
-        if saved is None:
-            del os.environ["KERAS_HOME"]
-        else:
-            os.environ["KERAS_HOME"] = saved
         server.close()
     assert time.perf_counter() - start < 10
+    assert not list((tmp_path / "models").glob("*")), "no partial file may be left in the cache"
 
 
 def test_explicit_weights_path(tmp_path):
