@@ -2,17 +2,17 @@
 
 The quantizer reaches full-image K-Means quality at a fraction of its cost:
 
-1. **Colour histogram.** Pixels fall into ``2**bits`` bins per channel (6 bits: cubes of 4x4x4
+1. **Colour histogram.** Pixels fall into ``2**bits`` bins per channel (7 bits: cubes of 2x2x2
    levels); each occupied bin keeps its pixel count and colour sum. A photo has a few thousand to a
    few tens of thousands of occupied bins instead of hundreds of thousands of pixels.
-2. **Weighted K-Means** (scikit-learn, k-means++, ``sample_weight`` = counts) on the bin means. The
-   squared error of pixels equals the weighted error of their bin means plus a constant, so this is
-   the pixel objective, with pixels of one bin kept together.
-3. **Exact assignment and refinement.** A bin whose whole cube is nearer to one palette colour than
-   to any other (distance gap > cube diagonal) sends all its pixels there; only pixels of the few
-   bins straddling a boundary are assigned one by one (KD-tree). A few Lloyd steps on these exact
-   pixel assignments move the palette to the true pixel means, which lifts the small loss of
-   step 2. Every pixel gets its exact nearest palette colour.
+2. **Weighted K-Means** (scikit-learn, k-means++, ``sample_weight`` = counts, best of 3 starts) on
+   the means of coarser 6-bit bins. The squared error of pixels equals the weighted error of their
+   bin means plus a constant, so this is the pixel objective, with pixels of one bin kept together.
+3. **Exact assignment and refinement.** A 7-bit bin whose whole cube is nearer to one palette
+   colour than to any other sends all its pixels there; only pixels of bins straddling a boundary
+   are compared with their bin's few contending colours (a KD-tree when there are many). Two Lloyd
+   steps on these exact pixel assignments move the palette to the true pixel means, which lifts
+   the small loss of step 2. Every pixel gets its exact nearest palette colour.
 
 Dithering (Floyd-Steinberg) uses Pillow's C implementation with the fitted palette.
 Palette PNGs are written by Pillow with as few bits per index as the palette allows (1, 2, 4, 8).
@@ -73,13 +73,30 @@ class ColourHistogram:
         step = 1 << (8 - b)
         return q.astype(np.float64) * step + (step - 1) / 2.0
 
+    def coarsen(self, bits: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(means, counts)`` of the same pixels in coarser bins (``bits`` <= ``self.bits``)."""
+        shift = self.bits - bits
+        if shift <= 0:
+            return self.means, self.counts
+        mask = (1 << self.bits) - 1
+        r, g, b = (self.codes >> (2 * self.bits)) & mask, (self.codes >> self.bits) & mask, self.codes & mask
+        code = ((r >> shift) << (2 * bits)) | ((g >> shift) << bits) | (b >> shift)
+        _, inverse = np.unique(code, return_inverse=True)
+        counts = np.bincount(inverse, weights=self.counts)
+        sums = np.stack([np.bincount(inverse, weights=self.sums[:, c]) for c in range(3)], axis=1)
+        return sums / counts[:, None], counts
+
     @property
     def half_diagonal(self) -> float:
         return (((1 << (8 - self.bits)) - 1) / 2.0) * np.sqrt(3.0)
 
 
-def colour_histogram(image: np.ndarray, bits: int = 6) -> ColourHistogram:
-    """Bin the colours of an RGB uint8 image (``bits`` per channel, 1..8; 8 = exact colours)."""
+def colour_histogram(image: np.ndarray, bits: int = 7) -> ColourHistogram:
+    """Bin the colours of an RGB uint8 image (``bits`` per channel, 1..8; 8 = exact colours).
+
+    7 bits (cubes of 2x2x2 levels) is the level the quantizer assigns pixels at; it fits its
+    K-Means on the coarser :meth:`ColourHistogram.coarsen` of it.
+    """
     image = _check_rgb(image)
     if not 1 <= bits <= 8:
         raise ValueError(f"bits must be 1..8, got {bits}")
@@ -87,7 +104,7 @@ def colour_histogram(image: np.ndarray, bits: int = 6) -> ColourHistogram:
     shift = 8 - bits
     q = pixels >> shift if shift else pixels
     code = (q[:, 0].astype(np.int32) << (2 * bits)) | (q[:, 1].astype(np.int32) << bits) | q[:, 2]
-    if bits <= 6:  # bincount over at most 2**18 bins is faster than sorting
+    if bits <= 7:  # bincount over at most 2**21 bins is faster than sorting
         n_codes = 1 << (3 * bits)
         counts = np.bincount(code, minlength=n_codes)
         occupied = np.flatnonzero(counts)
@@ -111,7 +128,7 @@ def _tree(palette: np.ndarray):
     return cKDTree(np.asarray(palette, dtype=np.float64))
 
 
-def _assign(hist: ColourHistogram, palette: np.ndarray, n_candidates: int = 4):
+def _assign(hist: ColourHistogram, palette: np.ndarray, max_candidates: int = 4):
     """Exact nearest palette colour for every pixel, mostly decided per bin.
 
     Returns ``(bin_label, ambiguous_bins, pixel_mask, pixel_label)`` where ``pixel_mask`` selects
@@ -122,27 +139,39 @@ def _assign(hist: ColourHistogram, palette: np.ndarray, n_candidates: int = 4):
     if n == 1:
         return np.zeros(n_bins, np.intp), np.zeros(n_bins, bool), np.zeros(len(hist.inverse), bool), np.zeros(0, np.intp)
     tree = _tree(palette)
-    m = min(n, max(2, n_candidates))
+    m = min(n, max_candidates)
     dist, idx = tree.query(hist.centres, k=m)
     bin_label = idx[:, 0]
     # Every colour of a bin's cube lies within `reach` of the cube's centre, so a palette colour
-    # farther than d1 + 2 * reach from the centre is never the nearest for any pixel of the bin.
+    # farther than d1 + 2 * reach from the centre is never the nearest for any pixel of the bin:
+    # `need` counts the contenders (1 = the whole bin is decided).
     reach = hist.half_diagonal + 1e-9
-    ambiguous = (dist[:, 1] - dist[:, 0]) <= 2.0 * reach
+    need = (dist <= dist[:, :1] + 2.0 * reach).sum(axis=1)
     if hist.bits == 8:
-        ambiguous[:] = False  # bins are single colours: the centre is the colour itself
+        need[:] = 1  # bins are single colours: the centre is the colour itself
+    ambiguous = need > 1
     pixel_mask = ambiguous[hist.inverse]
     if not pixel_mask.any():
         return bin_label, ambiguous, pixel_mask, np.zeros(0, np.intp)
-    # Pixels of ambiguous bins choose among their bin's m nearest palette colours, which is exact
-    # when the m-th is out of reach; the rare bins with more contenders use the KD-tree per pixel.
-    complete = (m == n) | (dist[:, -1] > dist[:, 0] + 2.0 * reach)
     pixel_bin = hist.inverse[pixel_mask]
     pixels = hist.pixels[pixel_mask].astype(np.float32)
-    cand = idx[pixel_bin]  # (n_pixels, m)
-    diff = pixels[:, None, :] - palette.astype(np.float32)[cand]
-    pixel_label = cand[np.arange(len(cand)), np.einsum("ijk,ijk->ij", diff, diff).argmin(axis=1)]
-    hard = ~complete[pixel_bin]
+    pixel_need = need[pixel_bin]
+    if m < n:  # all m queried colours in reach: there may be more, unseen contenders
+        pixel_need[pixel_need >= m] = n + 1
+    pixel_label = np.empty(len(pixel_bin), np.intp)
+    pal32 = palette.astype(np.float32)
+    # Pixels choose among their bin's contenders only, in groups of equal width (most need 2);
+    # bins with more contenders than were queried fall back to the KD-tree per pixel.
+    lo = 1
+    for width in sorted({min(w, m) for w in (2, 4, m)}):
+        group = (pixel_need > lo) & (pixel_need <= width)
+        lo = width
+        if not group.any():
+            continue
+        cand = idx[pixel_bin[group], :width]
+        diff = pixels[group, None, :] - pal32[cand]
+        pixel_label[group] = cand[np.arange(len(cand)), np.einsum("ijk,ijk->ij", diff, diff).argmin(axis=1)]
+    hard = pixel_need > m
     if hard.any():
         pixel_label[hard] = tree.query(pixels[hard].astype(np.float64))[1]
     return bin_label, ambiguous, pixel_mask, pixel_label
@@ -182,7 +211,8 @@ class ColourQuantizer:
         n_colors: palette size k, 2..256 (the palette is smaller when the image has fewer colours).
         dither: Floyd-Steinberg error diffusion in :meth:`predict` (hides banding, costs bytes).
         bits: bits per channel of the colour histogram the K-Means runs on (6 is a good default:
-            higher is slower and barely better, lower is faster and coarser).
+            higher is slower and barely better, lower is faster and coarser); pixels are
+            assigned exactly, using bins one bit finer.
         n_init: K-Means restarts on the histogram (cheap there); the best one is kept.
         refine: Lloyd steps on exact pixel assignments after the histogram K-Means.
         random_state: seed of the k-means++ initialisation (same seed, same palette).
@@ -193,7 +223,7 @@ class ColourQuantizer:
     """
 
     def __init__(self, n_colors: int = 16, *, dither: bool = False, bits: int = 6, n_init: int = 3,
-                 refine: int = 3, random_state: int | None = 0):
+                 refine: int = 2, random_state: int | None = 0):
         self.n_colors = n_colors
         self.dither = dither
         self.bits = bits
@@ -206,13 +236,16 @@ class ColourQuantizer:
         k = int(self.n_colors)
         if not 2 <= k <= 256:
             raise ValueError(f"n_colors must be between 2 and 256, got {self.n_colors}")
-        hist = histogram if histogram is not None else colour_histogram(image, self.bits)
-        if len(hist.counts) <= k and hist.bits < 8:
+        # Pixels are assigned at one bit finer than the K-Means bins: far fewer boundary cases.
+        hist = histogram if histogram is not None else colour_histogram(image, min(self.bits + 1, 8))
+        means, counts = hist.coarsen(self.bits)
+        if len(counts) <= k and hist.bits < 8:
             hist = colour_histogram(hist.pixels.reshape(*hist.shape, 3), 8)
-        if len(hist.counts) <= k:  # no more colours than palette entries: lossless
-            palette = hist.means
+            means, counts = hist.means, hist.counts
+        if len(counts) <= k:  # no more colours than palette entries: lossless
+            palette = means
         else:
-            palette = _weighted_kmeans(hist.means, hist.counts, k, self.n_init, self.random_state)
+            palette = _weighted_kmeans(means, counts, k, self.n_init, self.random_state)
             for _ in range(max(0, int(self.refine))):
                 palette, _ = _lloyd_step(hist, palette)
         palette = np.unique(np.clip(np.rint(palette), 0, 255).astype(np.uint8), axis=0)
@@ -233,7 +266,7 @@ class ColourQuantizer:
             rgb = image if image is not None else self.histogram_.pixels.reshape(*image_shape, 3)
             return _dither(rgb, self.palette_)
         if hist is None:
-            hist = colour_histogram(image, self.bits)
+            hist = colour_histogram(image, min(self.bits + 1, 8))
         return _pixel_labels(hist, self.palette_).astype(np.uint8).reshape(image_shape)
 
     def transform(self, image: np.ndarray) -> np.ndarray:
