@@ -229,7 +229,9 @@ def robust_centre(descriptors: np.ndarray, max_distance: float = DLIB_SAME_PERSO
     centre, until it stops moving. A medoid is a real face, so dlib's pairwise same-person
     threshold applies to it as documented.
     """
-    d = np.linalg.norm(descriptors[:, None, :] - descriptors[None, :, :], axis=-1)
+    from scipy.spatial.distance import cdist
+
+    d = cdist(descriptors, descriptors)
     near = d < max_distance
     # Most neighbours first; among ties, the most central (smallest summed distance to neighbours).
     centre = int(np.lexsort((np.where(near, d, 0).sum(1), -near.sum(1)))[0])
