@@ -283,3 +283,36 @@ def test_importing_the_library_and_cli_help_do_not_load_tensorflow():
     help_text = subprocess.run([sys.executable, "-m", "vision_lib", "--help"], capture_output=True, text=True,
                                timeout=120)
     assert help_text.returncode == 0 and "faces" in help_text.stdout
+
+
+def test_second_look_maps_bordered_detections_back_to_the_photo(face_image):
+    det = F.MTCNNDetector()
+    plain = det._detect_at(face_image, 640, 0.0)[0]
+    bordered = det._detect_at(face_image, 640, 0.15)[0]
+    np.testing.assert_allclose(bordered.box, plain.box, atol=0.06 * plain.box[2])
+    np.testing.assert_allclose(bordered.keypoints["left_eye"], plain.keypoints["left_eye"], atol=0.03 * plain.box[2])
+    # A face cut at the photo's edges: boxes stay inside the photo.
+    tight = F.crop(face_image, plain, margin=-0.05)
+    for face in det._detect_at(tight, 640, 0.15):
+        x, y, w, h = face.box
+        assert x >= 0 and y >= 0 and x + w <= tight.shape[1] and y + h <= tight.shape[0]
+
+
+def test_second_look_runs_only_when_the_first_finds_nothing(face_image, monkeypatch):
+    det = F.MTCNNDetector(second_look=(640, 384), border=0.15)
+    calls = []
+    real = F.MTCNNDetector._detect_at
+
+    def spy(self, image, side, border):
+        calls.append((side, border))
+        return [] if side == 1024 else real(self, image, side, border)
+
+    monkeypatch.setattr(F.MTCNNDetector, "_detect_at", spy)
+    assert det.detect(face_image)
+    assert calls == [(1024, 0.0), (640, 0.15)]
+    calls.clear()
+    monkeypatch.setattr(F.MTCNNDetector, "_detect_at", lambda self, *a: calls.append(a[1:]) or [])
+    assert det.detect(face_image) == [] and calls == [(1024, 0.0), (640, 0.15), (384, 0.15)]
+    assert dict(det.params())["second_look"] == (640, 384)
+    # Speed-only settings are not part of the parameters (nor of the cache key).
+    assert F.MTCNNDetector(threads=1, compiled=False).params() == F.MTCNNDetector().params()

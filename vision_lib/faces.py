@@ -92,7 +92,9 @@ class HaarDetector:
         return face, eye
 
     def params(self) -> tuple:
-        return (self.scale_factor, self.min_neighbors, self.min_eyes, self.max_side)
+        """Everything that changes detections, as ``(name, value)`` pairs (part of the cache key)."""
+        return (("max_side", self.max_side), ("min_eyes", self.min_eyes), ("min_neighbors", self.min_neighbors),
+                ("scale_factor", self.scale_factor))
 
     def detect(self, image: np.ndarray) -> list[Face]:
         import cv2
@@ -122,21 +124,31 @@ class MTCNNDetector:
         min_score: drop detections below this confidence.
         max_side: photos are downscaled to this longest side for detection.
         threads: TensorFlow threads for this process (None: TensorFlow's default).
+        second_look: when nothing is found, look again at these longest sides (px), one after
+            the other, with a black border of ``border`` (fraction of the side) around the photo.
+            MTCNN often misses faces that fill the frame or touch its edges; the border and the
+            coarser scale recover most of them, and it costs time only on photos without a face.
+        border: see ``second_look``.
+        threads: TensorFlow threads for this process (None: TensorFlow's default).
         compiled: run the networks as TensorFlow graphs (same detections, about twice as fast);
             False runs the ``mtcnn`` package's own eager Keras calls (the benchmark's baseline).
     """
 
     name = "mtcnn"
 
-    def __init__(self, min_score: float = 0.9, max_side: int = 1024, threads: int | None = None,
-                 compiled: bool = True):
+    def __init__(self, min_score: float = 0.9, max_side: int = 1024, second_look: tuple[int, ...] = (640, 384),
+                 border: float = 0.15, threads: int | None = None, compiled: bool = True):
         self.min_score = min_score
         self.max_side = max_side
+        self.second_look = tuple(second_look)
+        self.border = border
         self.threads = threads
         self.compiled = compiled
 
     def params(self) -> tuple:
-        return (self.min_score, self.max_side)
+        """Everything that changes detections, as ``(name, value)`` pairs (part of the cache key)."""
+        return (("border", self.border), ("max_side", self.max_side), ("min_score", self.min_score),
+                ("second_look", self.second_look))
 
     @functools.cached_property
     def _model(self):
@@ -157,19 +169,47 @@ class MTCNNDetector:
         return model
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        small, scale = resize_max_side(image, self.max_side)
+        faces = self._detect_at(image, self.max_side, 0.0)
+        for side in self.second_look:
+            if faces:
+                break
+            faces = self._detect_at(image, side, self.border)
+        return _largest_first(faces)
+
+    def _detect_at(self, image: np.ndarray, max_side: int, border: float) -> list[Face]:
+        import cv2
+
+        small, scale = resize_max_side(image, max_side)
+        pad = int(round(border * max(small.shape[:2])))
+        if pad:
+            small = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        H, W = image.shape[:2]
         faces = []
         for d in self._model.detect_faces(small):
             if d["confidence"] < self.min_score:
                 continue
-            x, y, w, h = (int(v) for v in d["box"])
-            kps = {k: (float(v[0]), float(v[1])) for k, v in d.get("keypoints", {}).items()}
+            x, y, w, h = (int(v) - o for v, o in zip(d["box"], (pad, pad, 0, 0)))
+            kps = {k: (float(v[0]) - pad, float(v[1]) - pad) for k, v in d.get("keypoints", {}).items()}
             # Name eyes and mouth corners by image side so `left_eye` is always the leftmost.
             for a, b in (("left_eye", "right_eye"), ("mouth_left", "mouth_right")):
                 if a in kps and b in kps and kps[a][0] > kps[b][0]:
                     kps[a], kps[b] = kps[b], kps[a]
-            faces.append(Face((x, y, w, h), float(d["confidence"]), kps).scaled(1 / scale))
-        return _largest_first(faces)
+            face = Face((x, y, w, h), float(d["confidence"]), kps).scaled(1 / scale)
+            face = _clamp(face, W, H)
+            if face is not None:
+                faces.append(face)
+        return faces
+
+
+def _clamp(face: Face, width: int, height: int) -> Face | None:
+    """The part of the box inside the image (a face found partly in a border); None if nothing is."""
+    x, y, w, h = face.box
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    if (x0, y0, x1 - x0, y1 - y0) == face.box:
+        return face
+    return Face((x0, y0, x1 - x0, y1 - y0), face.score, face.keypoints)
 
 
 # Input shapes of the three MTCNN networks: PNet sees whole pyramid levels, RNet and ONet patches.
@@ -366,8 +406,9 @@ def _detect_path_raw(path: Path, detector: str, params: dict, use_cache: bool, d
             digest = file_digest(path)
         except OSError as exc:
             return [], None, f"cannot read: {exc.strerror or exc}", None, None
-        # Thread counts and graph compilation do not change results: keep them out of the cache key.
-        key = tuple(sorted((k, v) for k, v in params.items() if k not in _SPEED_ONLY))
+        # The key holds every setting that changes detections, defaults included (so changing a
+        # default invalidates old entries), but not thread counts or graph compilation.
+        key = get_detector(detector, **{k: v for k, v in params.items() if k not in _SPEED_ONLY}).params()
         threads = params.get("threads")
         if not descriptors and _detect_cached.in_cache(digest, detector, key, True, path=str(path), threads=threads):
             # A run with descriptors already saw this photo: its detections are the same.
