@@ -295,3 +295,83 @@ def metric_bars(ax, rows: Sequence[Mapping], metrics: Sequence[str] = ("bcubed_f
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7, frameon=False, loc="lower right")
     return ax
+
+
+# --------------------------------------------------------------------------- faces (issue 2)
+def draw_faces(ax, image: np.ndarray, faces: Sequence, colour="lime", label: str | None = None,
+               keypoints: bool = True, linewidth: float = 2.0, show_image: bool = True):
+    """Show ``image`` with each face's ``(x, y, w, h)`` box, score and keypoints; returns ``ax``.
+
+    Call it twice on the same ``ax`` (the second with ``show_image=False``) to compare detectors.
+    """
+    from matplotlib.patches import Rectangle
+
+    if show_image:
+        ax.imshow(image)
+    for i, face in enumerate(faces):
+        x, y, w, h = face.box
+        ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=colour, linewidth=linewidth,
+                               label=label if i == 0 else None))
+        ax.text(x, y - 2, f"{i}: {face.score:.2f}", color="black", fontsize=7, va="bottom",
+                bbox=dict(facecolor=colour, alpha=0.8, pad=1, linewidth=0))
+        if keypoints and face.keypoints:
+            pts = np.array(list(face.keypoints.values()))
+            ax.scatter(pts[:, 0], pts[:, 1], s=8, c=[colour], edgecolors="black", linewidths=0.4)
+    ax.axis("off")
+    return ax
+
+
+def gallery(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int = 8,
+            size: float = 1.4, suptitle: str | None = None):
+    """A grid of images (``ncols`` per row) with optional titles; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.15), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, img in enumerate(images):
+        ax = axes[k // ncols, k % ncols]
+        ax.imshow(img, cmap="gray" if np.ndim(img) == 2 else None)
+        if titles is not None:
+            ax.set_title(str(titles[k]), fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def count_bars(ax, counts: Mapping[str, int], title: str | None = None, xlabel: str = "photos"):
+    """Horizontal bars of ``counts`` (largest on top), each labelled with its value; returns ``ax``."""
+    items = sorted(counts.items(), key=lambda kv: kv[1])
+    names, values = [str(k) for k, _ in items], [v for _, v in items]
+    bars = ax.barh(names, values, color="tab:red" if len(names) < 2 else None)
+    ax.bar_label(bars, padding=2, fontsize=8)
+    ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title)
+    ax.margins(x=0.15)
+    return ax
+
+
+def detector_comparison(axes, stats: Mapping[str, Mapping]):
+    """Side by side: share of photos with a face, and seconds per photo, one bar per detector.
+
+    ``stats`` maps a detector name to a dict with ``coverage`` and ``seconds_per_photo`` (as from
+    :func:`vision_lib.faces.detection_stats` / :func:`vision_lib.faces.time_detection`).
+    """
+    ax_cov, ax_speed = axes
+    names = list(stats)
+    colours = [f"C{i}" for i in range(len(names))]
+    cov = [float(stats[n]["coverage"]) for n in names]
+    bars = ax_cov.bar(names, cov, color=colours)
+    ax_cov.bar_label(bars, labels=[f"{c:.2f}" for c in cov], fontsize=8)
+    ax_cov.set_ylim(0, 1.1)
+    ax_cov.set_ylabel("share of photos with >= 1 face")
+    spp = [float(stats[n]["seconds_per_photo"]) for n in names]
+    bars = ax_speed.bar(names, spp, color=colours)
+    ax_speed.bar_label(bars, labels=[f"{s:.2f}" for s in spp], fontsize=8)
+    ax_speed.set_ylabel("seconds per photo (one process)")
+    ax_speed.margins(y=0.15)
+    return axes
