@@ -195,7 +195,7 @@ def test_recipe_rejects_unknown_names():
 
 
 # --------------------------------------------------------------------------- real photos (small)
-PER_PLAYER = 8
+PER_PLAYER = 6
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +203,7 @@ def small_sets(footballers_dir, tmp_path_factory):
     """A few photos per player copied into train/ and test/ folders (copies hit the same cache)."""
     from vision_lib.io import photo_set
 
-    ps = photo_set(footballers_dir, labelled=True).limit(per_label=PER_PLAYER + 3, seed=0)
+    ps = photo_set(footballers_dir, labelled=True).limit(per_label=PER_PLAYER + 2, seed=0)
     root = tmp_path_factory.mktemp("footballers_small")
     seen: dict[str, int] = {}
     for p, lab in zip(ps.paths, ps.labels):
@@ -300,7 +300,7 @@ def test_notebook_03_runs_on_small_parameters(footballers_dir, tmp_path):
 
     out = tmp_path / "out"
     res = execute_notebook(ROOT / "notebooks" / "03_model_development.ipynb", tmp_path / "nb",
-                           {"limit": PER_PLAYER + 3, "test_size": 0.3, "seed": 0, "out_dir": str(out)},
+                           {"limit": PER_PLAYER + 2, "test_size": 0.3, "seed": 0, "out_dir": str(out)},
                            html=False)
     assert res.ok, res.error
     summary = json.loads((out / "summary.json").read_text())
