@@ -316,3 +316,33 @@ def test_second_look_runs_only_when_the_first_finds_nothing(face_image, monkeypa
     assert dict(det.params())["second_look"] == (640, 384)
     # Speed-only settings are not part of the parameters (nor of the cache key).
     assert F.MTCNNDetector(threads=1, compiled=False).params() == F.MTCNNDetector().params()
+
+
+# --------------------------------------------------------------------------- notebook 01
+@pytest.mark.notebook
+def test_notebook_01_prepares_the_footballer_faces(footballers_dir, tmp_path):
+    import json
+
+    import nbformat
+
+    from vision_lib.notebooks import NOTEBOOK_DIR, execute_notebook
+
+    out = tmp_path / "out"
+    res = execute_notebook(NOTEBOOK_DIR / "01_data_preparation.ipynb", tmp_path,
+                           {"limit": 3, "out_dir": str(out), "speed_sample": 4}, html=False)
+    assert res.ok, res.error
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["photos"] == 18 and summary["players"] == 6
+    export = summary["export"]
+    assert export["kept_photos"] + export["rejected_photos"] == 18
+    assert export["faces"] >= export["kept_photos"] >= 15
+    assert summary["coverage"]["mtcnn"] >= summary["coverage"]["haar"]
+    assert all(v > 0 for v in summary["seconds_per_photo"].values())
+    assert sum(row["photos"] for row in summary["manifest"]) == 18
+    # The crops it listed exist and are aligned 160x160 faces; the notebook drew its figures.
+    rows = _read(out / "faces" / "faces.csv")
+    assert len(rows) == export["faces"]
+    assert all(Image.open(out / "faces" / r["crop"]).size == (160, 160) for r in rows)
+    executed = nbformat.read(res.output, as_version=4)
+    figures = sum("image/png" in o.get("data", {}) for c in executed.cells for o in c.get("outputs", []))
+    assert figures >= 4

@@ -827,3 +827,30 @@ def read_export(out_dir: str | os.PathLike):
         with open(out_dir / name, newline="", encoding="utf-8") as f:
             tables.append(list(csv.DictReader(f)))
     return tuple(tables)
+
+
+def row_quality(row: dict) -> FaceQuality:
+    """The :class:`FaceQuality` of a ``faces.csv`` row (as read by :func:`read_export`)."""
+    front = row.get("frontalness")
+    return FaceQuality(int(row["size"]), float(row["sharpness"]), float(front) if front not in (None, "") else None,
+                       float(row["score"]))
+
+
+def manifest_by_folder(kept: Sequence[dict], rejected: Sequence[dict]) -> list[dict]:
+    """One row per top-level sub-folder (a person): photos, photos kept, faces, and the rejected
+    photos by :func:`rejection_category`; from the tables of :func:`read_export`."""
+    def folder(source: str) -> str:
+        return source.split("/")[0] if "/" in source else "."
+
+    table: dict[str, dict] = {}
+    cats = ("no face found", "only small faces", "unreadable file", "failed")
+    for src in sorted({r["source"] for r in kept} | {r["source"] for r in rejected}, key=folder):
+        table.setdefault(folder(src), {"folder": folder(src), "photos": 0, "kept": 0, "faces": 0,
+                                       **{c: 0 for c in cats}})["photos"] += 1
+    for src in {r["source"] for r in kept}:
+        table[folder(src)]["kept"] += 1
+    for r in kept:
+        table[folder(r["source"])]["faces"] += 1
+    for r in rejected:
+        table[folder(r["source"])][rejection_category(r["reason"])] += 1
+    return [table[k] for k in sorted(table)]

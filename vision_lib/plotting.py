@@ -344,13 +344,17 @@ def gallery(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, n
 
 def count_bars(ax, counts: Mapping[str, int], title: str | None = None, xlabel: str = "photos"):
     """Horizontal bars of ``counts`` (largest on top), each labelled with its value; returns ``ax``."""
+    if title:
+        ax.set_title(title)
+    if not counts:
+        ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
+        ax.axis("off")
+        return ax
     items = sorted(counts.items(), key=lambda kv: kv[1])
     names, values = [str(k) for k, _ in items], [v for _, v in items]
     bars = ax.barh(names, values, color="tab:red" if len(names) < 2 else None)
     ax.bar_label(bars, padding=2, fontsize=8)
     ax.set_xlabel(xlabel)
-    if title:
-        ax.set_title(title)
     ax.margins(x=0.15)
     return ax
 
