@@ -20,7 +20,13 @@ def _not_yet(name: str, issue: int):
 
 # --------------------------------------------------------------------------- faces (issue 2)
 def _add_faces(sub) -> None:
-    p = sub.add_parser("faces", help="detect, crop and align faces in a folder of photos")
+    p = sub.add_parser(
+        "faces", help="detect, crop and align faces in a folder of photos",
+        description="Detect faces in every photo under IN_DIR (recursively; files with other extensions "
+                    "and hidden files are ignored) and write one crop per face under OUT_DIR, mirroring "
+                    "IN_DIR's sub-folders, plus OUT_DIR/faces.csv (one row per face, face_index 0 = "
+                    "largest) and OUT_DIR/rejected.csv (source,reason for every photo without a usable "
+                    "face). Running it again resumes. IN_DIR is never written to.")
     p.add_argument("in_dir", type=Path, help="folder of photos (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="output folder (not inside IN_DIR)")
     p.add_argument("--detector", choices=["mtcnn", "haar"], default="mtcnn")
@@ -38,7 +44,7 @@ def _run_faces(args: argparse.Namespace) -> int:
         n_jobs=args.jobs,
     )
     print(summary)
-    return 0
+    return 0 if summary.photos else 1
 
 
 # --------------------------------------------------------------------------- notebooks (issue 2)
@@ -78,7 +84,11 @@ def _add_fetch(sub) -> None:
 def _run_fetch(args: argparse.Namespace) -> int:
     from .datasets import fetch_lfw
 
-    n = fetch_lfw(args.out, min_faces_per_person=args.min_faces)
+    try:
+        n = fetch_lfw(args.out, min_faces_per_person=args.min_faces)
+    except RuntimeError as exc:  # no network: say so and how to get the photos instead
+        print(f"vision-lib fetch: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {n} photos under {args.out}")
     return 0
 
