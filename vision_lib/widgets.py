@@ -76,7 +76,7 @@ class CompressionExplorer:
     def update(self, path: str | os.PathLike | None = None, k: int | None = None,
                dither: bool | None = None) -> dict:
         """Show ``path`` at ``k`` colours (``None`` keeps the current value); returns the figures."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         if path is not None:
             self.path = Path(path)
         if k is not None:
@@ -102,7 +102,8 @@ class CompressionExplorer:
         result = self._results[key]
         self._refresh(photo, result)
         self.last_seconds = time.perf_counter() - start
-        return {**result["report"], "cached": cached, "seconds": round(self.last_seconds, 4)}
+        return {**result["report"], "cached": cached, "seconds": round(self.last_seconds, 4),
+                "cpu_seconds": round(time.process_time() - cpu, 4)}
 
     def _photo(self, path: Path) -> _Photo:
         if path not in self._photos:
