@@ -8,7 +8,8 @@ On a FIXED held-out split (30% of each person's photos, stratified, seed 0) of
                 training photo; the photo's label is its most confident face.
 * ``reference`` MTCNN + dlib descriptor + SVM, largest face of each photo for training and for the
                 answer, no cleaning, no "unknown".
-* ``default``   vision_lib's default: MTCNN + dlib + SVM, training folders cleaned by agreement,
+* ``default``   vision_lib's default: MTCNN + dlib + the classifier chosen by cross-validation on
+                the training faces (``model="auto"``), training folders cleaned by agreement,
                 the photo's label is its most confident *known* face (unknown below thresholds
                 learnt from the training data).
 
@@ -34,8 +35,8 @@ from vision_lib.config import dataset  # noqa: E402
 from vision_lib.io import photo_set  # noqa: E402
 
 RECIPES = {
-    "classic": dict(features="wavelet", detector="haar", clean="largest", choose="confident"),
-    "reference": dict(features="embedding", detector="mtcnn", clean="largest", choose="largest",
+    "classic": dict(features="wavelet", detector="haar", model="svm_rbf", clean="largest", choose="confident"),
+    "reference": dict(features="embedding", detector="mtcnn", model="svm_rbf", clean="largest", choose="largest",
                       unknown_quantile=None, max_distance=float("inf")),
     "default": dict(),
 }
@@ -52,7 +53,8 @@ def run_set(name: str, recipes: list[str], test_size: float, seed: int, limit: i
         model = classify.train(train_set, **RECIPES[r], progress=False)
         ev = classify.evaluate(model, test_set, progress=False)
         rep = model.training_report_
-        out[r] = {**ev.scores(), "training_faces": len(rep.kept), "excluded": rep.counts(),
+        out[r] = {**ev.scores(), "model": model.info_["model"], "training_faces": len(rep.kept),
+                  "excluded": rep.counts(),
                   "unknown_below": round(model.unknown_below, 3), "seconds": round(time.perf_counter() - start, 1)}
     if "reference" in out:
         for r in recipes:

@@ -105,8 +105,9 @@ def _add_train(sub) -> None:
                    help="dlib face descriptor (default) or the classic wavelet recipe")
     p.add_argument("--detector", choices=["mtcnn", "haar"], default=None,
                    help="face detector (default: mtcnn for embedding, haar for wavelet)")
-    p.add_argument("--classifier", default="svm_rbf",
-                   choices=["svm_rbf", "svm_linear", "logistic_regression", "random_forest", "knn"])
+    p.add_argument("--classifier", default="auto",
+                   choices=["auto", "svm_rbf", "svm_linear", "logistic_regression", "random_forest", "knn"],
+                   help="auto (default): the best by cross-validation on the cleaned training faces")
     p.add_argument("--force", action="store_true", help="replace an existing model file")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
