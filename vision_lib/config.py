@@ -26,8 +26,8 @@ def missing_data_message(name: str) -> str:
         f"No data set '{name}' under {root}.\n"
         f"  Put photos in {root / name}/<person>/*.jpg (one folder per person),\n"
         f"  or set VISION_LIB_DATA to a folder that holds '{name}/'.\n"
-        f"  On a machine with internet, `vision-lib fetch lfw --out {root / 'lfw'}` writes a public\n"
-        f"  face set (Labeled Faces in the Wild) in that layout."
+        f"  On a machine with internet, `vision-lib fetch lfw --out {root / name}` writes a public\n"
+        f"  face set (Labeled Faces in the Wild, one folder per person) there in that layout."
     )
 
 

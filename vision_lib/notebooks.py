@@ -100,16 +100,27 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
         print(f"[{'done' if res.ok else 'fail'}] {book.stem} in {res.seconds:.0f} s: {status}", flush=True)
         results.append(res)
     print(f"\nReports (executed notebooks and HTML) are in {out_dir}", flush=True)
-    if any(r.error and r.error.startswith("missing data") for r in results) and sys.stdin.isatty():
-        _offer_fetch()
+    missing = sorted({name for book in list_notebooks(only) for name in missing_data(book.stem)})
+    if missing and sys.stdin.isatty():
+        _offer_fetch([name for name in missing if name in FETCHABLE])
     return results
 
 
-def _offer_fetch() -> None:
-    target = data_dir() / "lfw"
-    answer = input(f"Fetch the public LFW face set into {target} now (needs internet)? [y/N] ")
-    if answer.strip().lower().startswith("y"):
-        from .datasets import fetch_lfw
+#: Data sets that a public face set (LFW, one folder per person) can stand in for.
+FETCHABLE = ("footballers", "lfw")
 
-        n = fetch_lfw(target)
+
+def _offer_fetch(names: list[str]) -> None:
+    from .datasets import fetch_lfw
+
+    for name in names:
+        target = data_dir() / name
+        answer = input(f"Fetch the public LFW face set into {target} now (needs internet)? [y/N] ")
+        if not answer.strip().lower().startswith("y"):
+            continue
+        try:
+            n = fetch_lfw(target)
+        except RuntimeError as exc:
+            print(exc)
+            return
         print(f"wrote {n} photos under {target}; run again to use them.")
