@@ -547,6 +547,8 @@ def quantize_with(method: str, image: np.ndarray, k: int = 16, *, dither: bool =
     on all pixels, defaults, as a typical script does; KMeans with ``n_init=1``), ``"median_cut"``
     and ``"fast_octree"`` (Pillow), ``"pngquant"`` (the command line tool, when installed).
     Dithering applies to the final mapping for every method (Pillow Floyd-Steinberg; pngquant's own).
+    scikit-learn runs on one thread, like this module's quantizer, so times compare like for like
+    (its default OpenMP threads made MiniBatchKMeans 10x slower on a busy 2-core machine).
     """
     image = _check_rgb(image)
     start = time.perf_counter()
@@ -554,11 +556,13 @@ def quantize_with(method: str, image: np.ndarray, k: int = 16, *, dither: bool =
         return quantize(image, k, dither=dither, random_state=random_state)
     if method in ("minibatch_kmeans", "kmeans"):
         from sklearn.cluster import KMeans, MiniBatchKMeans
+        from threadpoolctl import threadpool_limits
 
         pixels = image.reshape(-1, 3).astype(np.float64)
         model = (MiniBatchKMeans(n_clusters=k, random_state=random_state) if method == "minibatch_kmeans"
                  else KMeans(n_clusters=k, n_init=1, random_state=random_state))
-        labels = model.fit(pixels).predict(pixels)
+        with threadpool_limits(1):
+            labels = model.fit(pixels).predict(pixels)
         palette = np.clip(np.rint(model.cluster_centers_), 0, 255).astype(np.uint8)
         index = _dither(image, palette) if dither else labels.astype(np.uint8).reshape(image.shape[:2])
     elif method in ("median_cut", "fast_octree"):
