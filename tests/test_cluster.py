@@ -25,7 +25,7 @@ def _people(rng, n_people=6, per=8, spread=0.25, n_noise=3, dim=128):
     return np.vstack([X, loners]), np.r_[y, n_people + np.arange(n_noise)]
 
 
-@pytest.mark.parametrize("method", ["agglomerative", "chinese_whispers", "hdbscan", "dbscan"])
+@pytest.mark.parametrize("method", ["hybrid", "agglomerative", "chinese_whispers", "hdbscan", "dbscan"])
 def test_methods_find_the_people_and_leave_loners_unassigned(rng, method):
     X, y = _people(rng)
     model = IdentityClustering(method=method).fit(X)
@@ -45,9 +45,37 @@ def test_kmeans_needs_k_or_borrows_it_and_assigns_everyone(rng):
 
 def test_threshold_and_k_change_the_answer(rng):
     X, _ = _people(rng)
-    assert IdentityClustering(threshold=2.0).fit(X).n_clusters_ == 1  # everyone merged
-    assert IdentityClustering(threshold=0.05).fit(X).n_clusters_ == 0  # everyone alone -> unassigned
+    agg = {"method": "agglomerative"}
+    assert IdentityClustering(threshold=2.0, **agg).fit(X).n_clusters_ == 1  # everyone merged
+    assert IdentityClustering(threshold=0.05, **agg).fit(X).n_clusters_ == 0  # everyone alone -> unassigned
     assert IdentityClustering(n_clusters=4).fit(X).n_clusters_ <= 4
+
+
+def test_hybrid_keeps_dense_look_alikes_apart_and_groups_small_people(rng):
+    """Two tight people whose centres are closer than 0.6: average linkage merges them, the
+    density cores of the default do not; a person with fewer faces than a core is still grouped."""
+    dim = 128
+    centre = rng.normal(size=dim)
+    centre *= 0.7 / np.linalg.norm(centre)
+    step = rng.normal(size=dim)
+    step -= step @ centre / (centre @ centre) * centre
+    step *= 0.25 / np.linalg.norm(step)  # the two people's centres are 0.5 apart
+    a = centre + step + rng.normal(scale=0.15 / np.sqrt(dim), size=(12, dim))
+    b = centre - step + rng.normal(scale=0.15 / np.sqrt(dim), size=(12, dim))
+    c = -centre + rng.normal(scale=0.15 / np.sqrt(dim), size=(3, dim))  # 3 faces < HYBRID_CORE_SIZE
+    X, y = np.vstack([a, b, c]), np.r_[np.zeros(12), np.ones(12), np.full(3, 2)]
+    merged = IdentityClustering(method="agglomerative").fit_predict(X)
+    assert len(set(merged[:24])) == 1, "the look-alikes should be merged by average linkage at 0.6"
+    labels = IdentityClustering().fit_predict(X)
+    assert external_metrics(y, labels)["bcubed_f"] == pytest.approx(1.0)
+
+
+def test_attach_noise_joins_the_nearest_group_on_average_within_the_distance():
+    X = np.array([[0.0, 0], [0.2, 0], [1.0, 0], [1.2, 0], [0.3, 0], [0.6, 3]])
+    labels = np.array([0, 0, 1, 1, -1, -1])
+    out = cluster._attach_noise(X, labels, 0.6)
+    assert out.tolist() == [0, 0, 1, 1, 0, -1]  # mean distances 0.2 to group 0; the far one stays
+    assert cluster._attach_noise(X, labels, 0.1).tolist() == labels.tolist()
 
 
 def test_max_clusters_caps_by_merging_closest_groups(rng):
@@ -204,7 +232,7 @@ def test_notebook_04_runs_on_small_parameters(tmp_path, lfw_dir, players_dir, fo
     }, html=False)
     assert res.ok, res.error
     summary = json.loads((tmp_path / "nb" / "summary.json").read_text())
-    default = summary["lfw"]["agglomerative 0.6 (default)"]
+    default = summary["lfw"]["hybrid: hdbscan 5 + attach 0.6 (default)"]
     assert default["n_true"] == 5 and default["bcubed_f"] >= 0.85
     assert summary["two_players_top"]["crops"] == 40 and summary["two_players_top"]["accuracy"] >= 0.95
     assert summary["two_players_bot"]["frame_pairs"] >= 0.95

@@ -249,7 +249,7 @@ def _k_value(text: str) -> int | None:
 
 
 def _add_cluster(sub) -> None:
-    methods = ("agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
+    methods = ("hybrid", "agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
     p = sub.add_parser("cluster", help="group faces by identity (number of people unknown)",
                        description="Detect faces (MTCNN), describe them (dlib), group them by person, and "
                        "write OUT/cluster_NN/ photo copies, OUT/unassigned/, OUT/clusters.csv "
@@ -257,7 +257,8 @@ def _add_cluster(sub) -> None:
                        "sub-folders (one per person) the metrics also compare with the labels.")
     p.add_argument("in_dir", type=Path, help="folder of photos (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="new output folder (not inside IN_DIR)")
-    p.add_argument("--method", choices=methods, default="agglomerative")
+    p.add_argument("--method", choices=methods, default="hybrid",
+                   help="hybrid (default): HDBSCAN cores, other faces attached or grouped at 0.6")
     p.add_argument("--k", type=_k_value, default=None, metavar="auto|N",
                    help="number of people (default auto: found from face distances)")
     p.add_argument("--max-clusters", type=int, default=None, help="at most this many groups (closest merged)")

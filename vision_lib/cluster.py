@@ -6,7 +6,13 @@ Faces are described by dlib's 128-d ResNet descriptor (:func:`vision_lib.faces.d
 people usually farther. :class:`IdentityClustering` turns that into groups:
 
 ==================  ===========================================================================
-``agglomerative``   (default) average linkage cut at a distance threshold (default 0.6, see
+``hybrid``          (default) dense cores found by HDBSCAN (scikit-learn's default
+                    ``min_cluster_size`` of 5), then every face HDBSCAN left as noise joins the
+                    core whose faces are on average closer than the threshold (0.6), and the rest
+                    are grouped by average linkage at the threshold. Cores separate look-alikes
+                    (a density valley between two people) that an absolute distance merges; the
+                    attachment keeps HDBSCAN from leaving sparse faces of a person out
+``agglomerative``   average linkage cut at a distance threshold (default 0.6, see
                     :data:`DEFAULT_THRESHOLDS`), or into ``n_clusters`` groups
 ``chinese_whispers`` dlib's graph clustering: link faces closer than the threshold
 ``hdbscan``         density based (``min_cluster_size``); sparse faces become noise
@@ -45,17 +51,21 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from .embeddings import DLIB_SAME_PERSON_DISTANCE
 from .io import Rejected
 
-METHODS = ("agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
+METHODS = ("hybrid", "agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
 
 #: Default distance threshold per method. Agglomerative (average linkage) merges two groups when
 #: their faces are on average closer than dlib's documented same-person distance (0.6). Chinese
 #: Whispers links single *pairs* (one link can join two people), so it uses the stricter 0.5 of
 #: dlib's own clustering example; DBSCAN's radius likewise (it chains through single pairs).
-DEFAULT_THRESHOLDS = {"agglomerative": DLIB_SAME_PERSON_DISTANCE, "chinese_whispers": 0.5, "dbscan": 0.5}
+DEFAULT_THRESHOLDS = {"hybrid": DLIB_SAME_PERSON_DISTANCE, "agglomerative": DLIB_SAME_PERSON_DISTANCE, "chinese_whispers": 0.5, "dbscan": 0.5}
 
 #: Above this many faces, agglomerative clustering only links each face to its nearest neighbours
 #: (sparse connectivity), so memory grows linearly instead of quadratically.
 _DENSE_LIMIT = 6000
+
+#: HDBSCAN's ``min_cluster_size`` for the cores of ``hybrid``: scikit-learn's default (not tuned).
+#: Smaller people are still grouped by the average-linkage step.
+HYBRID_CORE_SIZE = 5
 
 
 # --------------------------------------------------------------------------- estimator
@@ -64,9 +74,10 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
 
     Args:
         method: one of :data:`METHODS`.
-        threshold: distance under which faces are the same person (agglomerative average-linkage
-            cut, Chinese Whispers edge length, DBSCAN ``eps``); default :data:`DEFAULT_THRESHOLDS`.
-        n_clusters: a fixed number of groups (agglomerative, kmeans); ``None`` finds it.
+        threshold: distance under which faces are the same person (hybrid attachment and
+            agglomerative average-linkage cut, Chinese Whispers edge length, DBSCAN ``eps``); default :data:`DEFAULT_THRESHOLDS`.
+        n_clusters: a fixed number of groups (agglomerative, kmeans; hybrid then works as
+            agglomerative); ``None`` finds it.
         max_clusters: at most this many groups (closest groups merged); ``None`` for no cap.
         min_cluster_size: groups smaller than this are reported as unassigned (``-1``); also
             HDBSCAN's ``min_cluster_size`` and DBSCAN's ``min_samples``.
@@ -81,7 +92,7 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         n_clusters_: number of groups (unassigned excluded).
     """
 
-    def __init__(self, method: str = "agglomerative", threshold: float | None = None,
+    def __init__(self, method: str = "hybrid", threshold: float | None = None,
                  n_clusters: int | None = None, max_clusters: int | None = None,
                  min_cluster_size: int = 2, outlier_distance: float | None = DLIB_SAME_PERSON_DISTANCE,
                  random_state: int | None = None):
@@ -118,6 +129,18 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         return self
 
     # one private method per algorithm; each returns raw labels (may contain -1)
+    def _fit_hybrid(self, X: np.ndarray, t: float) -> np.ndarray:
+        from sklearn.cluster import HDBSCAN
+
+        if self.n_clusters is not None or len(X) < HYBRID_CORE_SIZE:
+            return self._fit_agglomerative(X, t)
+        labels = HDBSCAN(min_cluster_size=HYBRID_CORE_SIZE, copy=True).fit_predict(X)
+        labels = _attach_noise(X, labels, t)
+        rest = np.flatnonzero(labels < 0)
+        if len(rest) > 1:  # faces near no core: grouped among themselves like the agglomerative method
+            labels[rest] = self._fit_agglomerative(X[rest], t) + labels.max() + 1
+        return labels
+
     def _fit_agglomerative(self, X: np.ndarray, t: float) -> np.ndarray:
         from sklearn.cluster import AgglomerativeClustering
 
@@ -160,6 +183,25 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
                     .fit(X).n_clusters_)
         k = min(int(k), len(X))
         return KMeans(n_clusters=k, n_init=3, random_state=self.random_state).fit_predict(X)
+
+
+def _attach_noise(X: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:
+    """Give each unassigned face the group whose faces are on average nearest, if nearer than ``distance``.
+
+    The same rule as average linkage (a face joins a group when it is on average as close to its
+    faces as two photos of one person); groups are those given, not grown while attaching.
+    """
+    from sklearn.metrics import pairwise_distances
+
+    labels = np.asarray(labels, dtype=int).copy()
+    noise, ids = np.flatnonzero(labels < 0), np.unique(labels[labels >= 0])
+    if len(noise) == 0 or len(ids) == 0:
+        return labels
+    mean = np.stack([pairwise_distances(X[noise], X[labels == c]).mean(axis=1) for c in ids], axis=1)
+    best = mean.argmin(axis=1)
+    near = mean[np.arange(len(noise)), best] < distance
+    labels[noise[near]] = ids[best[near]]
+    return labels
 
 
 def _drop_far(X: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:
@@ -213,7 +255,7 @@ def _cap_clusters(X: np.ndarray, labels: np.ndarray, cap: int) -> np.ndarray:
     return np.array([mapping.get(int(v), -1) if v >= 0 else -1 for v in labels], dtype=int)
 
 
-def cluster_faces(descriptors: np.ndarray, method: str = "agglomerative", **params) -> np.ndarray:
+def cluster_faces(descriptors: np.ndarray, method: str = "hybrid", **params) -> np.ndarray:
     """Labels (``-1`` = unassigned) for face descriptors; ``params`` go to :class:`IdentityClustering`."""
     return IdentityClustering(method=method, **params).fit(descriptors).labels_
 
@@ -476,7 +518,7 @@ def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.Pat
 
 
 # --------------------------------------------------------------------------- one call for the CLI
-def cluster_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, method: str = "agglomerative",
+def cluster_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, method: str = "hybrid",
                    k: int | None = None, max_clusters: int | None = None, threshold: float | None = None,
                    link: bool = False, n_jobs: int | None = None, progress: bool = True) -> dict:
     """Detect, describe, cluster and export a folder; returns the metrics written to ``metrics.json``.
@@ -507,7 +549,8 @@ def cluster_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, met
 # --------------------------------------------------------------------------- comparisons (notebook, benchmark)
 #: Named settings compared in notebook 04 and the benchmark (``k="true"``: the known number of people).
 METHOD_PRESETS: dict[str, dict] = {
-    "agglomerative 0.6 (default)": {"method": "agglomerative"},
+    "hybrid: hdbscan 5 + attach 0.6 (default)": {"method": "hybrid"},
+    "agglomerative 0.6": {"method": "agglomerative"},
     "agglomerative 0.5": {"method": "agglomerative", "threshold": 0.5},
     "chinese whispers 0.5": {"method": "chinese_whispers", "threshold": 0.5},
     "hdbscan min 3": {"method": "hdbscan", "min_cluster_size": 3},
