@@ -681,15 +681,6 @@ def write_averages(results: Sequence[AverageFace], out_dir: str | os.PathLike, *
     return table
 
 
-def inside(path: Path, folder: Path) -> bool:
-    """True when ``path`` is ``folder`` or lies below it."""
-    try:
-        Path(path).resolve().relative_to(Path(folder).resolve())
-        return True
-    except ValueError:
-        return False
-
-
 def groups_from_input(source: str | os.PathLike, root: str | os.PathLike | None = None
                       ) -> dict[str, list]:
     """Groups from a folder of sub-folders, a ``clusters.csv``, or the folder holding one."""

@@ -192,12 +192,13 @@ def _add_average(sub) -> None:
 
 
 def _run_average(args: argparse.Namespace) -> int:
-    from .average import average_groups, groups_from_input, inside, write_averages
+    from .average import average_groups, groups_from_input, write_averages
+    from .io import is_inside
 
     if args.size < 16:
         raise ValueError("--size must be at least 16 pixels")
     folder_input = args.in_path.is_dir() and not (args.in_path / "clusters.csv").is_file()
-    if folder_input and inside(args.out, args.in_path):  # a later run would take the averages for photos
+    if folder_input and is_inside(args.out, args.in_path):  # a later run would take the averages for photos
         raise ValueError(f"output folder {args.out} is inside the input folder {args.in_path}; choose another")
     groups = groups_from_input(args.in_path, args.root)
     results = average_groups(groups, method=args.method, size=args.size, identity=not args.no_identity,

@@ -443,11 +443,11 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
 # --------------------------------------------------------------------------- export
 def prepare_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Path:
     """Create ``out_dir``; refuse one inside ``in_dir`` or one that already holds files."""
+    from .io import is_inside
+
     out = Path(out_dir).resolve()
-    if in_dir is not None:
-        src = Path(in_dir).resolve()
-        if out == src or src in out.parents:
-            raise ValueError(f"output folder {out} is inside the input folder {src}; choose another")
+    if in_dir is not None and is_inside(out, in_dir):
+        raise ValueError(f"output folder {out} is inside the input folder {Path(in_dir).resolve()}; choose another")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"output folder {out} is not empty; choose a new one (nothing was overwritten)")
     out.mkdir(parents=True, exist_ok=True)

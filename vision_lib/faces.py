@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .io import ImageError, load_image, resize_max_side
+from .io import ImageError, is_inside, load_image, resize_max_side
 
 DETECTORS = ("mtcnn", "haar")
 KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # left = image left
@@ -694,11 +694,10 @@ def rejection_category(reason: str) -> str:
 
 
 def _check_out_dir(in_dir: Path, out_dir: Path) -> None:
-    src, dst = in_dir.resolve(), out_dir.resolve()
-    if dst == src or src in dst.parents:
+    if is_inside(out_dir, in_dir):
         raise ValueError(f"refusing to write into the input folder: {out_dir} is inside {in_dir}; "
                          "choose an --out folder outside it (originals are never modified)")
-    if dst in src.parents:
+    if is_inside(in_dir, out_dir):
         raise ValueError(f"refusing to write into {out_dir}: it contains the input folder {in_dir}; "
                          "choose an --out folder beside it")
 

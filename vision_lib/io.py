@@ -148,6 +148,12 @@ def _to_rgb(img) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.uint8)
 
 
+def is_inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """True when ``path`` is ``folder`` or lies below it (after resolving links); used to refuse
+    outputs inside an input folder."""
+    return Path(folder).resolve() in (Path(path).resolve(), *Path(path).resolve().parents)
+
+
 def is_image_name(path: str | os.PathLike) -> bool:
     """True when the file name has a photo extension (content is checked only when loading)."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
