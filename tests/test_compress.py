@@ -124,6 +124,83 @@ def test_estimator_predicts_other_images_with_the_fitted_palette(rng):
     assert np.array_equal(est.transform(other), est.palette_[idx])
 
 
+# --------------------------------------------------------------------------- live fits (widget)
+def test_colour_table_counts_every_pixel_once(rng):
+    img = _photo(rng)
+    t = C.colour_table(img)
+    assert t.counts.sum() == img.shape[0] * img.shape[1]
+    assert len(np.unique(t.colours, axis=0)) == len(t.colours)
+    assert np.array_equal(t.colours[t.inverse].reshape(img.shape), img)
+
+
+def test_nearest_by_float32_products_is_exact_for_integer_colours(rng):
+    colours = rng.integers(0, 256, (5000, 3)).astype(np.uint8)
+    palette = rng.integers(0, 256, (200, 3)).astype(np.uint8)
+    labels = C._nearest(palette, colours.astype(np.float32))
+    assert np.max(_nearest_error(colours[:, None, :], palette, labels)) == 0
+
+
+@pytest.mark.parametrize("k", [2, 7, 16, 64, 256])
+def test_refit_palette_size_exact_labels_and_honest_error(rng, k):
+    img = _photo(rng)
+    t = C.colour_table(img)
+    q = C.refit(t, C.palette_tree(t), k)
+    assert q.k == k and len(q.palette) == k  # thousands of distinct colours: a full palette
+    assert q.index.shape == img.shape[:2] and q.index.max() < len(q.palette)
+    assert np.max(_nearest_error(img, q.palette, q.index)) <= 1e-6  # every pixel: its nearest colour
+    mse = t.squared_error(q.palette, q.colour_labels) / img.size
+    assert 10 * np.log10(255 ** 2 / mse) == pytest.approx(C.psnr(img, q.image), abs=1e-9)
+
+
+def test_refit_is_deterministic_and_close_to_quantize(rng):
+    gaps = []
+    for seed in range(2):
+        img = _photo(np.random.default_rng(seed), 120, 160)
+        t = C.colour_table(img)
+        tree, again = C.palette_tree(t, random_state=0), C.palette_tree(C.colour_table(img), random_state=0)
+        for k in (5, 8, 16, 32, 64, 128):
+            q = C.refit(t, tree, k)
+            same = C.refit(t, again, k)
+            assert np.array_equal(q.palette, same.palette) and np.array_equal(q.index, same.index)
+            gaps.append(C.psnr(img, q.image) - C.psnr(img, C.quantize(img, k).image))
+    # the live fit's stated bound: within 0.3 dB of quantize for any k, 0.1 dB on average
+    assert min(gaps) > -0.3 and np.mean(gaps) > -0.1, np.round(gaps, 3)
+
+
+def test_palette_tree_cut_merges_to_weighted_means(rng):
+    t = C.colour_table(_photo(rng))
+    tree = C.palette_tree(t, size=32)
+    assert len(tree.centres) == 32 and len(tree.merges) == 31
+    assert len(tree.cut(1)) == 1 and len(tree.cut(10)) == 10 and len(tree.cut(99)) == 32
+    overall = (tree.centres * tree.weights[:, None]).sum(0) / tree.weights.sum()
+    assert np.allclose(tree.cut(1)[0], overall)  # merging everything leaves the mean colour
+
+
+def test_refit_few_colours_is_lossless_and_dither_reuses_palette(rng):
+    img = np.zeros((20, 30, 3), np.uint8)
+    for i, c in enumerate([(0, 0, 0), (255, 0, 0), (1, 2, 3), (10, 200, 30), (255, 255, 255)]):
+        img[:, 6 * i: 6 * i + 6] = c
+    t = C.colour_table(img)
+    q = C.refit(t, C.palette_tree(t), 16)
+    assert len(q.palette) == 5 and np.array_equal(q.image, img)
+    photo = _photo(rng)
+    t = C.colour_table(photo)
+    q = C.refit(t, C.palette_tree(t), 8)
+    d = C.map_to_palette(t, q.palette, dither=True)
+    assert d.dither and np.array_equal(d.palette, q.palette) and d.colour_labels is None
+    assert np.array_equal(d.index, C._dither(photo, q.palette))
+
+
+def test_ssim_with_cached_reference_equals_ssim(rng):
+    img = _photo(rng)
+    q = C.quantize(img, 8)
+    ref = C.SSIM(img)
+    assert ref(q) == pytest.approx(C.ssim(img, q.image), abs=1e-9)
+    assert ref(q.image) == pytest.approx(C.ssim(img, q.image), abs=1e-9)
+    with pytest.raises(ValueError, match="shape"):
+        ref(img[:10])
+
+
 def test_histogram_sums_and_counts(rng):
     img = _photo(rng)
     h = C.colour_histogram(img, bits=5)
@@ -296,6 +373,30 @@ def test_explorer_updates_and_caches(tmp_path, rng):
     assert ex.path == photos[1] and ex.last_seconds is not None
     c["k"].value = 5
     assert ex.k == 5 and "k=5" in c["figures"].value
+
+
+def test_explorer_live_fits_are_honest_and_do_not_depend_on_the_path_taken(tmp_path, rng):
+    from vision_lib.widgets import CompressionExplorer
+
+    photos = _write_photos(tmp_path / "in", rng, 1)
+    image = C.load_image(photos[0])
+    a = CompressionExplorer(photos, k=16)
+    for k in (40, 8, 3):
+        a.update(k=k)
+    r = a.update(k=24)
+    b = CompressionExplorer(photos, k=24)
+    b.update()
+    assert np.array_equal(a._palettes[(photos[0], 24)], b._palettes[(photos[0], 24)])
+    assert r["fit"] == "live" and r["k"] == 24 and r["colors"] == 24
+    shown = np.asarray(Image.open(io.BytesIO(a._results[(photos[0], 24, False)]["png"])).convert("RGB"))
+    assert r["psnr"] == pytest.approx(C.psnr(image, shown), abs=1e-3)  # the figures of what is shown
+    assert r["ssim"] == pytest.approx(C.ssim(image, shown), abs=1e-5)
+    rd = a.update(dither=True)  # the toggle reuses the k=24 palette
+    dithered = Image.open(io.BytesIO(a._results[(photos[0], 24, True)]["png"]))
+    assert np.array_equal(np.asarray(dithered.getpalette(), np.uint8).reshape(-1, 3), a._palettes[(photos[0], 24)])
+    assert rd["psnr"] == pytest.approx(C.psnr(image, np.asarray(dithered.convert("RGB"))), abs=1e-3)
+    full = CompressionExplorer(photos, k=24, live=False).update()  # the CLI's palettes
+    assert full["fit"] == "full" and abs(full["psnr"] - r["psnr"]) < 0.5
 
 
 # --------------------------------------------------------------------------- notebook

@@ -249,9 +249,7 @@ class ColourQuantizer:
             palette = _weighted_kmeans(means, counts, k, self.n_init, self.random_state)
             for _ in range(max(0, int(self.refine))):
                 palette, _ = _lloyd_step(hist, palette)
-        palette = np.unique(np.clip(np.rint(palette), 0, 255).astype(np.uint8), axis=0)
-        order = np.argsort(palette.astype(np.float64) @ [0.299, 0.587, 0.114], kind="stable")
-        self.palette_ = palette[order]
+        self.palette_ = _final_palette(palette)
         self.histogram_ = hist
         return self
 
@@ -300,6 +298,226 @@ def _dither(image: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return index
 
 
+def _final_palette(palette: np.ndarray) -> np.ndarray:
+    """Round to uint8, drop duplicates, sort by luminance (dark to light)."""
+    palette = np.unique(np.clip(np.rint(palette), 0, 255).astype(np.uint8), axis=0)
+    order = np.argsort(palette.astype(np.float64) @ [0.299, 0.587, 0.114], kind="stable")
+    return palette[order]
+
+
+# --------------------------------------------------------------------------- repeated fits (live)
+@dataclass
+class ColourTable:
+    """The distinct colours of one image with their pixel counts, for many fits of the same image.
+
+    K-Means on the distinct colours weighted by their counts *is* K-Means on the pixels (same
+    objective, same assignments), and a photo has far fewer distinct colours than pixels (13k-72k
+    for the 393k pixels of a Kodak photo), so exact Lloyd steps and exact nearest-colour labels cost
+    a fraction of the per-pixel ones: label every distinct colour once, then ``lut[inverse]``.
+
+    Attributes:
+        image: the image (H, W, 3) uint8.
+        colours: distinct colours (n, 3) uint8; ``counts`` their pixels (n,).
+        inverse: position in ``colours`` of every pixel (H*W,), int32.
+        coarse: ``(means, counts)`` of the pixels in 6-bit bins, the points the K-Means iterates on.
+    """
+
+    image: np.ndarray
+    colours: np.ndarray
+    counts: np.ndarray
+    inverse: np.ndarray
+    coarse: tuple[np.ndarray, np.ndarray]
+
+    @functools.cached_property
+    def points(self) -> np.ndarray:
+        """``colours`` as float64, for distances."""
+        return self.colours.astype(np.float64)
+
+    @functools.cached_property
+    def _fine(self) -> "_Weighted":
+        return _Weighted.of(self.points, self.counts)
+
+    @functools.cached_property
+    def _coarse(self) -> "_Weighted":
+        return _Weighted.of(*self.coarse)
+
+    def labels_to_index(self, labels: np.ndarray) -> np.ndarray:
+        """Index map (H, W) uint8 from one palette label per distinct colour."""
+        return labels.astype(np.uint8)[self.inverse].reshape(self.image.shape[:2])
+
+    def squared_error(self, palette: np.ndarray, labels: np.ndarray) -> float:
+        """Sum over pixels of the squared RGB error when colour i is shown as ``palette[labels[i]]``."""
+        diff = self.points - np.asarray(palette, np.float64)[labels]
+        return float(np.einsum("ij,ij,i->", diff, diff, self.counts.astype(np.float64)))
+
+
+def colour_table(image: np.ndarray, *, bits: int = 6) -> ColourTable:
+    """Distinct colours of an RGB uint8 image with their counts (and ``bits``-per-channel bins)."""
+    image = _check_rgb(image)
+    hist = colour_histogram(image, bits)
+    px = hist.pixels
+    code = (px[:, 0].astype(np.int32) << 16) | (px[:, 1].astype(np.int32) << 8) | px[:, 2]
+    codes, inverse, counts = np.unique(code, return_inverse=True, return_counts=True)
+    colours = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], axis=1).astype(np.uint8)
+    return ColourTable(image, colours, counts, inverse.astype(np.int32).ravel(), (hist.means, hist.counts))
+
+
+def _nearest(palette: np.ndarray, points32: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Index of the nearest palette colour of every point, by float32 matrix products.
+
+    ``|p|^2 - 2 x.p`` ranks palette colours like the squared distance. With integer colours on both
+    sides (uint8 palette, distinct colours) every term is an integer below 2**24, which float32
+    holds exactly: the labels are then exact (ties go to the lower index). Bin means (not integer)
+    may differ from exact only between colours tied within ~0.05 squared levels.
+    """
+    pal = np.asarray(palette, np.float32)
+    if len(pal) == 1:
+        return np.zeros(len(points32), np.intp)
+    minus_2p, sq = -2.0 * pal.T, (pal * pal).sum(axis=1)
+    out = np.empty(len(points32), np.intp)
+    for s in range(0, len(points32), chunk):
+        d = points32[s: s + chunk] @ minus_2p
+        d += sq
+        d.argmin(axis=1, out=out[s: s + chunk])
+    return out
+
+
+@dataclass
+class _Weighted:
+    """Weighted points for Lloyd iterations: float32 copy for distances, weighted sums precomputed."""
+
+    points32: np.ndarray
+    weights: np.ndarray
+    weighted: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(cls, points: np.ndarray, weights: np.ndarray) -> "_Weighted":
+        w = np.asarray(weights, np.float64)
+        return cls(np.asarray(points, np.float32), w, tuple(points[:, c] * w for c in range(3)))
+
+    def lloyd(self, centres: np.ndarray, n_iter: int) -> np.ndarray:
+        """``n_iter`` weighted K-Means steps (fewer when the labels stop changing); emptied centres stay."""
+        centres = np.asarray(centres, np.float64).copy()
+        n, previous = len(centres), None
+        for _ in range(max(0, int(n_iter))):
+            labels = _nearest(centres, self.points32)
+            if previous is not None and np.array_equal(labels, previous):
+                break
+            counts = np.bincount(labels, weights=self.weights, minlength=n)
+            used = counts > 0
+            for c in range(3):
+                centres[used, c] = np.bincount(labels, weights=self.weighted[c], minlength=n)[used] / counts[used]
+            previous = labels
+        return centres
+
+
+@dataclass
+class PaletteTree:
+    """A fitted palette of up to 256 colours and the Ward merges that reduce it to any smaller k.
+
+    Merging the two colours whose union adds the least squared error (Ward's criterion, the
+    "pairwise nearest neighbour" codebook design) gives, for every k, a starting palette that is
+    already close to a K-Means optimum: :func:`refit` only polishes it.
+
+    Attributes:
+        centres: (m, 3) float64 palette, m <= 256; ``weights`` (m,) its pixel counts.
+        merges: (m - 1, 2) pairs ``(i, j)``: colour ``j`` merges into ``i``, in order.
+    """
+
+    centres: np.ndarray
+    weights: np.ndarray
+    merges: np.ndarray
+
+    def cut(self, k: int) -> np.ndarray:
+        """The ``min(k, m)`` weighted-mean colours left after the first ``m - k`` merges."""
+        c, w = self.centres.copy(), self.weights.astype(np.float64).copy()
+        alive = np.ones(len(c), bool)
+        for i, j in self.merges[: max(0, len(c) - int(k))]:
+            c[i] = (c[i] * w[i] + c[j] * w[j]) / (w[i] + w[j])
+            w[i] += w[j]
+            alive[j] = False
+        return c[alive]
+
+
+def palette_tree(table: ColourTable, *, size: int = 256, n_init: int = 1, refine: int = 2,
+                 random_state: int | None = 0) -> PaletteTree:
+    """Fit a ``size``-colour palette (K-Means as in :class:`ColourQuantizer`) and its Ward merges.
+
+    The one-off cost per image behind :func:`refit`'s fast fits at any k <= ``size``.
+    """
+    if len(table.colours) <= size:  # few colours: all of them, exactly
+        centres, weights = table.points.copy(), table.counts.astype(np.float64)
+    else:
+        means, counts = table.coarse
+        centres = _weighted_kmeans(means, counts, size, n_init, random_state)
+        centres = table._fine.lloyd(centres, refine)
+        weights = np.bincount(_nearest(centres, table._fine.points32), weights=table._fine.weights,
+                              minlength=len(centres))
+        centres, weights = centres[weights > 0], weights[weights > 0]
+    return PaletteTree(centres, weights, _ward_merges(centres, weights))
+
+
+def _ward_merges(centres: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    c, w = centres.astype(np.float64).copy(), weights.astype(np.float64).copy()
+    n = len(c)
+    cost = ((c[:, None] - c[None]) ** 2).sum(-1) * (w[:, None] * w[None] / (w[:, None] + w[None]))
+    np.fill_diagonal(cost, np.inf)
+    alive = np.ones(n, bool)
+    merges = np.empty((max(0, n - 1), 2), np.intp)
+    for step in range(n - 1):
+        i, j = divmod(int(np.argmin(cost)), n)
+        if w[i] < w[j]:
+            i, j = j, i
+        c[i] = (c[i] * w[i] + c[j] * w[j]) / (w[i] + w[j])
+        w[i] += w[j]
+        alive[j] = False
+        cost[j, :] = cost[:, j] = np.inf
+        row = ((c - c[i]) ** 2).sum(1) * (w * w[i] / (w + w[i]))
+        row[~alive] = np.inf
+        row[i] = np.inf
+        cost[i, :] = cost[:, i] = row
+        merges[step] = i, j
+    return merges
+
+
+def refit(table: ColourTable, tree: PaletteTree, k: int, *, dither: bool = False, n_iter: int = 5,
+          refine: int = 1) -> "Quantized":
+    """Quantize the image of ``table`` to ``k`` colours, fast, starting from ``tree``'s merges.
+
+    The widget's live path: the ``k``-colour cut of :func:`palette_tree`, then ``n_iter`` weighted
+    Lloyd iterations on the 6-bit bins (one start, no restarts), ``refine`` exact Lloyd steps on
+    the distinct colours, and the exact nearest palette colour for every pixel (or
+    Floyd-Steinberg with ``dither``). Deterministic: the same table, tree and k give the same
+    result whatever was fitted before. Its quality is close to :func:`quantize`'s but not
+    identical (the tests bound the PSNR gap; ``benchmarks/bench_compress.py`` measures it).
+    """
+    start = time.perf_counter()
+    k = int(k)
+    if not 2 <= k <= 256:
+        raise ValueError(f"k must be between 2 and 256, got {k}")
+    if k >= len(tree.centres):  # the tree's own palette (already refined), or every colour
+        palette = tree.centres
+    else:
+        palette = table._coarse.lloyd(tree.cut(k), n_iter)
+        palette = table._fine.lloyd(palette, refine)
+    q = map_to_palette(table, _final_palette(palette), dither=dither)
+    q.k, q.seconds = k, time.perf_counter() - start
+    return q
+
+
+def map_to_palette(table: ColourTable, palette: np.ndarray, *, dither: bool = False) -> "Quantized":
+    """Every pixel of ``table``'s image to its exactly nearest ``palette`` colour (or dithered)."""
+    start = time.perf_counter()
+    palette = np.asarray(palette, np.uint8)
+    if dither:  # Pillow's error diffusion picks the colours itself
+        labels, index = None, _dither(table.image, palette)
+    else:
+        labels = _nearest(palette, table._fine.points32)
+        index = table.labels_to_index(labels)
+    return Quantized(palette, index, len(palette), bool(dither), "vision_lib_live",
+                     time.perf_counter() - start, colour_labels=labels)
+
+
 # --------------------------------------------------------------------------- results
 @dataclass
 class Quantized:
@@ -311,6 +529,9 @@ class Quantized:
     dither: bool = False
     method: str = "vision_lib"
     seconds: float = 0.0
+    #: :func:`refit` / :func:`map_to_palette` only: palette index of each of the image's distinct
+    #: colours (exactly nearest), e.g. for :meth:`ColourTable.squared_error`
+    colour_labels: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def image(self) -> np.ndarray:
@@ -419,50 +640,72 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float:
     Same definition and defaults (7x7 uniform window, smaller on tiny images, sample covariance,
     K1=0.01, K2=0.03, data_range=255, borders cropped, channel mean) computed with OpenCV box
     filters in float32 on centred values, several times faster; the tests check it agrees with
-    scikit-image to 1e-6.
+    scikit-image to 1e-6. Comparing many images with one reference: :class:`SSIM`.
     """
-    import cv2
+    return SSIM(reference)(test)
 
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    side = min(reference.shape[:2])
-    win = 7 if side >= 7 else side - (1 - side % 2)  # tiny images: the largest odd window that fits
-    if win < 3:
-        return float("nan")
-    x = reference.astype(np.float32) - 128.0  # centring keeps float32 variances accurate
-    y = test.astype(np.float32) - 128.0
 
-    def box(z):
-        return cv2.blur(z, (win, win), borderType=cv2.BORDER_REFLECT)
+class SSIM:
+    """:func:`ssim` against one fixed reference, its local statistics computed once.
 
-    cov = win * win / (win * win - 1.0)
-    mx, my = box(x), box(y)
-    mxy = mx * my
-    mm = mx * mx
-    mm += my * my
-    sq = x * x
-    sq += y * y
-    # variances and covariance (sample-corrected) folded into the two SSIM terms in place
-    var_sum = box(sq)
-    var_sum -= mm
-    var_sum *= cov
-    var_sum += c2
-    cov_xy = box(x * y)
-    cov_xy -= mxy
-    cov_xy *= 2 * cov
-    cov_xy += c2
-    # means were shifted by -128: the luminance term needs them back in 0..255
-    mx += 128.0
-    my += 128.0
-    lum_num = mx * my
-    lum_num *= 2
-    lum_num += c1
-    lum_den = mx * mx
-    lum_den += my * my
-    lum_den += c1
-    s = lum_num * cov_xy
-    s /= lum_den * var_sum
-    pad = (win - 1) // 2
-    return float(s[pad:-pad, pad:-pad].mean(dtype=np.float64))
+    ``SSIM(original)(test)`` equals ``ssim(original, test)``; ``test`` may also be a
+    :class:`Quantized`, read straight from its palette and index map.
+    """
+
+    def __init__(self, reference: np.ndarray):
+        side = min(reference.shape[:2])
+        self.win = 7 if side >= 7 else side - (1 - side % 2)  # tiny images: the largest odd window
+        self.shape = reference.shape
+        if self.win < 3:
+            return
+        x = reference.astype(np.float32) - 128.0  # centring keeps float32 variances accurate
+        self._x = x
+        self._mx = mx = self._box(x)
+        var_x = self._box(x * x)
+        var_x -= mx * mx
+        self._var_x = var_x  # biased local variance; the sample correction comes later
+        mx128 = mx + 128.0  # means were shifted by -128: the luminance term needs them in 0..255
+        self._mx128 = mx128
+        self._lum_x = mx128 * mx128 + (0.01 * 255) ** 2
+
+    def _box(self, z: np.ndarray) -> np.ndarray:
+        import cv2
+
+        return cv2.blur(z, (self.win, self.win), borderType=cv2.BORDER_REFLECT)
+
+    def __call__(self, test) -> float:
+        c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+        if self.win < 3:
+            return float("nan")
+        if isinstance(test, Quantized):
+            y = (test.palette.astype(np.float32) - 128.0)[test.index]
+        else:
+            if np.shape(test) != self.shape:
+                raise ValueError(f"test image shape {np.shape(test)} != reference {self.shape}")
+            y = test.astype(np.float32) - 128.0
+        win, x, mx = self.win, self._x, self._mx
+        cov = win * win / (win * win - 1.0)
+        my = self._box(y)
+        cov_xy = self._box(x * y)
+        cov_xy -= mx * my
+        cov_xy *= 2 * cov
+        cov_xy += c2
+        var_sum = self._box(y * y)
+        var_sum -= my * my
+        var_sum += self._var_x
+        var_sum *= cov
+        var_sum += c2
+        my += 128.0
+        lum_num = self._mx128 * my
+        lum_num *= 2
+        lum_num += c1
+        my *= my
+        my += self._lum_x  # my now holds the luminance denominator
+        lum_num *= cov_xy
+        my *= var_sum
+        lum_num /= my
+        pad = (win - 1) // 2
+        return float(lum_num[pad:-pad, pad:-pad].mean(dtype=np.float64))
 
 
 def quality(original: np.ndarray, q: Quantized | np.ndarray) -> dict:
