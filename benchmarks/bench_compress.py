@@ -8,9 +8,11 @@
    work (load, fit, predict, save a palette PNG with Pillow's defaults); both are fresh processes,
    run alternately ``--repeat`` times, the fastest run of each is compared. The CLI also computes
    PSNR and SSIM per photo; the script does not.
-3. The widget's update for one photo: first fit, then updates at new k / dithering (timed without a
-   front-end; wall-clock and CPU seconds of this process, the latter less sensitive to a busy
-   machine), then revisits served from the cache.
+3. The widget's update (see ``widget_updates``) on the first photo and on the one with the most
+   distinct colours: every step a new (k, dither), k from 2 to 256, live path vs the previous full
+   path in the same run (speed-up ratios), wall-clock and CPU seconds; then revisits from the cache;
+   a KMeans fit of the photo as a load-independent yardstick; and the PSNR of the live fits minus
+   that of ``compress.quantize`` over all photos.
 
 Usage: ``python benchmarks/bench_compress.py [--data DIR] [--limit N] [--ks 16 64] [--repeat 2]``
 """
@@ -109,37 +111,107 @@ def end_to_end(paths, ks, repeat: int) -> dict:
     return out
 
 
-def widget_updates(path: Path, ks=(8, 24, 48, 100, 32, 12)) -> dict:
+# A walk over k from 2 to 256 (each k new to the explorer), then the dithering toggle at a k already
+# shown (palette reused) and at a new k.
+WIDGET_STEPS = [(8, False), (24, False), (48, False), (100, False), (32, False), (12, False), (2, False),
+                (256, False), (180, False), (240, False), (64, False), (5, False), (5, True), (64, True),
+                (128, True)]
+
+
+def widget_updates(path: Path, repeat: int = 3) -> dict:
+    """Time every update of the widget at a new (k, dither), live path vs the previous full path.
+
+    What is timed is :meth:`CompressionExplorer.update` without a front-end: the fit, the palette
+    PNG bytes, PSNR and SSIM, the colour-space PNG and setting the ipywidgets values. Not timed:
+    the browser decoding and painting the images. Each repeat builds two fresh explorers on the same
+    photo (``live=True``, ``live=False`` = the update path before the live fits) and runs their updates
+    interleaved, step by step, so machine load hits both alike; medians over repeats.
+    """
     from vision_lib.widgets import CompressionExplorer
 
+    runs = {"live": [], "full": []}
+    cpu = {"live": [], "full": []}
+    first = {"live": [], "full": []}
+    psnr = {"live": [], "full": []}
+    revisit = []
+    for _ in range(repeat):
+        ex = {m: CompressionExplorer([path], k=16, live=(m == "live")) for m in ("full", "live")}
+        for m, e in ex.items():
+            e.widget  # builds the controls and runs the first fit (photo caches, k=16)
+            first[m].append(e.last_seconds)
+        for m in runs:
+            runs[m].append([])
+            cpu[m].append([])
+            psnr[m].append([])
+        for k, dither in WIDGET_STEPS:
+            for m, e in ex.items():
+                r = e.update(k=k, dither=dither)
+                assert not r["cached"]
+                runs[m][-1].append(r["seconds"])
+                cpu[m][-1].append(r["cpu_seconds"])
+                psnr[m][-1].append(r["psnr"])
+        revisit.append(max(ex["live"].update(k=k, dither=d)["seconds"] for k, d in [(16, False)] + WIDGET_STEPS))
+    med = {m: np.median(np.array(v), axis=0) for m, v in runs.items()}
+    med_cpu = {m: np.median(np.array(v), axis=0) for m, v in cpu.items()}
+    steps = []
+    for i, (k, dither) in enumerate(WIDGET_STEPS):
+        steps.append({"k": k, "dither": dither,
+                      "live_seconds": round(float(med["live"][i]), 4),
+                      "full_seconds": round(float(med["full"][i]), 4),
+                      "speedup": round(float(med["full"][i] / med["live"][i]), 2),
+                      "live_cpu_seconds": round(float(med_cpu["live"][i]), 4),
+                      "live_runs": [round(r[i], 4) for r in runs["live"]],
+                      "psnr_live": psnr["live"][0][i], "psnr_full": psnr["full"][0][i]})
     ex = CompressionExplorer([path], k=16)
-    ex.widget  # builds the controls and runs the first fit (photo histogram, background, k=16)
-    first = ex.last_seconds
-    updates = [ex.update(k=k) for k in ks] + [ex.update(dither=True)]
-    new = [u["seconds"] for u in updates]
-    cpu = [u["cpu_seconds"] for u in updates]
-    revisit = [ex.update(k=k, dither=False)["seconds"] for k in (16,) + tuple(ks)]
-    # Same-run yardstick: one scikit-learn KMeans fit (k=16, n_init=1, all pixels) of this photo.
-    # The issue's reference machine fits KMeans on a 768x512 photo in 0.51 s, so an update/KMeans
-    # ratio below 0.29 means under 150 ms there, whatever the load on this machine.
-    from sklearn.cluster import KMeans
+    ex.widget
+    photo = ex._photos[path]
+    return {"photo": path.name, "shape": list(photo.image.shape[:2]), "distinct_colours": len(photo.table.colours),
+            "first_fit_seconds": {m: round(float(np.median(v)), 3) for m, v in first.items()},
+            "live_median_seconds": round(float(np.median(med["live"])), 4),
+            "live_max_seconds": round(float(np.max(med["live"])), 4),
+            "live_max_cpu_seconds": round(float(np.max(med_cpu["live"])), 4),
+            "full_median_seconds": round(float(np.median(med["full"])), 4),
+            "full_max_seconds": round(float(np.max(med["full"])), 4),
+            "speedup_median": round(float(np.median(med["full"] / med["live"])), 2),
+            "speedup_min": round(float(np.min(med["full"] / med["live"])), 2),
+            "cached_revisit_max": round(float(np.max(revisit)), 4), "steps": steps}
 
-    pixels = ex._photos[path].image.reshape(-1, 3).astype(np.float64)
-    km_wall, km_cpu = [], []
-    for _ in range(2):
+
+def kmeans_yardstick(path: Path) -> dict:
+    """Seconds of one scikit-learn KMeans fit (k=16, n_init=1, all pixels) of the photo, this run.
+
+    The issue's reference machine fits KMeans on a 768x512 photo in 0.51 s, so an update/KMeans
+    ratio below 0.29 means under 150 ms there, whatever the load on this machine.
+    """
+    from sklearn.cluster import KMeans
+    from vision_lib.io import load_image
+
+    pixels = load_image(path).reshape(-1, 3).astype(np.float64)
+    wall, cpu = [], []
+    for _ in range(3):
         w0, c0 = time.perf_counter(), time.process_time()
         KMeans(16, n_init=1, random_state=0).fit(pixels)
-        km_wall.append(time.perf_counter() - w0)
-        km_cpu.append(time.process_time() - c0)
-    return {"photo": path.name, "shape": list(ex._photos[path].image.shape[:2]),
-            "kmeans_k16_fit_seconds": round(min(km_wall), 4), "kmeans_k16_fit_cpu_seconds": round(min(km_cpu), 4),
-            "update_vs_kmeans_fit_wall": round(float(np.median(new)) / min(km_wall), 4),
-            "update_vs_kmeans_fit_cpu": round(float(np.median(cpu)) / min(km_cpu), 4),
-            "first_fit_seconds": round(first, 3),
-            "new_k_update_seconds": new, "new_k_update_median": round(float(np.median(new)), 4),
-            "new_k_update_max": round(float(np.max(new)), 4),
-            "new_k_update_cpu_seconds": cpu, "new_k_update_cpu_median": round(float(np.median(cpu)), 4),
-            "cached_revisit_max": round(float(np.max(revisit)), 4)}
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    return {"kmeans_k16_fit_seconds": round(min(wall), 4), "kmeans_k16_fit_cpu_seconds": round(min(cpu), 4)}
+
+
+def live_vs_quantize(images: dict, ks=(8, 16, 64, 128), dither_ks=(16, 64)) -> dict:
+    """PSNR of the widget's live fit (compress.refit) minus that of compress.quantize, per photo;
+    also with Floyd-Steinberg dithering (same palettes, dithered)."""
+    from vision_lib import compress
+
+    gaps = {(k, False): [] for k in ks} | {(k, True): [] for k in dither_ks}
+    for img in images.values():
+        table = compress.colour_table(img)
+        tree = compress.palette_tree(table)
+        for k, dither in gaps:
+            live = compress.refit(table, tree, k, dither=dither)
+            full = compress.quantize(img, k, dither=dither)
+            gaps[(k, dither)].append(compress.psnr(img, live.image) - compress.psnr(img, full.image))
+    return {f"k={k}{' dithered' if d else ''}": {
+        "mean_db": round(float(np.mean(g)), 3), "worst_db": round(float(np.min(g)), 3),
+        "best_db": round(float(np.max(g)), 3), "images": len(g)} for (k, d), g in gaps.items()}
 
 
 def main() -> None:
@@ -151,6 +223,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--ks", type=int, nargs="+", default=[16, 64])
     ap.add_argument("--repeat", type=int, default=2, help="alternating end-to-end runs of each")
+    ap.add_argument("--widget-repeat", type=int, default=3, help="interleaved repeats of the widget timing")
     ap.add_argument("--skip", nargs="*", default=[], choices=["methods", "cli", "widget"])
     args = ap.parse_args()
     folder = args.data or config.dataset("kodak")
@@ -166,7 +239,23 @@ def main() -> None:
     if "cli" not in args.skip:
         report["end_to_end"] = end_to_end(paths, args.ks, args.repeat)
     if "widget" not in args.skip:
-        report["widget"] = widget_updates(paths[0])
+        from vision_lib import compress
+
+        images = dict((p.stem, img) for p, img in iter_loaded(paths))
+        by_name = {p.stem: p for p in paths}
+        # the first photo, and the one with the most distinct colours (the live path's heaviest case)
+        richest = max(images, key=lambda n: len(compress.colour_table(images[n]).colours))
+        chosen = list(dict.fromkeys([paths[0], by_name[richest]]))
+        widget = {"timed": "CompressionExplorer.update() at a new (k, dither): fit, palette PNG bytes, PSNR, "
+                           "SSIM, colour-space PNG, setting the ipywidgets values (no browser); live = "
+                           "this version's default, full = the previous path (compress.quantize per view); "
+                           f"medians of {args.widget_repeat} interleaved repeats",
+                  **kmeans_yardstick(paths[0])}
+        widget["photos"] = [widget_updates(p, args.widget_repeat) for p in chosen]
+        for w in widget["photos"]:
+            w["live_max_vs_kmeans_fit"] = round(w["live_max_seconds"] / widget["kmeans_k16_fit_seconds"], 4)
+        report["widget"] = widget
+        report["live_vs_quantize_psnr"] = live_vs_quantize(images)
     report["load_average_end"] = list(np.round(os.getloadavg(), 2))
     print(json.dumps(report, indent=1))
 
