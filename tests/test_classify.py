@@ -136,7 +136,11 @@ def test_evaluation_scores_count_no_answer_as_wrong():
     ev = classify.Evaluation(["a", "b", "c", "d"], ["x", "x", "y", "y"], ["x", None, "x", "y"],
                              [{"faces": [1]}, {"faces": []}, {"faces": [1]}, {"faces": [1]}])
     s = ev.scores()
-    assert s["coverage"] == 0.75 and s["accuracy_all"] == 0.5 and abs(s["accuracy_with_face"] - 2 / 3) < 1e-9
+    assert s["coverage"] == 0.75 and s["accuracy_all"] == 0.5 and abs(s["accuracy_named"] - 2 / 3) < 1e-9
+    assert s["face_coverage"] == 0.75 and abs(s["accuracy_with_face"] - 2 / 3) < 1e-9
+    # An "unknown" answer on a photo with a face lowers accuracy on photos with a face, not the named one.
+    s2 = classify.Evaluation(["a", "b"], ["x", "y"], ["x", None], [{"faces": [1]}, {"faces": [1]}]).scores()
+    assert s2["accuracy_named"] == 1.0 and s2["accuracy_with_face"] == 0.5 and s2["face_coverage"] == 1.0
     cm, cols = ev.confusion()
     assert cols == ["x", "y", "(none)"] and cm.tolist() == [[1, 0, 1], [1, 1, 0]]
     assert len(ev.mistakes()) == 2 and "precision" in ev.report()
@@ -169,6 +173,16 @@ def test_bundle_round_trip_and_refusals(rng, tmp_path):
     (tmp_path / "recipe.pkl").write_bytes(pickle.dumps(outer))
     with pytest.raises(classify.ModelBundleError, match="unknown feature recipe"):
         classify.load_model(tmp_path / "recipe.pkl")
+
+    # Descriptors of another alignment live in another space: always refused, even without version checks.
+    outer = pickle.loads(path.read_bytes())
+    from vision_lib.embeddings import descriptor_id
+
+    assert outer["header"]["descriptor"] == descriptor_id() != "dlib_resnet_v1/shape"
+    outer["header"]["descriptor"] = "dlib_resnet_v1/shape"
+    (tmp_path / "desc.pkl").write_bytes(pickle.dumps(outer))
+    with pytest.raises(classify.ModelBundleError, match="dlib_resnet_v1/shape"):
+        classify.load_model(tmp_path / "desc.pkl", check_versions=False)
 
 
 class _Evil:

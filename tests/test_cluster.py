@@ -70,6 +70,29 @@ def test_hybrid_keeps_dense_look_alikes_apart_and_groups_small_people(rng):
     assert external_metrics(y, labels)["bcubed_f"] == pytest.approx(1.0)
 
 
+def test_hybrid_splits_a_density_core_that_chains_people(rng, monkeypatch):
+    """Where a collection is dense everywhere HDBSCAN can return one core holding several people
+    (seen on the footballer photos); the default splits every core by the same-person threshold."""
+    import sklearn.cluster
+
+    dim = 128
+    centres = rng.normal(size=(3, dim))
+    centres *= 0.6 / np.linalg.norm(centres, axis=1, keepdims=True)  # ~0.85 apart
+    X = np.vstack([c + rng.normal(scale=0.2 / np.sqrt(dim), size=(10, dim)) for c in centres])
+    y = np.repeat([0, 1, 2], 10)
+
+    class OneCore:  # HDBSCAN chaining everybody into a single core
+        def __init__(self, **kwargs):
+            pass
+
+        def fit_predict(self, X):
+            return np.zeros(len(X), dtype=int)
+
+    monkeypatch.setattr(sklearn.cluster, "HDBSCAN", OneCore)
+    labels = IdentityClustering().fit_predict(X)
+    assert external_metrics(y, labels)["bcubed_f"] == pytest.approx(1.0)
+
+
 def test_attach_noise_joins_the_nearest_group_on_average_within_the_distance():
     X = np.array([[0.0, 0], [0.2, 0], [1.0, 0], [1.2, 0], [0.3, 0], [0.6, 3]])
     labels = np.array([0, 0, 1, 1, -1, -1])

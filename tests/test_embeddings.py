@@ -202,3 +202,56 @@ def test_face_descriptors_transformer_on_real_faces(lfw_dir):
     same = labels[:, None] == labels[None]
     off_diag = ~np.eye(len(found), dtype=bool)
     assert d[same & off_diag].mean() < E.DLIB_SAME_PERSON_DISTANCE < d[~same].mean()
+
+
+# --------------------------------------------------------------------------- dlib descriptors
+def test_keypoint_chips_put_the_five_keypoints_on_the_template():
+    import cv2
+
+    from vision_lib.faces import KEYPOINTS, Face
+
+    # Five bright dots where a rotated, scaled face's keypoints would be, on a dark photo.
+    angle, scale, shift = np.deg2rad(20), 2.3, np.array([140.0, 90.0])
+    R = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    pts = (E.CHIP_KEYPOINTS - 75) @ R.T + shift + 150
+    image = np.zeros((520, 560, 3), np.uint8)
+    for x, y in pts:
+        cv2.circle(image, (int(round(x)), int(round(y))), 5, (255, 255, 255), -1)
+    face = Face((0, 0, 10, 10), 1.0, dict(zip(KEYPOINTS, map(tuple, pts))))
+    chip = E.face_chips(image, [face], "keypoints")[0]
+    assert chip.shape == (E.CHIP_SIZE, E.CHIP_SIZE, 3)
+    for x, y in E.CHIP_KEYPOINTS:
+        x0, y0 = int(round(x)), int(round(y))
+        patch = chip[y0 - 4:y0 + 5, x0 - 4:x0 + 5, 0].astype(float)
+        ys, xs = np.nonzero(patch > 128)
+        assert len(xs) > 4, (x, y)
+        assert abs(xs.mean() - 4 - (x - x0)) < 1.0 and abs(ys.mean() - 4 - (y - y0)) < 1.0
+
+
+def test_face_descriptors_alignments_flip_and_fallback(lfw_dir):
+    from vision_lib.faces import Face, detect_paths
+
+    person = sorted(p for p in lfw_dir.iterdir() if p.is_dir() and len(list(p.glob("*.jpg"))) >= 2)[0]
+    found = [pf for pf in detect_paths(sorted(person.glob("*.jpg"))[:2], n_jobs=1, progress=False) if pf.faces]
+    assert len(found) == 2
+    image = load_image(found[0].path)
+    face = found[0].faces[0]
+    one = {a: E.face_descriptors(image, [face], align=a, flip=False)[0] for a in ("keypoints", "shape", "both")}
+    # "both" is the mean of the two alignments; they differ but describe the same person.
+    assert np.allclose(one["both"], (one["keypoints"] + one["shape"]) / 2, atol=1e-5)
+    assert 0.01 < np.linalg.norm(one["keypoints"] - one["shape"]) < E.DLIB_SAME_PERSON_DISTANCE / 2
+    # flip=True averages with the mirrored chip, which describes the face a little differently.
+    chip = E.face_chips(image, [face], "shape")[0]
+    mirrored = np.asarray(E._dlib_models()[1].compute_face_descriptor(np.ascontiguousarray(chip[:, ::-1])))
+    both = E.face_descriptors(image, [face], align="shape", flip=True)[0]
+    assert np.allclose(both, (one["shape"] + mirrored) / 2, atol=1e-5)
+    assert np.linalg.norm(mirrored - one["shape"]) > 0.01
+    # Without keypoints (Haar boxes, crops) the keypoint alignment falls back to dlib's shape predictor.
+    bare = Face(face.box, 1.0)
+    assert np.allclose(E.face_descriptors(image, [bare], align="keypoints", flip=False)[0], one["shape"])
+    # The default recipe is what descriptor_id names, and two photos of one person stay close.
+    other = E.face_descriptors(load_image(found[1].path), found[1].faces[:1])[0]
+    assert np.linalg.norm(E.face_descriptors(image, [face])[0] - other) < E.DLIB_SAME_PERSON_DISTANCE
+    assert E.descriptor_id() == f"dlib_resnet_v1/{E.DEFAULT_ALIGN}{'+flip' if E.DEFAULT_FLIP else ''}"
+    with pytest.raises(ValueError, match="alignment"):
+        E.face_descriptors(image, [face], align="eyes")

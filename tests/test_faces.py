@@ -113,6 +113,21 @@ def test_align_maps_eyes_exactly_onto_the_template():
     assert F.alignment_matrix(F.Face((0, 0, 10, 10), 1.0), 160) is None
 
 
+def test_similarity_transform_recovers_rotation_scale_and_shift():
+    from vision_lib.faces import similarity_transform
+
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, size=(5, 2))
+    a = 1.7 * np.exp(0.4j)
+    dst_c = a * (src @ np.array([1, 1j])) + (12 - 5j)
+    dst = np.c_[dst_c.real, dst_c.imag]
+    M = similarity_transform(src, dst + rng.normal(scale=0.01, size=dst.shape))
+    assert np.allclose(M[:, :2], [[a.real, -a.imag], [a.imag, a.real]], atol=1e-3)
+    assert np.allclose(M[:, 2], [12, -5], atol=0.05)
+    two = similarity_transform(src[:2], dst[:2])  # exact for two points
+    assert np.allclose((two[:, :2] @ src[:2].T).T + two[:, 2], dst[:2])
+
+
 def test_align_puts_the_detected_eyes_on_the_template(face_image):
     face = F.detect(face_image, "mtcnn")[0]
     aligned = F.align(face_image, face, size=160)

@@ -55,7 +55,13 @@ def cached(func, ignore: tuple[str, ...] = ("path",)):
     def wrapper(*args, **kwargs):
         if not enabled():
             return func(*args, **kwargs)
-        return memorized()(*args, **kwargs)
+        try:
+            return memorized()(*args, **kwargs)
+        except FileNotFoundError:
+            # joblib race: when the function's code changed, parallel workers all clear its cache
+            # folder at once and one can lose a file the other is writing. The second call finds the
+            # folder settled (a real missing file fails again).
+            return memorized()(*args, **kwargs)
 
     def in_cache(*args, **kwargs) -> bool:
         """True when this call's result is already on disk (cheap: nothing is computed)."""

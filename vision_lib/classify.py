@@ -124,7 +124,7 @@ def _detect(image: np.ndarray, recipe: Recipe) -> list[Face]:
     return faces
 
 
-def _retry_impl(digest: str, params: tuple, border: float, path: str):
+def _retry_impl(digest: str, params: tuple, border: float, descriptor: str, path: str):
     try:
         image = load_image(path)
     except ImageError as exc:
@@ -137,12 +137,13 @@ def _retry_impl(digest: str, params: tuple, border: float, path: str):
 
 def _retry_chunk(photos: list["PhotoFeatures"]) -> list["PhotoFeatures"]:
     from .cache import cached, file_digest
+    from .embeddings import descriptor_id
 
     run = cached(_retry_impl)
     out = []
     for ph in photos:
         faces, desc, err = run(file_digest(ph.path), tuple(sorted(RETRY_PARAMS.items())), RETRY_BORDER,
-                               path=str(ph.path))
+                               descriptor_id(), path=str(ph.path))
         out.append(PhotoFeatures(ph.path, faces, desc if desc is not None else ph.features, desc, err))
     return out
 
@@ -178,7 +179,7 @@ def _image_features(image: np.ndarray, faces: Sequence[Face], recipe: Recipe) ->
 
 
 def _wavelet_photo_impl(digest: str, detector: str, detector_params: tuple, feature_params: tuple,
-                        path: str):
+                        descriptor: str, path: str):
     from .faces import get_detector
 
     try:
@@ -194,6 +195,8 @@ def _wavelet_photo_impl(digest: str, detector: str, detector_params: tuple, feat
 def _wavelet_chunk(paths: list[Path], recipe: Recipe) -> list[PhotoFeatures]:
     from .cache import cached, file_digest
 
+    from .embeddings import descriptor_id
+
     run = cached(_wavelet_photo_impl)
     out = []
     for p in paths:
@@ -203,7 +206,7 @@ def _wavelet_chunk(paths: list[Path], recipe: Recipe) -> list[PhotoFeatures]:
             out.append(PhotoFeatures(p, [], np.zeros((0, 0), np.float32), None, f"cannot read: {exc.strerror or exc}"))
             continue
         faces, feats, desc, err = run(digest, recipe.detector, recipe.detector_params, recipe.feature_params,
-                                      path=str(p))
+                                      descriptor_id(), path=str(p))
         out.append(PhotoFeatures(p, faces, feats if feats is not None else np.zeros((0, 0), np.float32), desc, err))
     return out
 
@@ -832,17 +835,23 @@ class Evaluation:
         return np.array([p is not None for p in self.predicted])
 
     def scores(self) -> dict:
-        """``accuracy_with_face`` (photos where the model names someone), ``accuracy_all`` (every
-        photo; no answer counts as wrong), ``coverage`` (share of photos where it names someone)."""
+        """Photo-level scores (truth = folder name):
+
+        ``accuracy_with_face``: right answers / photos where a face was found ("unknown" counts as
+        wrong); ``accuracy_named``: right answers / photos where the model names someone;
+        ``accuracy_all``: right answers / all photos; ``coverage``: share of photos where it names
+        someone; ``face_coverage``: share of photos where a face was found."""
         right = np.array([p == t for p, t in zip(self.predicted, self.truth)])
-        cov = self.covered
+        cov, face = self.covered, self.with_face
         n = len(self.truth)
         return {
             "photos": n,
-            "accuracy_with_face": float(right[cov].mean()) if cov.any() else 0.0,
+            "accuracy_with_face": float(right[face].mean()) if face.any() else 0.0,
+            "accuracy_named": float(right[cov].mean()) if cov.any() else 0.0,
             "accuracy_all": float(right.mean()) if n else 0.0,
             "coverage": float(cov.mean()) if n else 0.0,
-            "photos_with_face": int(self.with_face.sum()),
+            "face_coverage": float(face.mean()) if n else 0.0,
+            "photos_with_face": int(face.sum()),
             "errors": int(sum(1 for r in self.results if "error" in r)),
         }
 
@@ -920,12 +929,14 @@ def save_model(model: FaceClassifier, path: str | os.PathLike, *, overwrite: boo
     Refuses to replace an existing file unless ``overwrite``. Bundles are pickles: share and load
     only files you trust.
     """
+    from .embeddings import descriptor_id
+
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
     header = {
         "format": BUNDLE_FORMAT, "kind": "vision_lib.FaceClassifier", "versions": _versions(),
-        "recipe": asdict(model.recipe), "labels": model.classes_,
+        "recipe": asdict(model.recipe), "descriptor": descriptor_id(), "labels": model.classes_,
         "unknown_below": model.unknown_below, "max_distance": model.max_distance, "choose": model.choose,
         "info": model.info_,
     }
@@ -984,6 +995,12 @@ def load_model(path: str | os.PathLike, *, check_versions: bool = True) -> FaceC
     except (TypeError, ValueError) as exc:
         raise ModelBundleError(f"{path}: unknown feature recipe {header.get('recipe')} ({exc}); "
                                "retrain the model with this vision_lib") from None
+    from .embeddings import descriptor_id
+
+    if header.get("descriptor") != descriptor_id():
+        # Always checked: descriptors of another alignment live in a slightly different space.
+        raise ModelBundleError(f"{path}: trained on face descriptors {header.get('descriptor')!r}, but this "
+                               f"vision_lib computes {descriptor_id()!r}; retrain with `vision-lib train`")
     if check_versions:
         here = _versions()
         saved = header.get("versions", {})

@@ -7,7 +7,9 @@ people usually farther. :class:`IdentityClustering` turns that into groups:
 
 ==================  ===========================================================================
 ``hybrid``          (default) dense cores found by HDBSCAN (scikit-learn's default
-                    ``min_cluster_size`` of 5), then every face HDBSCAN left as noise joins the
+                    ``min_cluster_size`` of 5), each split by average linkage at the threshold
+                    (density alone can chain several people into one core where a collection is
+                    dense everywhere), then every face HDBSCAN left as noise joins the
                     core whose faces are on average closer than the threshold (0.6), and the rest
                     are grouped by average linkage at the threshold. Cores separate look-alikes
                     (a density valley between two people) that an absolute distance merges; the
@@ -135,11 +137,25 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         if self.n_clusters is not None or len(X) < HYBRID_CORE_SIZE:
             return self._fit_agglomerative(X, t)
         labels = HDBSCAN(min_cluster_size=HYBRID_CORE_SIZE, copy=True).fit_predict(X)
+        labels = self._split_cores(X, labels, t)
         labels = _attach_noise(X, labels, t)
         rest = np.flatnonzero(labels < 0)
         if len(rest) > 1:  # faces near no core: grouped among themselves like the agglomerative method
             labels[rest] = self._fit_agglomerative(X[rest], t) + labels.max() + 1
         return labels
+
+    def _split_cores(self, X: np.ndarray, labels: np.ndarray, t: float) -> np.ndarray:
+        """Split every HDBSCAN core that is not one person by the threshold's own rule (average
+        linkage at ``t``): density alone can chain several people into one core when a collection
+        is dense everywhere (e.g. many photos of a few people plus many strangers)."""
+        out = np.full(len(labels), -1)
+        n = 0
+        for c in np.unique(labels[labels >= 0]):
+            idx = np.flatnonzero(labels == c)
+            parts = self._fit_agglomerative(X[idx], t)
+            out[idx] = parts + n
+            n += parts.max() + 1
+        return out
 
     def _fit_agglomerative(self, X: np.ndarray, t: float) -> np.ndarray:
         from sklearn.cluster import AgglomerativeClustering

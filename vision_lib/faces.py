@@ -288,19 +288,21 @@ def alignment_matrix(face: Face, size: int = 160, points: str = "eyes") -> np.nd
     src = np.array([face.keypoints[k] for k in names], dtype=np.float64)
     dst = TEMPLATE[: len(names)] * size
     if len(names) == 2:
-        return _similarity_from_two(src, dst)
+        return similarity_transform(src, dst)
     matrix, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
-    return matrix if matrix is not None else _similarity_from_two(src[:2], dst[:2])
+    return matrix if matrix is not None else similarity_transform(src[:2], dst[:2])
 
 
-def _similarity_from_two(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    # Exact similarity from two point pairs, via complex numbers: z' = a z + b.
-    s = src[:, 0] + 1j * src[:, 1]
-    d = dst[:, 0] + 1j * dst[:, 1]
-    if abs(s[1] - s[0]) < 1e-6:
-        s = s + np.array([0, 1e-3])
-    a = (d[1] - d[0]) / (s[1] - s[0])
-    b = d[0] - a * s[0]
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 least-squares similarity (rotation, uniform scale, shift; no reflection) taking the
+    points ``src`` onto ``dst`` (both ``(n, 2)``, n >= 2); exact for two points."""
+    # As complex numbers z' = a z + b; the least-squares a, b have a closed form (Umeyama).
+    s = np.asarray(src, np.float64) @ np.array([1, 1j])
+    d = np.asarray(dst, np.float64) @ np.array([1, 1j])
+    sc, dc = s - s.mean(), d - d.mean()
+    norm = float(np.sum(np.abs(sc) ** 2))
+    a = np.sum(dc * np.conj(sc)) / norm if norm > 1e-12 else 1.0 + 0j
+    b = d.mean() - a * s.mean()
     return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
 
 
@@ -410,13 +412,35 @@ def _detect_path_raw(path: Path, detector: str, params: dict, use_cache: bool, d
         # default invalidates old entries), but not thread counts or graph compilation.
         key = get_detector(detector, **{k: v for k, v in params.items() if k not in _SPEED_ONLY}).params()
         threads = params.get("threads")
-        if not descriptors and _detect_cached.in_cache(digest, detector, key, True, path=str(path), threads=threads):
-            # A run with descriptors already saw this photo: its detections are the same.
-            faces, shape, error, _, qualities = _detect_cached(digest, detector, key, True, path=str(path),
-                                                               threads=threads)
-            return faces, shape, error, None, qualities
-        return _detect_cached(digest, detector, key, descriptors, path=str(path), threads=threads)
+        faces, shape, error, _, qualities = _cached_detections(digest, detector, key, str(path), threads)
+        desc = None
+        if descriptors and error is None:
+            from .embeddings import descriptor_id
+
+            # Cached apart from the detections, keyed by the descriptor recipe: changing how faces
+            # are described does not re-run the detector.
+            desc = _describe_cached(digest, detector, key, descriptor_id(), path=str(path), threads=threads)
+        return faces, shape, error, desc, qualities
     return _detect_uncached(str(path), detector, params, descriptors, image=image)
+
+
+def _cached_detections(digest: str, detector: str, key: tuple, path: str, threads: int | None) -> tuple:
+    # Entries written by earlier versions (detections and descriptors in one) still serve detections.
+    if _detect_cached.in_cache(digest, detector, key, True, path=path, threads=threads):
+        return _detect_cached(digest, detector, key, True, path=path, threads=threads)
+    return _detect_cached(digest, detector, key, False, path=path, threads=threads)
+
+
+def _describe_impl(digest: str, detector: str, params: tuple, descriptor: str, path: str,
+                   threads: int | None = None) -> np.ndarray | None:
+    from .embeddings import face_descriptors
+
+    faces, _, error, _, _ = _cached_detections(digest, detector, params, path, threads)
+    try:
+        image = load_image(path)
+    except ImageError:
+        return None
+    return face_descriptors(image, faces) if error is None else None
 
 
 #: Detector parameters that change speed, never detections (not part of the cache key).
@@ -448,10 +472,10 @@ def _detect_cached_impl(digest: str, detector: str, params: tuple, descriptors: 
 def _make_cached():
     from .cache import cached
 
-    return cached(_detect_cached_impl, ignore=("path", "threads"))
+    return cached(_detect_cached_impl, ignore=("path", "threads")), cached(_describe_impl, ignore=("path", "threads"))
 
 
-_detect_cached = _make_cached()
+_detect_cached, _describe_cached = _make_cached()
 
 
 def _worker_params(detector: str, params: dict, threads: int | None) -> dict:
