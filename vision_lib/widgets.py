@@ -88,6 +88,7 @@ class CompressionExplorer:
         self._results: dict[tuple[Path, int, bool], dict] = {}
         self._figure = None
         self._controls = None
+        self._pool = None
         self.last_seconds: float | None = None
 
     # ------------------------------------------------------------------ computing
@@ -106,26 +107,38 @@ class CompressionExplorer:
         cached = key in self._results
         if not cached:
             q = self._quantize(photo)
-            png = q.png_bytes()
+            # zlib (in Pillow) and OpenCV release the GIL: encode the palette PNG on the second core
+            # while this thread computes the quality figures and the colour-space view.
+            png_job = self._encoder().submit(q.png_bytes)
             if self.live and not q.dither:  # exact squared error from the distinct colours: cheap
                 sse = photo.table.squared_error(q.palette, q.colour_labels)
                 value = 10.0 * np.log10(255.0 ** 2 * photo.image.size / sse) if sse > 0 else float("inf")
             else:
                 value = compress.psnr(photo.image, q.image)
+            ssim = photo.ssim(q)
+            colour_space = self._colour_space_png(photo, q.palette)
+            png = png_job.result()
             report = {"k": self.k, "colors": len(q.palette), "dither": self.dither, "bytes": len(png),
-                      "psnr": round(float(value), 4), "ssim": round(photo.ssim(q), 5),
+                      "psnr": round(float(value), 4), "ssim": round(ssim, 5),
                       "original_bytes": photo.original_bytes,
                       "ratio": round(photo.original_bytes / len(png), 3),
                       "plain_png_bytes": photo.plain_png_bytes,
                       "ratio_vs_plain_png": round(photo.plain_png_bytes / len(png), 3),
                       "fit": "live" if self.live else "full", "fit_seconds": round(q.seconds, 4)}
             self._results[key] = {"png": png, "palette": q.palette, "report": report,
-                                  "colour_space": self._colour_space_png(photo, q.palette)}
+                                  "colour_space": colour_space}
         result = self._results[key]
         self._refresh(photo, result)
         self.last_seconds = time.perf_counter() - start
         return {**result["report"], "cached": cached, "seconds": round(self.last_seconds, 4),
                 "cpu_seconds": round(time.process_time() - cpu, 4)}
+
+    def _encoder(self):
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png")
+        return self._pool
 
     def _quantize(self, photo: _Photo) -> compress.Quantized:
         if not self.live:
