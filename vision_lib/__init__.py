@@ -7,7 +7,8 @@ Where everything lives (one module per pipeline stage; notebooks and the CLI onl
                     :class:`~vision_lib.io.PhotoSet`, rejection records
 ``faces``           detect (MTCNN default, Haar recipe), crop, align, quality, best-N, batch export
 ``features``        wavelet recipe, colour histograms of body regions (functions + transformers)
-``embeddings``      dlib ResNet face descriptors, MobileNetV2 ImageNet features (lazy TensorFlow)
+``embeddings``      dlib ResNet face descriptors (keypoint + shape-predictor alignments averaged),
+                    MobileNetV2 ImageNet features (lazy TensorFlow)
 ``classify``        model comparison, cleaning of uncurated folders, predict, model bundles
 ``cluster``         identity clustering (number of people unknown) and its metrics
 ``teams``           clothing clustering of player crops
@@ -20,6 +21,7 @@ Where everything lives (one module per pipeline stage; notebooks and the CLI onl
 ``notebooks``       execute the numbered notebooks into ``reports/``
 ``config``          ``VISION_LIB_DATA``, ``KERAS_HOME``, cache folder, worker count
 ``cache``           disk cache keyed by file content (joblib.Memory)
+``datasets``        fetch a public face set (LFW through scikit-learn) on a machine with internet
 ==================  ===========================================================================
 
 Conventions: boxes are ``(x, y, w, h)`` in pixels of the original photo; images are RGB uint8
