@@ -11,7 +11,8 @@ On a FIXED held-out split (30% of each person's photos, stratified, seed 0) of
 * ``default``   vision_lib's default: MTCNN + dlib + the classifier chosen by cross-validation on
                 the training faces (``model="auto"``), training folders cleaned by agreement,
                 the photo's label is its most confident *known* face (unknown below thresholds
-                learnt from the training data).
+                learnt from the training data; a hesitant probability does not make a face unknown
+                when it is as close to its person as 95% of their training faces).
 
 Scoring is honest: the truth is the folder name, even for test photos that show somebody else.
 ``accuracy_with_face`` = right answers / photos where a face was found ("unknown" counts as wrong);
@@ -81,7 +82,9 @@ def run_set(name: str, recipes: list[str], test_size: float, seed: int, limit: i
         rep = model.training_report_
         out[r] = {**ev.scores(), "model": model.info_["model"], "training_faces": len(rep.kept),
                   "excluded": rep.counts(),
-                  "unknown_below": round(model.unknown_below, 3), "seconds": round(time.perf_counter() - start, 1)}
+                  "unknown_below": round(model.unknown_below, 3),
+                  "sure_distance": None if model.sure_distance is None else round(model.sure_distance, 3),
+                  "seconds": round(time.perf_counter() - start, 1)}
         if r == "default" and other:
             others = photo_set(dataset(other), labelled=True)
             out[r]["open_set"] = {"strangers": f"all photos of {other}",

@@ -123,6 +123,29 @@ def test_prediction_chooses_the_known_face_and_marks_strangers_unknown(rng):
     assert model.subject(preds) is None
 
 
+def test_a_hesitant_probability_does_not_reject_a_face_close_to_its_person(rng):
+    centres = _identities(rng)
+    photos, labels, _ = _folders(rng, centres, n_per=16)
+    model = _fit(photos, labels)
+    X, y, D, _ = classify.training_faces(photos, labels)
+    own = np.linalg.norm(D - np.asarray([model.centroids_[c] for c in y]), axis=1)
+    # The 95% quantile of the training faces' distances to their own person's centroid.
+    assert model.sure_distance == pytest.approx(np.quantile(own, 0.95))
+    assert 0 < model.sure_distance < model.max_distance
+    f = [Face((0, 0, 50, 50), 1.0)]
+    close = model.centroids_["person1"][None] + 0.5 * model.sure_distance / np.sqrt(128)
+    far = model.centroids_["person1"] + (model.sure_distance + model.max_distance) / 2 / np.sqrt(128)
+    far = far[None]
+    assert np.linalg.norm(close - model.centroids_["person1"]) < model.sure_distance
+    assert model.sure_distance < np.linalg.norm(far - model.centroids_["person1"]) < model.max_distance
+    model.unknown_below = 1.01  # every probability is now "hesitant"
+    assert model.predict_features(f, close, close)[0].label == "person1"
+    assert model.predict_features(f, far, far)[0].label == "unknown"
+    model.sure_distance = None  # the rule switched off: the probability alone decides
+    assert model.predict_features(f, close, close)[0].label == "unknown"
+    assert _fit(photos, labels, sure_quantile=None).sure_distance is None
+
+
 def test_compare_models_ranks_all_five(rng):
     centres = _identities(rng)
     X = np.asarray([_face(rng, centres[k % 3]) for k in range(60)])
@@ -156,6 +179,7 @@ def test_bundle_round_trip_and_refusals(rng, tmp_path):
         classify.save_model(model, path)
     back = classify.load_model(path)
     assert back.classes_ == model.classes_ and back.recipe == model.recipe
+    assert back.sure_distance == model.sure_distance is not None
     X = np.asarray([_face(rng, centres[1])])
     f = [Face((0, 0, 50, 50), 1.0)]
     assert back.predict_features(f, X, X)[0].label == "person1"

@@ -18,7 +18,9 @@ The pipeline, as :func:`train` runs it:
 4. **Prediction** (:meth:`FaceClassifier.predict_image`): every face gets a label and a probability;
    a face is ``"unknown"`` when the classifier is less sure than :attr:`FaceClassifier.unknown_below`
    (chosen by cross-validation on the training faces) or, with dlib descriptors, when it lies
-   farther than dlib's 0.6 from the centroid of the predicted person's training faces. Faces are
+   farther than dlib's 0.6 from the centroid of the predicted person's training faces. A hesitant
+   probability alone does not make a face unknown when it lies as close to that centroid as most
+   of the person's own training faces (:attr:`FaceClassifier.sure_distance`). Faces are
    ranked by that distance (closest first): the photo's label is the known face closest to its
    person (the subject), or None when there is no face or only unknown ones. Where MTCNN finds no
    face at all, it looks once more, harder (:func:`detect_harder`).
@@ -585,19 +587,23 @@ class FaceClassifier:
         unknown_below: probability under which a face is ``"unknown"``.
         max_distance: with dlib descriptors, a face farther than this from the centroid of its
             predicted person's training faces is ``"unknown"`` (None: no distance check).
+        sure_distance: with dlib descriptors, a face at most this far from its person's centroid
+            is not made unknown by a low probability (None: the probability rule always applies).
         choose: how the photo's subject is chosen (``"confident"`` or ``"largest"``).
         training_report_: what training kept and left out (:class:`TrainingReport`).
     """
 
     def __init__(self, estimator, recipe: Recipe, unknown_below: float = 0.0, max_distance: float | None = None,
                  choose: str = "confident", centroids: dict[str, np.ndarray] | None = None,
-                 training_report: TrainingReport | None = None, info: dict | None = None):
+                 training_report: TrainingReport | None = None, info: dict | None = None,
+                 sure_distance: float | None = None):
         if choose not in CHOICES:
             raise ValueError(f"unknown choice {choose!r}; choose from {CHOICES}")
         self.estimator = estimator
         self.recipe = recipe
         self.unknown_below = float(unknown_below)
         self.max_distance = max_distance
+        self.sure_distance = sure_distance
         self.choose = choose
         self.centroids_ = centroids or {}
         self.training_report_ = training_report or TrainingReport()
@@ -610,7 +616,8 @@ class FaceClassifier:
     def __repr__(self) -> str:
         return (f"FaceClassifier({len(self.classes_)} people, {self.recipe.describe()}, "
                 f"unknown below p={self.unknown_below:.2f}"
-                + (f" or distance > {self.max_distance:.2f}" if self.max_distance else "") + ")")
+                + (f" unless distance <= {self.sure_distance:.2f}" if self.sure_distance is not None else "")
+                + (f", or distance > {self.max_distance:.2f}" if self.max_distance else "") + ")")
 
     # -- faces -> predictions
     def predict_features(self, faces: Sequence[Face], X: np.ndarray, descriptors: np.ndarray | None = None
@@ -629,7 +636,10 @@ class FaceClassifier:
             dist = None
             if self.max_distance is not None and descriptors is not None and best in self.centroids_:
                 dist = float(np.linalg.norm(self.centroids_[best] - descriptors[k]))
-            unknown = p < self.unknown_below or (dist is not None and dist > self.max_distance)
+            # A low probability often means two known people look alike *to the classifier*; a face
+            # as close to its person as most of their own training faces is still that person.
+            sure = dist is not None and self.sure_distance is not None and dist <= self.sure_distance
+            unknown = (p < self.unknown_below and not sure) or (dist is not None and dist > self.max_distance)
             preds.append(FacePrediction(tuple(int(v) for v in f.box), UNKNOWN if unknown else best, p, best, dist))
         # Most confident first: closest to its person's centroid (dlib space) when distances are
         # known, which separates the subject from look-alike strangers far better than the SVM's
@@ -755,7 +765,7 @@ def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float =
 def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detector: str | None = None, *,
           model: str = "auto", clean: str | None = None, choose: str = "confident",
           threshold: float | None = None, unknown_quantile: float | None = 0.01,
-          max_distance: float | None = None, min_size: int = 0, feature_params: dict | None = None,
+          max_distance: float | None = None, sure_quantile: float | None = 0.95, min_size: int = 0, feature_params: dict | None = None,
           retry: bool | None = None, random_state: int = 0, n_jobs: int | None = None, progress: bool = True,
           photos: Sequence[PhotoFeatures] | None = None) -> FaceClassifier:
     """Train a classifier of known people from a folder of sub-folders (one per person), uncurated.
@@ -773,6 +783,9 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
         unknown_quantile: see :func:`unknown_threshold` (None: never unknown by probability).
         max_distance: with dlib descriptors, farther than this from the centroid of the predicted
             person's training faces is unknown (default dlib's 0.6 for embeddings, none for wavelets).
+        sure_quantile: with dlib descriptors, a face closer to its person's centroid than this
+            quantile of the training faces' distances to their own centroids is not made unknown by
+            a low probability (:attr:`FaceClassifier.sure_distance`; None: never).
         min_size: faces with a shorter side (px) are not used for training.
         retry: look again harder where MTCNN finds no face (default: True with MTCNN).
         photos: precomputed :func:`extract` results for ``data.paths`` (saves a pass).
@@ -811,9 +824,14 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
     if max_distance is None and features == "embedding":
         max_distance = DLIB_SAME_PERSON_DISTANCE
     centroids = {str(c): D[y == c].mean(axis=0) for c in np.unique(y)} if D is not None and max_distance else {}
+    sure_distance = None
+    if centroids and sure_quantile is not None:
+        own = np.linalg.norm(D - np.asarray([centroids[str(c)] for c in y]), axis=1)
+        sure_distance = float(np.quantile(own, sure_quantile))
     info = {"model": model, "clean": clean, "n_photos": len(ps), "n_faces": len(y), "root": str(ps.root),
             "seconds": round(time.perf_counter() - start, 1), "comparison": comparison}
-    return FaceClassifier(estimator, recipe, unknown_below, max_distance, choose, centroids, report, info)
+    return FaceClassifier(estimator, recipe, unknown_below, max_distance, choose, centroids, report, info,
+                          sure_distance)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -938,6 +956,7 @@ def save_model(model: FaceClassifier, path: str | os.PathLike, *, overwrite: boo
         "format": BUNDLE_FORMAT, "kind": "vision_lib.FaceClassifier", "versions": _versions(),
         "recipe": asdict(model.recipe), "descriptor": descriptor_id(), "labels": model.classes_,
         "unknown_below": model.unknown_below, "max_distance": model.max_distance, "choose": model.choose,
+        "sure_distance": model.sure_distance,
         "info": model.info_,
     }
     # The header holds only plain Python values, so it can be checked before the estimator is unpickled.
@@ -1012,7 +1031,8 @@ def load_model(path: str | os.PathLike, *, check_versions: bool = True) -> FaceC
                 + ". Retrain with `vision-lib train`, or install the bundle's versions.")
     body = pickle.loads(outer["body"])
     model = FaceClassifier(body["estimator"], recipe, header["unknown_below"], header["max_distance"],
-                           header["choose"], body["centroids"], body["training_report"], header.get("info"))
+                           header["choose"], body["centroids"], body["training_report"], header.get("info"),
+                           header.get("sure_distance"))
     if model.classes_ != list(header["labels"]):
         raise ModelBundleError(f"{path}: labels in the header do not match the estimator's classes")
     return model
