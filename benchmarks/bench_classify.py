@@ -76,19 +76,17 @@ def training_cv(train_set, photos, folds: int = 5, seed: int = 0, **recipe) -> d
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
 
-    right = named = with_face = 0
     labels = np.asarray(train_set.labels)
+    pooled = classify.Evaluation([], [], [], [])
     for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, labels):
         a, b = sorted(a), sorted(b)
         model = classify.train(train_set.subset(a), **recipe, photos=[photos[i] for i in a], progress=False)
         ev = classify.evaluate(model, train_set.subset(b), photos=[photos[i] for i in b], progress=False)
-        ok = np.array([p == t for p, t in zip(ev.predicted, ev.truth)])
-        right += int(ok[ev.with_face].sum())
-        named += int(ev.covered.sum())
-        with_face += int(ev.with_face.sum())
-    return {"folds": folds, "photos": len(labels), "photos_with_face": with_face,
-            "accuracy_with_face": round(right / max(1, with_face), 4), "accuracy_named": round(right / max(1, named), 4),
-            "coverage": round(named / max(1, len(labels)), 4)}
+        for part in ("paths", "truth", "predicted", "results"):
+            getattr(pooled, part).extend(getattr(ev, part))
+    scores = pooled.scores()
+    return {"folds": folds, "photos": scores["photos"], "photos_with_face": scores["photos_with_face"],
+            **{k: round(scores[k], 4) for k in ("accuracy_with_face", "accuracy_named", "coverage")}}
 
 
 def run_set(name: str, recipes: list[str], test_size: float, seed: int, limit: int | None,
@@ -100,7 +98,9 @@ def run_set(name: str, recipes: list[str], test_size: float, seed: int, limit: i
     out = {"people": len(ps.classes), "train_photos": len(train_set), "test_photos": len(test_set)}
     for r in recipes:
         start = time.perf_counter()
-        model = classify.train(train_set, **RECIPES[r], progress=False)
+        # The default's training photos are extracted once, for training and for the training CV.
+        train_photos = classify.extract(train_set.paths, classify.Recipe(), progress=False) if r == "default" else None
+        model = classify.train(train_set, **RECIPES[r], photos=train_photos, progress=False)
         photos = classify.extract(test_set.paths, model.recipe, progress=False)
         ev = classify.evaluate(model, test_set, photos=photos, progress=False)
         rep = model.training_report_
@@ -110,8 +110,7 @@ def run_set(name: str, recipes: list[str], test_size: float, seed: int, limit: i
                   "sure_distance": None if model.sure_distance is None else round(model.sure_distance, 3),
                   "seconds": round(time.perf_counter() - start, 1)}
         if r == "default":
-            out[r]["training_cv"] = training_cv(train_set, classify.extract(train_set.paths, model.recipe,
-                                                                            progress=False), **RECIPES[r])
+            out[r]["training_cv"] = training_cv(train_set, train_photos, **RECIPES[r])
         if r == "default" and other:
             others = photo_set(dataset(other), labelled=True)
             out[r]["open_set"] = {"strangers": f"all photos of {other}",

@@ -133,9 +133,9 @@ def test_a_hesitant_probability_does_not_reject_a_face_close_to_its_person(rng):
     assert model.sure_distance == pytest.approx(np.quantile(own, 0.95))
     assert 0 < model.sure_distance < model.max_distance
     f = [Face((0, 0, 50, 50), 1.0)]
+    # Points shifted equally along every axis: their distance to the centroid is the shift's size.
     close = model.centroids_["person1"][None] + 0.5 * model.sure_distance / np.sqrt(128)
-    far = model.centroids_["person1"] + (model.sure_distance + model.max_distance) / 2 / np.sqrt(128)
-    far = far[None]
+    far = model.centroids_["person1"][None] + (model.sure_distance + model.max_distance) / 2 / np.sqrt(128)
     assert np.linalg.norm(close - model.centroids_["person1"]) < model.sure_distance
     assert model.sure_distance < np.linalg.norm(far - model.centroids_["person1"]) < model.max_distance
     model.unknown_below = 1.01  # every probability is now "hesitant"

@@ -765,7 +765,8 @@ def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float =
 def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detector: str | None = None, *,
           model: str = "auto", clean: str | None = None, choose: str = "confident",
           threshold: float | None = None, unknown_quantile: float | None = 0.01,
-          max_distance: float | None = None, sure_quantile: float | None = 0.95, min_size: int = 0, feature_params: dict | None = None,
+          max_distance: float | None = None, sure_quantile: float | None = 0.95, min_size: int = 0,
+          feature_params: dict | None = None,
           retry: bool | None = None, random_state: int = 0, n_jobs: int | None = None, progress: bool = True,
           photos: Sequence[PhotoFeatures] | None = None) -> FaceClassifier:
     """Train a classifier of known people from a folder of sub-folders (one per person), uncurated.
