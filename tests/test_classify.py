@@ -146,6 +146,29 @@ def test_a_hesitant_probability_does_not_reject_a_face_close_to_its_person(rng):
     assert _fit(photos, labels, sure_quantile=None).sure_distance is None
 
 
+def test_a_larger_known_face_as_close_as_the_closest_is_the_subject(rng):
+    centres = _identities(rng)
+    photos, labels, _ = _folders(rng, centres, n_per=16)
+    model = _fit(photos, labels)
+    assert model.subject_tie == classify.SUBJECT_TIE
+    # Two known people side by side: person1 slightly closer to its centroid, person2 much larger.
+    def at(person: str, dist: float) -> np.ndarray:
+        return model.centroids_[person] + dist / np.sqrt(128)  # equal shift on every axis
+    small, big = Face((0, 0, 40, 40), 1.0), Face((100, 0, 90, 90), 1.0)
+    near_tie = np.asarray([at("person1", 0.30), at("person2", 0.30 + model.subject_tie / 2)])
+    preds = model.predict_features([small, big], near_tie, near_tie)
+    assert [q.label for q in preds] == ["person2", "person1"] and model.subject(preds) == "person2"
+    # Clearly closer (more than the tie apart): the closer face stays the subject, however small.
+    clear = np.asarray([at("person1", 0.30), at("person2", 0.30 + 2 * model.subject_tie)])
+    assert model.subject(model.predict_features([small, big], clear, clear)) == "person1"
+    # A larger *unknown* face never becomes the subject.
+    stranger = np.asarray([at("person1", 0.30), at("person2", 0.30) + 0.5])
+    preds = model.predict_features([small, big], stranger, stranger)
+    assert [q.label for q in preds] == ["person1", "unknown"] and model.subject(preds) == "person1"
+    model.subject_tie = None  # the rule switched off: the closest known face
+    assert model.subject(model.predict_features([small, big], near_tie, near_tie)) == "person1"
+
+
 def test_compare_models_ranks_all_five(rng):
     centres = _identities(rng)
     X = np.asarray([_face(rng, centres[k % 3]) for k in range(60)])
@@ -180,6 +203,7 @@ def test_bundle_round_trip_and_refusals(rng, tmp_path):
     back = classify.load_model(path)
     assert back.classes_ == model.classes_ and back.recipe == model.recipe
     assert back.sure_distance == model.sure_distance is not None
+    assert back.subject_tie == model.subject_tie is not None
     X = np.asarray([_face(rng, centres[1])])
     f = [Face((0, 0, 50, 50), 1.0)]
     assert back.predict_features(f, X, X)[0].label == "person1"

@@ -47,6 +47,10 @@ FEATURES = ("embedding", "wavelet")
 CLEANING = ("agreement", "largest", "none")
 #: Photo-level choice of the subject: most confident known face, or simply the largest face.
 CHOICES = ("confident", "largest")
+#: With dlib descriptors, known faces at most this much farther from their person's centroid than
+#: the closest one count as equally confident, and the largest of them is the photo's subject (the
+#: person a photo is *of* is usually its biggest face; 0.05 is well inside the descriptor's noise).
+SUBJECT_TIE = 0.05
 UNKNOWN = "unknown"
 BUNDLE_FORMAT = 1
 #: Packages whose versions are recorded in a bundle and must match when loading it.
@@ -561,7 +565,7 @@ def _cv_splits(y: np.ndarray, cv: int) -> int:
 @dataclass
 class FacePrediction:
     """One face of a photo: its box, label (``"unknown"`` when unsure), probability of the best
-    class, that class, and the distance to its nearest training face (dlib; None for other features)."""
+    class, that class, and the distance to that person's training centroid (dlib; None otherwise)."""
 
     box: tuple[int, int, int, int]
     label: str
@@ -589,6 +593,8 @@ class FaceClassifier:
             predicted person's training faces is ``"unknown"`` (None: no distance check).
         sure_distance: with dlib descriptors, a face at most this far from its person's centroid
             is not made unknown by a low probability (None: the probability rule always applies).
+        subject_tie: with dlib descriptors, the largest known face within this distance of the
+            closest one comes first and is the photo's subject (None: the closest always).
         choose: how the photo's subject is chosen (``"confident"`` or ``"largest"``).
         training_report_: what training kept and left out (:class:`TrainingReport`).
     """
@@ -596,7 +602,7 @@ class FaceClassifier:
     def __init__(self, estimator, recipe: Recipe, unknown_below: float = 0.0, max_distance: float | None = None,
                  choose: str = "confident", centroids: dict[str, np.ndarray] | None = None,
                  training_report: TrainingReport | None = None, info: dict | None = None,
-                 sure_distance: float | None = None):
+                 sure_distance: float | None = None, subject_tie: float | None = SUBJECT_TIE):
         if choose not in CHOICES:
             raise ValueError(f"unknown choice {choose!r}; choose from {CHOICES}")
         self.estimator = estimator
@@ -604,6 +610,7 @@ class FaceClassifier:
         self.unknown_below = float(unknown_below)
         self.max_distance = max_distance
         self.sure_distance = sure_distance
+        self.subject_tie = subject_tie
         self.choose = choose
         self.centroids_ = centroids or {}
         self.training_report_ = training_report or TrainingReport()
@@ -623,7 +630,8 @@ class FaceClassifier:
     def predict_features(self, faces: Sequence[Face], X: np.ndarray, descriptors: np.ndarray | None = None
                          ) -> list[FacePrediction]:
         """Predictions for faces whose feature rows are ``X``: known faces first, most confident first
-        (closest to their person's centroid when dlib descriptors are given, else most probable)."""
+        (closest to their person's centroid when dlib descriptors are given, else most probable; a
+        larger known face nearly as close, within :attr:`subject_tie`, goes first)."""
         if not len(faces):
             return []
         proba = self.estimator.predict_proba(np.asarray(X))
@@ -644,8 +652,16 @@ class FaceClassifier:
         # Most confident first: closest to its person's centroid (dlib space) when distances are
         # known, which separates the subject from look-alike strangers far better than the SVM's
         # probability does; otherwise the probability. Unknown faces come last.
-        return sorted(preds, key=lambda q: (not q.known, q.distance if q.distance is not None else 0.0,
-                                            -q.probability))
+        preds = sorted(preds, key=lambda q: (not q.known, q.distance if q.distance is not None else 0.0,
+                                             -q.probability))
+        known = [q for q in preds if q.known and q.distance is not None]
+        if self.subject_tie is not None and len(known) > 1:
+            # A near-tie in distance says nothing about who the photo is of; its size does.
+            big = max(known, key=lambda q: q.box[2] * q.box[3])
+            if big.distance - known[0].distance <= self.subject_tie:
+                preds.remove(big)
+                preds.insert(0, big)
+        return preds
 
     def subject(self, preds: Sequence[FacePrediction]) -> str | None:
         """The photo's label: the most confident known face (or the largest face's label)."""
@@ -765,7 +781,8 @@ def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float =
 def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detector: str | None = None, *,
           model: str = "auto", clean: str | None = None, choose: str = "confident",
           threshold: float | None = None, unknown_quantile: float | None = 0.01,
-          max_distance: float | None = None, sure_quantile: float | None = 0.95, min_size: int = 0,
+          max_distance: float | None = None, sure_quantile: float | None = 0.95,
+          subject_tie: float | None = SUBJECT_TIE, min_size: int = 0,
           feature_params: dict | None = None,
           retry: bool | None = None, random_state: int = 0, n_jobs: int | None = None, progress: bool = True,
           photos: Sequence[PhotoFeatures] | None = None) -> FaceClassifier:
@@ -787,6 +804,7 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
         sure_quantile: with dlib descriptors, a face closer to its person's centroid than this
             quantile of the training faces' distances to their own centroids is not made unknown by
             a low probability (:attr:`FaceClassifier.sure_distance`; None: never).
+        subject_tie: see :attr:`FaceClassifier.subject_tie` (photo subject among near-equal faces).
         min_size: faces with a shorter side (px) are not used for training.
         retry: look again harder where MTCNN finds no face (default: True with MTCNN).
         photos: precomputed :func:`extract` results for ``data.paths`` (saves a pass).
@@ -832,7 +850,7 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
     info = {"model": model, "clean": clean, "n_photos": len(ps), "n_faces": len(y), "root": str(ps.root),
             "seconds": round(time.perf_counter() - start, 1), "comparison": comparison}
     return FaceClassifier(estimator, recipe, unknown_below, max_distance, choose, centroids, report, info,
-                          sure_distance)
+                          sure_distance, subject_tie)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -957,7 +975,7 @@ def save_model(model: FaceClassifier, path: str | os.PathLike, *, overwrite: boo
         "format": BUNDLE_FORMAT, "kind": "vision_lib.FaceClassifier", "versions": _versions(),
         "recipe": asdict(model.recipe), "descriptor": descriptor_id(), "labels": model.classes_,
         "unknown_below": model.unknown_below, "max_distance": model.max_distance, "choose": model.choose,
-        "sure_distance": model.sure_distance,
+        "sure_distance": model.sure_distance, "subject_tie": model.subject_tie,
         "info": model.info_,
     }
     # The header holds only plain Python values, so it can be checked before the estimator is unpickled.
@@ -1033,7 +1051,7 @@ def load_model(path: str | os.PathLike, *, check_versions: bool = True) -> FaceC
     body = pickle.loads(outer["body"])
     model = FaceClassifier(body["estimator"], recipe, header["unknown_below"], header["max_distance"],
                            header["choose"], body["centroids"], body["training_report"], header.get("info"),
-                           header.get("sure_distance"))
+                           header.get("sure_distance"), header.get("subject_tie"))
     if model.classes_ != list(header["labels"]):
         raise ModelBundleError(f"{path}: labels in the header do not match the estimator's classes")
     return model
