@@ -13,16 +13,17 @@ The pipeline, as :func:`train` runs it:
    closest to it if within 0.6, re-estimate, until nothing changes. Faces closer to another
    folder's centroid than to their own are left out as well (a photo filed in the wrong folder).
    Everything left out is recorded with its reason in :class:`TrainingReport`.
-3. **Classifier**: a scikit-learn pipeline with probability output (SVM with RBF kernel by default;
-   :func:`compare_models` cross-validates the alternatives).
+3. **Classifier**: a scikit-learn pipeline with probability output, by default the best of SVMs,
+   logistic regression and kNN by cross-validation on the cleaned faces (:func:`compare_models`).
 4. **Prediction** (:meth:`FaceClassifier.predict_image`): every face gets a label and a probability;
    a face is ``"unknown"`` when the classifier is less sure than :attr:`FaceClassifier.unknown_below`
    (chosen by cross-validation on the training faces) or, with dlib descriptors, when it lies
    farther than dlib's 0.6 from the centroid of the predicted person's training faces. A hesitant
    probability alone does not make a face unknown when it lies as close to that centroid as most
    of the person's own training faces (:attr:`FaceClassifier.sure_distance`). Faces are
-   ranked by that distance (closest first): the photo's label is the known face closest to its
-   person (the subject), or None when there is no face or only unknown ones. Where MTCNN finds no
+   ranked by that distance (closest first), except that the largest known face within
+   :data:`SUBJECT_TIE` of the closest goes first: the photo's label is that first known face (the
+   subject), or None when there is no face or only unknown ones. Where MTCNN finds no
    face at all, it looks once more, harder (:func:`detect_harder`).
 
 Model bundles (:func:`save_model` / :func:`load_model`) are **pickles**: loading one can run
