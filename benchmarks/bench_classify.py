@@ -32,7 +32,8 @@ Other splits: the default trained and scored on ``--other-seeds`` further random
 same photos, other partitions): how much the fixed split's figure owes to which photos it drew.
 
 Open set: the default model trained on one set names someone in how many photos of the *other*
-set (strangers), at its distance rule and at two stricter ones, with the cost on known people.
+set (strangers), at its distance rule, at two stricter ones and at the value ``max_distance="adaptive"``
+learns from the training faces, with the cost on known people.
 
 Usage: ``python benchmarks/bench_classify.py [--sets footballers lfw] [--recipes ...] [--limit N]``.
 Prints JSON.
@@ -58,19 +59,20 @@ RECIPES = {
 }
 
 
-def strangers(model: classify.FaceClassifier, test_set, photos, others) -> dict:
+def strangers(model: classify.FaceClassifier, test_set, photos, others, adaptive: float) -> dict:
     """How often the model names someone in photos of *other* people (an open-set check), and what a
-    stricter distance rule would cost on the known people's test photos."""
+    stricter distance rule (fixed, or ``max_distance="adaptive"``'s value) would cost on the known
+    people's test photos."""
     out = {}
-    for max_distance in (model.max_distance, 0.55, 0.5):
-        kept = model.max_distance
+    kept = model.max_distance
+    for max_distance, note in ((kept, " (default)"), (0.55, ""), (0.5, ""), (adaptive, " (adaptive)")):
         model.max_distance = max_distance
         res = model.predict_photos(others)
         with_face = [r for r in res if r.get("faces")]
         named = sum(r.get("label") is not None for r in with_face)
         known = classify.evaluate(model, test_set, photos=photos, progress=False).scores()
         model.max_distance = kept
-        out[f"max_distance {max_distance:.2f}" + (" (default)" if max_distance == kept else "")] = {
+        out[f"max_distance {max_distance:.3f}{note}"] = {
             "strangers_with_face": len(with_face), "strangers_named_share": round(named / max(1, len(with_face)), 4),
             "known_accuracy_with_face": round(known["accuracy_with_face"], 4),
             "known_accuracy_named": round(known["accuracy_named"], 4), "known_coverage": round(known["coverage"], 4)}
@@ -154,9 +156,11 @@ def run_set(name: str, recipes: list[str], test_size: float, seed: int, limit: i
                 out[r]["other_splits"] = other_splits(ps, list(other_seeds), test_size, **RECIPES[r])
         if r == "default" and other:
             others = photo_set(dataset(other), labelled=True)
+            adaptive = classify.train(train_set, **RECIPES[r], max_distance="adaptive", photos=train_photos,
+                                      progress=False).max_distance
             out[r]["open_set"] = {"strangers": f"all photos of {other}",
                                   **strangers(model, test_set, photos, classify.extract(others.paths, model.recipe,
-                                                                                         progress=False))}
+                                                                                         progress=False), adaptive)}
     if "reference" in out:
         for r in recipes:
             if r != "reference":

@@ -169,6 +169,28 @@ def test_a_larger_known_face_as_close_as_the_closest_is_the_subject(rng):
     assert model.subject(model.predict_features([small, big], near_tie, near_tie)) == "person1"
 
 
+def test_adaptive_max_distance_tightens_the_open_set_rule_for_tight_identities(rng):
+    centres = _identities(rng)
+    photos, labels, _ = _folders(rng, centres, n_per=16)
+    fixed, adaptive = _fit(photos, labels), _fit(photos, labels, max_distance="adaptive")
+    _, y, D, _ = classify.training_faces(photos, labels)
+    own = np.linalg.norm(D - np.asarray([adaptive.centroids_[c] for c in y]), axis=1)
+    assert fixed.max_distance == 0.6
+    # These generated faces lie <= 0.25 from their centre: 1.3 x their 95% quantile is well under 0.6.
+    assert adaptive.max_distance == pytest.approx(classify.ADAPTIVE_FACTOR * np.quantile(own, 0.95))
+    assert adaptive.max_distance < 0.45
+    f = [Face((0, 0, 50, 50), 1.0)]
+    between = adaptive.centroids_["person0"][None] + (adaptive.max_distance + 0.6) / 2 / np.sqrt(128)
+    assert fixed.predict_features(f, between, between)[0].label == "person0"
+    assert adaptive.predict_features(f, between, between)[0].label == "unknown"
+    # Loose identities (spread 0.5) keep dlib's 0.6 as the cap.
+    loose_photos = [_photo(f"l{k}", [_face(rng, centres[k % 3], spread=0.55)], [90]) for k in range(48)]
+    loose = _fit(loose_photos, [f"person{k % 3}" for k in range(48)], max_distance="adaptive")
+    assert loose.max_distance == 0.6
+    with pytest.raises(ValueError, match="adaptive"):
+        _fit(photos, labels, max_distance="tight")
+
+
 def test_compare_models_ranks_all_five(rng):
     centres = _identities(rng)
     X = np.asarray([_face(rng, centres[k % 3]) for k in range(60)])
@@ -325,6 +347,11 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     assert "training faces" in out and "excluded" in out and model.is_file()
     rc, _, err = _cli("train", train_dir, "--model", model, "--quiet")
     assert rc == 2 and "--force" in err
+    rc, _, err = _cli("train", train_dir, "--model", tmp_path / "x.pkl", "--max-distance", "tight")
+    assert rc == 2 and "adaptive" in err and not (tmp_path / "x.pkl").exists()
+    rc, _, err = _cli("train", train_dir, "--model", tmp_path / "open.pkl", "--max-distance", "adaptive", "--quiet")
+    assert rc == 0, err
+    assert 0 < classify.read_header(tmp_path / "open.pkl")["header"]["max_distance"] <= 0.6
 
     # Inputs: a folder with a nested folder, an unreadable file, a photo without a face, one file.
     inbox = tmp_path / "inbox"

@@ -52,6 +52,10 @@ CHOICES = ("confident", "largest")
 #: the closest one count as equally confident, and the largest of them is the photo's subject (the
 #: person a photo is *of* is usually its biggest face; 0.05 is well inside the descriptor's noise).
 SUBJECT_TIE = 0.05
+#: ``max_distance="adaptive"``: unknown beyond this many times the distance within which 95% of the
+#: training faces lie from their own person's centroid (capped at dlib's 0.6). Tight identities
+#: (studio-like photos) get a tight open-set rule; loose ones (varied web photos) keep 0.6.
+ADAPTIVE_FACTOR = 1.3
 UNKNOWN = "unknown"
 BUNDLE_FORMAT = 1
 #: Packages whose versions are recorded in a bundle and must match when loading it.
@@ -782,7 +786,7 @@ def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float =
 def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detector: str | None = None, *,
           model: str = "auto", clean: str | None = None, choose: str = "confident",
           threshold: float | None = None, unknown_quantile: float | None = 0.01,
-          max_distance: float | None = None, sure_quantile: float | None = 0.95,
+          max_distance: float | str | None = None, sure_quantile: float | None = 0.95,
           subject_tie: float | None = SUBJECT_TIE, min_size: int = 0,
           feature_params: dict | None = None,
           retry: bool | None = None, random_state: int = 0, n_jobs: int | None = None, progress: bool = True,
@@ -801,7 +805,9 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
         threshold: same-person distance for cleaning (default dlib's 0.6).
         unknown_quantile: see :func:`unknown_threshold` (None: never unknown by probability).
         max_distance: with dlib descriptors, farther than this from the centroid of the predicted
-            person's training faces is unknown (default dlib's 0.6 for embeddings, none for wavelets).
+            person's training faces is unknown (default dlib's 0.6 for embeddings, none for wavelets);
+            ``"adaptive"``: :data:`ADAPTIVE_FACTOR` times the 95% quantile of the training faces'
+            distances to their own centroid, at most 0.6 (fewer strangers named; see the README).
         sure_quantile: with dlib descriptors, a face closer to its person's centroid than this
             quantile of the training faces' distances to their own centroids is not made unknown by
             a low probability (:attr:`FaceClassifier.sure_distance`; None: never).
@@ -815,6 +821,8 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
     """
     from .embeddings import DLIB_SAME_PERSON_DISTANCE
 
+    if isinstance(max_distance, str) and max_distance != "adaptive":
+        raise ValueError(f"max_distance must be a number, None or 'adaptive', not {max_distance!r}")
     ps = _as_photo_set(data)
     detector = detector or ("mtcnn" if features == "embedding" else "haar")
     clean = clean or ("agreement" if features == "embedding" else "largest")
@@ -845,9 +853,14 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
         max_distance = DLIB_SAME_PERSON_DISTANCE
     centroids = {str(c): D[y == c].mean(axis=0) for c in np.unique(y)} if D is not None and max_distance else {}
     sure_distance = None
-    if centroids and sure_quantile is not None:
+    if centroids:
         own = np.linalg.norm(D - np.asarray([centroids[str(c)] for c in y]), axis=1)
-        sure_distance = float(np.quantile(own, sure_quantile))
+        if sure_quantile is not None:
+            sure_distance = float(np.quantile(own, sure_quantile))
+        if max_distance == "adaptive":
+            max_distance = float(min(DLIB_SAME_PERSON_DISTANCE, ADAPTIVE_FACTOR * np.quantile(own, 0.95)))
+    elif max_distance == "adaptive":
+        raise ValueError("max_distance='adaptive' needs dlib descriptors of the training faces")
     info = {"model": model, "clean": clean, "n_photos": len(ps), "n_faces": len(y), "root": str(ps.root),
             "seconds": round(time.perf_counter() - start, 1), "comparison": comparison}
     return FaceClassifier(estimator, recipe, unknown_below, max_distance, choose, centroids, report, info,

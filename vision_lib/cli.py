@@ -108,10 +108,34 @@ def _add_train(sub) -> None:
     p.add_argument("--classifier", default="auto",
                    choices=["auto", "svm_rbf", "svm_linear", "logistic_regression", "random_forest", "knn"],
                    help="auto (default): the best by cross-validation on the cleaned training faces")
+    p.add_argument("--max-distance", type=_max_distance, default=None, metavar="D|adaptive",
+                   help="a face farther than D from its person's training centroid is unknown (default: "
+                   "dlib's 0.6); 'adaptive' tightens it for people whose photos are alike (fewer "
+                   "strangers named, e.g. for a web app)")
     p.add_argument("--force", action="store_true", help="replace an existing model file")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_run_train)
+
+
+def _positive_or(word: str, cast: type, option: str, word_means=None):
+    """An argparse type: ``word`` (giving ``word_means``) or a positive number of type ``cast``."""
+    kind = "integer" if cast is int else "number"
+
+    def parse(text: str):
+        if text == word:
+            return word_means
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be '{word}' or a positive {kind}, not {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{option} must be '{word}' or a positive {kind}, not {text!r}")
+        return value
+    return parse
+
+
+_max_distance = _positive_or("adaptive", float, "--max-distance", "adaptive")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -122,7 +146,7 @@ def _run_train(args: argparse.Namespace) -> int:
     if not args.labelled_dir.is_dir():
         raise FileNotFoundError(f"no such folder: {args.labelled_dir}")
     model = train(args.labelled_dir, features=args.features, detector=args.detector, model=args.classifier,
-                  n_jobs=args.jobs, progress=not args.quiet)
+                  max_distance=args.max_distance, n_jobs=args.jobs, progress=not args.quiet)
     save_model(model, args.model, overwrite=args.force)
     rep = model.training_report_
     print(f"trained {model!r}")
@@ -237,16 +261,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- cluster, teams (issue 4)
-def _k_value(text: str) -> int | None:
-    if text == "auto":
-        return None
-    try:
-        k = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--k must be 'auto' or a positive integer, not {text!r}") from None
-    if k < 1:
-        raise argparse.ArgumentTypeError("--k must be at least 1")
-    return k
+_k_value = _positive_or("auto", int, "--k")
 
 
 def _add_cluster(sub) -> None:
