@@ -35,7 +35,8 @@ Open set: the default model trained on one set names someone in how many photos 
 set (strangers), at its distance rule, at two stricter ones and at the value ``max_distance="adaptive"``
 learns from the training faces, with the cost on known people.
 
-Usage: ``python benchmarks/bench_classify.py [--sets footballers lfw] [--recipes ...] [--limit N]``.
+Usage: ``python benchmarks/bench_classify.py [--sets footballers lfw] [--recipes ...] [--limit N]
+[--other-seeds 1 2 3 4] [--no-strangers]``.
 Prints JSON.
 """
 from __future__ import annotations
@@ -110,11 +111,11 @@ def ablation(model: classify.FaceClassifier, test_set, photos) -> dict:
     return out
 
 
-def other_splits(ps, seeds: list[int], test_size: float, **recipe) -> dict:
-    """The default recipe on further random splits of the same photos (extracted once, disk-cached)."""
+def other_splits(ps, photos: dict, seeds: list[int], test_size: float, **recipe) -> dict:
+    """The default recipe on further random splits of the same photos (``photos``: path -> the
+    :func:`classify.extract` result the fixed split already computed)."""
     import numpy as np
 
-    photos = dict(zip(ps.paths, classify.extract(ps.paths, classify.Recipe(), progress=False)))
     per_seed = []
     for seed in seeds:
         train_set, test_set = classify.split(ps, test_size=test_size, seed=seed)
@@ -153,7 +154,8 @@ def run_set(name: str, recipes: list[str], test_size: float, seed: int, limit: i
             out[r]["ablation"] = ablation(model, test_set, photos)
             out[r]["training_cv"] = training_cv(train_set, train_photos, **RECIPES[r])
             if other_seeds:
-                out[r]["other_splits"] = other_splits(ps, list(other_seeds), test_size, **RECIPES[r])
+                extracted = dict(zip(train_set.paths + test_set.paths, train_photos + photos))
+                out[r]["other_splits"] = other_splits(ps, extracted, list(other_seeds), test_size, **RECIPES[r])
         if r == "default" and other:
             others = photo_set(dataset(other), labelled=True)
             adaptive = classify.train(train_set, **RECIPES[r], max_distance="adaptive", photos=train_photos,

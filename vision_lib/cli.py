@@ -18,6 +18,23 @@ def _not_yet(name: str, issue: int):
     return handler
 
 
+def _positive_or(word: str, cast: type, option: str, word_means=None):
+    """An argparse type: ``word`` (giving ``word_means``) or a positive number of type ``cast``."""
+    kind = "integer" if cast is int else "number"
+
+    def parse(text: str):
+        if text == word:
+            return word_means
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(f"{option} must be '{word}' or a positive {kind}, not {text!r}")
+        return value
+    return parse
+
+
 # --------------------------------------------------------------------------- faces (issue 2)
 def _add_faces(sub) -> None:
     p = sub.add_parser(
@@ -94,6 +111,9 @@ def _run_fetch(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- train / predict (issue 3)
+_max_distance = _positive_or("adaptive", float, "--max-distance", "adaptive")
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a face classifier from a folder of sub-folders (one per person)",
                        description="Train from raw, uncurated folders: LABELLED_DIR/<person>/*.jpg. Faces of "
@@ -116,26 +136,6 @@ def _add_train(sub) -> None:
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_run_train)
-
-
-def _positive_or(word: str, cast: type, option: str, word_means=None):
-    """An argparse type: ``word`` (giving ``word_means``) or a positive number of type ``cast``."""
-    kind = "integer" if cast is int else "number"
-
-    def parse(text: str):
-        if text == word:
-            return word_means
-        try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} must be '{word}' or a positive {kind}, not {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{option} must be '{word}' or a positive {kind}, not {text!r}")
-        return value
-    return parse
-
-
-_max_distance = _positive_or("adaptive", float, "--max-distance", "adaptive")
 
 
 def _run_train(args: argparse.Namespace) -> int:
