@@ -18,17 +18,24 @@ def _label_colours(labels: Sequence) -> dict:
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
+def grid(n: int, ncols: int, cell: tuple[float, float] = (1.6, 1.8), per_item: tuple[int, int] = (1, 1)):
+    """A figure with room for ``n`` items, ``ncols`` per row, every axis blank (no ticks). Each item
+    takes ``per_item`` (rows, columns) axes of ``cell`` (width, height) inches. Returns ``(fig, axes)``,
+    ``axes`` a 2-D array; item ``k``'s first axis is ``axes[(k // ncols) * per_item[0], (k % ncols) * per_item[1]]``."""
+    import matplotlib.pyplot as plt
+
+    rows, cols = max(1, -(-n // ncols)) * per_item[0], ncols * per_item[1]
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell[0], rows * cell[1]), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    return fig, axes
+
+
 # --------------------------------------------------------------------------- features (issue 3)
 def wavelet_pairs(crops: Sequence[np.ndarray], wavelets: Sequence[np.ndarray], titles: Sequence[str] | None = None,
                   ncols: int = 4, size: float = 1.6):
     """Each face crop next to its wavelet image, ``ncols`` pairs per row; returns the figure."""
-    import matplotlib.pyplot as plt
-
-    n = len(crops)
-    nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, 2 * ncols, figsize=(2 * ncols * size, nrows * size * 1.15), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
+    fig, axes = grid(len(crops), ncols, (size, size * 1.15), per_item=(1, 2))
     for i, (crop, wav) in enumerate(zip(crops, wavelets)):
         r, c = divmod(i, ncols)
         axes[r, 2 * c].imshow(crop)
@@ -190,14 +197,9 @@ def boxed_thumbnails(images: Sequence[np.ndarray], boxes: Sequence, titles: Sequ
                      ncols: int = 6, size: float = 1.8, context: float = 0.6, colour: str = "red"):
     """Thumbnails around a box of each image (``context`` = margin as a share of the box size),
     with the box drawn; a None box shows the whole photo. Returns the figure."""
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    n = len(images)
-    nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.25), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
+    fig, axes = grid(len(images), ncols, (size, size * 1.25))
     for k, (img, box) in enumerate(zip(images, boxes)):
         ax = axes.flat[k]
         H, W = img.shape[:2]
@@ -264,13 +266,7 @@ def cluster_galleries(groups: Mapping[str, Sequence[np.ndarray]], per_group: int
 def masked_crops(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], ncols: int = 8, size: float = 1.2,
                  titles: Sequence[str] | None = None, fill=(255, 0, 255)):
     """Each crop above its player mask (masked-out pixels painted ``fill``); returns the figure."""
-    import matplotlib.pyplot as plt
-
-    n = len(images)
-    nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(2 * nrows, ncols, figsize=(ncols * size, 2 * nrows * size * 1.1), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
+    fig, axes = grid(len(images), ncols, (size, size * 1.1), per_item=(2, 1))
     for k, (img, mask) in enumerate(zip(images, masks)):
         r, c = divmod(k, ncols)
         shown = np.array(img, copy=True)
@@ -324,13 +320,7 @@ def draw_faces(ax, image: np.ndarray, faces: Sequence, colour="lime", label: str
 def gallery(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int = 8,
             size: float = 1.4, suptitle: str | None = None):
     """A grid of images (``ncols`` per row) with optional titles; returns the figure."""
-    import matplotlib.pyplot as plt
-
-    n = len(images)
-    nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.15), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
+    fig, axes = grid(len(images), ncols, (size, size * 1.15))
     for k, img in enumerate(images):
         ax = axes[k // ncols, k % ncols]
         ax.imshow(img, cmap="gray" if np.ndim(img) == 2 else None)
