@@ -919,12 +919,16 @@ class Evaluation:
         return confusion_matrix(self.truth, pred, labels=cols)[: len(labs)], cols
 
     def report(self) -> str:
-        """scikit-learn classification report over the photos where the model names someone."""
+        """scikit-learn classification report over the photos where a face was found, a photo with
+        no answer counting as a miss: per person, precision is over the photos named as them and
+        recall over their photos; the micro average row gives ``accuracy_named`` (precision) and
+        ``accuracy_with_face`` (recall) of :meth:`scores`."""
         from sklearn.metrics import classification_report
 
-        cov = self.covered
-        return classification_report(np.asarray(self.truth)[cov], np.asarray(self.predicted, dtype=object)[cov]
-                                     .astype(str), zero_division=0)
+        face = self.with_face
+        pred = np.array([p if p is not None else "(no answer)" for p in self.predicted], dtype=object)[face]
+        return classification_report(np.asarray(self.truth)[face], pred.astype(str), labels=self.labels(),
+                                     zero_division=0, digits=3)
 
     def mistakes(self) -> list[dict]:
         return [{**r, "truth": t} for r, t, p in zip(self.results, self.truth, self.predicted) if p != t]
