@@ -112,6 +112,8 @@ def test_real_player_folders(players_dir):
         assert pairs["frames"] == 90 and pairs["agreement"] >= 0.97, (folder, pairs)
         if folder == "two_players_top":
             assert teams.accuracy([labels.get(s) for s in crops.sources], model.labels_) >= 0.99
+        first = teams.load_crops(players_dir / folder, limit=6)
+        assert first.sources == crops.sources[:6] and len(first.images) == 6
 
 
 def test_crops_without_court_fall_back_to_whole_crops(rng):

@@ -302,14 +302,15 @@ class Crops:
     rejected: list
 
 
-def load_crops(folder: str | os.PathLike, *, recursive: bool = False) -> Crops:
-    """Every readable crop in ``folder`` (unreadable files are recorded, never fatal)."""
+def load_crops(folder: str | os.PathLike, *, recursive: bool = False, limit: int | None = None) -> Crops:
+    """Every readable crop in ``folder`` (unreadable files are recorded, never fatal); with ``limit``,
+    only the first ``limit`` files in name order (a quick look)."""
     from .io import LoadReport, iter_loaded, list_images
 
     root = Path(folder)
     report = LoadReport()
     paths, images = [], []
-    for p, im in iter_loaded(list_images(root, recursive=recursive), report):
+    for p, im in iter_loaded(list_images(root, recursive=recursive)[:limit], report):
         paths.append(p)
         images.append(im)
     sources = [p.relative_to(root).as_posix() for p in paths]
