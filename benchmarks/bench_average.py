@@ -84,7 +84,7 @@ def evaluate(set_name: str, limit: int | None, size: int, seed: int) -> dict:
             "seconds": round(time.perf_counter() - t0, 1),
         }
     base = out["methods"]["naive"]
-    for label, m in out["methods"].items():
+    for m in out["methods"].values():
         m["sharpness_median_vs_naive"] = round(m["sharpness_median"] / base["sharpness_median"], 3)
     return out
 

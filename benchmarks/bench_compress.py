@@ -56,7 +56,7 @@ def methods_table(images: dict, ks, methods) -> dict:
     out = {}
     for k in ks:
         rows = {m: {"psnr": [], "ssim": [], "seconds": []} for m in methods}
-        for name, img in images.items():
+        for img in images.values():
             for m in methods:
                 q = compress.quantize_with(m, img, k)
                 qual = compress.quality(img, q)
@@ -68,7 +68,7 @@ def methods_table(images: dict, ks, methods) -> dict:
                        "mean_seconds": round(float(np.mean(v["seconds"])), 4)} for m, v in rows.items()}
         if "kmeans" in summary:
             ref = summary["kmeans"]
-            for m, s in summary.items():
+            for s in summary.values():
                 s["psnr_minus_kmeans_db"] = round(s["mean_psnr"] - ref["mean_psnr"], 3)
                 s["time_vs_kmeans"] = round(s["mean_seconds"] / ref["mean_seconds"], 4)
             per_image = np.array(rows["vision_lib"]["psnr"]) - np.array(rows["kmeans"]["psnr"])

@@ -50,7 +50,7 @@ def test_mtcnn_finds_the_face_with_five_keypoints(face_image):
     assert face.score > 0.9 and w > 100 and h > 100
     assert set(face.keypoints) == set(F.KEYPOINTS)
     (lx, ly), (rx, ry) = face.keypoints["left_eye"], face.keypoints["right_eye"]
-    assert lx < rx and x < lx < x + w and y < ly < y + h / 2
+    assert lx < rx and x < lx < rx < x + w and y < ly < y + h / 2 and y < ry < y + h / 2
     assert F.detect(face_image, "mtcnn", min_size=10_000) == []
 
 

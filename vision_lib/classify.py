@@ -191,8 +191,6 @@ def _image_features(image: np.ndarray, faces: Sequence[Face], recipe: Recipe) ->
 
 def _wavelet_photo_impl(digest: str, detector: str, detector_params: tuple, feature_params: tuple,
                         descriptor: str, path: str):
-    from .faces import get_detector
-
     try:
         image = load_image(path)
     except ImageError as exc:

@@ -350,7 +350,7 @@ def image_features_paths(paths: Sequence[str | os.PathLike], batch_size: int = 3
         chunk = todo[start:start + batch_size]
         loaded = pool(delayed(load)(i) for i in chunk)
         ok = [(i, x) for i, (x, err) in zip(chunk, loaded) if x is not None]
-        for i, (x, err) in zip(chunk, loaded):
+        for i, (_, err) in zip(chunk, loaded):
             if err is not None:
                 reject(i, err)
         if ok:
