@@ -204,6 +204,79 @@ def test_largest_faces_crops_first_face_and_skips_the_rest(tmp_path, rng):
 
 # --------------------------------------------------------------------------- notebook 02
 @pytest.mark.notebook
+# --------------------------------------------------------------------------- folder -> feature table
+def _kit_folder(root, rng):
+    """Two 'people' in red-over-blue and green-over-white kits, plus a broken file and a text file."""
+    kits = {"red_blue": ((200, 20, 20), (20, 20, 200)), "green_white": ((20, 180, 20), (240, 240, 240))}
+    for person, (top, bottom) in kits.items():
+        (root / person).mkdir(parents=True)
+        for i in range(3):
+            img = np.zeros((80, 40, 3), np.uint8)
+            img[:40], img[40:] = top, bottom
+            img = np.clip(img + rng.integers(0, 15, img.shape), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(root / person / f"{i}.png"), img[:, :, ::-1])
+    (root / "red_blue" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "notes.txt").write_text("not a photo")
+
+
+def test_folder_histograms_give_a_labelled_table_and_list_what_failed(tmp_path, rng):
+    _kit_folder(tmp_path / "in", rng)
+    table = F.folder_features(tmp_path / "in", "histogram", bins=4, progress=False)
+    assert table.X.shape == (6, 2 * 4 ** 3) and table.X.dtype == np.float32
+    assert table.labels == ["green_white"] * 3 + ["red_blue"] * 3
+    assert table.sources[0] == "green_white/0.png" and (table.face_index == -1).all()
+    assert [s for s, _ in table.rejected] == ["red_blue/broken.jpg"]
+    # Each half is a normalised histogram, and the two kits differ where their colours differ.
+    upper, lower = table.X[:, :64], table.X[:, 64:]
+    assert np.allclose(upper.sum(1), 1) and np.allclose(lower.sum(1), 1)
+    assert F.histogram_correlation(upper[0], upper[3]) < 0.5 and F.histogram_correlation(upper[0], upper[1]) > 0.9
+    path = table.save(tmp_path / "kits")
+    assert path.name == "kits.npz"
+    back = F.FeatureTable.load(path)
+    assert np.array_equal(back.X, table.X) and back.sources == table.sources and back.rejected == table.rejected
+    assert back.kind == "histogram" and back.settings["bins"] == 4
+    with pytest.raises(FileExistsError):
+        table.save(path)
+    with pytest.raises(ValueError, match="unknown kind"):
+        F.folder_features(tmp_path / "in", "sift")
+
+
+def test_cli_features_writes_npz_and_never_overwrites(tmp_path, rng, capsys):
+    from vision_lib.cli import main
+
+    _kit_folder(tmp_path / "in", rng)
+    out = tmp_path / "out" / "kits.npz"
+    assert main(["features", str(tmp_path / "in"), "--out", str(out), "--kind", "histogram", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "6 rows x 1024 values" in printed and "1 photos without a row" in printed
+    with np.load(out) as z:
+        assert z["X"].shape == (6, 1024) and z["label"].tolist().count("red_blue") == 3
+        assert z["rejected_source"].tolist() == ["red_blue/broken.jpg"]
+    stamp = out.stat().st_mtime_ns
+    assert main(["features", str(tmp_path / "in"), "--out", str(out), "--kind", "histogram"]) == 2
+    assert out.stat().st_mtime_ns == stamp
+    assert main(["features", str(tmp_path / "in"), "--out", str(out), "--bins", "0"]) == 2
+
+
+def test_folder_descriptors_one_row_per_face_on_real_photos(footballers_dir, tmp_path):
+    import shutil
+
+    from vision_lib import classify
+
+    for player in sorted(p.name for p in footballers_dir.iterdir() if p.is_dir())[:2]:
+        (tmp_path / player).mkdir()
+        for photo in sorted((footballers_dir / player).glob("*.jpg"))[:3]:
+            shutil.copy(photo, tmp_path / player / photo.name)
+    table = F.folder_features(tmp_path, "descriptor", progress=False)
+    photos = classify.extract(sorted(tmp_path.rglob("*.jpg")), progress=False)
+    expected = np.vstack([ph.features for ph in photos if ph.faces])
+    assert table.X.shape == expected.shape and np.allclose(table.X, expected)
+    assert len(set(table.sources)) + len(table.rejected) == 6 and len(set(table.labels)) == 2
+    # face_index restarts at 0 in every photo; boxes have a positive size
+    starts = [i for i in range(len(table.sources)) if i == 0 or table.sources[i] != table.sources[i - 1]]
+    assert all(table.face_index[i] == 0 for i in starts) and (table.boxes[:, 2:] > 0).all()
+
+
 def test_notebook_02_runs_and_separates_people(footballers_dir, tmp_path):
     from vision_lib.notebooks import NOTEBOOK_DIR, execute_notebook
 

@@ -6,7 +6,8 @@ Where everything lives (one module per pipeline stage; notebooks and the CLI onl
 ``io``              load any photo as RGB uint8 (EXIF, alpha, CMYK, 16-bit...), list folders,
                     :class:`~vision_lib.io.PhotoSet`, rejection records
 ``faces``           detect (MTCNN default, Haar recipe), crop, align, quality, best-N, batch export
-``features``        wavelet recipe, colour histograms of body regions (functions + transformers)
+``features``        wavelet recipe, colour histograms of body regions (functions + transformers),
+                    a folder to a feature table (``vision-lib features``)
 ``embeddings``      dlib ResNet face descriptors (keypoint + shape-predictor alignments averaged),
                     MobileNetV2 ImageNet features (lazy TensorFlow)
 ``classify``        model comparison, cleaning of uncurated folders, predict, model bundles

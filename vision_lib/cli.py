@@ -35,6 +35,13 @@ def _positive_or(word: str, cast: type, option: str, word_means=None):
     return parse
 
 
+def _add_workers(p: argparse.ArgumentParser, quiet: bool = True) -> None:
+    """The options of every command that works through many photos: ``--jobs`` (and ``--quiet``)."""
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 # --------------------------------------------------------------------------- faces (issue 2)
 def _add_faces(sub) -> None:
     p = sub.add_parser(
@@ -49,7 +56,7 @@ def _add_faces(sub) -> None:
     p.add_argument("--detector", choices=["mtcnn", "haar"], default="mtcnn")
     p.add_argument("--align", action="store_true", help="save eye-aligned crops instead of boxes")
     p.add_argument("--min-size", type=int, default=20, help="smallest face side kept, in pixels")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    _add_workers(p, quiet=False)
     p.set_defaults(handler=_run_faces)
 
 
@@ -62,6 +69,45 @@ def _run_faces(args: argparse.Namespace) -> int:
     )
     print(summary)
     return 0 if summary.photos else 1
+
+
+# --------------------------------------------------------------------------- features (issue 3)
+def _add_features(sub) -> None:
+    from .features import FEATURE_KINDS
+
+    p = sub.add_parser(
+        "features", help="feature vectors of a folder of photos, to a .npz table",
+        description="Compute one feature row per face (descriptor: dlib 128-d; wavelet: the classic "
+                    "4096-value recipe) or per photo (mobilenet: MobileNetV2 ImageNet 1280-d; histogram: "
+                    "colour histograms of the upper and lower halves) for every photo under IN_DIR "
+                    "(recursively), and write them to OUT.npz with where each row came from: arrays X, "
+                    "source, label (first sub-folder), face_index, box, rejected_source, rejected_reason, "
+                    "settings. Load with numpy.load or vision_lib.features.FeatureTable.load.")
+    p.add_argument("in_dir", type=Path, help="folder of photos (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, help="the .npz file to write")
+    p.add_argument("--kind", choices=FEATURE_KINDS, default="descriptor")
+    p.add_argument("--detector", choices=["mtcnn", "haar"], default=None,
+                   help="for per-face kinds (default: mtcnn for descriptor, haar for wavelet)")
+    p.add_argument("--bins", type=int, default=8, help="histogram bins per colour channel")
+    p.add_argument("--space", choices=["hsv", "rgb", "lab"], default="hsv", help="histogram colour space")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT file")
+    _add_workers(p)
+    p.set_defaults(handler=_run_features)
+
+
+def _run_features(args: argparse.Namespace) -> int:
+    from .features import folder_features, npz_path
+
+    if args.bins < 1:
+        raise ValueError("--bins must be at least 1")
+    out = npz_path(args.out)
+    if out.exists() and not args.force:  # before the work, not after it
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    table = folder_features(args.in_dir, args.kind, detector=args.detector, bins=args.bins, space=args.space,
+                            n_jobs=args.jobs, progress=not args.quiet)
+    print(table)
+    print(f"wrote {table.save(out, overwrite=args.force)}")
+    return 0 if len(table.X) else 1
 
 
 # --------------------------------------------------------------------------- notebooks (issue 2)
@@ -133,8 +179,7 @@ def _add_train(sub) -> None:
                    "dlib's 0.6); 'adaptive' tightens it for people whose photos are alike (fewer "
                    "strangers named, e.g. for a web app)")
     p.add_argument("--force", action="store_true", help="replace an existing model file")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_workers(p)
     p.set_defaults(handler=_run_train)
 
 
@@ -162,7 +207,7 @@ def _add_predict(sub) -> None:
     p.add_argument("model", type=Path, help="model bundle written by `vision-lib train`")
     p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="photo or folder (searched recursively)")
     p.add_argument("--json", action="store_true", help="one JSON object per photo per line")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    _add_workers(p, quiet=False)
     p.set_defaults(handler=_run_predict)
 
 
@@ -210,8 +255,7 @@ def _add_average(sub) -> None:
     p.add_argument("--no-identity", action="store_true",
                    help="keep faces of other people (no dlib identity filter)")
     p.add_argument("--overwrite", action="store_true", help="replace existing averages in OUT_DIR")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes for detection (default: all cores)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_workers(p)
     p.set_defaults(handler=_run_average)
 
 
@@ -281,7 +325,7 @@ def _add_cluster(sub) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="same-person distance for the threshold methods (default 0.6; 0.5 for chinese_whispers, dbscan)")
     p.add_argument("--link", action="store_true", help="hard-link photos instead of copying them")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes for detection")
+    _add_workers(p, quiet=False)
     p.set_defaults(handler=_run_cluster)
 
 
@@ -381,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_faces, _add_notebooks, _add_fetch, _add_train, _add_predict, _add_average, _add_serve,
+    for add in (_add_faces, _add_features, _add_notebooks, _add_fetch, _add_train, _add_predict, _add_average, _add_serve,
                 _add_cluster, _add_teams, _add_compress):
         add(sub)
     for name, (text, issue) in _RESERVED.items():
