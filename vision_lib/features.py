@@ -389,14 +389,14 @@ class FeatureTable:
                        z["box"], list(zip(z["rejected_source"].tolist(), z["rejected_reason"].tolist())), settings)
 
     def __str__(self) -> str:
+        from collections import Counter
+
         photos = len(set(self.sources))
-        reasons: dict[str, int] = {}
-        for _, r in self.rejected:
-            reasons[r] = reasons.get(r, 0) + 1
+        reasons = Counter(r for _, r in self.rejected)
         lines = [f"{self.kind}: {len(self.X)} rows x {self.X.shape[1]} values from {photos} photos"
                  + (f" ({len(set(self.labels) - {''})} labels)" if any(self.labels) else "")
                  + f"; {len(self.rejected)} photos without a row"]
-        lines += [f"  {n:5d}  {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
+        lines += [f"  {n:5d}  {r}" for r, n in reasons.most_common()]
         return "\n".join(lines)
 
 
@@ -448,10 +448,13 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
             where = [(source[str(p)], -1, (-1,) * 4) for p in paths if str(p) not in failed]
         else:
             settings = {"bins": bins, "space": space, "regions": ["upper", "lower"]}
-            for p, image in iter_loaded(paths, report):
-                h = region_histograms(image, bins=bins, space=space)
-                rows.append(np.concatenate([h["upper"], h["lower"]]))
-                where.append((source[str(p)], -1, (-1,) * 4))
+            from tqdm.auto import tqdm
+
+            for path in tqdm(paths, desc="histograms", unit="photo", disable=not progress):
+                for p, image in iter_loaded([path], report):  # an unreadable photo goes to the report
+                    h = region_histograms(image, bins=bins, space=space)
+                    rows.append(np.concatenate([h["upper"], h["lower"]]))
+                    where.append((source[str(p)], -1, (-1,) * 4))
         rejected = [(source.get(r.source, r.source), r.reason) for r in report.rejected]
     dim = {"descriptor": 128, "wavelet": 4096, "mobilenet": 1280, "histogram": 2 * bins ** 3}[kind]
     X = np.asarray(rows, dtype=np.float32).reshape(len(rows), dim)
