@@ -87,6 +87,8 @@ def test_clean_training_set_reports_what_was_left_out_and_why(rng):
     assert reasons["another face in the photo"] == 9  # the strangers beside the person (k = 1, 5, 9)
     misfiled = [e for e in report.excluded if e.path == "p0_3"]
     assert misfiled and misfiled[0].looks_like == "person1"
+    assert len(report.excluded_for("no face matches", "unreadable")) == 7
+    assert {e.reason for e in report.excluded_for("no face found")} == {"no face found"}
     # "largest" keeps the stranger of k % 4 == 1 photos: that is the classic recipe's weakness.
     picked_l, report_l, _ = classify.clean_training_set(photos, labels, "largest")
     assert (1, 0) in picked_l and report_l.counts()["not the largest face in the photo"] == 9

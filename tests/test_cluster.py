@@ -198,6 +198,17 @@ def test_export_writes_csv_copies_and_never_overwrites(tmp_path, rng):
     assert faces.photo_clusters([0, 0, 1, -1]).tolist() == [0, 0, 1]
 
 
+def test_gallery_groups_name_clusters_and_title_bystanders(tmp_path, rng):
+    import dataclasses
+
+    faces = dataclasses.replace(_fake_faces(tmp_path / "in", rng), boxes=np.tile([2, 2, 10, 10], (4, 1)))
+    groups, titles = cluster.gallery_groups(faces, np.array([0, 0, 1, -1]), n_clusters=1, per_group=1)
+    assert list(groups) == ["cluster_00 (2)", "unassigned (1)"]  # cluster 1 is past n_clusters
+    assert [len(v) for v in groups.values()] == [1, 1] and groups["cluster_00 (2)"][0].shape == (72, 72, 3)
+    # the unassigned face is not its photo's subject: its folder says nothing about who it is
+    assert titles == {"cluster_00 (2)": ["p1"], "unassigned (1)": ["other face"]}
+
+
 def test_hard_links_when_asked(tmp_path, rng):
     faces = _fake_faces(tmp_path / "in", rng)
     out = cluster.export_clusters(faces, [0, 0, 1, 1], tmp_path / "out", link=True)

@@ -31,3 +31,22 @@ def test_galleries_put_item_k_on_its_own_axes():
     assert [ax.get_title(loc="left") for ax in fig.axes if ax.get_title(loc="left")] == ["a", "b", "c"]
     assert sum(bool(ax.images) for ax in fig.axes) == 6
     plt.close(fig)
+
+
+def test_excluded_thumbnails_title_each_photo_with_folder_reason_and_look_alike(tmp_path):
+    from PIL import Image
+
+    from vision_lib.classify import Excluded
+
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.full((40, 30, 3), 90, np.uint8)).save(tmp_path / name)
+    items = [Excluded(str(tmp_path / "a.png"), "messi", "no face matches the folder's person (closest 0.70 > 0.60)",
+                      None, (5, 5, 10, 10), 0.7, "salah"),
+             Excluded(str(tmp_path / "b.png"), "messi", "no face found")]
+    fig = plotting.excluded_thumbnails(items, title="left out")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["messi\nno face matches the folder's\n~ salah", "messi\nno face found"]
+    assert len(fig.axes[0].patches) == 1 and not fig.axes[1].patches  # the box only where a face is meant
+    assert fig._suptitle.get_text() == "left out"
+    plt.close(fig)
+    assert plotting.excluded_thumbnails([]) is None

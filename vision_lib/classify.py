@@ -297,6 +297,10 @@ class TrainingReport:
             out[key] = out.get(key, 0) + 1
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
+    def excluded_for(self, *reasons: str) -> list[Excluded]:
+        """The exclusions whose reason starts with one of ``reasons`` (the keys of :meth:`counts`)."""
+        return [e for e in self.excluded if e.reason.startswith(reasons)]
+
     def photos_excluded(self) -> list[Excluded]:
         """Whole photos that gave no training face (the rest are single faces of kept photos)."""
         return [e for e in self.excluded if e.face_index is None]

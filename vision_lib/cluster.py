@@ -613,6 +613,23 @@ def format_rows(rows: Sequence[dict], columns: Sequence[str], digits: int = 3) -
     return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
 
 
+def gallery_groups(faces: FaceSet, labels: np.ndarray, n_clusters: int = 6, per_group: int = 8
+                   ) -> tuple[dict[str, list[np.ndarray]], dict[str, list[str]]]:
+    """Thumbnails of the first ``n_clusters`` clusters and of the unassigned faces, up to ``per_group``
+    each, named ``cluster_NN (size)``, and a title per thumbnail: the photo's folder for a subject face,
+    "other face" for a bystander (the folder name says nothing about who that is). Feed both to
+    :func:`vision_lib.plotting.cluster_galleries`."""
+    labels = np.asarray(labels)
+    groups, titles = {}, {}
+    for c in list(range(min(n_clusters, int(labels.max()) + 1))) + [-1]:
+        idx = np.flatnonzero(labels == c)[:per_group]
+        if len(idx):
+            name = f"{group_folder(c)} ({int((labels == c).sum())})"
+            groups[name] = face_thumbnails(faces, idx)
+            titles[name] = [faces.labels[i][:12] if faces.labels and faces.subject[i] else "other face" for i in idx]
+    return groups, titles
+
+
 def face_thumbnails(faces: FaceSet, index: Iterable[int], size: int = 72, margin: float = 0.3) -> list[np.ndarray]:
     """Square crops (with ``margin``) of the given faces of a :class:`FaceSet`, for galleries."""
     import cv2

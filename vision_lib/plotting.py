@@ -216,6 +216,22 @@ def boxed_thumbnails(images: Sequence[np.ndarray], boxes: Sequence, titles: Sequ
     return fig
 
 
+def excluded_thumbnails(items: Sequence, n: int = 18, title: str = "", ncols: int = 6):
+    """What training left out (:class:`vision_lib.classify.Excluded` items, the first ``n``): each
+    photo titled with its folder, the reason and, when recognised, the known person the face looks
+    like (``~``), the face boxed. Returns the figure, or None when there is nothing to show."""
+    from .io import load_image
+
+    items = list(items)[:n]
+    if not items:
+        return None
+    titles = [f"{e.label}\n{e.reason.split(' (')[0][:28]}" + (f"\n~ {e.looks_like}" if e.looks_like else "")
+              for e in items]
+    fig = boxed_thumbnails([load_image(e.path) for e in items], [e.box for e in items], titles, ncols=ncols)
+    fig.suptitle(title, y=1.02)
+    return fig
+
+
 def predicted_faces(ax, image: np.ndarray, result: Mapping, title: str | None = None):
     """A photo with each predicted face boxed: green for the photo's label, orange for other known
     people, grey for ``unknown``; each box titled with its label and probability."""
