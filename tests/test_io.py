@@ -143,3 +143,21 @@ def test_real_photos_load_as_rgb(footballers_dir):
     for path in io.list_images(footballers_dir)[:5]:
         img = io.load_image(path)
         assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+
+
+# --------------------------------------------------------------------------- missing data (a user's machine)
+def test_missing_data_says_where_photos_go_and_skips_the_notebook(tmp_path, monkeypatch, capsys):
+    from vision_lib import config, notebooks
+
+    monkeypatch.setenv("VISION_LIB_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as err:
+        config.dataset("footballers")
+    text = str(err.value)
+    assert str(tmp_path / "footballers") + "/<person>/*.jpg (one folder per person)" in text
+    assert f"vision-lib fetch lfw --out {tmp_path / 'footballers'}" in text and "in place of the footballers" in text
+    assert "in place of" not in config.missing_data_message("lfw")
+    results = notebooks.run_notebooks(tmp_path / "reports", only=["03"])  # no kernel is started
+    assert [(r.name, r.ok) for r in results] == [("03_model_development", False)]
+    assert "missing data" in results[0].error and "[skip] 03_model_development" in capsys.readouterr().out
+    (tmp_path / "footballers").mkdir()
+    assert config.dataset("footballers") == tmp_path / "footballers"

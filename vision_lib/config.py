@@ -27,7 +27,8 @@ def missing_data_message(name: str) -> str:
         f"  Put photos in {root / name}/<person>/*.jpg (one folder per person),\n"
         f"  or set VISION_LIB_DATA to a folder that holds '{name}/'.\n"
         f"  On a machine with internet, `vision-lib fetch lfw --out {root / name}` writes a public\n"
-        f"  face set (Labeled Faces in the Wild, one folder per person) there in that layout."
+        f"  face set (Labeled Faces in the Wild, one folder per person) there in that layout"
+        + ("." if name == "lfw" else f",\n  to run on those people in place of the {name}.")
     )
 
 
