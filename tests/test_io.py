@@ -158,6 +158,8 @@ def test_missing_data_says_where_photos_go_and_skips_the_notebook(tmp_path, monk
     assert "in place of" not in config.missing_data_message("lfw")
     results = notebooks.run_notebooks(tmp_path / "reports", only=["03"])  # no kernel is started
     assert [(r.name, r.ok) for r in results] == [("03_model_development", False)]
-    assert "missing data" in results[0].error and "[skip] 03_model_development" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "missing data" in results[0].error and "[skip] 03_model_development" in printed
+    assert "0 notebooks ran, 1 skipped for missing data (see above), 0 failed" in printed
     (tmp_path / "footballers").mkdir()
     assert config.dataset("footballers") == tmp_path / "footballers"

@@ -99,7 +99,11 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
         status = "ok" if res.ok else f"FAILED: {res.error}"
         print(f"[{'done' if res.ok else 'fail'}] {book.stem} in {res.seconds:.0f} s: {status}", flush=True)
         results.append(res)
-    print(f"\nReports (executed notebooks and HTML) are in {out_dir}", flush=True)
+    skipped = sum(1 for r in results if r.error and r.error.startswith("missing data"))
+    failed = sum(1 for r in results if not r.ok) - skipped
+    print(f"\n{sum(r.ok for r in results)} notebooks ran, {skipped} skipped for missing data (see above), "
+          f"{failed} failed", flush=True)
+    print(f"Reports (executed notebooks and HTML) are in {out_dir}", flush=True)
     missing = sorted({name for book in list_notebooks(only) for name in missing_data(book.stem)})
     if missing and sys.stdin.isatty():
         _offer_fetch([name for name in missing if name in FETCHABLE])
