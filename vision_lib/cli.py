@@ -73,8 +73,6 @@ def _run_faces(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- features (issue 3)
 def _add_features(sub) -> None:
-    from .features import FEATURE_KINDS
-
     p = sub.add_parser(
         "features", help="feature vectors of a folder of photos, to a .npz table",
         description="Compute one feature row per face (descriptor: dlib 128-d; wavelet: the classic "
@@ -85,7 +83,9 @@ def _add_features(sub) -> None:
                     "settings. Load with numpy.load or vision_lib.features.FeatureTable.load.")
     p.add_argument("in_dir", type=Path, help="folder of photos (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="the .npz file to write")
-    p.add_argument("--kind", choices=FEATURE_KINDS, default="descriptor")
+    # features.FEATURE_KINDS, spelt out: importing vision_lib.features (scikit-learn) here would make
+    # every `vision-lib ... --help` take a second instead of 0.07 s.
+    p.add_argument("--kind", choices=("descriptor", "wavelet", "mobilenet", "histogram"), default="descriptor")
     p.add_argument("--detector", choices=["mtcnn", "haar"], default=None,
                    help="for per-face kinds (default: mtcnn for descriptor, haar for wavelet)")
     p.add_argument("--bins", type=int, default=8, help="histogram bins per colour channel")
@@ -425,8 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_faces, _add_features, _add_notebooks, _add_fetch, _add_train, _add_predict, _add_average, _add_serve,
-                _add_cluster, _add_teams, _add_compress):
+    for add in (_add_faces, _add_features, _add_notebooks, _add_fetch, _add_train, _add_predict, _add_average,
+                _add_serve, _add_cluster, _add_teams, _add_compress):
         add(sub)
     for name, (text, issue) in _RESERVED.items():
         if name not in sub.choices:

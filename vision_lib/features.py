@@ -447,9 +447,9 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
             rows = [x for p, x in zip(paths, X) if str(p) not in failed]
             where = [(source[str(p)], -1, (-1,) * 4) for p in paths if str(p) not in failed]
         else:
-            settings = {"bins": bins, "space": space, "regions": ["upper", "lower"]}
             from tqdm.auto import tqdm
 
+            settings = {"bins": bins, "space": space, "regions": ["upper", "lower"]}
             for path in tqdm(paths, desc="histograms", unit="photo", disable=not progress):
                 for p, image in iter_loaded([path], report):  # an unreadable photo goes to the report
                     h = region_histograms(image, bins=bins, space=space)
