@@ -46,13 +46,25 @@ def noise_jpeg_bytes(size=(200, 150), seed=0) -> bytes:
     return buf.getvalue()
 
 
-def save_exif_rotated(rgb: np.ndarray, path: Path) -> None:
+def save_exif_rotated(rgb: np.ndarray, path: Path, *, malformed: bool = False) -> None:
     """Save ``rgb`` so that it *displays* as ``rgb``: pixels stored rotated 90 degrees
-    counter-clockwise, with EXIF orientation 6 telling viewers to rotate them back."""
+    counter-clockwise, with EXIF orientation 6 telling viewers to rotate them back.
+
+    ``malformed``: the EXIF block also holds WhitePoint (0x013E, a RATIONAL) written as the text
+    "cam", as odd cameras and editors do; Pillow's ``exif_transpose`` raises TypeError on it.
+    """
+    import struct
+
     stored = Image.fromarray(np.ascontiguousarray(np.rot90(rgb, k=1)))
-    exif = Image.Exif()
-    exif[ORIENTATION] = 6
-    stored.save(path, "JPEG", quality=95, exif=exif.tobytes())
+    if malformed:
+        ifd = (struct.pack("<H", 2) + struct.pack("<HHI", ORIENTATION, 3, 1) + struct.pack("<HH", 6, 0)
+               + struct.pack("<HHI", 0x013E, 2, 4) + b"cam\x00" + struct.pack("<I", 0))
+        exif_bytes = b"Exif\x00\x00" + b"II*\x00" + struct.pack("<I", 8) + ifd
+    else:
+        exif = Image.Exif()
+        exif[ORIENTATION] = 6
+        exif_bytes = exif.tobytes()
+    stored.save(path, "JPEG", quality=95, exif=exif_bytes)
 
 
 def make_bad_corpus(root: Path, face_photo: Path | None = None) -> dict[str, str]:

@@ -152,14 +152,23 @@ def test_groups_from_clusters_skips_unassigned_and_finds_the_root(tmp_path):
 
 
 def test_write_averages_never_overwrites(tmp_path):
-    res = A.AverageFace("Jo/Smith", np.zeros((8, 8, 3), np.uint8), 3, 2, "landmarks", (0, 0, 8, 8), [], [], [])
+    from vision_lib.io import Rejected
+
+    res = A.AverageFace("Jo/Smith", np.zeros((8, 8, 3), np.uint8), 3, 2, "landmarks", (0, 0, 8, 8), [],
+                        [Rejected("Jo/Smith/2.jpg", "turned away (0.31)")], [Rejected("Jo/Smith/x.jpg", "not an image")])
     empty = A.AverageFace("nobody", None, 0, 0, "landmarks", None, [], [], [])
     table = A.write_averages([res, empty], tmp_path)
     assert (tmp_path / "Jo_Smith.png").is_file() and not (tmp_path / "nobody.png").exists()
     assert table.read_text().splitlines() == ["group,n_faces,n_used", "Jo/Smith,3,2", "nobody,0,0"]
+    assert (tmp_path / "left_out.csv").read_text().splitlines() == [
+        "group,source,reason", "Jo/Smith,Jo/Smith/2.jpg,turned away (0.31)", "Jo/Smith,Jo/Smith/x.jpg,not an image"]
     with pytest.raises(FileExistsError):
         A.write_averages([res], tmp_path)
+    with pytest.raises(FileExistsError):  # the CLI asks before computing anything
+        A.check_outputs(["Jo/Smith"], tmp_path)
     A.write_averages([res], tmp_path, overwrite=True)
+    with pytest.raises(ValueError, match="'a b', 'a_b' would all be written to a_b.png"):
+        A.check_outputs(["a b", "a_b"], tmp_path / "new")
 
 
 # --------------------------------------------------------------------------- real photos
@@ -236,3 +245,24 @@ def test_notebook_05_runs_on_small_parameters(footballers_dir, lfw_dir, tmp_path
     assert summary["clusters"], "no cluster averages"
     for c in summary["clusters"]:
         assert 1 <= c["n_used"] <= c["n_faces"]
+
+
+def test_groups_from_labels_keeps_the_largest_clusters_with_enough_faces():
+    paths = [f"p{i}.jpg" for i in range(9)]
+    labels = [0, 1, 1, 1, 2, 2, -1, 1, 0]
+    groups = A.groups_from_labels(paths, [0] * 9, labels)
+    assert {k: len(v) for k, v in groups.items()} == {"cluster_00": 2, "cluster_01": 4, "cluster_02": 2}
+    assert groups["cluster_00"] == [(Path("p0.jpg"), 0), (Path("p8.jpg"), 0)]
+    big = A.groups_from_labels(paths, [0] * 9, labels, min_faces=2, largest=2)
+    assert list(big) == ["cluster_01", "cluster_00"]  # largest first; ties keep cluster order
+    assert A.groups_from_labels(paths, [0] * 9, labels, min_faces=3) == {"cluster_01": groups["cluster_01"]}
+
+
+def test_reasons_keep_left_out_faces_apart_from_photos_without_a_face():
+    from vision_lib.io import Rejected
+
+    r = A.AverageFace("p", None, 3, 2, "landmarks", None, [], [Rejected("a.jpg", "not the group's person (0.71)")],
+                      [Rejected("b.jpg", "no face found"), Rejected("c.jpg", "no face found")])
+    assert r.reasons("left_out") == {"not the group's person": 1}
+    assert r.reasons("rejected") == {"no face found": 2}
+    assert r.reasons() == {"no face found": 2, "not the group's person": 1}

@@ -352,9 +352,19 @@ def _cli(*args) -> tuple[int, str, str]:
 def test_cli_train_then_predict_json(small_sets, tmp_path):
     train_dir, test_dir = small_sets
     model = tmp_path / "model.pkl"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(train_dir / "loose.png")  # a photo without a person folder
     rc, out, err = _cli("train", train_dir, "--model", model, "--quiet")
+    (train_dir / "loose.png").unlink()
     assert rc == 0, err
     assert "training faces" in out and "excluded" in out and model.is_file()
+    assert "note: 1 photos lie directly in" in out and "loose.png" in out
+    # Every exclusion is listed with its reason, as the bundle's training report holds them.
+    report = classify.load_model(model).training_report_
+    assert report.excluded and "left out of training" in out
+    for e in report.excluded:
+        assert f"  {e.path}{'' if e.face_index is None else f' [face {e.face_index}]'}: {e.reason}" in out
     rc, _, err = _cli("train", train_dir, "--model", model, "--quiet")
     assert rc == 2 and "--force" in err
     rc, _, err = _cli("train", train_dir, "--model", tmp_path / "x.pkl", "--max-distance", "tight")
@@ -370,11 +380,9 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     photos = sorted(test_dir.rglob("*.jpg"))
     shutil.copy(photos[0], nested / "deep.jpg")
     (inbox / "broken.jpg").write_bytes(b"not a jpeg")
-    from PIL import Image
-
     Image.fromarray(np.full((120, 160, 3), 200, np.uint8)).save(inbox / "blank.png")
     rc, out, err = _cli("predict", model, inbox, photos[1], "--json")
-    assert rc == 0, err
+    assert rc == 1, err  # every photo answered, but broken.jpg failed: the exit code says so
     lines = [json.loads(line) for line in out.splitlines()]
     by_name = {Path(r["path"]).name: r for r in lines}
     assert set(by_name) == {"deep.jpg", "broken.jpg", "blank.png", photos[1].name}
@@ -386,6 +394,8 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
             assert set(f) == {"box", "label", "probability"} and len(f["box"]) == 4
             assert f["label"] in model_labels(model) + ["unknown"]
         assert r["label"] is None or r["label"] == r["faces"][0]["label"]
+    rc, _, err = _cli("predict", model, nested, "--json")
+    assert rc == 0, err
 
 
 def model_labels(path: Path) -> list[str]:

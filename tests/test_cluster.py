@@ -115,7 +115,7 @@ def test_max_clusters_caps_by_merging_closest_groups(rng):
 def test_bad_input_is_refused(rng):
     with pytest.raises(ValueError, match="unknown method"):
         IdentityClustering(method="magic").fit(rng.normal(size=(4, 3)))
-    with pytest.raises(ValueError, match="2-D"):
+    with pytest.raises(ValueError, match="2D array"):
         IdentityClustering().fit(np.zeros(5))
     assert IdentityClustering().fit(np.zeros((0, 128))).n_clusters_ == 0
     assert IdentityClustering().fit(np.zeros((1, 128))).labels_.tolist() == [-1]
@@ -271,3 +271,36 @@ def test_notebook_04_runs_on_small_parameters(tmp_path, lfw_dir, players_dir, fo
     assert summary["two_players_top"]["crops"] == 40 and summary["two_players_top"]["accuracy"] >= 0.95
     assert summary["two_players_bot"]["frame_pairs"] >= 0.95
     assert set(summary["two_players_top"]["recipe"]) >= {"accuracy", "frame_pairs", "vote"}
+
+
+def test_identity_clustering_passes_scikit_learns_estimator_checks():
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(IdentityClustering(), on_fail=None)
+    failed = {r["check_name"] for r in results if r["status"] == "failed"}
+    # The one deliberate difference: no faces in, no clusters out (not a ValueError).
+    assert failed <= {"check_estimators_empty_data_messages"}, failed
+    assert len(results) > 30
+
+
+def test_copies_get_distinct_names_and_are_never_overwritten(tmp_path):
+    from vision_lib.cluster import copy_grouped
+    from vision_lib.io import flat_name
+
+    sources = ["x/y__z.jpg", "x__y/z.jpg", "a_/b.jpg", "a/_b.jpg", "p1/img0.jpg", "a%5Fb/c.jpg", "a_b/c.jpg"]
+    names = [flat_name(s) for s in sources]
+    assert len(set(names)) == len(sources) and all("/" not in n for n in names)
+    assert flat_name("leo_messi/leo_messi_001.jpg") == "leo_messi__leo_messi_001.jpg"  # usual names unchanged
+    src = tmp_path / "src.jpg"
+    src.write_bytes(b"photo")
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "taken.jpg").write_bytes(b"already here")
+    for link in (False, True):
+        with pytest.raises(FileExistsError, match="refusing to overwrite"):
+            copy_grouped([(src, tmp_path / "g" / "taken.jpg")], link=link)
+        assert (tmp_path / "g" / "taken.jpg").read_bytes() == b"already here"
+    assert copy_grouped([(src, tmp_path / "g" / n) for n in names]) == len(names)

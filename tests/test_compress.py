@@ -122,6 +122,12 @@ def test_estimator_predicts_other_images_with_the_fitted_palette(rng):
     assert idx.shape == other.shape[:2]
     assert np.max(_nearest_error(other, est.palette_, idx)) <= 1e-6
     assert np.array_equal(est.transform(other), est.palette_[idx])
+    # scikit-learn conventions: clone keeps the settings and drops the fitted palette.
+    from sklearn.base import clone
+
+    twin = clone(est.set_params(n_colors=4))
+    assert twin.get_params()["n_colors"] == 4 and not hasattr(twin, "palette_")
+    assert len(twin.fit(img).palette_) == 4
 
 
 # --------------------------------------------------------------------------- live fits (widget)
@@ -335,6 +341,38 @@ def test_cli_refuses_to_overwrite_unless_asked(tmp_path, rng, capsys):
     assert main(["compress", str(photo), "--k", "4", "--out", str(out), "--overwrite", "--dither"]) == 0
     assert (out / "photo0_k4_dither.png").exists()
     assert main(["compress", str(photo), "--k", "300", "--out", str(out)]) == 2
+
+
+def test_cli_gives_every_photo_its_own_output_and_never_touches_an_input(tmp_path, rng, capsys):
+    # Same stems in two sub-folders, and two formats of one stem: no output may replace another.
+    root = tmp_path / "in"
+    a, b = _write_photos(root / "a", rng, 1)[0], _write_photos(root / "b", rng, 1)[0]
+    Image.fromarray(_photo(rng)).save(root / "a" / "photo0.bmp")
+    out = tmp_path / "out"
+    assert main(["compress", str(root), "--k", "4", "--out", str(out)]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == ["a/photo0_bmp_k4.png", "a/photo0_png_k4.png", "b/photo0_k4.png"]
+    assert sorted(Path(x["out"]).relative_to(out).as_posix() for x in lines) == written
+    # An output folder inside the input is refused before any work; so is an output onto an input.
+    inside = root / "compressed"
+    assert main(["compress", str(root), "--k", "4", "--out", str(inside)]) == 2
+    assert not inside.exists()
+    victim = root / "a" / "photo0_k4.png"
+    victim.write_bytes(b"an original that happens to have this name")
+    assert main(["compress", str(a), "--k", "4", "--out", str(root / "a"), "--overwrite"]) == 2
+    assert victim.read_bytes() == b"an original that happens to have this name"
+    # In Python, too, an output that would land on an input is refused, even with overwrite.
+    (rec,) = C.compress_files([victim], root / "a", 4, names=["photo0_k4.png"], overwrite=True)
+    assert "is one of the inputs" in rec["error"] and victim.read_bytes().startswith(b"an original")
+    assert C.output_names(["x.jpg", "x.jpg"], 8) == ["x_k8.png", "x_k8_2.png"]
+    # A small file that decodes to 60 MP is refused with its reason (default limit 50 MP).
+    from _corpus import png_claiming
+
+    (tmp_path / "huge.png").write_bytes(png_claiming(10_000, 6_000))
+    assert main(["compress", str(tmp_path / "huge.png"), "--k", "4", "--out", str(out)]) == 1
+    assert "too large: 10000x6000 pixels" in json.loads(capsys.readouterr().out)["error"]
+    assert b.exists()
 
 
 def test_cli_does_not_import_tensorflow(tmp_path, rng):

@@ -173,6 +173,34 @@ def test_mobilenet_transformer_takes_paths_or_arrays(photos):
     assert make_pipeline(E.MobileNetFeatures(), StandardScaler()).fit_transform(photos[:3]).shape == (3, 1280)
 
 
+@needs_weights
+def test_mobilenet_transformer_warns_about_unreadable_paths(photos, tmp_path):
+    bad = tmp_path / "fake.jpg"
+    bad.write_text("not a photo")
+    with pytest.warns(UserWarning, match=r"1 of 2 photos could not be read.*fake\.jpg: not an image"):
+        rows = E.MobileNetFeatures().transform([photos[0], bad])
+    assert np.isfinite(rows[0]).all() and np.isnan(rows[1]).all()
+
+
+def test_arrays_that_are_not_rgb_get_a_clear_error():
+    from vision_lib.faces import Face, detect
+
+    grey = np.zeros((60, 60), np.uint8)
+    with pytest.raises(ValueError, match=r"expected an RGB image of shape \(H, W, 3\)"):
+        detect(grey)
+    with pytest.raises(ValueError, match="expected an RGB image"):
+        E.FaceDescriptors().transform([(grey, Face((10, 10, 30, 30), 1.0))])
+    with pytest.raises(ValueError, match="float image in 0..1"):
+        detect(np.full((60, 60, 3), 200.0))
+    with pytest.raises(ValueError, match="too small"):
+        detect(np.zeros((0, 0, 3), np.uint8))
+    # scikit-image's float convention is accepted: the same answer as the uint8 image.
+    from vision_lib.io import check_rgb
+
+    img = np.random.default_rng(0).integers(0, 256, (20, 20, 3)).astype(np.uint8)
+    assert np.array_equal(check_rgb(img / 255.0), img)
+
+
 # --------------------------------------------------------------------------- dlib on crops
 def test_face_box_in_crop_inverts_faces_crop():
     from vision_lib.faces import Face, crop

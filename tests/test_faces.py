@@ -3,6 +3,7 @@ bad input, resumes, and never touches its input folder."""
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import subprocess
 import sys
@@ -221,6 +222,9 @@ def test_face_index_zero_is_the_largest(tmp_path, face_image):
     F.export_faces(tmp_path / "in", tmp_path / "out_none", min_size=10_000, n_jobs=1, progress=False)
     (bad,) = _read(tmp_path / "out_none" / "rejected.csv")
     assert bad["reason"].startswith("only faces smaller than 10000 px")
+    assert F.read_export(tmp_path / "out_none") == ([], [bad])
+    assert F.read_export(tmp_path / "out_none", sources=["two.jpg"]) == ([], [bad])
+    assert F.read_export(tmp_path / "out_none", sources=["other.jpg"]) == ([], [])
 
 
 def test_rerun_resumes_and_recovers_from_a_cut_line(tmp_path, face_photo):
@@ -361,3 +365,18 @@ def test_notebook_01_prepares_the_footballer_faces(footballers_dir, tmp_path):
     executed = nbformat.read(res.output, as_version=4)
     figures = sum("image/png" in o.get("data", {}) for c in executed.cells for o in c.get("outputs", []))
     assert figures >= 4
+
+
+def test_file_names_that_are_not_utf8_are_exported_and_resumed(tmp_path, face_photo):
+    # A Latin-1 name (raw bytes, as from an old camera or a zip): the CSV keeps its bytes, a rerun
+    # recognises the photo as done, and nothing is lost.
+    in_dir = tmp_path / "in"
+    (in_dir / "p").mkdir(parents=True)
+    odd = Path(os.fsdecode(os.fsencode(in_dir / "p") + b"/latin1_\xe9t\xe9.jpg"))
+    shutil.copyfile(face_photo, odd)
+    shutil.copyfile(face_photo, in_dir / "p" / "plain.jpg")
+    first = F.export_faces(in_dir, tmp_path / "out", detector="haar", n_jobs=1, progress=False)
+    assert (first.with_faces, first.rejected) == (2, 0)
+    kept, _ = F.read_export(tmp_path / "out")
+    assert {r["source"] for r in kept} == {"p/plain.jpg", odd.relative_to(in_dir).as_posix()}
+    assert F.export_faces(in_dir, tmp_path / "out", detector="haar", n_jobs=1, progress=False).resumed == 2

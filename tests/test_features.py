@@ -144,9 +144,12 @@ def test_region_histograms_mask_keeps_only_foreground():
 def test_colour_histograms_transformer_takes_images_or_image_mask_pairs():
     player = _shirt_and_shorts()
     t = F.ColourHistograms(regions=("upper", "lower"), bins=4, space="rgb")
-    out = t.fit_transform([player, (player, np.ones(player.shape[:2]))])
-    assert out.shape == (2, 128)
+    half = np.zeros(player.shape[:2])
+    half[:, : player.shape[1] // 2] = 1
+    out = t.fit_transform([player, (player, np.ones(player.shape[:2])), [player, half]])
+    assert out.shape == (3, 128)
     np.testing.assert_allclose(out[0], out[1])
+    np.testing.assert_allclose(out[2], t.transform([(player, half)])[0])  # a list pair is a pair too
     expected = F.region_histograms(player, bins=4, space="rgb")
     np.testing.assert_allclose(out[0], np.concatenate([expected["upper"], expected["lower"]]))
     with pytest.raises(ValueError):
@@ -202,8 +205,6 @@ def test_largest_faces_crops_first_face_and_skips_the_rest(tmp_path, rng):
     assert got.descriptors.shape == (2, 128) and len(got) == 2
 
 
-# --------------------------------------------------------------------------- notebook 02
-@pytest.mark.notebook
 # --------------------------------------------------------------------------- folder -> feature table
 def _kit_folder(root, rng):
     """Two 'people' in red-over-blue and green-over-white kits, plus a broken file and a text file."""
@@ -217,19 +218,20 @@ def _kit_folder(root, rng):
             cv2.imwrite(str(root / person / f"{i}.png"), img[:, :, ::-1])
     (root / "red_blue" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (root / "notes.txt").write_text("not a photo")
+    cv2.imwrite(str(root / "green_white" / "tiny.png"), np.full((2, 2, 3), 200, np.uint8))  # halves 1 px high
 
 
 def test_folder_histograms_give_a_labelled_table_and_list_what_failed(tmp_path, rng):
     _kit_folder(tmp_path / "in", rng)
     table = F.folder_features(tmp_path / "in", "histogram", bins=4, progress=False)
-    assert table.X.shape == (6, 2 * 4 ** 3) and table.X.dtype == np.float32
-    assert table.labels == ["green_white"] * 3 + ["red_blue"] * 3
+    assert table.X.shape == (7, 2 * 4 ** 3) and table.X.dtype == np.float32
+    assert table.labels == ["green_white"] * 4 + ["red_blue"] * 3
     assert table.sources[0] == "green_white/0.png" and (table.face_index == -1).all()
     assert [s for s, _ in table.rejected] == ["red_blue/broken.jpg"]
     # Each half is a normalised histogram, and the two kits differ where their colours differ.
     upper, lower = table.X[:, :64], table.X[:, 64:]
     assert np.allclose(upper.sum(1), 1) and np.allclose(lower.sum(1), 1)
-    assert F.histogram_correlation(upper[0], upper[3]) < 0.5 and F.histogram_correlation(upper[0], upper[1]) > 0.9
+    assert F.histogram_correlation(upper[0], upper[4]) < 0.5 and F.histogram_correlation(upper[0], upper[1]) > 0.9
     path = table.save(tmp_path / "kits")
     assert path.name == "kits.npz"
     back = F.FeatureTable.load(path)
@@ -248,9 +250,9 @@ def test_cli_features_writes_npz_and_never_overwrites(tmp_path, rng, capsys):
     out = tmp_path / "out" / "kits.npz"
     assert main(["features", str(tmp_path / "in"), "--out", str(out), "--kind", "histogram", "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "6 rows x 1024 values" in printed and "1 photos without a row" in printed
+    assert "7 rows x 1024 values" in printed and "1 photos without a row" in printed
     with np.load(out) as z:
-        assert z["X"].shape == (6, 1024) and z["label"].tolist().count("red_blue") == 3
+        assert z["X"].shape == (7, 1024) and z["label"].tolist().count("red_blue") == 3
         assert z["rejected_source"].tolist() == ["red_blue/broken.jpg"]
     stamp = out.stat().st_mtime_ns
     assert main(["features", str(tmp_path / "in"), "--out", str(out), "--kind", "histogram"]) == 2
@@ -277,6 +279,8 @@ def test_folder_descriptors_one_row_per_face_on_real_photos(footballers_dir, tmp
     assert all(table.face_index[i] == 0 for i in starts) and (table.boxes[:, 2:] > 0).all()
 
 
+# --------------------------------------------------------------------------- notebook 02
+@pytest.mark.notebook
 def test_notebook_02_runs_and_separates_people(footballers_dir, tmp_path):
     from vision_lib.notebooks import NOTEBOOK_DIR, execute_notebook
 

@@ -40,10 +40,16 @@ def test_bomb_is_refused_from_the_header_without_decoding(tmp_path):
         io.load_image(tmp_path / "ok.png", max_pixels=50_000)
 
 
-def test_exif_orientation_is_applied(tmp_path):
+@pytest.mark.parametrize("malformed", [False, True], ids=["exif", "exif_with_a_malformed_tag"])
+def test_exif_orientation_is_applied(tmp_path, malformed):
     upright = np.zeros((40, 60, 3), np.uint8)  # 60 wide, 40 high, red block at the top-left
     upright[:10, :15] = (255, 0, 0)
-    save_exif_rotated(upright, tmp_path / "rot.jpg")
+    save_exif_rotated(upright, tmp_path / "rot.jpg", malformed=malformed)
+    if malformed:  # the case this test is for: Pillow's own helper fails on the file
+        from PIL import ImageOps
+
+        with pytest.raises(TypeError), Image.open(tmp_path / "rot.jpg") as im:
+            ImageOps.exif_transpose(im)
     stored = np.asarray(Image.open(tmp_path / "rot.jpg"))
     assert stored.shape[:2] == (60, 40)  # the file itself holds the pixels sideways
     loaded = io.load_image(tmp_path / "rot.jpg")
@@ -71,6 +77,14 @@ def test_sixteen_bit_grey_is_scaled_to_eight_bits(tmp_path):
     assert out.shape == (8, 8, 3) and out.dtype == np.uint8
     assert out[0, 0, 0] == 0 and out[0, 7, 0] == 128 and out[7, 0, 0] == 255
     assert (out[..., 0] == out[..., 2]).all()
+
+
+@pytest.mark.parametrize("top", [1.0, 255.0])
+def test_float_tiffs_in_0_1_or_0_255_keep_their_brightness(tmp_path, top):
+    grey = np.array([[0.0, 0.5], [1.0, 1.0]], np.float32).repeat(4, 0).repeat(4, 1) * top
+    Image.fromarray(grey, "F").save(tmp_path / "f.tif")
+    out = io.load_image(tmp_path / "f.tif")
+    assert out[0, 0, 0] == 0 and out[0, 7, 0] == 128 and out[7, 0, 0] == 255
 
 
 def test_cmyk_palette_and_grey_become_rgb(tmp_path):
@@ -113,6 +127,22 @@ def test_list_images_is_recursive_sorted_and_skips_other_files(corpus):
     assert io.list_images(corpus / "empty.jpg") == [corpus / "empty.jpg"]
     with pytest.raises(FileNotFoundError):
         io.list_images(corpus / "missing")
+
+
+def test_list_images_follows_linked_folders_once(tmp_path):
+    elsewhere = tmp_path / "elsewhere" / "cara"
+    elsewhere.mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (4, 4)).save(elsewhere / f"{i}.png")
+    root = tmp_path / "people"
+    (root / "ann").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(root / "ann" / "a.png")
+    (root / "cara").symlink_to(elsewhere, target_is_directory=True)  # a person linked in
+    (root / "ann" / "loop").symlink_to(root, target_is_directory=True)  # a loop back to the top
+    (root / "zz_again").symlink_to(elsewhere, target_is_directory=True)  # a second way into cara
+    found = [p.relative_to(root).as_posix() for p in io.list_images(root)]
+    assert found == ["ann/a.png", "cara/0.png", "cara/1.png", "cara/2.png"]
+    assert io.photo_set(root, labelled=True).labels == ["ann", "cara", "cara", "cara"]
 
 
 def test_photo_set_labels_and_reproducible_limit(tmp_path):
@@ -163,3 +193,26 @@ def test_missing_data_says_where_photos_go_and_skips_the_notebook(tmp_path, monk
     assert "0 notebooks ran, 1 skipped for missing data (see above), 0 failed" in printed
     (tmp_path / "footballers").mkdir()
     assert config.dataset("footballers") == tmp_path / "footballers"
+
+
+def test_defaults_follow_the_makefile_without_environment_variables(tmp_path, monkeypatch):
+    # Calling .venv/bin/vision-lib directly (no make) must find ../shared as `make` does.
+    from vision_lib import config
+    from vision_lib import embeddings as E
+
+    monkeypatch.delenv("VISION_LIB_DATA", raising=False)
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("VISION_LIB_OFFLINE", "1")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(config, "SHARED_DIR", tmp_path / "shared")
+    assert config.data_dir() == (config.PROJECT_ROOT / "data").resolve()
+    with pytest.raises(E.WeightsNotFoundError):
+        E.mobilenet_weights_path()
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    weights = tmp_path / "shared" / "models" / "keras" / "models" / E.MOBILENET_WEIGHTS_FILE
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"x")
+    assert config.data_dir() == (tmp_path / "shared" / "data").resolve()
+    assert E.mobilenet_weights_path() == weights
+    monkeypatch.setenv("VISION_LIB_DATA", str(tmp_path / "mine"))
+    assert config.data_dir() == (tmp_path / "mine").resolve()

@@ -162,6 +162,16 @@ def test_undecodable_uploads_get_400_with_a_reason(client, model, case):
     assert model.images == []
 
 
+def test_a_small_file_with_a_huge_pixel_count_is_refused_before_decoding(client, model):
+    # 110 MP passes the library's bomb limit (120 MP) but not the web app's (50 MP): a 400 that says
+    # so, from the header alone, instead of seconds of CPU and gigabytes per concurrent request.
+    r = post_file(client, png_with_header_size(10_000, 11_000), "flat.png")
+    assert r.status_code == 400 and "too large: 10000x11000 pixels" in r.json["error"]
+    assert model.images == []
+    with pytest.raises(ValueError, match="max_megapixels"):
+        create_app(model, max_megapixels=0)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(json={"image": "data:image/png;base64,@@not base64@@"}), "base64"),
     (dict(json={"image": "data:image/png,plain"}), "base64"),

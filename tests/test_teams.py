@@ -91,6 +91,9 @@ def test_cli_teams_writes_csv_and_groups(tmp_path, rng):
     for im, name in zip(images, names):
         Image.fromarray(im).save(src / name)
     (src / "broken.jpg").write_bytes(b"not a jpeg")
+    # A fully transparent PNG (flattened to white) and a huge flat file: blank, rejected, not a group.
+    Image.fromarray(np.zeros((90, 60, 4), np.uint8), "RGBA").save(src / "empty.png")
+    Image.new("RGB", (3, 5000), (128, 128, 128)).save(src / "strip.png")
     assert main(["teams", str(src), "--out", str(tmp_path / "out")]) == 0
     rows = list(csv.DictReader(open(tmp_path / "out" / "clusters.csv")))
     assert len(rows) == len(names) and set(rows[0]) == {"source", "cluster"}
@@ -98,7 +101,8 @@ def test_cli_teams_writes_csv_and_groups(tmp_path, rng):
     assert teams.accuracy(truth, [by_name[n] for n in names]) == 1.0
     assert len(list((tmp_path / "out" / "group_00").iterdir())) + len(list((tmp_path / "out" / "group_01").iterdir())) == 16
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["rejected"][0]["source"] == "broken.jpg"
+    assert [(r["source"], r["reason"].split(":")[0]) for r in summary["rejected"]] == [
+        ("broken.jpg", "not an image (format not recognised)"), ("empty.png", "blank"), ("strip.png", "blank")]
     assert main(["teams", str(src), "--out", str(tmp_path / "out")]) == 2  # never overwrites
 
 
@@ -123,3 +127,11 @@ def test_crops_without_court_fall_back_to_whole_crops(rng):
     model = teams.TeamClustering().fit(images)
     assert not model.court_masked_ and all(m.all() for m in model.masks_)
     assert teams.accuracy([i % 2 for i in range(10)], model.labels_) == 1.0
+
+
+def test_large_crops_are_described_at_a_bounded_size(tmp_path, rng):
+    # A 24 MP "crop" needed ~5 GB for its soft histogram; shrunk, it costs what a normal crop does.
+    big = np.kron(_crop(rng, "A"), np.ones((40, 40, 1), np.uint8))
+    Image.fromarray(big).save(tmp_path / "big.png")
+    crops = teams.load_crops(tmp_path)
+    assert max(crops.images[0].shape[:2]) == teams.CROP_MAX_SIDE and crops.rejected == []

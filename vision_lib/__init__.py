@@ -3,8 +3,9 @@
 Where everything lives (one module per pipeline stage; notebooks and the CLI only call these):
 
 ==================  ===========================================================================
-``io``              load any photo as RGB uint8 (EXIF, alpha, CMYK, 16-bit...), list folders,
-                    :class:`~vision_lib.io.PhotoSet`, rejection records
+``io``              load any photo as RGB uint8 (EXIF, alpha, CMYK, 16-bit...), check arrays
+                    (``check_rgb``), list folders, :class:`~vision_lib.io.PhotoSet`, rejection
+                    records, output names and CSV text settings shared by every stage
 ``faces``           detect (MTCNN default, Haar recipe), crop, align, quality, best-N, batch export
 ``features``        wavelet recipe, colour histograms of body regions (functions + transformers),
                     a folder to a feature table (``vision-lib features``)
@@ -26,7 +27,7 @@ Where everything lives (one module per pipeline stage; notebooks and the CLI onl
 ==================  ===========================================================================
 
 Conventions: boxes are ``(x, y, w, h)`` in pixels of the original photo; images are RGB uint8
-arrays; importing ``vision_lib`` never imports TensorFlow (deep models load lazily on first use).
+arrays (float in 0..1 accepted, as scikit-image does); importing ``vision_lib`` never imports TensorFlow (deep models load lazily on first use).
 """
 from __future__ import annotations
 

@@ -31,13 +31,13 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence, Union
+from typing import Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
 from .embeddings import DLIB_SAME_PERSON_DISTANCE
 from .faces import TEMPLATE, Face, FaceQuality, alignment_matrix
-from .io import Rejected, load_image, photo_set
+from .io import CSV_TEXT, Rejected, flat_name, load_image, photo_set
 
 METHODS = ("landmarks", "similarity", "eyes", "naive")
 
@@ -70,13 +70,20 @@ def groups_from_folder(root: str | os.PathLike, *, per_group: int | None = None,
     return dict(sorted(groups.items()))
 
 
-def groups_from_labels(paths: Sequence[str | os.PathLike], face_index: Sequence[int], labels: Sequence[int]
-                       ) -> dict[str, list[tuple[Path, int]]]:
-    """``{cluster_NN: [(photo, face_index), ...]}`` from a clustering of faces (label -1 skipped)."""
+def groups_from_labels(paths: Sequence[str | os.PathLike], face_index: Sequence[int], labels: Sequence[int],
+                       *, min_faces: int = 1, largest: int | None = None) -> dict[str, list[tuple[Path, int]]]:
+    """``{cluster_NN: [(photo, face_index), ...]}`` from a clustering of faces (label -1 skipped).
+
+    ``min_faces`` drops smaller clusters (a pair of background faces has no typical face);
+    ``largest`` keeps only that many clusters, largest first (the dict is then in that order).
+    """
     groups: dict[str, list[tuple[Path, int]]] = {}
     for path, index, label in sorted(zip(map(str, paths), face_index, labels), key=lambda t: (int(t[2]), t[0], t[1])):
         if int(label) >= 0:  # noise / unassigned faces have no typical face
             groups.setdefault(cluster_group_name(int(label)), []).append((Path(path), int(index)))
+    groups = {name: g for name, g in groups.items() if len(g) >= min_faces}
+    if largest is not None:
+        groups = dict(sorted(groups.items(), key=lambda kv: -len(kv[1]))[:largest])
     return groups
 
 
@@ -111,7 +118,7 @@ def groups_from_clusters(csv_path: str | os.PathLike, root: str | os.PathLike | 
     """
     csv_path = Path(csv_path)
     root = Path(root) if root is not None else clusters_root(csv_path)
-    with open(csv_path, newline="", encoding="utf-8") as f:
+    with open(csv_path, **CSV_TEXT) as f:
         reader = csv.DictReader(f)
         missing = {"source", "face_index", "cluster"} - set(reader.fieldnames or [])
         if missing:
@@ -122,8 +129,8 @@ def groups_from_clusters(csv_path: str | os.PathLike, root: str | os.PathLike | 
         if root is not None:
             path = root / row["source"]
         else:
-            # Same naming as vision_lib.cluster.flat_name (the copies in OUT/cluster_NN/).
-            path = csv_path.parent / cluster_group_name(int(row["cluster"])) / row["source"].replace("/", "__")
+            # The copies in OUT/cluster_NN/ are named by flat_name, as vision_lib.cluster writes them.
+            path = csv_path.parent / cluster_group_name(int(row["cluster"])) / flat_name(row["source"])
             if not path.is_file():
                 raise ValueError(
                     f"{csv_path}: sources are relative to the clustered folder; pass it with --root "
@@ -526,9 +533,11 @@ class AverageFace:
     left_out: list[Rejected]
     rejected: list[Rejected]
 
-    def reasons(self) -> dict[str, int]:
-        """How many photos/faces were left out for each kind of reason (numbers stripped)."""
-        counts = Counter(re.sub(r"\s*\(.*\)$", "", r.reason) for r in self.left_out + self.rejected)
+    def reasons(self, which: str = "all") -> dict[str, int]:
+        """How many photos/faces were left out for each kind of reason (numbers stripped): ``"all"``,
+        ``"left_out"`` (of the ``n_faces`` offered) or ``"rejected"`` (inputs without any face)."""
+        records = {"all": self.left_out + self.rejected, "left_out": self.left_out, "rejected": self.rejected}[which]
+        counts = Counter(re.sub(r"\s*\(.*\)$", "", r.reason) for r in records)
         return dict(counts.most_common())
 
 
@@ -652,32 +661,51 @@ def safe_name(group: str) -> str:
     return name or "group"
 
 
+def check_outputs(groups: Iterable[str], out_dir: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Refuse, before any work, what :func:`write_averages` would refuse after it: two groups with one
+    file name, or existing outputs (``FileExistsError``) without ``overwrite``."""
+    out_dir = Path(out_dir)
+    by_file: dict[str, list[str]] = {}
+    for g in groups:
+        by_file.setdefault(f"{safe_name(g)}.png", []).append(str(g))
+    clash = {f: gs for f, gs in by_file.items() if len(gs) > 1}
+    if clash:
+        f, gs = next(iter(clash.items()))
+        raise ValueError(f"groups {', '.join(map(repr, gs))} would all be written to {f}; rename the folders")
+    existing = [p for p in [*(out_dir / f for f in by_file), out_dir / "averages.csv", out_dir / "left_out.csv"]
+                if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing[0]} exists (and {len(existing) - 1} more); choose another --out "
+                              f"or pass --overwrite")
+
+
 def write_averages(results: Sequence[AverageFace], out_dir: str | os.PathLike, *, overwrite: bool = False
                    ) -> Path:
-    """Write ``<group>.png`` per average and ``averages.csv`` (``group,n_faces,n_used``).
+    """Write ``<group>.png`` per average, ``averages.csv`` (``group,n_faces,n_used``) and
+    ``left_out.csv`` (``group,source,reason``: every photo or face the averages did not use).
 
-    Refuses (``FileExistsError``) when any of these files exists, unless ``overwrite``; groups
+    Refuses (see :func:`check_outputs`) when any of these files exists, unless ``overwrite``; groups
     without a usable face get a CSV row but no image.
     """
     from PIL import Image
 
     out_dir = Path(out_dir)
-    targets = [out_dir / f"{safe_name(r.group)}.png" for r in results if r.image is not None]
-    table = out_dir / "averages.csv"
-    if len({t.name for t in targets}) != len(targets):
-        raise ValueError("two groups map to the same file name; rename the folders")
-    existing = [p for p in [*targets, table] if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} exists (and {len(existing) - 1} more); choose another --out "
-                              f"or pass --overwrite")
+    check_outputs([r.group for r in results], out_dir, overwrite=overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for r, t in zip([r for r in results if r.image is not None], targets):
-        Image.fromarray(r.image).save(t)
-    with open(table, "w", newline="", encoding="utf-8") as f:
+    for r in results:
+        if r.image is not None:
+            Image.fromarray(r.image).save(out_dir / f"{safe_name(r.group)}.png")
+    table = out_dir / "averages.csv"
+    with open(table, "w", **CSV_TEXT) as f:
         writer = csv.writer(f)
         writer.writerow(["group", "n_faces", "n_used"])
         for r in results:
             writer.writerow([r.group, r.n_faces, r.n_used])
+    with open(out_dir / "left_out.csv", "w", **CSV_TEXT) as f:
+        writer = csv.writer(f)
+        writer.writerow(["group", "source", "reason"])
+        for r in results:
+            writer.writerows([r.group, x.source, x.reason] for x in r.left_out + r.rejected)
     return table
 
 

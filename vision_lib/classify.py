@@ -1017,7 +1017,8 @@ class _PlainUnpickler(pickle.Unpickler):
 
 
 def read_header(path: str | os.PathLike) -> dict:
-    """The bundle's header (format, versions, recipe, labels) without unpickling the estimator."""
+    """The bundle's outer record, ``{"header": {format, versions, recipe, labels, ...}, "body": bytes}``,
+    read without unpickling the estimator (``body`` stays the estimator's pickled bytes)."""
     path = Path(path)
     try:
         with open(path, "rb") as f:

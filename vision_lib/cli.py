@@ -185,11 +185,16 @@ def _add_train(sub) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from .classify import save_model, train
+    from .io import list_images
 
     if args.model.exists() and not args.force:
         raise FileExistsError(f"{args.model} exists; pass --force to replace it")
     if not args.labelled_dir.is_dir():
         raise FileNotFoundError(f"no such folder: {args.labelled_dir}")
+    loose = list_images(args.labelled_dir, recursive=False)
+    if loose:  # they have no person (sub-folder), so they cannot teach anything: say so
+        print(f"note: {len(loose)} photos lie directly in {args.labelled_dir}, not in a person's sub-folder; "
+              f"they are not used (e.g. {loose[0].name})")
     model = train(args.labelled_dir, features=args.features, detector=args.detector, model=args.classifier,
                   max_distance=args.max_distance, n_jobs=args.jobs, progress=not args.quiet)
     save_model(model, args.model, overwrite=args.force)
@@ -198,6 +203,11 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f"  {len(rep.kept)} training faces from {len({k[0] for k in rep.kept})} photos")
     for reason, n in rep.counts().items():
         print(f"  excluded {n:4d}: {reason}")
+    if rep.excluded:
+        print("left out of training (photo [face n]: reason):")
+        for e in sorted(rep.excluded, key=lambda e: (e.path, e.face_index if e.face_index is not None else -1)):
+            face = "" if e.face_index is None else f" [face {e.face_index}]"
+            print(f"  {e.path}{face}: {e.reason}")
     print(f"wrote {args.model} (a pickle: load only files you trust)")
     return 0
 
@@ -233,7 +243,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         else:
             faces = ", ".join(f"{f['label']} {f['probability']:.2f}" for f in res["faces"]) or "no face"
             print(f"{res['path']}\t{res['label'] or '-'}\t({faces})")
-    return 0
+    # As `compress`: every input gets its line, and the exit code says whether any of them failed.
+    return 1 if any("error" in res for res in results) else 0
 
 
 # --------------------------------------------------------------------------- average (issue 5)
@@ -242,7 +253,8 @@ def _add_average(sub) -> None:
         "average", help="aligned average face per person or cluster",
         description="IN is a folder of sub-folders (one per person) or the clusters.csv written by "
                     "`vision-lib cluster` (or its output folder). Writes OUT_DIR/<group>.png and "
-                    "OUT_DIR/averages.csv (group,n_faces,n_used); existing files are never overwritten "
+                    "OUT_DIR/averages.csv (group,n_faces,n_used) and OUT_DIR/left_out.csv (group,source,reason); "
+                    "existing files are never overwritten "
                     "unless --overwrite is given.")
     p.add_argument("in_path", type=Path, metavar="IN", help="folder of sub-folders, or clusters.csv")
     p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output folder (not inside IN)")
@@ -260,7 +272,7 @@ def _add_average(sub) -> None:
 
 
 def _run_average(args: argparse.Namespace) -> int:
-    from .average import average_groups, groups_from_input, write_averages
+    from .average import average_groups, check_outputs, groups_from_input, write_averages
     from .io import is_inside
 
     if args.size < 16:
@@ -269,12 +281,15 @@ def _run_average(args: argparse.Namespace) -> int:
     if folder_input and is_inside(args.out, args.in_path):  # a later run would take the averages for photos
         raise ValueError(f"output folder {args.out} is inside the input folder {args.in_path}; choose another")
     groups = groups_from_input(args.in_path, args.root)
+    check_outputs(groups, args.out, overwrite=args.overwrite)  # before the work, not after it
     results = average_groups(groups, method=args.method, size=args.size, identity=not args.no_identity,
                              n_jobs=args.jobs, progress=not args.quiet)
     table = write_averages(results, args.out, overwrite=args.overwrite)
     for r in results:
-        why = ", ".join(f"{n} {reason}" for reason, n in r.reasons().items())
-        print(f"{r.group}: {r.n_used}/{r.n_faces} faces used" + (f" (left out: {why})" if why else ""))
+        why, none = (", ".join(f"{n} {reason}" for reason, n in r.reasons(which).items())
+                     for which in ("left_out", "rejected"))
+        print(f"{r.group}: {r.n_used}/{r.n_faces} faces used" + (f" (left out: {why})" if why else "")
+              + (f"; {len(r.rejected)} photos without a usable face ({none})" if none else ""))
     print(f"wrote {sum(r.image is not None for r in results)} averages and {table}")
     return 0
 
@@ -284,11 +299,13 @@ def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="web page that classifies a dropped photo",
                        description="Serve a page where a photo can be dropped (or chosen) and is "
                        "classified by MODEL; also POST /api/classify (multipart field 'file', or JSON "
-                       "{\"image\": data URL}), answering like `vision-lib predict --json`.")
+                       "{\"image\": data URL}, or the raw photo with an image/* Content-Type), answering like `vision-lib predict --json`.")
     p.add_argument("--model", type=Path, required=True, help="model bundle written by `vision-lib train`")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port, printed at start)")
     p.add_argument("--max-upload-mb", type=float, default=10, help="largest photo accepted, in MB")
+    p.add_argument("--max-megapixels", type=float, default=50,
+                   help="largest photo decoded, in megapixels (bigger ones get a 400; default 50)")
     p.add_argument("--threads", type=int, default=4, help="server worker threads")
     p.set_defaults(handler=_run_serve)
 
@@ -298,9 +315,10 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     if not args.model.is_file():
         raise FileNotFoundError(f"no such model file: {args.model} (make one with `vision-lib train`)")
-    if args.max_upload_mb <= 0 or args.threads < 1 or not 0 <= args.port <= 65535:
-        raise ValueError("--max-upload-mb must be > 0, --threads >= 1 and --port within 0..65535")
-    serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, threads=args.threads)
+    if args.max_upload_mb <= 0 or args.max_megapixels <= 0 or args.threads < 1 or not 0 <= args.port <= 65535:
+        raise ValueError("--max-upload-mb and --max-megapixels must be > 0, --threads >= 1 and --port within 0..65535")
+    serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, threads=args.threads,
+          max_megapixels=args.max_megapixels)
     return 0
 
 
@@ -341,6 +359,8 @@ def _run_cluster(args: argparse.Namespace) -> int:
           f"{internal['n_unassigned']} unassigned; {metrics['photos_rejected']} photos without a usable face")
     if "external" in metrics:
         ext = metrics["external"]
+        print("against the folder names, scored per photo on its subject face (so n_clusters counts only "
+              "clusters that hold some photo's subject face):")
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in ext.items()}, indent=1))
     print(f"wrote {args.out}/clusters.csv, metrics.json and the grouped copies")
     return 0
@@ -380,26 +400,43 @@ def _add_compress(sub) -> None:
     p = sub.add_parser("compress", help="K-Means colour quantization to palette PNGs (JSON line per photo)")
     p.add_argument("images", nargs="+", type=Path, metavar="IMG", help="photos (or folders of photos)")
     p.add_argument("--k", type=int, default=16, help="palette colours, 2..256 (default 16)")
-    p.add_argument("--out", type=Path, required=True, help="folder for <name>_k<k>.png files")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for <name>_k<k>.png files (a folder input's sub-folders are mirrored)")
     p.add_argument("--dither", action="store_true", help="Floyd-Steinberg dithering")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse)")
     p.add_argument("--optimize", action="store_true", help="zlib level 9: slightly smaller, slower")
     p.add_argument("--seed", type=int, default=0, help="K-Means initialisation seed")
+    p.add_argument("--max-megapixels", type=float, default=50,
+                   help="larger photos are refused with a reason (memory: ~125 bytes per pixel; default 50)")
     p.set_defaults(handler=_run_compress)
 
 
 def _run_compress(args: argparse.Namespace) -> int:
-    from .compress import compress_files, to_jsonl
-    from .io import list_images
+    from .compress import compress_files, output_names, to_jsonl
+    from .io import is_inside, list_images
 
     if not 2 <= args.k <= 256:
         raise ValueError(f"--k must be between 2 and 256, got {args.k}")
-    paths = []
+    if args.max_megapixels <= 0:
+        raise ValueError(f"--max-megapixels must be positive, got {args.max_megapixels}")
+    paths, relative = [], []
     for item in args.images:  # folders expand to their photos; files (even unreadable) are kept
-        paths += list_images(item) if item.is_dir() else [item]
+        if item.is_dir():
+            if is_inside(args.out, item):  # a later run would compress the outputs as photos
+                raise ValueError(f"output folder {args.out} is inside the input folder {item}; choose another")
+            found = list_images(item)
+            paths += found
+            relative += [p.relative_to(item) for p in found]  # sub-folders are mirrored under --out
+        else:
+            if args.out.resolve() == item.parent.resolve():  # outputs among the originals
+                raise ValueError(f"output folder {args.out} is the folder of the input {item}; choose another")
+            paths.append(item)
+            relative.append(Path(item.name))
     failed = 0
-    for record in compress_files(paths, args.out, args.k, dither=args.dither, overwrite=args.overwrite,
-                                 optimize=args.optimize, random_state=args.seed):
+    names = output_names(relative, args.k, args.dither)
+    for record in compress_files(paths, args.out, args.k, names=names, dither=args.dither, overwrite=args.overwrite,
+                                 optimize=args.optimize, random_state=args.seed,
+                                 max_megapixels=args.max_megapixels):
         failed += "error" in record
         print(to_jsonl(record), flush=True)
     if failed:

@@ -51,7 +51,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
 from .embeddings import DLIB_SAME_PERSON_DISTANCE
-from .io import Rejected
+from .io import CSV_TEXT, Rejected, flat_name
 
 METHODS = ("hybrid", "agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
 
@@ -107,9 +107,12 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y=None) -> "IdentityClustering":
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2:
-            raise ValueError(f"expected a 2-D array of descriptors, got shape {X.shape}")
+        """Cluster the rows of ``X`` (n, d). An empty ``X`` (0, d) gives no clusters rather than an
+        error: a folder without faces is an answer, not a fault."""
+        from sklearn.utils.validation import validate_data
+
+        # scikit-learn's checks: 2-D, finite, real, dense (with clear messages); sets n_features_in_.
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=0)
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
         t = DEFAULT_THRESHOLDS.get(self.method, DLIB_SAME_PERSON_DISTANCE) if self.threshold is None \
@@ -487,24 +490,25 @@ def copy_grouped(pairs: Iterable[tuple[Path, Path]], *, link: bool = False, n_jo
         folder.mkdir(parents=True, exist_ok=True)
 
     def one(src: Path, dst: Path) -> int:
-        if dst.exists():
-            raise FileExistsError(f"{dst} exists; refusing to overwrite")
-        if link:
-            try:
-                os.link(src, dst)
-                return 1
-            except OSError:  # other file system, or links not allowed: fall back to a copy
-                pass
-        shutil.copy2(src, dst)
+        # Both ways create the target atomically ("x" mode, link(2)): no check-then-write race.
+        try:
+            if link:
+                try:
+                    os.link(src, dst)
+                    return 1
+                except FileExistsError:
+                    raise
+                except OSError:  # other file system, or links not allowed: fall back to a copy
+                    pass
+            with open(src, "rb") as fin, open(dst, "xb") as fout:
+                shutil.copyfileobj(fin, fout)
+            shutil.copystat(src, dst)
+        except FileExistsError:
+            raise FileExistsError(f"{dst} exists; refusing to overwrite") from None
         return 1
 
     # Copying is I/O bound: threads are enough and avoid process start-up.
     return sum(Parallel(n_jobs=min(8, max(1, len(pairs))), prefer="threads")(delayed(one)(s, t) for s, t in pairs))
-
-
-def flat_name(source: str) -> str:
-    """A file name for ``source`` (relative path) that cannot collide inside one group folder."""
-    return source.replace("/", "__")
 
 
 def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.PathLike, *,
@@ -517,13 +521,13 @@ def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.Pat
     """
     out = prepare_output(out_dir, faces.root)
     labels = np.asarray(labels, dtype=int)
-    with open(out / "clusters.csv", "w", newline="") as f:
+    with open(out / "clusters.csv", "w", **CSV_TEXT) as f:
         w = csv.writer(f)
         w.writerow(["source", "face_index", "cluster"])
         for s, j, c in zip(faces.sources, faces.face_index, labels):
             w.writerow([s, int(j), int(c)])
     if faces.rejected:
-        with open(out / "rejected.csv", "w", newline="") as f:
+        with open(out / "rejected.csv", "w", **CSV_TEXT) as f:
             w = csv.writer(f)
             w.writerow(["source", "reason"])
             w.writerows([r.source, r.reason] for r in faces.rejected)

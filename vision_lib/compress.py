@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
-from .io import ImageError, load_image
+from .io import ImageError, check_rgb, load_image
 
 #: Methods :func:`quantize_with` knows, besides this module's own (``"vision_lib"``).
 BASELINES = ("minibatch_kmeans", "kmeans", "median_cut", "fast_octree", "pngquant")
@@ -98,7 +99,7 @@ def colour_histogram(image: np.ndarray, bits: int = 7) -> ColourHistogram:
     7 bits (cubes of 2x2x2 levels) is the level the quantizer assigns pixels at; it fits its
     K-Means on the coarser :meth:`ColourHistogram.coarsen` of it.
     """
-    image = _check_rgb(image)
+    image = check_rgb(image, min_side=1)
     if not 1 <= bits <= 8:
         raise ValueError(f"bits must be 1..8, got {bits}")
     pixels = np.ascontiguousarray(image.reshape(-1, 3))
@@ -205,8 +206,9 @@ def _lloyd_step(hist: ColourHistogram, palette: np.ndarray) -> tuple[np.ndarray,
 
 
 # --------------------------------------------------------------------------- estimator
-class ColourQuantizer:
-    """K-Means colour quantizer with scikit-learn conventions.
+class ColourQuantizer(BaseEstimator):
+    """K-Means colour quantizer with scikit-learn conventions (``fit`` on one image learns its palette,
+    ``predict`` maps an image onto it; ``get_params``/``set_params``/``clone`` work as for any estimator).
 
     Args:
         n_colors: palette size k, 2..256 (the palette is smaller when the image has fewer colours).
@@ -259,7 +261,7 @@ class ColourQuantizer:
             hist = self.histogram_
             image_shape = hist.shape
         else:
-            image = _check_rgb(image)
+            image = check_rgb(image, min_side=1)
             hist, image_shape = None, image.shape[:2]
         if self.dither:
             rgb = image if image is not None else self.histogram_.pixels.reshape(*image_shape, 3)
@@ -353,7 +355,7 @@ class ColourTable:
 
 def colour_table(image: np.ndarray, *, bits: int = 6) -> ColourTable:
     """Distinct colours of an RGB uint8 image with their counts (and ``bits``-per-channel bins)."""
-    image = _check_rgb(image)
+    image = check_rgb(image, min_side=1)
     hist = colour_histogram(image, bits)
     px = hist.pixels
     code = (px[:, 0].astype(np.int32) << 16) | (px[:, 1].astype(np.int32) << 8) | px[:, 2]
@@ -573,13 +575,6 @@ def quantize(image: np.ndarray, k: int = 16, *, dither: bool = False, random_sta
     return Quantized(q.palette_, index, int(k), bool(dither), "vision_lib", time.perf_counter() - start)
 
 
-def _check_rgb(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
-    return image
-
-
 # --------------------------------------------------------------------------- PNG and files
 def palette_png_bytes(palette: np.ndarray, index: np.ndarray, *, optimize: bool = False) -> bytes:
     """Encode an index map and its palette as an indexed PNG (1/2/4/8 bits per pixel, by Pillow).
@@ -608,7 +603,7 @@ def plain_png_bytes(image: np.ndarray, *, optimize: bool = False) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(_check_rgb(image), "RGB").save(buf, "PNG", optimize=optimize)
+    Image.fromarray(check_rgb(image, min_side=1), "RGB").save(buf, "PNG", optimize=optimize)
     return buf.getvalue()
 
 
@@ -628,6 +623,33 @@ def write_new_file(path: str | os.PathLike, data: bytes, *, overwrite: bool = Fa
 def output_name(source: str | os.PathLike, k: int, dither: bool = False) -> str:
     """File name of the palette PNG made from ``source``: ``<stem>_k<k>[_dither].png``."""
     return f"{Path(source).stem}_k{k}{'_dither' if dither else ''}.png"
+
+
+def output_names(sources: Sequence[str | os.PathLike], k: int, dither: bool = False) -> list[str]:
+    """One distinct output name per source, for a batch written to one folder.
+
+    ``sources`` are the photos' paths relative to what the user named (a file's own name, or its
+    path under a folder given as input), so sub-folders are mirrored: ``a/001.jpg`` and ``b/001.jpg``
+    give ``a/001_k16.png`` and ``b/001_k16.png``. Where two photos would still share a name
+    (``face.bmp`` and ``face.webp``) the extension joins the stem (``face_bmp_k16.png``); a photo
+    listed twice gets ``_2``, ``_3``.
+    """
+    plain = [Path(s).parent / output_name(s, k, dither) for s in sources]
+    owners: dict[Path, set[str]] = {}
+    for source, name in zip(sources, plain):
+        owners.setdefault(name, set()).add(Path(source).as_posix())
+    out, used = [], set()
+    for source, name in zip(sources, plain):
+        if len(owners[name]) > 1:
+            source = Path(source)
+            name = source.parent / output_name(f"{source.stem}_{source.suffix.lstrip('.').lower()}", k, dither)
+        final, n = name, 1
+        while final in used:
+            n += 1
+            final = name.with_name(f"{name.stem}_{n}{name.suffix}")
+        used.add(final)
+        out.append(final.as_posix())
+    return out
 
 
 # --------------------------------------------------------------------------- quality
@@ -719,10 +741,12 @@ def quality(original: np.ndarray, q: Quantized | np.ndarray) -> dict:
 
 
 def size_report(original: np.ndarray, q: Quantized, *, original_bytes: int | None = None,
-                png_bytes: bytes | None = None, plain_png: bool = True) -> dict:
+                png_bytes: bytes | None = None, plain_png: bool | int = True) -> dict:
     """Bytes of the palette PNG vs the original file and vs a plain PNG of the original, plus quality.
 
-    Ratios are ``reference bytes / palette PNG bytes`` (higher = smaller file).
+    Ratios are ``reference bytes / palette PNG bytes`` (higher = smaller file). ``plain_png``: True
+    encodes the plain PNG here, an int is its size already measured (one encoding for many k), False
+    leaves it out.
     """
     data = png_bytes if png_bytes is not None else q.png_bytes()
     out = {"k": q.k, "colors": len(q.palette), "dither": q.dither, "bytes": len(data),
@@ -730,29 +754,35 @@ def size_report(original: np.ndarray, q: Quantized, *, original_bytes: int | Non
     if original_bytes is not None:
         out["original_bytes"] = int(original_bytes)
         out["ratio"] = round(original_bytes / len(data), 4)
-    if plain_png:
-        plain = len(plain_png_bytes(original))
+    if plain_png is not False:
+        plain = len(plain_png_bytes(original)) if plain_png is True else int(plain_png)
         out["plain_png_bytes"] = plain
         out["ratio_vs_plain_png"] = round(plain / len(data), 4)
     return out
 
 
+#: Largest photo compressed, in megapixels: quantizing needs ~125 bytes per pixel at its peak (a 100 MP
+#: flat PNG of 290 KB took 12.5 GB), so bigger inputs are refused with that reason, not run out of memory.
+MAX_MEGAPIXELS = 50
+
+
 def compress_file(path: str | os.PathLike, out_dir: str | os.PathLike, k: int = 16, *,
                   dither: bool = False, overwrite: bool = False, optimize: bool = False,
-                  random_state: int | None = 0) -> dict:
+                  random_state: int | None = 0, name: str | None = None,
+                  max_megapixels: float = MAX_MEGAPIXELS) -> dict:
     """Quantize one photo file into ``out_dir`` as a palette PNG and describe the result.
 
     Never raises for a bad input: an unreadable photo or an existing output gives a record with an
-    ``error`` instead. Keys: ``path, k, psnr, ssim, bytes, original_bytes, ratio, seconds, out``.
+    ``error`` instead. Keys: ``path, k, psnr, ssim, bytes, original_bytes, ratio, out, seconds``.
     """
     start = time.perf_counter()
     path = Path(path)
-    target = Path(out_dir) / output_name(path, k, dither)
+    target = Path(out_dir) / (name or output_name(path, k, dither))
     record: dict = {"path": str(path), "k": int(k)}
     try:
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} exists (pass --overwrite to replace it)")
-        image = load_image(path)
+        image = load_image(path, max_pixels=int(max_megapixels * 1_000_000))
         q = quantize(image, k, dither=dither, random_state=random_state)
         data = q.png_bytes(optimize=optimize)
         write_new_file(target, data, overwrite=overwrite)
@@ -770,14 +800,26 @@ def compress_file(path: str | os.PathLike, out_dir: str | os.PathLike, k: int = 
     return record
 
 
-def compress_files(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, k: int = 16,
-                   **kwargs) -> Iterable[dict]:
-    """Yield :func:`compress_file` records for many photos (one bad photo never stops the rest)."""
+def compress_files(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, k: int = 16, *,
+                   names: Sequence[str] | None = None, **kwargs) -> Iterable[dict]:
+    """Yield :func:`compress_file` records for many photos (one bad photo never stops the rest).
+
+    ``names``: output names relative to ``out_dir`` (default :func:`output_names` of the file names,
+    distinct within the batch). An output that would land on one of the inputs is refused, even
+    with ``overwrite``: originals are never replaced.
+    """
     import scipy.spatial  # noqa: F401 - imported up front so the first photo's seconds are its own
     import sklearn.cluster  # noqa: F401
 
-    for p in paths:
-        yield compress_file(p, out_dir, k, **kwargs)
+    paths = [Path(p) for p in paths]
+    names = list(names) if names is not None else output_names([p.name for p in paths], k, kwargs.get("dither", False))
+    inputs = {os.path.realpath(p) for p in paths}
+    for p, name in zip(paths, names):
+        if os.path.realpath(Path(out_dir) / name) in inputs:
+            yield {"path": str(p), "k": int(k), "error": f"output {Path(out_dir) / name} is one of the inputs; "
+                                                         "choose another --out", "seconds": 0.0}
+            continue
+        yield compress_file(p, out_dir, k, name=name, **kwargs)
 
 
 # --------------------------------------------------------------------------- other quantizers
@@ -797,7 +839,7 @@ def quantize_with(method: str, image: np.ndarray, k: int = 16, *, dither: bool =
     scikit-learn runs on one thread, like this module's quantizer, so times compare like for like
     (its default OpenMP threads made MiniBatchKMeans 10x slower on a busy 2-core machine).
     """
-    image = _check_rgb(image)
+    image = check_rgb(image, min_side=1)
     start = time.perf_counter()
     if method == "vision_lib":
         return quantize(image, k, dither=dither, random_state=random_state)

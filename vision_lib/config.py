@@ -5,11 +5,17 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The development and CI layout: a ``shared/`` folder beside the checkout with data and weights.
+SHARED_DIR = PROJECT_ROOT.parent / "shared"
 
 
 def data_dir() -> Path:
-    """Root of the data sets: ``$VISION_LIB_DATA``, else ``data/`` in the project."""
-    return Path(os.environ.get("VISION_LIB_DATA") or PROJECT_ROOT / "data").expanduser().resolve()
+    """Root of the data sets: ``$VISION_LIB_DATA``, else ``../shared/data`` beside the checkout when it
+    exists (as the Makefile does), else ``data/`` in the project."""
+    if os.environ.get("VISION_LIB_DATA"):
+        return Path(os.environ["VISION_LIB_DATA"]).expanduser().resolve()
+    shared = SHARED_DIR / "data"
+    return (shared if shared.is_dir() else PROJECT_ROOT / "data").resolve()
 
 
 def dataset(name: str, *, required: bool = True) -> Path:

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from .faces import Face
+from .io import check_rgb
 from .features import ImageTransformer
 
 #: dlib's documented same-person distance threshold for its ResNet descriptor.
@@ -99,6 +100,7 @@ def face_descriptors(image: np.ndarray, faces: Sequence[Face], jitters: int = 0,
     flip = DEFAULT_FLIP if flip is None else flip
     if align not in ALIGNMENTS:
         raise ValueError(f"unknown alignment {align!r}; choose from {ALIGNMENTS}")
+    image = check_rgb(image)
     if not faces:
         return np.zeros((0, 128), dtype=np.float32)
     resnet = _dlib_models()[1]
@@ -181,6 +183,12 @@ def mobilenet_weights_path(weights: str | os.PathLike = "imagenet", *, download:
     if not writable:
         # Keras itself falls back to /tmp/.keras when its home is read-only: look there too.
         searched.append(Path("/tmp/.keras/models") / MOBILENET_WEIGHTS_FILE)
+    target = searched[-1]
+    if not os.environ.get("KERAS_HOME"):
+        # The Makefile's default when KERAS_HOME is unset: ../shared/models/keras beside the checkout.
+        from .config import SHARED_DIR
+
+        searched.append(SHARED_DIR / "models" / "keras" / "models" / MOBILENET_WEIGHTS_FILE)
     for path in searched:
         if path.is_file():
             return path
@@ -188,7 +196,6 @@ def mobilenet_weights_path(weights: str | os.PathLike = "imagenet", *, download:
         download = os.environ.get("VISION_LIB_OFFLINE", "") in ("", "0")
     if not download:
         raise WeightsNotFoundError(_weights_help(searched, "not in the Keras cache; downloads are off"))
-    target = searched[-1]
     try:
         _download(MOBILENET_WEIGHTS_URL, target, timeout)
     except OSError as exc:  # URLError, timeouts, read-only folders
@@ -369,6 +376,8 @@ class MobileNetFeatures(ImageTransformer):
     """scikit-learn transformer: images (RGB arrays) or photo paths -> ``(n, 1280)`` MobileNetV2 features.
 
     Paths go through the disk cache (:func:`image_features_paths`); arrays are computed directly.
+    A path that cannot be read gives a row of NaN (rows stay aligned with ``X``) and a
+    ``UserWarning`` naming the file and the reason; drop those rows before a classifier.
     """
 
     def __init__(self, batch_size: int = 32, weights: str = "imagenet", progress: bool = False):
@@ -379,7 +388,18 @@ class MobileNetFeatures(ImageTransformer):
     def transform(self, X) -> np.ndarray:
         X = list(X)
         if X and all(isinstance(x, (str, os.PathLike)) for x in X):
-            return image_features_paths(X, self.batch_size, self.progress, self.weights)
+            from .io import LoadReport
+
+            report = LoadReport()
+            out = image_features_paths(X, self.batch_size, self.progress, self.weights, report=report)
+            if report.rejected:
+                import warnings
+
+                listed = "; ".join(f"{r.source}: {r.reason}" for r in report.rejected[:5])
+                more = f" (and {len(report.rejected) - 5} more)" if len(report.rejected) > 5 else ""
+                warnings.warn(f"{len(report.rejected)} of {len(X)} photos could not be read, their rows are NaN: "
+                              f"{listed}{more}", UserWarning, stacklevel=2)
+            return out
         return image_features(X, self.batch_size, self.progress, self.weights)
 
 

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .io import ImageError, is_inside, load_image, resize_max_side
+from .io import CSV_TEXT, ImageError, check_rgb, is_inside, load_image, resize_max_side
 
 DETECTORS = ("mtcnn", "haar")
 KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # left = image left
@@ -248,9 +248,13 @@ def get_detector(name: str = "mtcnn", **params) -> HaarDetector | MTCNNDetector:
 
 def detect(image: np.ndarray, detector: str | HaarDetector | MTCNNDetector = "mtcnn",
            min_size: int = 0) -> list[Face]:
-    """Faces in an RGB image, largest first, ignoring those with a side under ``min_size`` px."""
+    """Faces in an RGB image, largest first, ignoring those with a side under ``min_size`` px.
+
+    ``image`` is ``(H, W, 3)`` uint8 (or float in 0..1); anything else is a ValueError that says so
+    (see :func:`vision_lib.io.check_rgb`), not a silent empty answer.
+    """
     det = get_detector(detector) if isinstance(detector, str) else detector
-    return [f for f in det.detect(image) if f.size >= min_size]
+    return [f for f in det.detect(check_rgb(image)) if f.size >= min_size]
 
 
 # --------------------------------------------------------------------------- crop and align
@@ -366,9 +370,11 @@ def quality(image: np.ndarray, face: Face) -> FaceQuality:
 
 def best_faces(qualities: Sequence[FaceQuality], n: int, *, min_frontalness: float = 0.5,
                min_size: int = 40) -> list[int]:
-    """Indices of the ``n`` best faces: frontal enough and large enough, then sharpest first.
+    """Indices of the ``n`` best faces, best first. It ranks, it does not filter.
 
-    Faces without keypoints count as frontal only if nothing better is available.
+    Faces at least ``min_frontalness`` frontal and ``min_size`` px come first, then the rest; within
+    each group faces with keypoints come before those without, ordered by frontalness x
+    log(1 + sharpness) x detection score (a sharp profile does not beat a frontal face).
     """
     def key(i):
         q = qualities[i]
@@ -680,8 +686,8 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
     names = _crop_stems(todo, in_dir)
     chunks = [[(p, sources[p], names[p]) for p in todo[i:i + chunk_size]] for i in range(0, len(todo), chunk_size)]
     args = (detector, out_dir, settings, cache)
-    with open(faces_csv, "a", newline="", encoding="utf-8") as f_ok, \
-            open(rejected_csv, "a", newline="", encoding="utf-8") as f_bad, \
+    with open(faces_csv, "a", **CSV_TEXT) as f_ok, \
+            open(rejected_csv, "a", **CSV_TEXT) as f_bad, \
             tqdm(total=len(paths), initial=summary.resumed, desc=f"faces ({detector})", unit="photo",
                  disable=not progress) as bar:
         ok, bad = csv.writer(f_ok), csv.writer(f_bad)
@@ -741,7 +747,7 @@ def _prepare_out_dir(out_dir: Path, settings: dict) -> set[str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     if not ours:
         for path, cols in ((faces_csv, FACES_COLUMNS), (rejected_csv, REJECTED_COLUMNS)):
-            with open(path, "w", newline="", encoding="utf-8") as f:
+            with open(path, "w", **CSV_TEXT) as f:
                 csv.writer(f).writerow(cols)
         (out_dir / _SETTINGS_FILE).write_text(json.dumps(settings, indent=1), encoding="utf-8")
         return set()
@@ -755,7 +761,7 @@ def _prepare_out_dir(out_dir: Path, settings: dict) -> set[str]:
     done = set()
     for path, cols in ((faces_csv, FACES_COLUMNS), (rejected_csv, REJECTED_COLUMNS)):
         _drop_partial_last_line(path)
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, **CSV_TEXT) as f:
             rows = csv.reader(f)
             header = next(rows, None)
             if header is None or tuple(header) != cols:
@@ -840,15 +846,20 @@ def _export_one(path: Path, source: str, stem: str, detector: str, params: dict,
     return source, rows, None
 
 
-def read_export(out_dir: str | os.PathLike):
-    """``(faces, rejected)`` tables of an export as lists of dicts (see :data:`FACES_COLUMNS`)."""
+def read_export(out_dir: str | os.PathLike, sources: Iterable[str] | None = None):
+    """``(faces, rejected)`` tables of an export as lists of dicts (see :data:`FACES_COLUMNS`).
+
+    ``sources``: keep only the rows of these photos (paths relative to the input folder, as in the
+    ``source`` column), e.g. this run's photos when an export folder was resumed with others.
+    """
     import csv
 
     out_dir = Path(out_dir)
+    keep = None if sources is None else set(map(str, sources))
     tables = []
     for name in ("faces.csv", "rejected.csv"):
-        with open(out_dir / name, newline="", encoding="utf-8") as f:
-            tables.append(list(csv.DictReader(f)))
+        with open(out_dir / name, **CSV_TEXT) as f:
+            tables.append([row for row in csv.DictReader(f) if keep is None or row["source"] in keep])
     return tuple(tables)
 
 

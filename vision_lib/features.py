@@ -22,6 +22,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from .io import check_rgb
+
 #: Named regions of a person crop as ``(top, bottom)`` fractions of its height, full width.
 #: ``upper`` is the top half (head and shirt of a standing player), ``lower`` the bottom half
 #: (shorts and legs); ``full`` is the whole crop. Any ``(top, bottom)`` pair may be passed instead.
@@ -54,15 +56,6 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
 
 
 # --------------------------------------------------------------------------- wavelet recipe
-def _check_rgb(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
-    if image.shape[0] < 2 or image.shape[1] < 2:
-        raise ValueError(f"image too small: {image.shape[1]}x{image.shape[0]} pixels")
-    return np.ascontiguousarray(image, dtype=np.uint8)
-
-
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
     import cv2
 
@@ -85,7 +78,7 @@ def wavelet_image(image_rgb: np.ndarray, wavelet: str = "haar", level: int = 5, 
     import cv2
     import pywt
 
-    grey = cv2.cvtColor(_check_rgb(image_rgb), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    grey = cv2.cvtColor(check_rgb(image_rgb), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     max_level = pywt.dwt_max_level(min(grey.shape), pywt.Wavelet(wavelet).dec_len)
     coeffs = pywt.wavedec2(grey, wavelet, level=max(1, min(level, max_level)))
     coeffs = list(coeffs)
@@ -100,7 +93,7 @@ def wavelet_features(image_rgb: np.ndarray, size: int = 32, wavelet: str = "haar
 
     Values are the raw 0..255 pixel values as ``float32`` (scale them in the model's pipeline).
     """
-    image_rgb = _check_rgb(image_rgb)
+    image_rgb = check_rgb(image_rgb)
     small = _resize(image_rgb, size).reshape(-1)
     edges = wavelet_image(image_rgb, wavelet=wavelet, level=level, size=size).reshape(-1)
     return np.concatenate([small, edges]).astype(np.float32)
@@ -175,7 +168,7 @@ def colour_histogram(image_rgb: np.ndarray, bins: int = 8, space: str = "hsv",
     """
     import cv2
 
-    image = _convert(_check_rgb(image_rgb), space)
+    image = _convert(check_rgb(image_rgb, min_side=1), space)  # a 1-pixel-high region still has colours
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape[:2] != image.shape[:2]:
@@ -198,7 +191,7 @@ def region_histograms(image_rgb: np.ndarray, regions: Iterable[str | tuple[float
         space: ``"hsv"`` (default; hue is robust to shading), ``"rgb"`` or ``"lab"``.
         mask: optional foreground mask of the whole crop (e.g. from background subtraction).
     """
-    image_rgb = _check_rgb(image_rgb)
+    image_rgb = check_rgb(image_rgb)
     out = {}
     for name, (x, y, w, h) in region_boxes(image_rgb.shape, regions).items():
         sub_mask = None if mask is None else np.asarray(mask)[y:y + h, x:x + w]
@@ -232,7 +225,9 @@ class ColourHistograms(ImageTransformer):
     def transform(self, X) -> np.ndarray:
         rows = []
         for item in X:
-            image, mask = item if isinstance(item, tuple) else (item, None)
+            # A pair may come as a list too (e.g. after a round trip through JSON or zip(*...)).
+            pair = isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], np.ndarray)
+            image, mask = item if pair else (item, None)
             hists = region_histograms(image, self.regions, self.bins, self.space, mask)
             rows.append(np.concatenate(list(hists.values())))
         if not rows:
@@ -452,7 +447,11 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
             settings = {"bins": bins, "space": space, "regions": ["upper", "lower"]}
             for path in tqdm(paths, desc="histograms", unit="photo", disable=not progress):
                 for p, image in iter_loaded([path], report):  # an unreadable photo goes to the report
-                    h = region_histograms(image, bins=bins, space=space)
+                    try:
+                        h = region_histograms(image, bins=bins, space=space)
+                    except ValueError as exc:  # one odd photo is a rejected row, never the batch
+                        report.reject(str(p), str(exc))
+                        continue
                     rows.append(np.concatenate([h["upper"], h["lower"]]))
                     where.append((source[str(p)], -1, (-1,) * 4))
         rejected = [(source.get(r.source, r.source), r.reason) for r in report.rejected]

@@ -72,7 +72,7 @@ def load_image_bytes(data: bytes, *, name: str = "<bytes>", max_pixels: int = MA
 
 def _decode(source, name, size, max_pixels: int) -> np.ndarray:
     # One decoding path for files and bytes, so EXIF, CMYK and bomb handling cannot drift apart.
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     try:
         if size() == 0:
@@ -86,17 +86,40 @@ def _decode(source, name, size, max_pixels: int) -> np.ndarray:
                 if w < 2 or h < 2:
                     raise ImageError(name, f"too small: {w}x{h} pixels")
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                return _to_rgb(img)
+                return _to_rgb(_upright(img))
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(name, "not an image (format not recognised)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow's decode errors
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on malformed files
         msg = str(exc).split("\n")[0] or type(exc).__name__
         if "truncated" in msg.lower():
             msg = "truncated image file"
+        elif not isinstance(exc, (OSError, SyntaxError, ValueError, EOFError)):
+            msg = f"{type(exc).__name__}: {msg}"
         raise ImageError(name, f"cannot decode: {msg}") from None
+
+
+#: EXIF orientation (tag 0x0112) -> the PIL transpose that makes the photo upright.
+_ORIENTATION = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+                6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+def _upright(img):
+    """The photo turned as its EXIF orientation says. Pillow's ``exif_transpose`` also rewrites the
+    whole EXIF block and fails on a malformed tag elsewhere in it (a text WhitePoint, say): then
+    the orientation tag alone is applied, so one odd camera field does not cost the photo."""
+    from PIL import Image, ImageOps
+
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - any failure inside the EXIF rewrite
+        try:
+            orientation = img.getexif().get(0x0112, 1)
+        except Exception:  # noqa: BLE001 - unreadable EXIF: no orientation to apply
+            orientation = 1
+        method = _ORIENTATION.get(orientation)
+        return img.transpose(getattr(Image.Transpose, method)) if method else img
 
 
 class _pillow_bomb_check_off:
@@ -136,7 +159,10 @@ def _to_rgb(img) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if mode == "F" and np.nanmax(arr, initial=0.0) <= 1.0:
+            top = 1.0  # a float image in 0..1 (scientific TIFFs), not a very dark 0..255 one
+        else:
+            top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
         grey = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(grey[:, :, None], 3, axis=2)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
@@ -146,6 +172,51 @@ def _to_rgb(img) -> np.ndarray:
         img = canvas
     arr = np.asarray(img.convert("RGB"))
     return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+def check_rgb(image: np.ndarray, *, min_side: int = 2) -> np.ndarray:
+    """``image`` as a contiguous ``(H, W, 3)`` uint8 array, or a ValueError that says what is wrong.
+
+    uint8 passes unchanged; other integer types must lie in 0..255; float images must lie in 0..1
+    (scikit-image's convention) and are scaled to 0..255. Grey or RGBA arrays are refused rather
+    than guessed at (:func:`load_image` converts files; ``skimage.color`` converts arrays).
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got shape {image.shape}")
+    if image.shape[0] < min_side or image.shape[1] < min_side:
+        raise ValueError(f"image too small: {image.shape[1]}x{image.shape[0]} pixels")
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image)
+    if image.dtype.kind in "iub":
+        if image.size and (image.min() < 0 or image.max() > 255):
+            raise ValueError(f"expected values 0..255 in a {image.dtype} image, got {image.min()}..{image.max()}")
+        return np.ascontiguousarray(image, dtype=np.uint8)
+    if image.dtype.kind == "f":
+        if image.size and not (np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1):
+            raise ValueError(f"expected a float image in 0..1 (or uint8 in 0..255), got {image.dtype} "
+                             f"{np.nanmin(image):g}..{np.nanmax(image):g}")
+        return np.ascontiguousarray(np.round(image * 255), dtype=np.uint8)
+    raise ValueError(f"expected an RGB uint8 image, got dtype {image.dtype}")
+
+
+#: How the project's CSV files are opened: UTF-8, and a file name that is not valid UTF-8 (raw bytes,
+#: e.g. Latin-1 from an old camera or zip) is written back as the same bytes instead of failing.
+CSV_TEXT = {"newline": "", "encoding": "utf-8", "errors": "surrogateescape"}
+
+
+def flat_name(source: str) -> str:
+    """One file name for a relative path, ``a/b/c.jpg`` -> ``a__b__c.jpg``, distinct for distinct paths.
+
+    Names that could make two paths meet (a part with ``__``, ``%`` or an edge ``_``: ``x/y__z`` vs
+    ``x__y/z``) have their ``_`` written ``%5F`` (and ``%`` as ``%25``), so the mapping is one-to-one.
+    """
+    def part(name: str) -> str:
+        if "%" in name or "__" in name or name.startswith("_") or name.endswith("_"):
+            return name.replace("%", "%25").replace("_", "%5F")
+        return name
+
+    return "__".join(part(p) for p in str(source).replace("\\", "/").split("/"))
 
 
 def is_inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
@@ -162,7 +233,9 @@ def is_image_name(path: str | os.PathLike) -> bool:
 def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
     """Photo files under ``root`` (by extension), sorted, hidden files and folders skipped.
 
-    ``root`` may also be a single file, which is returned as a one-element list.
+    Symlinked folders are followed (a person's folder linked in from elsewhere is that person's
+    photos), each real folder once: a link loop, or a second link to a folder already listed, adds
+    nothing. ``root`` may also be a single file, which is returned as a one-element list.
     """
     root = Path(root)
     if root.is_file():
@@ -170,10 +243,15 @@ def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path
     if not root.is_dir():
         raise FileNotFoundError(f"no such folder: {root}")
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        if not recursive:
-            dirnames[:] = []
+    seen = {os.path.realpath(root)}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        keep = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if real not in seen:
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep if recursive else []
         found += [Path(dirpath) / f for f in filenames if not f.startswith(".") and is_image_name(f)]
     return sorted(found)
 

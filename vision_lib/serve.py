@@ -37,7 +37,13 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 _ENVELOPE_BYTES = 64 * 1024
 
 
-def create_app(model: Any, max_upload_mb: float = 10) -> "flask.Flask":  # noqa: F821
+#: Largest photo the web app decodes, in megapixels: a small PNG of flat colour can hold 100+ MP, and
+#: each request decodes outside the model lock, so the byte limit alone does not bound memory or time.
+WEB_MAX_MEGAPIXELS = 50
+
+
+def create_app(model: Any, max_upload_mb: float = 10, max_megapixels: float = WEB_MAX_MEGAPIXELS
+               ) -> "flask.Flask":  # noqa: F821
     """A Flask app that classifies uploaded photos with ``model``.
 
     Args:
@@ -46,12 +52,15 @@ def create_app(model: Any, max_upload_mb: float = 10) -> "flask.Flask":  # noqa:
         max_upload_mb: largest photo accepted, in megabytes (10**6 bytes); bigger ones get a 413.
             The same limit holds for a multipart upload and for a base64 data URL (whose body may
             be 4/3 larger).
+        max_megapixels: largest photo decoded (width x height / 10**6); bigger ones get a 400
+            that says so (a phone's 48 MP photo passes; 50 MP costs ~5 s and ~0.5 GB here).
     """
     from flask import Flask, jsonify, request
     from werkzeug.exceptions import HTTPException
 
-    if max_upload_mb <= 0:
-        raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
+    if max_upload_mb <= 0 or max_megapixels <= 0:
+        raise ValueError(f"max_upload_mb and max_megapixels must be positive, got {max_upload_mb}, {max_megapixels}")
+    max_pixels = int(max_megapixels * 1_000_000)
     max_bytes = int(max_upload_mb * 1_000_000)
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     # The request body may carry the photo as base64 (4/3 larger) plus an envelope.
@@ -80,7 +89,7 @@ def create_app(model: Any, max_upload_mb: float = 10) -> "flask.Flask":  # noqa:
         name, data = _read_upload(request)
         if len(data) > max_bytes:
             return too_large()
-        image = load_image_bytes(data, name=name)
+        image = load_image_bytes(data, name=name, max_pixels=max_pixels)
         result = predict(image)
         return jsonify(prediction_record(name, result))
 
@@ -126,7 +135,7 @@ def make_server(app, host: str = "127.0.0.1", port: int = 8000, threads: int = 4
 
 
 def serve(model_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
-          max_upload_mb: float = 10, threads: int = 4,
+          max_upload_mb: float = 10, threads: int = 4, max_megapixels: float = WEB_MAX_MEGAPIXELS,
           on_ready: Callable[[str], None] | None = None) -> None:
     """Load the bundle at ``model_path`` once and serve the app with waitress until interrupted.
 
@@ -134,6 +143,7 @@ def serve(model_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 80
         model_path: a bundle saved by ``vision-lib train``.
         host, port: where to listen (port 0 picks a free port; the URL is passed to ``on_ready``).
         max_upload_mb: largest photo accepted.
+        max_megapixels: largest photo decoded (see :func:`create_app`).
         threads: waitress worker threads (requests beyond this wait in its queue).
         on_ready: called with the URL once the model is warm and the socket is listening
             (default: print it).
@@ -143,7 +153,7 @@ def serve(model_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 80
     model = load_model(model_path)
     # The first prediction builds TensorFlow graphs and loads dlib: pay for it before the first user.
     model.predict_image(np.full((256, 256, 3), 128, dtype=np.uint8))
-    server = make_server(create_app(model, max_upload_mb=max_upload_mb), host, port, threads)
+    server = make_server(create_app(model, max_upload_mb=max_upload_mb, max_megapixels=max_megapixels), host, port, threads)
     url = f"http://{_url_host(host)}:{server.effective_port}/"
     (on_ready or (lambda u: print(f"vision-lib serve: model {model_path} on {u}", flush=True)))(url)
     try:

@@ -38,6 +38,8 @@ from typing import Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
+from .io import CSV_TEXT
+
 TEAM_METHODS = ("colours", "recipe")
 _LEVELS = 16  # Lab quantisation for the court model (16**3 colour cells)
 
@@ -285,7 +287,7 @@ def frame_pair_agreement(sources: Sequence[str], labels: Sequence[int]) -> dict:
 
 def read_labels(csv_path: str | os.PathLike, folder: str | None = None) -> dict[str, str]:
     """``{file: label}`` from a ``folder,file,player_label`` CSV (rows of ``folder`` only if given)."""
-    with open(csv_path, newline="") as f:
+    with open(csv_path, **CSV_TEXT) as f:
         return {r["file"]: r["player_label"] for r in csv.DictReader(f)
                 if folder is None or r.get("folder") == folder}
 
@@ -302,17 +304,29 @@ class Crops:
     rejected: list
 
 
+#: Crops are described at most this large (longest side, px): a player crop is a few hundred pixels;
+#: a 100-megapixel "crop" would otherwise need tens of GB for its soft colour histogram.
+CROP_MAX_SIDE = 512
+#: A crop whose colours vary less than this (largest per-channel standard deviation, 0..255) is one flat
+#: colour (a blank or fully transparent file): nothing to describe, and it would form a group of its own.
+BLANK_STD = 2.0
+
+
 def load_crops(folder: str | os.PathLike, *, recursive: bool = False, limit: int | None = None) -> Crops:
-    """Every readable crop in ``folder`` (unreadable files are recorded, never fatal); with ``limit``,
-    only the first ``limit`` files in name order (a quick look)."""
-    from .io import LoadReport, iter_loaded, list_images
+    """Every readable crop in ``folder``, larger ones shrunk to :data:`CROP_MAX_SIDE`; unreadable and
+    blank (one flat colour) files are recorded in ``rejected``, never fatal. With ``limit``, only the
+    first ``limit`` files in name order (a quick look)."""
+    from .io import LoadReport, iter_loaded, list_images, resize_max_side
 
     root = Path(folder)
     report = LoadReport()
     paths, images = [], []
     for p, im in iter_loaded(list_images(root, recursive=recursive)[:limit], report):
+        if float(im.reshape(-1, 3).std(axis=0).max()) < BLANK_STD:
+            report.reject(str(p), "blank: one flat colour, no player to describe")
+            continue
         paths.append(p)
-        images.append(im)
+        images.append(resize_max_side(im, CROP_MAX_SIDE)[0])
     sources = [p.relative_to(root).as_posix() for p in paths]
     rejected = [type(r)(Path(r.source).relative_to(root).as_posix(), r.reason) for r in report.rejected]
     return Crops(root, paths, sources, images, rejected)
@@ -326,14 +340,14 @@ def teams_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, group
     """
     import json
 
-    from .cluster import copy_grouped, flat_name, prepare_output
-    from .io import load_image
+    from .cluster import copy_grouped, prepare_output
+    from .io import flat_name, load_image
 
     out = prepare_output(out_dir, in_dir)
     crops = load_crops(in_dir)
     model = TeamClustering(groups=groups, method=method,
                            court=None if court is None else load_image(court)).fit(crops.images)
-    with open(out / "clusters.csv", "w", newline="") as f:
+    with open(out / "clusters.csv", "w", **CSV_TEXT) as f:
         w = csv.writer(f)
         w.writerow(["source", "cluster"])
         w.writerows(zip(crops.sources, model.labels_.tolist()))

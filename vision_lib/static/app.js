@@ -49,10 +49,17 @@
       div.style.height = (100 * h / H) + "%";
       div.dataset.label = face.label == null ? "" : face.label;
       const tag = document.createElement("span");
-      tag.textContent = (face.label == null ? "unknown" : face.label) + " " + pct(face.probability);
+      tag.textContent = faceText(face, " ", "");
       div.appendChild(tag);
       boxes.appendChild(div);
     });
+  }
+
+  // An "unknown" face's probability is that of the guess the model turned down: showing it next to
+  // "unknown" would read as "94% sure it is nobody".
+  function faceText(face, open, close) {
+    const known = face.label != null && face.label !== "unknown";
+    return known ? face.label + open + pct(face.probability) + close : "unknown";
   }
 
   function render(data, canDraw) {
@@ -64,7 +71,7 @@
     if (canDraw) drawBoxes(faces, data.label);
     faces.forEach((face) => {
       const li = document.createElement("li");
-      li.textContent = (face.label == null ? "unknown" : face.label) + " (" + pct(face.probability) + ")";
+      li.textContent = faceText(face, " (", ")");
       facesList.appendChild(li);
     });
     answerEl.hidden = false;
