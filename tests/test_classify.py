@@ -202,6 +202,20 @@ def test_compare_models_ranks_all_five(rng):
     assert rows[0]["accuracy"] >= rows[-1]["accuracy"] and rows[0]["accuracy"] > 0.9
 
 
+def test_tiny_training_sets_score_every_model(rng):
+    # 2 people x 3 faces: folds train on 4 faces, fewer than kNN's usual 5 neighbours.
+    import warnings
+
+    centres = _identities(rng)
+    X = np.asarray([_face(rng, centres[k % 2]) for k in range(6)])
+    y = np.array([f"p{k % 2}" for k in range(6)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sklearn reports a failed fold as a warning and a NaN score
+        rows = classify.compare_models(X, y, n_jobs=1)
+    assert all(np.isfinite(r["accuracy"]) for r in rows)
+    assert classify.make_estimator("knn", n_train=4).fit(X[:4], y[:4]).predict(X[4:]).shape == (2,)
+
+
 def test_evaluation_scores_count_no_answer_as_wrong():
     ev = classify.Evaluation(["a", "b", "c", "d"], ["x", "x", "y", "y"], ["x", None, "x", "y"],
                              [{"faces": [1]}, {"faces": []}, {"faces": [1]}, {"faces": [1]}])

@@ -490,12 +490,14 @@ def _closest(D: np.ndarray | None, j: int, centroids: dict[str, np.ndarray]) -> 
 
 
 # --------------------------------------------------------------------------- models
-def make_estimator(name: str = "svm_rbf", random_state: int | None = 0, calibration_folds: int = 5):
+def make_estimator(name: str = "svm_rbf", random_state: int | None = 0, calibration_folds: int = 5,
+                   n_train: int | None = None):
     """A scikit-learn classifier with ``predict_proba``, by name (see :data:`MODELS`).
 
     SVMs get probabilities from Platt scaling on ``calibration_folds`` internal folds
     (``CalibratedClassifierCV(SVC(), ensemble=False)``, scikit-learn's replacement for
-    ``SVC(probability=True)``).
+    ``SVC(probability=True)``). ``n_train``: the fewest faces it will be fitted on; kNN asks for no
+    more neighbours than that (5 otherwise), so tiny training folders do not fail.
     """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import RandomForestClassifier
@@ -513,7 +515,8 @@ def make_estimator(name: str = "svm_rbf", random_state: int | None = 0, calibrat
     if name == "random_forest":
         return RandomForestClassifier(n_estimators=300, random_state=random_state, n_jobs=1)
     if name == "knn":
-        return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=5, weights="distance"))
+        k = 5 if n_train is None else max(1, min(5, int(n_train)))
+        return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=k, weights="distance"))
     raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
 
 
@@ -545,8 +548,9 @@ def compare_models(X: np.ndarray, y: Sequence[str], models: Sequence[str] = MODE
     folds = StratifiedKFold(n_splits=_cv_splits(y, cv), shuffle=True, random_state=random_state)
     rows = []
     for name in models:
-        res = cross_validate(make_estimator(name, random_state, _inner_folds(y, folds.n_splits)), X, y, cv=folds, n_jobs=_n_jobs(n_jobs),
-                             scoring=("accuracy", "f1_macro"))
+        estimator = make_estimator(name, random_state, _inner_folds(y, folds.n_splits),
+                                   _fewest_train(len(y), folds.n_splits))
+        res = cross_validate(estimator, X, y, cv=folds, n_jobs=_n_jobs(n_jobs), scoring=("accuracy", "f1_macro"))
         rows.append({"model": name, "accuracy": float(res["test_accuracy"].mean()),
                      "accuracy_std": float(res["test_accuracy"].std()),
                      "f1_macro": float(res["test_f1_macro"].mean()),
@@ -558,6 +562,11 @@ def _inner_folds(y: np.ndarray, outer: int, most: int = 5) -> int:
     """Calibration folds that fit inside the training part of an ``outer``-fold split."""
     _, counts = np.unique(y, return_counts=True)
     return int(max(2, min(most, counts.min() * (outer - 1) // outer)))
+
+
+def _fewest_train(n: int, folds: int) -> int:
+    """Size of the smallest training part of a ``folds``-fold split of ``n`` items."""
+    return n - -(-n // folds)
 
 
 def _cv_splits(y: np.ndarray, cv: int) -> int:
@@ -847,9 +856,10 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
     unknown_below = 0.0
     # The out-of-fold threshold needs >= 3 faces per person (2 outer folds x 2 calibration folds).
     if unknown_quantile is not None and counts.min() >= 3:
-        estimator = make_estimator(model, random_state, _inner_folds(y, _cv_splits(y, 5)))
+        splits = _cv_splits(y, 5)
+        estimator = make_estimator(model, random_state, _inner_folds(y, splits), _fewest_train(len(y), splits))
         unknown_below = unknown_threshold(estimator, X, y, unknown_quantile, random_state=random_state, n_jobs=n_jobs)
-    estimator = make_estimator(model, random_state, int(min(5, counts.min())))
+    estimator = make_estimator(model, random_state, int(min(5, counts.min())), len(y))
     estimator.fit(X, y)
     if max_distance is None and features == "embedding":
         max_distance = DLIB_SAME_PERSON_DISTANCE
