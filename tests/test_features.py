@@ -156,6 +156,17 @@ def test_colour_histograms_transformer_takes_images_or_image_mask_pairs():
         F.ColourHistograms(space="xyz").transform([player])
 
 
+def test_transformers_name_their_output_columns():
+    from vision_lib.embeddings import FaceDescriptors, MobileNetFeatures
+
+    player = _shirt_and_shorts()
+    for t in (F.WaveletFeatures(size=8), F.ColourHistograms(bins=3)):
+        names = t.get_feature_names_out()
+        assert len(names) == t.transform([player]).shape[1] and names[0] == type(t).__name__.lower() + "0"
+    assert len(FaceDescriptors().get_feature_names_out()) == 128
+    assert len(MobileNetFeatures().get_feature_names_out()) == 1280
+
+
 def test_histogram_correlation_rejects_size_mismatch():
     with pytest.raises(ValueError):
         F.histogram_correlation(np.ones(8), np.ones(27))

@@ -129,6 +129,13 @@ def test_list_images_is_recursive_sorted_and_skips_other_files(corpus):
         io.list_images(corpus / "missing")
 
 
+def test_missing_files_and_broken_links_read_as_such(tmp_path):
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    for name in ("absent.jpg", "gone.jpg"):
+        with pytest.raises(io.ImageError, match="cannot read: No such file or directory"):
+            io.load_image(tmp_path / name)
+
+
 def test_list_images_follows_linked_folders_once(tmp_path):
     elsewhere = tmp_path / "elsewhere" / "cara"
     elsewhere.mkdir(parents=True)

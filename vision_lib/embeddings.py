@@ -380,6 +380,8 @@ class MobileNetFeatures(ImageTransformer):
     ``UserWarning`` naming the file and the reason; drop those rows before a classifier.
     """
 
+    _n_features_out = MOBILENET_DIM
+
     def __init__(self, batch_size: int = 32, weights: str = "imagenet", progress: bool = False):
         self.batch_size = batch_size
         self.weights = weights
@@ -418,6 +420,8 @@ class FaceDescriptors(ImageTransformer):
     Alignment as in :func:`face_descriptors`; crops carry no keypoints, so they are aligned by dlib's
     5-point shape predictor only.
     """
+
+    _n_features_out = 128
 
     def __init__(self, margin: float = 0.2, jitters: int = 0, align: str | None = None, flip: bool | None = None):
         self.margin = margin

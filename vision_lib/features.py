@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from .io import check_rgb
 
@@ -42,8 +42,13 @@ COLOUR_SPACES: dict[str, tuple[tuple[int, int], ...]] = {
 }
 
 
-class ImageTransformer(TransformerMixin, BaseEstimator):
-    """Base for stateless transformers whose input is a list of images (crops differ in size)."""
+class ImageTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Base for stateless transformers whose input is a list of images (crops differ in size).
+
+    Each subclass says how many values it makes (``_n_features_out``), which gives
+    ``get_feature_names_out`` (``waveletfeatures0``, ...), as ``set_output`` needs (pandas or polars
+    output, when installed).
+    """
 
     def fit(self, X, y=None):
         return self
@@ -110,9 +115,13 @@ class WaveletFeatures(ImageTransformer):
         self.wavelet = wavelet
         self.level = level
 
+    @property
+    def _n_features_out(self) -> int:
+        return self.size * self.size * 4
+
     def transform(self, X: Sequence[np.ndarray]) -> np.ndarray:
         if not len(X):
-            return np.zeros((0, self.size * self.size * 4), dtype=np.float32)
+            return np.zeros((0, self._n_features_out), dtype=np.float32)
         return np.stack([wavelet_features(im, self.size, self.wavelet, self.level) for im in X])
 
 
@@ -222,6 +231,10 @@ class ColourHistograms(ImageTransformer):
         self.bins = bins
         self.space = space
 
+    @property
+    def _n_features_out(self) -> int:
+        return len(self.regions) * self.bins ** 3
+
     def transform(self, X) -> np.ndarray:
         rows = []
         for item in X:
@@ -231,7 +244,7 @@ class ColourHistograms(ImageTransformer):
             hists = region_histograms(image, self.regions, self.bins, self.space, mask)
             rows.append(np.concatenate(list(hists.values())))
         if not rows:
-            return np.zeros((0, len(self.regions) * self.bins ** 3), dtype=np.float32)
+            return np.zeros((0, self._n_features_out), dtype=np.float32)
         return np.stack(rows)
 
 

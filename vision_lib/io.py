@@ -92,6 +92,8 @@ def _decode(source, name, size, max_pixels: int) -> np.ndarray:
     except UnidentifiedImageError:
         raise ImageError(name, "not an image (format not recognised)") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on malformed files
+        if isinstance(exc, OSError) and exc.errno is not None:  # the file system's answer, not the decoder's
+            raise ImageError(name, f"cannot read: {exc.strerror or exc}") from None
         msg = str(exc).split("\n")[0] or type(exc).__name__
         if "truncated" in msg.lower():
             msg = "truncated image file"
