@@ -431,3 +431,18 @@ def test_notebook_03_runs_on_small_parameters(footballers_dir, tmp_path):
     assert summary["test"]["photos"] > 0 and 0.5 <= summary["test"]["accuracy_all"] <= 1.0
     assert summary["excluded"]  # uncurated folders always lose something
     assert len(summary["confusion"]) == 6
+
+
+def test_split_keeps_a_single_photo_person_in_training(tmp_path):
+    from vision_lib.io import PhotoSet
+
+    paths = [tmp_path / f"{p}{i}.jpg" for p, n in (("a", 6), ("b", 6), ("c", 1)) for i in range(n)]
+    labels = [p.name[0] for p in paths]
+    ps = PhotoSet(tmp_path, paths, labels)
+    with pytest.warns(UserWarning, match="single photo.*: c"):
+        tr, te = classify.split(ps, 0.3, 0)
+    assert "c" in tr.labels and "c" not in te.labels and len(tr) + len(te) == 13
+    # Without the single photo, the split of the others is the same.
+    both = PhotoSet(tmp_path, paths[:12], labels[:12])
+    tr2, te2 = classify.split(both, 0.3, 0)
+    assert te2.paths == te.paths

@@ -297,6 +297,15 @@ def test_example_images_fall_back_to_bundled_images(tmp_path):
         assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
 
 
+def test_example_photos_skip_unreadable_files_and_take_any_format(tmp_path, rng):
+    kodak = tmp_path / "kodak"
+    kodak.mkdir()
+    Image.fromarray(_photo(rng)).save(kodak / "a.jpg")  # JPEG only: still the kodak set
+    (kodak / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
+    assert [p.name for p in C.example_paths(tmp_path)] == ["a.jpg"]
+    assert list(C.example_images(tmp_path)) == ["a"]
+
+
 # --------------------------------------------------------------------------- CLI
 def _write_photos(folder: Path, rng, n=2) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
@@ -411,6 +420,17 @@ def test_explorer_updates_and_caches(tmp_path, rng):
     assert ex.path == photos[1] and ex.last_seconds is not None
     c["k"].value = 5
     assert ex.k == 5 and "k=5" in c["figures"].value
+    # A bad k from code is refused and does not stick; an unreadable photo is shown as such.
+    for bad in (1, 2.7, 300):
+        with pytest.raises(ValueError, match="between 2 and 256"):
+            ex.update(k=bad)
+    assert ex.k == 5 and ex.update(dither=False)["k"] == 5
+    broken = tmp_path / "in" / "zz_broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    c["image"].options = [*c["image"].options, ("broken", broken)]
+    c["image"].value = broken  # no exception escapes the control
+    assert "Cannot show" in c["figures"].value and "not an image" in c["figures"].value
+    assert c["compressed"].value == b""
 
 
 def test_explorer_live_fits_are_honest_and_do_not_depend_on_the_path_taken(tmp_path, rng):
@@ -458,3 +478,11 @@ def test_notebook_06_runs_on_small_parameters(tmp_path):
     assert methods == {"vision_lib", "kmeans", "median_cut", "fast_octree"}
     assert all(v["psnr_gain_db"] > -0.1 for v in s["versus_kmeans"]), s["versus_kmeans"]
     assert s["widget"]["k"] == 16 and s["widget"]["psnr"] > 20
+
+
+def test_dithering_keeps_a_lossless_palette_lossless():
+    g = np.tile(np.arange(256, dtype=np.uint8)[None, :], (12, 1))
+    grey = np.stack([g, g, g], -1)  # 256 distinct colours, k = 256: nothing to approximate
+    q = C.quantize(grey, 256, dither=True)
+    assert C.psnr(grey, q.image) == float("inf")
+    assert C.psnr(grey, C.quantize(grey, 16, dither=True).image) < 40  # still dithers when it must

@@ -1,6 +1,7 @@
 """vision_lib.io: every awkward photo becomes RGB uint8, every unusable file a clear reason."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +224,49 @@ def test_defaults_follow_the_makefile_without_environment_variables(tmp_path, mo
     assert E.mobilenet_weights_path() == weights
     monkeypatch.setenv("VISION_LIB_DATA", str(tmp_path / "mine"))
     assert config.data_dir() == (tmp_path / "mine").resolve()
+
+
+def test_notebook_runner_refuses_typos_and_the_notebooks_folder(tmp_path):
+    from vision_lib import notebooks
+
+    for only in (["7"], [], ["03_model", "9"]):
+        with pytest.raises(ValueError, match="no notebook matches"):
+            notebooks.list_notebooks(only)
+    assert [b.stem for b in notebooks.list_notebooks(["03"])] == ["03_model_development"]
+    with pytest.raises(ValueError, match="holds the notebooks themselves"):
+        notebooks.run_notebooks(notebooks.NOTEBOOK_DIR, only=["06"])
+    with pytest.raises(ValueError, match=r"parameter\(s\) \['compare_limt'\]"):
+        notebooks.run_notebooks(tmp_path, params={"compare_limt": 1}, only=["06"])
+    assert not list(tmp_path.iterdir())  # refused before anything ran
+
+
+def test_fetch_refuses_a_non_empty_folder_and_never_hangs(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    from vision_lib.datasets import fetch_lfw
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "photo.jpg").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="not empty"):
+        fetch_lfw(tmp_path / "mine")
+    # A proxy that accepts the connection and never answers: the download must give up, not hang.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held = []
+    threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(4)], daemon=True).start()
+    proxy = f"http://127.0.0.1:{server.getsockname()[1]}"
+    code = ("from vision_lib.datasets import fetch_lfw\n"
+            f"try:\n    fetch_lfw({str(tmp_path / 'new')!r}, timeout=1)\n"
+            "except RuntimeError as exc:\n    print('FAILED CLEANLY', exc)\n")
+    env = {**os.environ, "https_proxy": proxy, "http_proxy": proxy, "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy,
+           "SCIKIT_LEARN_DATA": str(tmp_path / "sk")}
+    try:
+        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        server.close()
+    assert "FAILED CLEANLY" in res.stdout and "Could not download LFW" in res.stdout, res.stderr[-500:]
+    assert not (tmp_path / "new").exists()

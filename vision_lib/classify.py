@@ -956,13 +956,26 @@ def evaluate(model: FaceClassifier, data: PhotoSet, *, photos: Sequence[PhotoFea
 
 
 def split(data: PhotoSet | str | os.PathLike, test_size: float = 0.3, seed: int = 0) -> tuple[PhotoSet, PhotoSet]:
-    """A stratified, reproducible train / test split of a labelled photo set."""
+    """A stratified, reproducible train / test split of a labelled photo set.
+
+    A person with a single photo cannot be in both parts: that photo goes to training, with a
+    warning naming the person (the split of everyone else is unchanged).
+    """
+    import warnings
+
     from sklearn.model_selection import train_test_split
 
     ps = _as_photo_set(data)
-    idx = np.arange(len(ps))
-    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=ps.labels)
-    return ps.subset(sorted(tr)), ps.subset(sorted(te))
+    labels = np.asarray(ps.labels)
+    names, counts = np.unique(labels, return_counts=True)
+    single = set(names[counts < 2].tolist())
+    idx = np.flatnonzero(~np.isin(labels, list(single)))
+    if single:
+        warnings.warn(f"{len(single)} people have a single photo, kept for training only: "
+                      f"{', '.join(sorted(single))}", UserWarning, stacklevel=2)
+    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=labels[idx])
+    tr = np.concatenate([tr, np.flatnonzero(np.isin(labels, list(single)))])
+    return ps.subset(sorted(tr.tolist())), ps.subset(sorted(te.tolist()))
 
 
 # --------------------------------------------------------------------------- bundles

@@ -290,6 +290,14 @@ def _weighted_kmeans(points: np.ndarray, weights: np.ndarray, k: int, n_init: in
 def _dither(image: np.ndarray, palette: np.ndarray) -> np.ndarray:
     from PIL import Image
 
+    # Every colour already in the palette: there is no error to diffuse, and Pillow's mapping is not
+    # exactly-nearest, so map exactly (a lossless palette must stay lossless with dithering on).
+    codes = (image[..., 0].astype(np.int32) << 16) | (image[..., 1].astype(np.int32) << 8) | image[..., 2]
+    pal_codes = (palette[:, 0].astype(np.int32) << 16) | (palette[:, 1].astype(np.int32) << 8) | palette[:, 2]
+    order = np.argsort(pal_codes)
+    pos = np.clip(np.searchsorted(pal_codes[order], codes), 0, len(palette) - 1)
+    if np.array_equal(pal_codes[order][pos], codes):
+        return order[pos].astype(np.uint8)
     pal = Image.new("P", (1, 1))
     # Pad with copies of the first colour so that Pillow never maps to an unused (black) entry.
     flat = np.concatenate([palette, np.repeat(palette[:1], 256 - len(palette), axis=0)])
@@ -955,12 +963,13 @@ def example_images(data_dir: str | os.PathLike | None = None, *, limit: int | No
 
 
 def example_paths(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Files of :func:`example_images` (bundled images are written to a temporary folder once)."""
-    from .io import list_images
+    """Files of :func:`example_images` (bundled images are written to a temporary folder once).
+    Files that cannot be read are left out, as :func:`example_images` leaves them out."""
+    from .io import iter_loaded, list_images
 
     folder = _kodak_folder(data_dir)
     if folder is not None:
-        return list_images(folder, recursive=False)
+        return [p for p, _ in iter_loaded(list_images(folder, recursive=False))]
     tmp = Path(tempfile.gettempdir()) / "vision_lib_bundled_images"
     tmp.mkdir(exist_ok=True)
     paths = []
@@ -978,10 +987,12 @@ def _kodak_folder(data_dir) -> Path | None:
     from .config import data_dir as default_data_dir
 
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    for folder in (root / "kodak", root):
-        if folder.is_dir() and any(folder.glob("*.png")):
-            return folder
-    return None
+    from .io import list_images
+
+    kodak = root / "kodak"
+    if kodak.is_dir() and list_images(kodak, recursive=False):  # any format, not only the PNGs
+        return kodak
+    return root if root.is_dir() and any(root.glob("*.png")) else None
 
 
 def bundled_images(*, limit: int | None = None) -> dict[str, np.ndarray]:

@@ -20,8 +20,8 @@ REQUIRES = {
     "01_data_preparation": ["footballers"],
     "02_feature_engineering": ["footballers"],
     "03_model_development": ["footballers"],
-    "04_clusterization": ["lfw", "players"],
-    "05_face_average": ["footballers"],
+    "04_clusterization": ["lfw", "players", "footballers"],
+    "05_face_average": ["footballers", "lfw"],
     "06_image_compression": [],
 }
 
@@ -37,9 +37,16 @@ class NotebookResult:
 
 
 def list_notebooks(only: list[str] | None = None) -> list[Path]:
-    """The numbered notebooks in order; ``only`` filters by name or number prefix (``"03"``)."""
+    """The numbered notebooks in order; ``only`` filters by name or number prefix (``"03"``).
+
+    A name in ``only`` that matches no notebook is a ValueError (a typo must not run nothing, or all).
+    """
     books = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-    if only:
+    if only is not None:
+        unknown = [o for o in only if not any(b.stem == o or b.stem.startswith(o) for b in books)]
+        if unknown or not only:
+            raise ValueError(f"no notebook matches {unknown or '(nothing)'}; choose from "
+                             f"{', '.join(b.stem for b in books)} (or their numbers, e.g. 03)")
         books = [b for b in books if any(b.stem == o or b.stem.startswith(o) for o in only)]
     return books
 
@@ -56,6 +63,9 @@ def execute_notebook(
     import papermill as pm
 
     out_dir = Path(out_dir)
+    if out_dir.resolve() == Path(path).resolve().parent:
+        # The executed copy would replace the committed (output-free) notebook.
+        raise ValueError(f"output folder {out_dir} holds the notebooks themselves; choose another (e.g. reports)")
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / path.name
     start = time.perf_counter()
@@ -86,9 +96,13 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
                   only: list[str] | None = None) -> list[NotebookResult]:
     """Execute the suite in order, printing progress and where the reports are."""
     out_dir = Path(out_dir).resolve()
+    if out_dir == NOTEBOOK_DIR.resolve():
+        raise ValueError(f"output folder {out_dir} holds the notebooks themselves; choose another (e.g. reports)")
+    books = list_notebooks(only)
+    _check_parameters(books, params or {})
     results = []
     print(f"data: {data_dir()}", flush=True)
-    for book in list_notebooks(only):
+    for book in books:
         missing = missing_data(book.stem)
         if missing:
             print(f"[skip] {book.stem}: " + missing_data_message(missing[0]), flush=True)
@@ -108,6 +122,19 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
     if missing and sys.stdin.isatty():
         _offer_fetch([name for name in missing if name in FETCHABLE])
     return results
+
+
+def _check_parameters(books: list[Path], params: dict) -> None:
+    """A parameter that none of the chosen notebooks declares is a typo: refuse it before running
+    (papermill would only warn, then run with the defaults)."""
+    if not params:
+        return
+    import papermill as pm
+
+    declared = {name for book in books for name in pm.inspect_notebook(str(book))}
+    unknown = sorted(set(params) - declared)
+    if unknown:
+        raise ValueError(f"no chosen notebook has parameter(s) {unknown}; they have: {', '.join(sorted(declared))}")
 
 
 #: Data sets that a public face set (LFW, one folder per person) can stand in for.

@@ -112,7 +112,12 @@ def average_grid(rows: Mapping[str, Sequence], size: float = 1.7, max_title: int
     import matplotlib.pyplot as plt
 
     titles = list(rows)
-    ncols = max(len(r) for r in rows.values())
+    ncols = max((len(r) for r in rows.values()), default=0)
+    if not ncols:  # nothing to show (e.g. no cluster with enough faces): say so, not a matplotlib error
+        fig, ax = plt.subplots(figsize=(4 * size, size))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no groups to show", ha="center", va="center")
+        return fig
     fig, axes = plt.subplots(len(titles), ncols, figsize=(ncols * size, len(titles) * size * 1.25), squeeze=False)
     for r, title in enumerate(titles):
         for c in range(ncols):

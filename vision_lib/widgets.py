@@ -99,6 +99,8 @@ class CompressionExplorer:
         if path is not None:
             self.path = Path(path)
         if k is not None:
+            if int(k) != k or not 2 <= int(k) <= 256:  # checked before it is kept: a bad k must not stick
+                raise ValueError(f"k must be a whole number between 2 and 256, got {k!r}")
             self.k = int(k)
         if dither is not None:
             self.dither = bool(dither)
@@ -211,7 +213,7 @@ class CompressionExplorer:
         """The ipywidgets box (built on first use, then updated in place)."""
         if self._controls is None:
             self._build()
-            self.update()
+            self._show()
         return self._controls["box"]
 
     def _build(self) -> None:
@@ -226,13 +228,28 @@ class CompressionExplorer:
         compressed = w.Image(format="png", layout=w.Layout(max_width="400px"))
         space = w.Image(format="png", layout=w.Layout(max_width="336px"))
         figures = w.HTML()
-        image_box.observe(lambda ch: self.update(path=ch["new"]), names="value")
-        k_box.observe(lambda ch: self.update(k=ch["new"]), names="value")
-        dither_box.observe(lambda ch: self.update(dither=ch["new"]), names="value")
+        image_box.observe(lambda ch: self._show(path=ch["new"]), names="value")
+        k_box.observe(lambda ch: self._show(k=ch["new"]), names="value")
+        dither_box.observe(lambda ch: self._show(dither=ch["new"]), names="value")
         box = w.VBox([w.HBox([image_box, k_box, dither_box]),
                       w.HBox([original, compressed, space]), figures])
         self._controls = {"box": box, "original": original, "compressed": compressed, "space": space,
                           "figures": figures, "image": image_box, "k": k_box, "dither": dither_box}
+
+    def _show(self, **change) -> None:
+        """A control moved: update, and show an unreadable photo's reason in the figures area
+        (an exception in an ipywidgets observer would only reach the kernel log)."""
+        import html
+
+        from .io import ImageError
+
+        try:
+            self.update(**change)
+        except ImageError as exc:
+            c = self._controls
+            for name in ("original", "compressed", "space"):
+                c[name].value = b""
+            c["figures"].value = f"<b>Cannot show {html.escape(exc.path)}</b>: {html.escape(exc.reason)}"
 
     def _refresh(self, photo: _Photo, result: dict) -> None:
         c = self._controls
