@@ -50,3 +50,20 @@ def test_excluded_thumbnails_title_each_photo_with_folder_reason_and_look_alike(
     assert fig._suptitle.get_text() == "left out"
     plt.close(fig)
     assert plotting.excluded_thumbnails([]) is None
+
+
+def test_empty_or_wrong_inputs_get_clear_answers():
+    import matplotlib.pyplot as plt
+
+    from vision_lib import plotting
+
+    with pytest.raises(ValueError, match="ncols must be at least 1"):
+        plotting.grid(3, 0)
+    with pytest.raises(ValueError, match="per_group must be at least 1"):
+        plotting.cluster_galleries({"a": []}, per_group=0)
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="bins\\*\\*3 = 512"):
+        plotting.colour_histogram_bars(ax, np.array([]), bins=8)
+    plotting.model_comparison(ax, [])  # nothing to compare: an empty chart, not a numpy error
+    plotting.average_grid({})
+    plt.close("all")

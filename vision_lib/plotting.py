@@ -24,6 +24,8 @@ def grid(n: int, ncols: int, cell: tuple[float, float] = (1.6, 1.8), per_item: t
     ``axes`` a 2-D array; item ``k``'s first axis is ``axes[(k // ncols) * per_item[0], (k % ncols) * per_item[1]]``."""
     import matplotlib.pyplot as plt
 
+    if ncols < 1:
+        raise ValueError(f"ncols must be at least 1, got {ncols}")
     rows, cols = max(1, -(-n // ncols)) * per_item[0], ncols * per_item[1]
     fig, axes = plt.subplots(rows, cols, figsize=(cols * cell[0], rows * cell[1]), squeeze=False)
     for ax in axes.ravel():
@@ -66,6 +68,8 @@ def colour_histogram_bars(ax, hist: np.ndarray, bins: int, space: str = "hsv", t
     import cv2
 
     hist = np.asarray(hist).reshape(-1)
+    if hist.size != bins ** 3:
+        raise ValueError(f"expected a histogram of bins**3 = {bins ** 3} values, got {hist.size}")
     order = np.argsort(hist)[::-1][:top]
     idx = np.stack(np.unravel_index(order, (bins,) * 3), axis=1)
     scale = np.array([180 if space == "hsv" else 256, 256, 256], float)
@@ -173,7 +177,7 @@ def model_comparison(ax, rows: Sequence[Mapping], metric: str = "accuracy"):
         ax.text(min(v, 1.0) - 0.01, k, f"{v:.3f}", va="center", ha="right", color="white", fontsize=8)
     ax.set_yticks(y, names, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(max(0.0, values.min() - 0.15), 1.0)
+    ax.set_xlim(max(0.0, values.min(initial=1.0) - 0.15), 1.0)
     ax.set_xlabel(f"cross-validated {metric}")
     return ax
 
@@ -268,6 +272,8 @@ def cluster_galleries(groups: Mapping[str, Sequence[np.ndarray]], per_group: int
     """
     import matplotlib.pyplot as plt
 
+    if per_group < 1:
+        raise ValueError(f"per_group must be at least 1, got {per_group}")
     names = list(groups)
     nrows = max(1, len(names))
     fig, axes = plt.subplots(nrows, per_group, figsize=(per_group * size, nrows * size * 1.1), squeeze=False)
