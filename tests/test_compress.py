@@ -306,6 +306,19 @@ def test_example_photos_skip_unreadable_files_and_take_any_format(tmp_path, rng)
     assert list(C.example_images(tmp_path)) == ["a"]
 
 
+def test_example_photos_sharing_a_stem_keep_distinct_names(tmp_path, rng):
+    kodak = tmp_path / "kodak"
+    kodak.mkdir()
+    Image.fromarray(_photo(rng)).save(kodak / "a.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(kodak / "a.jpg")
+    Image.fromarray(_photo(rng)).save(kodak / "b.png")
+    paths = C.example_paths(tmp_path)
+    imgs = C.example_images(tmp_path)
+    assert list(imgs) == C.example_names(paths)
+    assert sorted(imgs) == ["a.jpg", "a.png", "b"]  # neither "a" hides the other
+    assert imgs["a.jpg"].shape == (8, 8, 3) and imgs["a.png"].shape != (8, 8, 3)
+
+
 # --------------------------------------------------------------------------- CLI
 def _write_photos(folder: Path, rng, n=2) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)

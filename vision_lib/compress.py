@@ -950,16 +950,24 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> 
 
 # --------------------------------------------------------------------------- example images
 def example_images(data_dir: str | os.PathLike | None = None, *, limit: int | None = None) -> dict[str, np.ndarray]:
-    """Photos for the notebook: ``<data_dir>/kodak/*.png`` when present, else images bundled with
-    scikit-image / scikit-learn (so the notebook runs anywhere). Keys are names, values RGB uint8.
+    """Photos for the notebook: ``<data_dir>/kodak/`` when present, else images bundled with
+    scikit-image / scikit-learn (so the notebook runs anywhere). Keys are :func:`example_names` of
+    :func:`example_paths` (same order), values RGB uint8; unreadable files are left out.
     """
-    folder = _kodak_folder(data_dir)
-    if folder is not None:
-        from .io import iter_loaded, list_images
+    if _kodak_folder(data_dir) is None:
+        return bundled_images(limit=limit)
+    from .io import iter_loaded
 
-        paths = list_images(folder, recursive=False)[:limit]
-        return {p.stem: img for p, img in iter_loaded(paths)}
-    return bundled_images(limit=limit)
+    paths = example_paths(data_dir)[:limit]
+    loaded = dict(iter_loaded(paths))
+    return {name: loaded[p] for name, p in zip(example_names(paths), paths) if p in loaded}
+
+
+def example_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """A distinct short name per file: its stem, or its whole name when two files share a stem
+    (``a.png`` and ``a.jpg`` are different photos)."""
+    stems = [Path(p).stem for p in paths]
+    return [Path(p).name if stems.count(s) > 1 else s for p, s in zip(paths, stems)]
 
 
 def example_paths(data_dir: str | os.PathLike | None = None) -> list[Path]:
