@@ -114,8 +114,10 @@ def test_prediction_chooses_the_known_face_and_marks_strangers_unknown(rng):
     assert [p.label for p in preds] == ["person2", "unknown"]
     assert preds[0].box == (300, 0, 50, 50) and 0 <= preds[1].probability <= 1
     assert model.subject(preds) == "person2"
-    assert model._result(preds)["faces"][0] == {"box": [300, 0, 50, 50], "label": "person2",
-                                                 "probability": round(preds[0].probability, 4)}
+    listed = model._result(preds)
+    assert listed["label"] == "person2"
+    assert {"box": [300, 0, 50, 50], "label": "person2", "probability": round(preds[0].probability, 4)} in listed["faces"]
+    assert [f["probability"] for f in listed["faces"]] == sorted((round(q.probability, 4) for q in preds), reverse=True)
     # Only strangers: no label. No faces: no label and an empty list.
     only = model.predict_features(faces[:1], X[:1], X[:1])
     assert only[0].label == "unknown" and model.subject(only) is None
@@ -169,6 +171,11 @@ def test_a_larger_known_face_as_close_as_the_closest_is_the_subject(rng):
     assert [q.label for q in preds] == ["person1", "unknown"] and model.subject(preds) == "person1"
     model.subject_tie = None  # the rule switched off: the closest known face
     assert model.subject(model.predict_features([small, big], near_tie, near_tie)) == "person1"
+    # The JSON lists faces most probable first; the label stays the subject, wherever it is listed.
+    subject = classify.FacePrediction((0, 0, 40, 40), "person2", 0.61, "person2", 0.31)
+    likelier = classify.FacePrediction((100, 0, 90, 90), "person1", 0.93, "person1", 0.45)
+    out = model._result([subject, likelier])
+    assert out["label"] == "person2" and [f["label"] for f in out["faces"]] == ["person1", "person2"]
 
 
 def test_adaptive_max_distance_tightens_the_open_set_rule_for_tight_identities(rng):
@@ -407,7 +414,9 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
         for f in r["faces"]:
             assert set(f) == {"box", "label", "probability"} and len(f["box"]) == 4
             assert f["label"] in model_labels(model) + ["unknown"]
-        assert r["label"] is None or r["label"] == r["faces"][0]["label"]
+        assert r["label"] is None or r["label"] in [f["label"] for f in r["faces"]]
+        probabilities = [f["probability"] for f in r["faces"]]
+        assert probabilities == sorted(probabilities, reverse=True)  # most confident first
     rc, _, err = _cli("predict", model, nested, "--json")
     assert rc == 0, err
 

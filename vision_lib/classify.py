@@ -20,10 +20,10 @@ The pipeline, as :func:`train` runs it:
    (chosen by cross-validation on the training faces) or, with dlib descriptors, when it lies
    farther than dlib's 0.6 from the centroid of the predicted person's training faces. A hesitant
    probability alone does not make a face unknown when it lies as close to that centroid as most
-   of the person's own training faces (:attr:`FaceClassifier.sure_distance`). Faces are
-   ranked by that distance (closest first), except that the largest known face within
-   :data:`SUBJECT_TIE` of the closest goes first: the photo's label is that first known face (the
-   subject), or None when there is no face or only unknown ones. Where MTCNN finds no
+   of the person's own training faces (:attr:`FaceClassifier.sure_distance`). The photo's label
+   (its subject) is the known face closest to its person's centroid, except that the largest known
+   face within :data:`SUBJECT_TIE` of the closest wins; None when there is no face or only unknown
+   ones. The result lists faces most probable first. Where MTCNN finds no
    face at all, it looks once more, harder (:func:`detect_harder`).
 
 Model bundles (:func:`save_model` / :func:`load_model`) are **pickles**: loading one can run
@@ -680,7 +680,9 @@ class FaceClassifier:
         return preds
 
     def subject(self, preds: Sequence[FacePrediction]) -> str | None:
-        """The photo's label: the most confident known face (or the largest face's label)."""
+        """The photo's label from :meth:`predict_features`' order: its first known face (closest to
+        its person's centroid, or a larger face within :attr:`subject_tie`), or with
+        ``choose="largest"`` the largest face's label."""
         if not preds:
             return None
         if self.choose == "largest":
@@ -689,11 +691,16 @@ class FaceClassifier:
         return preds[0].label if preds[0].known else None
 
     def _result(self, preds: list[FacePrediction]) -> dict:
-        return {"label": self.subject(preds), "faces": [q.as_dict() for q in preds]}
+        # The list reads most probable first, as the probabilities it shows say. The photo's label
+        # comes from the subject rule instead (closest to a centroid, larger face on a near-tie):
+        # taking the most probable known face named 2-11 fewer footballer photos right per split.
+        listed = sorted(preds, key=lambda q: -round(float(q.probability), 4))  # stable: ties keep subject order
+        return {"label": self.subject(preds), "faces": [q.as_dict() for q in listed]}
 
     # -- public prediction API
     def predict_image(self, image: np.ndarray) -> dict:
-        """``{"label": <the photo's subject or None>, "faces": [{"box", "label", "probability"}, ...]}``."""
+        """``{"label": <the photo's subject or None>, "faces": [{"box", "label", "probability"}, ...]}``,
+        faces most probable first (the subject is not always the first: see :meth:`subject`)."""
         faces = _detect(image, self.recipe)
         X, desc = _image_features(image, faces, self.recipe)
         return self._result(self.predict_features(faces, X, desc))
