@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -286,6 +287,43 @@ def test_bundle_round_trip_and_refusals(rng, tmp_path):
         classify.load_model(tmp_path / "desc.pkl", check_versions=False)
 
 
+def test_damaged_bundles_are_refused_with_one_clear_error(rng, tmp_path):
+    photos, labels, _ = _folders(rng, _identities(rng))
+    path = classify.save_model(_fit(photos, labels), tmp_path / "m.pkl")
+    data = path.read_bytes()
+    # Zeroed bytes anywhere: refused as a damaged bundle (the body's checksum catches those that
+    # still unpickle), never another exception and never a model that silently predicts otherwise.
+    for pos in range(0, len(data) - 64, max(1, len(data) // 40)):
+        hurt = bytearray(data)
+        hurt[pos:pos + 64] = bytes(64)
+        (tmp_path / "hurt.pkl").write_bytes(bytes(hurt))
+        with pytest.raises(classify.ModelBundleError):
+            classify.load_model(tmp_path / "hurt.pkl")
+    # Header fields of the wrong type, or missing.
+    for field, value in (("versions", "1.0"), ("recipe", "embedding"), ("labels", None), ("max_distance", "far"),
+                         ("unknown_below", None), ("choose", "biggest")):
+        outer = pickle.loads(data)
+        outer["header"][field] = value
+        (tmp_path / "bad.pkl").write_bytes(pickle.dumps(outer))
+        with pytest.raises(classify.ModelBundleError, match=f"damaged model bundle.*{field}"):
+            classify.load_model(tmp_path / "bad.pkl")
+
+
+def test_model_paths_are_checked_before_training(tmp_path):
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(FileExistsError, match="not a regular file"):
+        classify.check_model_path(tmp_path / "folder", overwrite=True)
+    (tmp_path / "m.pkl").write_bytes(b"old")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        classify.check_model_path(tmp_path / "m.pkl")
+    assert classify.check_model_path(tmp_path / "m.pkl", overwrite=True) == tmp_path / "m.pkl"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PermissionError, match="is not a folder"):
+        classify.check_model_path(tmp_path / "file" / "m.pkl")
+    assert classify.check_model_path(tmp_path / "new" / "sub" / "m.pkl").parent.is_dir()
+    assert (tmp_path / "m.pkl").read_bytes() == b"old" and not list(tmp_path.rglob("*.part"))
+
+
 class _Evil:
     def __reduce__(self):
         return (Path.touch, (Path(_Evil.target),))
@@ -300,6 +338,17 @@ def test_load_refuses_foreign_pickles_before_running_them(tmp_path):
     (tmp_path / "text.pkl").write_text("hello")
     with pytest.raises(classify.ModelBundleError):
         classify.load_model(tmp_path / "text.pkl")
+
+
+def test_cache_keys_of_the_wavelet_recipe_hold_every_default():
+    from vision_lib.faces import get_detector
+
+    # Defaults are spelt out in the key, so a release that changes one misses the old entries.
+    assert classify._wavelet_key(()) == classify._wavelet_key((("level", 5), ("size", 32), ("wavelet", "haar")))
+    assert dict(classify._wavelet_key((("size", 16),))) == {"level": 5, "size": 16, "wavelet": "haar"}
+    assert classify._detector_key("haar", ()) == get_detector("haar").params()
+    assert dict(classify._detector_key("haar", (("min_neighbors", 3),)))["min_neighbors"] == 3
+    assert classify._detector_key("mtcnn", (("threads", 1),)) == classify._detector_key("mtcnn", ())  # speed only
 
 
 def test_recipe_rejects_unknown_names():
@@ -388,6 +437,8 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
         assert f"  {e.path}{'' if e.face_index is None else f' [face {e.face_index}]'}: {e.reason}" in out
     rc, _, err = _cli("train", train_dir, "--model", model, "--quiet")
     assert rc == 2 and "--force" in err
+    rc, out, err = _cli("train", train_dir, "--model", tmp_path, "--force", "--quiet")  # a folder: refused first
+    assert rc == 2 and "not a regular file" in err and "training faces" not in out
     rc, _, err = _cli("train", train_dir, "--model", tmp_path / "x.pkl", "--max-distance", "tight")
     assert rc == 2 and "adaptive" in err and not (tmp_path / "x.pkl").exists()
     rc, _, err = _cli("train", train_dir, "--model", tmp_path / "open.pkl", "--max-distance", "adaptive", "--quiet")
@@ -401,13 +452,15 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     photos = sorted(test_dir.rglob("*.jpg"))
     shutil.copy(photos[0], nested / "deep.jpg")
     (inbox / "broken.jpg").write_bytes(b"not a jpeg")
+    os.mkfifo(inbox / "pipe.jpg")  # read, it would wait for a writer for ever
     Image.fromarray(np.full((120, 160, 3), 200, np.uint8)).save(inbox / "blank.png")
     rc, out, err = _cli("predict", model, inbox, photos[1], "--json")
     assert rc == 1, err  # every photo answered, but broken.jpg failed: the exit code says so
     lines = [json.loads(line) for line in out.splitlines()]
     by_name = {Path(r["path"]).name: r for r in lines}
-    assert set(by_name) == {"deep.jpg", "broken.jpg", "blank.png", photos[1].name}
+    assert set(by_name) == {"deep.jpg", "broken.jpg", "pipe.jpg", "blank.png", photos[1].name}
     assert set(by_name["broken.jpg"]) == {"path", "error"}
+    assert by_name["pipe.jpg"]["error"] == "cannot read: not a regular file"
     assert by_name["blank.png"] == {"path": str(inbox / "blank.png"), "label": None, "faces": []}
     for r in (by_name["deep.jpg"], by_name[photos[1].name]):
         assert set(r) == {"path", "label", "faces"}
@@ -419,6 +472,9 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
         assert probabilities == sorted(probabilities, reverse=True)  # most confident first
     rc, _, err = _cli("predict", model, nested, "--json")
     assert rc == 0, err
+    (tmp_path / "empty").mkdir()
+    rc, out, err = _cli("predict", model, tmp_path / "empty", "--json")
+    assert rc == 1 and out == "" and "no photos in" in err
 
 
 def model_labels(path: Path) -> list[str]:

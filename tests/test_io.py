@@ -137,6 +137,41 @@ def test_missing_files_and_broken_links_read_as_such(tmp_path):
             io.load_image(tmp_path / name)
 
 
+def test_named_pipes_are_refused_not_waited_on(tmp_path):
+    from vision_lib.cache import file_digest
+
+    os.mkfifo(tmp_path / "pipe.jpg")  # opening it for reading would block until a writer came
+    with pytest.raises(io.ImageError, match="cannot read: not a regular file"):
+        io.load_image(tmp_path / "pipe.jpg")
+    with pytest.raises(OSError, match="not a regular file"):
+        file_digest(tmp_path / "pipe.jpg")
+
+
+def test_file_digest_sees_a_rewrite_that_restores_the_modification_time(tmp_path):
+    from vision_lib.cache import file_digest
+
+    p = tmp_path / "x.bin"
+    p.write_bytes(b"A" * 100)
+    before, st = file_digest(p), p.stat()
+    p.write_bytes(b"B" * 100)  # same size; then the old modification time put back
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert file_digest(p) != before
+
+
+def test_an_unusable_cache_folder_warns_and_work_goes_on(tmp_path, monkeypatch):
+    from vision_lib import cache
+
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("VISION_LIB_CACHE", str(tmp_path / "file" / "cache"))  # a file where a folder must be
+    cache._writable.cache_clear()
+    calls = []
+    run = cache.cached(lambda digest, path=None: calls.append(digest) or len(calls))
+    with pytest.warns(RuntimeWarning, match="disk cache unavailable"):
+        assert not cache.enabled()
+    assert run("d1", path="p") == 1 and run("d1", path="p") == 2  # computed each time, no error
+    cache._writable.cache_clear()
+
+
 def test_list_images_follows_linked_folders_once(tmp_path):
     elsewhere = tmp_path / "elsewhere" / "cara"
     elsewhere.mkdir(parents=True)

@@ -6,16 +6,20 @@ hit the cache and an edited photo misses it.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import os
+import stat
+import tempfile
+import warnings
 from pathlib import Path
 
 from .config import cache_dir
 
 
 @functools.lru_cache(maxsize=65536)
-def _digest(path: str, size: int, mtime_ns: int) -> str:
+def _digest(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int) -> str:
     h = hashlib.sha1()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -24,17 +28,41 @@ def _digest(path: str, size: int, mtime_ns: int) -> str:
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """SHA-1 of a file's bytes (memoised per path, size and modification time)."""
+    """SHA-1 of a file's bytes, memoised per path, size, inode and modification and change times
+    (a rewrite that restores the old modification time still changes the change time).
+
+    Raises:
+        OSError: the file cannot be read, or is not a regular file (a named pipe would block).
+    """
     st = os.stat(path)
-    return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file")
+    return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _joblib_dir() -> Path:
+    return cache_dir() / "joblib"
 
 
 @functools.lru_cache(maxsize=1)
 def memory():
     """The shared :class:`joblib.Memory` under :func:`vision_lib.config.cache_dir`."""
+    import logging
+
     import joblib
 
-    return joblib.Memory(cache_dir() / "joblib", verbose=0)
+    logging.getLogger("joblib").addFilter(_short_load_failure)
+    return joblib.Memory(_joblib_dir(), verbose=0)
+
+
+def _short_load_failure(record) -> bool:
+    # joblib recomputes a damaged cache entry (right) but logs a whole traceback for each (noise):
+    # one line per entry says the same.
+    text = record.getMessage()
+    if "Exception while loading results for" in text:
+        last = text.strip().splitlines()[-1]
+        record.msg, record.args = f"vision_lib cache: a damaged entry was recomputed ({last})", None
+    return True
 
 
 def cached(func, ignore: tuple[str, ...] = ("path",)):
@@ -72,5 +100,22 @@ def cached(func, ignore: tuple[str, ...] = ("path",)):
 
 
 def enabled() -> bool:
-    """False when ``VISION_LIB_CACHE=off`` (used to time the uncached path)."""
-    return os.environ.get("VISION_LIB_CACHE") != "off"
+    """False when ``VISION_LIB_CACHE=off`` (used to time the uncached path), or when the cache
+    folder cannot be created or written (then a warning says so once, and work goes on uncached)."""
+    return os.environ.get("VISION_LIB_CACHE") != "off" and _writable(os.environ.get("VISION_LIB_CACHE"))
+
+
+@functools.lru_cache(maxsize=8)
+def _writable(setting: str | None) -> bool:
+    # `setting` only keys the memo: a changed $VISION_LIB_CACHE is checked afresh.
+    try:
+        folder = _joblib_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+        return True
+    except OSError as exc:
+        where = exc.filename or setting or "the cache folder"
+        warnings.warn(f"disk cache unavailable ({exc.strerror or exc}: {where}); running without it. "
+                      "Set VISION_LIB_CACHE to a writable folder, or to 'off'.", RuntimeWarning, stacklevel=3)
+        return False

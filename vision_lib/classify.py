@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -151,12 +152,36 @@ def _retry_chunk(photos: list["PhotoFeatures"]) -> list["PhotoFeatures"]:
     from .embeddings import descriptor_id
 
     run = cached(_retry_impl)
+    key = _detector_key("mtcnn", RETRY_PARAMS)
     out = []
     for ph in photos:
-        faces, desc, err = run(file_digest(ph.path), tuple(sorted(RETRY_PARAMS.items())), RETRY_BORDER,
-                               descriptor_id(), path=str(ph.path))
+        try:
+            digest = file_digest(ph.path)
+        except OSError:  # gone since the first look: keep what that look found
+            out.append(ph)
+            continue
+        faces, desc, err = run(digest, key, RETRY_BORDER, descriptor_id(), path=str(ph.path))
         out.append(PhotoFeatures(ph.path, faces, desc if desc is not None else ph.features, desc, err))
     return out
+
+
+def _detector_key(detector: str, params) -> tuple:
+    """Every setting that changes detections, defaults included, so that a changed default in a
+    new release misses old cache entries (as the embedding path's key does)."""
+    from .faces import _SPEED_ONLY, get_detector
+
+    return get_detector(detector, **{k: v for k, v in dict(params).items() if k not in _SPEED_ONLY}).params()
+
+
+def _wavelet_key(feature_params) -> tuple:
+    """The wavelet recipe's parameters with :func:`~vision_lib.features.wavelet_features`' defaults filled in."""
+    import inspect
+
+    from .features import wavelet_features
+
+    defaults = {name: p.default for name, p in inspect.signature(wavelet_features).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    return tuple(sorted({**defaults, **dict(feature_params)}.items()))
 
 
 @dataclass
@@ -207,6 +232,7 @@ def _wavelet_chunk(paths: list[Path], recipe: Recipe) -> list[PhotoFeatures]:
     from .embeddings import descriptor_id
 
     run = cached(_wavelet_photo_impl)
+    detector_key, feature_key = _detector_key(recipe.detector, recipe.detector_params), _wavelet_key(recipe.feature_params)
     out = []
     for p in paths:
         try:
@@ -214,8 +240,7 @@ def _wavelet_chunk(paths: list[Path], recipe: Recipe) -> list[PhotoFeatures]:
         except OSError as exc:
             out.append(PhotoFeatures(p, [], np.zeros((0, 0), np.float32), None, f"cannot read: {exc.strerror or exc}"))
             continue
-        faces, feats, desc, err = run(digest, recipe.detector, recipe.detector_params, recipe.feature_params,
-                                      descriptor_id(), path=str(p))
+        faces, feats, desc, err = run(digest, recipe.detector, detector_key, feature_key, descriptor_id(), path=str(p))
         out.append(PhotoFeatures(p, faces, feats if feats is not None else np.zeros((0, 0), np.float32), desc, err))
     return out
 
@@ -1010,17 +1035,40 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def check_model_path(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Refuse, before any training, a path :func:`save_model` would refuse or fail to write: an
+    existing file without ``overwrite``, anything that is not a regular file (a folder, a device),
+    or a folder that cannot be written."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise FileExistsError(f"{path} exists and is not a regular file; choose another model path")
+        if not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+    existing = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise PermissionError(f"cannot write a model into {path.parent}: {existing} is not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise PermissionError(f"cannot write a model into {path.parent}: {exc.strerror or exc}") from None
+    return path
+
+
 def save_model(model: FaceClassifier, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write a model bundle (a pickle: estimator + labels + feature recipe + package versions).
 
-    Refuses to replace an existing file unless ``overwrite``. Bundles are pickles: share and load
-    only files you trust.
+    Refuses to replace an existing file unless ``overwrite`` (see :func:`check_model_path`). The
+    file is written under a temporary name and renamed, so an existing bundle is never left half
+    written. Bundles are pickles: share and load only files you trust.
     """
+    import hashlib
+
     from .embeddings import descriptor_id
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+    path = check_model_path(path, overwrite=overwrite)
     header = {
         "format": BUNDLE_FORMAT, "kind": "vision_lib.FaceClassifier", "versions": _versions(),
         "recipe": asdict(model.recipe), "descriptor": descriptor_id(), "labels": model.classes_,
@@ -1031,11 +1079,16 @@ def save_model(model: FaceClassifier, path: str | os.PathLike, *, overwrite: boo
     # The header holds only plain Python values, so it can be checked before the estimator is unpickled.
     body = pickle.dumps({"estimator": model.estimator, "centroids": model.centroids_,
                          "training_report": model.training_report_}, protocol=5)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A damaged body can still unpickle (zeroed bytes inside an array): the checksum catches it.
+    header["body_sha256"] = hashlib.sha256(body).hexdigest()
     tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:
-        pickle.dump({"header": header, "body": body}, f, protocol=5)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            pickle.dump({"header": header, "body": body}, f, protocol=5)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -1078,6 +1131,7 @@ def load_model(path: str | os.PathLike, *, check_versions: bool = True) -> FaceC
     if header.get("kind") != "vision_lib.FaceClassifier" or header.get("format") != BUNDLE_FORMAT:
         raise ModelBundleError(f"{path}: bundle format {header.get('format')!r} is not {BUNDLE_FORMAT}; "
                                "retrain the model with this vision_lib")
+    _check_body(path, header, outer["body"])
     try:
         recipe = Recipe(**{k: (tuple(tuple(x) for x in v) if isinstance(v, (list, tuple)) else v)
                            for k, v in header["recipe"].items()})
@@ -1099,10 +1153,41 @@ def load_model(path: str | os.PathLike, *, check_versions: bool = True) -> FaceC
             raise ModelBundleError(
                 f"{path} was saved with other package versions: " + "; ".join(diff)
                 + ". Retrain with `vision-lib train`, or install the bundle's versions.")
-    body = pickle.loads(outer["body"])
-    model = FaceClassifier(body["estimator"], recipe, header["unknown_below"], header["max_distance"],
-                           header["choose"], body["centroids"], body["training_report"], header.get("info"),
-                           header.get("sure_distance"), header.get("subject_tie"))
-    if model.classes_ != list(header["labels"]):
+    try:
+        body = pickle.loads(outer["body"])
+        model = FaceClassifier(body["estimator"], recipe, header["unknown_below"], header["max_distance"],
+                               header["choose"], body["centroids"], body["training_report"], header.get("info"),
+                               header.get("sure_distance"), header.get("subject_tie"))
+        same_labels = model.classes_ == list(header["labels"])
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged pickle raises, the answer is the same
+        raise ModelBundleError(f"{path}: damaged model bundle ({type(exc).__name__}: {exc}); "
+                               "retrain it with `vision-lib train`") from None
+    if not same_labels:
         raise ModelBundleError(f"{path}: labels in the header do not match the estimator's classes")
     return model
+
+
+def _check_body(path: Path, header: dict, body) -> None:
+    """Refuse a bundle whose header fields have the wrong types or whose body fails its checksum."""
+    import hashlib
+    from numbers import Real
+
+    def number(v, none_ok=True):
+        return (v is None and none_ok) or (isinstance(v, Real) and not isinstance(v, bool))
+
+    problems = [name for name, ok in (
+        ("versions", isinstance(header.get("versions"), dict)),
+        ("recipe", isinstance(header.get("recipe"), dict)),
+        ("labels", isinstance(header.get("labels"), (list, tuple)) and all(isinstance(x, str) for x in header["labels"])),
+        ("unknown_below", number(header.get("unknown_below", "missing"), none_ok=False)),
+        ("max_distance", number(header.get("max_distance"))),
+        ("sure_distance", number(header.get("sure_distance"))),
+        ("subject_tie", number(header.get("subject_tie"))),
+        ("choose", header.get("choose") in CHOICES),
+        ("body", isinstance(body, bytes)),
+    ) if not ok]
+    if problems:
+        raise ModelBundleError(f"{path}: damaged model bundle (bad {', '.join(problems)}); retrain it with `vision-lib train`")
+    expected = header.get("body_sha256")  # bundles written before the checksum have none
+    if expected is not None and hashlib.sha256(body).hexdigest() != expected:
+        raise ModelBundleError(f"{path}: damaged model bundle (checksum mismatch); retrain it or copy it again")

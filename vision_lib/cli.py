@@ -6,7 +6,9 @@ Each handler imports its stage lazily, so ``vision-lib compress`` never loads Te
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -184,11 +186,12 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .classify import save_model, train
+    from .classify import check_model_path, save_model, train
     from .io import list_images
 
-    if args.model.exists() and not args.force:
+    if args.model.exists() and not args.force and args.model.is_file():
         raise FileExistsError(f"{args.model} exists; pass --force to replace it")
+    check_model_path(args.model, overwrite=args.force)  # before the training work, not after it
     if not args.labelled_dir.is_dir():
         raise FileNotFoundError(f"no such folder: {args.labelled_dir}")
     loose = list_images(args.labelled_dir, recursive=False)
@@ -231,9 +234,14 @@ def _run_predict(args: argparse.Namespace) -> int:
     paths = []
     for item in args.inputs:
         if item.is_dir():
-            paths += list_images(item, recursive=True)
+            found = list_images(item, recursive=True)
+            if not found:  # said, not silently skipped: an empty answer would look like a clean run
+                print(f"vision-lib predict: no photos in {item}", file=sys.stderr)
+            paths += found
         else:
             paths.append(item)  # a missing or unreadable file is reported in its own line
+    if not paths:
+        return 1
     results = model.predict_paths(paths, n_jobs=args.jobs, progress=not args.json and sys.stderr.isatty())
     for res in results:
         if args.json:
@@ -471,11 +479,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _short_warning(message, category, filename, lineno, line=None) -> str:
+    # On a terminal a warning is a message for the user, not a pointer into library source.
+    return f"{category.__name__}: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _short_warning
     try:
         return int(args.handler(args) or 0)
-    except (FileNotFoundError, FileExistsError, ValueError, PermissionError) as exc:
+    except BrokenPipeError:  # `vision-lib predict ... --json | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
+    except (OSError, ValueError) as exc:  # missing, existing or unwritable files, bad values: one line
         print(f"vision-lib {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -8,6 +8,7 @@ flattened on white, grey / palette / CMYK / 16-bit converted. A file that cannot
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,14 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.n
         ImageError: unreadable, truncated, not an image, or too large.
     """
     path = Path(path)
-    return _decode(path, path, lambda: path.stat().st_size, max_pixels)
+    return _decode(path, path, lambda: _regular_file_size(path), max_pixels)
+
+
+def _regular_file_size(path: Path) -> int:
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):  # reading a named pipe would wait for a writer for ever
+        raise ImageError(path, "cannot read: not a regular file")
+    return st.st_size
 
 
 def load_image_bytes(data: bytes, *, name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
