@@ -169,6 +169,13 @@ def test_write_averages_never_overwrites(tmp_path):
     A.write_averages([res], tmp_path, overwrite=True)
     with pytest.raises(ValueError, match="'a b', 'a_b' would all be written to a_b.png"):
         A.check_outputs(["a b", "a_b"], tmp_path / "new")
+    assert not list(tmp_path.glob(".*.part"))  # PNGs go through a temporary name
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "Jo_Smith.png").mkdir()  # a folder where the PNG goes: not even --overwrite
+    with pytest.raises(FileExistsError, match="is not a file"):
+        A.check_outputs(["Jo/Smith"], tmp_path / "odd", overwrite=True)
+    with pytest.raises(FileExistsError, match="is not a folder"):  # --out under a file
+        A.check_outputs(["Jo/Smith"], tmp_path / "averages.csv" / "sub")
 
 
 # --------------------------------------------------------------------------- real photos

@@ -318,7 +318,7 @@ def test_model_paths_are_checked_before_training(tmp_path):
         classify.check_model_path(tmp_path / "m.pkl")
     assert classify.check_model_path(tmp_path / "m.pkl", overwrite=True) == tmp_path / "m.pkl"
     (tmp_path / "file").write_text("x")
-    with pytest.raises(PermissionError, match="is not a folder"):
+    with pytest.raises(FileExistsError, match="is not a folder"):
         classify.check_model_path(tmp_path / "file" / "m.pkl")
     assert classify.check_model_path(tmp_path / "new" / "sub" / "m.pkl").parent.is_dir()
     assert (tmp_path / "m.pkl").read_bytes() == b"old" and not list(tmp_path.rglob("*.part"))

@@ -363,6 +363,10 @@ def test_cli_refuses_to_overwrite_unless_asked(tmp_path, rng, capsys):
     assert main(["compress", str(photo), "--k", "4", "--out", str(out), "--overwrite", "--dither"]) == 0
     assert (out / "photo0_k4_dither.png").exists()
     assert main(["compress", str(photo), "--k", "300", "--out", str(out)]) == 2
+    capsys.readouterr()
+    assert main(["compress", str(photo), "--k", "4", "--out", str(out / "photo0_k4.png" / "sub")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "is not a folder" in captured.err  # refused before any photo is read
 
 
 def test_cli_gives_every_photo_its_own_output_and_never_touches_an_input(tmp_path, rng, capsys):

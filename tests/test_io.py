@@ -172,6 +172,28 @@ def test_an_unusable_cache_folder_warns_and_work_goes_on(tmp_path, monkeypatch):
     cache._writable.cache_clear()
 
 
+def test_output_folders_are_checked_and_files_written_whole(tmp_path):
+    (tmp_path / "file").write_text("x")
+    for bad in ("file", "file/sub"):
+        with pytest.raises(FileExistsError, match="file exists and is not a folder"):
+            io.check_output_folder(tmp_path / bad)
+    assert io.check_output_folder(tmp_path / "new" / "sub") == tmp_path / "new" / "sub"
+    assert not (tmp_path / "new").exists()  # checked, not created
+    io.write_atomic(tmp_path / "out.bin", b"data")
+    assert (tmp_path / "out.bin").read_bytes() == b"data" and sorted(os.listdir(tmp_path)) == ["file", "out.bin"]
+
+
+def test_cli_interrupt_is_one_line_not_a_traceback(monkeypatch, capsys):
+    from vision_lib import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run_compress", interrupted)
+    assert cli.main(["compress", "x.png", "--out", "y"]) == 130
+    assert capsys.readouterr().err.strip() == "vision-lib compress: interrupted"
+
+
 def test_list_images_follows_linked_folders_once(tmp_path):
     elsewhere = tmp_path / "elsewhere" / "cara"
     elsewhere.mkdir(parents=True)

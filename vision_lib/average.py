@@ -664,7 +664,9 @@ def safe_name(group: str) -> str:
 def check_outputs(groups: Iterable[str], out_dir: str | os.PathLike, *, overwrite: bool = False) -> None:
     """Refuse, before any work, what :func:`write_averages` would refuse after it: two groups with one
     file name, or existing outputs (``FileExistsError``) without ``overwrite``."""
-    out_dir = Path(out_dir)
+    from .io import check_output_folder
+
+    out_dir = check_output_folder(out_dir)
     by_file: dict[str, list[str]] = {}
     for g in groups:
         by_file.setdefault(f"{safe_name(g)}.png", []).append(str(g))
@@ -672,8 +674,11 @@ def check_outputs(groups: Iterable[str], out_dir: str | os.PathLike, *, overwrit
     if clash:
         f, gs = next(iter(clash.items()))
         raise ValueError(f"groups {', '.join(map(repr, gs))} would all be written to {f}; rename the folders")
-    existing = [p for p in [*(out_dir / f for f in by_file), out_dir / "averages.csv", out_dir / "left_out.csv"]
-                if p.exists()]
+    outputs = [*(out_dir / f for f in by_file), out_dir / "averages.csv", out_dir / "left_out.csv"]
+    odd = [p for p in outputs if p.exists() and not p.is_file()]
+    if odd:  # not even --overwrite may replace a folder
+        raise FileExistsError(f"{odd[0]} exists and is not a file; move it or choose another --out")
+    existing = [p for p in outputs if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{existing[0]} exists (and {len(existing) - 1} more); choose another --out "
                               f"or pass --overwrite")
@@ -687,14 +692,20 @@ def write_averages(results: Sequence[AverageFace], out_dir: str | os.PathLike, *
     Refuses (see :func:`check_outputs`) when any of these files exists, unless ``overwrite``; groups
     without a usable face get a CSV row but no image.
     """
+    import io
+
     from PIL import Image
+
+    from .io import write_atomic
 
     out_dir = Path(out_dir)
     check_outputs([r.group for r in results], out_dir, overwrite=overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     for r in results:
-        if r.image is not None:
-            Image.fromarray(r.image).save(out_dir / f"{safe_name(r.group)}.png")
+        if r.image is not None:  # via a temporary name: an interrupt leaves no broken PNG behind
+            buf = io.BytesIO()
+            Image.fromarray(r.image).save(buf, "PNG")
+            write_atomic(out_dir / f"{safe_name(r.group)}.png", buf.getvalue())
     table = out_dir / "averages.csv"
     with open(table, "w", **CSV_TEXT) as f:
         writer = csv.writer(f)

@@ -43,7 +43,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .faces import Face
-from .io import ImageError, PhotoSet, load_image, photo_set
+from .io import ImageError, PhotoSet, check_output_folder, load_image, photo_set, write_atomic
 
 FEATURES = ("embedding", "wavelet")
 CLEANING = ("agreement", "largest", "none")
@@ -1045,9 +1045,7 @@ def check_model_path(path: str | os.PathLike, *, overwrite: bool = False) -> Pat
             raise FileExistsError(f"{path} exists and is not a regular file; choose another model path")
         if not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
-    existing = next(p for p in (path.parent, *path.parent.parents) if p.exists())
-    if not existing.is_dir():
-        raise PermissionError(f"cannot write a model into {path.parent}: {existing} is not a folder")
+    check_output_folder(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):
@@ -1081,15 +1079,7 @@ def save_model(model: FaceClassifier, path: str | os.PathLike, *, overwrite: boo
                          "training_report": model.training_report_}, protocol=5)
     # A damaged body can still unpickle (zeroed bytes inside an array): the checksum catches it.
     header["body_sha256"] = hashlib.sha256(body).hexdigest()
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with open(tmp, "wb") as f:
-            pickle.dump({"header": header, "body": body}, f, protocol=5)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, pickle.dumps({"header": header, "body": body}, protocol=5))
 
 
 class _PlainUnpickler(pickle.Unpickler):

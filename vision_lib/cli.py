@@ -421,12 +421,13 @@ def _add_compress(sub) -> None:
 
 def _run_compress(args: argparse.Namespace) -> int:
     from .compress import compress_files, output_names, to_jsonl
-    from .io import is_inside, list_images
+    from .io import check_output_folder, is_inside, list_images
 
     if not 2 <= args.k <= 256:
         raise ValueError(f"--k must be between 2 and 256, got {args.k}")
     if args.max_megapixels <= 0:
         raise ValueError(f"--max-megapixels must be positive, got {args.max_megapixels}")
+    check_output_folder(args.out)  # before quantizing anything
     paths, relative = [], []
     for item in args.images:  # folders expand to their photos; files (even unreadable) are kept
         if item.is_dir():
@@ -489,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _short_warning
     try:
         return int(args.handler(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback; finished outputs stay (resume where offered)
+        print(f"\nvision-lib {args.command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `vision-lib predict ... --json | head`: the reader has had enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141

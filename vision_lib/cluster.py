@@ -462,9 +462,9 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
 # --------------------------------------------------------------------------- export
 def prepare_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Path:
     """Create ``out_dir``; refuse one inside ``in_dir`` or one that already holds files."""
-    from .io import is_inside
+    from .io import check_output_folder, is_inside
 
-    out = Path(out_dir).resolve()
+    out = check_output_folder(out_dir).resolve()
     if in_dir is not None and is_inside(out, in_dir):
         raise ValueError(f"output folder {out} is inside the input folder {Path(in_dir).resolve()}; choose another")
     if out.exists() and any(out.iterdir()):

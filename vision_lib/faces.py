@@ -737,9 +737,10 @@ def _prepare_out_dir(out_dir: Path, settings: dict) -> set[str]:
     import csv
     import json
 
+    from .io import check_output_folder
+
     faces_csv, rejected_csv = out_dir / "faces.csv", out_dir / "rejected.csv"
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"{out_dir} exists and is not a folder")
+    check_output_folder(out_dir)
     ours = faces_csv.is_file() and rejected_csv.is_file()
     if out_dir.is_dir() and any(out_dir.iterdir()) and not ours:
         raise FileExistsError(f"{out_dir} is not empty and holds no earlier face export (faces.csv and "

@@ -235,6 +235,31 @@ def is_inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
     return Path(folder).resolve() in (Path(path).resolve(), *Path(path).resolve().parents)
 
 
+def check_output_folder(path: str | os.PathLike) -> Path:
+    """Refuse, before any work, an output folder that cannot be one: an existing file, or a path
+    below a file (``FileExistsError`` naming it). Creates nothing."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists() or p.is_symlink())
+    if not existing.is_dir():
+        below = "" if existing == path else f", so {path} cannot be created"
+        raise FileExistsError(f"{existing} exists and is not a folder{below}; choose another output folder")
+    return path
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` under a temporary name beside ``path``, then rename it into place, so an
+    interrupted run never leaves a half-written file under the final name."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def is_image_name(path: str | os.PathLike) -> bool:
     """True when the file name has a photo extension (content is checked only when loading)."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
