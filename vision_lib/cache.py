@@ -11,7 +11,6 @@ import functools
 import hashlib
 import os
 import stat
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -108,11 +107,10 @@ def enabled() -> bool:
 @functools.lru_cache(maxsize=8)
 def _writable(setting: str | None) -> bool:
     # `setting` only keys the memo: a changed $VISION_LIB_CACHE is checked afresh.
+    from .io import make_writable_folder
+
     try:
-        folder = _joblib_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        make_writable_folder(_joblib_dir())
         return True
     except OSError as exc:
         where = exc.filename or setting or "the cache folder"

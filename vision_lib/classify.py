@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,7 +42,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .faces import Face
-from .io import ImageError, PhotoSet, check_output_folder, load_image, photo_set, write_atomic
+from .io import (ImageError, PhotoSet, check_output_folder, load_image, make_writable_folder, photo_set,
+                 write_atomic)
 
 FEATURES = ("embedding", "wavelet")
 CLEANING = ("agreement", "largest", "none")
@@ -1047,9 +1047,7 @@ def check_model_path(path: str | os.PathLike, *, overwrite: bool = False) -> Pat
             raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
     check_output_folder(path.parent)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
+        make_writable_folder(path.parent)
     except OSError as exc:
         raise PermissionError(f"cannot write a model into {path.parent}: {exc.strerror or exc}") from None
     return path

@@ -189,8 +189,6 @@ def _run_train(args: argparse.Namespace) -> int:
     from .classify import check_model_path, save_model, train
     from .io import list_images
 
-    if args.model.exists() and not args.force and args.model.is_file():
-        raise FileExistsError(f"{args.model} exists; pass --force to replace it")
     check_model_path(args.model, overwrite=args.force)  # before the training work, not after it
     if not args.labelled_dir.is_dir():
         raise FileNotFoundError(f"no such folder: {args.labelled_dir}")

@@ -954,13 +954,16 @@ def example_images(data_dir: str | os.PathLike | None = None, *, limit: int | No
     scikit-image / scikit-learn (so the notebook runs anywhere). Keys are :func:`example_names` of
     :func:`example_paths` (same order), values RGB uint8; unreadable files are left out.
     """
-    if _kodak_folder(data_dir) is None:
+    folder = _kodak_folder(data_dir)
+    if folder is None:
         return bundled_images(limit=limit)
-    from .io import iter_loaded
+    from itertools import islice
 
-    paths = example_paths(data_dir)[:limit]
-    loaded = dict(iter_loaded(paths))
-    return {name: loaded[p] for name, p in zip(example_names(paths), paths) if p in loaded}
+    from .io import iter_loaded, list_images
+
+    # One decoding pass, stopping at `limit` readable photos (the same ones example_paths lists).
+    loaded = list(islice(iter_loaded(list_images(folder, recursive=False)), limit))
+    return dict(zip(example_names([p for p, _ in loaded]), (img for _, img in loaded)))
 
 
 def example_names(paths: Sequence[str | os.PathLike]) -> list[str]:

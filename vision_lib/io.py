@@ -246,6 +246,17 @@ def check_output_folder(path: str | os.PathLike) -> Path:
     return path
 
 
+def make_writable_folder(path: str | os.PathLike) -> Path:
+    """Create ``path`` (and parents) and prove a file can be written there; raises ``OSError``."""
+    import tempfile
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path):
+        pass
+    return path
+
+
 def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` under a temporary name beside ``path``, then rename it into place, so an
     interrupted run never leaves a half-written file under the final name."""
