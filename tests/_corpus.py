@@ -1,4 +1,4 @@
-"""Generated inputs for the io and faces tests: the bad-input corpus of issue 2.
+"""Generated inputs for the io and faces tests: the bad-input corpus of issue 2 (and a held output lock).
 
 Everything is made here (never committed images); the face photos are copies of a real photo
 passed in by the test (from ../shared), converted to the awkward formats.
@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -118,3 +120,17 @@ def tree_digest(root: Path) -> dict[str, str]:
     """SHA-256 of every file under ``root`` (hidden ones too), by relative path."""
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@contextmanager
+def held_by_another_run(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s output lock as a concurrent run would (its own open file description)."""
+    import fcntl
+    import os
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _corpus import held_by_another_run
 from vision_lib import average as A
 from vision_lib.faces import KEYPOINTS, TEMPLATE, Face, FaceQuality
 from vision_lib.notebooks import NOTEBOOK_DIR, execute_notebook
@@ -167,6 +169,12 @@ def test_write_averages_never_overwrites(tmp_path):
     with pytest.raises(FileExistsError):  # the CLI asks before computing anything
         A.check_outputs(["Jo/Smith"], tmp_path)
     A.write_averages([res], tmp_path, overwrite=True)
+    with held_by_another_run(tmp_path), pytest.raises(BlockingIOError, match="another run is writing"):
+        A.write_averages([res], tmp_path, overwrite=True)  # even --overwrite waits its turn
+    clash = [dataclasses.replace(res, group="a b"), dataclasses.replace(res, group="a_b")]
+    with pytest.raises(ValueError, match="would all be written"):
+        A.write_averages(clash, tmp_path / "new")
+    assert not (tmp_path / "new").exists()  # a refusal leaves no folder behind
     with pytest.raises(ValueError, match="'a b', 'a_b' would all be written to a_b.png"):
         A.check_outputs(["a b", "a_b"], tmp_path / "new")
     assert not list(tmp_path.glob(".*.part"))  # PNGs go through a temporary name

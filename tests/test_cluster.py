@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _corpus import held_by_another_run
 from vision_lib import cluster
 from vision_lib.cluster import IdentityClustering, external_metrics, internal_metrics
 
@@ -196,6 +197,25 @@ def test_export_writes_csv_copies_and_never_overwrites(tmp_path, rng):
     with pytest.raises(ValueError, match="inside the input"):
         cluster.export_clusters(faces, [0, 0, 1, -1], tmp_path / "in" / "out")
     assert faces.photo_clusters([0, 0, 1, -1]).tolist() == [0, 0, 1]
+
+
+def test_export_is_whole_or_absent_and_locked(tmp_path, rng, monkeypatch):
+    faces = _fake_faces(tmp_path / "in", rng)
+    out = tmp_path / "out"
+
+    def interrupted(pairs, **kw):
+        list(pairs)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(cluster, "copy_grouped", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            cluster.export_clusters(faces, [0, 0, 1, -1], out)
+    assert sorted(os.listdir(tmp_path)) == ["in", "out"] and os.listdir(out) == []  # empty, re-usable
+    with held_by_another_run(out), pytest.raises(BlockingIOError, match="another run is writing"):
+        cluster.export_clusters(faces, [0, 0, 1, -1], out)
+    cluster.export_clusters(faces, [0, 0, 1, -1], out)
+    assert sorted(os.listdir(out)) == ["cluster_00", "cluster_01", "clusters.csv", "metrics.json", "unassigned"]
 
 
 def test_gallery_groups_name_clusters_and_title_bystanders(tmp_path, rng):

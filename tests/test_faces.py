@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _corpus import EXPECTED_REASONS, make_bad_corpus, tree_digest
+from _corpus import EXPECTED_REASONS, held_by_another_run, make_bad_corpus, tree_digest
 from vision_lib import faces as F
 from vision_lib.cli import main
 from vision_lib.io import load_image
@@ -247,6 +247,12 @@ def test_rerun_resumes_and_recovers_from_a_cut_line(tmp_path, face_photo):
     assert len(_read(out_dir / "rejected.csv")) == 1
     third = F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)
     assert (third.with_faces, third.rejected, third.resumed) == (0, 0, 5)
+
+    # A second run while this one holds the folder would append the same rows again: refused at once.
+    before = (out_dir / "faces.csv").read_bytes()
+    with held_by_another_run(out_dir), pytest.raises(BlockingIOError, match="another run is writing"):
+        F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)
+    assert (out_dir / "faces.csv").read_bytes() == before
 
     # Resuming with other settings would mix two exports: refused.
     with pytest.raises(FileExistsError, match="other settings"):

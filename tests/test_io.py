@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _corpus import EXPECTED_REASONS, make_bad_corpus, png_claiming, save_exif_rotated, tree_digest
+from _corpus import EXPECTED_REASONS, held_by_another_run, make_bad_corpus, png_claiming, save_exif_rotated, tree_digest
 from vision_lib import io
 
 
@@ -181,6 +181,63 @@ def test_output_folders_are_checked_and_files_written_whole(tmp_path):
     assert not (tmp_path / "new").exists()  # checked, not created
     io.write_atomic(tmp_path / "out.bin", b"data")
     assert (tmp_path / "out.bin").read_bytes() == b"data" and sorted(os.listdir(tmp_path)) == ["file", "out.bin"]
+
+
+def test_folder_lock_keeps_a_second_writer_out(tmp_path):
+    out = tmp_path / "out"
+    with io.folder_lock(out) as held, io.folder_lock(out):  # re-entrant within one run
+        assert held == out and out.is_dir()
+    with held_by_another_run(out):
+        with pytest.raises(BlockingIOError, match="another run is writing to .*out"), io.folder_lock(out):
+            pass
+    with io.folder_lock(out):  # released with the other holder's descriptor
+        pass
+    with pytest.raises(ValueError), io.folder_lock(tmp_path / "new"):
+        raise ValueError("failed before writing anything")
+    assert not (tmp_path / "new").exists()  # a folder it created and left empty is removed again
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="not a folder"), io.folder_lock(tmp_path / "file" / "sub"):
+        pass
+
+
+def test_staged_folder_appears_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt), io.staged_folder(out) as tmp:
+        (tmp / "half.csv").write_text("a")
+        raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == []  # nothing under the final name, no hidden leftovers
+    out.mkdir()  # an empty folder (made by an early check) is replaced
+    with io.staged_folder(out) as tmp:
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "a.csv").write_text("a")
+        assert not (out / "sub").exists()
+    assert (out / "sub" / "a.csv").read_text() == "a" and os.listdir(tmp_path) == ["out"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # a normal folder, not mkdtemp's private 0700
+    with pytest.raises(FileExistsError, match="filled by something else"), io.staged_folder(out) as tmp:
+        (tmp / "b.csv").write_text("b")
+    assert sorted(os.listdir(out)) == ["sub"] and os.listdir(tmp_path) == ["out"]
+
+
+def test_cli_sigterm_is_one_line_and_runs_clean_up(monkeypatch, capsys):
+    import signal
+
+    from vision_lib import cli
+
+    cleaned = []
+
+    def terminated(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        finally:
+            cleaned.append(True)
+
+    monkeypatch.setattr(cli, "_run_compress", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["compress", "x.png", "--out", "y"]) == 143
+    assert capsys.readouterr().err.strip() == "vision-lib compress: terminated" and cleaned == [True]
+    assert signal.getsignal(signal.SIGTERM) == before  # the caller's handler is back
 
 
 def test_cli_interrupt_is_one_line_not_a_traceback(monkeypatch, capsys):

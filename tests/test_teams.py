@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from vision_lib import teams
+from vision_lib import cluster, teams
 
 COURT = (150, 62, 52)
 KITS = {"A": ((35, 45, 95), (35, 35, 40)),     # navy shirt, dark trousers
@@ -82,7 +83,7 @@ def test_checks_by_hand():
     assert fp == {"frames": 2, "frames_split": 1, "agreement": 0.5, "frames_skipped": 1}
 
 
-def test_cli_teams_writes_csv_and_groups(tmp_path, rng):
+def test_cli_teams_writes_csv_and_groups(tmp_path, rng, monkeypatch):
     from vision_lib.cli import main
 
     images, truth, names = _crops(rng, n_frames=8)
@@ -104,6 +105,14 @@ def test_cli_teams_writes_csv_and_groups(tmp_path, rng):
     assert [(r["source"], r["reason"].split(":")[0]) for r in summary["rejected"]] == [
         ("broken.jpg", "not an image (format not recognised)"), ("empty.png", "blank"), ("strip.png", "blank")]
     assert main(["teams", str(src), "--out", str(tmp_path / "out")]) == 2  # never overwrites
+
+    def interrupted(pairs, **kw):
+        list(pairs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cluster, "copy_grouped", interrupted)
+    assert main(["teams", str(src), "--out", str(tmp_path / "again")]) == 130
+    assert os.listdir(tmp_path / "again") == [] and sorted(os.listdir(tmp_path)) == ["again", "crops", "out"]
 
 
 # --------------------------------------------------------------------------- real crops

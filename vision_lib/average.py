@@ -692,15 +692,22 @@ def write_averages(results: Sequence[AverageFace], out_dir: str | os.PathLike, *
     Refuses (see :func:`check_outputs`) when any of these files exists, unless ``overwrite``; groups
     without a usable face get a CSV row but no image.
     """
+    from .io import folder_lock
+
+    # Locked, then checked: of two runs into one folder the second stops, whether at the lock or
+    # at the first run's finished files.
+    with folder_lock(out_dir) as out_dir:
+        check_outputs([r.group for r in results], out_dir, overwrite=overwrite)
+        return _write_averages(results, out_dir)
+
+
+def _write_averages(results: Sequence[AverageFace], out_dir: Path) -> Path:
     import io
 
     from PIL import Image
 
     from .io import write_atomic
 
-    out_dir = Path(out_dir)
-    check_outputs([r.group for r in results], out_dir, overwrite=overwrite)
-    out_dir.mkdir(parents=True, exist_ok=True)
     for r in results:
         if r.image is not None:  # via a temporary name: an interrupt leaves no broken PNG behind
             buf = io.BytesIO()

@@ -43,9 +43,10 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
@@ -473,6 +474,17 @@ def prepare_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None 
     return out
 
 
+@contextmanager
+def locked_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Iterator[Path]:
+    """:func:`prepare_output`, then hold :func:`~vision_lib.io.folder_lock` on the folder, so a second
+    run into it stops at once; checked again under the lock, since a run that just finished may have
+    filled the folder in between."""
+    from .io import folder_lock
+
+    with folder_lock(prepare_output(out_dir, in_dir)) as out:
+        yield prepare_output(out, in_dir)
+
+
 def group_folder(cluster: int) -> str:
     """``cluster_NN`` for a group, ``unassigned`` for -1."""
     return "unassigned" if cluster < 0 else f"cluster_{cluster:02d}"
@@ -519,21 +531,25 @@ def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.Pat
     unassigned). A photo whose faces fall in several groups is copied into each of them. Photos
     without a usable face are listed in ``rejected.csv``.
     """
-    out = prepare_output(out_dir, faces.root)
+    from .io import staged_folder
+
     labels = np.asarray(labels, dtype=int)
-    with open(out / "clusters.csv", "w", **CSV_TEXT) as f:
-        w = csv.writer(f)
-        w.writerow(["source", "face_index", "cluster"])
-        for s, j, c in zip(faces.sources, faces.face_index, labels):
-            w.writerow([s, int(j), int(c)])
-    if faces.rejected:
-        with open(out / "rejected.csv", "w", **CSV_TEXT) as f:
+    # Filled beside the output and renamed into place: an interrupt leaves the output folder empty
+    # (a re-run can use it).
+    with locked_output(out_dir, faces.root) as out, staged_folder(out) as tmp:
+        with open(tmp / "clusters.csv", "w", **CSV_TEXT) as f:
             w = csv.writer(f)
-            w.writerow(["source", "reason"])
-            w.writerows([r.source, r.reason] for r in faces.rejected)
-    copy_grouped(((p, out / group_folder(c) / flat_name(s)) for p, s, c in zip(faces.paths, faces.sources, labels)),
-                 link=link)
-    (out / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
+            w.writerow(["source", "face_index", "cluster"])
+            for s, j, c in zip(faces.sources, faces.face_index, labels):
+                w.writerow([s, int(j), int(c)])
+        if faces.rejected:
+            with open(tmp / "rejected.csv", "w", **CSV_TEXT) as f:
+                w = csv.writer(f)
+                w.writerow(["source", "reason"])
+                w.writerows([r.source, r.reason] for r in faces.rejected)
+        copy_grouped(((p, tmp / group_folder(c) / flat_name(s))
+                      for p, s, c in zip(faces.paths, faces.sources, labels)), link=link)
+        (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
     return out
 
 
@@ -546,7 +562,12 @@ def cluster_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, met
     With labelled sub-folders the external metrics are added, scored per photo on its subject
     face (photos without a face, or unassigned, count as singletons).
     """
-    prepare_output(out_dir, in_dir)  # fail before the slow part
+    with locked_output(out_dir, in_dir):  # checked and locked before the slow part
+        return _cluster_folder(in_dir, out_dir, method=method, k=k, max_clusters=max_clusters,
+                               threshold=threshold, link=link, n_jobs=n_jobs, progress=progress)
+
+
+def _cluster_folder(in_dir, out_dir, *, method, k, max_clusters, threshold, link, n_jobs, progress) -> dict:
     faces = face_set(in_dir, n_jobs=n_jobs, progress=progress)
     start = time.perf_counter()
     model = IdentityClustering(method=method, n_clusters=k, max_clusters=max_clusters, threshold=threshold,
@@ -561,7 +582,6 @@ def cluster_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, met
     if faces.photo_labels is not None and faces.photos:
         metrics["external"] = external_metrics(faces.photo_labels, faces.photo_clusters(labels))
         metrics["external"]["scored_on"] = "photos (subject face); no face or unassigned = singleton"
-    Path(out_dir).rmdir()  # empty: created by the early check, re-created by the export
     export_clusters(faces, labels, out_dir, metrics=metrics, link=link)
     return metrics
 

@@ -661,7 +661,7 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
 
     from tqdm.auto import tqdm
 
-    from .io import list_images
+    from .io import folder_lock, list_images
 
     if detector not in DETECTORS:
         raise ValueError(f"unknown detector {detector!r}; choose from {DETECTORS}")
@@ -672,43 +672,46 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
     settings = {"detector": detector, "align": bool(align), "min_size": int(min_size),
                 "margin": float(margin), "size": int(size)}
     faces_csv, rejected_csv = out_dir / "faces.csv", out_dir / "rejected.csv"
-    done = _prepare_out_dir(out_dir, settings)
+    # Held for the whole run: a second run into the same folder would append the same rows again.
+    with folder_lock(out_dir):
+        done = _prepare_out_dir(out_dir, settings)
 
-    start = time.perf_counter()
-    paths = list_images(in_dir) if paths is None else [Path(p) for p in paths]
-    try:
-        sources = {p: p.relative_to(in_dir).as_posix() for p in paths}
-    except ValueError:
-        raise ValueError(f"every path must lie under {in_dir}") from None
-    summary = ExportSummary(in_dir, out_dir, photos=len(paths))
-    todo = [p for p in paths if sources[p] not in done]
-    summary.resumed = len(paths) - len(todo)
-    names = _crop_stems(todo, in_dir)
-    chunks = [[(p, sources[p], names[p]) for p in todo[i:i + chunk_size]] for i in range(0, len(todo), chunk_size)]
-    args = (detector, out_dir, settings, cache)
-    with open(faces_csv, "a", **CSV_TEXT) as f_ok, \
-            open(rejected_csv, "a", **CSV_TEXT) as f_bad, \
-            tqdm(total=len(paths), initial=summary.resumed, desc=f"faces ({detector})", unit="photo",
-                 disable=not progress) as bar:
-        ok, bad = csv.writer(f_ok), csv.writer(f_bad)
-        for _, part in _map_chunks(_export_chunk, chunks, args, n_jobs, bar):
-            for source, rows, reason in part:
-                if reason is None:
-                    ok.writerows(rows)
-                    summary.with_faces += 1
-                    summary.faces += len(rows)
-                else:
-                    bad.writerow([source, reason])
-                    summary.rejected += 1
-                    key = rejection_category(reason)
-                    summary.reasons[key] = summary.reasons.get(key, 0) + 1
-            # Flush after every chunk: a crash loses at most the photos still in flight.
-            f_ok.flush()
-            f_bad.flush()
-    summary.seconds = time.perf_counter() - start
-    (out_dir / _SETTINGS_FILE).write_text(json.dumps({**settings, "last_run": str(summary).splitlines()[0]},
-                                                     indent=1), encoding="utf-8")
-    return summary
+        start = time.perf_counter()
+        paths = list_images(in_dir) if paths is None else [Path(p) for p in paths]
+        try:
+            sources = {p: p.relative_to(in_dir).as_posix() for p in paths}
+        except ValueError:
+            raise ValueError(f"every path must lie under {in_dir}") from None
+        summary = ExportSummary(in_dir, out_dir, photos=len(paths))
+        todo = [p for p in paths if sources[p] not in done]
+        summary.resumed = len(paths) - len(todo)
+        names = _crop_stems(todo, in_dir)
+        chunks = [[(p, sources[p], names[p]) for p in todo[i:i + chunk_size]]
+                  for i in range(0, len(todo), chunk_size)]
+        args = (detector, out_dir, settings, cache)
+        with open(faces_csv, "a", **CSV_TEXT) as f_ok, \
+                open(rejected_csv, "a", **CSV_TEXT) as f_bad, \
+                tqdm(total=len(paths), initial=summary.resumed, desc=f"faces ({detector})", unit="photo",
+                     disable=not progress) as bar:
+            ok, bad = csv.writer(f_ok), csv.writer(f_bad)
+            for _, part in _map_chunks(_export_chunk, chunks, args, n_jobs, bar):
+                for source, rows, reason in part:
+                    if reason is None:
+                        ok.writerows(rows)
+                        summary.with_faces += 1
+                        summary.faces += len(rows)
+                    else:
+                        bad.writerow([source, reason])
+                        summary.rejected += 1
+                        key = rejection_category(reason)
+                        summary.reasons[key] = summary.reasons.get(key, 0) + 1
+                # Flush after every chunk: a crash loses at most the photos still in flight.
+                f_ok.flush()
+                f_bad.flush()
+        summary.seconds = time.perf_counter() - start
+        (out_dir / _SETTINGS_FILE).write_text(json.dumps({**settings, "last_run": str(summary).splitlines()[0]},
+                                                         indent=1), encoding="utf-8")
+        return summary
 
 
 def rejection_category(reason: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -269,6 +270,85 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+#: Folders this process holds a lock on (resolved path -> [open descriptor, depth]): the lock is
+#: re-entrant, so a command may hold it for its whole run and the export functions it calls too.
+_HELD: dict[Path, list[int]] = {}
+_HELD_GUARD = threading.Lock()
+
+
+@contextmanager
+def folder_lock(path: str | os.PathLike) -> Iterator[Path]:
+    """Create ``path`` if needed and hold an exclusive advisory lock (``flock``) on it, so a second
+    run writing to the same folder stops at once (``BlockingIOError``) instead of mixing its files
+    with this one's. A folder this call created is removed again if it is still empty on failure.
+
+    Where the platform or file system has no ``flock`` the work goes on unlocked.
+    """
+    path = check_output_folder(path)
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    key = path.resolve()
+    with _HELD_GUARD:
+        held = _HELD.get(key)
+        if held is not None:
+            held[1] += 1
+        else:
+            fd = os.open(key, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            try:
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise BlockingIOError(f"another run is writing to {path}; wait for it to finish or choose "
+                                      "another output folder") from None
+            except (ImportError, OSError):  # no flock here (Windows, some network file systems)
+                pass
+            _HELD[key] = [fd, 1]
+    try:
+        yield path
+    except BaseException:
+        if created:
+            with suppress(OSError):
+                path.rmdir()  # only succeeds while empty
+        raise
+    finally:
+        with _HELD_GUARD:
+            held = _HELD[key]
+            held[1] -= 1
+            if not held[1]:
+                os.close(held[0])  # closing the descriptor releases the lock
+                del _HELD[key]
+
+
+@contextmanager
+def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden temporary folder beside ``path`` to fill; on success rename it to ``path``
+    (which must be missing or empty), on any failure or interrupt remove it. Readers therefore see
+    either no output or a complete one, never a half-written folder."""
+    import shutil
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would otherwise become the output's mode
+        yield tmp
+        try:
+            os.rename(tmp, path)  # atomic; replaces only a missing or empty folder
+        except OSError:
+            if path.is_dir() and any(path.iterdir()):
+                raise FileExistsError(f"{path} was filled by something else during this run; nothing "
+                                      "in it was overwritten and this run's output was discarded") from None
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def is_image_name(path: str | os.PathLike) -> bool:

@@ -340,25 +340,28 @@ def teams_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, group
     """
     import json
 
-    from .cluster import copy_grouped, prepare_output
-    from .io import flat_name, load_image
+    from .cluster import copy_grouped, locked_output
+    from .io import flat_name, load_image, staged_folder
 
-    out = prepare_output(out_dir, in_dir)
-    crops = load_crops(in_dir)
-    model = TeamClustering(groups=groups, method=method,
-                           court=None if court is None else load_image(court)).fit(crops.images)
-    with open(out / "clusters.csv", "w", **CSV_TEXT) as f:
-        w = csv.writer(f)
-        w.writerow(["source", "cluster"])
-        w.writerows(zip(crops.sources, model.labels_.tolist()))
-    copy_grouped(((p, out / f"group_{c:02d}" / flat_name(s))
-                  for p, s, c in zip(crops.paths, crops.sources, model.labels_)), link=link)
-    summary = {
-        "crops": len(crops.sources), "method": method, "groups": groups,
-        "sizes": np.bincount(model.labels_, minlength=groups).tolist(),
-        "cluster_seconds": model.cluster_seconds_,
-        "frame_pairs": frame_pair_agreement(crops.sources, model.labels_),
-        "rejected": [{"source": r.source, "reason": r.reason} for r in crops.rejected],
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    # As in cluster.export_clusters: filled beside the output and renamed into place, so an
+    # interrupt leaves the folder empty and re-usable.
+    with locked_output(out_dir, in_dir) as out:
+        crops = load_crops(in_dir)
+        model = TeamClustering(groups=groups, method=method,
+                               court=None if court is None else load_image(court)).fit(crops.images)
+        summary = {
+            "crops": len(crops.sources), "method": method, "groups": groups,
+            "sizes": np.bincount(model.labels_, minlength=groups).tolist(),
+            "cluster_seconds": model.cluster_seconds_,
+            "frame_pairs": frame_pair_agreement(crops.sources, model.labels_),
+            "rejected": [{"source": r.source, "reason": r.reason} for r in crops.rejected],
+        }
+        with staged_folder(out) as tmp:
+            with open(tmp / "clusters.csv", "w", **CSV_TEXT) as f:
+                w = csv.writer(f)
+                w.writerow(["source", "cluster"])
+                w.writerows(zip(crops.sources, model.labels_.tolist()))
+            copy_grouped(((p, tmp / f"group_{c:02d}" / flat_name(s))
+                          for p, s, c in zip(crops.paths, crops.sources, model.labels_)), link=link)
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
