@@ -214,6 +214,7 @@ def test_export_is_whole_or_absent_and_locked(tmp_path, rng, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["in", "out"] and os.listdir(out) == []  # empty, re-usable
     with held_by_another_run(out), pytest.raises(BlockingIOError, match="another run is writing"):
         cluster.export_clusters(faces, [0, 0, 1, -1], out)
+    (out / ".vision-lib-part-killed" / "cluster_00").mkdir(parents=True)  # left by `kill -9`
     cluster.export_clusters(faces, [0, 0, 1, -1], out)
     assert sorted(os.listdir(out)) == ["cluster_00", "cluster_01", "clusters.csv", "metrics.json", "unassigned"]
 

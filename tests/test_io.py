@@ -202,22 +202,25 @@ def test_folder_lock_keeps_a_second_writer_out(tmp_path):
 
 def test_staged_folder_appears_whole_or_not_at_all(tmp_path):
     out = tmp_path / "out"
+    out.mkdir()
+    inode = out.stat().st_ino
     with pytest.raises(KeyboardInterrupt), io.staged_folder(out) as tmp:
         (tmp / "half.csv").write_text("a")
         raise KeyboardInterrupt
-    assert os.listdir(tmp_path) == []  # nothing under the final name, no hidden leftovers
-    out.mkdir()  # an empty folder (made by an early check) is replaced
+    assert os.listdir(out) == [] and io.holds_no_output(out)  # nothing half-written, no hidden leftovers
+    (out / f"{io.STAGING_PREFIX}killed").mkdir()  # what `kill -9` would leave behind
+    assert io.holds_no_output(out)
     with io.staged_folder(out) as tmp:
         (tmp / "sub").mkdir()
         (tmp / "sub" / "a.csv").write_text("a")
+        (tmp / "done.json").write_text("{}")
         assert not (out / "sub").exists()
-    assert (out / "sub" / "a.csv").read_text() == "a" and os.listdir(tmp_path) == ["out"]
-    umask = os.umask(0)
-    os.umask(umask)
-    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # a normal folder, not mkdtemp's private 0700
-    with pytest.raises(FileExistsError, match="filled by something else"), io.staged_folder(out) as tmp:
-        (tmp / "b.csv").write_text("b")
-    assert sorted(os.listdir(out)) == ["sub"] and os.listdir(tmp_path) == ["out"]
+    assert sorted(os.listdir(out)) == ["done.json", "sub"] and (out / "sub" / "a.csv").read_text() == "a"
+    assert out.stat().st_ino == inode and not io.holds_no_output(out)  # the folder itself is kept
+    with pytest.raises(FileExistsError, match="done.json appeared during this run"), \
+            io.staged_folder(out) as tmp:
+        (tmp / "done.json").write_text("other")
+    assert (out / "done.json").read_text() == "{}" and sorted(os.listdir(out)) == ["done.json", "sub"]
 
 
 def test_cli_sigterm_is_one_line_and_runs_clean_up(monkeypatch, capsys):

@@ -463,12 +463,12 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
 # --------------------------------------------------------------------------- export
 def prepare_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Path:
     """Create ``out_dir``; refuse one inside ``in_dir`` or one that already holds files."""
-    from .io import check_output_folder, is_inside
+    from .io import check_output_folder, holds_no_output, is_inside
 
     out = check_output_folder(out_dir).resolve()
     if in_dir is not None and is_inside(out, in_dir):
         raise ValueError(f"output folder {out} is inside the input folder {Path(in_dir).resolve()}; choose another")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and not holds_no_output(out):
         raise FileExistsError(f"output folder {out} is not empty; choose a new one (nothing was overwritten)")
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -534,7 +534,7 @@ def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.Pat
     from .io import staged_folder
 
     labels = np.asarray(labels, dtype=int)
-    # Filled beside the output and renamed into place: an interrupt leaves the output folder empty
+    # Assembled in a hidden folder and moved into place: an interrupt leaves the output folder empty
     # (a re-run can use it).
     with locked_output(out_dir, faces.root) as out, staged_folder(out) as tmp:
         with open(tmp / "clusters.csv", "w", **CSV_TEXT) as f:

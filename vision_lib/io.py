@@ -7,6 +7,7 @@ flattened on white, grey / palette / CMYK / 16-bit converted. A file that cannot
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -323,31 +324,54 @@ def folder_lock(path: str | os.PathLike) -> Iterator[Path]:
                 del _HELD[key]
 
 
+#: Prefix of the hidden folder an export is assembled in, inside its output folder.
+STAGING_PREFIX = ".vision-lib-part-"
+
+
+def holds_no_output(path: str | os.PathLike) -> bool:
+    """True when the folder ``path`` is empty but for the hidden staging folders of killed runs."""
+    return all(p.name.startswith(STAGING_PREFIX) for p in Path(path).iterdir())
+
+
 @contextmanager
 def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a hidden temporary folder beside ``path`` to fill; on success rename it to ``path``
-    (which must be missing or empty), on any failure or interrupt remove it. Readers therefore see
-    either no output or a complete one, never a half-written folder."""
+    """Yield a hidden folder inside ``path`` (an output folder held with :func:`folder_lock`) to fill;
+    when the block ends normally its contents move up into ``path``, folders first and files (such
+    as a ``metrics.json``) last; on any failure or interrupt it is removed and ``path`` is left as
+    it was. Readers therefore never see a half-written export, and an interrupted run leaves a
+    folder the same command can use again. Staging folders of killed runs are removed first.
+
+    ``path`` itself is never replaced (a shell sitting in it keeps seeing it).
+    """
     import shutil
     import tempfile
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    for stale in path.glob(STAGING_PREFIX + "*"):  # no live run owns them: we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=path))
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would otherwise become the output's mode
         yield tmp
-        try:
-            os.rename(tmp, path)  # atomic; replaces only a missing or empty folder
-        except OSError:
-            if path.is_dir() and any(path.iterdir()):
-                raise FileExistsError(f"{path} was filled by something else during this run; nothing "
-                                      "in it was overwritten and this run's output was discarded") from None
-            raise
+        for entry in sorted(tmp.iterdir(), key=lambda p: (not p.is_dir(), p.name)):
+            _move_new(entry, path / entry.name)
+        tmp.rmdir()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _move_new(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst`` (same file system), refusing with ``FileExistsError`` to replace
+    anything but an empty folder."""
+    try:
+        if src.is_dir():
+            os.rename(src, dst)  # fails on a non-empty folder or a file there
+        else:
+            os.link(src, dst)  # unlike rename, fails if anything is there
+            os.unlink(src)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+            raise FileExistsError(f"{dst} appeared during this run; it was not overwritten") from exc
         raise
 
 

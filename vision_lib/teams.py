@@ -343,7 +343,7 @@ def teams_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, group
     from .cluster import copy_grouped, locked_output
     from .io import flat_name, load_image, staged_folder
 
-    # As in cluster.export_clusters: filled beside the output and renamed into place, so an
+    # As in cluster.export_clusters: assembled in a hidden folder and moved into place, so an
     # interrupt leaves the folder empty and re-usable.
     with locked_output(out_dir, in_dir) as out:
         crops = load_crops(in_dir)
