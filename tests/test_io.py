@@ -187,6 +187,14 @@ def test_folder_lock_keeps_a_second_writer_out(tmp_path):
     out = tmp_path / "out"
     with io.folder_lock(out) as held, io.folder_lock(out):  # re-entrant within one run
         assert held == out and out.is_dir()
+        from concurrent.futures import ThreadPoolExecutor
+
+        def other_thread():
+            with io.folder_lock(out):
+                pass
+
+        with ThreadPoolExecutor(1) as pool, pytest.raises(BlockingIOError):
+            pool.submit(other_thread).result()  # another thread of this process is kept out too
     with held_by_another_run(out):
         with pytest.raises(BlockingIOError, match="another run is writing to .*out"), io.folder_lock(out):
             pass

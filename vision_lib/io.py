@@ -273,9 +273,10 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
-#: Folders this process holds a lock on (resolved path -> [open descriptor, depth]): the lock is
-#: re-entrant, so a command may hold it for its whole run and the export functions it calls too.
-_HELD: dict[Path, list[int]] = {}
+#: Folders this process holds a lock on ((resolved path, thread) -> [open descriptor, depth]): the
+#: lock is re-entrant within a thread, so a command may hold it for its whole run and the export
+#: functions it calls too; another thread is kept out like another process.
+_HELD: dict[tuple[Path, int], list[int]] = {}
 _HELD_GUARD = threading.Lock()
 
 
@@ -290,13 +291,13 @@ def folder_lock(path: str | os.PathLike) -> Iterator[Path]:
     path = check_output_folder(path)
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
-    key = path.resolve()
+    key = (path.resolve(), threading.get_ident())
     with _HELD_GUARD:
         held = _HELD.get(key)
         if held is not None:
             held[1] += 1
         else:
-            fd = os.open(key, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            fd = os.open(key[0], os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
             try:
                 import fcntl
 
