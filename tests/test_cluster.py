@@ -211,12 +211,28 @@ def test_export_is_whole_or_absent_and_locked(tmp_path, rng, monkeypatch):
         m.setattr(cluster, "copy_grouped", interrupted)
         with pytest.raises(KeyboardInterrupt):
             cluster.export_clusters(faces, [0, 0, 1, -1], out)
-    assert sorted(os.listdir(tmp_path)) == ["in", "out"] and os.listdir(out) == []  # empty, re-usable
+    assert os.listdir(tmp_path) == ["in"]  # nothing half-written; the folder it created is gone again
+    out.mkdir()
     with held_by_another_run(out), pytest.raises(BlockingIOError, match="another run is writing"):
         cluster.export_clusters(faces, [0, 0, 1, -1], out)
     (out / ".vision-lib-part-killed" / "cluster_00").mkdir(parents=True)  # left by `kill -9`
     cluster.export_clusters(faces, [0, 0, 1, -1], out)
     assert sorted(os.listdir(out)) == ["cluster_00", "cluster_01", "clusters.csv", "metrics.json", "unassigned"]
+
+
+def test_cluster_folder_keeps_its_run_when_a_file_manager_drops_a_file_in(tmp_path, rng, monkeypatch):
+    out = tmp_path / "out"
+
+    def described(in_dir, **kw):  # the slow part, meanwhile a file manager writes into --out
+        (out / ".DS_Store").write_bytes(b"x")
+        return _fake_faces(tmp_path / "in", rng)
+
+    monkeypatch.setattr(cluster, "face_set", described)
+    (tmp_path / "in").mkdir()
+    metrics = cluster.cluster_folder(tmp_path / "in", out, method="agglomerative", progress=False)
+    assert metrics["faces"] == 4 and (out / "metrics.json").is_file() and (out / ".DS_Store").is_file()
+    with pytest.raises(FileExistsError, match="not empty"):
+        cluster.cluster_folder(tmp_path / "in", out, progress=False)
 
 
 def test_gallery_groups_name_clusters_and_title_bystanders(tmp_path, rng):

@@ -200,12 +200,41 @@ def test_folder_lock_keeps_a_second_writer_out(tmp_path):
             pass
     with io.folder_lock(out):  # released with the other holder's descriptor
         pass
-    with pytest.raises(ValueError), io.folder_lock(tmp_path / "new"):
+    with pytest.raises(ValueError), io.folder_lock(tmp_path / "new" / "a" / "b"):
         raise ValueError("failed before writing anything")
-    assert not (tmp_path / "new").exists()  # a folder it created and left empty is removed again
+    assert not (tmp_path / "new").exists()  # folders it created and left empty are removed again
     (tmp_path / "file").write_text("x")
     with pytest.raises(FileExistsError, match="not a folder"), io.folder_lock(tmp_path / "file" / "sub"):
         pass
+
+
+def test_folder_lock_refuses_an_unwritable_folder_before_the_work(tmp_path, monkeypatch):
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(kwargs.get("dir")))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    (tmp_path / "ro").mkdir()
+    with pytest.raises(PermissionError, match="Permission denied: '.*ro'"), \
+            io.folder_lock(tmp_path / "ro"):
+        pytest.fail("the block must not run")
+    assert io._HELD == {}
+    from vision_lib import average
+
+    with pytest.raises(PermissionError, match="Permission denied"):  # average asks before its work
+        average.check_outputs(["Jo"], tmp_path / "ro")
+
+
+def test_signals_are_held_back_then_delivered():
+    import signal
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with io.signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("after the signal")  # still runs: the interrupt waits for the block's end
+    assert done == ["after the signal"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_staged_folder_appears_whole_or_not_at_all(tmp_path):
@@ -227,8 +256,37 @@ def test_staged_folder_appears_whole_or_not_at_all(tmp_path):
     assert out.stat().st_ino == inode and not io.holds_no_output(out)  # the folder itself is kept
     with pytest.raises(FileExistsError, match="done.json appeared during this run"), \
             io.staged_folder(out) as tmp:
+        (tmp / "sub2").mkdir()  # moved first, then taken out again when done.json clashes
         (tmp / "done.json").write_text("other")
     assert (out / "done.json").read_text() == "{}" and sorted(os.listdir(out)) == ["done.json", "sub"]
+
+
+def test_staged_folder_is_not_cut_by_an_interrupt_while_moving(tmp_path, monkeypatch):
+    import signal
+
+    out = tmp_path / "out"
+    out.mkdir()
+    move = io._move_new
+
+    def interrupted_move(src, dst):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C after the first entry's move has begun
+        return move(src, dst)
+
+    monkeypatch.setattr(io, "_move_new", interrupted_move)
+    with pytest.raises(KeyboardInterrupt), io.staged_folder(out) as tmp:
+        for name in ("a", "b"):
+            (tmp / name).mkdir()
+        (tmp / "metrics.json").write_text("{}")
+    assert os.listdir(out) == []  # all or nothing: the moved entries were taken out again
+
+    def no_hard_links(src, dst):  # FAT, exFAT, some network shares
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(io, "_move_new", move)
+    monkeypatch.setattr(os, "link", no_hard_links)
+    with io.staged_folder(out) as tmp:
+        (tmp / "metrics.json").write_text("{}")
+    assert os.listdir(out) == ["metrics.json"]
 
 
 def test_cli_sigterm_is_one_line_and_runs_clean_up(monkeypatch, capsys):

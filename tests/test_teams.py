@@ -112,7 +112,10 @@ def test_cli_teams_writes_csv_and_groups(tmp_path, rng, monkeypatch):
 
     monkeypatch.setattr(cluster, "copy_grouped", interrupted)
     assert main(["teams", str(src), "--out", str(tmp_path / "again")]) == 130
-    assert os.listdir(tmp_path / "again") == [] and sorted(os.listdir(tmp_path)) == ["again", "crops", "out"]
+    assert sorted(os.listdir(tmp_path)) == ["crops", "out"]  # nothing half-written, no folder left behind
+    (tmp_path / "again").mkdir()
+    assert main(["teams", str(src), "--out", str(tmp_path / "again")]) == 130
+    assert os.listdir(tmp_path / "again") == []  # a folder that was there stays, empty and re-usable
 
 
 # --------------------------------------------------------------------------- real crops

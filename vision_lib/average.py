@@ -664,9 +664,11 @@ def safe_name(group: str) -> str:
 def check_outputs(groups: Iterable[str], out_dir: str | os.PathLike, *, overwrite: bool = False) -> None:
     """Refuse, before any work, what :func:`write_averages` would refuse after it: two groups with one
     file name, or existing outputs (``FileExistsError``) without ``overwrite``."""
-    from .io import check_output_folder
+    from .io import check_output_folder, check_writable
 
     out_dir = check_output_folder(out_dir)
+    if out_dir.is_dir():
+        check_writable(out_dir)
     by_file: dict[str, list[str]] = {}
     for g in groups:
         by_file.setdefault(f"{safe_name(g)}.png", []).append(str(g))

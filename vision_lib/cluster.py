@@ -462,7 +462,8 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
 
 # --------------------------------------------------------------------------- export
 def prepare_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Path:
-    """Create ``out_dir``; refuse one inside ``in_dir`` or one that already holds files."""
+    """Check ``out_dir`` (resolved, returned; created later by the lock): refuse one inside
+    ``in_dir`` or one that already holds files."""
     from .io import check_output_folder, holds_no_output, is_inside
 
     out = check_output_folder(out_dir).resolve()
@@ -470,7 +471,6 @@ def prepare_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None 
         raise ValueError(f"output folder {out} is inside the input folder {Path(in_dir).resolve()}; choose another")
     if out.exists() and not holds_no_output(out):
         raise FileExistsError(f"output folder {out} is not empty; choose a new one (nothing was overwritten)")
-    out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -531,12 +531,18 @@ def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.Pat
     unassigned). A photo whose faces fall in several groups is copied into each of them. Photos
     without a usable face are listed in ``rejected.csv``.
     """
+    with locked_output(out_dir, faces.root) as out:
+        _write_export(faces, labels, out, metrics=metrics, link=link)
+    return out
+
+
+def _write_export(faces: FaceSet, labels: Sequence[int], out: Path, *, metrics: dict | None, link: bool) -> None:
     from .io import staged_folder
 
     labels = np.asarray(labels, dtype=int)
-    # Assembled in a hidden folder and moved into place: an interrupt leaves the output folder empty
-    # (a re-run can use it).
-    with locked_output(out_dir, faces.root) as out, staged_folder(out) as tmp:
+    # Assembled in a hidden folder and moved into place: an interrupt leaves the output folder as it
+    # was (a re-run can use it).
+    with staged_folder(out) as tmp:
         with open(tmp / "clusters.csv", "w", **CSV_TEXT) as f:
             w = csv.writer(f)
             w.writerow(["source", "face_index", "cluster"])
@@ -550,7 +556,6 @@ def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.Pat
         copy_grouped(((p, tmp / group_folder(c) / flat_name(s))
                       for p, s, c in zip(faces.paths, faces.sources, labels)), link=link)
         (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
-    return out
 
 
 # --------------------------------------------------------------------------- one call for the CLI
@@ -562,12 +567,12 @@ def cluster_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, met
     With labelled sub-folders the external metrics are added, scored per photo on its subject
     face (photos without a face, or unassigned, count as singletons).
     """
-    with locked_output(out_dir, in_dir):  # checked and locked before the slow part
-        return _cluster_folder(in_dir, out_dir, method=method, k=k, max_clusters=max_clusters,
+    with locked_output(out_dir, in_dir) as out:  # checked and locked before the slow part
+        return _cluster_folder(in_dir, out, method=method, k=k, max_clusters=max_clusters,
                                threshold=threshold, link=link, n_jobs=n_jobs, progress=progress)
 
 
-def _cluster_folder(in_dir, out_dir, *, method, k, max_clusters, threshold, link, n_jobs, progress) -> dict:
+def _cluster_folder(in_dir, out: Path, *, method, k, max_clusters, threshold, link, n_jobs, progress) -> dict:
     faces = face_set(in_dir, n_jobs=n_jobs, progress=progress)
     start = time.perf_counter()
     model = IdentityClustering(method=method, n_clusters=k, max_clusters=max_clusters, threshold=threshold,
@@ -582,7 +587,9 @@ def _cluster_folder(in_dir, out_dir, *, method, k, max_clusters, threshold, link
     if faces.photo_labels is not None and faces.photos:
         metrics["external"] = external_metrics(faces.photo_labels, faces.photo_clusters(labels))
         metrics["external"]["scored_on"] = "photos (subject face); no face or unassigned = singleton"
-    export_clusters(faces, labels, out_dir, metrics=metrics, link=link)
+    # Not export_clusters: the folder was found empty under this lock; a file a file manager drops
+    # in meanwhile (.DS_Store) must not throw the run away, and a clash of names is refused anyway.
+    _write_export(faces, labels, out, metrics=metrics, link=link)
     return metrics
 
 

@@ -11,7 +11,7 @@ import errno
 import os
 import stat
 import threading
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -248,15 +248,25 @@ def check_output_folder(path: str | os.PathLike) -> Path:
     return path
 
 
-def make_writable_folder(path: str | os.PathLike) -> Path:
-    """Create ``path`` (and parents) and prove a file can be written there; raises ``OSError``."""
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Prove a file can be written in the existing ``folder`` (and leave nothing behind); raises
+    ``OSError`` naming the folder. Permission bits alone do not tell (root, ACLs, read-only mounts)."""
     import tempfile
 
+    folder = Path(folder)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, str(folder)) from None  # the folder, not the probe's name
+    return folder
+
+
+def make_writable_folder(path: str | os.PathLike) -> Path:
+    """Create ``path`` (and parents) and prove a file can be written there; raises ``OSError``."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=path):
-        pass
-    return path
+    return check_writable(path)
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
@@ -273,6 +283,30 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then deliver them: for a few quick steps that
+    must not be cut in the middle. Python runs signal handlers in the main thread only, so elsewhere
+    this does nothing."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, getattr(signal, "SIGTERM", signal.SIGINT))}
+    previous = {s: h for s, h in previous.items() if h is not None}  # set outside Python: left alone
+    for s in previous:
+        signal.signal(s, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
 #: Folders this process holds a lock on ((resolved path, thread) -> [open descriptor, depth]): the
 #: lock is re-entrant within a thread, so a command may hold it for its whole run and the export
 #: functions it calls too; another thread is kept out like another process.
@@ -282,47 +316,58 @@ _HELD_GUARD = threading.Lock()
 
 @contextmanager
 def folder_lock(path: str | os.PathLike) -> Iterator[Path]:
-    """Create ``path`` if needed and hold an exclusive advisory lock (``flock``) on it, so a second
-    run writing to the same folder stops at once (``BlockingIOError``) instead of mixing its files
-    with this one's. A folder this call created is removed again if it is still empty on failure.
+    """Create ``path`` if needed, check a file can be written there, and hold an exclusive advisory
+    lock (``flock``) on it, so a second run writing to the same folder stops at once
+    (``BlockingIOError``) instead of mixing its files with this one's. Folders this call created
+    are removed again if they are still empty on failure.
 
     Where the platform or file system has no ``flock`` the work goes on unlocked.
     """
     path = check_output_folder(path)
-    created = not path.exists()
-    path.mkdir(parents=True, exist_ok=True)
-    key = (path.resolve(), threading.get_ident())
-    with _HELD_GUARD:
-        held = _HELD.get(key)
-        if held is not None:
-            held[1] += 1
-        else:
-            fd = os.open(key[0], os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-            try:
-                import fcntl
-
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise BlockingIOError(f"another run is writing to {path}; wait for it to finish or choose "
-                                      "another output folder") from None
-            except (ImportError, OSError):  # no flock here (Windows, some network file systems)
-                pass
-            _HELD[key] = [fd, 1]
+    created = [p for p in (path, *path.parents) if not (p.exists() or p.is_symlink())]
+    key = None
     try:
+        path.mkdir(parents=True, exist_ok=True)
+        check_writable(path)  # an unwritable folder fails now, not after the work
+        with signals_deferred(), _HELD_GUARD:  # never a descriptor without its entry, or the reverse
+            key = _acquire((path.resolve(), threading.get_ident()), path)
         yield path
     except BaseException:
-        if created:
-            with suppress(OSError):
-                path.rmdir()  # only succeeds while empty
+        # Only while holding the lock: a run that lost the race must not remove the winner's folder.
+        for folder in created if key is not None else ():  # deepest first, while empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise
     finally:
-        with _HELD_GUARD:
-            held = _HELD[key]
-            held[1] -= 1
-            if not held[1]:
-                os.close(held[0])  # closing the descriptor releases the lock
-                del _HELD[key]
+        if key is not None:
+            with signals_deferred(), _HELD_GUARD:
+                held = _HELD[key]
+                held[1] -= 1
+                if not held[1]:
+                    del _HELD[key]
+                    os.close(held[0])  # closing the descriptor releases the lock
+
+
+def _acquire(key: tuple[Path, int], path: Path) -> tuple[Path, int]:
+    held = _HELD.get(key)
+    if held is not None:
+        held[1] += 1
+        return key
+    fd = os.open(key[0], os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BlockingIOError(f"another run is writing to {path}; wait for it to finish or choose "
+                              "another output folder") from None
+    except (ImportError, OSError):  # no flock here (Windows, some network file systems)
+        pass
+    _HELD[key] = [fd, 1]
+    return key
 
 
 #: Prefix of the hidden folder an export is assembled in, inside its output folder.
@@ -338,9 +383,10 @@ def holds_no_output(path: str | os.PathLike) -> bool:
 def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a hidden folder inside ``path`` (an output folder held with :func:`folder_lock`) to fill;
     when the block ends normally its contents move up into ``path``, folders first and files (such
-    as a ``metrics.json``) last; on any failure or interrupt it is removed and ``path`` is left as
-    it was. Readers therefore never see a half-written export, and an interrupted run leaves a
-    folder the same command can use again. Staging folders of killed runs are removed first.
+    as a ``metrics.json``) last, with Ctrl-C and SIGTERM held back meanwhile. On any failure or
+    interrupt whatever this call moved is taken out again and ``path`` is left as it was: readers
+    never see a half-written export, and an interrupted run leaves a folder the same command can use
+    again. Staging folders of killed runs are removed first.
 
     ``path`` itself is never replaced (a shell sitting in it keeps seeing it).
     """
@@ -351,28 +397,46 @@ def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
     for stale in path.glob(STAGING_PREFIX + "*"):  # no live run owns them: we hold the lock
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=path))
+    moved: list[Path] = []
     try:
         yield tmp
-        for entry in sorted(tmp.iterdir(), key=lambda p: (not p.is_dir(), p.name)):
-            _move_new(entry, path / entry.name)
+        with signals_deferred():
+            for entry in sorted(tmp.iterdir(), key=lambda p: (not p.is_dir(), p.name)):
+                moved.append(_move_new(entry, path / entry.name))
         tmp.rmdir()
     except BaseException:
+        for entry in moved:  # this run's own files: a partial export is worse than none
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _move_new(src: Path, dst: Path) -> None:
+def _move_new(src: Path, dst: Path) -> Path:
     """Rename ``src`` to ``dst`` (same file system), refusing with ``FileExistsError`` to replace
-    anything but an empty folder."""
+    anything but an empty folder; returns ``dst``."""
+    clash = FileExistsError(f"{dst} appeared during this run; it was not overwritten and this run's "
+                            "export was taken out again")
     try:
         if src.is_dir():
             os.rename(src, dst)  # fails on a non-empty folder or a file there
-        else:
+            return dst
+        try:
             os.link(src, dst)  # unlike rename, fails if anything is there
-            os.unlink(src)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (FAT, exFAT, some network shares): check, then rename
+            if dst.exists() or dst.is_symlink():
+                raise clash from None
+            os.rename(src, dst)
+            return dst
+        os.unlink(src)
+        return dst
     except OSError as exc:
         if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
-            raise FileExistsError(f"{dst} appeared during this run; it was not overwritten") from exc
+            raise clash from exc
         raise
 
 

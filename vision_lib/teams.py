@@ -344,7 +344,7 @@ def teams_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, group
     from .io import flat_name, load_image, staged_folder
 
     # As in cluster.export_clusters: assembled in a hidden folder and moved into place, so an
-    # interrupt leaves the folder empty and re-usable.
+    # interrupt leaves the folder as it was, and re-usable.
     with locked_output(out_dir, in_dir) as out:
         crops = load_crops(in_dir)
         model = TeamClustering(groups=groups, method=method,
