@@ -309,6 +309,21 @@ def test_cli_sigterm_is_one_line_and_runs_clean_up(monkeypatch, capsys):
     assert signal.getsignal(signal.SIGTERM) == before  # the caller's handler is back
 
 
+def test_cli_worker_killed_is_one_line_not_a_traceback(monkeypatch, capsys):
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    from vision_lib import cli
+
+    def killed(args):
+        raise TerminatedWorkerError("A worker process managed by the executor was unexpectedly terminated.\n\n"
+                                    "The exit codes of the workers are {SIGKILL(-9)}")
+
+    monkeypatch.setattr(cli, "_run_compress", killed)
+    assert cli.main(["compress", "x.png", "--out", "y"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unexpectedly terminated" in err and "SIGKILL(-9)" in err
+
+
 def test_cli_interrupt_is_one_line_not_a_traceback(monkeypatch, capsys):
     from vision_lib import cli
 

@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import warnings
+from concurrent.futures import BrokenExecutor
 from pathlib import Path
 
 
@@ -510,6 +511,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # missing, existing or unwritable files, bad values: one line
         print(f"vision-lib {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenExecutor as exc:  # a worker process was killed (by hand, or out of memory): no traceback
+        print(f"vision-lib {args.command}: error: {' '.join(str(exc).split())} Finished outputs stay; "
+              "run the command again (faces resumes where it stopped).", file=sys.stderr)
+        return 1
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
