@@ -529,7 +529,8 @@ def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.Pat
 
     ``clusters.csv`` has one row per face: ``source,face_index,cluster`` (cluster ``-1`` =
     unassigned). A photo whose faces fall in several groups is copied into each of them. Photos
-    without a usable face are listed in ``rejected.csv``.
+    without a usable face are listed in ``rejected.csv``. ``out_dir`` must be new or empty; it is
+    locked while written, and filled all at once (an interrupt leaves it as it was).
     """
     with locked_output(out_dir, faces.root) as out:
         _write_export(faces, labels, out, metrics=metrics, link=link)
