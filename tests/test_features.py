@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import cv2
@@ -250,6 +251,16 @@ def test_folder_histograms_give_a_labelled_table_and_list_what_failed(tmp_path, 
     assert back.kind == "histogram" and back.settings["bins"] == 4
     with pytest.raises(FileExistsError):
         table.save(path)
+    before = path.read_bytes()
+
+    def interrupted(file, **arrays):
+        file.write(b"PK half a zip")
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(np, "savez_compressed", interrupted)
+        table.save(path, overwrite=True)
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["in", "kits.npz"]  # old file kept whole
     with pytest.raises(ValueError, match="unknown kind"):
         F.folder_features(tmp_path / "in", "sift")
 

@@ -373,19 +373,23 @@ class FeatureTable:
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write a compressed ``.npz`` (the suffix is added when missing); refuses to replace a file
         unless ``overwrite``. ``np.load`` reads it back; so does :meth:`load`."""
+        import io
         import json
+
+        from .io import check_output_folder, write_atomic
 
         path = npz_path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists; pass --force (overwrite=True) to replace it")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        check_output_folder(path.parent).mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()  # then one rename: an interrupt never leaves (or, with --force, destroys) half a file
         np.savez_compressed(
-            path, X=self.X, source=np.array(self.sources, dtype=str), label=np.array(self.labels, dtype=str),
+            buf, X=self.X, source=np.array(self.sources, dtype=str), label=np.array(self.labels, dtype=str),
             face_index=self.face_index, box=self.boxes,
             rejected_source=np.array([s for s, _ in self.rejected], dtype=str),
             rejected_reason=np.array([r for _, r in self.rejected], dtype=str),
             settings=np.array(json.dumps({"kind": self.kind, **self.settings})))
-        return path
+        return write_atomic(path, buf.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> "FeatureTable":
