@@ -324,6 +324,21 @@ def test_cli_worker_killed_is_one_line_not_a_traceback(monkeypatch, capsys):
     assert len(err.splitlines()) == 1 and "unexpectedly terminated" in err and "SIGKILL(-9)" in err
 
 
+def test_cli_interrupted_notebooks_keep_asyncio_quiet(monkeypatch, capsys):
+    import logging
+
+    from vision_lib import cli, notebooks
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(notebooks, "run_notebooks", interrupted)
+    monkeypatch.setattr(logging.getLogger("asyncio"), "disabled", False)
+    assert cli.main(["notebooks", "--out", "reports"]) == 130
+    assert capsys.readouterr().err.strip() == "vision-lib notebooks: interrupted"
+    assert logging.getLogger("asyncio").disabled  # the aborted cell's task logs no traceback at exit
+
+
 def test_cli_interrupt_is_one_line_not_a_traceback(monkeypatch, capsys):
     from vision_lib import cli
 

@@ -136,7 +136,14 @@ def _run_notebooks(args: argparse.Namespace) -> int:
             params[name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             params[name] = value
-    results = run_notebooks(args.out, params=params, only=args.only)
+    try:
+        results = run_notebooks(args.out, params=params, only=args.only)
+    except KeyboardInterrupt:
+        import logging
+
+        # The aborted cell's asyncio task would log its whole traceback when collected at exit.
+        logging.getLogger("asyncio").disabled = True
+        raise
     return 0 if all(r.ok for r in results) else 1
 
 
