@@ -715,18 +715,25 @@ def _write_averages(results: Sequence[AverageFace], out_dir: Path) -> Path:
             buf = io.BytesIO()
             Image.fromarray(r.image).save(buf, "PNG")
             write_atomic(out_dir / f"{safe_name(r.group)}.png", buf.getvalue())
-    table = out_dir / "averages.csv"
-    with open(table, "w", **CSV_TEXT) as f:
-        writer = csv.writer(f)
-        writer.writerow(["group", "n_faces", "n_used"])
-        for r in results:
-            writer.writerow([r.group, r.n_faces, r.n_used])
-    with open(out_dir / "left_out.csv", "w", **CSV_TEXT) as f:
-        writer = csv.writer(f)
-        writer.writerow(["group", "source", "reason"])
-        for r in results:
-            writer.writerows([r.group, x.source, x.reason] for x in r.left_out + r.rejected)
+    # The tables too go through a temporary name: with --overwrite, an interrupt must not leave an
+    # old table cut short.
+    table = write_atomic(out_dir / "averages.csv", _csv_bytes(["group", "n_faces", "n_used"],
+                                                              ([r.group, r.n_faces, r.n_used] for r in results)))
+    write_atomic(out_dir / "left_out.csv", _csv_bytes(["group", "source", "reason"],
+                                                      ([r.group, x.source, x.reason]
+                                                       for r in results for x in r.left_out + r.rejected)))
     return table
+
+
+def _csv_bytes(header: list[str], rows: Iterable[list]) -> bytes:
+    """A CSV file's bytes, as ``open(..., **CSV_TEXT)`` would write them."""
+    import io
+
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue().encode(CSV_TEXT["encoding"], CSV_TEXT["errors"])
 
 
 def groups_from_input(source: str | os.PathLike, root: str | os.PathLike | None = None
