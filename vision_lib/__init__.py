@@ -5,7 +5,8 @@ Where everything lives (one module per pipeline stage; notebooks and the CLI onl
 ==================  ===========================================================================
 ``io``              load any photo as RGB uint8 (EXIF, alpha, CMYK, 16-bit...), check arrays
                     (``check_rgb``), list folders, :class:`~vision_lib.io.PhotoSet`, rejection
-                    records, output names and CSV text settings shared by every stage
+                    records, output names and CSV text settings shared by every stage, and the
+                    safe-output helpers (``folder_lock``, ``staged_folder``, ``write_atomic``)
 ``faces``           detect (MTCNN default, Haar recipe), crop, align, quality, best-N, batch export
 ``features``        wavelet recipe, colour histograms of body regions (functions + transformers),
                     a folder to a feature table (``vision-lib features``)
