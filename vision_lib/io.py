@@ -294,8 +294,8 @@ def signals_deferred() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, getattr(signal, "SIGTERM", signal.SIGINT))}
-    previous = {s: h for s, h in previous.items() if h is not None}  # set outside Python: left alone
+    # A handler set outside Python (getsignal gives None) is left alone: it could not be put back.
+    previous = {s: h for s in (signal.SIGINT, signal.SIGTERM) if (h := signal.getsignal(s)) is not None}
     for s in previous:
         signal.signal(s, lambda signum, frame: caught.append(signum))
     try:
@@ -333,12 +333,12 @@ def folder_lock(path: str | os.PathLike) -> Iterator[Path]:
             key = _acquire((path.resolve(), threading.get_ident()), path)
         yield path
     except BaseException:
-        # Only while holding the lock: a run that lost the race must not remove the winner's folder.
-        for folder in created if key is not None else ():  # deepest first, while empty
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        if key is not None:  # only while holding the lock: a run that lost the race must not remove
+            for folder in created:  # the winner's folder; deepest first, while empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
         raise
     finally:
         if key is not None:
@@ -417,27 +417,24 @@ def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
 def _move_new(src: Path, dst: Path) -> Path:
     """Rename ``src`` to ``dst`` (same file system), refusing with ``FileExistsError`` to replace
     anything but an empty folder; returns ``dst``."""
-    clash = FileExistsError(f"{dst} appeared during this run; it was not overwritten and this run's "
-                            "export was taken out again")
     try:
         if src.is_dir():
             os.rename(src, dst)  # fails on a non-empty folder or a file there
-            return dst
-        try:
-            os.link(src, dst)  # unlike rename, fails if anything is there
-        except FileExistsError:
-            raise
-        except OSError:  # no hard links here (FAT, exFAT, some network shares): check, then rename
-            if dst.exists() or dst.is_symlink():
-                raise clash from None
-            os.rename(src, dst)
-            return dst
-        os.unlink(src)
-        return dst
+        else:
+            try:
+                os.link(src, dst)  # unlike rename, fails if anything is there
+            except OSError as exc:
+                if exc.errno == errno.EEXIST or dst.exists() or dst.is_symlink():
+                    raise FileExistsError(errno.EEXIST, "exists", str(dst)) from None
+                os.rename(src, dst)  # no hard links here (FAT, exFAT, some network shares)
+            else:
+                os.unlink(src)
     except OSError as exc:
         if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
-            raise clash from exc
+            raise FileExistsError(f"{dst} appeared during this run; it was not overwritten and this "
+                                  "run's export was taken out again") from exc
         raise
+    return dst
 
 
 def is_image_name(path: str | os.PathLike) -> bool:
