@@ -210,6 +210,39 @@ def test_compare_models_ranks_all_five(rng):
     assert rows[0]["accuracy"] >= rows[-1]["accuracy"] and rows[0]["accuracy"] > 0.9
 
 
+def test_mcnemar_counts_only_the_items_one_classifier_alone_got_right():
+    a = np.array([True] * 90 + [False] * 10)
+    assert classify.mcnemar_p(a, a) == 1.0
+    b = a.copy()
+    b[:10] = False  # a alone right on 10 items, b alone right on none
+    assert classify.mcnemar_p(a, b) == pytest.approx(2 * 0.5 ** 10)
+    b[90:92] = True  # now 10 against 2
+    assert classify.mcnemar_p(a, b) == pytest.approx(0.0386, abs=1e-4)
+    assert classify.mcnemar_p(a, b) == classify.mcnemar_p(b, a)
+
+
+def test_choose_model_keeps_the_preferred_model_unless_clearly_beaten():
+    rows = [{"model": "logistic_regression", "accuracy": 0.997, "p_vs_best": 1.0},
+            {"model": "svm_rbf", "accuracy": 0.993, "p_vs_best": 0.25},
+            {"model": "knn", "accuracy": 0.984, "p_vs_best": 0.01}]
+    assert classify.choose_model(rows) == "svm_rbf"  # 3 faces in 680: noise
+    rows[1]["p_vs_best"] = 0.001
+    assert classify.choose_model(rows) == "logistic_regression"  # the next preferred, the best itself
+    assert classify.choose_model(rows, preference=("knn",)) == "logistic_regression"
+
+
+def test_compare_models_tests_each_model_against_the_best(rng):
+    # Each person's faces sit in two opposite clusters: no linear model can separate them, kNN can.
+    centres = _identities(rng, 2)
+    X = np.asarray([_face(rng, (-1) ** (k // 2) * centres[k % 2], 0.2) for k in range(80)])
+    y = np.array([f"p{k % 2}" for k in range(80)])
+    rows = classify.compare_models(X, y, ("svm_linear", "knn"), n_jobs=1)
+    by = {r["model"]: r for r in rows}
+    assert rows[0]["model"] == "knn" and by["knn"]["p_vs_best"] == 1.0 and by["knn"]["accuracy"] > 0.95
+    assert by["svm_linear"]["accuracy"] < 0.75 and by["svm_linear"]["p_vs_best"] < 0.001
+    assert classify.choose_model(rows, preference=("svm_linear", "knn")) == "knn"
+
+
 def test_tiny_training_sets_score_every_model(rng):
     # 2 people x 3 faces: folds train on 4 faces, fewer than kNN's usual 5 neighbours.
     import warnings
@@ -430,6 +463,8 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     assert rc == 0, err
     assert "training faces" in out and "excluded" in out and model.is_file()
     assert "note: 1 photos lie directly in" in out and "loose.png" in out
+    info = classify.load_model(model).info_
+    assert f"  classifier: {info['model']} (5-fold CV accuracy " in out and "svm_rbf 0." in out
     # Every exclusion is listed with its reason, as the bundle's training report holds them.
     report = classify.load_model(model).training_report_
     assert report.excluded and "left out of training" in out

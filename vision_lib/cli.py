@@ -211,6 +211,11 @@ def _run_train(args: argparse.Namespace) -> int:
     save_model(model, args.model, overwrite=args.force)
     rep = model.training_report_
     print(f"trained {model!r}")
+    scored = [r for r in model.info_.get("comparison") or [] if "accuracy" in r]
+    print(f"  classifier: {model.info_['model']}" + (
+        " (5-fold CV accuracy " + ", ".join(f"{r['model']} {r['accuracy']:.3f}" for r in scored)
+        + "; the first of svm_rbf, svm_linear, logistic_regression, knn not significantly worse"
+          " than the best is kept)" if scored else ""))
     print(f"  {len(rep.kept)} training faces from {len({k[0] for k in rep.kept})} photos")
     for reason, n in rep.counts().items():
         print(f"  excluded {n:4d}: {reason}")
