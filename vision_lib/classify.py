@@ -698,8 +698,9 @@ class FaceClassifier:
         return [str(c) for c in self.estimator.classes_]
 
     def __repr__(self) -> str:
+        model = self.info_.get("model")
         return (f"FaceClassifier({len(self.classes_)} people, {self.recipe.describe()}, "
-                f"unknown below p={self.unknown_below:.2f}"
+                + (f"{model}, " if model else "") + f"unknown below p={self.unknown_below:.2f}"
                 + (f" unless distance <= {self.sure_distance:.2f}" if self.sure_distance is not None else "")
                 + (f", or distance > {self.max_distance:.2f}" if self.max_distance else "") + ")")
 
