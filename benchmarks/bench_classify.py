@@ -119,13 +119,14 @@ def other_splits(ps, photos: dict, seeds: list[int], test_size: float, **recipe)
     :func:`classify.extract` result the fixed split already computed)."""
     import numpy as np
 
-    per_seed = []
+    per_seed, models = [], []
     for seed in seeds:
         train_set, test_set = classify.split(ps, test_size=test_size, seed=seed)
         model = classify.train(train_set, **recipe, photos=[photos[p] for p in train_set.paths], progress=False)
         per_seed.append(classify.evaluate(model, test_set, photos=[photos[p] for p in test_set.paths],
                                           progress=False).scores())
-    out = {"seeds": seeds}
+        models.append(model.info_["model"])
+    out = {"seeds": seeds, "model": models}
     for k in ("accuracy_with_face", "accuracy_named", "coverage"):
         v = np.array([s[k] for s in per_seed])
         out[k] = {"each": [round(float(x), 4) for x in v], "mean": round(float(v.mean()), 4),
