@@ -36,7 +36,8 @@ set (strangers), at its distance rule, at two stricter ones and at the value ``m
 learns from the training faces, with the cost on known people.
 
 ``targets_met`` says whether the default meets the issue's target on the fixed footballers split
-(>= 0.96 accuracy on photos with a face, coverage >= 0.97).
+(>= 0.96 accuracy on photos with a face, coverage >= 0.97), coverage read both ways: share named,
+and share with a face found (the reading the issue's reference figures imply).
 
 Usage: ``python benchmarks/bench_classify.py [--sets footballers lfw] [--recipes ...] [--limit N]
 [--other-seeds 1 2 3 4] [--no-strangers]``.
@@ -200,7 +201,11 @@ def main() -> None:
     fb = result.get("footballers", {}).get("default")
     if fb:  # the target for the default, on the fixed split of the footballers
         result["targets_met"] = {"footballers_accuracy_with_face_ge_0.96": fb["accuracy_with_face"] >= 0.96,
-                                 "footballers_coverage_ge_0.97": fb["coverage"] >= 0.97}
+                                 "footballers_coverage_ge_0.97": fb["coverage"] >= 0.97,
+                                 # The reference figures (0.90 of found faces, 0.88 of all
+                                 # photos) imply coverage = share of photos with a face found; the
+                                 # line above is the stricter share named. Both are printed.
+                                 "footballers_face_coverage_ge_0.97": fb["face_coverage"] >= 0.97}
     print(json.dumps(result, indent=2))
 
 
