@@ -463,11 +463,12 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     assert rc == 0, err
     assert "training faces" in out and "excluded" in out and model.is_file()
     assert "note: 1 photos lie directly in" in out and "loose.png" in out
-    info = classify.load_model(model).info_
+    loaded = classify.load_model(model)
+    info = loaded.info_
     assert f"  classifier: {info['model']} (5-fold CV accuracy " in out and "svm_rbf 0." in out
     assert f"descriptor, {info['model']}, unknown below p=" in out  # the bundle's repr names it too
     # Every exclusion is listed with its reason, as the bundle's training report holds them.
-    report = classify.load_model(model).training_report_
+    report = loaded.training_report_
     assert report.excluded and "left out of training" in out
     for e in report.excluded:
         assert f"  {e.path}{'' if e.face_index is None else f' [face {e.face_index}]'}: {e.reason}" in out

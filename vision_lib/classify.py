@@ -610,7 +610,7 @@ def choose_model(rows: Sequence[dict], preference: Sequence[str] = AUTO_MODELS, 
 
     On cleaned descriptors the candidates often differ by a few faces in hundreds: noise, and taking
     the top row then switched classifier from split to split. A clear difference still decides (on
-    LFW's 96 people, calibrated SVMs lose by 20 points and logistic regression is chosen).
+    LFW's 96 people, calibrated SVMs lose by over 20 points and logistic regression is chosen).
     """
     for name in preference:
         row = next((r for r in rows if r["model"] == name), None)

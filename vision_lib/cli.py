@@ -196,7 +196,7 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .classify import check_model_path, save_model, train
+    from .classify import AUTO_MODELS, check_model_path, save_model, train
     from .io import list_images
 
     check_model_path(args.model, overwrite=args.force)  # before the training work, not after it
@@ -212,10 +212,12 @@ def _run_train(args: argparse.Namespace) -> int:
     rep = model.training_report_
     print(f"trained {model!r}")
     scored = [r for r in model.info_.get("comparison") or [] if "accuracy" in r]
-    print(f"  classifier: {model.info_['model']}" + (
-        " (5-fold CV accuracy " + ", ".join(f"{r['model']} {r['accuracy']:.3f}" for r in scored)
-        + "; the first of svm_rbf, svm_linear, logistic_regression, knn not significantly worse"
-          " than the best is kept)" if scored else ""))
+    why = ""
+    if scored:
+        cv = ", ".join(f"{r['model']} {r['accuracy']:.3f}" for r in scored)
+        why = (f" (5-fold CV accuracy {cv}; the first of {', '.join(AUTO_MODELS)} not significantly worse"
+               " than the best is kept)")
+    print(f"  classifier: {model.info_['model']}{why}")
     print(f"  {len(rep.kept)} training faces from {len({k[0] for k in rep.kept})} photos")
     for reason, n in rep.counts().items():
         print(f"  excluded {n:4d}: {reason}")
