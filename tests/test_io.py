@@ -226,7 +226,18 @@ def test_folder_lock_refuses_an_unwritable_folder_before_the_work(tmp_path, monk
         average.check_outputs(["Jo"], tmp_path / "ro")
 
 
-def test_signals_are_held_back_then_delivered():
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt during the test, however pytest was launched: a background job
+    (`cmd &`, nohup, some CI runners) inherits SIGINT as ignored. The caller's disposition is put back."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_signals_are_held_back_then_delivered(ctrl_c_raises):
     import signal
 
     done = []
@@ -261,7 +272,7 @@ def test_staged_folder_appears_whole_or_not_at_all(tmp_path):
     assert (out / "done.json").read_text() == "{}" and sorted(os.listdir(out)) == ["done.json", "sub"]
 
 
-def test_staged_folder_is_not_cut_by_an_interrupt_while_moving(tmp_path, monkeypatch):
+def test_staged_folder_is_not_cut_by_an_interrupt_while_moving(tmp_path, monkeypatch, ctrl_c_raises):
     import signal
 
     out = tmp_path / "out"
