@@ -22,7 +22,7 @@ ORIENTATION = 0x0112
 EXPECTED_REASONS = {
     "empty.jpg": "empty file",
     "truncated.jpg": "truncated",
-    "notes_named_like_a_photo.jpg": "not an image",
+    "notes_named_like_a_photo.jpg": "not a photo: text file",
     "one_pixel.png": "too small",
     "bomb_40000x40000.png": "too large",
     "no_face/sky.jpg": "no face found",

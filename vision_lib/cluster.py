@@ -385,6 +385,8 @@ class FaceSet:
     photos: list[str] = field(default_factory=list)
     photo_labels: list[str] | None = None
     rejected: list[Rejected] = field(default_factory=list)
+    #: Other files under ``root`` (not photos by content, hidden, unreadable), with their reasons.
+    skipped: list[Rejected] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -425,10 +427,14 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
         paths: only these photos (e.g. a :meth:`PhotoSet.limit` subset); default all under root.
     """
     from .faces import detect_paths
-    from .io import list_images
+    from .io import scan_folder
 
     root = Path(root)
-    paths = [Path(p) for p in (paths if paths is not None else list_images(root))]
+    skipped = []
+    if paths is None:
+        scan = scan_folder(root)
+        paths, skipped = scan.photos, scan.relative_skipped()
+    paths = [Path(p) for p in paths]
     rel = [p.relative_to(root).as_posix() for p in paths]
     if labelled is None:
         labelled = bool(rel) and all("/" in r for r in rel)
@@ -456,7 +462,7 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
         root=root, paths=used_paths, sources=srcs, face_index=np.array(idx, int),
         descriptors=np.array(desc, np.float64).reshape(-1, 128), boxes=np.array(boxes, int).reshape(-1, 4),
         subject=np.array(subj, bool), labels=labs if labelled else None, photos=rel,
-        photo_labels=photo_labels, rejected=rejected,
+        photo_labels=photo_labels, rejected=rejected, skipped=skipped,
     )
 
 
@@ -529,7 +535,8 @@ def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.Pat
 
     ``clusters.csv`` has one row per face: ``source,face_index,cluster`` (cluster ``-1`` =
     unassigned). A photo whose faces fall in several groups is copied into each of them. Photos
-    without a usable face are listed in ``rejected.csv``. ``out_dir`` must be new or empty; it is
+    without a usable face, and the other files of the input folder, are listed in ``rejected.csv``
+    (``source,reason``). ``out_dir`` must be new or empty; it is
     locked while written, and filled all at once (an interrupt leaves it as it was).
     """
     with locked_output(out_dir, faces.root) as out:
@@ -549,11 +556,12 @@ def _write_export(faces: FaceSet, labels: Sequence[int], out: Path, *, metrics: 
             w.writerow(["source", "face_index", "cluster"])
             for s, j, c in zip(faces.sources, faces.face_index, labels):
                 w.writerow([s, int(j), int(c)])
-        if faces.rejected:
+        if faces.rejected or faces.skipped:
             with open(tmp / "rejected.csv", "w", **CSV_TEXT) as f:
                 w = csv.writer(f)
                 w.writerow(["source", "reason"])
-                w.writerows([r.source, r.reason] for r in faces.rejected)
+                w.writerows([r.source, r.reason] for r in sorted(faces.rejected + faces.skipped,
+                                                                 key=lambda r: r.source))
         copy_grouped(((p, tmp / group_folder(c) / flat_name(s))
                       for p, s, c in zip(faces.paths, faces.sources, labels)), link=link)
         (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
@@ -583,6 +591,7 @@ def _cluster_folder(in_dir, out: Path, *, method, k, max_clusters, threshold, li
     metrics = {
         "root": str(Path(in_dir).resolve()), "method": method, "params": {k_: v for k_, v in model.get_params().items()},
         "photos": len(faces.photos), "faces": len(faces), "photos_rejected": len(faces.rejected),
+        "files_skipped": len(faces.skipped),
         "cluster_seconds": seconds, "internal": internal_metrics(faces.descriptors, labels),
     }
     if faces.photo_labels is not None and faces.photos:
