@@ -95,11 +95,12 @@ def test_features_compress_and_teams_account_for_every_file(mixed, tmp_path, cap
 
     rc = main(["compress", str(root), "--k", "4", "--out", str(tmp_path / "c")])
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert rc == 1  # the truncated photo failed; the non-photos are skipped, not failures
+    assert rc == 1  # files meant as photos failed; the other non-photos are skipped, not failures
     by_path = {_relative(x["path"], root): x for x in lines}
     assert set(by_path) == everything and len(lines) == len(everything)
-    assert {p for p, x in by_path.items() if "error" in x} == {"truncated.jpg"}
-    assert {p for p, x in by_path.items() if "skipped" in x} == set(others) - {"truncated.jpg"}
+    meant = {"truncated.jpg", "zero.jpg", "fake_photo.png", "gone.jpg"}  # visible, with a photo's extension
+    assert {p for p, x in by_path.items() if "error" in x} == meant
+    assert {p for p, x in by_path.items() if "skipped" in x} == set(others) - meant
 
     assert main(["teams", str(root), "--out", str(tmp_path / "t")]) == 0  # top level only
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())

@@ -244,7 +244,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     import json
 
     from .classify import load_model
-    from .io import scan_folder
+    from .io import named_like_a_photo, scan_folder
 
     model = load_model(args.model)
     paths, skipped = [], []
@@ -257,8 +257,10 @@ def _run_predict(args: argparse.Namespace) -> int:
             skipped += scan.skipped
         else:
             paths.append(item)  # a missing or unreadable file is reported in its own line
-    for r in skipped:  # every file of a folder gets its line; other files are not errors
-        print(json.dumps({"path": r.source, "skipped": r.reason}) if args.json else f"{r.source}\tskipped: {r.reason}",
+    failed = [r for r in skipped if named_like_a_photo(r)]  # broken.jpg: meant as a photo, so an error
+    for r in skipped:  # every file of a folder gets its line; other files (notes.txt) are not errors
+        word = "error" if named_like_a_photo(r) else "skipped"
+        print(json.dumps({"path": r.source, word: r.reason}) if args.json else f"{r.source}\t{word}: {r.reason}",
               flush=True)
     if not paths:
         return 1
@@ -272,7 +274,7 @@ def _run_predict(args: argparse.Namespace) -> int:
             faces = ", ".join(f"{f['label']} {f['probability']:.2f}" for f in res["faces"]) or "no face"
             print(f"{res['path']}\t{res['label'] or '-'}\t({faces})")
     # As `compress`: every input gets its line, and the exit code says whether any of them failed.
-    return 1 if any("error" in res for res in results) else 0
+    return 1 if failed or any("error" in res for res in results) else 0
 
 
 # --------------------------------------------------------------------------- average (issue 5)
@@ -446,7 +448,7 @@ def _add_compress(sub) -> None:
 
 def _run_compress(args: argparse.Namespace) -> int:
     from .compress import compress_files, output_names, to_jsonl
-    from .io import check_output_folder, is_inside, scan_folder
+    from .io import check_output_folder, is_inside, named_like_a_photo, scan_folder
 
     if not 2 <= args.k <= 256:
         raise ValueError(f"--k must be between 2 and 256, got {args.k}")
@@ -468,9 +470,11 @@ def _run_compress(args: argparse.Namespace) -> int:
                 raise ValueError(f"output folder {args.out} is the folder of the input {item}; choose another")
             paths.append(item)
             relative.append(Path(item.name))
-    for r in skipped:  # a folder's other files get their line too (not failures: nothing was asked of them)
-        print(to_jsonl({"path": r.source, "skipped": r.reason}), flush=True)
     failed = 0
+    for r in skipped:  # a folder's other files get their line too; broken.jpg (meant as a photo) is a failure
+        failed += named_like_a_photo(r)
+        print(to_jsonl({"path": r.source, "error" if named_like_a_photo(r) else "skipped": r.reason}), flush=True)
+    skipped = [r for r in skipped if not named_like_a_photo(r)]
     names = output_names(relative, args.k, args.dither)
     for record in compress_files(paths, args.out, args.k, names=names, dither=args.dither, overwrite=args.overwrite,
                                  optimize=args.optimize, random_state=args.seed,
@@ -478,7 +482,7 @@ def _run_compress(args: argparse.Namespace) -> int:
         failed += "error" in record
         print(to_jsonl(record), flush=True)
     if failed:
-        print(f"vision-lib compress: {failed} of {len(paths)} inputs failed (see their JSON lines)",
+        print(f"vision-lib compress: {failed} of {len(paths) + failed} inputs failed (see their JSON lines)",
               file=sys.stderr)
     if skipped:
         print(f"vision-lib compress: {len(skipped)} files in the input folders are not photos "

@@ -565,8 +565,7 @@ def sniff_file(path: str | os.PathLike) -> tuple[str | None, str | None]:
             return None, "cannot read: broken link (its target does not exist)"
         return None, f"cannot read: {exc.strerror or exc}"
     if not stat.S_ISREG(st.st_mode):
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (pipe, socket or device)"
-        return None, f"cannot read: {kind}"
+        return None, "cannot read: a folder" if stat.S_ISDIR(st.st_mode) else "cannot read: not a regular file"
     if st.st_size == 0:
         return None, "empty file"
     try:
@@ -593,6 +592,15 @@ class FolderScan:
     def relative_skipped(self) -> list[Rejected]:
         """``skipped`` with sources relative to ``root`` (forward slashes), as reports write them."""
         return [Rejected(_relative(r.source, self.root), r.reason) for r in self.skipped]
+
+
+def named_like_a_photo(skipped: Rejected) -> bool:
+    """True for a skipped entry that was meant to be a photo: a visible file with a photo's extension
+    (``broken.jpg``: text inside, a broken link, empty). Commands that answer for every photo
+    (predict, compress) report these as failures; other files (``notes.txt``) are just skipped."""
+    name = Path(skipped.source).name
+    return is_image_name(name) and not name.startswith(".") and not skipped.reason.startswith(
+        ("hidden", "sub-folder", "link to a folder"))
 
 
 def _relative(source: str | os.PathLike, root: Path) -> str:
