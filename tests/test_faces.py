@@ -236,19 +236,20 @@ def test_rerun_resumes_and_recovers_from_a_cut_line(tmp_path, face_photo):
         shutil.copyfile(face_photo, in_dir / "p" / f"{i}.jpg")
     (in_dir / "p" / "bad.jpg").write_text("x")
     first = F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)
-    assert (first.with_faces, first.rejected, first.resumed) == (3, 1, 0)
+    assert (first.with_faces, first.rejected, first.resumed) == (3, 0, 0)
+    assert first.skipped == {"not a photo: text file": 1}  # bad.jpg holds text: listed, not a photo
 
     # A new photo arrives; a crash had cut the last faces.csv line in the middle.
     shutil.copyfile(face_photo, in_dir / "p" / "new.jpg")
     text = (out_dir / "faces.csv").read_text(encoding="utf-8")
     (out_dir / "faces.csv").write_text(text[: -len(text.splitlines()[-1]) // 2 - 1], encoding="utf-8")
     second = F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)
-    assert second.resumed == 3 and second.with_faces == 2  # new.jpg and the photo whose row was cut
+    assert second.resumed == 2 and second.with_faces == 2  # new.jpg and the photo whose row was cut
     rows = _read(out_dir / "faces.csv")
     assert sorted(r["source"] for r in rows) == ["p/0.jpg", "p/1.jpg", "p/2.jpg", "p/new.jpg"]
-    assert len(_read(out_dir / "rejected.csv")) == 1
+    assert len(_read(out_dir / "rejected.csv")) == 1  # bad.jpg, listed once however often resumed
     third = F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)
-    assert (third.with_faces, third.rejected, third.resumed) == (0, 0, 5)
+    assert (third.with_faces, third.rejected, third.resumed) == (0, 0, 4)
 
     # A second run while this one holds the folder would append the same rows again: refused at once.
     before = (out_dir / "faces.csv").read_bytes()
