@@ -117,8 +117,13 @@ def _run_features(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- notebooks (issue 2)
 def _add_notebooks(sub) -> None:
-    p = sub.add_parser("notebooks", help="execute the notebook suite into a report folder")
+    p = sub.add_parser("notebooks", help="execute the notebook suite into a report folder",
+                       description="Execute the numbered notebooks (papermill, parameters injected) into a "
+                                   "report folder, with an HTML copy of each; exits 1 when one fails.")
     p.add_argument("--out", type=Path, default=Path("reports"), help="where executed copies and HTML go")
+    p.add_argument("--notebooks", type=Path, default=None, metavar="DIR",
+                   help="folder holding the NN_name.ipynb notebooks (default: $VISION_LIB_NOTEBOOKS, else "
+                        "notebooks/ of the checkout or, installed, of the working folder)")
     p.add_argument("--only", nargs="*", help="notebook names or numbers to run (default: all)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="override a notebook parameter (value parsed as Python literal)")
@@ -137,7 +142,7 @@ def _run_notebooks(args: argparse.Namespace) -> int:
         except (ValueError, SyntaxError):
             params[name] = value
     try:
-        results = run_notebooks(args.out, params=params, only=args.only)
+        results = run_notebooks(args.out, params=params, only=args.only, folder=args.notebooks)
     except KeyboardInterrupt:
         import logging
 

@@ -11,9 +11,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import PROJECT_ROOT, data_dir, missing_data_message
+from .config import data_dir, missing_data_message, notebook_dir
 
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+#: Where the suite is looked for by default (see :func:`vision_lib.config.notebook_dir`).
+NOTEBOOK_DIR = notebook_dir()
 
 #: Data sets each notebook needs under ``$VISION_LIB_DATA`` (06 falls back to bundled images).
 REQUIRES = {
@@ -36,12 +37,19 @@ class NotebookResult:
     error: str | None = None
 
 
-def list_notebooks(only: list[str] | None = None) -> list[Path]:
-    """The numbered notebooks in order; ``only`` filters by name or number prefix (``"03"``).
+def list_notebooks(only: list[str] | None = None, folder: str | os.PathLike | None = None) -> list[Path]:
+    """The numbered notebooks of ``folder`` (default :data:`NOTEBOOK_DIR`) in order; ``only`` filters
+    by name or number prefix (``"03"``).
 
-    A name in ``only`` that matches no notebook is a ValueError (a typo must not run nothing, or all).
+    A folder without numbered notebooks is a FileNotFoundError, and a name in ``only`` that matches no
+    notebook a ValueError (a typo must not run nothing, or all).
     """
-    books = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    folder = Path(folder) if folder is not None else NOTEBOOK_DIR
+    books = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not books:
+        raise FileNotFoundError(
+            f"no numbered notebooks (NN_name.ipynb) in {folder}: run from the project checkout, pass "
+            "--notebooks DIR, or set VISION_LIB_NOTEBOOKS to the folder holding them")
     if only is not None:
         unknown = [o for o in only if not any(b.stem == o or b.stem.startswith(o) for b in books)]
         if unknown or not only:
@@ -93,12 +101,14 @@ def _to_html(notebook: Path) -> Path:
 
 
 def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
-                  only: list[str] | None = None) -> list[NotebookResult]:
-    """Execute the suite in order, printing progress and where the reports are."""
+                  only: list[str] | None = None, folder: str | os.PathLike | None = None) -> list[NotebookResult]:
+    """Execute the suite of ``folder`` (default :data:`NOTEBOOK_DIR`) in order, printing progress and
+    where the reports are."""
     out_dir = Path(out_dir).resolve()
-    if out_dir == NOTEBOOK_DIR.resolve():
+    folder = Path(folder) if folder is not None else NOTEBOOK_DIR
+    if out_dir == folder.resolve():
         raise ValueError(f"output folder {out_dir} holds the notebooks themselves; choose another (e.g. reports)")
-    books = list_notebooks(only)
+    books = list_notebooks(only, folder)
     _check_parameters(books, params or {})
     results = []
     print(f"data: {data_dir()}", flush=True)
@@ -118,7 +128,7 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
     print(f"\n{sum(r.ok for r in results)} notebooks ran, {skipped} skipped for missing data (see above), "
           f"{failed} failed", flush=True)
     print(f"Reports (executed notebooks and HTML) are in {out_dir}", flush=True)
-    missing = sorted({name for book in list_notebooks(only) for name in missing_data(book.stem)})
+    missing = sorted({name for book in books for name in missing_data(book.stem)})
     if missing and sys.stdin.isatty():
         _offer_fetch([name for name in missing if name in FETCHABLE])
     return results
