@@ -11,7 +11,7 @@ export VISION_LIB_DATA ?= $(if $(wildcard $(SHARED)/data),$(SHARED)/data,$(abspa
 export KERAS_HOME      ?= $(if $(wildcard $(SHARED)/models/keras),$(SHARED)/models/keras,$(HOME)/.keras)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test venv browser clean-reports
+.PHONY: run test present venv browser clean-reports
 
 venv: $(STAMP)
 
@@ -31,6 +31,10 @@ browser:
 
 run: $(STAMP)
 	$(BIN)/vision-lib notebooks --out reports
+
+# Offline slide decks and a summary page from the executed notebooks (after `make run`).
+present: $(STAMP)
+	$(BIN)/vision-lib present --reports reports --overwrite
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

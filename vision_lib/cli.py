@@ -152,6 +152,27 @@ def _run_notebooks(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+# --------------------------------------------------------------------------- present (issue 22)
+def _add_present(sub) -> None:
+    p = sub.add_parser("present", help="offline slide decks and a summary page from the executed notebooks",
+                       description="One self-contained slide deck per executed notebook (code hidden, figures "
+                                   "inlined, nothing fetched when opened) and index.html, a summary page with "
+                                   "the run's headline numbers and key figures.")
+    p.add_argument("--reports", type=Path, default=Path("reports"),
+                   help="folder of executed notebooks, as `vision-lib notebooks --out` writes (default: reports)")
+    p.add_argument("--out", type=Path, default=None, help="where the decks go (default: REPORTS/slides)")
+    p.add_argument("--overwrite", action="store_true", help="replace decks written before")
+    p.set_defaults(handler=_run_present)
+
+
+def _run_present(args: argparse.Namespace) -> int:
+    from .present import present
+
+    written = present(args.reports, args.out, overwrite=args.overwrite)
+    print(f"{len(written) - 1} decks and the summary page in {written[-1].parent} (open {written[-1]})")
+    return 0
+
+
 # --------------------------------------------------------------------------- fetch
 def _add_fetch(sub) -> None:
     p = sub.add_parser("fetch", help="download a public face set (needs internet)")
@@ -491,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_faces, _add_features, _add_notebooks, _add_fetch, _add_train, _add_predict, _add_average,
+    for add in (_add_faces, _add_features, _add_notebooks, _add_present, _add_fetch, _add_train, _add_predict, _add_average,
                 _add_serve, _add_cluster, _add_teams, _add_compress):
         add(sub)
     for name, (text, issue) in _RESERVED.items():
