@@ -23,7 +23,7 @@ import numpy as np
 from ..geometry import Face
 
 __all__ = ["DEFAULT_DESCRIPTOR", "DEFAULT_DETECTOR", "DESCRIPTORS", "DETECTORS", "Descriptor", "Detector",
-           "descriptor_for_id", "get_descriptor", "get_detector"]
+           "descriptor_for_id", "get_descriptor", "get_detector", "same_person_distance"]
 
 #: Detector names, fastest modern first.
 DETECTORS = ("yunet", "mtcnn", "haar")
@@ -88,6 +88,11 @@ def get_descriptor(name: str | None = None, **params) -> Descriptor:
     from .dlib import DlibDescriptor
 
     return DlibDescriptor(**params)
+
+
+def same_person_distance(name: str | None = None) -> float:
+    """The same-person distance (``threshold``) of the named descriptor (None: the default)."""
+    return float(get_descriptor(name).threshold)
 
 
 def descriptor_for_id(descriptor_id: str) -> Descriptor | None:
