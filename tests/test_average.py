@@ -13,6 +13,7 @@ from PIL import Image
 from _corpus import held_by_another_run
 from vision_lib import average as A
 from vision_lib.faces import KEYPOINTS, TEMPLATE, Face, FaceQuality
+from vision_lib.models import same_person_distance
 from vision_lib.notebooks import NOTEBOOK_DIR, execute_notebook
 
 
@@ -237,7 +238,7 @@ def test_average_keeps_identity_on_real_faces(lfw_folder):
         res = A.average_group(g, method="landmarks", size=160)
         check = A.identity_check(res, names, means)
         assert check.kept, check
-        assert check.own < A.DLIB_SAME_PERSON_DISTANCE
+        assert check.own < same_person_distance()  # the default descriptor's, as collect_faces used
 
 
 # --------------------------------------------------------------------------- notebook

@@ -43,6 +43,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .faces import Face
+from .models import same_person_distance
 from .io import (ImageError, PhotoSet, check_output_folder, load_image, make_writable_folder, photo_set,
                  write_atomic)
 
@@ -54,6 +55,9 @@ CHOICES = ("confident", "largest")
 #: the closest one count as equally confident, and the largest of them is the photo's subject (the
 #: person a photo is *of* is usually its biggest face; 0.05 is well inside the descriptor's noise).
 SUBJECT_TIE = 0.05
+#: :data:`SUBJECT_TIE` as a share of the descriptor's same-person distance (0.05 of dlib's 0.6), so
+#: that ``train`` scales it to any descriptor.
+SUBJECT_TIE_SHARE = SUBJECT_TIE / 0.6
 #: ``max_distance="adaptive"``: unknown beyond this many times the distance within which 95% of the
 #: training faces lie from their own person's centroid (capped at dlib's 0.6). Tight identities
 #: (studio-like photos) get a tight open-set rule; loose ones (varied web photos) keep 0.6.
@@ -70,32 +74,48 @@ class Recipe:
     """How a photo becomes one feature vector per face (everything a saved model needs to redo it).
 
     Args:
-        features: ``"embedding"`` (dlib 128-d descriptor) or ``"wavelet"`` (32x32 crop + wavelet image).
-        detector: ``"mtcnn"`` or ``"haar"``.
+        features: ``"embedding"`` (the face descriptor) or ``"wavelet"`` (32x32 crop + wavelet image).
+        detector: a name of :data:`vision_lib.models.DETECTORS` (None: the default detector).
         detector_params: extra detector parameters (empty = the library defaults, which share the
             detection cache with every other stage).
         feature_params: parameters of :func:`vision_lib.features.wavelet_features` (wavelet recipe).
         retry: when MTCNN finds no face, look again harder (:func:`detect_harder`; MTCNN only).
+        descriptor: a name of :data:`vision_lib.models.DESCRIPTORS` (None: the default): the
+            features of ``"embedding"``, and what cleaning and the distance rules measure.
     """
 
     features: str = "embedding"
-    detector: str = "mtcnn"
+    detector: str | None = None
     detector_params: tuple = ()
     feature_params: tuple = ()
     retry: bool = True
+    descriptor: str | None = None
 
     def __post_init__(self):
-        from .faces import DETECTORS
+        from .models import DEFAULT_DESCRIPTOR, DEFAULT_DETECTOR, DESCRIPTORS, DETECTORS
 
+        if self.detector is None:
+            object.__setattr__(self, "detector", DEFAULT_DETECTOR)
+        if self.descriptor is None:
+            object.__setattr__(self, "descriptor", DEFAULT_DESCRIPTOR)
         if self.features not in FEATURES:
             raise ValueError(f"unknown features {self.features!r}; choose from {FEATURES}")
         if self.detector not in DETECTORS:
-            raise ValueError(f"unknown detector {self.detector!r}; choose from {DETECTORS}")
+            raise ValueError(f"unknown detector {self.detector!r}; choose from {', '.join(DETECTORS)}")
+        if self.descriptor not in DESCRIPTORS:
+            raise ValueError(f"unknown descriptor {self.descriptor!r}; choose from {', '.join(DESCRIPTORS)}")
         if self.detector != "mtcnn":
             object.__setattr__(self, "retry", False)
 
+    @property
+    def descriptor_model(self):
+        """The :class:`~vision_lib.models.Descriptor` of this recipe."""
+        from .models import get_descriptor
+
+        return get_descriptor(self.descriptor)
+
     def describe(self) -> str:
-        what = "dlib ResNet 128-d descriptor" if self.features == "embedding" else "wavelet recipe (4096 values)"
+        what = f"{self.descriptor} descriptor" if self.features == "embedding" else "wavelet recipe (4096 values)"
         return f"{self.detector.upper()} faces{' (+ retry)' if self.retry else ''}, {what}"
 
 
@@ -142,15 +162,22 @@ def _retry_impl(digest: str, params: tuple, border: float, descriptor: str, path
         image = load_image(path)
     except ImageError as exc:
         return [], None, exc.reason
-    from .embeddings import face_descriptors
-
     faces = detect_harder(image)
-    return faces, face_descriptors(image, faces), None
+    return faces, _descriptor_of(descriptor).describe(image, faces), None
 
 
-def _retry_chunk(photos: list["PhotoFeatures"]) -> list["PhotoFeatures"]:
+def _descriptor_of(descriptor_id: str):
+    """The registered descriptor with this id (cache entries are keyed by id)."""
+    from .models import descriptor_for_id
+
+    model = descriptor_for_id(descriptor_id)
+    if model is None:
+        raise ValueError(f"no registered descriptor has the id {descriptor_id!r}")
+    return model
+
+
+def _retry_chunk(photos: list["PhotoFeatures"], recipe: Recipe) -> list["PhotoFeatures"]:
     from .cache import cached, file_digest
-    from .embeddings import descriptor_id
 
     run = cached(_retry_impl)
     key = _detector_key("mtcnn", RETRY_PARAMS)
@@ -161,7 +188,7 @@ def _retry_chunk(photos: list["PhotoFeatures"]) -> list["PhotoFeatures"]:
         except OSError:  # gone since the first look: keep what that look found
             out.append(ph)
             continue
-        faces, desc, err = run(digest, key, RETRY_BORDER, descriptor_id(), path=str(ph.path))
+        faces, desc, err = run(digest, key, RETRY_BORDER, recipe.descriptor_model.id, path=str(ph.path))
         out.append(PhotoFeatures(ph.path, faces, desc if desc is not None else ph.features, desc, err))
     return out
 
@@ -187,7 +214,7 @@ def _wavelet_key(feature_params) -> tuple:
 
 @dataclass
 class PhotoFeatures:
-    """One photo's faces with a feature row per face (and dlib descriptors), or the reason it failed."""
+    """One photo's faces with a feature row per face (and face descriptors), or the reason it failed."""
 
     path: Path
     faces: list[Face]
@@ -205,9 +232,7 @@ def _wavelet_rows(image: np.ndarray, faces: Sequence[Face], params: dict) -> np.
 
 
 def _image_features(image: np.ndarray, faces: Sequence[Face], recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
-    from .embeddings import face_descriptors
-
-    desc = face_descriptors(image, faces)
+    desc = recipe.descriptor_model.describe(image, faces)
     if recipe.features == "embedding":
         return desc, desc
     if not faces:
@@ -221,7 +246,7 @@ def _wavelet_photo_impl(digest: str, detector: str, detector_params: tuple, feat
         image = load_image(path)
     except ImageError as exc:
         return [], None, None, exc.reason
-    recipe = Recipe("wavelet", detector, detector_params, feature_params)
+    recipe = Recipe("wavelet", detector, detector_params, feature_params, descriptor=_descriptor_of(descriptor).name)
     faces = _detect(image, recipe)
     feats, desc = _image_features(image, faces, recipe)
     return faces, feats, desc, None
@@ -229,8 +254,6 @@ def _wavelet_photo_impl(digest: str, detector: str, detector_params: tuple, feat
 
 def _wavelet_chunk(paths: list[Path], recipe: Recipe) -> list[PhotoFeatures]:
     from .cache import cached, file_digest
-
-    from .embeddings import descriptor_id
 
     run = cached(_wavelet_photo_impl)
     detector_key, feature_key = _detector_key(recipe.detector, recipe.detector_params), _wavelet_key(recipe.feature_params)
@@ -241,7 +264,8 @@ def _wavelet_chunk(paths: list[Path], recipe: Recipe) -> list[PhotoFeatures]:
         except OSError as exc:
             out.append(PhotoFeatures(p, [], np.zeros((0, 0), np.float32), None, f"cannot read: {exc.strerror or exc}"))
             continue
-        faces, feats, desc, err = run(digest, recipe.detector, detector_key, feature_key, descriptor_id(), path=str(p))
+        faces, feats, desc, err = run(digest, recipe.detector, detector_key, feature_key, recipe.descriptor_model.id,
+                                      path=str(p))
         out.append(PhotoFeatures(p, faces, feats if feats is not None else np.zeros((0, 0), np.float32), desc, err))
     return out
 
@@ -256,15 +280,16 @@ def extract(paths: Iterable[str | os.PathLike], recipe: Recipe = Recipe(), *, n_
 
     paths = [Path(p) for p in paths]
     if recipe.features == "embedding":
-        found = detect_paths(paths, recipe.detector, n_jobs=n_jobs, progress=progress, descriptors=True,
+        found = detect_paths(paths, recipe.detector, n_jobs=n_jobs, progress=progress, descriptors=recipe.descriptor,
                              **dict(recipe.detector_params))
+        dim = recipe.descriptor_model.dim
         out = [PhotoFeatures(r.path, r.faces,
-                             r.descriptors if r.descriptors is not None else np.zeros((0, 128), np.float32),
+                             r.descriptors if r.descriptors is not None else np.zeros((0, dim), np.float32),
                              r.descriptors, r.error) for r in found]
         if recipe.retry and recipe.detector == "mtcnn":
             again = [k for k, ph in enumerate(out) if not ph.faces and not ph.error]
             for k, ph in zip(again, _parallel_chunks(_retry_chunk, [out[k] for k in again], n_jobs,
-                                                     progress and bool(again), "faces (second look)")):
+                                                     progress and bool(again), "faces (second look)", recipe)):
                 out[k] = ph
         return out
     return _parallel_chunks(_wavelet_chunk, paths, n_jobs, progress, f"faces ({recipe.detector}) + wavelet",
@@ -344,22 +369,22 @@ _NOT_PERSON = "no face matches the folder's person"
 
 
 def select_faces(descriptors: Sequence[np.ndarray | None], threshold: float | None = None,
-                 max_iter: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                 max_iter: int = 20, *, descriptor: str | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Which face of each photo is the folder's person, by agreement with the rest of the folder.
 
     Args:
-        descriptors: per photo, an ``(n_faces, 128)`` array of dlib descriptors (or None / empty).
+        descriptors: per photo, an ``(n_faces, d)`` array of face descriptors (or None / empty).
         threshold: a face belongs to the person when it lies within this distance of the folder's
-            centroid (default: dlib's same-person distance, 0.6).
+            centroid (default: the same-person distance of ``descriptor``).
+        descriptor: the name of the descriptor that made ``descriptors`` (None: the default).
         max_iter: re-estimation rounds at most.
 
     Returns:
         ``(chosen, distance, centroid)``: per photo the index of the chosen face (-1: none), the
         distance of its closest face to the centroid (inf without faces), and the centroid.
     """
-    from .embeddings import DLIB_SAME_PERSON_DISTANCE
-
-    thr = DLIB_SAME_PERSON_DISTANCE if threshold is None else threshold
+    thr = same_person_distance(descriptor) if threshold is None else threshold
     n = len(descriptors)
     chosen = np.full(n, -1)
     dist = np.full(n, np.inf)
@@ -394,20 +419,19 @@ def select_faces(descriptors: Sequence[np.ndarray | None], threshold: float | No
 
 
 def clean_training_set(photos: Sequence[PhotoFeatures], labels: Sequence[str], clean: str = "agreement",
-                       threshold: float | None = None, min_size: int = 0
+                       threshold: float | None = None, min_size: int = 0, *, descriptor: str | None = None
                        ) -> tuple[list[tuple[int, int]], TrainingReport, dict[str, np.ndarray]]:
     """Choose the training faces of uncurated folders and record what was left out and why.
 
     Returns ``(picked, report, centroids)``: ``picked`` are ``(photo_index, face_index)`` pairs.
     ``clean="agreement"`` uses :func:`select_faces` per folder, then drops faces closer to another
     folder's centroid; ``"largest"`` keeps each photo's largest face (the classic recipe); ``"none"``
-    keeps every face.
+    keeps every face. ``threshold`` defaults to the same-person distance of ``descriptor`` (the
+    name of the descriptor the photos' descriptors come from; None: the default descriptor).
     """
-    from .embeddings import DLIB_SAME_PERSON_DISTANCE
-
     if clean not in CLEANING:
         raise ValueError(f"unknown cleaning {clean!r}; choose from {CLEANING}")
-    thr = DLIB_SAME_PERSON_DISTANCE if threshold is None else threshold
+    thr = same_person_distance(descriptor) if threshold is None else threshold
     report = TrainingReport(threshold=thr if clean == "agreement" else None)
     picked: list[tuple[int, int]] = []
     centroids: dict[str, np.ndarray] = {}
@@ -438,7 +462,7 @@ def clean_training_set(photos: Sequence[PhotoFeatures], labels: Sequence[str], c
             ph = photos[i]
             D = ph.descriptors
             if D is None:
-                raise ValueError("cleaning by agreement needs dlib descriptors for every face")
+                raise ValueError("cleaning by agreement needs face descriptors for every face")
             keep = np.array([usable(ph, j) for j in range(len(ph.faces))], dtype=bool)
             descs.append(np.where(keep[:, None], D, np.inf) if keep.any() else None)
         chosen, dist, centroid = select_faces([None if d is None else _finite_rows(d) for d in descs], thr)
@@ -482,7 +506,7 @@ def clean_training_set(photos: Sequence[PhotoFeatures], labels: Sequence[str], c
             if clean == "largest":
                 reason = "not the largest face in the photo"
             report.excluded.append(Excluded(str(ph.path), labels[i], reason, j, f.box,
-                                            looks_like=_closest(ph.descriptors, j, centroids)))
+                                            looks_like=_closest(ph.descriptors, j, centroids, thr)))
     for e_i, e in enumerate(report.excluded):
         if e.face_index is None and e.distance is not None:
             i = next(k for k, ph in enumerate(photos) if str(ph.path) == e.path)
@@ -491,7 +515,7 @@ def clean_training_set(photos: Sequence[PhotoFeatures], labels: Sequence[str], c
             if D is not None and len(D) and centroids:
                 j = int(np.argmin([np.linalg.norm(D[j] - centroids[e.label]) for j in range(len(D))]))
                 report.excluded[e_i] = Excluded(e.path, e.label, e.reason, None, ph.faces[j].box, e.distance,
-                                                _closest(D, j, centroids))
+                                                _closest(D, j, centroids, thr))
     return final, report, centroids
 
 
@@ -504,15 +528,13 @@ def _orig_index(D, chosen: int) -> int:
     return -1 if D is None or chosen < 0 or not np.isfinite(D[chosen]).all() else int(chosen)
 
 
-def _closest(D: np.ndarray | None, j: int, centroids: dict[str, np.ndarray]) -> str | None:
-    """Folder whose centroid is within dlib's same-person distance of face ``j`` (None: nobody known)."""
-    from .embeddings import DLIB_SAME_PERSON_DISTANCE
-
+def _closest(D: np.ndarray | None, j: int, centroids: dict[str, np.ndarray], threshold: float) -> str | None:
+    """Folder whose centroid is within ``threshold`` of face ``j`` (None: nobody known)."""
     if D is None or not centroids:
         return None
     d = {c: float(np.linalg.norm(D[j] - m)) for c, m in centroids.items()}
     c = min(d, key=d.get)
-    return c if d[c] <= DLIB_SAME_PERSON_DISTANCE else None
+    return c if d[c] <= threshold else None
 
 
 # --------------------------------------------------------------------------- models
@@ -831,10 +853,10 @@ def training_matrix(photos: Sequence[PhotoFeatures], labels: Sequence[str], pick
 
 
 def training_faces(photos: Sequence[PhotoFeatures], labels: Sequence[str], clean: str = "agreement",
-                   threshold: float | None = None, min_size: int = 0
+                   threshold: float | None = None, min_size: int = 0, *, descriptor: str | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, TrainingReport]:
     """``(X, y, descriptors, report)``: the training faces :func:`train` would use, after cleaning."""
-    picked, report, _ = clean_training_set(photos, labels, clean, threshold, min_size)
+    picked, report, _ = clean_training_set(photos, labels, clean, threshold, min_size, descriptor=descriptor)
     picked = _drop_rare(photos, labels, picked, report)
     X, y, D = training_matrix(photos, labels, picked)
     return X, y, D, report
@@ -864,10 +886,11 @@ def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float =
 
 
 def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detector: str | None = None, *,
+          descriptor: str | None = None,
           model: str = "auto", clean: str | None = None, choose: str = "confident",
           threshold: float | None = None, unknown_quantile: float | None = 0.01,
           max_distance: float | str | None = None, sure_quantile: float | None = 0.95,
-          subject_tie: float | None = SUBJECT_TIE, min_size: int = 0,
+          subject_tie: float | None | str = "auto", min_size: int = 0,
           feature_params: dict | None = None,
           retry: bool | None = None, random_state: int = 0, n_jobs: int | None = None, progress: bool = True,
           photos: Sequence[PhotoFeatures] | None = None) -> FaceClassifier:
@@ -875,24 +898,28 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
 
     Args:
         data: a labelled :class:`~vision_lib.io.PhotoSet` or a folder ``<person>/<photos>``.
-        features: ``"embedding"`` (dlib descriptor, default) or ``"wavelet"`` (classic recipe).
-        detector: ``"mtcnn"`` or ``"haar"`` (default: MTCNN for embeddings, Haar for wavelets).
+        features: ``"embedding"`` (the face descriptor, default) or ``"wavelet"`` (classic recipe).
+        detector: a name of :data:`vision_lib.models.DETECTORS` (default: the default detector for
+            embeddings, Haar for wavelets).
+        descriptor: a name of :data:`vision_lib.models.DESCRIPTORS` (None: the default); its
+            ``threshold`` (same-person distance) is the default of every distance rule below.
         model: a name from :data:`MODELS`, or ``"auto"``: 5-fold cross-validation of
             :data:`AUTO_MODELS` on the cleaned training faces (``info_["comparison"]``), then the
             first of them not significantly worse than the most accurate (:func:`choose_model`).
         clean: ``"agreement"`` (default for embeddings), ``"largest"`` (default for the wavelet
             recipe: each photo's largest face, as in the classic recipe) or ``"none"``.
         choose: photo-level subject, ``"confident"`` (most confident known face) or ``"largest"``.
-        threshold: same-person distance for cleaning (default dlib's 0.6).
+        threshold: same-person distance for cleaning (default: the descriptor's).
         unknown_quantile: see :func:`unknown_threshold` (None: never unknown by probability).
-        max_distance: with dlib descriptors, farther than this from the centroid of the predicted
-            person's training faces is unknown (default dlib's 0.6 for embeddings, none for wavelets);
-            ``"adaptive"``: :data:`ADAPTIVE_FACTOR` times the 95% quantile of the training faces'
-            distances to their own centroid, at most 0.6 (fewer strangers named; see the README).
+        max_distance: farther than this (descriptor distance) from the centroid of the predicted
+            person's training faces is unknown (default: the descriptor's same-person distance for
+            embeddings, none for wavelets); ``"adaptive"``: :data:`ADAPTIVE_FACTOR` times the 95%
+            quantile of the training faces' distances to their own centroid, at most that distance.
         sure_quantile: with dlib descriptors, a face closer to its person's centroid than this
             quantile of the training faces' distances to their own centroids is not made unknown by
             a low probability (:attr:`FaceClassifier.sure_distance`; None: never).
-        subject_tie: see :attr:`FaceClassifier.subject_tie` (photo subject among near-equal faces).
+        subject_tie: see :attr:`FaceClassifier.subject_tie` (photo subject among near-equal faces);
+            ``"auto"``: :data:`SUBJECT_TIE_SHARE` of the descriptor's same-person distance.
         min_size: faces with a shorter side (px) are not used for training.
         retry: look again harder where MTCNN finds no face (default: True with MTCNN).
         photos: precomputed :func:`extract` results for ``data.paths`` (saves a pass).
@@ -900,19 +927,20 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
     Returns:
         A fitted :class:`FaceClassifier`; ``training_report_`` lists what was left out and why.
     """
-    from .embeddings import DLIB_SAME_PERSON_DISTANCE
-
     if isinstance(max_distance, str) and max_distance != "adaptive":
         raise ValueError(f"max_distance must be a number, None or 'adaptive', not {max_distance!r}")
     ps = _as_photo_set(data)
-    detector = detector or ("mtcnn" if features == "embedding" else "haar")
+    detector = detector or (None if features == "embedding" else "haar")
     clean = clean or ("agreement" if features == "embedding" else "largest")
     recipe = Recipe(features, detector, (), tuple(sorted((feature_params or {}).items())),
-                    retry=True if retry is None else retry)
+                    retry=True if retry is None else retry, descriptor=descriptor)
+    same_person = recipe.descriptor_model.threshold
+    if subject_tie == "auto":
+        subject_tie = SUBJECT_TIE_SHARE * same_person
     start = time.perf_counter()
     if photos is None:
         photos = extract(ps.paths, recipe, n_jobs=n_jobs, progress=progress)
-    X, y, D, report = training_faces(photos, ps.labels, clean, threshold, min_size)
+    X, y, D, report = training_faces(photos, ps.labels, clean, threshold, min_size, descriptor=recipe.descriptor)
     if len(set(y)) < 2:
         raise ValueError(f"after cleaning, faces of fewer than two people remain: {report.summary()}")
     _, counts = np.unique(y, return_counts=True)
@@ -932,7 +960,7 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
     estimator = make_estimator(model, random_state, int(min(5, counts.min())), len(y))
     estimator.fit(X, y)
     if max_distance is None and features == "embedding":
-        max_distance = DLIB_SAME_PERSON_DISTANCE
+        max_distance = same_person
     centroids = {str(c): D[y == c].mean(axis=0) for c in np.unique(y)} if D is not None and max_distance else {}
     sure_distance = None
     if centroids:
@@ -940,9 +968,9 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
         if sure_quantile is not None:
             sure_distance = float(np.quantile(own, sure_quantile))
         if max_distance == "adaptive":
-            max_distance = float(min(DLIB_SAME_PERSON_DISTANCE, ADAPTIVE_FACTOR * np.quantile(own, 0.95)))
+            max_distance = float(min(same_person, ADAPTIVE_FACTOR * np.quantile(own, 0.95)))
     elif max_distance == "adaptive":
-        raise ValueError("max_distance='adaptive' needs dlib descriptors of the training faces")
+        raise ValueError("max_distance='adaptive' needs face descriptors of the training faces")
     info = {"model": model, "clean": clean, "n_photos": len(ps), "n_faces": len(y), "root": str(ps.root),
             "seconds": round(time.perf_counter() - start, 1), "comparison": comparison}
     return FaceClassifier(estimator, recipe, unknown_below, max_distance, choose, centroids, report, info,
@@ -1100,12 +1128,10 @@ def save_model(model: FaceClassifier, path: str | os.PathLike, *, overwrite: boo
     """
     import hashlib
 
-    from .embeddings import descriptor_id
-
     path = check_model_path(path, overwrite=overwrite)
     header = {
         "format": BUNDLE_FORMAT, "kind": "vision_lib.FaceClassifier", "versions": _versions(),
-        "recipe": asdict(model.recipe), "descriptor": descriptor_id(), "labels": model.classes_,
+        "recipe": asdict(model.recipe), "descriptor": model.recipe.descriptor_model.id, "labels": model.classes_,
         "unknown_below": model.unknown_below, "max_distance": model.max_distance, "choose": model.choose,
         "sure_distance": model.sure_distance, "subject_tie": model.subject_tie,
         "info": model.info_,
@@ -1158,18 +1184,25 @@ def load_model(path: str | os.PathLike, *, check_versions: bool = True) -> FaceC
         raise ModelBundleError(f"{path}: bundle format {header.get('format')!r} is not {BUNDLE_FORMAT}; "
                                "retrain the model with this vision_lib")
     _check_body(path, header, outer["body"])
+    from .models import descriptor_for_id
+
+    fields = dict(header["recipe"])
+    if "descriptor" not in fields and isinstance(header.get("descriptor"), str):
+        # Bundles from before the descriptor registry: their descriptor is named by its id alone.
+        known = descriptor_for_id(header["descriptor"])
+        fields["descriptor"] = known.name if known is not None else "dlib"
     try:
         recipe = Recipe(**{k: (tuple(tuple(x) for x in v) if isinstance(v, (list, tuple)) else v)
-                           for k, v in header["recipe"].items()})
+                           for k, v in fields.items()})
     except (TypeError, ValueError) as exc:
         raise ModelBundleError(f"{path}: unknown feature recipe {header.get('recipe')} ({exc}); "
                                "retrain the model with this vision_lib") from None
-    from .embeddings import descriptor_id
-
-    if header.get("descriptor") != descriptor_id():
-        # Always checked: descriptors of another alignment live in a slightly different space.
+    here = recipe.descriptor_model.id
+    if header.get("descriptor") != here:
+        # Always checked: descriptors of another model, version or alignment live in another space.
         raise ModelBundleError(f"{path}: trained on face descriptors {header.get('descriptor')!r}, but this "
-                               f"vision_lib computes {descriptor_id()!r}; retrain with `vision-lib train`")
+                               f"vision_lib's {recipe.descriptor!r} descriptor computes {here!r}; retrain with "
+                               f"`vision-lib train --descriptor {recipe.descriptor}`")
     if check_versions:
         here = _versions()
         saved = header.get("versions", {})

@@ -47,6 +47,20 @@ def _add_workers(p: argparse.ArgumentParser, quiet: bool = True) -> None:
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_models(p: argparse.ArgumentParser, detector: str | None = "", descriptor: str | None = "") -> None:
+    """``--detector`` / ``--descriptor``, choices from the model registry (vision_lib.models: numpy
+    only, so --help stays instant). The texts say what the default is where it differs."""
+    from .models import DEFAULT_DESCRIPTOR, DEFAULT_DETECTOR, DESCRIPTORS, DETECTORS
+
+    if detector is not None:
+        p.add_argument("--detector", choices=DETECTORS, default=None,
+                       help=detector or f"face detector (default: {DEFAULT_DETECTOR})")
+    if descriptor is not None:
+        p.add_argument("--descriptor", choices=DESCRIPTORS, default=None,
+                       help=descriptor or f"face descriptor (default: {DEFAULT_DESCRIPTOR}); distance thresholds "
+                                          "follow it")
+
+
 # --------------------------------------------------------------------------- faces (issue 2)
 def _add_faces(sub) -> None:
     p = sub.add_parser(
@@ -58,7 +72,7 @@ def _add_faces(sub) -> None:
                     "face). Running it again resumes. IN_DIR is never written to.")
     p.add_argument("in_dir", type=Path, help="folder of photos (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="output folder (not inside IN_DIR)")
-    p.add_argument("--detector", choices=["mtcnn", "haar"], default="mtcnn")
+    _add_models(p, descriptor=None)
     p.add_argument("--align", action="store_true", help="save eye-aligned crops instead of boxes")
     p.add_argument("--min-size", type=int, default=20, help="smallest face side kept, in pixels")
     _add_workers(p, quiet=False)
@@ -91,8 +105,8 @@ def _add_features(sub) -> None:
     # features.FEATURE_KINDS, spelt out: importing vision_lib.features (scikit-learn) here would make
     # every `vision-lib ... --help` take a second instead of 0.07 s.
     p.add_argument("--kind", choices=("descriptor", "wavelet", "mobilenet", "histogram"), default="descriptor")
-    p.add_argument("--detector", choices=["mtcnn", "haar"], default=None,
-                   help="for per-face kinds (default: mtcnn for descriptor, haar for wavelet)")
+    _add_models(p, detector="for per-face kinds (default: the default detector for descriptor, haar for "
+                             "wavelet)", descriptor="for --kind descriptor (default: the default descriptor)")
     p.add_argument("--bins", type=int, default=8, help="histogram bins per colour channel")
     p.add_argument("--space", choices=["hsv", "rgb", "lab"], default="hsv", help="histogram colour space")
     p.add_argument("--force", action="store_true", help="replace an existing OUT file")
@@ -108,7 +122,8 @@ def _run_features(args: argparse.Namespace) -> int:
     out = npz_path(args.out)
     if out.exists() and not args.force:  # before the work, not after it
         raise FileExistsError(f"{out} exists; pass --force to replace it")
-    table = folder_features(args.in_dir, args.kind, detector=args.detector, bins=args.bins, space=args.space,
+    table = folder_features(args.in_dir, args.kind, detector=args.detector, descriptor=args.descriptor,
+                            bins=args.bins, space=args.space,
                             n_jobs=args.jobs, progress=not args.quiet)
     print(table)
     print(f"wrote {table.save(out, overwrite=args.force)}")
@@ -206,15 +221,14 @@ def _add_train(sub) -> None:
     p.add_argument("labelled_dir", type=Path, help="folder with one sub-folder of photos per person")
     p.add_argument("--model", type=Path, required=True, help="where to write the model bundle")
     p.add_argument("--features", choices=["embedding", "wavelet"], default="embedding",
-                   help="dlib face descriptor (default) or the classic wavelet recipe")
-    p.add_argument("--detector", choices=["mtcnn", "haar"], default=None,
-                   help="face detector (default: mtcnn for embedding, haar for wavelet)")
+                   help="the face descriptor (default) or the classic wavelet recipe")
+    _add_models(p, detector="face detector (default: the default detector for embedding, haar for wavelet)")
     p.add_argument("--classifier", default="auto",
                    choices=["auto", "svm_rbf", "svm_linear", "logistic_regression", "random_forest", "knn"],
                    help="auto (default): the best by cross-validation on the cleaned training faces")
     p.add_argument("--max-distance", type=_max_distance, default=None, metavar="D|adaptive",
                    help="a face farther than D from its person's training centroid is unknown (default: "
-                   "dlib's 0.6); 'adaptive' tightens it for people whose photos are alike (fewer "
+                   "the descriptor's same-person distance); 'adaptive' tightens it for people whose photos are alike (fewer "
                    "strangers named, e.g. for a web app)")
     p.add_argument("--force", action="store_true", help="replace an existing model file")
     _add_workers(p)
@@ -232,7 +246,8 @@ def _run_train(args: argparse.Namespace) -> int:
     if loose:  # they have no person (sub-folder), so they cannot teach anything: say so
         print(f"note: {len(loose)} photos lie directly in {args.labelled_dir}, not in a person's sub-folder; "
               f"they are not used (e.g. {loose[0].name})")
-    model = train(args.labelled_dir, features=args.features, detector=args.detector, model=args.classifier,
+    model = train(args.labelled_dir, features=args.features, detector=args.detector, descriptor=args.descriptor,
+                  model=args.classifier,
                   max_distance=args.max_distance, n_jobs=args.jobs, progress=not args.quiet)
     save_model(model, args.model, overwrite=args.force)
     rep = model.training_report_
@@ -314,7 +329,8 @@ def _add_average(sub) -> None:
     p.add_argument("--root", type=Path, default=None,
                    help="folder the clusters.csv sources are relative to (default: from metrics.json)")
     p.add_argument("--no-identity", action="store_true",
-                   help="keep faces of other people (no dlib identity filter)")
+                   help="keep faces of other people (no identity filter)")
+    _add_models(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing averages in OUT_DIR")
     _add_workers(p)
     p.set_defaults(handler=_run_average)
@@ -332,6 +348,7 @@ def _run_average(args: argparse.Namespace) -> int:
     groups = groups_from_input(args.in_path, args.root)
     check_outputs(groups, args.out, overwrite=args.overwrite)  # before the work, not after it
     results = average_groups(groups, method=args.method, size=args.size, identity=not args.no_identity,
+                             detector=args.detector, descriptor=args.descriptor,
                              n_jobs=args.jobs, progress=not args.quiet)
     table = write_averages(results, args.out, overwrite=args.overwrite)
     for r in results:
@@ -378,19 +395,22 @@ _k_value = _positive_or("auto", int, "--k")
 def _add_cluster(sub) -> None:
     methods = ("hybrid", "agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
     p = sub.add_parser("cluster", help="group faces by identity (number of people unknown)",
-                       description="Detect faces (MTCNN), describe them (dlib), group them by person, and "
+                       description="Detect faces, describe them (--detector, --descriptor), group them by person, and "
                        "write OUT/cluster_NN/ photo copies, OUT/unassigned/, OUT/clusters.csv "
                        "(source,face_index,cluster; -1 = unassigned) and OUT/metrics.json. With labelled "
                        "sub-folders (one per person) the metrics also compare with the labels.")
     p.add_argument("in_dir", type=Path, help="folder of photos (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="new output folder (not inside IN_DIR)")
     p.add_argument("--method", choices=methods, default="hybrid",
-                   help="hybrid (default): HDBSCAN cores, other faces attached or grouped at 0.6")
+                   help="hybrid (default): HDBSCAN cores, other faces attached or grouped at the "
+                        "descriptor's same-person distance")
     p.add_argument("--k", type=_k_value, default=None, metavar="auto|N",
                    help="number of people (default auto: found from face distances)")
     p.add_argument("--max-clusters", type=int, default=None, help="at most this many groups (closest merged)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="same-person distance for the threshold methods (default 0.6; 0.5 for chinese_whispers, dbscan)")
+                   help="same-person distance for the threshold methods (default: the descriptor's; 5/6 of "
+                        "it for chinese_whispers, dbscan)")
+    _add_models(p)
     p.add_argument("--link", action="store_true", help="hard-link photos instead of copying them")
     _add_workers(p, quiet=False)
     p.set_defaults(handler=_run_cluster)
@@ -402,7 +422,8 @@ def _run_cluster(args: argparse.Namespace) -> int:
     from .cluster import cluster_folder
 
     metrics = cluster_folder(args.in_dir, args.out, method=args.method, k=args.k, max_clusters=args.max_clusters,
-                             threshold=args.threshold, link=args.link, n_jobs=args.jobs)
+                             threshold=args.threshold, link=args.link, n_jobs=args.jobs,
+                             detector=args.detector, descriptor=args.descriptor)
     internal = metrics["internal"]
     print(f"{metrics['faces']} faces in {metrics['photos']} photos -> {internal['n_clusters']} clusters, "
           f"{internal['n_unassigned']} unassigned; {metrics['photos_rejected']} photos without a usable face")

@@ -1,9 +1,10 @@
 """Identity clustering: group face photos by person when the number of people is unknown.
 
-Faces are described by dlib's 128-d ResNet descriptor (:func:`vision_lib.faces.detect_paths` with
-``descriptors=True``), where two faces of the same person are usually closer than
-:data:`~vision_lib.embeddings.DLIB_SAME_PERSON_DISTANCE` (0.6, Euclidean) and faces of different
-people usually farther. :class:`IdentityClustering` turns that into groups:
+Faces are described by a descriptor of :mod:`vision_lib.models` (:func:`vision_lib.faces.detect_paths`
+with ``descriptors=<name>``), where two faces of the same person are usually closer than the
+descriptor's same-person distance (its ``threshold``: dlib's documented 0.6, FaceNet's own) and
+faces of different people usually farther. Default thresholds are shares of that distance
+(:data:`THRESHOLD_SHARES`; the figures below are dlib's). :class:`IdentityClustering` turns that into groups:
 
 ==================  ===========================================================================
 ``hybrid``          (default) dense cores found by HDBSCAN (scikit-learn's default
@@ -51,8 +52,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
-from .embeddings import DLIB_SAME_PERSON_DISTANCE
 from .io import CSV_TEXT, Rejected, flat_name
+from .models import same_person_distance
 
 METHODS = ("hybrid", "agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
 
@@ -60,7 +61,9 @@ METHODS = ("hybrid", "agglomerative", "chinese_whispers", "hdbscan", "dbscan", "
 #: their faces are on average closer than dlib's documented same-person distance (0.6). Chinese
 #: Whispers links single *pairs* (one link can join two people), so it uses the stricter 0.5 of
 #: dlib's own clustering example; DBSCAN's radius likewise (it chains through single pairs).
-DEFAULT_THRESHOLDS = {"hybrid": DLIB_SAME_PERSON_DISTANCE, "agglomerative": DLIB_SAME_PERSON_DISTANCE, "chinese_whispers": 0.5, "dbscan": 0.5}
+#: The same rules as shares of a descriptor's same-person distance (the values above for dlib's 0.6).
+THRESHOLD_SHARES = {"hybrid": 1.0, "agglomerative": 1.0, "chinese_whispers": 0.5 / 0.6, "dbscan": 0.5 / 0.6}
+DEFAULT_THRESHOLDS = {m: round(s * 0.6, 6) for m, s in THRESHOLD_SHARES.items()}  # dlib's figures
 
 #: Above this many faces, agglomerative clustering only links each face to its nearest neighbours
 #: (sparse connectivity), so memory grows linearly instead of quadratically.
@@ -78,17 +81,20 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
     Args:
         method: one of :data:`METHODS`.
         threshold: distance under which faces are the same person (hybrid attachment and
-            agglomerative average-linkage cut, Chinese Whispers edge length, DBSCAN ``eps``); default :data:`DEFAULT_THRESHOLDS`.
+            agglomerative average-linkage cut, Chinese Whispers edge length, DBSCAN ``eps``); default
+            :data:`THRESHOLD_SHARES` of the descriptor's same-person distance.
         n_clusters: a fixed number of groups (agglomerative, kmeans; hybrid then works as
             agglomerative); ``None`` finds it.
         max_clusters: at most this many groups (closest groups merged); ``None`` for no cap.
         min_cluster_size: groups smaller than this are reported as unassigned (``-1``); also
             HDBSCAN's ``min_cluster_size`` and DBSCAN's ``min_samples``.
         outlier_distance: a face farther than this from *every* other face of its group is
-            unassigned (default dlib's same-person distance, 0.6; ``None`` keeps it). Density
+            unassigned (``"auto"``: the descriptor's same-person distance; ``None`` keeps it). Density
             methods have no absolute scale and otherwise attach far-away faces to groups.
             K-Means, which by design assigns every face, is left as it is.
         random_state: seed for K-Means.
+        descriptor: name of the descriptor of ``X`` (:data:`vision_lib.models.DESCRIPTORS`; None:
+            the default); its same-person distance scales the default thresholds.
 
     Attributes:
         labels_: group per face, ``-1`` = unassigned.
@@ -97,8 +103,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
 
     def __init__(self, method: str = "hybrid", threshold: float | None = None,
                  n_clusters: int | None = None, max_clusters: int | None = None,
-                 min_cluster_size: int = 2, outlier_distance: float | None = DLIB_SAME_PERSON_DISTANCE,
-                 random_state: int | None = None):
+                 min_cluster_size: int = 2, outlier_distance: float | str | None = "auto",
+                 random_state: int | None = None, descriptor: str | None = None):
         self.method = method
         self.threshold = threshold
         self.n_clusters = n_clusters
@@ -106,6 +112,7 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         self.min_cluster_size = min_cluster_size
         self.outlier_distance = outlier_distance
         self.random_state = random_state
+        self.descriptor = descriptor
 
     def fit(self, X, y=None) -> "IdentityClustering":
         """Cluster the rows of ``X`` (n, d). An empty ``X`` (0, d) gives no clusters rather than an
@@ -116,8 +123,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=0)
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
-        t = DEFAULT_THRESHOLDS.get(self.method, DLIB_SAME_PERSON_DISTANCE) if self.threshold is None \
-            else float(self.threshold)
+        same = same_person_distance(self.descriptor)
+        t = THRESHOLD_SHARES.get(self.method, 1.0) * same if self.threshold is None else float(self.threshold)
         n = len(X)
         if n == 0:
             labels = np.zeros(0, int)
@@ -126,7 +133,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         else:
             labels = getattr(self, f"_fit_{self.method}")(X, t)
         if self.outlier_distance is not None and self.method != "kmeans":
-            labels = _drop_far(X, labels, float(self.outlier_distance))
+            far = same if self.outlier_distance == "auto" else float(self.outlier_distance)
+            labels = _drop_far(X, labels, far)
         labels = _drop_small(labels, self.min_cluster_size if self.method != "kmeans" else 1)
         if self.max_clusters is not None:
             labels = _cap_clusters(X, labels, int(self.max_clusters))
@@ -199,8 +207,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         k = self.n_clusters
         if k is None:
             # K-Means cannot find k: borrow the number of groups the default method finds.
-            k = max(1, IdentityClustering(threshold=self.threshold, min_cluster_size=self.min_cluster_size)
-                    .fit(X).n_clusters_)
+            k = max(1, IdentityClustering(threshold=self.threshold, min_cluster_size=self.min_cluster_size,
+                                          descriptor=self.descriptor).fit(X).n_clusters_)
         k = min(int(k), len(X))
         return KMeans(n_clusters=k, n_init=3, random_state=self.random_state).fit_predict(X)
 
@@ -385,6 +393,8 @@ class FaceSet:
     photos: list[str] = field(default_factory=list)
     photo_labels: list[str] | None = None
     rejected: list[Rejected] = field(default_factory=list)
+    #: Name of the descriptor of ``descriptors`` (None: the default descriptor).
+    descriptor: str | None = None
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -415,17 +425,22 @@ def subject_face(boxes: Sequence[Sequence[int]], shape: tuple[int, int] | None) 
 
 
 def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: Iterable | None = None,
-             n_jobs: int | None = None, progress: bool = True) -> FaceSet:
-    """Detect (MTCNN) and describe (dlib) every face under ``root``; disk-cached per photo.
+             n_jobs: int | None = None, progress: bool = True, detector: str | None = None,
+             descriptor: str | None = None) -> FaceSet:
+    """Detect and describe every face under ``root``; disk-cached per photo.
 
     Args:
         root: folder of photos.
         labelled: treat first-level sub-folders as identities; ``None`` = when every photo is in a
             sub-folder.
         paths: only these photos (e.g. a :meth:`PhotoSet.limit` subset); default all under root.
+        detector, descriptor: names of :mod:`vision_lib.models` (None: the defaults).
     """
     from .faces import detect_paths
     from .io import list_images
+    from .models import DEFAULT_DESCRIPTOR, get_descriptor
+
+    descriptor = descriptor or DEFAULT_DESCRIPTOR
 
     root = Path(root)
     paths = [Path(p) for p in (paths if paths is not None else list_images(root))]
@@ -433,7 +448,7 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
     if labelled is None:
         labelled = bool(rel) and all("/" in r for r in rel)
     photo_labels = [r.split("/")[0] for r in rel] if labelled else None
-    results = detect_paths(paths, "mtcnn", descriptors=True, n_jobs=n_jobs, progress=progress)
+    results = detect_paths(paths, detector, descriptors=descriptor, n_jobs=n_jobs, progress=progress)
     srcs, idx, desc, boxes, subj, labs, used_paths, rejected = [], [], [], [], [], [], [], []
     for i, res in enumerate(results):
         if res.error:
@@ -454,9 +469,10 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
                 labs.append(photo_labels[i])
     return FaceSet(
         root=root, paths=used_paths, sources=srcs, face_index=np.array(idx, int),
-        descriptors=np.array(desc, np.float64).reshape(-1, 128), boxes=np.array(boxes, int).reshape(-1, 4),
+        descriptors=np.array(desc, np.float64).reshape(-1, get_descriptor(descriptor).dim),
+        boxes=np.array(boxes, int).reshape(-1, 4),
         subject=np.array(subj, bool), labels=labs if labelled else None, photos=rel,
-        photo_labels=photo_labels, rejected=rejected,
+        photo_labels=photo_labels, rejected=rejected, descriptor=descriptor,
     )
 
 
@@ -562,7 +578,8 @@ def _write_export(faces: FaceSet, labels: Sequence[int], out: Path, *, metrics: 
 # --------------------------------------------------------------------------- one call for the CLI
 def cluster_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, method: str = "hybrid",
                    k: int | None = None, max_clusters: int | None = None, threshold: float | None = None,
-                   link: bool = False, n_jobs: int | None = None, progress: bool = True) -> dict:
+                   link: bool = False, n_jobs: int | None = None, progress: bool = True,
+                   detector: str | None = None, descriptor: str | None = None) -> dict:
     """Detect, describe, cluster and export a folder; returns the metrics written to ``metrics.json``.
 
     With labelled sub-folders the external metrics are added, scored per photo on its subject
@@ -570,14 +587,16 @@ def cluster_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, met
     """
     with locked_output(out_dir, in_dir) as out:  # checked and locked before the slow part
         return _cluster_folder(in_dir, out, method=method, k=k, max_clusters=max_clusters,
-                               threshold=threshold, link=link, n_jobs=n_jobs, progress=progress)
+                               threshold=threshold, link=link, n_jobs=n_jobs, progress=progress,
+                               detector=detector, descriptor=descriptor)
 
 
-def _cluster_folder(in_dir, out: Path, *, method, k, max_clusters, threshold, link, n_jobs, progress) -> dict:
-    faces = face_set(in_dir, n_jobs=n_jobs, progress=progress)
+def _cluster_folder(in_dir, out: Path, *, method, k, max_clusters, threshold, link, n_jobs, progress,
+                    detector=None, descriptor=None) -> dict:
+    faces = face_set(in_dir, n_jobs=n_jobs, progress=progress, detector=detector, descriptor=descriptor)
     start = time.perf_counter()
     model = IdentityClustering(method=method, n_clusters=k, max_clusters=max_clusters, threshold=threshold,
-                               random_state=0)
+                               random_state=0, descriptor=faces.descriptor)
     labels = model.fit_predict(faces.descriptors) if len(faces) else np.zeros(0, int)
     seconds = time.perf_counter() - start
     metrics = {
@@ -621,7 +640,7 @@ def compare_methods(faces: FaceSet, presets: dict[str, dict] | None = None) -> l
         if params.get("n_clusters") == "true":
             params["n_clusters"] = n_true
         start = time.perf_counter()
-        labels = IdentityClustering(**params).fit_predict(faces.descriptors)
+        labels = IdentityClustering(**{"descriptor": faces.descriptor, **params}).fit_predict(faces.descriptors)
         row = {"name": name, "seconds": time.perf_counter() - start, "labels": labels}
         inner = internal_metrics(faces.descriptors, labels)
         row.update({k: inner[k] for k in ("silhouette", "davies_bouldin", "calinski_harabasz")})

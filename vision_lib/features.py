@@ -256,7 +256,7 @@ def histograms_by_region(hists: Sequence[Mapping[str, np.ndarray]], region: str)
 # --------------------------------------------------------------------------- comparing feature spaces
 @dataclass
 class FaceSamples:
-    """The largest face of each photo that has one: crop, dlib descriptor, label and source."""
+    """The largest face of each photo that has one: crop, face descriptor, label and source."""
 
     paths: list[Path]
     labels: list[str | None]
@@ -272,7 +272,7 @@ def largest_faces(results: Sequence, labels: Sequence[str | None] | None = None,
     """Crop the largest face of every photo from :func:`vision_lib.faces.detect_paths` results.
 
     Photos without a face or that failed to load are left out (``len`` tells how many remain);
-    ``descriptors`` holds the dlib rows when the detection asked for them.
+    ``descriptors`` holds the descriptor rows when the detection asked for them.
     """
     from .faces import crop
     from .io import ImageError, load_image
@@ -340,7 +340,7 @@ def neighbour_accuracy(X: np.ndarray, labels: Sequence, metric: str = "euclidean
 
 # --------------------------------------------------------------------------- a folder -> a feature table
 #: What :func:`folder_features` (``vision-lib features``) computes: one row per face
-#: (``descriptor``: dlib 128-d; ``wavelet``: the 4096-value recipe) or one row per photo
+#: (``descriptor``: the face descriptor, see :mod:`vision_lib.models`; ``wavelet``: the 4096-value recipe) or one row per photo
 #: (``mobilenet``: MobileNetV2 ImageNet, 1280-d; ``histogram``: upper + lower region histograms).
 FEATURE_KINDS = ("descriptor", "wavelet", "mobilenet", "histogram")
 
@@ -413,12 +413,13 @@ class FeatureTable:
 
 
 def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: str | None = None,
-                    bins: int = 8, space: str = "hsv", n_jobs: int | None = None,
+                    descriptor: str | None = None, bins: int = 8, space: str = "hsv", n_jobs: int | None = None,
                     progress: bool = True) -> FeatureTable:
     """Features of every photo under ``in_dir`` (recursively) as a :class:`FeatureTable`.
 
-    ``descriptor`` and ``wavelet`` give a row per detected face (``detector``: MTCNN by default for
-    descriptors, the Haar recipe for wavelets, as in the classic recipe); ``mobilenet`` and
+    ``descriptor`` and ``wavelet`` give a row per detected face (``detector``: the default detector
+    for descriptors, the Haar recipe for wavelets, as in the classic recipe; ``descriptor``: a name
+    of :data:`vision_lib.models.DESCRIPTORS`, None the default); ``mobilenet`` and
     ``histogram`` a row per photo (``bins`` and ``space`` for the histograms). Face detection,
     descriptors and MobileNetV2 features come from the disk cache when the photo was seen before.
     Unreadable photos and photos without a face are listed in ``rejected``, never fatal.
@@ -440,8 +441,10 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
         from .classify import Recipe, extract
 
         recipe = Recipe("embedding" if kind == "descriptor" else "wavelet",
-                        detector or ("mtcnn" if kind == "descriptor" else "haar"))
+                        detector or (None if kind == "descriptor" else "haar"), descriptor=descriptor)
         settings = {"recipe": recipe.describe(), "detector": recipe.detector}
+        if kind == "descriptor":
+            settings["descriptor"] = recipe.descriptor_model.id
         for p, ph in zip(paths, extract(paths, recipe, n_jobs=n_jobs, progress=progress)):
             if ph.error or not ph.faces:
                 rejected.append((source[str(p)], ph.error or "no face found"))
@@ -472,7 +475,9 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
                     rows.append(np.concatenate([h["upper"], h["lower"]]))
                     where.append((source[str(p)], -1, (-1,) * 4))
         rejected = [(source.get(r.source, r.source), r.reason) for r in report.rejected]
-    dim = {"descriptor": 128, "wavelet": 4096, "mobilenet": 1280, "histogram": 2 * bins ** 3}[kind]
+    from .models import get_descriptor
+
+    dim = {"descriptor": get_descriptor(descriptor).dim, "wavelet": 4096, "mobilenet": 1280, "histogram": 2 * bins ** 3}[kind]
     X = np.asarray(rows, dtype=np.float32).reshape(len(rows), dim)
     labels = [s.split("/")[0] if "/" in s else "" for s, _, _ in where]
     return FeatureTable(kind, X, [s for s, _, _ in where], labels,
