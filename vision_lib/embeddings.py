@@ -131,7 +131,9 @@ def _download(url: str, target: Path, timeout: float) -> None:
 @functools.lru_cache(maxsize=2)
 def _mobilenet(weights_path: str):
     """The Keras model, built once per process and weights file (TensorFlow imported here only)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .native import import_quietly
+
+    import_quietly("tensorflow")  # without its C++ start-up notices on stderr
     from keras.applications import MobileNetV2
 
     return MobileNetV2(weights=weights_path, include_top=False, pooling="avg",

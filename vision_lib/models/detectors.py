@@ -13,7 +13,6 @@ original pixels. ``params()`` lists every setting that changes detections (part 
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +26,9 @@ __all__ = ["HaarDetector", "MTCNNDetector", "YuNetDetector", "tensorflow"]
 def tensorflow(threads: int | None = None):
     """TensorFlow, imported on first use, with ``threads`` intra- and inter-op threads for this
     process when given (a pool worker: processes already use every core)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from ..native import import_quietly
+
+    tf = import_quietly("tensorflow")  # without its C++ start-up notices on stderr (pink boxes in reports)
 
     if threads:
         try:
