@@ -458,7 +458,7 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     from PIL import Image
 
     Image.new("RGB", (8, 8)).save(train_dir / "loose.png")  # a photo without a person folder
-    rc, out, err = _cli("train", train_dir, "--model", model, "--quiet")
+    rc, out, err = _cli("train", train_dir, "--out", model, "--quiet")
     (train_dir / "loose.png").unlink()
     assert rc == 0, err
     assert "training faces" in out and "excluded" in out and model.is_file()
@@ -472,13 +472,13 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     assert report.excluded and "left out of training" in out
     for e in report.excluded:
         assert f"  {e.path}{'' if e.face_index is None else f' [face {e.face_index}]'}: {e.reason}" in out
-    rc, _, err = _cli("train", train_dir, "--model", model, "--quiet")
-    assert rc == 2 and "--force" in err
-    rc, out, err = _cli("train", train_dir, "--model", tmp_path, "--force", "--quiet")  # a folder: refused first
+    rc, _, err = _cli("train", train_dir, "--out", model, "--quiet")
+    assert rc == 2 and "--overwrite" in err
+    rc, out, err = _cli("train", train_dir, "--out", tmp_path, "--overwrite", "--quiet")  # a folder: refused first
     assert rc == 2 and "not a regular file" in err and "training faces" not in out
-    rc, _, err = _cli("train", train_dir, "--model", tmp_path / "x.pkl", "--max-distance", "tight")
+    rc, _, err = _cli("train", train_dir, "--out", tmp_path / "x.pkl", "--max-distance", "tight")
     assert rc == 2 and "adaptive" in err and not (tmp_path / "x.pkl").exists()
-    rc, _, err = _cli("train", train_dir, "--model", tmp_path / "open.pkl", "--max-distance", "adaptive", "--quiet")
+    rc, _, err = _cli("train", train_dir, "--out", tmp_path / "open.pkl", "--max-distance", "adaptive", "--quiet")
     assert rc == 0, err
     assert 0 < classify.read_header(tmp_path / "open.pkl")["header"]["max_distance"] <= 0.6
 
@@ -491,7 +491,7 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     (inbox / "broken.jpg").write_bytes(b"not a jpeg")
     os.mkfifo(inbox / "pipe.jpg")  # read, it would wait for a writer for ever
     Image.fromarray(np.full((120, 160, 3), 200, np.uint8)).save(inbox / "blank.png")
-    rc, out, err = _cli("predict", model, inbox, photos[1], "--json")
+    rc, out, err = _cli("predict", "--model", model, inbox, photos[1], "--json")  # the older form below
     assert rc == 1, err  # every photo answered, but broken.jpg failed: the exit code says so
     lines = [json.loads(line) for line in out.splitlines()]
     by_name = {Path(r["path"]).name: r for r in lines}

@@ -289,7 +289,7 @@ def test_cli_cluster_on_labelled_folder(tmp_path, lfw_small):
     rows = list(csv.DictReader(open(tmp_path / "out" / "clusters.csv")))
     assert len(rows) == len(lfw_small)
     assert main(["cluster", str(src), "--out", str(tmp_path / "out")]) == 2  # refuses to overwrite
-    assert main(["cluster", str(src), "--out", str(tmp_path / "o2"), "--k", "3", "--method", "kmeans"]) == 0
+    assert main(["cluster", str(src), "--out", str(tmp_path / "o2"), "--clusters", "3", "--method", "kmeans"]) == 0
     assert json.loads((tmp_path / "o2" / "metrics.json").read_text())["internal"]["n_clusters"] == 3
 
 

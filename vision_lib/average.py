@@ -40,7 +40,9 @@ from .faces import TEMPLATE, Face, FaceQuality, alignment_matrix
 from .io import CSV_TEXT, Rejected, flat_name, load_image, photo_set
 from .models import same_person_distance
 
-METHODS = ("landmarks", "similarity", "eyes", "naive")
+from .names import AVERAGE_METHODS
+
+METHODS = AVERAGE_METHODS  # the older name
 
 #: A group member: a photo (every face in it is a candidate) or ``(photo, face_index)``.
 Item = Union[str, os.PathLike, tuple]

@@ -44,6 +44,7 @@ import numpy as np
 
 from .faces import Face
 from .models import same_person_distance
+from .names import AUTO_CLASSIFIERS, CLASSIFIERS
 from .io import (ImageError, PhotoSet, check_output_folder, load_image, make_writable_folder, photo_set,
                  write_atomic)
 
@@ -568,11 +569,9 @@ def make_estimator(name: str = "svm_rbf", random_state: int | None = 0, calibrat
     raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
 
 
-MODELS = ("svm_rbf", "svm_linear", "logistic_regression", "random_forest", "knn")
-#: Candidates of ``model="auto"``, in order of preference (random forests are left out: slow, and
-#: never better on descriptors). The RBF SVM comes first: on the footballers' splits it answered
-#: "unknown" less often than logistic regression at the same cross-validated accuracy.
-AUTO_MODELS = ("svm_rbf", "svm_linear", "logistic_regression", "knn")
+#: Classifiers, and the candidates of ``model="auto"`` in order of preference: see :mod:`vision_lib.names`.
+MODELS = CLASSIFIERS
+AUTO_MODELS = AUTO_CLASSIFIERS
 
 
 def compare_models(X: np.ndarray, y: Sequence[str], models: Sequence[str] = MODELS, cv: int = 5,
@@ -1110,7 +1109,7 @@ def check_model_path(path: str | os.PathLike, *, overwrite: bool = False) -> Pat
         if not path.is_file():
             raise FileExistsError(f"{path} exists and is not a regular file; choose another model path")
         if not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
     check_output_folder(path.parent)
     try:
         make_writable_folder(path.parent)

@@ -55,7 +55,9 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from .io import CSV_TEXT, Rejected, flat_name
 from .models import same_person_distance
 
-METHODS = ("hybrid", "agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
+from .names import CLUSTER_METHODS
+
+METHODS = CLUSTER_METHODS  # the older name
 
 #: Default distance threshold per method. Agglomerative (average linkage) merges two groups when
 #: their faces are on average closer than dlib's documented same-person distance (0.6). Chinese

@@ -22,6 +22,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
+from .names import FEATURE_KINDS, HISTOGRAM_SPACES
 from .io import check_rgb
 
 #: Named regions of a person crop as ``(top, bottom)`` fractions of its height, full width.
@@ -339,10 +340,9 @@ def neighbour_accuracy(X: np.ndarray, labels: Sequence, metric: str = "euclidean
 
 
 # --------------------------------------------------------------------------- a folder -> a feature table
-#: What :func:`folder_features` (``vision-lib features``) computes: one row per face
-#: (``descriptor``: the face descriptor, see :mod:`vision_lib.models`; ``wavelet``: the 4096-value recipe) or one row per photo
-#: (``mobilenet``: MobileNetV2 ImageNet, 1280-d; ``histogram``: upper + lower region histograms).
-FEATURE_KINDS = ("descriptor", "wavelet", "mobilenet", "histogram")
+# What :func:`folder_features` (``vision-lib features``) computes, :data:`FEATURE_KINDS`: one row per face
+# (``descriptor``: the face descriptor, see :mod:`vision_lib.models`; ``wavelet``: the 4096-value recipe) or
+# one row per photo (``mobilenet``: MobileNetV2 ImageNet, 1280-d; ``histogram``: upper + lower region histograms).
 
 
 def npz_path(path: str | Path) -> Path:
@@ -380,9 +380,9 @@ class FeatureTable:
 
         path = npz_path(path)
         if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass --force (overwrite=True) to replace it")
+            raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
         check_output_folder(path.parent).mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()  # then one rename: an interrupt never leaves (or, with --force, destroys) half a file
+        buf = io.BytesIO()  # then one rename: an interrupt never leaves (or, with --overwrite, destroys) half a file
         np.savez_compressed(
             buf, X=self.X, source=np.array(self.sources, dtype=str), label=np.array(self.labels, dtype=str),
             face_index=self.face_index, box=self.boxes,

@@ -39,8 +39,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
 from .io import CSV_TEXT
+from .names import TEAM_METHODS
 
-TEAM_METHODS = ("colours", "recipe")
 _LEVELS = 16  # Lab quantisation for the court model (16**3 colour cells)
 
 
