@@ -42,17 +42,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
-from .io import CSV_TEXT, Rejected, flat_name
+from .io import CSV_TEXT, Rejected, copy_grouped, flat_name, locked_output, prepare_output  # noqa: F401 (re-exported)
 from .models import same_person_distance
 
 from .names import CLUSTER_METHODS
@@ -479,66 +477,9 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
 
 
 # --------------------------------------------------------------------------- export
-def prepare_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Path:
-    """Check ``out_dir`` (resolved, returned; created later by the lock): refuse one inside
-    ``in_dir`` or one that already holds files."""
-    from .io import check_output_folder, holds_no_output, is_inside
-
-    out = check_output_folder(out_dir).resolve()
-    if in_dir is not None and is_inside(out, in_dir):
-        raise ValueError(f"output folder {out} is inside the input folder {Path(in_dir).resolve()}; choose another")
-    if out.exists() and not holds_no_output(out):
-        raise FileExistsError(f"output folder {out} is not empty; choose a new one (nothing was overwritten)")
-    return out
-
-
-@contextmanager
-def locked_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Iterator[Path]:
-    """:func:`prepare_output`, then hold :func:`~vision_lib.io.folder_lock` on the folder, so a second
-    run into it stops at once; checked again under the lock, since a run that just finished may have
-    filled the folder in between."""
-    from .io import folder_lock
-
-    with folder_lock(prepare_output(out_dir, in_dir)) as out:
-        yield prepare_output(out, in_dir)
-
-
 def group_folder(cluster: int) -> str:
     """``cluster_NN`` for a group, ``unassigned`` for -1."""
     return "unassigned" if cluster < 0 else f"cluster_{cluster:02d}"
-
-
-def copy_grouped(pairs: Iterable[tuple[Path, Path]], *, link: bool = False, n_jobs: int | None = None) -> int:
-    """Copy (or hard-link) ``(source, target)`` pairs in parallel threads; never overwrite a target.
-
-    Returns the number of files written. Originals are only read.
-    """
-    from joblib import Parallel, delayed
-
-    pairs = list(dict.fromkeys((Path(s), Path(t)) for s, t in pairs))
-    for folder in {t.parent for _, t in pairs}:
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def one(src: Path, dst: Path) -> int:
-        # Both ways create the target atomically ("x" mode, link(2)): no check-then-write race.
-        try:
-            if link:
-                try:
-                    os.link(src, dst)
-                    return 1
-                except FileExistsError:
-                    raise
-                except OSError:  # other file system, or links not allowed: fall back to a copy
-                    pass
-            with open(src, "rb") as fin, open(dst, "xb") as fout:
-                shutil.copyfileobj(fin, fout)
-            shutil.copystat(src, dst)
-        except FileExistsError:
-            raise FileExistsError(f"{dst} exists; refusing to overwrite") from None
-        return 1
-
-    # Copying is I/O bound: threads are enough and avoid process start-up.
-    return sum(Parallel(n_jobs=min(8, max(1, len(pairs))), prefer="threads")(delayed(one)(s, t) for s, t in pairs))
 
 
 def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.PathLike, *,

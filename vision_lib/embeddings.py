@@ -23,7 +23,7 @@ import numpy as np
 
 from .geometry import Face
 from .io import check_rgb
-from .features import ImageTransformer
+from .models.transform import ImageTransformer
 
 # dlib's descriptor lives in the models layer; re-exported here for existing callers.
 from .models.dlib import (  # noqa: E402,F401

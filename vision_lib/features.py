@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
+from .models.transform import ImageTransformer
 from .names import FEATURE_KINDS, HISTOGRAM_SPACES
 from .io import check_rgb
 
@@ -41,24 +41,6 @@ COLOUR_SPACES: dict[str, tuple[tuple[int, int], ...]] = {
     "rgb": ((0, 256), (0, 256), (0, 256)),
     "lab": ((0, 256), (0, 256), (0, 256)),
 }
-
-
-class ImageTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Base for stateless transformers whose input is a list of images (crops differ in size).
-
-    Each subclass says how many values it makes (``_n_features_out``), which gives
-    ``get_feature_names_out`` (``waveletfeatures0``, ...), as ``set_output`` needs (pandas or polars
-    output, when installed).
-    """
-
-    def fit(self, X, y=None):
-        return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        return tags
 
 
 # --------------------------------------------------------------------------- wavelet recipe

@@ -340,8 +340,7 @@ def teams_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, group
     """
     import json
 
-    from .cluster import copy_grouped, locked_output
-    from .io import flat_name, load_image, staged_folder
+    from .io import copy_grouped, flat_name, load_image, locked_output, staged_folder
 
     # As in cluster.export_clusters: assembled in a hidden folder and moved into place, so an
     # interrupt leaves the folder as it was, and re-usable.
