@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # --------------------------------------------------------------------------- synthetic identities
+# The generated descriptors are at dlib's scale (same person within 0.6): the tests that use them
+# pin descriptor="dlib", whose same-person distance every threshold then follows.
 def _identities(rng, n: int = 3, dim: int = 128) -> np.ndarray:
     # Unit-ish centres ~0.9 apart, like dlib descriptors of different people.
     c = rng.normal(size=(n, dim))
@@ -64,7 +66,7 @@ def test_select_faces_picks_the_folders_person_not_the_largest_face(rng):
     centres = _identities(rng)
     photos, labels, truth = _folders(rng, centres)
     idx = [i for i, lab in enumerate(labels) if lab == "person0"]
-    chosen, dist, centroid = classify.select_faces([photos[i].descriptors for i in idx])
+    chosen, dist, centroid = classify.select_faces([photos[i].descriptors for i in idx], descriptor="dlib")
     want = [truth[i] for i in idx]
     # The misfiled photo (k == 3) is a single face of someone else: agreement alone must reject it.
     assert list(chosen) == want
@@ -79,7 +81,7 @@ def test_clean_training_set_reports_what_was_left_out_and_why(rng):
     labels.append("person0")
     photos.append(PhotoFeatures(Path("empty.jpg"), [], np.zeros((0, 128)), np.zeros((0, 128))))
     labels.append("person1")
-    picked, report, centroids = classify.clean_training_set(photos, labels)
+    picked, report, centroids = classify.clean_training_set(photos, labels, descriptor="dlib")
     assert sorted(centroids) == ["person0", "person1", "person2"]
     assert {(i, j) for i, j in picked} == {(i, t) for i, t in enumerate(truth) if t >= 0}
     reasons = report.counts()
@@ -91,13 +93,13 @@ def test_clean_training_set_reports_what_was_left_out_and_why(rng):
     assert len(report.excluded_for("no face matches", "unreadable")) == 7
     assert {e.reason for e in report.excluded_for("no face found")} == {"no face found"}
     # "largest" keeps the stranger of k % 4 == 1 photos: that is the classic recipe's weakness.
-    picked_l, report_l, _ = classify.clean_training_set(photos, labels, "largest")
+    picked_l, report_l, _ = classify.clean_training_set(photos, labels, "largest", descriptor="dlib")
     assert (1, 0) in picked_l and report_l.counts()["not the largest face in the photo"] == 9
 
 
 def _fit(photos, labels, **kw) -> FaceClassifier:
     return classify.train(PhotoSet(Path("."), [p.path for p in photos], labels),
-                          photos=photos, progress=False, n_jobs=1, **kw)
+                          photos=photos, progress=False, n_jobs=1, **{"descriptor": "dlib", **kw})
 
 
 def test_prediction_chooses_the_known_face_and_marks_strangers_unknown(rng):
@@ -132,7 +134,7 @@ def test_a_hesitant_probability_does_not_reject_a_face_close_to_its_person(rng):
     centres = _identities(rng)
     photos, labels, _ = _folders(rng, centres, n_per=16)
     model = _fit(photos, labels)
-    X, y, D, _ = classify.training_faces(photos, labels)
+    X, y, D, _ = classify.training_faces(photos, labels, descriptor="dlib")
     own = np.linalg.norm(D - np.asarray([model.centroids_[c] for c in y]), axis=1)
     # The 95% quantile of the training faces' distances to their own person's centroid.
     assert model.sure_distance == pytest.approx(np.quantile(own, 0.95))
@@ -183,7 +185,7 @@ def test_adaptive_max_distance_tightens_the_open_set_rule_for_tight_identities(r
     centres = _identities(rng)
     photos, labels, _ = _folders(rng, centres, n_per=16)
     fixed, adaptive = _fit(photos, labels), _fit(photos, labels, max_distance="adaptive")
-    _, y, D, _ = classify.training_faces(photos, labels)
+    _, y, D, _ = classify.training_faces(photos, labels, descriptor="dlib")
     own = np.linalg.norm(D - np.asarray([adaptive.centroids_[c] for c in y]), axis=1)
     assert fixed.max_distance == 0.6
     # These generated faces lie <= 0.25 from their centre: 1.3 x their 95% quantile is well under 0.6.
@@ -318,6 +320,21 @@ def test_bundle_round_trip_and_refusals(rng, tmp_path):
     (tmp_path / "desc.pkl").write_bytes(pickle.dumps(outer))
     with pytest.raises(classify.ModelBundleError, match="dlib_resnet_v1/shape"):
         classify.load_model(tmp_path / "desc.pkl", check_versions=False)
+
+    # A bundle from before the descriptor registry (no descriptor in its recipe) names it by id only:
+    # it loads with that descriptor, whatever today's default is.
+    outer = pickle.loads(path.read_bytes())
+    del outer["header"]["recipe"]["descriptor"]
+    (tmp_path / "old_recipe.pkl").write_bytes(pickle.dumps(outer))
+    assert classify.load_model(tmp_path / "old_recipe.pkl", check_versions=False).recipe.descriptor == "dlib"
+    # Another registered descriptor's id in the header: refused, naming the retraining command.
+    from vision_lib.models import get_descriptor
+
+    outer = pickle.loads(path.read_bytes())
+    outer["header"]["descriptor"] = get_descriptor("facenet").id
+    (tmp_path / "other.pkl").write_bytes(pickle.dumps(outer))
+    with pytest.raises(classify.ModelBundleError, match="train --descriptor dlib"):
+        classify.load_model(tmp_path / "other.pkl", check_versions=False)
 
 
 def test_damaged_bundles_are_refused_with_one_clear_error(rng, tmp_path):

@@ -207,3 +207,17 @@ def test_facenet_same_person_closer_than_different_people_on_lfw():
     assert np.median(s) < np.median(o)
     # Measured separation, not just order: most same-person pairs are under the threshold, few others.
     assert np.mean(s < d.threshold) > 0.8 and np.mean(o < d.threshold) < 0.05
+
+
+@needs_facenet
+def test_facenet_batches_across_photos_as_it_describes_one_photo():
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (120 + 10 * k, 140, 3)).astype(np.uint8) for k in range(3)]
+    kps = dict(zip(KEYPOINTS, [(50, 50), (80, 50), (65, 65), (55, 85), (75, 85)]))
+    items = [(images[0], [Face((30, 30, 60, 70), 0.9, kps)]), (images[1], []),
+             (images[2], [Face((30, 30, 60, 70), 0.9, kps), Face((10, 10, 40, 40), 0.8)])]
+    d = models.get_descriptor("facenet")
+    many = models.describe_many(d, items)
+    assert [len(m) for m in many] == [1, 0, 2]
+    for (image, faces), got in zip(items, many):
+        assert np.allclose(got, d.describe(image, faces), atol=1e-4)

@@ -7,11 +7,16 @@ Where everything lives (one module per pipeline stage; notebooks and the CLI onl
                     (``check_rgb``), list folders, :class:`~vision_lib.io.PhotoSet`, rejection
                     records, output names and CSV text settings shared by every stage, and the
                     safe-output helpers (``folder_lock``, ``staged_folder``, ``write_atomic``)
-``faces``           detect (MTCNN default, Haar recipe), crop, align, quality, best-N, batch export
+``geometry``        the :class:`~vision_lib.geometry.Face` record (box, score, five keypoints), crop,
+                    similarity transforms (numpy only; below the models)
+``models``          face detectors (``yunet`` default, ``mtcnn``, ``haar``) and descriptors
+                    (``facenet`` default, ``dlib``) as plug-ins by name (``get_detector``,
+                    ``get_descriptor``); model files found and checked by SHA-256
+``faces``           detect (by name, from ``models``), crop, align, quality, best-N, batch export
 ``features``        wavelet recipe, colour histograms of body regions (functions + transformers),
                     a folder to a feature table (``vision-lib features``)
-``embeddings``      dlib ResNet face descriptors (keypoint + shape-predictor alignments averaged),
-                    MobileNetV2 ImageNet features (lazy TensorFlow)
+``embeddings``      MobileNetV2 ImageNet features (lazy TensorFlow); dlib's descriptor functions
+                    re-exported from ``models.dlib``
 ``classify``        model comparison, cleaning of uncurated folders, predict, model bundles
 ``cluster``         identity clustering (number of people unknown) and its metrics
 ``teams``           clothing clustering of player crops
@@ -37,7 +42,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "io", "faces", "features", "embeddings", "classify", "cluster", "teams", "average", "compress",
+    "io", "geometry", "models", "faces", "features", "embeddings", "classify", "cluster", "teams", "average", "compress",
     "widgets", "plotting", "serve", "cli", "notebooks", "config", "cache", "datasets",
 }
 

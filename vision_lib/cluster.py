@@ -404,6 +404,11 @@ class FaceSet:
         where = {s: c for s, c, m in zip(self.sources, labels, self.subject) if m}
         return np.array([where.get(p, -1) for p in self.photos], dtype=int)
 
+    def largest_face_clusters(self, labels: Sequence[int]) -> np.ndarray:
+        """Cluster of each photo's largest face (``face_index`` 0), ``-1`` when unassigned or none."""
+        where = {s: c for s, c, j in zip(self.sources, labels, self.face_index) if j == 0}
+        return np.array([where.get(p, -1) for p in self.photos], dtype=int)
+
 
 def subject_face(boxes: Sequence[Sequence[int]], shape: tuple[int, int] | None) -> int:
     """Index of the photo's subject among faces ordered largest first.
@@ -558,13 +563,15 @@ def _cluster_folder(in_dir, out: Path, *, method, k, max_clusters, threshold, li
 
 # --------------------------------------------------------------------------- comparisons (notebook, benchmark)
 #: Named settings compared in notebook 04 and the benchmark (``k="true"``: the known number of people).
+#: Distances in the names are dlib's; ``threshold_share`` is the same rule as a share of the
+#: descriptor's same-person distance, so every preset means the same for any descriptor.
 METHOD_PRESETS: dict[str, dict] = {
     "hybrid: hdbscan 5 + attach 0.6 (default)": {"method": "hybrid"},
     "agglomerative 0.6": {"method": "agglomerative"},
-    "agglomerative 0.5": {"method": "agglomerative", "threshold": 0.5},
-    "chinese whispers 0.5": {"method": "chinese_whispers", "threshold": 0.5},
+    "agglomerative 0.5": {"method": "agglomerative", "threshold_share": 0.5 / 0.6},
+    "chinese whispers 0.5": {"method": "chinese_whispers", "threshold_share": 0.5 / 0.6},
     "hdbscan min 3": {"method": "hdbscan", "min_cluster_size": 3},
-    "dbscan 0.5 min 3": {"method": "dbscan", "threshold": 0.5, "min_cluster_size": 3},
+    "dbscan 0.5 min 3": {"method": "dbscan", "threshold_share": 0.5 / 0.6, "min_cluster_size": 3},
     "kmeans k auto": {"method": "kmeans", "random_state": 0},
     "kmeans true k": {"method": "kmeans", "n_clusters": "true", "random_state": 0},
 }
@@ -582,6 +589,8 @@ def compare_methods(faces: FaceSet, presets: dict[str, dict] | None = None) -> l
         params = dict(params)
         if params.get("n_clusters") == "true":
             params["n_clusters"] = n_true
+        if "threshold_share" in params:
+            params["threshold"] = params.pop("threshold_share") * same_person_distance(faces.descriptor)
         start = time.perf_counter()
         labels = IdentityClustering(**{"descriptor": faces.descriptor, **params}).fit_predict(faces.descriptors)
         row = {"name": name, "seconds": time.perf_counter() - start, "labels": labels}

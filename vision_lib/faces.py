@@ -273,8 +273,29 @@ def _relax_loky_leak_check() -> None:
 
 def _detect_chunk(paths: list[Path], detector: str, params: dict, use_cache: bool, descriptors: str | None,
                   threads: int | None):
+    from .cache import enabled
+
     params = _worker_params(detector, params, threads)
-    return [_detect_path(p, detector, params, use_cache, descriptors) for p in paths]
+    if not descriptors or (use_cache and enabled()):
+        return [_detect_path(p, detector, params, use_cache, descriptors) for p in paths]
+    # Uncached: detect every photo of the chunk, then describe all their faces in one batch (a
+    # network call per photo would pay the call's overhead for one or two faces).
+    from .models import describe_many, get_descriptor
+
+    results, images = [], []
+    for p in paths:
+        try:
+            image = load_image(p)
+        except ImageError as exc:
+            results.append(PhotoFaces(p, [], None, exc.reason))
+            continue
+        faces, shape, error, _, qualities = _detect_uncached(str(p), detector, params, None, image=image)
+        results.append(PhotoFaces(p, faces, shape, error, None, qualities))
+        images.append((results[-1], image))
+    model = get_descriptor(descriptors, threads=threads) if threads else get_descriptor(descriptors)
+    for (res, _), desc in zip(images, describe_many(model, [(im, res.faces) for res, im in images])):
+        res.descriptors = desc
+    return results
 
 
 def _map_chunks(func, chunks: list[list], args: tuple, n_jobs: int | None, bar) -> Iterator[tuple[int, list]]:

@@ -23,15 +23,15 @@ import numpy as np
 from ..geometry import Face
 
 __all__ = ["DEFAULT_DESCRIPTOR", "DEFAULT_DETECTOR", "DESCRIPTORS", "DETECTORS", "Descriptor", "Detector",
-           "descriptor_for_id", "get_descriptor", "get_detector", "same_person_distance"]
+           "describe_many", "descriptor_for_id", "get_descriptor", "get_detector", "same_person_distance"]
 
 #: Detector names, fastest modern first.
 DETECTORS = ("yunet", "mtcnn", "haar")
 #: Descriptor names.
 DESCRIPTORS = ("facenet", "dlib")
 #: Defaults of every stage (chosen by measurement: docs/models.md).
-DEFAULT_DETECTOR = "mtcnn"
-DEFAULT_DESCRIPTOR = "dlib"
+DEFAULT_DETECTOR = "yunet"
+DEFAULT_DESCRIPTOR = "facenet"
 
 
 @runtime_checkable
@@ -88,6 +88,14 @@ def get_descriptor(name: str | None = None, **params) -> Descriptor:
     from .dlib import DlibDescriptor
 
     return DlibDescriptor(**params)
+
+
+def describe_many(descriptor: Descriptor, items: Sequence[tuple[np.ndarray, Sequence[Face]]]) -> list[np.ndarray]:
+    """``descriptor.describe`` of many ``(image, faces)`` pairs, in one batch when the descriptor can
+    (a ``describe_many`` method), else one call each."""
+    if hasattr(descriptor, "describe_many"):
+        return descriptor.describe_many(items)
+    return [descriptor.describe(image, faces) for image, faces in items]
 
 
 def same_person_distance(name: str | None = None) -> float:
