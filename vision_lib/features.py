@@ -441,7 +441,11 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
 
         recipe = Recipe("embedding" if kind == "descriptor" else "wavelet",
                         detector or ("mtcnn" if kind == "descriptor" else "haar"))
-        settings = {"recipe": recipe.describe(), "detector": recipe.detector}
+        settings = {"recipe": recipe.describe(), "detector": recipe.detector, "root": str(root.resolve())}
+        if kind == "descriptor":  # what `vision-lib cluster TABLE` takes as the same-person distance
+            from .embeddings import DLIB_SAME_PERSON_DISTANCE
+
+            settings["threshold"] = DLIB_SAME_PERSON_DISTANCE
         for p, ph in zip(paths, extract(paths, recipe, n_jobs=n_jobs, progress=progress)):
             if ph.error or not ph.faces:
                 rejected.append((source[str(p)], ph.error or "no face found"))
