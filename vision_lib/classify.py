@@ -47,6 +47,7 @@ from .models import same_person_distance
 from .names import AUTO_CLASSIFIERS, CLASSIFIERS
 from .io import (ImageError, PhotoSet, check_output_folder, load_image, make_writable_folder, photo_set,
                  write_atomic)
+from .parallel import map_ordered
 
 FEATURES = ("embedding", "wavelet")
 CLEANING = ("agreement", "largest", "none")
@@ -289,34 +290,12 @@ def extract(paths: Iterable[str | os.PathLike], recipe: Recipe = Recipe(), *, n_
                              r.descriptors, r.error) for r in found]
         if recipe.retry and recipe.detector == "mtcnn":
             again = [k for k, ph in enumerate(out) if not ph.faces and not ph.error]
-            for k, ph in zip(again, _parallel_chunks(_retry_chunk, [out[k] for k in again], n_jobs,
-                                                     progress and bool(again), "faces (second look)", recipe)):
+            for k, ph in zip(again, map_ordered(_retry_chunk, [out[k] for k in again], (recipe,), n_jobs=n_jobs,
+                                                progress=progress and bool(again), desc="faces (second look)")):
                 out[k] = ph
         return out
-    return _parallel_chunks(_wavelet_chunk, paths, n_jobs, progress, f"faces ({recipe.detector}) + wavelet",
-                            recipe)
-
-
-def _parallel_chunks(func, items: list, n_jobs: int | None, progress: bool, desc: str, *args,
-                     chunk: int = 8) -> list:
-    """``func(chunk, *args)`` over chunks of ``items`` in worker processes, results in order."""
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
-
-    from .config import n_jobs as _n_jobs
-
-    chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
-    jobs = min(_n_jobs(n_jobs), max(1, len(chunks)))
-    results: list = []
-    with tqdm(total=len(items), desc=desc, unit="photo", disable=not progress) as bar:
-        if jobs <= 1:
-            parts = (func(c, *args) for c in chunks)
-        else:
-            parts = Parallel(n_jobs=jobs, backend="loky", return_as="generator")(delayed(func)(c, *args) for c in chunks)
-        for part in parts:
-            results += part
-            bar.update(len(part))
-    return results
+    return map_ordered(_wavelet_chunk, paths, (recipe,), n_jobs=n_jobs, progress=progress,
+                       desc=f"faces ({recipe.detector}) + wavelet")
 
 
 # --------------------------------------------------------------------------- cleaning

@@ -56,8 +56,13 @@ def _positive_or(word: str, cast: type, option: str, word_means=None):
 
 
 def _add_workers(p: argparse.ArgumentParser, quiet: bool = True) -> None:
-    """The options of every command that works through many photos: ``--jobs`` (and ``--quiet``)."""
+    """The options of every command that works through many photos: ``--jobs``, ``--scheduler``
+    (and ``--quiet``)."""
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="send batches of photos to this running Dask scheduler (tcp://host:8786) instead "
+                        "of local processes (default: $VISION_LIB_SCHEDULER, else local); the workers "
+                        "must see the photos at the same paths (docs/scale.md)")
     if quiet:
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -425,8 +430,11 @@ def _add_cluster(sub) -> None:
                        description="Detect faces, describe them (--detector, --descriptor), group them by person, and "
                        "write OUT/cluster_NN/ photo copies, OUT/unassigned/, OUT/clusters.csv "
                        "(source,face_index,cluster; -1 = unassigned) and OUT/metrics.json. With labelled "
-                       "sub-folders (one per person) the metrics also compare with the labels.")
-    p.add_argument("in_dir", type=Path, help="folder of photos (searched recursively)")
+                       "sub-folders (one per person) the metrics also compare with the labels. IN may "
+                       "also be the .npz table of `vision-lib features IN --kind descriptor` (no photo "
+                       "copies then). Above 6000 faces the groups come from a k-nearest-neighbour graph "
+                       "(linear memory; docs/scale.md).")
+    p.add_argument("in_dir", type=Path, metavar="IN", help="folder of photos (searched recursively), or a descriptor table (.npz)")
     p.add_argument("--out", type=Path, required=True, help="new output folder (not inside IN_DIR)")
     p.add_argument("--method", choices=names.CLUSTER_METHODS, default="hybrid",
                    help="hybrid (default): HDBSCAN cores, other faces attached or grouped at the "
@@ -447,11 +455,16 @@ def _add_cluster(sub) -> None:
 def _run_cluster(args: argparse.Namespace) -> int:
     import json
 
-    from .cluster import cluster_folder
+    from .cluster import cluster_folder, cluster_table
 
-    metrics = cluster_folder(args.in_dir, args.out, method=args.method, k=args.clusters, max_clusters=args.max_clusters,
-                             threshold=args.threshold, link=args.link, n_jobs=args.jobs, progress=not args.quiet,
-                             detector=args.detector, descriptor=args.descriptor)
+    if args.in_dir.is_dir():
+        metrics = cluster_folder(args.in_dir, args.out, method=args.method, k=args.clusters,
+                                 max_clusters=args.max_clusters, threshold=args.threshold, link=args.link,
+                                 n_jobs=args.jobs, progress=not args.quiet, detector=args.detector,
+                                 descriptor=args.descriptor)
+    else:  # a descriptor table, or a clear error (never an empty result)
+        metrics = cluster_table(args.in_dir, args.out, method=args.method, k=args.clusters,
+                                max_clusters=args.max_clusters, threshold=args.threshold, progress=not args.quiet)
     internal = metrics["internal"]
     print(f"{metrics['faces']} faces in {metrics['photos']} photos -> {internal['n_clusters']} clusters, "
           f"{internal['n_unassigned']} unassigned; {metrics['photos_rejected']} photos without a usable face")
@@ -460,7 +473,7 @@ def _run_cluster(args: argparse.Namespace) -> int:
         print("against the folder names, scored per photo on its subject face (so n_clusters counts only "
               "clusters that hold some photo's subject face):")
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in ext.items()}, indent=1))
-    print(f"wrote {args.out}/clusters.csv, metrics.json and the grouped copies")
+    print(f"wrote {args.out}/clusters.csv, metrics.json" + (" and the grouped copies" if args.in_dir.is_dir() else ""))
     return 0
 
 
@@ -581,8 +594,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _short_warning
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    from .parallel import use_scheduler  # light: imports no stage and no Dask
+
     try:
-        return int(args.handler(args) or 0)
+        with use_scheduler(getattr(args, "scheduler", None)):
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt as stop:  # Ctrl-C: a line, not a traceback; finished outputs stay (resume where offered)
         terminated = isinstance(stop, _Terminated)
         print(f"\nvision-lib {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)

@@ -73,6 +73,11 @@ _DENSE_LIMIT = 6000
 #: Smaller people are still grouped by the average-linkage step.
 HYBRID_CORE_SIZE = 5
 
+#: Above this many faces, ``hybrid`` and ``agglomerative`` (with ``algorithm="auto"``) work on a
+#: k-nearest-neighbour graph (:mod:`vision_lib.graph_cluster`): memory linear in the faces.
+GRAPH_LIMIT = _DENSE_LIMIT
+ALGORITHMS = ("auto", "exact", "graph")
+
 
 # --------------------------------------------------------------------------- estimator
 class IdentityClustering(ClusterMixin, BaseEstimator):
@@ -95,6 +100,11 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         random_state: seed for K-Means.
         descriptor: name of the descriptor of ``X`` (:data:`vision_lib.models.DESCRIPTORS`; None:
             the default); its same-person distance scales the default thresholds.
+        algorithm: ``"exact"``, ``"graph"`` (:func:`vision_lib.graph_cluster.threshold_clusters`:
+            average linkage at the threshold per component of a k-NN graph, the outlier rule and the
+            minimum size as here, memory linear in faces; for ``hybrid`` and ``agglomerative`` without
+            ``n_clusters``), or ``"auto"``: graph above :data:`GRAPH_LIMIT` faces.
+        progress: progress bars for the graph algorithm.
 
     Attributes:
         labels_: group per face, ``-1`` = unassigned.
@@ -104,7 +114,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
     def __init__(self, method: str = "hybrid", threshold: float | None = None,
                  n_clusters: int | None = None, max_clusters: int | None = None,
                  min_cluster_size: int = 2, outlier_distance: float | str | None = "auto",
-                 random_state: int | None = None, descriptor: str | None = None):
+                 random_state: int | None = None, descriptor: str | None = None, algorithm: str = "auto",
+                 progress: bool = False):
         self.method = method
         self.threshold = threshold
         self.n_clusters = n_clusters
@@ -113,6 +124,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         self.outlier_distance = outlier_distance
         self.random_state = random_state
         self.descriptor = descriptor
+        self.algorithm = algorithm
+        self.progress = progress
 
     def fit(self, X, y=None) -> "IdentityClustering":
         """Cluster the rows of ``X`` (n, d). An empty ``X`` (0, d) gives no clusters rather than an
@@ -125,15 +138,23 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
         same = same_person_distance(self.descriptor)
         t = THRESHOLD_SHARES.get(self.method, 1.0) * same if self.threshold is None else float(self.threshold)
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {self.algorithm!r}; choose from {', '.join(ALGORITHMS)}")
+        far = None if self.outlier_distance is None else (
+            same if self.outlier_distance == "auto" else float(self.outlier_distance))
         n = len(X)
+        graph = self._use_graph(n)
         if n == 0:
             labels = np.zeros(0, int)
         elif n == 1:
             labels = np.array([-1 if self.min_cluster_size > 1 else 0])
+        elif graph:
+            from .graph_cluster import threshold_clusters
+
+            labels = threshold_clusters(X, t, outlier_distance=far, progress=self.progress)
         else:
             labels = getattr(self, f"_fit_{self.method}")(X, t)
-        if self.outlier_distance is not None and self.method != "kmeans":
-            far = same if self.outlier_distance == "auto" else float(self.outlier_distance)
+        if far is not None and self.method != "kmeans" and not graph:  # graph: done per component
             labels = _drop_far(X, labels, far)
         labels = _drop_small(labels, self.min_cluster_size if self.method != "kmeans" else 1)
         if self.max_clusters is not None:
@@ -141,6 +162,12 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         self.labels_ = _relabel_by_size(labels)
         self.n_clusters_ = int(self.labels_.max() + 1) if len(self.labels_) else 0
         return self
+
+    def _use_graph(self, n: int) -> bool:
+        able = self.method in ("hybrid", "agglomerative") and self.n_clusters is None
+        if self.algorithm == "graph" and not able:
+            raise ValueError("algorithm='graph' needs method 'hybrid' or 'agglomerative' without n_clusters")
+        return self.algorithm == "graph" or (self.algorithm == "auto" and able and n > GRAPH_LIMIT)
 
     # one private method per algorithm; each returns raw labels (may contain -1)
     def _fit_hybrid(self, X: np.ndarray, t: float) -> np.ndarray:
@@ -261,10 +288,14 @@ def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
     """Renumber groups 0..k-1, largest first (ties by first appearance); -1 stays -1."""
     labels = np.asarray(labels, dtype=int)
     out = np.full(len(labels), -1, dtype=int)
-    ids = [i for i in dict.fromkeys(labels.tolist()) if i >= 0]
-    sizes = {i: int(np.sum(labels == i)) for i in ids}
-    for new, old in enumerate(sorted(ids, key=lambda i: -sizes[i])):
-        out[labels == old] = new
+    keep = labels >= 0
+    if not keep.any():
+        return out
+    # Vectorised (a million faces in 100k groups): rank groups by size, then by first appearance.
+    ids, first, inverse, sizes = np.unique(labels[keep], return_index=True, return_inverse=True, return_counts=True)
+    rank = np.empty(len(ids), dtype=int)
+    rank[np.lexsort((first, -sizes))] = np.arange(len(ids))
+    out[keep] = rank[inverse]
     return out
 
 
@@ -289,10 +320,17 @@ def cluster_faces(descriptors: np.ndarray, method: str = "hybrid", **params) -> 
 
 
 # --------------------------------------------------------------------------- metrics
+#: Above this many assigned faces, :func:`internal_metrics` scores a random sample of whole groups
+#: of about this many faces (silhouette is quadratic in faces, Davies-Bouldin in groups).
+INTERNAL_SAMPLE = 20000
+
+
 def internal_metrics(X: np.ndarray, labels: np.ndarray) -> dict:
     """Silhouette, Davies-Bouldin and Calinski-Harabasz on the assigned faces (noise left out).
 
     Values are ``None`` when they are undefined (fewer than two groups, or every face its own group).
+    With more than :data:`INTERNAL_SAMPLE` assigned faces they are computed on randomly chosen
+    whole groups (seeded) holding about that many faces, and ``sampled_faces`` says how many.
     """
     from sklearn import metrics
 
@@ -301,6 +339,13 @@ def internal_metrics(X: np.ndarray, labels: np.ndarray) -> dict:
     k = len(np.unique(labels[keep]))
     out = {"n_clusters": int(k), "n_unassigned": int((~keep).sum()), "n_items": int(len(labels)),
            "silhouette": None, "davies_bouldin": None, "calinski_harabasz": None}
+    if keep.sum() > INTERNAL_SAMPLE and k > 2:
+        ids, sizes = np.unique(labels[keep], return_counts=True)
+        order = np.random.default_rng(0).permutation(len(ids))
+        chosen = ids[order[:max(2, int(np.searchsorted(np.cumsum(sizes[order]), INTERNAL_SAMPLE)) + 1)]]
+        keep = np.isin(labels, chosen)
+        k = len(chosen)
+        out["sampled_faces"] = int(keep.sum())
     if 2 <= k < keep.sum():
         Xk, lk = X[keep], labels[keep]
         out["silhouette"] = float(metrics.silhouette_score(Xk, lk))
@@ -542,13 +587,19 @@ def cluster_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, met
 def _cluster_folder(in_dir, out: Path, *, method, k, max_clusters, threshold, link, n_jobs, progress,
                     detector=None, descriptor=None) -> dict:
     faces = face_set(in_dir, n_jobs=n_jobs, progress=progress, detector=detector, descriptor=descriptor)
+    return _cluster_export(faces, out, {"root": str(Path(in_dir).resolve())}, method=method, k=k,
+                           max_clusters=max_clusters, threshold=threshold, link=link, progress=progress)
+
+
+def _cluster_export(faces: FaceSet, out: Path, where: dict, *, method, k, max_clusters, threshold, link,
+                    progress) -> dict:
     start = time.perf_counter()
     model = IdentityClustering(method=method, n_clusters=k, max_clusters=max_clusters, threshold=threshold,
-                               random_state=0, descriptor=faces.descriptor)
+                               random_state=0, descriptor=faces.descriptor, progress=progress)
     labels = model.fit_predict(faces.descriptors) if len(faces) else np.zeros(0, int)
     seconds = time.perf_counter() - start
     metrics = {
-        "root": str(Path(in_dir).resolve()), "method": method, "params": {k_: v for k_, v in model.get_params().items()},
+        **where, "method": method, "params": {k_: v for k_, v in model.get_params().items()},
         "photos": len(faces.photos), "faces": len(faces), "photos_rejected": len(faces.rejected),
         "cluster_seconds": seconds, "internal": internal_metrics(faces.descriptors, labels),
     }
@@ -559,6 +610,84 @@ def _cluster_folder(in_dir, out: Path, *, method, k, max_clusters, threshold, li
     # in meanwhile (.DS_Store) must not throw the run away, and a clash of names is refused anyway.
     _write_export(faces, labels, out, metrics=metrics, link=link)
     return metrics
+
+
+def load_descriptor_table(path: str | os.PathLike):
+    """The :class:`~vision_lib.features.FeatureTable` of face descriptors at ``path`` (written by
+    ``vision-lib features IN --kind descriptor``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not such a table (another file, or a table of another kind).
+    """
+    import zipfile
+
+    from .features import FeatureTable
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such folder or feature table: {path}")
+    try:
+        table = FeatureTable.load(path)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is neither a folder of photos nor a feature table written by "
+                         f"`vision-lib features IN --kind descriptor` ({type(exc).__name__}: {exc})") from None
+    if table.kind != "descriptor" or table.X.ndim != 2 or len(table.sources) != len(table.X):
+        raise ValueError(f"{path} is a feature table of kind {table.kind!r}; clustering by identity needs "
+                         "face descriptors (`vision-lib features IN --kind descriptor`)")
+    return table
+
+
+def table_threshold(settings: dict) -> float | None:
+    """The same-person distance a descriptor table records (``threshold``, or its descriptor's), if any."""
+    for value in (settings.get("threshold"), (settings.get("descriptor") or {}).get("threshold")
+                  if isinstance(settings.get("descriptor"), dict) else None):
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    return None
+
+
+def table_faces(table) -> FaceSet:
+    """A :class:`FaceSet` without photo files (``paths`` empty) from a descriptor table.
+
+    The subject of each photo is its largest face (``face_index`` 0): the table keeps no photo sizes.
+    The table is labelled (``labels``) when every photo lies in a sub-folder.
+    """
+    from .models import descriptor_for_id
+
+    rejected = [Rejected(s, r) for s, r in table.rejected]
+    photos = list(dict.fromkeys(list(table.sources) + [r.source for r in rejected]))
+    model = descriptor_for_id(str(table.settings.get("descriptor", "")))
+    labelled = bool(photos) and all("/" in p for p in photos)
+    return FaceSet(
+        root=Path(table.settings.get("root", ".")), paths=[], sources=list(table.sources),
+        face_index=np.asarray(table.face_index, int), descriptors=np.asarray(table.X),
+        boxes=np.asarray(table.boxes, int).reshape(-1, 4), subject=np.asarray(table.face_index) == 0,
+        labels=list(table.labels) if labelled else None, photos=photos,
+        photo_labels=[p.split("/")[0] for p in photos] if labelled else None, rejected=rejected,
+        descriptor=model.name if model is not None else None,
+    )
+
+
+def cluster_table(table_path: str | os.PathLike, out_dir: str | os.PathLike, *, method: str = "hybrid",
+                  k: int | None = None, max_clusters: int | None = None, threshold: float | None = None,
+                  progress: bool = True) -> dict:
+    """Cluster the faces of a descriptor table and write ``clusters.csv`` and ``metrics.json`` (and
+    ``rejected.csv``) as :func:`cluster_folder` does, without photo copies.
+
+    ``threshold`` ``None`` takes the same-person distance the table records (:func:`table_threshold`),
+    else the method's default. ``metrics.json`` keeps the photo folder the table was made from as
+    ``root`` (so ``vision-lib average`` finds the photos) and the table as ``table``.
+    """
+    table = load_descriptor_table(table_path)
+    if threshold is None:
+        threshold = table_threshold(table.settings)
+    where = {"table": str(Path(table_path).resolve())}
+    if table.settings.get("root"):
+        where["root"] = table.settings["root"]
+    with locked_output(out_dir) as out:
+        return _cluster_export(table_faces(table), out, where, method=method, k=k, max_clusters=max_clusters,
+                               threshold=threshold, link=False, progress=progress)
 
 
 # --------------------------------------------------------------------------- comparisons (notebook, benchmark)

@@ -17,6 +17,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from .io import CSV_TEXT, ImageError, check_rgb, is_inside, load_image
+from .parallel import map_chunks
 
 # The detectors and the Face record live in the layers below; re-exported for existing callers.
 from .geometry import ARCFACE_112, KEYPOINTS, Face, crop, largest_first, similarity_transform  # noqa: E402,F401
@@ -298,33 +299,6 @@ def _detect_chunk(paths: list[Path], detector: str, params: dict, use_cache: boo
     return results
 
 
-def _map_chunks(func, chunks: list[list], args: tuple, n_jobs: int | None, bar) -> Iterator[tuple[int, list]]:
-    """Yield ``(chunk_number, func(chunk, *args, threads))`` as chunks finish (any order).
-
-    Several chunks run in persistent worker processes (joblib's reusable loky pool, one TensorFlow /
-    OpenCV thread each: processes scale better than their own thread pools here); a single chunk
-    or one job runs in this process.
-    """
-    from .config import n_jobs as _n_jobs
-
-    jobs = min(_n_jobs(n_jobs), len(chunks))
-    if jobs <= 1:
-        for i, chunk in enumerate(chunks):
-            part = func(chunk, *args, None)
-            bar.update(len(chunk))
-            yield i, part
-        return
-    from joblib import Parallel, delayed
-
-    def tagged(i, chunk):
-        return i, func(chunk, *args, 1)
-
-    run = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-    for i, part in run(delayed(tagged)(i, c) for i, c in enumerate(chunks)):
-        bar.update(len(chunks[i]))
-        yield i, part
-
-
 def detect_paths(paths: Iterable[str | os.PathLike], detector: str | None = None, *, n_jobs: int | None = None,
                  cache: bool = True, progress: bool = True, chunk_size: int = 8,
                  descriptors: bool | str | None = False, **params) -> list[PhotoFaces]:
@@ -351,7 +325,8 @@ def detect_paths(paths: Iterable[str | os.PathLike], detector: str | None = None
     chunks = [paths[i:i + chunk_size] for i in range(0, len(paths), chunk_size)]
     parts: dict[int, list[PhotoFaces]] = {}
     with tqdm(total=len(paths), desc=f"faces ({detector})", unit="photo", disable=not progress) as bar:
-        for i, part in _map_chunks(_detect_chunk, chunks, (detector, params, cache, descriptors), n_jobs, bar):
+        for i, part in map_chunks(_detect_chunk, chunks, (detector, params, cache, descriptors), n_jobs=n_jobs,
+                                  bar=bar, threads=True):
             parts[i] = part
     return [pf for i in range(len(chunks)) for pf in parts[i]]
 
@@ -487,7 +462,7 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
                 tqdm(total=len(paths), initial=summary.resumed, desc=f"faces ({detector})", unit="photo",
                      disable=not progress) as bar:
             ok, bad = csv.writer(f_ok), csv.writer(f_bad)
-            for _, part in _map_chunks(_export_chunk, chunks, args, n_jobs, bar):
+            for _, part in map_chunks(_export_chunk, chunks, args, n_jobs=n_jobs, bar=bar, threads=True):
                 for source, rows, reason in part:
                     if reason is None:
                         ok.writerows(rows)

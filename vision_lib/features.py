@@ -424,9 +424,10 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
 
         recipe = Recipe("embedding" if kind == "descriptor" else "wavelet",
                         detector or (None if kind == "descriptor" else "haar"), descriptor=descriptor)
-        settings = {"recipe": recipe.describe(), "detector": recipe.detector}
-        if kind == "descriptor":
+        settings = {"recipe": recipe.describe(), "detector": recipe.detector, "root": str(root.resolve())}
+        if kind == "descriptor":  # `vision-lib cluster TABLE` takes the same-person distance from here
             settings["descriptor"] = recipe.descriptor_model.id
+            settings["threshold"] = float(recipe.descriptor_model.threshold)
         for p, ph in zip(paths, extract(paths, recipe, n_jobs=n_jobs, progress=progress)):
             if ph.error or not ph.faces:
                 rejected.append((source[str(p)], ph.error or "no face found"))
