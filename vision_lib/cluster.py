@@ -629,7 +629,7 @@ def load_descriptor_table(path: str | os.PathLike):
         raise FileNotFoundError(f"no such folder or feature table: {path}")
     try:
         table = FeatureTable.load(path)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path} is neither a folder of photos nor a feature table written by "
                          f"`vision-lib features IN --kind descriptor` ({type(exc).__name__}: {exc})") from None
     if table.kind != "descriptor" or table.X.ndim != 2 or len(table.sources) != len(table.X):
