@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from vision_lib import classify
+from vision_lib import extraction
 from vision_lib.classify import FaceClassifier, PhotoFeatures, Recipe
 from vision_lib.faces import Face
 from vision_lib.io import PhotoSet
@@ -394,11 +395,11 @@ def test_cache_keys_of_the_wavelet_recipe_hold_every_default():
     from vision_lib.faces import get_detector
 
     # Defaults are spelt out in the key, so a release that changes one misses the old entries.
-    assert classify._wavelet_key(()) == classify._wavelet_key((("level", 5), ("size", 32), ("wavelet", "haar")))
-    assert dict(classify._wavelet_key((("size", 16),))) == {"level": 5, "size": 16, "wavelet": "haar"}
-    assert classify._detector_key("haar", ()) == get_detector("haar").params()
-    assert dict(classify._detector_key("haar", (("min_neighbors", 3),)))["min_neighbors"] == 3
-    assert classify._detector_key("mtcnn", (("threads", 1),)) == classify._detector_key("mtcnn", ())  # speed only
+    assert extraction._wavelet_key(()) == extraction._wavelet_key((("level", 5), ("size", 32), ("wavelet", "haar")))
+    assert dict(extraction._wavelet_key((("size", 16),))) == {"level": 5, "size": 16, "wavelet": "haar"}
+    assert extraction._detector_key("haar", ()) == get_detector("haar").params()
+    assert dict(extraction._detector_key("haar", (("min_neighbors", 3),)))["min_neighbors"] == 3
+    assert extraction._detector_key("mtcnn", (("threads", 1),)) == extraction._detector_key("mtcnn", ())  # speed only
 
 
 def test_recipe_rejects_unknown_names():

@@ -57,11 +57,11 @@ def test_choices_come_from_the_library():
 
 
 def test_stages_use_the_same_names():
-    from vision_lib import average, classify, cluster, features, teams
+    from vision_lib import average, classify, cluster, features, tables, teams
 
     assert cluster.METHODS is names.CLUSTER_METHODS and average.METHODS is names.AVERAGE_METHODS
     assert classify.MODELS is names.CLASSIFIERS and teams.TEAM_METHODS is names.TEAM_METHODS
-    assert features.FEATURE_KINDS is names.FEATURE_KINDS
+    assert tables.FEATURE_KINDS is names.FEATURE_KINDS
     assert tuple(features.COLOUR_SPACES) == names.HISTOGRAM_SPACES
 
 

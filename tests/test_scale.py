@@ -11,7 +11,7 @@ import pytest
 from vision_lib import parallel
 from vision_lib.cli import main
 from vision_lib.cluster import IdentityClustering, external_metrics
-from vision_lib.features import FeatureTable
+from vision_lib.tables import FeatureTable
 from vision_lib.graph_cluster import rotated_copies, threshold_clusters
 
 

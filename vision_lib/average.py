@@ -766,3 +766,11 @@ def groups_from_input(source: str | os.PathLike, root: str | os.PathLike | None 
         raise ValueError("--root only applies to a clusters.csv input")
     return groups_from_folder(source)
 
+
+#: The public names of this module.
+__all__ = ["METHODS", "groups_from_folder", "groups_from_labels", "cluster_group_name", "clusters_root",
+           "groups_from_clusters", "Candidate", "GroupFaces", "collect_faces", "Selection", "robust_centre",
+           "select_faces", "largest_faces", "landmarks68", "frame_matrix", "MeanFace", "mean_face",
+           "AverageFace", "average_group", "average_groups", "face_descriptor_of", "group_mean_descriptors",
+           "IdentityCheck", "identity_check", "laplacian_sharpness", "safe_name", "check_outputs",
+           "write_averages", "groups_from_input"]

@@ -119,7 +119,7 @@ def _add_features(sub) -> None:
                     "colour histograms of the upper and lower halves) for every photo under IN_DIR "
                     "(recursively), and write them to OUT.npz with where each row came from: arrays X, "
                     "source, label (first sub-folder), face_index, box, rejected_source, rejected_reason, "
-                    "settings. Load with numpy.load or vision_lib.features.FeatureTable.load.")
+                    "settings. Load with numpy.load or vision_lib.tables.FeatureTable.load.")
     p.add_argument("in_dir", type=Path, help="folder of photos (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="the .npz file to write")
     p.add_argument("--kind", choices=names.FEATURE_KINDS, default="descriptor",
@@ -135,7 +135,7 @@ def _add_features(sub) -> None:
 
 
 def _run_features(args: argparse.Namespace) -> int:
-    from .features import folder_features, npz_path
+    from .tables import folder_features, npz_path
 
     if args.bins < 1:
         raise ValueError("--bins must be at least 1")
@@ -620,3 +620,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+#: The public names of this module.
+__all__ = ["build_parser", "main"]

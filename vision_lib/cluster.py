@@ -613,7 +613,7 @@ def _cluster_export(faces: FaceSet, out: Path, where: dict, *, method, k, max_cl
 
 
 def load_descriptor_table(path: str | os.PathLike):
-    """The :class:`~vision_lib.features.FeatureTable` of face descriptors at ``path`` (written by
+    """The :class:`~vision_lib.tables.FeatureTable` of face descriptors at ``path`` (written by
     ``vision-lib features IN --kind descriptor``).
 
     Raises:
@@ -622,7 +622,7 @@ def load_descriptor_table(path: str | os.PathLike):
     """
     import zipfile
 
-    from .features import FeatureTable
+    from .tables import FeatureTable
 
     path = Path(path)
     if not path.is_file():
@@ -775,3 +775,12 @@ def face_thumbnails(faces: FaceSet, index: Iterable[int], size: int = 72, margin
         patch = crop(image, Face(tuple(int(v) for v in faces.boxes[i]), 1.0), margin)
         out.append(cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA))
     return out
+
+
+#: The public names of this module.
+__all__ = ["METHODS", "THRESHOLD_SHARES", "DEFAULT_THRESHOLDS", "HYBRID_CORE_SIZE", "GRAPH_LIMIT",
+           "ALGORITHMS", "IdentityClustering", "cluster_faces", "INTERNAL_SAMPLE", "internal_metrics",
+           "singletons_for_noise", "external_metrics", "FaceSet", "subject_face", "face_set", "group_folder",
+           "export_clusters", "cluster_folder", "load_descriptor_table", "table_threshold", "table_faces",
+           "cluster_table", "METHOD_PRESETS", "compare_methods", "format_rows", "gallery_groups",
+           "face_thumbnails"]

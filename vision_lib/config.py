@@ -69,3 +69,8 @@ def n_jobs(requested: int | None = None) -> int:
         return requested
     env = os.environ.get("VISION_LIB_JOBS")
     return int(env) if env else (os.cpu_count() or 1)
+
+
+#: The public names of this module.
+__all__ = ["CHECKOUT", "PROJECT_ROOT", "SHARED_DIR", "data_dir", "dataset", "missing_data_message",
+           "notebook_dir", "cache_dir", "n_jobs"]

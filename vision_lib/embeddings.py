@@ -344,3 +344,10 @@ class FaceDescriptors(ImageTransformer):
             image, face = item if isinstance(item, tuple) else (item, face_box_in_crop(np.shape(item), self.margin))
             rows.append(face_descriptors(image, [face], self.jitters, self.align, self.flip)[0])
         return np.stack(rows) if rows else np.zeros((0, 128), dtype=np.float32)
+
+
+#: The public names of this module.
+__all__ = ["MOBILENET_WEIGHTS_FILE", "MOBILENET_WEIGHTS_URL", "MOBILENET_SIZE", "MOBILENET_DIM",
+           "WeightsNotFoundError", "keras_home", "mobilenet_weights_path", "image_features",
+           "mobilenet_model_id", "image_features_paths", "MobileNetFeatures", "face_box_in_crop",
+           "FaceDescriptors"]

@@ -660,3 +660,10 @@ def manifest_by_folder(kept: Sequence[dict], rejected: Sequence[dict]) -> list[d
     for r in rejected:
         table[folder(r["source"])][rejection_category(r["reason"])] += 1
     return [table[k] for k in sorted(table)]
+
+
+#: The public names of this module.
+__all__ = ["detect", "TEMPLATE", "alignment_matrix", "align", "FaceQuality", "frontalness", "sharpness",
+           "quality", "best_faces", "PhotoFaces", "detect_paths", "detection_stats", "time_detection",
+           "FACES_COLUMNS", "REJECTED_COLUMNS", "ExportSummary", "export_faces", "rejection_category",
+           "read_export", "row_quality", "manifest_by_folder"]

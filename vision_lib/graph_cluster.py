@@ -200,3 +200,8 @@ def rotated_copies(X: np.ndarray, labels, n: int, seed: int = 0) -> tuple[np.nda
         out[c * m:(c + 1) * m] = (X - mean) @ R.T + mean
     identity = (np.arange(copies)[:, None] * (person.max() + 1) + person[None, :]).ravel()
     return out[:n], identity[:n]
+
+
+#: The public names of this module.
+__all__ = ["DEFAULT_K", "MAX_EXACT", "knn_graph", "same_person_components", "threshold_clusters",
+           "rotated_copies"]

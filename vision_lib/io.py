@@ -606,3 +606,12 @@ def resize_max_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float
         return image, 1.0
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+#: The public names of this module.
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageError", "Rejected", "load_image", "load_image_bytes",
+           "check_rgb", "CSV_TEXT", "flat_name", "is_inside", "check_output_folder", "check_writable",
+           "make_writable_folder", "write_atomic", "signals_deferred", "folder_lock", "STAGING_PREFIX",
+           "holds_no_output", "prepare_output", "locked_output", "copy_grouped", "staged_folder",
+           "is_image_name", "list_images", "PhotoSet", "photo_set", "LoadReport", "iter_loaded",
+           "resize_max_side"]

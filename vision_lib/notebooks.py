@@ -165,3 +165,8 @@ def _offer_fetch(names: list[str]) -> None:
             print(exc)
             return
         print(f"wrote {n} photos under {target}; run again to use them.")
+
+
+#: The public names of this module.
+__all__ = ["NOTEBOOK_DIR", "REQUIRES", "NotebookResult", "list_notebooks", "missing_data",
+           "execute_notebook", "run_notebooks", "FETCHABLE"]

@@ -210,3 +210,8 @@ def _journal_write(path: Path, part) -> None:
     from .io import write_atomic
 
     write_atomic(path, pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+#: The public names of this module.
+__all__ = ["SCHEDULER_ENV", "use_scheduler", "scheduler_address", "map_chunks", "map_ordered", "journal_dir",
+           "connect"]

@@ -364,3 +364,9 @@ def teams_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, group
                           for p, s, c in zip(crops.paths, crops.sources, model.labels_)), link=link)
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+#: The public names of this module.
+__all__ = ["CourtModel", "fit_court_model", "player_masks", "ClothingColours", "region_vote",
+           "TeamClustering", "accuracy", "frame_of", "frame_pair_agreement", "read_labels", "Crops",
+           "CROP_MAX_SIDE", "BLANK_STD", "load_crops", "teams_folder"]

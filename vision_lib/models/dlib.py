@@ -133,3 +133,9 @@ class DlibDescriptor:
     def describe(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """``(len(faces), 128)`` float32 descriptors of ``faces`` in the RGB ``image``."""
         return face_descriptors(image, faces, align=self.align, flip=self.flip)
+
+
+#: The public names of this module.
+__all__ = ["DLIB_SAME_PERSON_DISTANCE", "dlib_shape", "CHIP_SIZE", "CHIP_KEYPOINTS", "ALIGNMENTS",
+           "face_chips", "face_descriptors", "DEFAULT_ALIGN", "DEFAULT_FLIP", "descriptor_id",
+           "DlibDescriptor"]
