@@ -33,7 +33,7 @@ def test_same_idea_same_flag():
         assert not ({"--k", "--groups"} & shown) or name == "compress", f"{name}: a number of groups is --clusters"
     commands = _commands()
     for name in ("faces", "features", "train", "predict", "cluster", "average"):
-        assert {"--jobs", "--quiet"} <= set(_options(commands[name])), name
+        assert {"--jobs", "--quiet", "--scheduler"} <= set(_options(commands[name])), name
     for name in ("features", "train", "average", "compress", "present"):
         assert "--overwrite" in _options(commands[name]), name
     assert "--out" in _options(commands["train"]) and "--model" in _options(commands["predict"])
