@@ -177,7 +177,7 @@ def test_mobilenet_transformer_takes_paths_or_arrays(photos):
 def test_mobilenet_transformer_warns_about_unreadable_paths(photos, tmp_path):
     bad = tmp_path / "fake.jpg"
     bad.write_text("not a photo")
-    with pytest.warns(UserWarning, match=r"1 of 2 photos could not be read.*fake\.jpg: not an image"):
+    with pytest.warns(UserWarning, match=r"1 of 2 photos could not be read.*fake\.jpg: not a photo: text file"):
         rows = E.MobileNetFeatures().transform([photos[0], bad])
     assert np.isfinite(rows[0]).all() and np.isnan(rows[1]).all()
 

@@ -240,7 +240,7 @@ def test_folder_histograms_give_a_labelled_table_and_list_what_failed(tmp_path, 
     assert table.X.shape == (7, 2 * 4 ** 3) and table.X.dtype == np.float32
     assert table.labels == ["green_white"] * 4 + ["red_blue"] * 3
     assert table.sources[0] == "green_white/0.png" and (table.face_index == -1).all()
-    assert [s for s, _ in table.rejected] == ["red_blue/broken.jpg"]
+    assert [s for s, _ in table.rejected] == ["notes.txt", "red_blue/broken.jpg"]
     # Each half is a normalised histogram, and the two kits differ where their colours differ.
     upper, lower = table.X[:, :64], table.X[:, 64:]
     assert np.allclose(upper.sum(1), 1) and np.allclose(lower.sum(1), 1)
@@ -273,10 +273,10 @@ def test_cli_features_writes_npz_and_never_overwrites(tmp_path, rng, capsys):
     out = tmp_path / "out" / "kits.npz"
     assert main(["features", str(tmp_path / "in"), "--out", str(out), "--kind", "histogram", "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "7 rows x 1024 values" in printed and "1 photos without a row" in printed
+    assert "7 rows x 1024 values" in printed and "2 files without a row" in printed
     with np.load(out) as z:
         assert z["X"].shape == (7, 1024) and z["label"].tolist().count("red_blue") == 3
-        assert z["rejected_source"].tolist() == ["red_blue/broken.jpg"]
+        assert z["rejected_source"].tolist() == ["notes.txt", "red_blue/broken.jpg"]
     stamp = out.stat().st_mtime_ns
     assert main(["features", str(tmp_path / "in"), "--out", str(out), "--kind", "histogram"]) == 2
     assert out.stat().st_mtime_ns == stamp

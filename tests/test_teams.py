@@ -104,7 +104,7 @@ def test_cli_teams_writes_csv_and_groups(tmp_path, rng, monkeypatch):
     assert len(list((tmp_path / "out" / "group_00").iterdir())) + len(list((tmp_path / "out" / "group_01").iterdir())) == 16
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [(r["source"], r["reason"].split(":")[0]) for r in summary["rejected"]] == [
-        ("broken.jpg", "not an image (format not recognised)"), ("empty.png", "blank"), ("strip.png", "blank")]
+        ("broken.jpg", "not a photo"), ("empty.png", "blank"), ("strip.png", "blank")]
     assert main(["teams", str(src), "--out", str(tmp_path / "out")]) == 2  # never overwrites
 
     def interrupted(pairs, **kw):

@@ -49,12 +49,14 @@ Item = Union[str, os.PathLike, tuple]
 
 
 # --------------------------------------------------------------------------- groups
-def groups_from_folder(root: str | os.PathLike, *, per_group: int | None = None, seed: int = 0
-                       ) -> dict[str, list[Path]]:
+def groups_from_folder(root: str | os.PathLike, *, per_group: int | None = None, seed: int = 0,
+                       skipped: list[tuple[str, Rejected]] | None = None) -> dict[str, list[Path]]:
     """``{sub-folder name: photos}`` for a folder of sub-folders (one per person).
 
     ``per_group`` keeps a reproducible random subset of that many photos per group. A folder with
-    photos but no sub-folders is one group named after the folder.
+    photos but no sub-folders is one group named after the folder. ``skipped``, when given, receives
+    ``(group, why)`` for every other file (not a photo, hidden, outside any sub-folder; group ``""``
+    at the top), for :func:`write_averages`.
     """
     root = Path(root)
     if not root.is_dir():
@@ -65,6 +67,11 @@ def groups_from_folder(root: str | os.PathLike, *, per_group: int | None = None,
         ps.labels = [root.resolve().name] * len(ps.paths)
     if not ps.paths:
         raise ValueError(f"no photos under {root}")
+    if skipped is not None:
+        flat = all(len(p.relative_to(root).parts) == 1 for p in ps.paths)  # the one group is the folder
+        for r in ps.skipped:
+            parts = Path(r.source).relative_to(root).parts
+            skipped.append((ps.labels[0] if flat else parts[0] if len(parts) > 1 else "", r))
     if per_group is not None:
         ps = ps.limit(per_label=per_group, seed=seed)
     groups: dict[str, list[Path]] = {}
@@ -704,10 +711,11 @@ def check_outputs(groups: Iterable[str], out_dir: str | os.PathLike, *, overwrit
                               f"or pass --overwrite")
 
 
-def write_averages(results: Sequence[AverageFace], out_dir: str | os.PathLike, *, overwrite: bool = False
-                   ) -> Path:
+def write_averages(results: Sequence[AverageFace], out_dir: str | os.PathLike, *, overwrite: bool = False,
+                   skipped: Sequence[tuple[str, Rejected]] = ()) -> Path:
     """Write ``<group>.png`` per average, ``averages.csv`` (``group,n_faces,n_used``) and
-    ``left_out.csv`` (``group,source,reason``: every photo or face the averages did not use).
+    ``left_out.csv`` (``group,source,reason``: every photo or face the averages did not use, and the
+    ``skipped`` files of the input folder, see :func:`groups_from_folder`).
 
     Refuses (see :func:`check_outputs`) when any of these files exists, unless ``overwrite``; groups
     without a usable face get a CSV row but no image.
@@ -718,10 +726,11 @@ def write_averages(results: Sequence[AverageFace], out_dir: str | os.PathLike, *
     # at the first run's finished files.
     with folder_lock(out_dir) as out_dir:
         check_outputs([r.group for r in results], out_dir, overwrite=overwrite)
-        return _write_averages(results, out_dir)
+        return _write_averages(results, out_dir, skipped)
 
 
-def _write_averages(results: Sequence[AverageFace], out_dir: Path) -> Path:
+def _write_averages(results: Sequence[AverageFace], out_dir: Path, skipped: Sequence[tuple[str, Rejected]] = ()
+                    ) -> Path:
     import io
 
     from PIL import Image
@@ -738,8 +747,9 @@ def _write_averages(results: Sequence[AverageFace], out_dir: Path) -> Path:
     table = write_atomic(out_dir / "averages.csv", _csv_bytes(["group", "n_faces", "n_used"],
                                                               ([r.group, r.n_faces, r.n_used] for r in results)))
     write_atomic(out_dir / "left_out.csv", _csv_bytes(["group", "source", "reason"],
-                                                      ([r.group, x.source, x.reason]
-                                                       for r in results for x in r.left_out + r.rejected)))
+                                                      [*([r.group, x.source, x.reason]
+                                                         for r in results for x in r.left_out + r.rejected),
+                                                       *([g, x.source, x.reason] for g, x in skipped)]))
     return table
 
 
@@ -754,9 +764,10 @@ def _csv_bytes(header: list[str], rows: Iterable[list]) -> bytes:
     return buf.getvalue().encode(CSV_TEXT["encoding"], CSV_TEXT["errors"])
 
 
-def groups_from_input(source: str | os.PathLike, root: str | os.PathLike | None = None
-                      ) -> dict[str, list]:
-    """Groups from a folder of sub-folders, a ``clusters.csv``, or the folder holding one."""
+def groups_from_input(source: str | os.PathLike, root: str | os.PathLike | None = None, *,
+                      skipped: list[tuple[str, Rejected]] | None = None) -> dict[str, list]:
+    """Groups from a folder of sub-folders, a ``clusters.csv``, or the folder holding one
+    (``skipped``: as in :func:`groups_from_folder`, for a folder)."""
     source = Path(source)
     if source.is_dir() and (source / "clusters.csv").is_file():  # the output folder of `vision-lib cluster`
         source = source / "clusters.csv"
@@ -764,7 +775,7 @@ def groups_from_input(source: str | os.PathLike, root: str | os.PathLike | None 
         return groups_from_clusters(source, root)
     if root is not None:
         raise ValueError("--root only applies to a clusters.csv input")
-    return groups_from_folder(source)
+    return groups_from_folder(source, skipped=skipped)
 
 
 #: The public names of this module.

@@ -690,6 +690,9 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
     if photos is None:
         photos = extract(ps.paths, recipe, n_jobs=n_jobs, progress=progress)
     X, y, D, report = training_faces(photos, ps.labels, clean, threshold, min_size, descriptor=recipe.descriptor)
+    for r in ps.skipped:  # every file of the folder is accounted for: non-photos, hidden, loose photos
+        parts = Path(r.source).relative_to(ps.root).parts
+        report.excluded.append(Excluded(r.source, parts[0] if len(parts) > 1 else "", r.reason))
     if len(set(y)) < 2:
         raise ValueError(f"after cleaning, faces of fewer than two people remain: {report.summary()}")
     _, counts = np.unique(y, return_counts=True)

@@ -85,11 +85,12 @@ def _add_models(p: argparse.ArgumentParser, detector: str | None = "", descripto
 def _add_faces(sub) -> None:
     p = sub.add_parser(
         "faces", help="detect, crop and align faces in a folder of photos",
-        description="Detect faces in every photo under IN_DIR (recursively; files with other extensions "
-                    "and hidden files are ignored) and write one crop per face under OUT_DIR, mirroring "
+        description="Detect faces in every photo under IN_DIR (recursively; photos are found by content, "
+                    "not by extension) and write one crop per face under OUT_DIR, mirroring "
                     "IN_DIR's sub-folders, plus OUT_DIR/faces.csv (one row per face, face_index 0 = "
                     "largest) and OUT_DIR/rejected.csv (source,reason for every photo without a usable "
-                    "face). Running it again resumes. IN_DIR is never written to.")
+                    "face and every other file: not a photo, hidden, unreadable). Running it again "
+                    "resumes. IN_DIR is never written to.")
     p.add_argument("in_dir", type=Path, help="folder of photos (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="output folder (not inside IN_DIR)")
     _add_models(p, descriptor=None)
@@ -312,22 +313,28 @@ def _run_predict(args: argparse.Namespace) -> int:
     import json
 
     from .classify import load_model
-    from .io import list_images
+    from .io import named_like_a_photo, scan_folder
 
     if args.model is None:  # the older form: `predict MODEL INPUT...`
         if len(args.inputs) < 2:
             raise ValueError("give the model with --model MODEL, then the photos or folders")
         args.model, args.inputs = args.inputs[0], args.inputs[1:]
     model = load_model(args.model)
-    paths = []
+    paths, skipped = [], []
     for item in args.inputs:
         if item.is_dir():
-            found = list_images(item, recursive=True)
-            if not found:  # said, not silently skipped: an empty answer would look like a clean run
+            scan = scan_folder(item, recursive=True)
+            if not scan.photos:  # said, not silently skipped: an empty answer would look like a clean run
                 print(f"vision-lib predict: no photos in {item}", file=sys.stderr)
-            paths += found
+            paths += scan.photos
+            skipped += scan.skipped
         else:
             paths.append(item)  # a missing or unreadable file is reported in its own line
+    failed = [r for r in skipped if named_like_a_photo(r)]  # broken.jpg: meant as a photo, so an error
+    for r in skipped:  # every file of a folder gets its line; other files (notes.txt) are not errors
+        word = "error" if named_like_a_photo(r) else "skipped"
+        print(json.dumps({"path": r.source, word: r.reason}) if args.json else f"{r.source}\t{word}: {r.reason}",
+              flush=True)
     if not paths:
         return 1
     results = model.predict_paths(paths, n_jobs=args.jobs,
@@ -341,7 +348,7 @@ def _run_predict(args: argparse.Namespace) -> int:
             faces = ", ".join(f"{f['label']} {f['probability']:.2f}" for f in res["faces"]) or "no face"
             print(f"{res['path']}\t{res['label'] or '-'}\t({faces})")
     # As `compress`: every input gets its line, and the exit code says whether any of them failed.
-    return 1 if any("error" in res for res in results) else 0
+    return 1 if failed or any("error" in res for res in results) else 0
 
 
 # --------------------------------------------------------------------------- average (issue 5)
@@ -378,17 +385,20 @@ def _run_average(args: argparse.Namespace) -> int:
     folder_input = args.in_path.is_dir() and not (args.in_path / "clusters.csv").is_file()
     if folder_input and is_inside(args.out, args.in_path):  # a later run would take the averages for photos
         raise ValueError(f"output folder {args.out} is inside the input folder {args.in_path}; choose another")
-    groups = groups_from_input(args.in_path, args.root)
+    skipped: list = []
+    groups = groups_from_input(args.in_path, args.root, skipped=skipped)
     check_outputs(groups, args.out, overwrite=args.overwrite)  # before the work, not after it
     results = average_groups(groups, method=args.method, size=args.size, identity=not args.no_identity,
                              detector=args.detector, descriptor=args.descriptor,
                              n_jobs=args.jobs, progress=not args.quiet)
-    table = write_averages(results, args.out, overwrite=args.overwrite)
+    table = write_averages(results, args.out, overwrite=args.overwrite, skipped=skipped)
     for r in results:
         why, none = (", ".join(f"{n} {reason}" for reason, n in r.reasons(which).items())
                      for which in ("left_out", "rejected"))
         print(f"{r.group}: {r.n_used}/{r.n_faces} faces used" + (f" (left out: {why})" if why else "")
               + (f"; {len(r.rejected)} photos without a usable face ({none})" if none else ""))
+    if skipped:
+        print(f"{len(skipped)} other files (not photos, hidden, or outside a sub-folder) are listed in left_out.csv")
     print(f"wrote {sum(r.image is not None for r in results)} averages and {table}")
     return 0
 
@@ -467,13 +477,16 @@ def _run_cluster(args: argparse.Namespace) -> int:
                                 max_clusters=args.max_clusters, threshold=args.threshold, progress=not args.quiet)
     internal = metrics["internal"]
     print(f"{metrics['faces']} faces in {metrics['photos']} photos -> {internal['n_clusters']} clusters, "
-          f"{internal['n_unassigned']} unassigned; {metrics['photos_rejected']} photos without a usable face")
+          f"{internal['n_unassigned']} unassigned; {metrics['photos_rejected']} photos without a usable face"
+          + (f"; {metrics['files_skipped']} other files (not photos)" if metrics["files_skipped"] else ""))
     if "external" in metrics:
         ext = metrics["external"]
         print("against the folder names, scored per photo on its subject face (so n_clusters counts only "
               "clusters that hold some photo's subject face):")
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in ext.items()}, indent=1))
-    print(f"wrote {args.out}/clusters.csv, metrics.json" + (" and the grouped copies" if args.in_dir.is_dir() else ""))
+    listed = ", rejected.csv" if metrics["photos_rejected"] or metrics.get("files_skipped") else ""
+    copies = " and the grouped copies" if args.in_dir.is_dir() else ""
+    print(f"wrote {args.out}/clusters.csv{listed}, metrics.json{copies}")
     return 0
 
 
@@ -500,7 +513,7 @@ def _run_teams(args: argparse.Namespace) -> int:
         raise ValueError("--clusters must be at least 1")
     s = teams_folder(args.in_dir, args.out, groups=args.clusters, method=args.method, court=args.court, link=args.link)
     fp = s["frame_pairs"]
-    print(f"{s['crops']} crops -> groups of {s['sizes']}; {len(s['rejected'])} unreadable")
+    print(f"{s['crops']} crops -> groups of {s['sizes']}; {len(s['rejected'])} files not used (see summary.json)")
     if fp["frames"]:
         print(f"frames whose two crops fell in different groups: {fp['frames_split']}/{fp['frames']}")
     print(f"wrote {args.out}/clusters.csv and the grouped copies")
@@ -525,19 +538,21 @@ def _add_compress(sub) -> None:
 
 def _run_compress(args: argparse.Namespace) -> int:
     from .compress import compress_files, output_names, to_jsonl
-    from .io import check_output_folder, is_inside, list_images
+    from .io import check_output_folder, is_inside, named_like_a_photo, scan_folder
 
     if not 2 <= args.k <= 256:
         raise ValueError(f"--k must be between 2 and 256, got {args.k}")
     if args.max_megapixels <= 0:
         raise ValueError(f"--max-megapixels must be positive, got {args.max_megapixels}")
     check_output_folder(args.out)  # before quantizing anything
-    paths, relative = [], []
+    paths, relative, skipped = [], [], []
     for item in args.images:  # folders expand to their photos; files (even unreadable) are kept
         if item.is_dir():
             if is_inside(args.out, item):  # a later run would compress the outputs as photos
                 raise ValueError(f"output folder {args.out} is inside the input folder {item}; choose another")
-            found = list_images(item)
+            scan = scan_folder(item)
+            found = scan.photos
+            skipped += scan.skipped
             paths += found
             relative += [p.relative_to(item) for p in found]  # sub-folders are mirrored under --out
         else:
@@ -546,6 +561,10 @@ def _run_compress(args: argparse.Namespace) -> int:
             paths.append(item)
             relative.append(Path(item.name))
     failed = 0
+    for r in skipped:  # a folder's other files get their line too; broken.jpg (meant as a photo) is a failure
+        failed += named_like_a_photo(r)
+        print(to_jsonl({"path": r.source, "error" if named_like_a_photo(r) else "skipped": r.reason}), flush=True)
+    skipped = [r for r in skipped if not named_like_a_photo(r)]
     out_names = output_names(relative, args.k, args.dither)
     for record in compress_files(paths, args.out, args.k, names=out_names, dither=args.dither, overwrite=args.overwrite,
                                  optimize=args.optimize, random_state=args.seed,
@@ -553,8 +572,11 @@ def _run_compress(args: argparse.Namespace) -> int:
         failed += "error" in record
         print(to_jsonl(record), flush=True)
     if failed:
-        print(f"vision-lib compress: {failed} of {len(paths)} inputs failed (see their JSON lines)",
+        print(f"vision-lib compress: {failed} of {len(paths) + failed} inputs failed (see their JSON lines)",
               file=sys.stderr)
+    if skipped:
+        print(f"vision-lib compress: {len(skipped)} files in the input folders are not photos "
+              "(see their \"skipped\" JSON lines)", file=sys.stderr)
     return 1 if failed else 0
 
 

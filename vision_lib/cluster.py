@@ -440,6 +440,8 @@ class FaceSet:
     rejected: list[Rejected] = field(default_factory=list)
     #: Name of the descriptor of ``descriptors`` (None: the default descriptor).
     descriptor: str | None = None
+    #: Other files under ``root`` (not photos by content, hidden, unreadable), with their reasons.
+    skipped: list[Rejected] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -487,13 +489,17 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
         detector, descriptor: names of :mod:`vision_lib.models` (None: the defaults).
     """
     from .faces import detect_paths
-    from .io import list_images
+    from .io import scan_folder
     from .models import DEFAULT_DESCRIPTOR, get_descriptor
 
     descriptor = descriptor or DEFAULT_DESCRIPTOR
 
     root = Path(root)
-    paths = [Path(p) for p in (paths if paths is not None else list_images(root))]
+    skipped = []
+    if paths is None:
+        scan = scan_folder(root)
+        paths, skipped = scan.photos, scan.relative_skipped()
+    paths = [Path(p) for p in paths]
     rel = [p.relative_to(root).as_posix() for p in paths]
     if labelled is None:
         labelled = bool(rel) and all("/" in r for r in rel)
@@ -522,7 +528,7 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
         descriptors=np.array(desc, np.float64).reshape(-1, get_descriptor(descriptor).dim),
         boxes=np.array(boxes, int).reshape(-1, 4),
         subject=np.array(subj, bool), labels=labs if labelled else None, photos=rel,
-        photo_labels=photo_labels, rejected=rejected, descriptor=descriptor,
+        photo_labels=photo_labels, rejected=rejected, skipped=skipped, descriptor=descriptor,
     )
 
 
@@ -538,7 +544,8 @@ def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.Pat
 
     ``clusters.csv`` has one row per face: ``source,face_index,cluster`` (cluster ``-1`` =
     unassigned). A photo whose faces fall in several groups is copied into each of them. Photos
-    without a usable face are listed in ``rejected.csv``. ``out_dir`` must be new or empty; it is
+    without a usable face, and the other files of the input folder, are listed in ``rejected.csv``
+    (``source,reason``). ``out_dir`` must be new or empty; it is
     locked while written, and filled all at once (an interrupt leaves it as it was).
     """
     with locked_output(out_dir, faces.root) as out:
@@ -558,11 +565,12 @@ def _write_export(faces: FaceSet, labels: Sequence[int], out: Path, *, metrics: 
             w.writerow(["source", "face_index", "cluster"])
             for s, j, c in zip(faces.sources, faces.face_index, labels):
                 w.writerow([s, int(j), int(c)])
-        if faces.rejected:
+        if faces.rejected or faces.skipped:
             with open(tmp / "rejected.csv", "w", **CSV_TEXT) as f:
                 w = csv.writer(f)
                 w.writerow(["source", "reason"])
-                w.writerows([r.source, r.reason] for r in faces.rejected)
+                w.writerows([r.source, r.reason] for r in sorted(faces.rejected + faces.skipped,
+                                                                 key=lambda r: r.source))
         copy_grouped(((p, tmp / group_folder(c) / flat_name(s))
                       for p, s, c in zip(faces.paths, faces.sources, labels)), link=link)
         (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
@@ -601,6 +609,7 @@ def _cluster_export(faces: FaceSet, out: Path, where: dict, *, method, k, max_cl
     metrics = {
         **where, "method": method, "params": {k_: v for k_, v in model.get_params().items()},
         "photos": len(faces.photos), "faces": len(faces), "photos_rejected": len(faces.rejected),
+        "files_skipped": len(faces.skipped),
         "cluster_seconds": seconds, "internal": internal_metrics(faces.descriptors, labels),
     }
     if faces.photo_labels is not None and faces.photos:

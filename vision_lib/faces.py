@@ -381,9 +381,13 @@ class ExportSummary:
     resumed: int = 0
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
+    #: Files under ``in_dir`` that are not photos (by content), hidden or unreadable, by reason; all
+    #: of them are rows of rejected.csv too.
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         done = self.with_faces + self.rejected
+        others = sum(self.skipped.values())
         lines = [
             f"{done} photos in {self.seconds:.1f} s: {self.with_faces} with faces ({self.faces} faces), "
             f"{self.rejected} rejected" + (f"; {self.resumed} already done by an earlier run" if self.resumed else ""),
@@ -391,6 +395,9 @@ class ExportSummary:
             f"rejected: {self.out_dir / 'rejected.csv'}",
         ]
         lines += [f"  {n:5d}  {r}" for r, n in sorted(self.reasons.items(), key=lambda kv: -kv[1])]
+        if others:
+            lines.append(f"{others} other files, not photos, also listed in rejected.csv:")
+            lines += [f"  {n:5d}  {r}" for r, n in sorted(self.skipped.items(), key=lambda kv: -kv[1])]
         return "\n".join(lines)
 
 
@@ -404,7 +411,9 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
     largest face). ``out_dir/faces.csv`` gets one row per face (``source`` relative to ``in_dir``,
     box, score, crop path relative to ``out_dir``, quality); ``out_dir/rejected.csv`` one row per
     photo without a usable face, with the reason (unreadable file, no face, only small faces).
-    Files whose extension is not a photo's (``.txt``, ``.csv``, ...) and hidden files are ignored.
+    Photos are found by content, not by name (a JPEG without an extension is a photo); every other
+    file under ``in_dir`` (text, SVG, PDF, empty, hidden, unreadable, ...) is a row of
+    ``rejected.csv`` too, with its reason, and is counted in ``summary.skipped``.
 
     Rows are written as photos finish, so an interrupted run keeps its progress, and running the
     same command again resumes: photos already listed in either CSV are skipped.
@@ -428,7 +437,7 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
 
     from tqdm.auto import tqdm
 
-    from .io import folder_lock, list_images
+    from .io import folder_lock, scan_folder
 
     detector = DEFAULT_DETECTOR if detector is None else detector
     if detector not in DETECTORS:
@@ -445,12 +454,20 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
         done = _prepare_out_dir(out_dir, settings)
 
         start = time.perf_counter()
-        paths = list_images(in_dir) if paths is None else [Path(p) for p in paths]
+        skipped = []
+        if paths is None:
+            scan = scan_folder(in_dir)
+            paths, skipped = scan.photos, scan.relative_skipped()
+        else:
+            paths = [Path(p) for p in paths]
         try:
             sources = {p: p.relative_to(in_dir).as_posix() for p in paths}
         except ValueError:
             raise ValueError(f"every path must lie under {in_dir}") from None
         summary = ExportSummary(in_dir, out_dir, photos=len(paths))
+        for r in skipped:
+            key = r.reason.split(" (")[0]
+            summary.skipped[key] = summary.skipped.get(key, 0) + 1
         todo = [p for p in paths if sources[p] not in done]
         summary.resumed = len(paths) - len(todo)
         names = _crop_stems(todo, in_dir)
@@ -462,6 +479,7 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
                 tqdm(total=len(paths), initial=summary.resumed, desc=f"faces ({detector})", unit="photo",
                      disable=not progress) as bar:
             ok, bad = csv.writer(f_ok), csv.writer(f_bad)
+            bad.writerows([r.source, r.reason] for r in skipped if r.source not in done)
             for _, part in map_chunks(_export_chunk, chunks, args, n_jobs=n_jobs, bar=bar, threads=True):
                 for source, rows, reason in part:
                     if reason is None:
@@ -482,9 +500,16 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
         return summary
 
 
+#: How the reasons of a folder scan's non-photo entries begin (see :func:`vision_lib.io.scan_folder`).
+NOT_A_PHOTO = ("not a photo", "hidden ", "photo format not supported", "sub-folder", "link to a folder")
+
+
 def rejection_category(reason: str) -> str:
     """Coarse group of a rejection reason: ``"no face found"``, ``"only small faces"``,
-    ``"failed"`` (an unexpected error) or ``"unreadable file"`` (any :class:`~vision_lib.io.ImageError`)."""
+    ``"failed"`` (an unexpected error), ``"not a photo"`` (a folder scan's other files: text, hidden,
+    ...) or ``"unreadable file"`` (any :class:`~vision_lib.io.ImageError`)."""
+    if reason.startswith(NOT_A_PHOTO):
+        return "not a photo"
     if reason.startswith("no face"):
         return "no face found"
     if reason.startswith("only faces smaller"):
@@ -649,7 +674,7 @@ def manifest_by_folder(kept: Sequence[dict], rejected: Sequence[dict]) -> list[d
         return source.split("/")[0] if "/" in source else "."
 
     table: dict[str, dict] = {}
-    cats = ("no face found", "only small faces", "unreadable file", "failed")
+    cats = ("no face found", "only small faces", "unreadable file", "failed", "not a photo")
     for src in sorted({r["source"] for r in kept} | {r["source"] for r in rejected}, key=folder):
         table.setdefault(folder(src), {"folder": folder(src), "photos": 0, "kept": 0, "faces": 0,
                                        **{c: 0 for c in cats}})["photos"] += 1

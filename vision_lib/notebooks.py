@@ -129,7 +129,7 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
           f"{failed} failed", flush=True)
     print(f"Reports (executed notebooks and HTML) are in {out_dir}", flush=True)
     missing = sorted({name for book in books for name in missing_data(book.stem)})
-    if missing and sys.stdin.isatty():
+    if missing and _can_ask():
         _offer_fetch([name for name in missing if name in FETCHABLE])
     return results
 
@@ -145,6 +145,17 @@ def _check_parameters(books: list[Path], params: dict) -> None:
     unknown = sorted(set(params) - declared)
     if unknown:
         raise ValueError(f"no chosen notebook has parameter(s) {unknown}; they have: {', '.join(sorted(declared))}")
+
+
+def _can_ask() -> bool:
+    """True when a question can be asked: standard input is a terminal and this process is in its
+    foreground (as a background job, `make run &`, reading it would stop the process with SIGTTIN)."""
+    import os
+
+    try:
+        return sys.stdin.isatty() and os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError, AttributeError):  # closed or replaced stdin
+        return False
 
 
 #: Data sets that a public face set (LFW, one folder per person) can stand in for.

@@ -85,7 +85,7 @@ class FeatureTable:
         reasons = Counter(r for _, r in self.rejected)
         lines = [f"{self.kind}: {len(self.X)} rows x {self.X.shape[1]} values from {photos} photos"
                  + (f" ({len(set(self.labels) - {''})} labels)" if any(self.labels) else "")
-                 + f"; {len(self.rejected)} photos without a row"]
+                 + f"; {len(self.rejected)} files without a row (photos and other files)"]
         lines += [f"  {n:5d}  {r}" for r, n in reasons.most_common()]
         return "\n".join(lines)
 
@@ -100,18 +100,20 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
     of :data:`vision_lib.models.DESCRIPTORS`, None the default); ``mobilenet`` and
     ``histogram`` a row per photo (``bins`` and ``space`` for the histograms). Face detection,
     descriptors and MobileNetV2 features come from the disk cache when the photo was seen before.
-    Unreadable photos and photos without a face are listed in ``rejected``, never fatal.
+    Photos are found by content (:func:`vision_lib.io.scan_folder`); unreadable photos, photos
+    without a face and every other file under ``in_dir`` are listed in ``rejected``, never fatal.
     """
-    from .io import LoadReport, iter_loaded, list_images
+    from .io import LoadReport, iter_loaded, scan_folder
 
     if kind not in FEATURE_KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose from {FEATURE_KINDS}")
     root = Path(in_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"no such folder: {root}")
-    paths = list_images(root, recursive=True)
+    scan = scan_folder(root, recursive=True)
+    paths = scan.photos
     if not paths:
-        raise FileNotFoundError(f"no photos under {root}")
+        raise FileNotFoundError(f"no photos under {root} ({len(scan.skipped)} other files)")
     source = {str(p): p.relative_to(root).as_posix() for p in paths}
     rows, where, rejected = [], [], []
     settings: dict = {}
@@ -154,6 +156,7 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
                     rows.append(np.concatenate([h["upper"], h["lower"]]))
                     where.append((source[str(p)], -1, (-1,) * 4))
         rejected = [(source.get(r.source, r.source), r.reason) for r in report.rejected]
+    rejected = sorted(rejected + [(r.source, r.reason) for r in scan.relative_skipped()])
     from .models import get_descriptor
 
     dim = {"descriptor": get_descriptor(descriptor).dim, "wavelet": 4096, "mobilenet": 1280, "histogram": 2 * bins ** 3}[kind]
