@@ -249,6 +249,7 @@ def test_notebook_05_runs_on_small_parameters(footballers_dir, lfw_dir, tmp_path
                            {"data_dir": str(footballers_dir.parent), "limit": 4, "cluster_people": 3,
                             "size": 96, "out_dir": str(out)}, html=False, timeout=900)
     assert res.ok, res.error
+    assert res.stderr == [], res.stderr  # a clean report: no start-up noise, no warnings
     summary = json.loads((out / "summary.json").read_text())
     players = summary["footballers"]
     assert len(players) == 6

@@ -546,6 +546,7 @@ def test_notebook_03_runs_on_small_parameters(footballers_dir, tmp_path):
                            {"limit": PER_PLAYER + 2, "test_size": 0.3, "seed": 0, "out_dir": str(out)},
                            html=False)
     assert res.ok, res.error
+    assert res.stderr == [], res.stderr  # a clean report: no start-up noise, no warnings
     summary = json.loads((out / "summary.json").read_text())
     assert {r["model"] for r in summary["comparison"]} == set(classify.MODELS)
     assert summary["test"]["photos"] > 0 and 0.5 <= summary["test"]["accuracy_all"] <= 1.0

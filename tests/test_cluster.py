@@ -303,6 +303,7 @@ def test_notebook_04_runs_on_small_parameters(tmp_path, lfw_dir, players_dir, fo
         "with_recipe": True, "seed": 0, "out_dir": str(tmp_path / "nb"),
     }, html=False)
     assert res.ok, res.error
+    assert res.stderr == [], res.stderr  # a clean report: no start-up noise, no warnings
     summary = json.loads((tmp_path / "nb" / "summary.json").read_text())
     default = summary["lfw"]["hybrid: hdbscan 5 + attach 0.6 (default)"]
     assert default["n_true"] == 5 and default["bcubed_f"] >= 0.85

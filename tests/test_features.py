@@ -310,6 +310,7 @@ def test_notebook_02_runs_and_separates_people(footballers_dir, tmp_path):
     res = execute_notebook(NOTEBOOK_DIR / "02_feature_engineering.ipynb", tmp_path,
                            {"limit": 5, "out_dir": str(tmp_path), "tsne": False}, html=False)
     assert res.ok, res.error
+    assert res.stderr == [], res.stderr  # a clean report: no start-up noise, no warnings
     summary = json.loads((tmp_path / "feature_summary.json").read_text())
     assert summary["n_photos"] == 30
     assert 20 <= summary["n_faces"] <= 30

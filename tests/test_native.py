@@ -37,3 +37,17 @@ def test_tensorflow_imports_without_startup_notices():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "3"
     assert "oneDNN" not in out.stderr and "absl::InitializeLog" not in out.stderr, out.stderr
+
+
+def test_stderr_outputs_of_an_executed_notebook_are_listed(tmp_path):
+    import nbformat
+
+    from vision_lib.notebooks import stderr_outputs
+
+    v = nbformat.v4
+    nb = v.new_notebook(cells=[
+        v.new_code_cell("x", outputs=[v.new_output("stream", name="stdout", text="fine\n")]),
+        v.new_code_cell("y", outputs=[v.new_output("stream", name="stderr", text="W0000 noisy start-up\nmore\n")]),
+    ])
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    assert stderr_outputs(tmp_path / "nb.ipynb") == ["cell 1: W0000 noisy start-up"]

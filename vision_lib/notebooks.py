@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import data_dir, missing_data_message, notebook_dir
@@ -35,6 +35,8 @@ class NotebookResult:
     output: Path | None = None
     html: Path | None = None
     error: str | None = None
+    #: ``"cell N: first line"`` of every stderr output of the executed notebook (a clean report has none).
+    stderr: list[str] = field(default_factory=list)
 
 
 def list_notebooks(only: list[str] | None = None, folder: str | os.PathLike | None = None) -> list[Path]:
@@ -87,7 +89,20 @@ def execute_notebook(
         return NotebookResult(path.stem, False, time.perf_counter() - start, output, None,
                               str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
     html_path = _to_html(output) if html else None
-    return NotebookResult(path.stem, True, time.perf_counter() - start, output, html_path)
+    return NotebookResult(path.stem, True, time.perf_counter() - start, output, html_path,
+                          stderr=stderr_outputs(output))
+
+
+def stderr_outputs(notebook: str | os.PathLike) -> list[str]:
+    """``"cell N: first line"`` for each stderr output of an executed notebook (pink boxes in a report)."""
+    import nbformat
+
+    found = []
+    for n, cell in enumerate(nbformat.read(notebook, as_version=4).cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr" and out.get("text", "").strip():
+                found.append(f"cell {n}: {out['text'].strip().splitlines()[0][:200]}")
+    return found
 
 
 def _to_html(notebook: Path) -> Path:
@@ -121,6 +136,8 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
         print(f"[run ] {book.stem} ...", flush=True)
         res = execute_notebook(book, out_dir, params)
         status = "ok" if res.ok else f"FAILED: {res.error}"
+        if res.stderr:
+            status += f" ({len(res.stderr)} stderr outputs, e.g. {res.stderr[0]})"
         print(f"[{'done' if res.ok else 'fail'}] {book.stem} in {res.seconds:.0f} s: {status}", flush=True)
         results.append(res)
     skipped = sum(1 for r in results if r.error and r.error.startswith("missing data"))
@@ -179,5 +196,5 @@ def _offer_fetch(names: list[str]) -> None:
 
 
 #: The public names of this module.
-__all__ = ["NOTEBOOK_DIR", "REQUIRES", "NotebookResult", "list_notebooks", "missing_data",
+__all__ = ["NOTEBOOK_DIR", "REQUIRES", "NotebookResult", "stderr_outputs", "list_notebooks", "missing_data",
            "execute_notebook", "run_notebooks", "FETCHABLE"]
