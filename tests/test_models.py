@@ -120,11 +120,17 @@ def test_yunet_maps_boxes_back_to_original_pixels():
 
     from vision_lib.io import load_image
 
+    det = models.get_detector("yunet")
     image = load_image(_lfw_photos(1, 1)[0][1])
-    big = cv2.resize(image, None, fx=16, fy=16, interpolation=cv2.INTER_LINEAR)  # 2400 px: downscaled inside
-    small_box = np.array(models.get_detector("yunet").detect(image)[0].box, float)
-    big_box = np.array(models.get_detector("yunet").detect(big)[0].box, float)
-    assert np.allclose(big_box / 16, small_box, atol=0.08 * small_box[2])
+    side = det.max_side
+    # The photo at the detector's working size, and 4x larger (downscaled to that size inside).
+    small = cv2.resize(image, (side, side), interpolation=cv2.INTER_CUBIC)
+    big = cv2.resize(image, (4 * side, 4 * side), interpolation=cv2.INTER_CUBIC)
+    small_box = np.array(det.detect(small)[0].box, float)
+    big_box = np.array(det.detect(big)[0].box, float)
+    assert np.allclose(big_box / 4, small_box, atol=0.05 * small_box[2])
+    big_eye = np.array(det.detect(big)[0].keypoints["left_eye"]) / 4
+    assert np.allclose(big_eye, det.detect(small)[0].keypoints["left_eye"], atol=0.05 * small_box[2])
 
 
 @needs_facenet
