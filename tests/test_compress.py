@@ -485,6 +485,7 @@ def test_notebook_06_runs_on_small_parameters(tmp_path):
                             "methods": ["vision_lib", "kmeans", "median_cut", "fast_octree"],
                             "out_dir": str(out)}, html=False, timeout=900)
     assert res.ok, res.error
+    assert res.stderr == [], res.stderr  # a clean report: no start-up noise, no warnings
     s = json.loads((out / "summary.json").read_text())
     assert len(s["images"]) == 2
     assert [r["k"] for r in s["by_k"]] == [4, 16]

@@ -359,6 +359,7 @@ def test_notebook_01_prepares_the_footballer_faces(footballers_dir, tmp_path):
     res = execute_notebook(NOTEBOOK_DIR / "01_data_preparation.ipynb", tmp_path,
                            {"limit": 3, "out_dir": str(out), "speed_sample": 4}, html=False)
     assert res.ok, res.error
+    assert res.stderr == [], res.stderr  # a clean report: no start-up noise, no warnings
     summary = json.loads((out / "summary.json").read_text())
     assert summary["photos"] == 18 and summary["players"] == 6
     export = summary["export"]

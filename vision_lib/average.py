@@ -2,14 +2,15 @@
 
 Three steps, each a plain function (the notebook and ``vision-lib average`` call the same ones):
 
-1. :func:`collect_faces` detects faces (MTCNN, cached, with dlib descriptors) for every group. A
+1. :func:`collect_faces` detects faces (cached, with descriptors; detector and descriptor by name
+   from :mod:`vision_lib.models`) for every group. A
    group comes from a folder of sub-folders (:func:`groups_from_folder`: every face of every photo
    is a candidate) or from the ``clusters.csv`` of ``vision-lib cluster``
    (:func:`groups_from_clusters`: exactly the clustered faces).
 2. :func:`select_faces` keeps the faces that belong in the average: good enough (detector score,
    size, frontalness; a filter that would empty the group is relaxed, so a group of tiny faces or
-   of one face still works) and of the group's person: dlib descriptor within
-   :data:`~vision_lib.embeddings.DLIB_SAME_PERSON_DISTANCE` of the group's robust centre (a medoid,
+   of one face still works) and of the group's person: descriptor within the descriptor's
+   same-person distance (its ``threshold``) of the group's robust centre (a medoid,
    re-centred until stable), at most one face per photo. Every face left out gets a reason.
 3. :func:`mean_face` aligns every kept face into a fixed frame and averages in float, weighted by
    quality: ``"similarity"`` fits the five MTCNN keypoints to :data:`vision_lib.faces.TEMPLATE`;
@@ -35,11 +36,13 @@ from typing import Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
-from .embeddings import DLIB_SAME_PERSON_DISTANCE
 from .faces import TEMPLATE, Face, FaceQuality, alignment_matrix
 from .io import CSV_TEXT, Rejected, flat_name, load_image, photo_set
+from .models import same_person_distance
 
-METHODS = ("landmarks", "similarity", "eyes", "naive")
+from .names import AVERAGE_METHODS
+
+METHODS = AVERAGE_METHODS  # the older name
 
 #: A group member: a photo (every face in it is a candidate) or ``(photo, face_index)``.
 Item = Union[str, os.PathLike, tuple]
@@ -172,6 +175,8 @@ class GroupFaces:
     candidates: list[Candidate]
     n_slots: int
     rejected: list[Rejected] = field(default_factory=list)
+    #: Name of the descriptor of the candidates (None: the default descriptor).
+    descriptor: str | None = None
 
 
 def _as_item(item: Item) -> tuple[Path, int | None]:
@@ -180,19 +185,23 @@ def _as_item(item: Item) -> tuple[Path, int | None]:
     return Path(item), None
 
 
-def collect_faces(groups: Mapping[str, Sequence[Item]], *, detector: str = "mtcnn", n_jobs: int | None = None,
+def collect_faces(groups: Mapping[str, Sequence[Item]], *, detector: str | None = None,
+                  descriptor: str | None = None, n_jobs: int | None = None,
                   progress: bool = True) -> dict[str, GroupFaces]:
-    """Detect (cached) every photo of every group once, with qualities and dlib descriptors.
+    """Detect (cached) every photo of every group once, with qualities and descriptors (names of
+    :mod:`vision_lib.models`; None: the defaults).
 
     Members given as ``(photo, face_index)`` contribute that face only; plain photos contribute
     all their faces (the selection then picks the group's person).
     """
     from .faces import detect_paths
+    from .models import DEFAULT_DESCRIPTOR
 
+    descriptor = descriptor or DEFAULT_DESCRIPTOR
     items = {name: [_as_item(it) for it in members] for name, members in groups.items()}
     unique = sorted({p for members in items.values() for p, _ in members})
     detections = {pf.path: pf for pf in detect_paths(unique, detector, n_jobs=n_jobs, progress=progress,
-                                                      descriptors=True)}
+                                                      descriptors=descriptor)}
     out = {}
     for name, members in items.items():
         cands, rejected, n_slots = [], [], 0
@@ -214,7 +223,7 @@ def collect_faces(groups: Mapping[str, Sequence[Item]], *, detector: str = "mtcn
                 desc = pf.descriptors[i] if pf.descriptors is not None else None
                 cands.append(Candidate(path, i, pf.faces[i], pf.qualities[i], desc, n_slots))
             n_slots += 1
-        out[name] = GroupFaces(name, cands, n_slots, rejected)
+        out[name] = GroupFaces(name, cands, n_slots, rejected, descriptor)
     return out
 
 
@@ -223,7 +232,7 @@ def collect_faces(groups: Mapping[str, Sequence[Item]], *, detector: str = "mtcn
 class Selection:
     """Which candidates an average uses (``used``, with ``weights``) and why the others are out.
 
-    ``reasons`` maps a candidate index to a short reason; ``distances`` are dlib distances to the
+    ``reasons`` maps a candidate index to a short reason; ``distances`` are descriptor distances to the
     group's identity centre (NaN without descriptors).
     """
 
@@ -234,16 +243,18 @@ class Selection:
     centre: np.ndarray | None = None
 
 
-def robust_centre(descriptors: np.ndarray, max_distance: float = DLIB_SAME_PERSON_DISTANCE,
+def robust_centre(descriptors: np.ndarray, max_distance: float | None = None,
                   max_iter: int = 20) -> tuple[int, np.ndarray]:
     """Index of the group's central face and the mask of faces within ``max_distance`` of it.
 
     Start from the face with most same-person neighbours (so a minority of other people cannot
     pull the centre), then repeat: medoid of the faces within ``max_distance`` of the current
-    centre, until it stops moving. A medoid is a real face, so dlib's pairwise same-person
-    threshold applies to it as documented.
+    centre, until it stops moving. A medoid is a real face, so the descriptor's pairwise
+    same-person threshold applies to it. ``max_distance`` None: the default descriptor's threshold.
     """
     from scipy.spatial.distance import cdist
+
+    max_distance = same_person_distance(None) if max_distance is None else max_distance
 
     d = cdist(descriptors, descriptors)
     near = d < max_distance
@@ -260,17 +271,18 @@ def robust_centre(descriptors: np.ndarray, max_distance: float = DLIB_SAME_PERSO
 
 
 def select_faces(candidates: Sequence[Candidate], *, min_score: float = 0.95, min_size: int = 32,
-                 min_frontalness: float = 0.5, max_distance: float = DLIB_SAME_PERSON_DISTANCE,
-                 identity: bool = True) -> Selection:
+                 min_frontalness: float = 0.5, max_distance: float | None = None,
+                 identity: bool = True, descriptor: str | None = None) -> Selection:
     """Pick the faces of the group's person that are good enough to average, with weights.
 
     Quality filters (detector ``score``, shorter box side ``size`` in px, ``frontalness``) are each
     skipped when no candidate passes them, so a group of tiny or of grey faces still averages.
-    With ``identity``, faces farther than ``max_distance`` (dlib units) from the group's robust
-    centre are other people; of the faces of one photo only the one nearest the centre is used.
+    With ``identity``, faces farther than ``max_distance`` (default: the same-person distance of
+    ``descriptor``, the name of the candidates' descriptor) from the group's robust centre are other people; of the faces of one photo only the one nearest the centre is used.
     Weights grow with score, frontalness, size (up to 80 px) and sharpness relative to the group,
     and with closeness to the identity centre.
     """
+    max_distance = same_person_distance(descriptor) if max_distance is None else max_distance
     n = len(candidates)
     reasons: dict[int, str] = {}
     distances = np.full(n, np.nan)
@@ -306,7 +318,7 @@ def select_faces(candidates: Sequence[Candidate], *, min_score: float = 0.95, mi
         distances[idx] = np.linalg.norm(desc - centre, axis=1)
         for i in idx:
             if distances[i] >= max_distance:
-                reasons[int(i)] = f"another person (dlib distance {distances[i]:.2f} >= {max_distance})"
+                reasons[int(i)] = f"another person (descriptor distance {distances[i]:.2f} >= {max_distance:.2f})"
                 ok[i] = False
 
     # One face per photo (slot): the one nearest the centre, else the largest.
@@ -554,7 +566,7 @@ def average_group(group: GroupFaces, *, method: str = "landmarks", size: int = 1
     face of every photo, no cleaning) then :func:`mean_face`."""
     cands = group.candidates
     if select:
-        sel = select_faces(cands, **select_kw)
+        sel = select_faces(cands, **{"descriptor": group.descriptor, **select_kw})
         used, weights, reasons = sel.used, sel.weights, sel.reasons
     else:
         used = largest_faces(cands)
@@ -576,45 +588,49 @@ def average_group(group: GroupFaces, *, method: str = "landmarks", size: int = 1
 
 def average_groups(groups: Mapping[str, Sequence[Item]], *, method: str = "landmarks", size: int = 160,
                    select: bool = True, progress: bool = True, n_jobs: int | None = None,
+                   detector: str | None = None, descriptor: str | None = None,
                    **select_kw) -> list[AverageFace]:
-    """Average face of every group (see :func:`groups_from_folder`, :func:`groups_from_clusters`)."""
+    """Average face of every group (see :func:`groups_from_folder`, :func:`groups_from_clusters`);
+    ``detector`` and ``descriptor`` are names of :mod:`vision_lib.models` (None: the defaults)."""
     from tqdm.auto import tqdm
 
-    faces = collect_faces(groups, n_jobs=n_jobs, progress=progress)
+    faces = collect_faces(groups, detector=detector, descriptor=descriptor, n_jobs=n_jobs, progress=progress)
     return [average_group(g, method=method, size=size, select=select, **select_kw)
             for g in tqdm(faces.values(), desc=f"averages ({method})", unit="group", disable=not progress)]
 
 
 # --------------------------------------------------------------------------- checking and saving
-def face_descriptor_of(image: np.ndarray, box: tuple[int, int, int, int] | None = None
+def face_descriptor_of(image: np.ndarray, box: tuple[int, int, int, int] | None = None, *,
+                       detector: str | None = None, descriptor: str | None = None
                        ) -> tuple[np.ndarray | None, str]:
-    """dlib descriptor of the face in an average image, and how it was found.
+    """Descriptor of the face in an average image, and how it was found (models by name, None: defaults).
 
-    The average is padded (detectors need some context around a face) and MTCNN looks for it
+    The average is padded (detectors need some context around a face) and the detector looks for it
     (``"detected"``); when it finds nothing, the known ``box`` of the frame is used instead
     (``"frame box"``). Returns ``(None, "not found")`` when neither is possible.
     """
     import cv2
 
-    from .embeddings import face_descriptors
     from .faces import detect
+    from .models import get_descriptor
 
+    describe = get_descriptor(descriptor).describe
     pad = image.shape[0] // 2
     fill = [int(v) for v in np.median(image.reshape(-1, 3), axis=0)]
     padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
-    found = detect(padded, "mtcnn")
+    found = detect(padded, detector)
     if found:
         centre = np.array(padded.shape[1::-1]) / 2
         face = min(found, key=lambda f: np.linalg.norm(np.array(f.box[:2]) + np.array(f.box[2:]) / 2 - centre))
-        return face_descriptors(padded, [face])[0], "detected"
+        return describe(padded, [face])[0], "detected"
     if box is None:
         return None, "not found"
     x, y, w, h = box
-    return face_descriptors(padded, [Face((x + pad, y + pad, w, h), 0.0)])[0], "frame box"
+    return describe(padded, [Face((x + pad, y + pad, w, h), 0.0)])[0], "frame box"
 
 
 def group_mean_descriptors(faces: Mapping[str, GroupFaces]) -> tuple[list[str], np.ndarray]:
-    """Each group's identity reference: the mean dlib descriptor of the largest face of each of its
+    """Each group's identity reference: the mean descriptor of the largest face of each of its
     photos (no cleaning, so it does not depend on any selection). Groups without faces are left out."""
     names, means = [], []
     for name, g in faces.items():
@@ -623,12 +639,12 @@ def group_mean_descriptors(faces: Mapping[str, GroupFaces]) -> tuple[list[str], 
         if desc:
             names.append(name)
             means.append(np.mean(desc, axis=0))
-    return names, np.array(means).reshape(-1, 128)
+    return names, np.array(means).reshape(len(names), -1)
 
 
 @dataclass(frozen=True)
 class IdentityCheck:
-    """Whom an average face looks like: the ``nearest`` group mean, its dlib ``distance``, the
+    """Whom an average face looks like: the ``nearest`` group mean, its descriptor ``distance``, the
     distance to its ``own`` group mean, and how the face was found in the average (``found``)."""
 
     group: str
@@ -642,11 +658,13 @@ class IdentityCheck:
         return self.nearest == self.group
 
 
-def identity_check(result: AverageFace, names: Sequence[str], means: np.ndarray) -> IdentityCheck:
-    """Describe the average face (see :func:`face_descriptor_of`) and find the nearest group mean."""
+def identity_check(result: AverageFace, names: Sequence[str], means: np.ndarray, *,
+                   detector: str | None = None, descriptor: str | None = None) -> IdentityCheck:
+    """Describe the average face (see :func:`face_descriptor_of`; ``descriptor`` must be the one of
+    ``means``) and find the nearest group mean."""
     if result.image is None:
         return IdentityCheck(result.group, None, float("nan"), float("nan"), "no average")
-    desc, found = face_descriptor_of(result.image, result.box)
+    desc, found = face_descriptor_of(result.image, result.box, detector=detector, descriptor=descriptor)
     if desc is None:
         return IdentityCheck(result.group, None, float("nan"), float("nan"), found)
     d = np.linalg.norm(np.asarray(means) - desc, axis=1)
@@ -759,3 +777,11 @@ def groups_from_input(source: str | os.PathLike, root: str | os.PathLike | None 
         raise ValueError("--root only applies to a clusters.csv input")
     return groups_from_folder(source, skipped=skipped)
 
+
+#: The public names of this module.
+__all__ = ["METHODS", "groups_from_folder", "groups_from_labels", "cluster_group_name", "clusters_root",
+           "groups_from_clusters", "Candidate", "GroupFaces", "collect_faces", "Selection", "robust_centre",
+           "select_faces", "largest_faces", "landmarks68", "frame_matrix", "MeanFace", "mean_face",
+           "AverageFace", "average_group", "average_groups", "face_descriptor_of", "group_mean_descriptors",
+           "IdentityCheck", "identity_check", "laplacian_sharpness", "safe_name", "check_outputs",
+           "write_averages", "groups_from_input"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 import threading
 from contextlib import contextmanager
@@ -385,6 +386,60 @@ def holds_no_output(path: str | os.PathLike) -> bool:
     return all(p.name.startswith(STAGING_PREFIX) for p in Path(path).iterdir())
 
 
+# Output folders of the commands that export a folder (cluster, teams): checked, locked, filled.
+def prepare_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Path:
+    """Check ``out_dir`` (resolved, returned; created later by the lock): refuse one inside
+    ``in_dir`` or one that already holds files."""
+    out = check_output_folder(out_dir).resolve()
+    if in_dir is not None and is_inside(out, in_dir):
+        raise ValueError(f"output folder {out} is inside the input folder {Path(in_dir).resolve()}; choose another")
+    if out.exists() and not holds_no_output(out):
+        raise FileExistsError(f"output folder {out} is not empty; choose a new one (nothing was overwritten)")
+    return out
+
+
+@contextmanager
+def locked_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Iterator[Path]:
+    """:func:`prepare_output`, then hold :func:`~vision_lib.io.folder_lock` on the folder, so a second
+    run into it stops at once; checked again under the lock, since a run that just finished may have
+    filled the folder in between."""
+    with folder_lock(prepare_output(out_dir, in_dir)) as out:
+        yield prepare_output(out, in_dir)
+
+
+def copy_grouped(pairs: Iterable[tuple[Path, Path]], *, link: bool = False, n_jobs: int | None = None) -> int:
+    """Copy (or hard-link) ``(source, target)`` pairs in parallel threads; never overwrite a target.
+
+    Returns the number of files written. Originals are only read.
+    """
+    from joblib import Parallel, delayed
+
+    pairs = list(dict.fromkeys((Path(s), Path(t)) for s, t in pairs))
+    for folder in {t.parent for _, t in pairs}:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def one(src: Path, dst: Path) -> int:
+        # Both ways create the target atomically ("x" mode, link(2)): no check-then-write race.
+        try:
+            if link:
+                try:
+                    os.link(src, dst)
+                    return 1
+                except FileExistsError:
+                    raise
+                except OSError:  # other file system, or links not allowed: fall back to a copy
+                    pass
+            with open(src, "rb") as fin, open(dst, "xb") as fout:
+                shutil.copyfileobj(fin, fout)
+            shutil.copystat(src, dst)
+        except FileExistsError:
+            raise FileExistsError(f"{dst} exists; refusing to overwrite") from None
+        return 1
+
+    # Copying is I/O bound: threads are enough and avoid process start-up.
+    return sum(Parallel(n_jobs=min(8, max(1, len(pairs))), prefer="threads")(delayed(one)(s, t) for s, t in pairs))
+
+
 @contextmanager
 def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a hidden folder inside ``path`` (an output folder held with :func:`folder_lock`) to fill;
@@ -759,3 +814,12 @@ def resize_max_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float
         return image, 1.0
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+#: The public names of this module.
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageError", "Rejected", "load_image", "load_image_bytes",
+           "check_rgb", "CSV_TEXT", "flat_name", "is_inside", "check_output_folder", "check_writable",
+           "make_writable_folder", "write_atomic", "signals_deferred", "folder_lock", "STAGING_PREFIX",
+           "holds_no_output", "prepare_output", "locked_output", "copy_grouped", "staged_folder",
+           "is_image_name", "list_images", "PhotoSet", "photo_set", "LoadReport", "iter_loaded",
+           "resize_max_side"]

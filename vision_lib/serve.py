@@ -306,3 +306,7 @@ def _url_host(host: str) -> str:
     if host in ("0.0.0.0", "::", ""):
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
+
+
+#: The public names of this module.
+__all__ = ["STATIC_DIR", "WEB_MAX_MEGAPIXELS", "create_app", "prediction_record", "make_server", "serve"]

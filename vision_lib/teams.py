@@ -39,8 +39,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
 from .io import CSV_TEXT
+from .names import TEAM_METHODS
 
-TEAM_METHODS = ("colours", "recipe")
 _LEVELS = 16  # Lab quantisation for the court model (16**3 colour cells)
 
 
@@ -343,8 +343,7 @@ def teams_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, group
     """
     import json
 
-    from .cluster import copy_grouped, locked_output
-    from .io import flat_name, load_image, staged_folder
+    from .io import copy_grouped, flat_name, load_image, locked_output, staged_folder
 
     # As in cluster.export_clusters: assembled in a hidden folder and moved into place, so an
     # interrupt leaves the folder as it was, and re-usable.
@@ -368,3 +367,9 @@ def teams_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, group
                           for p, s, c in zip(crops.paths, crops.sources, model.labels_)), link=link)
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+#: The public names of this module.
+__all__ = ["CourtModel", "fit_court_model", "player_masks", "ClothingColours", "region_vote",
+           "TeamClustering", "accuracy", "frame_of", "frame_pair_agreement", "read_labels", "Crops",
+           "CROP_MAX_SIDE", "BLANK_STD", "load_crops", "teams_folder"]
