@@ -80,7 +80,7 @@ def test_faces_export_finds_every_face_and_lists_every_other_file(mixed, tmp_pat
 
 
 def test_features_compress_and_teams_account_for_every_file(mixed, tmp_path, capsys):
-    from vision_lib.features import FeatureTable
+    from vision_lib.tables import FeatureTable
 
     root, with_face, faceless, others = mixed
     before = tree_state(root)
