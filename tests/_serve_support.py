@@ -6,8 +6,11 @@ of the same players are what the tests send to the server.
 from __future__ import annotations
 
 import functools
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -57,3 +60,26 @@ def single_face_photos(bundle: Bundle, n: int, max_try: int = 40) -> list[tuple[
         if len(picked) >= n:
             break
     return picked[:n]
+
+
+@contextmanager
+def threaded_server(app, threads: int = 4) -> Iterator:
+    """Yield a waitress server for `app` on 127.0.0.1 (a free port), serving from a daemon thread.
+
+    It is stopped from inside its own loop (a thunk run by its trigger): closing its sockets from
+    this thread while the loop sits in select() raised "Bad file descriptor" in the server thread.
+    """
+    from waitress import wasyncore
+
+    from vision_lib.serve import make_server
+
+    server = make_server(app, "127.0.0.1", 0, threads=threads)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        # An empty socket map ends waitress's loop; the worker threads are joined afterwards.
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        thread.join(10)
+        server.task_dispatcher.shutdown()

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vision_lib.serve import STATIC_DIR, create_app, make_server
+from vision_lib.serve import STATIC_DIR, create_app
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _serve_support  # noqa: E402
@@ -309,24 +309,19 @@ def test_real_model_photo_without_a_face(real_model):
 
 def test_real_server_under_concurrent_load(real_model, photos):
     """waitress + the real model: 4 clients at once get the same answers as one at a time."""
-    server = make_server(create_app(real_model), "127.0.0.1", 0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.effective_port}/api/classify"
     bodies = [(p.name, p.read_bytes()) for p, _ in photos]
+    with _serve_support.threaded_server(create_app(real_model)) as server:
+        url = f"http://127.0.0.1:{server.effective_port}/api/classify"
 
-    def one(i: int):
-        name, data = bodies[i % len(bodies)]
-        req = urllib.request.Request(f"{url}?filename={name}", data=data, headers={"Content-Type": "image/jpeg"})
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return resp.status, json.loads(resp.read())
+        def one(i: int):
+            name, data = bodies[i % len(bodies)]
+            req = urllib.request.Request(f"{url}?filename={name}", data=data, headers={"Content-Type": "image/jpeg"})
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                return resp.status, json.loads(resp.read())
 
-    try:
         alone = [one(i) for i in range(len(bodies))]
         with ThreadPoolExecutor(4) as pool:
             together = list(pool.map(one, range(8)))
-    finally:
-        server.close()
     assert all(status == 200 for status, _ in alone + together)
     for i, (_, answer) in enumerate(together):
         assert answer == alone[i % len(bodies)][1]

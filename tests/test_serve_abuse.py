@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vision_lib.serve import SECURITY_HEADERS, STATIC_DIR, create_app, is_loopback, make_server, warn_if_exposed
+from vision_lib.serve import SECURITY_HEADERS, STATIC_DIR, create_app, is_loopback, warn_if_exposed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve_abuse  # noqa: E402
+from _serve_support import threaded_server  # noqa: E402
 from test_serve import RecordingModel, encode, gradient, post_file  # noqa: E402
 
 LIMIT_MB = 0.5
@@ -31,12 +31,8 @@ LIMIT_MB = 0.5
 @pytest.fixture
 def server():
     """waitress on 127.0.0.1 (a free port) in a thread, with the stand-in model; closed afterwards."""
-    srv = make_server(create_app(RecordingModel(), max_upload_mb=LIMIT_MB), "127.0.0.1", 0, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield srv
-    srv.close()
-    thread.join(10)
+    with threaded_server(create_app(RecordingModel(), max_upload_mb=LIMIT_MB)) as srv:
+        yield srv
 
 
 def test_every_kind_of_request_gets_its_status_and_a_clear_message(server):
