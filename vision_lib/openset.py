@@ -2,8 +2,11 @@
 
 A closed-set classifier always answers one of the N people it knows. :class:`OpenSetRule` decides
 whether that answer may be given: a face is named as person P only when its **distance to P's
-training faces** (by default the mean distance to its ``k`` nearest training faces of P, in the
-descriptor's own metric) is smaller than what a chosen share of *strangers* reach.
+training faces** (by default to their centroid; or the mean distance to its ``k`` nearest training
+faces of P, in the descriptor's own metric) is smaller than what a chosen share of *strangers* reach.
+The centroid is the default because it separated better: on the footballers' training split
+(dlib), 91% of the training faces (leave one out) pass at a 1% false-accept rate, against 74-81%
+for the 1, 3, 5 or 10 nearest faces and 90% for a centroid distance scaled per person.
 
 Where the strangers come from (:meth:`OpenSetRule.fit`):
 
@@ -171,17 +174,3 @@ class OpenSetRule:
     def __repr__(self) -> str:
         fitted = f", threshold_={self.threshold_:.3f}" if hasattr(self, "threshold_") else ""
         return f"OpenSetRule(far={self.far}, score={self.score!r}, k={self.k}, metric={self.metric!r}{fitted})"
-
-
-def operating_curve(rule: OpenSetRule, thresholds: np.ndarray, genuine: np.ndarray, impostor: np.ndarray,
-                    genuine_right: np.ndarray | None = None) -> list[dict]:
-    """Per threshold: the share of ``impostor`` scores accepted and of ``genuine`` scores accepted
-    (and right, when ``genuine_right`` says which genuine answers name the right person)."""
-    right = np.ones(len(genuine), bool) if genuine_right is None else np.asarray(genuine_right, bool)
-    out = []
-    for t in thresholds:
-        out.append({"threshold": round(float(t), 4),
-                    "strangers_named": round(float(np.mean(impostor < t)) if len(impostor) else 0.0, 4),
-                    "known_named_right": round(float(np.mean((genuine < t) & right)) if len(genuine) else 0.0, 4),
-                    "estimated_far": round(float(rule.far_at(t)), 4)})
-    return out
