@@ -2,11 +2,8 @@
 
 A closed-set classifier always answers one of the N people it knows. :class:`OpenSetRule` decides
 whether that answer may be given: a face is named as person P only when its **distance to P's
-training faces** (by default to their centroid; or the mean distance to its ``k`` nearest training
-faces of P, in the descriptor's own metric) is smaller than what a chosen share of *strangers* reach.
-The centroid is the default because it separated better: on the footballers' training split
-(dlib), 91% of the training faces (leave one out) pass at a 1% false-accept rate, against 74-81%
-for the 1, 3, 5 or 10 nearest faces and 90% for a centroid distance scaled per person.
+training faces** (by default the mean distance to its ``k`` nearest training faces of P, in the
+descriptor's own metric) is smaller than what a chosen share of *strangers* reach.
 
 Where the strangers come from (:meth:`OpenSetRule.fit`):
 
@@ -103,12 +100,15 @@ class OpenSetRule:
         self.impostor_scores_ = np.sort(np.concatenate([lopo, supplied]))
         self.n_strangers_ = {"other_people": int(len(lopo)), "supplied": int(len(supplied))}
         self.genuine_scores_ = np.concatenate([self._leave_one_out(c) for c in self.classes_])
+        self.threshold_, self.far_ = self.threshold_for(self.far)
+        return self
+
+    def threshold_for(self, far: float) -> tuple[float, float]:
+        """``(threshold, promised rate)`` for a false-accept rate ``far`` on the calibration strangers."""
         n = len(self.impostor_scores_)
         # Accept d when (#impostors <= d) + 1 <= far (n + 1), i.e. d < the m-th smallest impostor.
-        m = max(0, math.floor(self.far * (n + 1) + 1e-9) - 1)
-        self.threshold_ = float(self.impostor_scores_[m])
-        self.far_ = (m + 1) / (n + 1)
-        return self
+        m = min(n - 1, max(0, math.floor(far * (n + 1) + 1e-9) - 1))
+        return float(self.impostor_scores_[m]), (m + 1) / (n + 1)
 
     def _leave_one_out(self, c: str) -> np.ndarray:
         """Each training face of ``c`` scored against the rest of ``c``'s gallery."""
@@ -174,3 +174,53 @@ class OpenSetRule:
     def __repr__(self) -> str:
         fitted = f", threshold_={self.threshold_:.3f}" if hasattr(self, "threshold_") else ""
         return f"OpenSetRule(far={self.far}, score={self.score!r}, k={self.k}, metric={self.metric!r}{fitted})"
+
+
+def operating_curve(rule: OpenSetRule, thresholds: np.ndarray, genuine: np.ndarray, impostor: np.ndarray,
+                    genuine_right: np.ndarray | None = None) -> list[dict]:
+    """Per threshold: the share of ``impostor`` scores accepted and of ``genuine`` scores accepted
+    (and right, when ``genuine_right`` says which genuine answers name the right person)."""
+    right = np.ones(len(genuine), bool) if genuine_right is None else np.asarray(genuine_right, bool)
+    out = []
+    for t in thresholds:
+        out.append({"threshold": round(float(t), 4),
+                    "strangers_named": round(float(np.mean(impostor < t)) if len(impostor) else 0.0, 4),
+                    "known_named_right": round(float(np.mean((genuine < t) & right)) if len(genuine) else 0.0, 4),
+                    "estimated_far": round(float(rule.far_at(t)), 4)})
+    return out
+
+
+#: False-accept rates at which :func:`photo_curve` evaluates a model (its own ``far`` is added).
+CURVE_FARS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+def photo_curve(model, known_set, known_photos, strangers, fars: Sequence[float] = CURVE_FARS) -> list[dict]:
+    """A trained :class:`~vision_lib.classify.FaceClassifier` at the thresholds its rule gives for
+    ``fars`` (and at its own, marked ``default``): per point, the share of stranger photos (with a
+    face) it names, the number of stranger faces shown with a probability (named), and on the
+    labelled ``known_set`` (its :func:`~vision_lib.classify.extract` results ``known_photos``)
+    accuracy over the photos it names, coverage and accuracy over photos with a face."""
+    from .classify import evaluate
+
+    rule = model.openset_
+    kept = rule.threshold_, rule.far_
+    points = sorted({*fars, rule.far})
+    out = []
+    try:
+        for far in points:
+            rule.threshold_, rule.far_ = rule.threshold_for(far)
+            res = model.predict_photos(strangers)
+            with_face = [r for r in res if r.get("faces")]
+            named = sum(r.get("label") is not None for r in with_face)
+            known = evaluate(model, known_set, photos=known_photos, progress=False).scores()
+            out.append({"far": far, "threshold": round(rule.threshold_, 4), "promised_far": round(rule.far_, 5),
+                        "strangers_named_share": round(named / max(1, len(with_face)), 4),
+                        "stranger_faces_with_probability": sum(f.get("probability") is not None
+                                                               for r in with_face for f in r["faces"]),
+                        "known_accuracy_named": round(known["accuracy_named"], 4),
+                        "known_coverage": round(known["coverage"], 4),
+                        "known_accuracy_with_face": round(known["accuracy_with_face"], 4),
+                        **({"default": True} if far == rule.far else {})})
+    finally:
+        rule.threshold_, rule.far_ = kept
+    return out
