@@ -220,6 +220,7 @@ def photo_curve(model, known_set, known_photos, strangers, fars: Sequence[float]
                         "known_accuracy_named": round(known["accuracy_named"], 4),
                         "known_coverage": round(known["coverage"], 4),
                         "known_accuracy_with_face": round(known["accuracy_with_face"], 4),
+                        "known_accuracy_all": round(known["accuracy_all"], 4),
                         **({"default": True} if far == rule.far else {})})
     finally:
         rule.threshold_, rule.far_ = kept
