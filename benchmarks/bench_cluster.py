@@ -1,13 +1,15 @@
 """Benchmark clustering: identity on the 96 LFW people, clothing on both player folders. Prints JSON.
 
-Identity: every method of :data:`vision_lib.cluster.METHOD_PRESETS` on all LFW photos (dlib
-descriptors from the disk cache; the first run detects faces), scored per photo on its subject
-face; baselines in the same run: K-Means with the true k and Chinese Whispers at 0.5.
+Identity: every method of :data:`vision_lib.cluster.METHOD_PRESETS` on all LFW photos (the default
+detector and descriptor, or ``--detector`` / ``--descriptor``; from the disk cache, the first run
+detects faces), scored per photo on its subject face; baselines in the same run: K-Means with the
+true k and Chinese Whispers. Then the raw footballer photos (default method), each photo scored by
+the cluster of its largest face against its folder (``--baseline mtcnn dlib``: the old models too).
 Clothing: the default (court-masked colours), the known recipe (MobileNetV2 + voted region
 histograms) and a plain baseline (HSV histogram of the whole crop + Ward), accuracy against
 ``labels_top.csv`` and the frame-pair check on both folders, plus timing of the clustering step.
 
-    .venv/bin/python benchmarks/bench_cluster.py
+    .venv/bin/python benchmarks/bench_cluster.py [--skip clothing] [--baseline mtcnn dlib]
 """
 from __future__ import annotations
 
@@ -20,11 +22,12 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def identity() -> dict:
+def identity(detector: str | None = None, descriptor: str | None = None) -> dict:
     from vision_lib import cluster, config
 
     start = time.perf_counter()
-    faces = cluster.face_set(config.dataset("lfw"), labelled=True, progress=False)
+    faces = cluster.face_set(config.dataset("lfw"), labelled=True, progress=False, detector=detector,
+                             descriptor=descriptor)
     prep = time.perf_counter() - start
     cluster.compare_methods(faces, {"warm-up": {}})  # first call pays imports; not part of any timing
     rows = cluster.compare_methods(faces)
@@ -42,6 +45,26 @@ def identity() -> dict:
     default = out["methods"]["hybrid: hdbscan 5 + attach 0.6 (default)"]
     out["default_bcubed_f_vs_chinese_whispers"] = round(default["bcubed_f"] / out["methods"]["chinese whispers 0.5"]["bcubed_f"], 4)
     out["default_bcubed_f_vs_kmeans_true_k"] = round(default["bcubed_f"] / out["methods"]["kmeans true k"]["bcubed_f"], 4)
+    return out
+
+
+def identity_footballers(detector: str | None = None, descriptor: str | None = None) -> dict:
+    """Identity clustering of the raw footballer photos (default method), each photo scored by the
+    cluster of its largest face against its folder (and, for contrast, by its subject face)."""
+    from vision_lib import cluster, config
+
+    start = time.perf_counter()
+    faces = cluster.face_set(config.dataset("footballers"), labelled=True, progress=False, detector=detector,
+                             descriptor=descriptor)
+    prep = time.perf_counter() - start
+    labels = cluster.IdentityClustering(descriptor=faces.descriptor).fit_predict(faces.descriptors)
+    out = {"photos": len(faces.photos), "faces": len(faces), "photos_without_face": len(faces.rejected),
+           "detect_describe_seconds": round(prep, 1)}
+    for name, clusters in (("largest_face", faces.largest_face_clusters(labels)),
+                           ("subject_face", faces.photo_clusters(labels))):
+        m = cluster.external_metrics(faces.photo_labels, clusters)
+        out[f"by_{name}"] = {k: round(m[k], 4) for k in ("bcubed_f", "bcubed_precision", "bcubed_recall")}
+        out[f"by_{name}"]["clusters"] = m["n_clusters"]
     return out
 
 
@@ -104,8 +127,27 @@ def clothing() -> dict:
     return out
 
 
-def main() -> None:
-    result = {"identity_lfw": identity(), "clothing": clothing()}
+def main(argv=None) -> None:
+    import argparse
+
+    from vision_lib.models import DEFAULT_DESCRIPTOR, DEFAULT_DETECTOR, DESCRIPTORS, DETECTORS
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--detector", choices=DETECTORS, default=None, help=f"default: {DEFAULT_DETECTOR}")
+    ap.add_argument("--descriptor", choices=DESCRIPTORS, default=None, help=f"default: {DEFAULT_DESCRIPTOR}")
+    ap.add_argument("--baseline", nargs=2, metavar=("DETECTOR", "DESCRIPTOR"), default=None,
+                    help="also the footballers' identity clustering with these models (e.g. mtcnn dlib)")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["lfw", "footballers", "clothing"])
+    args = ap.parse_args(argv)
+    result = {"models": {"detector": args.detector or DEFAULT_DETECTOR, "descriptor": args.descriptor or DEFAULT_DESCRIPTOR}}
+    if "lfw" not in args.skip:
+        result["identity_lfw"] = identity(args.detector, args.descriptor)
+    if "footballers" not in args.skip:
+        result["identity_footballers"] = identity_footballers(args.detector, args.descriptor)
+        if args.baseline:
+            result["identity_footballers_baseline"] = {"models": args.baseline, **identity_footballers(*args.baseline)}
+    if "clothing" not in args.skip:
+        result["clothing"] = clothing()
     print(json.dumps(result, indent=1))
 
 

@@ -5,6 +5,12 @@ subprocess and talks to it over HTTP. Baseline measured in the same run: decodin
 same JPEG bytes in-process without HTTP, so the JSON quotes the server's overhead as a ratio.
 
     python benchmarks/bench_serve.py [--model BUNDLE] [--photos 20] [--clients 4] [--requests 25]
+                                     [--abuse-clients 8] [--abuse-requests 50] [--abuse-deadline 600]
+
+Then a bounded mixed load of good and bad requests (benchmarks/serve_abuse.py: real photos,
+non-images, truncated and zero-byte files, oversized uploads, decompression bombs, wrong or missing
+content types, multipart without a file, clients that hang up mid-body), counting 5xx answers and
+answers other than the expected 4xx, with the server process's RSS sampled throughout.
 
 Without --model it trains a small bundle (3 footballers x 8 photos) into a temporary folder and
 sends held-out photos of those players. Prints one JSON object on stdout.
@@ -28,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # serve_abuse.py beside this file
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PLAYERS = ("cristiano_ronaldo", "leo_messi", "mohamed_salah")
@@ -79,8 +87,8 @@ def start_server(model: Path, max_upload_mb: float, threads: int) -> tuple[subpr
     cmd = [sys.executable, "-m", "vision_lib", "serve", "--model", str(model), "--port", "0",
            "--max-upload-mb", str(max_upload_mb), "--threads", str(threads)]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     tail = []
     for line in proc.stdout:  # ends if the server dies
         tail.append(line)
@@ -131,6 +139,54 @@ def bad_inputs(session, api: str, jpeg: bytes, max_upload_mb: float) -> dict:
     return out
 
 
+def abuse_load(server, url: str, photos: list[bytes], args) -> dict:
+    """The mixed good/bad load of serve_abuse.py against the server, its RSS sampled every 0.2 s."""
+    from urllib.parse import urlsplit
+
+    import serve_abuse
+
+    where = urlsplit(url)
+    kinds = serve_abuse.cases(photos, int(args.max_upload_mb * 1_000_000))
+    rss = [server.memory_info().rss]
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.2):
+            try:
+                rss.append(server.memory_info().rss)
+            except Exception:  # noqa: BLE001 - the server died: the result says so
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    rounds, after = [], []
+    try:
+        for _ in range(args.abuse_rounds):
+            rounds.append(serve_abuse.run_load(where.hostname, where.port, kinds, clients=args.abuse_clients,
+                                               requests=args.abuse_requests, deadline_s=args.abuse_deadline,
+                                               timeout=TIMEOUT))
+            time.sleep(1.0)  # let waitress drop the hung-up connections' buffers
+            after.append(server.memory_info().rss)
+    finally:
+        done.set()
+        sampler.join(5)
+    mb = 1 / 2**20
+    res = rounds[0]  # the first round in full; the others' counts are added below
+    res["rounds"] = len(rounds)
+    for key in ("server_errors_5xx", "unexpected_answers"):
+        res[f"{key}_all_rounds"] = sum(r[key] for r in rounds)
+    res["exceptions_all_rounds"] = sum(r["sent"]["exceptions"] for r in rounds)
+    res["finished_within_deadline_all_rounds"] = all(r["finished_within_deadline"] for r in rounds)
+    res["p50_p95_s_per_round"] = [[r["latency_s"]["all"].get("p50"), r["latency_s"]["all"].get("p95")] for r in rounds]
+    res["kinds_sent"] = [k.name for k in kinds]
+    res["server_rss_mb"] = {"before": round(rss[0] * mb, 1), "peak": round(max(rss + after) * mb, 1),
+                            "after_each_round": [round(a * mb, 1) for a in after],
+                            "growth_first_round": round((after[0] - rss[0]) * mb, 1),
+                            "growth_after_first_round": round((after[-1] - after[0]) * mb, 1),
+                            "peak_over_before_ratio": round(max(rss + after) / rss[0], 3)}
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, help="bundle from `vision-lib train` (default: train a small one)")
@@ -139,6 +195,11 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=25, help="requests per client in the load run")
     ap.add_argument("--threads", type=int, default=4, help="server threads")
     ap.add_argument("--max-upload-mb", type=float, default=10)
+    ap.add_argument("--abuse-clients", type=int, default=8, help="clients of the mixed good/bad load")
+    ap.add_argument("--abuse-requests", type=int, default=50, help="requests per client in the mixed load")
+    ap.add_argument("--abuse-deadline", type=float, default=600, help="seconds after which each mixed load stops")
+    ap.add_argument("--abuse-rounds", type=int, default=2,
+                    help="mixed loads one after the other: RSS after each shows whether memory keeps growing")
     args = ap.parse_args()
 
     import psutil
@@ -227,6 +288,8 @@ def main() -> int:
         wall = time.perf_counter() - t0
         bad = bad_inputs(session, api, photos[0][1], args.max_upload_mb)
         alive = proc.poll() is None
+        abuse = abuse_load(server, url, [d for _, d in photos[:3]], args)
+        alive_after_abuse = proc.poll() is None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -255,8 +318,15 @@ def main() -> int:
         "bad_inputs": bad,
         "bad_inputs_all_as_expected": all(v["status"] == v["expected"] and v["json_error"] for v in bad.values()),
         "server_alive_after_run": alive,
+        "abuse_load": abuse,
+        "server_alive_after_abuse": alive_after_abuse,
         "targets": {"p50_under_0.6s": seq_stats["p50"] < 0.6, "zero_errors_under_load": not errors,
-                    "bad_input_codes": all(v["status"] == v["expected"] for v in bad.values())},
+                    "bad_input_codes": all(v["status"] == v["expected"] for v in bad.values()),
+                    "abuse_zero_5xx": abuse["server_errors_5xx_all_rounds"] == 0
+                    and abuse["exceptions_all_rounds"] == 0,
+                    "abuse_every_answer_as_expected": abuse["unexpected_answers_all_rounds"] == 0,
+                    "abuse_within_deadline": abuse["finished_within_deadline_all_rounds"],
+                    "server_alive_after_abuse": alive_after_abuse},
     }
     print(json.dumps(result, indent=2))
     return 0

@@ -22,7 +22,7 @@ ORIENTATION = 0x0112
 EXPECTED_REASONS = {
     "empty.jpg": "empty file",
     "truncated.jpg": "truncated",
-    "notes_named_like_a_photo.jpg": "not an image",
+    "notes_named_like_a_photo.jpg": "not a photo: text file",
     "one_pixel.png": "too small",
     "bomb_40000x40000.png": "too large",
     "no_face/sky.jpg": "no face found",
@@ -97,9 +97,9 @@ def make_bad_corpus(root: Path, face_photo: Path | None = None) -> dict[str, str
     sky += np.random.default_rng(1).normal(0, 3, sky.shape)
     Image.fromarray(sky.clip(0, 255).astype(np.uint8)).save(add("no_face/sky.jpg", "photo without a face"),
                                                             quality=90)
-    # Ignored by design: not a photo extension, and hidden files.
-    (root / "README.txt").write_text("not a photo: ignored by extension\n")
-    (root / ".hidden.jpg").write_bytes(jpeg)
+    # Not photos by content, and hidden files: listed with their reason, never processed.
+    add("README.txt", "text file").write_text("not a photo: a text file\n")
+    add(".hidden.jpg", "hidden file").write_bytes(jpeg)
 
     if face_photo is not None:
         rgb = np.asarray(Image.open(face_photo).convert("RGB"))
@@ -134,3 +134,113 @@ def held_by_another_run(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def make_mixed_folder(root: Path, face_photo: Path) -> tuple[set[str], set[str], dict[str, str]]:
+    """A folder as users have them: odd-but-valid photos (no or wrong extension, upper case, CMYK,
+    16-bit, EXIF-rotated, progressive, grey, small, WebP/BMP/TIFF/GIF/PGM, nested) made from the real
+    ``face_photo``, beside files that are not photos (text, SVG, PDF, HTML, ZIP, random bytes, zero
+    bytes, hidden files and folders, a link loop, a broken link) and a truncated photo.
+
+    Returns ``(photos with the face, valid photos without a face, {other entry: expected reason})``,
+    names relative to ``root``; the reasons are substrings of what the scan or the loader says.
+    """
+    import os
+    import zipfile
+    from io import BytesIO
+
+    root.mkdir(parents=True, exist_ok=True)
+    img = Image.open(face_photo).convert("RGB")
+    rgb = np.asarray(img)
+    jpeg = BytesIO()
+    img.save(jpeg, "JPEG", quality=92)
+    jpeg = jpeg.getvalue()
+    with_face: dict[str, object] = {
+        "IMG_0001": jpeg,  # no extension, as phone exports and messaging apps produce
+        "holiday.txt": jpeg,  # a photo with a wrong extension
+        "UPPER.JPG": jpeg,
+        "png_named.jpeg": lambda p: img.save(p, "PNG"),
+        "cmyk.jpg": lambda p: img.convert("CMYK").save(p, "JPEG", quality=95),
+        "grey16.png": lambda p: Image.fromarray(np.asarray(img.convert("L"), np.uint16) * 257).save(p, "PNG"),
+        "exif_rotated.jpg": lambda p: save_exif_rotated(rgb, p),
+        "progressive.jpg": lambda p: img.save(p, "JPEG", quality=90, progressive=True),
+        "grey.jpg": lambda p: img.convert("L").save(p, "JPEG", quality=92),
+        "small.jpg": lambda p: img.resize((img.width // 3, img.height // 3)).save(p, "JPEG", quality=92),
+        "photo.webp": lambda p: img.save(p, "WEBP", quality=90),
+        "photo.bmp": lambda p: img.save(p, "BMP"),
+        "photo.tif": lambda p: img.save(p, "TIFF"),
+        "photo.gif": lambda p: img.save(p, "GIF"),
+        "att_style.pgm": lambda p: img.convert("L").save(p, "PPM"),  # binary P5, as in data/att_faces
+        "a/b/c/deep.jpg": jpeg,  # nested folders
+    }
+    for name, make in with_face.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(make) if isinstance(make, bytes) else make(path)
+    Image.new("RGB", (8, 8), (40, 90, 200)).save(root / "tiny_8x8.png")
+    zipped = BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("a.txt", "x")
+    others = {
+        "notes.txt": ("shopping list: milk, eggs\n", "not a photo: text file"),
+        "fake_photo.png": ("just text named .png\n", "not a photo: text file"),
+        "drawing.svg": ('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>\n',
+                        "not a photo: SVG drawing"),
+        "drawing_no_ext": ('<svg xmlns="http://www.w3.org/2000/svg" width="10"/>', "not a photo: SVG drawing"),
+        "paper.pdf": (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "not a photo: PDF document"),
+        "page.html": ("<!DOCTYPE html><html><body>hi</body></html>", "not a photo: HTML page"),
+        "archive.zip": (zipped.getvalue(), "not a photo: ZIP archive"),
+        "random.bin": (np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes(),
+                       "not a photo: unknown format"),
+        "zero.jpg": (b"", "empty file"),
+        "truncated.jpg": (jpeg[: len(jpeg) // 3], "truncated"),
+        ".hidden.jpg": (jpeg, "hidden file"),
+        "a/.DS_Store": (b"\x00\x00\x00\x01Bud1", "hidden file"),
+        ".git/config": ("[core]\n", None),  # inside the hidden folder below: not listed on its own
+    }
+    expected = {}
+    for name, (data, reason) in others.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        if reason is not None:
+            expected[name] = reason
+    expected[".git"] = "hidden folder"
+    os.symlink(".", root / "a" / "loop")  # a folder link back up: a loop
+    expected["a/loop"] = "link to a folder already searched"
+    os.symlink("self_link", root / "self_link")  # a link to itself
+    expected["self_link"] = "symbolic link loop"
+    os.symlink("deleted.jpg", root / "gone.jpg")
+    expected["gone.jpg"] = "broken link"
+    return set(with_face), {"tiny_8x8.png"}, expected
+
+
+def entries(root: Path) -> set[str]:
+    """Every entry a folder scan must account for: files and links, and hidden folders as one entry."""
+    import os
+
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(root):  # links are not followed: each is one entry
+        rel = Path(dirpath).relative_to(root)
+        for d in list(dirnames):
+            if d.startswith(".") or os.path.islink(os.path.join(dirpath, d)):
+                found.add((rel / d).as_posix())
+                dirnames.remove(d)
+        found.update((rel / f).as_posix() for f in filenames)
+    return found
+
+
+def tree_state(root: Path) -> dict[str, str]:
+    """:func:`tree_digest` plus every link's target and every entry's mode: "no input changed"."""
+    import os
+
+    state = tree_digest(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            key = p.relative_to(root).as_posix()
+            st = os.lstat(p)
+            state[key + "#mode"] = f"{st.st_mode:o} {st.st_mtime_ns}"
+            if p.is_symlink():
+                state[key + "#link"] = os.readlink(p)
+    return state

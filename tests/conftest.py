@@ -56,6 +56,26 @@ def _isolated_cache(tmp_path_factory):
     yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_terminal_input():
+    """Subprocesses of the tests (servers, kernels, CLIs) get /dev/null as standard input, however
+    pytest was launched: from a terminal, a background job (where a child reading the terminal would
+    be stopped by SIGTTIN), nohup or `< /dev/null`. No test reads standard input."""
+    try:
+        saved = os.dup(0)
+    except OSError:  # no standard input at all (closed): nothing to inherit
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

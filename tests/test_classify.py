@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from vision_lib import classify
+from vision_lib import extraction
 from vision_lib.classify import FaceClassifier, PhotoFeatures, Recipe
 from vision_lib.faces import Face
 from vision_lib.io import PhotoSet
@@ -19,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # --------------------------------------------------------------------------- synthetic identities
+# The generated descriptors are at dlib's scale (same person within 0.6): the tests that use them
+# pin descriptor="dlib", whose same-person distance every threshold then follows.
 def _identities(rng, n: int = 3, dim: int = 128) -> np.ndarray:
     # Unit-ish centres ~0.9 apart, like dlib descriptors of different people.
     c = rng.normal(size=(n, dim))
@@ -64,7 +67,7 @@ def test_select_faces_picks_the_folders_person_not_the_largest_face(rng):
     centres = _identities(rng)
     photos, labels, truth = _folders(rng, centres)
     idx = [i for i, lab in enumerate(labels) if lab == "person0"]
-    chosen, dist, centroid = classify.select_faces([photos[i].descriptors for i in idx])
+    chosen, dist, centroid = classify.select_faces([photos[i].descriptors for i in idx], descriptor="dlib")
     want = [truth[i] for i in idx]
     # The misfiled photo (k == 3) is a single face of someone else: agreement alone must reject it.
     assert list(chosen) == want
@@ -79,7 +82,7 @@ def test_clean_training_set_reports_what_was_left_out_and_why(rng):
     labels.append("person0")
     photos.append(PhotoFeatures(Path("empty.jpg"), [], np.zeros((0, 128)), np.zeros((0, 128))))
     labels.append("person1")
-    picked, report, centroids = classify.clean_training_set(photos, labels)
+    picked, report, centroids = classify.clean_training_set(photos, labels, descriptor="dlib")
     assert sorted(centroids) == ["person0", "person1", "person2"]
     assert {(i, j) for i, j in picked} == {(i, t) for i, t in enumerate(truth) if t >= 0}
     reasons = report.counts()
@@ -91,13 +94,13 @@ def test_clean_training_set_reports_what_was_left_out_and_why(rng):
     assert len(report.excluded_for("no face matches", "unreadable")) == 7
     assert {e.reason for e in report.excluded_for("no face found")} == {"no face found"}
     # "largest" keeps the stranger of k % 4 == 1 photos: that is the classic recipe's weakness.
-    picked_l, report_l, _ = classify.clean_training_set(photos, labels, "largest")
+    picked_l, report_l, _ = classify.clean_training_set(photos, labels, "largest", descriptor="dlib")
     assert (1, 0) in picked_l and report_l.counts()["not the largest face in the photo"] == 9
 
 
 def _fit(photos, labels, **kw) -> FaceClassifier:
     return classify.train(PhotoSet(Path("."), [p.path for p in photos], labels),
-                          photos=photos, progress=False, n_jobs=1, **kw)
+                          photos=photos, progress=False, n_jobs=1, **{"descriptor": "dlib", **kw})
 
 
 def test_prediction_chooses_the_known_face_and_marks_strangers_unknown(rng):
@@ -135,7 +138,7 @@ def test_a_hesitant_probability_does_not_reject_a_face_close_to_its_person(rng):
     centres = _identities(rng)
     photos, labels, _ = _folders(rng, centres, n_per=16)
     model = _fit(photos, labels)
-    X, y, D, _ = classify.training_faces(photos, labels)
+    X, y, D, _ = classify.training_faces(photos, labels, descriptor="dlib")
     own = np.linalg.norm(D - np.asarray([model.centroids_[c] for c in y]), axis=1)
     # The 95% quantile of the training faces' distances to their own person's centroid.
     assert model.sure_distance == pytest.approx(np.quantile(own, 0.95))
@@ -186,7 +189,7 @@ def test_adaptive_max_distance_tightens_the_open_set_rule_for_tight_identities(r
     centres = _identities(rng)
     photos, labels, _ = _folders(rng, centres, n_per=16)
     fixed, adaptive = _fit(photos, labels), _fit(photos, labels, max_distance="adaptive")
-    _, y, D, _ = classify.training_faces(photos, labels)
+    _, y, D, _ = classify.training_faces(photos, labels, descriptor="dlib")
     own = np.linalg.norm(D - np.asarray([adaptive.centroids_[c] for c in y]), axis=1)
     assert fixed.max_distance == 0.6
     # These generated faces lie <= 0.25 from their centre: 1.3 x their 95% quantile is well under 0.6.
@@ -322,6 +325,21 @@ def test_bundle_round_trip_and_refusals(rng, tmp_path):
     with pytest.raises(classify.ModelBundleError, match="dlib_resnet_v1/shape"):
         classify.load_model(tmp_path / "desc.pkl", check_versions=False)
 
+    # A bundle from before the descriptor registry (no descriptor in its recipe) names it by id only:
+    # it loads with that descriptor, whatever today's default is.
+    outer = pickle.loads(path.read_bytes())
+    del outer["header"]["recipe"]["descriptor"]
+    (tmp_path / "old_recipe.pkl").write_bytes(pickle.dumps(outer))
+    assert classify.load_model(tmp_path / "old_recipe.pkl", check_versions=False).recipe.descriptor == "dlib"
+    # Another registered descriptor's id in the header: refused, naming the retraining command.
+    from vision_lib.models import get_descriptor
+
+    outer = pickle.loads(path.read_bytes())
+    outer["header"]["descriptor"] = get_descriptor("facenet").id
+    (tmp_path / "other.pkl").write_bytes(pickle.dumps(outer))
+    with pytest.raises(classify.ModelBundleError, match="train --descriptor dlib"):
+        classify.load_model(tmp_path / "other.pkl", check_versions=False)
+
 
 def test_damaged_bundles_are_refused_with_one_clear_error(rng, tmp_path):
     photos, labels, _ = _folders(rng, _identities(rng))
@@ -380,11 +398,11 @@ def test_cache_keys_of_the_wavelet_recipe_hold_every_default():
     from vision_lib.faces import get_detector
 
     # Defaults are spelt out in the key, so a release that changes one misses the old entries.
-    assert classify._wavelet_key(()) == classify._wavelet_key((("level", 5), ("size", 32), ("wavelet", "haar")))
-    assert dict(classify._wavelet_key((("size", 16),))) == {"level": 5, "size": 16, "wavelet": "haar"}
-    assert classify._detector_key("haar", ()) == get_detector("haar").params()
-    assert dict(classify._detector_key("haar", (("min_neighbors", 3),)))["min_neighbors"] == 3
-    assert classify._detector_key("mtcnn", (("threads", 1),)) == classify._detector_key("mtcnn", ())  # speed only
+    assert extraction._wavelet_key(()) == extraction._wavelet_key((("level", 5), ("size", 32), ("wavelet", "haar")))
+    assert dict(extraction._wavelet_key((("size", 16),))) == {"level": 5, "size": 16, "wavelet": "haar"}
+    assert extraction._detector_key("haar", ()) == get_detector("haar").params()
+    assert dict(extraction._detector_key("haar", (("min_neighbors", 3),)))["min_neighbors"] == 3
+    assert extraction._detector_key("mtcnn", (("threads", 1),)) == extraction._detector_key("mtcnn", ())  # speed only
 
 
 def test_recipe_rejects_unknown_names():
@@ -461,7 +479,7 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     from PIL import Image
 
     Image.new("RGB", (8, 8)).save(train_dir / "loose.png")  # a photo without a person folder
-    rc, out, err = _cli("train", train_dir, "--model", model, "--quiet")
+    rc, out, err = _cli("train", train_dir, "--out", model, "--quiet")
     (train_dir / "loose.png").unlink()
     assert rc == 0, err
     assert "training faces" in out and "excluded" in out and model.is_file()
@@ -475,13 +493,13 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     assert report.excluded and "left out of training" in out
     for e in report.excluded:
         assert f"  {e.path}{'' if e.face_index is None else f' [face {e.face_index}]'}: {e.reason}" in out
-    rc, _, err = _cli("train", train_dir, "--model", model, "--quiet")
-    assert rc == 2 and "--force" in err
-    rc, out, err = _cli("train", train_dir, "--model", tmp_path, "--force", "--quiet")  # a folder: refused first
+    rc, _, err = _cli("train", train_dir, "--out", model, "--quiet")
+    assert rc == 2 and "--overwrite" in err
+    rc, out, err = _cli("train", train_dir, "--out", tmp_path, "--overwrite", "--quiet")  # a folder: refused first
     assert rc == 2 and "not a regular file" in err and "training faces" not in out
-    rc, _, err = _cli("train", train_dir, "--model", tmp_path / "x.pkl", "--max-distance", "tight")
+    rc, _, err = _cli("train", train_dir, "--out", tmp_path / "x.pkl", "--max-distance", "tight")
     assert rc == 2 and "adaptive" in err and not (tmp_path / "x.pkl").exists()
-    rc, _, err = _cli("train", train_dir, "--model", tmp_path / "open.pkl", "--max-distance", "adaptive", "--quiet")
+    rc, _, err = _cli("train", train_dir, "--out", tmp_path / "open.pkl", "--max-distance", "adaptive", "--quiet")
     assert rc == 0, err
     assert 0 < classify.read_header(tmp_path / "open.pkl")["header"]["max_distance"] <= 0.6
 
@@ -494,7 +512,7 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     (inbox / "broken.jpg").write_bytes(b"not a jpeg")
     os.mkfifo(inbox / "pipe.jpg")  # read, it would wait for a writer for ever
     Image.fromarray(np.full((120, 160, 3), 200, np.uint8)).save(inbox / "blank.png")
-    rc, out, err = _cli("predict", model, inbox, photos[1], "--json")
+    rc, out, err = _cli("predict", "--model", model, inbox, photos[1], "--json")  # the older form below
     assert rc == 1, err  # every photo answered, but broken.jpg failed: the exit code says so
     lines = [json.loads(line) for line in out.splitlines()]
     by_name = {Path(r["path"]).name: r for r in lines}
@@ -533,6 +551,7 @@ def test_notebook_03_runs_on_small_parameters(footballers_dir, tmp_path):
                            {"limit": PER_PLAYER + 2, "test_size": 0.3, "seed": 0, "out_dir": str(out)},
                            html=False)
     assert res.ok, res.error
+    assert res.stderr == [], res.stderr  # a clean report: no start-up noise, no warnings
     summary = json.loads((out / "summary.json").read_text())
     assert {r["model"] for r in summary["comparison"]} == set(classify.MODELS)
     assert summary["test"]["photos"] > 0 and 0.5 <= summary["test"]["accuracy_all"] <= 1.0

@@ -15,6 +15,7 @@ from vision_lib import cluster
 from vision_lib.cluster import IdentityClustering, external_metrics, internal_metrics
 
 
+# Synthetic people are built at dlib's scale (same person within 0.6): the tests pin descriptor="dlib".
 def _people(rng, n_people=6, per=8, spread=0.25, n_noise=3, dim=128):
     """Descriptor-like data: people ~1 apart, same-person faces ~0.35 apart, plus far-away loners."""
     centres = rng.normal(size=(n_people, dim))
@@ -29,7 +30,7 @@ def _people(rng, n_people=6, per=8, spread=0.25, n_noise=3, dim=128):
 @pytest.mark.parametrize("method", ["hybrid", "agglomerative", "chinese_whispers", "hdbscan", "dbscan"])
 def test_methods_find_the_people_and_leave_loners_unassigned(rng, method):
     X, y = _people(rng)
-    model = IdentityClustering(method=method).fit(X)
+    model = IdentityClustering(descriptor="dlib", method=method).fit(X)
     assert model.n_clusters_ == 6
     assert np.all(model.labels_[-3:] == -1), "loners must be unassigned, not forced into a group"
     assert external_metrics(y, model.labels_)["bcubed_f"] == pytest.approx(1.0)
@@ -39,17 +40,17 @@ def test_methods_find_the_people_and_leave_loners_unassigned(rng, method):
 
 def test_kmeans_needs_k_or_borrows_it_and_assigns_everyone(rng):
     X, y = _people(rng)
-    labels = IdentityClustering(method="kmeans", random_state=0).fit_predict(X)
+    labels = IdentityClustering(descriptor="dlib", method="kmeans", random_state=0).fit_predict(X)
     assert (labels >= 0).all() and len(set(labels)) == 6
-    assert len(set(IdentityClustering(method="kmeans", n_clusters=3, random_state=0).fit_predict(X))) == 3
+    assert len(set(IdentityClustering(descriptor="dlib", method="kmeans", n_clusters=3, random_state=0).fit_predict(X))) == 3
 
 
 def test_threshold_and_k_change_the_answer(rng):
     X, _ = _people(rng)
     agg = {"method": "agglomerative"}
-    assert IdentityClustering(threshold=2.0, **agg).fit(X).n_clusters_ == 1  # everyone merged
-    assert IdentityClustering(threshold=0.05, **agg).fit(X).n_clusters_ == 0  # everyone alone -> unassigned
-    assert IdentityClustering(n_clusters=4).fit(X).n_clusters_ <= 4
+    assert IdentityClustering(descriptor="dlib", threshold=2.0, **agg).fit(X).n_clusters_ == 1  # everyone merged
+    assert IdentityClustering(descriptor="dlib", threshold=0.05, **agg).fit(X).n_clusters_ == 0  # everyone alone -> unassigned
+    assert IdentityClustering(descriptor="dlib", n_clusters=4).fit(X).n_clusters_ <= 4
 
 
 def test_hybrid_keeps_dense_look_alikes_apart_and_groups_small_people(rng):
@@ -65,9 +66,9 @@ def test_hybrid_keeps_dense_look_alikes_apart_and_groups_small_people(rng):
     b = centre - step + rng.normal(scale=0.15 / np.sqrt(dim), size=(12, dim))
     c = -centre + rng.normal(scale=0.15 / np.sqrt(dim), size=(3, dim))  # 3 faces < HYBRID_CORE_SIZE
     X, y = np.vstack([a, b, c]), np.r_[np.zeros(12), np.ones(12), np.full(3, 2)]
-    merged = IdentityClustering(method="agglomerative").fit_predict(X)
+    merged = IdentityClustering(descriptor="dlib", method="agglomerative").fit_predict(X)
     assert len(set(merged[:24])) == 1, "the look-alikes should be merged by average linkage at 0.6"
-    labels = IdentityClustering().fit_predict(X)
+    labels = IdentityClustering(descriptor="dlib").fit_predict(X)
     assert external_metrics(y, labels)["bcubed_f"] == pytest.approx(1.0)
 
 
@@ -90,7 +91,7 @@ def test_hybrid_splits_a_density_core_that_chains_people(rng, monkeypatch):
             return np.zeros(len(X), dtype=int)
 
     monkeypatch.setattr(sklearn.cluster, "HDBSCAN", OneCore)
-    labels = IdentityClustering().fit_predict(X)
+    labels = IdentityClustering(descriptor="dlib").fit_predict(X)
     assert external_metrics(y, labels)["bcubed_f"] == pytest.approx(1.0)
 
 
@@ -106,8 +107,8 @@ def test_max_clusters_caps_by_merging_closest_groups(rng):
     X, y = _people(rng, n_people=6)
     shift = rng.normal(size=128)
     X[8:16] = X[0:8] + 0.6 * shift / np.linalg.norm(shift)  # person 1: a near look-alike of person 0
-    assert IdentityClustering().fit(X).n_clusters_ == 6
-    capped = IdentityClustering(max_clusters=5).fit(X)
+    assert IdentityClustering(descriptor="dlib").fit(X).n_clusters_ == 6
+    capped = IdentityClustering(descriptor="dlib", max_clusters=5).fit(X)
     assert capped.n_clusters_ == 5
     assert len(set(capped.labels_[0:16])) == 1, "the two closest groups are the ones merged"
     assert np.all(capped.labels_[-3:] == -1)
@@ -115,11 +116,11 @@ def test_max_clusters_caps_by_merging_closest_groups(rng):
 
 def test_bad_input_is_refused(rng):
     with pytest.raises(ValueError, match="unknown method"):
-        IdentityClustering(method="magic").fit(rng.normal(size=(4, 3)))
+        IdentityClustering(descriptor="dlib", method="magic").fit(rng.normal(size=(4, 3)))
     with pytest.raises(ValueError, match="2D array"):
-        IdentityClustering().fit(np.zeros(5))
-    assert IdentityClustering().fit(np.zeros((0, 128))).n_clusters_ == 0
-    assert IdentityClustering().fit(np.zeros((1, 128))).labels_.tolist() == [-1]
+        IdentityClustering(descriptor="dlib").fit(np.zeros(5))
+    assert IdentityClustering(descriptor="dlib").fit(np.zeros((0, 128))).n_clusters_ == 0
+    assert IdentityClustering(descriptor="dlib").fit(np.zeros((1, 128))).labels_.tolist() == [-1]
 
 
 def test_external_metrics_by_hand():
@@ -149,7 +150,7 @@ def test_noise_counts_as_singletons_not_as_a_group():
 
 def test_internal_metrics_leave_noise_out_and_are_none_when_undefined(rng):
     X, _ = _people(rng)
-    labels = IdentityClustering().fit_predict(X)
+    labels = IdentityClustering(descriptor="dlib").fit_predict(X)
     m = internal_metrics(X, labels)
     assert m["n_unassigned"] == 3 and m["silhouette"] > 0.5 and m["davies_bouldin"] < 1.0
     assert internal_metrics(X, np.zeros(len(X), int))["silhouette"] is None
@@ -266,7 +267,7 @@ def lfw_small(lfw_dir):
 
 def test_real_lfw_subset_is_clustered_by_person(lfw_small):
     assert len(lfw_small.photos) == 48 and len(lfw_small.rejected) <= 3
-    labels = IdentityClustering().fit_predict(lfw_small.descriptors)
+    labels = IdentityClustering(descriptor=lfw_small.descriptor).fit_predict(lfw_small.descriptors)
     m = external_metrics(lfw_small.photo_labels, lfw_small.photo_clusters(labels))
     assert m["bcubed_f"] >= 0.9, m
     assert 6 <= m["n_clusters"] <= 12
@@ -289,7 +290,7 @@ def test_cli_cluster_on_labelled_folder(tmp_path, lfw_small):
     rows = list(csv.DictReader(open(tmp_path / "out" / "clusters.csv")))
     assert len(rows) == len(lfw_small)
     assert main(["cluster", str(src), "--out", str(tmp_path / "out")]) == 2  # refuses to overwrite
-    assert main(["cluster", str(src), "--out", str(tmp_path / "o2"), "--k", "3", "--method", "kmeans"]) == 0
+    assert main(["cluster", str(src), "--out", str(tmp_path / "o2"), "--clusters", "3", "--method", "kmeans"]) == 0
     assert json.loads((tmp_path / "o2" / "metrics.json").read_text())["internal"]["n_clusters"] == 3
 
 
@@ -302,6 +303,7 @@ def test_notebook_04_runs_on_small_parameters(tmp_path, lfw_dir, players_dir, fo
         "with_recipe": True, "seed": 0, "out_dir": str(tmp_path / "nb"),
     }, html=False)
     assert res.ok, res.error
+    assert res.stderr == [], res.stderr  # a clean report: no start-up noise, no warnings
     summary = json.loads((tmp_path / "nb" / "summary.json").read_text())
     default = summary["lfw"]["hybrid: hdbscan 5 + attach 0.6 (default)"]
     assert default["n_true"] == 5 and default["bcubed_f"] >= 0.85
@@ -341,3 +343,17 @@ def test_copies_get_distinct_names_and_are_never_overwritten(tmp_path):
             copy_grouped([(src, tmp_path / "g" / "taken.jpg")], link=link)
         assert (tmp_path / "g" / "taken.jpg").read_bytes() == b"already here"
     assert copy_grouped([(src, tmp_path / "g" / n) for n in names]) == len(names)
+
+
+def test_default_thresholds_follow_the_descriptor(rng):
+    """The same people at FaceNet's scale (same person within 1.0) cluster as at dlib's (0.6)."""
+    from vision_lib.models import get_descriptor
+
+    X, y = _people(rng)
+    scale = get_descriptor("facenet").threshold / get_descriptor("dlib").threshold
+    for method in ("hybrid", "chinese_whispers"):
+        at_dlib = IdentityClustering(method=method, descriptor="dlib").fit_predict(X)
+        at_facenet = IdentityClustering(method=method, descriptor="facenet").fit_predict(X * scale)
+        assert at_facenet.tolist() == at_dlib.tolist()
+        # ...while dlib's fixed 0.6 on the wider scale would not find the same people
+    assert IdentityClustering(descriptor="dlib").fit_predict(X * scale).tolist() != at_dlib.tolist()

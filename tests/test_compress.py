@@ -339,7 +339,7 @@ def test_cli_writes_palette_pngs_and_json_lines(tmp_path, rng, capsys):
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert rc == 1  # one input failed, the others were done
     assert [Path(x["path"]).name for x in lines] == ["photo0.png", "broken.jpg", "photo1.png"]
-    assert "error" in lines[1] and "not an image" in lines[1]["error"]
+    assert "error" in lines[1] and "not a photo: text file" in lines[1]["error"]
     for rec, src in ((lines[0], photos[0]), (lines[2], photos[1])):
         assert {"path", "k", "psnr", "ssim", "bytes", "original_bytes", "ratio", "seconds"} <= rec.keys()
         written = out / "{}_k8.png".format(src.stem)
@@ -446,7 +446,7 @@ def test_explorer_updates_and_caches(tmp_path, rng):
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     c["image"].options = [*c["image"].options, ("broken", broken)]
     c["image"].value = broken  # no exception escapes the control
-    assert "Cannot show" in c["figures"].value and "not an image" in c["figures"].value
+    assert "Cannot show" in c["figures"].value and "not a valid PNG file" in c["figures"].value
     assert c["compressed"].value == b""
 
 
@@ -485,6 +485,7 @@ def test_notebook_06_runs_on_small_parameters(tmp_path):
                             "methods": ["vision_lib", "kmeans", "median_cut", "fast_octree"],
                             "out_dir": str(out)}, html=False, timeout=900)
     assert res.ok, res.error
+    assert res.stderr == [], res.stderr  # a clean report: no start-up noise, no warnings
     s = json.loads((out / "summary.json").read_text())
     assert len(s["images"]) == 2
     assert [r["k"] for r in s["by_k"]] == [4, 16]

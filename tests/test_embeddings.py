@@ -177,7 +177,7 @@ def test_mobilenet_transformer_takes_paths_or_arrays(photos):
 def test_mobilenet_transformer_warns_about_unreadable_paths(photos, tmp_path):
     bad = tmp_path / "fake.jpg"
     bad.write_text("not a photo")
-    with pytest.warns(UserWarning, match=r"1 of 2 photos could not be read.*fake\.jpg: not an image"):
+    with pytest.warns(UserWarning, match=r"1 of 2 photos could not be read.*fake\.jpg: not a photo: text file"):
         rows = E.MobileNetFeatures().transform([photos[0], bad])
     assert np.isfinite(rows[0]).all() and np.isnan(rows[1]).all()
 
@@ -217,7 +217,7 @@ def test_face_descriptors_transformer_on_real_faces(lfw_dir):
 
     people = sorted(p for p in lfw_dir.iterdir() if p.is_dir())[:2]
     paths = [p for person in people for p in sorted(person.glob("*.jpg"))[:3]]
-    found = [(pf, load_image(pf.path)) for pf in detect_paths(paths, n_jobs=1, progress=False) if pf.faces]
+    found = [(pf, load_image(pf.path)) for pf in detect_paths(paths, "mtcnn", n_jobs=1, progress=False) if pf.faces]
     assert len(found) >= 5
     crops = [crop(img, pf.faces[0], 0.2) for pf, img in found]
     from_crops = E.FaceDescriptors(margin=0.2).fit_transform(crops)
@@ -260,7 +260,7 @@ def test_face_descriptors_alignments_flip_and_fallback(lfw_dir):
     from vision_lib.faces import Face, detect_paths
 
     person = sorted(p for p in lfw_dir.iterdir() if p.is_dir() and len(list(p.glob("*.jpg"))) >= 2)[0]
-    found = [pf for pf in detect_paths(sorted(person.glob("*.jpg"))[:2], n_jobs=1, progress=False) if pf.faces]
+    found = [pf for pf in detect_paths(sorted(person.glob("*.jpg"))[:2], "mtcnn", n_jobs=1, progress=False) if pf.faces]
     assert len(found) == 2
     image = load_image(found[0].path)
     face = found[0].faces[0]

@@ -196,7 +196,9 @@ def test_bad_input_corpus_through_the_cli(tmp_path, face_photo):
         assert crop.size == (160, 160)
         assert r["crop"].startswith("formats/")  # mirrors the input's sub-folders
         assert float(r["score"]) >= 0.9 and int(r["size"]) >= 20
-    assert "README.txt" not in kept | set(reasons) and ".hidden.jpg" not in kept | set(reasons)
+    # The files that are not photos are listed too, by content and with their reason, never processed.
+    assert reasons["README.txt"] == "not a photo: text file" and reasons[".hidden.jpg"] == "hidden file"
+    assert F.rejection_category(reasons["README.txt"]) == "not a photo"
 
 
 def test_face_index_zero_is_the_largest(tmp_path, face_image):
@@ -356,6 +358,7 @@ def test_notebook_01_prepares_the_footballer_faces(footballers_dir, tmp_path):
     res = execute_notebook(NOTEBOOK_DIR / "01_data_preparation.ipynb", tmp_path,
                            {"limit": 3, "out_dir": str(out), "speed_sample": 4}, html=False)
     assert res.ok, res.error
+    assert res.stderr == [], res.stderr  # a clean report: no start-up noise, no warnings
     summary = json.loads((out / "summary.json").read_text())
     assert summary["photos"] == 18 and summary["players"] == 6
     export = summary["export"]

@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from vision_lib import features as F
+from vision_lib import tables as T
 
 
 def _stripes(rng, vertical: bool, size=(60, 50)) -> np.ndarray:
@@ -235,18 +236,18 @@ def _kit_folder(root, rng):
 
 def test_folder_histograms_give_a_labelled_table_and_list_what_failed(tmp_path, rng):
     _kit_folder(tmp_path / "in", rng)
-    table = F.folder_features(tmp_path / "in", "histogram", bins=4, progress=False)
+    table = T.folder_features(tmp_path / "in", "histogram", bins=4, progress=False)
     assert table.X.shape == (7, 2 * 4 ** 3) and table.X.dtype == np.float32
     assert table.labels == ["green_white"] * 4 + ["red_blue"] * 3
     assert table.sources[0] == "green_white/0.png" and (table.face_index == -1).all()
-    assert [s for s, _ in table.rejected] == ["red_blue/broken.jpg"]
+    assert [s for s, _ in table.rejected] == ["notes.txt", "red_blue/broken.jpg"]
     # Each half is a normalised histogram, and the two kits differ where their colours differ.
     upper, lower = table.X[:, :64], table.X[:, 64:]
     assert np.allclose(upper.sum(1), 1) and np.allclose(lower.sum(1), 1)
     assert F.histogram_correlation(upper[0], upper[4]) < 0.5 and F.histogram_correlation(upper[0], upper[1]) > 0.9
     path = table.save(tmp_path / "kits")
     assert path.name == "kits.npz"
-    back = F.FeatureTable.load(path)
+    back = T.FeatureTable.load(path)
     assert np.array_equal(back.X, table.X) and back.sources == table.sources and back.rejected == table.rejected
     assert back.kind == "histogram" and back.settings["bins"] == 4
     with pytest.raises(FileExistsError):
@@ -262,7 +263,7 @@ def test_folder_histograms_give_a_labelled_table_and_list_what_failed(tmp_path, 
         table.save(path, overwrite=True)
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["in", "kits.npz"]  # old file kept whole
     with pytest.raises(ValueError, match="unknown kind"):
-        F.folder_features(tmp_path / "in", "sift")
+        T.folder_features(tmp_path / "in", "sift")
 
 
 def test_cli_features_writes_npz_and_never_overwrites(tmp_path, rng, capsys):
@@ -272,10 +273,10 @@ def test_cli_features_writes_npz_and_never_overwrites(tmp_path, rng, capsys):
     out = tmp_path / "out" / "kits.npz"
     assert main(["features", str(tmp_path / "in"), "--out", str(out), "--kind", "histogram", "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "7 rows x 1024 values" in printed and "1 photos without a row" in printed
+    assert "7 rows x 1024 values" in printed and "2 files without a row" in printed
     with np.load(out) as z:
         assert z["X"].shape == (7, 1024) and z["label"].tolist().count("red_blue") == 3
-        assert z["rejected_source"].tolist() == ["red_blue/broken.jpg"]
+        assert z["rejected_source"].tolist() == ["notes.txt", "red_blue/broken.jpg"]
     stamp = out.stat().st_mtime_ns
     assert main(["features", str(tmp_path / "in"), "--out", str(out), "--kind", "histogram"]) == 2
     assert out.stat().st_mtime_ns == stamp
@@ -291,7 +292,7 @@ def test_folder_descriptors_one_row_per_face_on_real_photos(footballers_dir, tmp
         (tmp_path / player).mkdir()
         for photo in sorted((footballers_dir / player).glob("*.jpg"))[:3]:
             shutil.copy(photo, tmp_path / player / photo.name)
-    table = F.folder_features(tmp_path, "descriptor", progress=False)
+    table = T.folder_features(tmp_path, "descriptor", progress=False)
     photos = classify.extract(sorted(tmp_path.rglob("*.jpg")), progress=False)
     expected = np.vstack([ph.features for ph in photos if ph.faces])
     assert table.X.shape == expected.shape and np.allclose(table.X, expected)
@@ -309,6 +310,7 @@ def test_notebook_02_runs_and_separates_people(footballers_dir, tmp_path):
     res = execute_notebook(NOTEBOOK_DIR / "02_feature_engineering.ipynb", tmp_path,
                            {"limit": 5, "out_dir": str(tmp_path), "tsne": False}, html=False)
     assert res.ok, res.error
+    assert res.stderr == [], res.stderr  # a clean report: no start-up noise, no warnings
     summary = json.loads((tmp_path / "feature_summary.json").read_text())
     assert summary["n_photos"] == 30
     assert 20 <= summary["n_faces"] <= 30

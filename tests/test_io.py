@@ -106,16 +106,19 @@ def test_load_image_bytes_matches_load_image(corpus):
         io.load_image_bytes(b"")
 
 
-def test_loading_never_changes_the_files(corpus):
+def test_loading_never_changes_the_files_and_accounts_for_every_one(corpus):
     before = tree_digest(corpus)
     report = io.LoadReport()
-    loaded = list(io.iter_loaded(io.list_images(corpus), report))
+    scan = io.scan_folder(corpus)
+    loaded = list(io.iter_loaded(scan.photos, report))
     assert tree_digest(corpus) == before
     names = {p.relative_to(corpus).as_posix() for p, _ in loaded} | {
-        Path(r.source).relative_to(corpus).as_posix() for r in report.rejected}
-    assert names == {p.relative_to(corpus).as_posix() for p in io.list_images(corpus)}
-    assert {Path(r.source).name for r in report.rejected} == {
-        "empty.jpg", "truncated.jpg", "notes_named_like_a_photo.jpg", "one_pixel.png", "bomb_40000x40000.png"}
+        Path(r.source).relative_to(corpus).as_posix() for r in report.rejected + scan.skipped}
+    assert names == set(before)  # every file, hidden ones too, is either loaded or has a reason
+    assert {Path(r.source).name: r.reason for r in scan.skipped} == {
+        "empty.jpg": "empty file", "notes_named_like_a_photo.jpg": "not a photo: text file",
+        "README.txt": "not a photo: text file", ".hidden.jpg": "hidden file"}
+    assert {Path(r.source).name for r in report.rejected} == {"truncated.jpg", "one_pixel.png", "bomb_40000x40000.png"}
     assert all(r.reason for r in report.rejected)
 
 
@@ -125,6 +128,8 @@ def test_list_images_is_recursive_sorted_and_skips_other_files(corpus):
     assert "README.txt" not in found and ".hidden.jpg" not in found
     assert "no_face/sky.jpg" in found and "formats/cmyk.jpg" in found
     assert io.list_images(corpus, recursive=False) == [p for p in io.list_images(corpus) if p.parent == corpus]
+    assert {r.source: r.reason for r in io.scan_folder(corpus, recursive=False).skipped}[str(corpus / "formats")] \
+        == "sub-folder (not searched)"
     assert io.list_images(corpus / "empty.jpg") == [corpus / "empty.jpg"]
     with pytest.raises(FileNotFoundError):
         io.list_images(corpus / "missing")
@@ -226,7 +231,18 @@ def test_folder_lock_refuses_an_unwritable_folder_before_the_work(tmp_path, monk
         average.check_outputs(["Jo"], tmp_path / "ro")
 
 
-def test_signals_are_held_back_then_delivered():
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt during the test, however pytest was launched: a background job
+    (`cmd &`, nohup, some CI runners) inherits SIGINT as ignored. The caller's disposition is put back."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_signals_are_held_back_then_delivered(ctrl_c_raises):
     import signal
 
     done = []
@@ -261,7 +277,7 @@ def test_staged_folder_appears_whole_or_not_at_all(tmp_path):
     assert (out / "done.json").read_text() == "{}" and sorted(os.listdir(out)) == ["done.json", "sub"]
 
 
-def test_staged_folder_is_not_cut_by_an_interrupt_while_moving(tmp_path, monkeypatch):
+def test_staged_folder_is_not_cut_by_an_interrupt_while_moving(tmp_path, monkeypatch, ctrl_c_raises):
     import signal
 
     out = tmp_path / "out"

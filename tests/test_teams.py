@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from vision_lib import cluster, teams
+from vision_lib import io as vision_io
 
 COURT = (150, 62, 52)
 KITS = {"A": ((35, 45, 95), (35, 35, 40)),     # navy shirt, dark trousers
@@ -103,14 +104,14 @@ def test_cli_teams_writes_csv_and_groups(tmp_path, rng, monkeypatch):
     assert len(list((tmp_path / "out" / "group_00").iterdir())) + len(list((tmp_path / "out" / "group_01").iterdir())) == 16
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [(r["source"], r["reason"].split(":")[0]) for r in summary["rejected"]] == [
-        ("broken.jpg", "not an image (format not recognised)"), ("empty.png", "blank"), ("strip.png", "blank")]
+        ("broken.jpg", "not a photo"), ("empty.png", "blank"), ("strip.png", "blank")]
     assert main(["teams", str(src), "--out", str(tmp_path / "out")]) == 2  # never overwrites
 
     def interrupted(pairs, **kw):
         list(pairs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cluster, "copy_grouped", interrupted)
+    monkeypatch.setattr(vision_io, "copy_grouped", interrupted)
     assert main(["teams", str(src), "--out", str(tmp_path / "again")]) == 130
     assert sorted(os.listdir(tmp_path)) == ["crops", "out"]  # nothing half-written, no folder left behind
     (tmp_path / "again").mkdir()

@@ -1,17 +1,29 @@
 """vision_lib: analyse photos of people, from raw folders to models, clusters and averages.
 
-Where everything lives (one module per pipeline stage; notebooks and the CLI only call these):
+The common path is a handful of verbs (:mod:`vision_lib.api`, re-exported here): ``load_image``,
+``detect_faces``, ``describe_faces``, ``faces_of_folder``, ``train``, ``predict``, ``cluster_identities``,
+``average_faces``, ``quantize``.
+
+Where everything lives, in layers that import only downwards (checked by import-linter in the tests):
+app (``cli``; ``serve``, ``notebooks``, ``present``, ``widgets``, ``api``) -> stages (``classify``,
+``cluster``, ``teams``, ``average``, ``compress``) -> pipeline (``features``) -> ``faces`` /
+``embeddings`` -> ``models`` -> ``geometry`` -> ``io``, ``config``, ``names``, ``native``:
 
 ==================  ===========================================================================
 ``io``              load any photo as RGB uint8 (EXIF, alpha, CMYK, 16-bit...), check arrays
                     (``check_rgb``), list folders, :class:`~vision_lib.io.PhotoSet`, rejection
                     records, output names and CSV text settings shared by every stage, and the
                     safe-output helpers (``folder_lock``, ``staged_folder``, ``write_atomic``)
-``faces``           detect (MTCNN default, Haar recipe), crop, align, quality, best-N, batch export
+``geometry``        the :class:`~vision_lib.geometry.Face` record (box, score, five keypoints), crop,
+                    similarity transforms (numpy only; below the models)
+``models``          face detectors (``yunet`` default, ``mtcnn``, ``haar``) and descriptors
+                    (``facenet`` default, ``dlib``) as plug-ins by name (``get_detector``,
+                    ``get_descriptor``); model files found and checked by SHA-256
+``faces``           detect (by name, from ``models``), crop, align, quality, best-N, batch export
 ``features``        wavelet recipe, colour histograms of body regions (functions + transformers),
                     a folder to a feature table (``vision-lib features``)
-``embeddings``      dlib ResNet face descriptors (keypoint + shape-predictor alignments averaged),
-                    MobileNetV2 ImageNet features (lazy TensorFlow)
+``embeddings``      MobileNetV2 ImageNet features (lazy TensorFlow); dlib's descriptor functions
+                    re-exported from ``models.dlib``
 ``classify``        model comparison, cleaning of uncurated folders, predict, model bundles
 ``cluster``         identity clustering (number of people unknown) and its metrics
 ``teams``           clothing clustering of player crops
@@ -22,6 +34,10 @@ Where everything lives (one module per pipeline stage; notebooks and the CLI onl
 ``serve``           Flask web app: drop a photo, see who it is
 ``cli``             ``vision-lib`` command line (thin layer over the above)
 ``notebooks``       execute the numbered notebooks into ``reports/``
+``present``         offline slide decks and a summary page from the executed notebooks
+``api``             the facade: the verbs above
+``names``           the library's vocabulary of choices (methods, kinds), shared with the CLI
+``native``          TensorFlow imported without its C++ start-up notices
 ``config``          ``VISION_LIB_DATA``, ``KERAS_HOME``, cache folder, worker count
 ``cache``           disk cache keyed by file content (joblib.Memory)
 ``datasets``        fetch a public face set (LFW through scikit-learn) on a machine with internet
@@ -37,16 +53,22 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "io", "faces", "features", "embeddings", "classify", "cluster", "teams", "average", "compress",
-    "widgets", "plotting", "serve", "cli", "notebooks", "config", "cache", "datasets",
+    "io", "native", "names", "config", "cache", "geometry", "models", "faces", "embeddings", "features",
+    "classify", "cluster", "teams", "average", "compress", "widgets", "plotting", "serve", "cli", "notebooks",
+    "present", "datasets", "api",
 }
+#: The facade (:mod:`vision_lib.api`): the common path in a handful of verbs.
+_VERBS = {"load_image", "detect_faces", "describe_faces", "faces_of_folder", "train", "predict",
+          "cluster_identities", "average_faces", "quantize"}
 
 
 def __getattr__(name: str):
-    # Lazy submodules: `vision_lib.faces` works after `import vision_lib` without loading them all.
+    # Lazy: `import vision_lib` loads nothing heavy; `vision_lib.faces` or `vision_lib.train` load on use.
+    if name in _VERBS:
+        return getattr(importlib.import_module(f"{__name__}.api"), name)
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'vision_lib' has no attribute {name!r}")
 
 
-__all__ = sorted(_SUBMODULES)
+__all__ = sorted(_VERBS | _SUBMODULES)

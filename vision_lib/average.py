@@ -2,14 +2,15 @@
 
 Three steps, each a plain function (the notebook and ``vision-lib average`` call the same ones):
 
-1. :func:`collect_faces` detects faces (MTCNN, cached, with dlib descriptors) for every group. A
+1. :func:`collect_faces` detects faces (cached, with descriptors; detector and descriptor by name
+   from :mod:`vision_lib.models`) for every group. A
    group comes from a folder of sub-folders (:func:`groups_from_folder`: every face of every photo
    is a candidate) or from the ``clusters.csv`` of ``vision-lib cluster``
    (:func:`groups_from_clusters`: exactly the clustered faces).
 2. :func:`select_faces` keeps the faces that belong in the average: good enough (detector score,
    size, frontalness; a filter that would empty the group is relaxed, so a group of tiny faces or
-   of one face still works) and of the group's person: dlib descriptor within
-   :data:`~vision_lib.embeddings.DLIB_SAME_PERSON_DISTANCE` of the group's robust centre (a medoid,
+   of one face still works) and of the group's person: descriptor within the descriptor's
+   same-person distance (its ``threshold``) of the group's robust centre (a medoid,
    re-centred until stable), at most one face per photo. Every face left out gets a reason.
 3. :func:`mean_face` aligns every kept face into a fixed frame and averages in float, weighted by
    quality: ``"similarity"`` fits the five MTCNN keypoints to :data:`vision_lib.faces.TEMPLATE`;
@@ -35,23 +36,27 @@ from typing import Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
-from .embeddings import DLIB_SAME_PERSON_DISTANCE
 from .faces import TEMPLATE, Face, FaceQuality, alignment_matrix
 from .io import CSV_TEXT, Rejected, flat_name, load_image, photo_set
+from .models import same_person_distance
 
-METHODS = ("landmarks", "similarity", "eyes", "naive")
+from .names import AVERAGE_METHODS
+
+METHODS = AVERAGE_METHODS  # the older name
 
 #: A group member: a photo (every face in it is a candidate) or ``(photo, face_index)``.
 Item = Union[str, os.PathLike, tuple]
 
 
 # --------------------------------------------------------------------------- groups
-def groups_from_folder(root: str | os.PathLike, *, per_group: int | None = None, seed: int = 0
-                       ) -> dict[str, list[Path]]:
+def groups_from_folder(root: str | os.PathLike, *, per_group: int | None = None, seed: int = 0,
+                       skipped: list[tuple[str, Rejected]] | None = None) -> dict[str, list[Path]]:
     """``{sub-folder name: photos}`` for a folder of sub-folders (one per person).
 
     ``per_group`` keeps a reproducible random subset of that many photos per group. A folder with
-    photos but no sub-folders is one group named after the folder.
+    photos but no sub-folders is one group named after the folder. ``skipped``, when given, receives
+    ``(group, why)`` for every other file (not a photo, hidden, outside any sub-folder; group ``""``
+    at the top), for :func:`write_averages`.
     """
     root = Path(root)
     if not root.is_dir():
@@ -62,6 +67,11 @@ def groups_from_folder(root: str | os.PathLike, *, per_group: int | None = None,
         ps.labels = [root.resolve().name] * len(ps.paths)
     if not ps.paths:
         raise ValueError(f"no photos under {root}")
+    if skipped is not None:
+        flat = all(len(p.relative_to(root).parts) == 1 for p in ps.paths)  # the one group is the folder
+        for r in ps.skipped:
+            parts = Path(r.source).relative_to(root).parts
+            skipped.append((ps.labels[0] if flat else parts[0] if len(parts) > 1 else "", r))
     if per_group is not None:
         ps = ps.limit(per_label=per_group, seed=seed)
     groups: dict[str, list[Path]] = {}
@@ -165,6 +175,8 @@ class GroupFaces:
     candidates: list[Candidate]
     n_slots: int
     rejected: list[Rejected] = field(default_factory=list)
+    #: Name of the descriptor of the candidates (None: the default descriptor).
+    descriptor: str | None = None
 
 
 def _as_item(item: Item) -> tuple[Path, int | None]:
@@ -173,19 +185,23 @@ def _as_item(item: Item) -> tuple[Path, int | None]:
     return Path(item), None
 
 
-def collect_faces(groups: Mapping[str, Sequence[Item]], *, detector: str = "mtcnn", n_jobs: int | None = None,
+def collect_faces(groups: Mapping[str, Sequence[Item]], *, detector: str | None = None,
+                  descriptor: str | None = None, n_jobs: int | None = None,
                   progress: bool = True) -> dict[str, GroupFaces]:
-    """Detect (cached) every photo of every group once, with qualities and dlib descriptors.
+    """Detect (cached) every photo of every group once, with qualities and descriptors (names of
+    :mod:`vision_lib.models`; None: the defaults).
 
     Members given as ``(photo, face_index)`` contribute that face only; plain photos contribute
     all their faces (the selection then picks the group's person).
     """
     from .faces import detect_paths
+    from .models import DEFAULT_DESCRIPTOR
 
+    descriptor = descriptor or DEFAULT_DESCRIPTOR
     items = {name: [_as_item(it) for it in members] for name, members in groups.items()}
     unique = sorted({p for members in items.values() for p, _ in members})
     detections = {pf.path: pf for pf in detect_paths(unique, detector, n_jobs=n_jobs, progress=progress,
-                                                      descriptors=True)}
+                                                      descriptors=descriptor)}
     out = {}
     for name, members in items.items():
         cands, rejected, n_slots = [], [], 0
@@ -207,7 +223,7 @@ def collect_faces(groups: Mapping[str, Sequence[Item]], *, detector: str = "mtcn
                 desc = pf.descriptors[i] if pf.descriptors is not None else None
                 cands.append(Candidate(path, i, pf.faces[i], pf.qualities[i], desc, n_slots))
             n_slots += 1
-        out[name] = GroupFaces(name, cands, n_slots, rejected)
+        out[name] = GroupFaces(name, cands, n_slots, rejected, descriptor)
     return out
 
 
@@ -216,7 +232,7 @@ def collect_faces(groups: Mapping[str, Sequence[Item]], *, detector: str = "mtcn
 class Selection:
     """Which candidates an average uses (``used``, with ``weights``) and why the others are out.
 
-    ``reasons`` maps a candidate index to a short reason; ``distances`` are dlib distances to the
+    ``reasons`` maps a candidate index to a short reason; ``distances`` are descriptor distances to the
     group's identity centre (NaN without descriptors).
     """
 
@@ -227,16 +243,18 @@ class Selection:
     centre: np.ndarray | None = None
 
 
-def robust_centre(descriptors: np.ndarray, max_distance: float = DLIB_SAME_PERSON_DISTANCE,
+def robust_centre(descriptors: np.ndarray, max_distance: float | None = None,
                   max_iter: int = 20) -> tuple[int, np.ndarray]:
     """Index of the group's central face and the mask of faces within ``max_distance`` of it.
 
     Start from the face with most same-person neighbours (so a minority of other people cannot
     pull the centre), then repeat: medoid of the faces within ``max_distance`` of the current
-    centre, until it stops moving. A medoid is a real face, so dlib's pairwise same-person
-    threshold applies to it as documented.
+    centre, until it stops moving. A medoid is a real face, so the descriptor's pairwise
+    same-person threshold applies to it. ``max_distance`` None: the default descriptor's threshold.
     """
     from scipy.spatial.distance import cdist
+
+    max_distance = same_person_distance(None) if max_distance is None else max_distance
 
     d = cdist(descriptors, descriptors)
     near = d < max_distance
@@ -253,17 +271,18 @@ def robust_centre(descriptors: np.ndarray, max_distance: float = DLIB_SAME_PERSO
 
 
 def select_faces(candidates: Sequence[Candidate], *, min_score: float = 0.95, min_size: int = 32,
-                 min_frontalness: float = 0.5, max_distance: float = DLIB_SAME_PERSON_DISTANCE,
-                 identity: bool = True) -> Selection:
+                 min_frontalness: float = 0.5, max_distance: float | None = None,
+                 identity: bool = True, descriptor: str | None = None) -> Selection:
     """Pick the faces of the group's person that are good enough to average, with weights.
 
     Quality filters (detector ``score``, shorter box side ``size`` in px, ``frontalness``) are each
     skipped when no candidate passes them, so a group of tiny or of grey faces still averages.
-    With ``identity``, faces farther than ``max_distance`` (dlib units) from the group's robust
-    centre are other people; of the faces of one photo only the one nearest the centre is used.
+    With ``identity``, faces farther than ``max_distance`` (default: the same-person distance of
+    ``descriptor``, the name of the candidates' descriptor) from the group's robust centre are other people; of the faces of one photo only the one nearest the centre is used.
     Weights grow with score, frontalness, size (up to 80 px) and sharpness relative to the group,
     and with closeness to the identity centre.
     """
+    max_distance = same_person_distance(descriptor) if max_distance is None else max_distance
     n = len(candidates)
     reasons: dict[int, str] = {}
     distances = np.full(n, np.nan)
@@ -299,7 +318,7 @@ def select_faces(candidates: Sequence[Candidate], *, min_score: float = 0.95, mi
         distances[idx] = np.linalg.norm(desc - centre, axis=1)
         for i in idx:
             if distances[i] >= max_distance:
-                reasons[int(i)] = f"another person (dlib distance {distances[i]:.2f} >= {max_distance})"
+                reasons[int(i)] = f"another person (descriptor distance {distances[i]:.2f} >= {max_distance:.2f})"
                 ok[i] = False
 
     # One face per photo (slot): the one nearest the centre, else the largest.
@@ -547,7 +566,7 @@ def average_group(group: GroupFaces, *, method: str = "landmarks", size: int = 1
     face of every photo, no cleaning) then :func:`mean_face`."""
     cands = group.candidates
     if select:
-        sel = select_faces(cands, **select_kw)
+        sel = select_faces(cands, **{"descriptor": group.descriptor, **select_kw})
         used, weights, reasons = sel.used, sel.weights, sel.reasons
     else:
         used = largest_faces(cands)
@@ -569,45 +588,49 @@ def average_group(group: GroupFaces, *, method: str = "landmarks", size: int = 1
 
 def average_groups(groups: Mapping[str, Sequence[Item]], *, method: str = "landmarks", size: int = 160,
                    select: bool = True, progress: bool = True, n_jobs: int | None = None,
+                   detector: str | None = None, descriptor: str | None = None,
                    **select_kw) -> list[AverageFace]:
-    """Average face of every group (see :func:`groups_from_folder`, :func:`groups_from_clusters`)."""
+    """Average face of every group (see :func:`groups_from_folder`, :func:`groups_from_clusters`);
+    ``detector`` and ``descriptor`` are names of :mod:`vision_lib.models` (None: the defaults)."""
     from tqdm.auto import tqdm
 
-    faces = collect_faces(groups, n_jobs=n_jobs, progress=progress)
+    faces = collect_faces(groups, detector=detector, descriptor=descriptor, n_jobs=n_jobs, progress=progress)
     return [average_group(g, method=method, size=size, select=select, **select_kw)
             for g in tqdm(faces.values(), desc=f"averages ({method})", unit="group", disable=not progress)]
 
 
 # --------------------------------------------------------------------------- checking and saving
-def face_descriptor_of(image: np.ndarray, box: tuple[int, int, int, int] | None = None
+def face_descriptor_of(image: np.ndarray, box: tuple[int, int, int, int] | None = None, *,
+                       detector: str | None = None, descriptor: str | None = None
                        ) -> tuple[np.ndarray | None, str]:
-    """dlib descriptor of the face in an average image, and how it was found.
+    """Descriptor of the face in an average image, and how it was found (models by name, None: defaults).
 
-    The average is padded (detectors need some context around a face) and MTCNN looks for it
+    The average is padded (detectors need some context around a face) and the detector looks for it
     (``"detected"``); when it finds nothing, the known ``box`` of the frame is used instead
     (``"frame box"``). Returns ``(None, "not found")`` when neither is possible.
     """
     import cv2
 
-    from .embeddings import face_descriptors
     from .faces import detect
+    from .models import get_descriptor
 
+    describe = get_descriptor(descriptor).describe
     pad = image.shape[0] // 2
     fill = [int(v) for v in np.median(image.reshape(-1, 3), axis=0)]
     padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
-    found = detect(padded, "mtcnn")
+    found = detect(padded, detector)
     if found:
         centre = np.array(padded.shape[1::-1]) / 2
         face = min(found, key=lambda f: np.linalg.norm(np.array(f.box[:2]) + np.array(f.box[2:]) / 2 - centre))
-        return face_descriptors(padded, [face])[0], "detected"
+        return describe(padded, [face])[0], "detected"
     if box is None:
         return None, "not found"
     x, y, w, h = box
-    return face_descriptors(padded, [Face((x + pad, y + pad, w, h), 0.0)])[0], "frame box"
+    return describe(padded, [Face((x + pad, y + pad, w, h), 0.0)])[0], "frame box"
 
 
 def group_mean_descriptors(faces: Mapping[str, GroupFaces]) -> tuple[list[str], np.ndarray]:
-    """Each group's identity reference: the mean dlib descriptor of the largest face of each of its
+    """Each group's identity reference: the mean descriptor of the largest face of each of its
     photos (no cleaning, so it does not depend on any selection). Groups without faces are left out."""
     names, means = [], []
     for name, g in faces.items():
@@ -616,12 +639,12 @@ def group_mean_descriptors(faces: Mapping[str, GroupFaces]) -> tuple[list[str], 
         if desc:
             names.append(name)
             means.append(np.mean(desc, axis=0))
-    return names, np.array(means).reshape(-1, 128)
+    return names, np.array(means).reshape(len(names), -1)
 
 
 @dataclass(frozen=True)
 class IdentityCheck:
-    """Whom an average face looks like: the ``nearest`` group mean, its dlib ``distance``, the
+    """Whom an average face looks like: the ``nearest`` group mean, its descriptor ``distance``, the
     distance to its ``own`` group mean, and how the face was found in the average (``found``)."""
 
     group: str
@@ -635,11 +658,13 @@ class IdentityCheck:
         return self.nearest == self.group
 
 
-def identity_check(result: AverageFace, names: Sequence[str], means: np.ndarray) -> IdentityCheck:
-    """Describe the average face (see :func:`face_descriptor_of`) and find the nearest group mean."""
+def identity_check(result: AverageFace, names: Sequence[str], means: np.ndarray, *,
+                   detector: str | None = None, descriptor: str | None = None) -> IdentityCheck:
+    """Describe the average face (see :func:`face_descriptor_of`; ``descriptor`` must be the one of
+    ``means``) and find the nearest group mean."""
     if result.image is None:
         return IdentityCheck(result.group, None, float("nan"), float("nan"), "no average")
-    desc, found = face_descriptor_of(result.image, result.box)
+    desc, found = face_descriptor_of(result.image, result.box, detector=detector, descriptor=descriptor)
     if desc is None:
         return IdentityCheck(result.group, None, float("nan"), float("nan"), found)
     d = np.linalg.norm(np.asarray(means) - desc, axis=1)
@@ -686,10 +711,11 @@ def check_outputs(groups: Iterable[str], out_dir: str | os.PathLike, *, overwrit
                               f"or pass --overwrite")
 
 
-def write_averages(results: Sequence[AverageFace], out_dir: str | os.PathLike, *, overwrite: bool = False
-                   ) -> Path:
+def write_averages(results: Sequence[AverageFace], out_dir: str | os.PathLike, *, overwrite: bool = False,
+                   skipped: Sequence[tuple[str, Rejected]] = ()) -> Path:
     """Write ``<group>.png`` per average, ``averages.csv`` (``group,n_faces,n_used``) and
-    ``left_out.csv`` (``group,source,reason``: every photo or face the averages did not use).
+    ``left_out.csv`` (``group,source,reason``: every photo or face the averages did not use, and the
+    ``skipped`` files of the input folder, see :func:`groups_from_folder`).
 
     Refuses (see :func:`check_outputs`) when any of these files exists, unless ``overwrite``; groups
     without a usable face get a CSV row but no image.
@@ -700,10 +726,11 @@ def write_averages(results: Sequence[AverageFace], out_dir: str | os.PathLike, *
     # at the first run's finished files.
     with folder_lock(out_dir) as out_dir:
         check_outputs([r.group for r in results], out_dir, overwrite=overwrite)
-        return _write_averages(results, out_dir)
+        return _write_averages(results, out_dir, skipped)
 
 
-def _write_averages(results: Sequence[AverageFace], out_dir: Path) -> Path:
+def _write_averages(results: Sequence[AverageFace], out_dir: Path, skipped: Sequence[tuple[str, Rejected]] = ()
+                    ) -> Path:
     import io
 
     from PIL import Image
@@ -720,8 +747,9 @@ def _write_averages(results: Sequence[AverageFace], out_dir: Path) -> Path:
     table = write_atomic(out_dir / "averages.csv", _csv_bytes(["group", "n_faces", "n_used"],
                                                               ([r.group, r.n_faces, r.n_used] for r in results)))
     write_atomic(out_dir / "left_out.csv", _csv_bytes(["group", "source", "reason"],
-                                                      ([r.group, x.source, x.reason]
-                                                       for r in results for x in r.left_out + r.rejected)))
+                                                      [*([r.group, x.source, x.reason]
+                                                         for r in results for x in r.left_out + r.rejected),
+                                                       *([g, x.source, x.reason] for g, x in skipped)]))
     return table
 
 
@@ -736,9 +764,10 @@ def _csv_bytes(header: list[str], rows: Iterable[list]) -> bytes:
     return buf.getvalue().encode(CSV_TEXT["encoding"], CSV_TEXT["errors"])
 
 
-def groups_from_input(source: str | os.PathLike, root: str | os.PathLike | None = None
-                      ) -> dict[str, list]:
-    """Groups from a folder of sub-folders, a ``clusters.csv``, or the folder holding one."""
+def groups_from_input(source: str | os.PathLike, root: str | os.PathLike | None = None, *,
+                      skipped: list[tuple[str, Rejected]] | None = None) -> dict[str, list]:
+    """Groups from a folder of sub-folders, a ``clusters.csv``, or the folder holding one
+    (``skipped``: as in :func:`groups_from_folder`, for a folder)."""
     source = Path(source)
     if source.is_dir() and (source / "clusters.csv").is_file():  # the output folder of `vision-lib cluster`
         source = source / "clusters.csv"
@@ -746,5 +775,13 @@ def groups_from_input(source: str | os.PathLike, root: str | os.PathLike | None 
         return groups_from_clusters(source, root)
     if root is not None:
         raise ValueError("--root only applies to a clusters.csv input")
-    return groups_from_folder(source)
+    return groups_from_folder(source, skipped=skipped)
 
+
+#: The public names of this module.
+__all__ = ["METHODS", "groups_from_folder", "groups_from_labels", "cluster_group_name", "clusters_root",
+           "groups_from_clusters", "Candidate", "GroupFaces", "collect_faces", "Selection", "robust_centre",
+           "select_faces", "largest_faces", "landmarks68", "frame_matrix", "MeanFace", "mean_face",
+           "AverageFace", "average_group", "average_groups", "face_descriptor_of", "group_mean_descriptors",
+           "IdentityCheck", "identity_check", "laplacian_sharpness", "safe_name", "check_outputs",
+           "write_averages", "groups_from_input"]

@@ -117,3 +117,7 @@ def _writable(setting: str | None) -> bool:
         warnings.warn(f"disk cache unavailable ({exc.strerror or exc}: {where}); running without it. "
                       "Set VISION_LIB_CACHE to a writable folder, or to 'off'.", RuntimeWarning, stacklevel=3)
         return False
+
+
+#: The public names of this module.
+__all__ = ["file_digest", "memory", "cached", "enabled"]

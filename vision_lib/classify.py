@@ -45,10 +45,12 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .faces import Face
-from .io import (ImageError, PhotoSet, check_output_folder, load_image, make_writable_folder, photo_set,
-                 write_atomic)
+from .models import same_person_distance
+from .names import AUTO_CLASSIFIERS, CLASSIFIERS
+from .io import PhotoSet, check_output_folder, make_writable_folder, photo_set, write_atomic
+from .extraction import (FEATURES, RETRY_BORDER, RETRY_PARAMS, PhotoFeatures, Recipe,  # noqa: F401 (re-exported)
+                         detect_harder, extract, recipe_faces, recipe_features)
 
-FEATURES = ("embedding", "wavelet")
 CLEANING = ("agreement", "largest", "none")
 #: Photo-level choice of the subject: most confident known face, or simply the largest face.
 CHOICES = ("confident", "largest")
@@ -56,6 +58,9 @@ CHOICES = ("confident", "largest")
 #: the closest one count as equally confident, and the largest of them is the photo's subject (the
 #: person a photo is *of* is usually its biggest face; 0.05 is well inside the descriptor's noise).
 SUBJECT_TIE = 0.05
+#: :data:`SUBJECT_TIE` as a share of the descriptor's same-person distance (0.05 of dlib's 0.6), so
+#: that ``train`` scales it to any descriptor.
+SUBJECT_TIE_SHARE = SUBJECT_TIE / 0.6
 #: ``max_distance="adaptive"``: unknown beyond this many times the distance within which 95% of the
 #: training faces lie from their own person's centroid (capped at dlib's 0.6). Tight identities
 #: (studio-like photos) get a tight open-set rule; loose ones (varied web photos) keep 0.6.
@@ -68,235 +73,6 @@ DEFAULT_FAR = 0.1
 BUNDLE_FORMAT = 1
 #: Packages whose versions are recorded in a bundle and must match when loading it.
 VERSIONED = ("numpy", "scikit-learn", "dlib", "vision_lib")
-
-
-# --------------------------------------------------------------------------- recipe and features
-@dataclass(frozen=True)
-class Recipe:
-    """How a photo becomes one feature vector per face (everything a saved model needs to redo it).
-
-    Args:
-        features: ``"embedding"`` (dlib 128-d descriptor) or ``"wavelet"`` (32x32 crop + wavelet image).
-        detector: ``"mtcnn"`` or ``"haar"``.
-        detector_params: extra detector parameters (empty = the library defaults, which share the
-            detection cache with every other stage).
-        feature_params: parameters of :func:`vision_lib.features.wavelet_features` (wavelet recipe).
-        retry: when MTCNN finds no face, look again harder (:func:`detect_harder`; MTCNN only).
-    """
-
-    features: str = "embedding"
-    detector: str = "mtcnn"
-    detector_params: tuple = ()
-    feature_params: tuple = ()
-    retry: bool = True
-
-    def __post_init__(self):
-        from .faces import DETECTORS
-
-        if self.features not in FEATURES:
-            raise ValueError(f"unknown features {self.features!r}; choose from {FEATURES}")
-        if self.detector not in DETECTORS:
-            raise ValueError(f"unknown detector {self.detector!r}; choose from {DETECTORS}")
-        if self.detector != "mtcnn":
-            object.__setattr__(self, "retry", False)
-
-    def describe(self) -> str:
-        what = "dlib ResNet 128-d descriptor" if self.features == "embedding" else "wavelet recipe (4096 values)"
-        return f"{self.detector.upper()} faces{' (+ retry)' if self.retry else ''}, {what}"
-
-
-#: Second look for photos where MTCNN's default pass finds nothing: a lower score threshold, a
-#: larger working size (small faces in big photos) and a grey border (faces cut by the frame or
-#: filling it, which MTCNN's sliding windows miss).
-RETRY_PARAMS = {"min_score": 0.7, "max_side": 1600}
-RETRY_BORDER = 0.25
-
-
-def detect_harder(image: np.ndarray) -> list[Face]:
-    """MTCNN again with :data:`RETRY_PARAMS` on the photo padded by :data:`RETRY_BORDER` of its
-    longest side; boxes and keypoints are mapped back (and clipped) to the original photo."""
-    import cv2
-
-    from .faces import get_detector
-
-    h, w = image.shape[:2]
-    pad = int(RETRY_BORDER * max(h, w))
-    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
-    out = []
-    for f in get_detector("mtcnn", **RETRY_PARAMS).detect(padded):
-        x, y, bw, bh = f.box
-        x0, y0 = max(0, x - pad), max(0, y - pad)
-        x1, y1 = min(w, x - pad + bw), min(h, y - pad + bh)
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            continue
-        kps = {k: (px - pad, py - pad) for k, (px, py) in f.keypoints.items()}
-        out.append(Face((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), f.score, kps))
-    return out
-
-
-def _detect(image: np.ndarray, recipe: Recipe) -> list[Face]:
-    from .faces import get_detector
-
-    faces = get_detector(recipe.detector, **dict(recipe.detector_params)).detect(image)
-    if not faces and recipe.retry and recipe.detector == "mtcnn":
-        faces = detect_harder(image)
-    return faces
-
-
-def _retry_impl(digest: str, params: tuple, border: float, descriptor: str, path: str):
-    try:
-        image = load_image(path)
-    except ImageError as exc:
-        return [], None, exc.reason
-    from .embeddings import face_descriptors
-
-    faces = detect_harder(image)
-    return faces, face_descriptors(image, faces), None
-
-
-def _retry_chunk(photos: list["PhotoFeatures"]) -> list["PhotoFeatures"]:
-    from .cache import cached, file_digest
-    from .embeddings import descriptor_id
-
-    run = cached(_retry_impl)
-    key = _detector_key("mtcnn", RETRY_PARAMS)
-    out = []
-    for ph in photos:
-        try:
-            digest = file_digest(ph.path)
-        except OSError:  # gone since the first look: keep what that look found
-            out.append(ph)
-            continue
-        faces, desc, err = run(digest, key, RETRY_BORDER, descriptor_id(), path=str(ph.path))
-        out.append(PhotoFeatures(ph.path, faces, desc if desc is not None else ph.features, desc, err))
-    return out
-
-
-def _detector_key(detector: str, params) -> tuple:
-    """Every setting that changes detections, defaults included, so that a changed default in a
-    new release misses old cache entries (as the embedding path's key does)."""
-    from .faces import _SPEED_ONLY, get_detector
-
-    return get_detector(detector, **{k: v for k, v in dict(params).items() if k not in _SPEED_ONLY}).params()
-
-
-def _wavelet_key(feature_params) -> tuple:
-    """The wavelet recipe's parameters with :func:`~vision_lib.features.wavelet_features`' defaults filled in."""
-    import inspect
-
-    from .features import wavelet_features
-
-    defaults = {name: p.default for name, p in inspect.signature(wavelet_features).parameters.items()
-                if p.default is not inspect.Parameter.empty}
-    return tuple(sorted({**defaults, **dict(feature_params)}.items()))
-
-
-@dataclass
-class PhotoFeatures:
-    """One photo's faces with a feature row per face (and dlib descriptors), or the reason it failed."""
-
-    path: Path
-    faces: list[Face]
-    features: np.ndarray
-    descriptors: np.ndarray | None = None
-    error: str | None = None
-
-
-def _wavelet_rows(image: np.ndarray, faces: Sequence[Face], params: dict) -> np.ndarray:
-    from .faces import crop
-    from .features import wavelet_features
-
-    # The classic recipe uses the bare detector box (no margin).
-    return np.asarray([wavelet_features(crop(image, f, margin=0.0), **params) for f in faces], dtype=np.float32)
-
-
-def _image_features(image: np.ndarray, faces: Sequence[Face], recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
-    from .embeddings import face_descriptors
-
-    desc = face_descriptors(image, faces)
-    if recipe.features == "embedding":
-        return desc, desc
-    if not faces:
-        return np.zeros((0, 0), np.float32), desc
-    return _wavelet_rows(image, faces, dict(recipe.feature_params)), desc
-
-
-def _wavelet_photo_impl(digest: str, detector: str, detector_params: tuple, feature_params: tuple,
-                        descriptor: str, path: str):
-    try:
-        image = load_image(path)
-    except ImageError as exc:
-        return [], None, None, exc.reason
-    recipe = Recipe("wavelet", detector, detector_params, feature_params)
-    faces = _detect(image, recipe)
-    feats, desc = _image_features(image, faces, recipe)
-    return faces, feats, desc, None
-
-
-def _wavelet_chunk(paths: list[Path], recipe: Recipe) -> list[PhotoFeatures]:
-    from .cache import cached, file_digest
-
-    from .embeddings import descriptor_id
-
-    run = cached(_wavelet_photo_impl)
-    detector_key, feature_key = _detector_key(recipe.detector, recipe.detector_params), _wavelet_key(recipe.feature_params)
-    out = []
-    for p in paths:
-        try:
-            digest = file_digest(p)
-        except OSError as exc:
-            out.append(PhotoFeatures(p, [], np.zeros((0, 0), np.float32), None, f"cannot read: {exc.strerror or exc}"))
-            continue
-        faces, feats, desc, err = run(digest, recipe.detector, detector_key, feature_key, descriptor_id(), path=str(p))
-        out.append(PhotoFeatures(p, faces, feats if feats is not None else np.zeros((0, 0), np.float32), desc, err))
-    return out
-
-
-def extract(paths: Iterable[str | os.PathLike], recipe: Recipe = Recipe(), *, n_jobs: int | None = None,
-            progress: bool = True) -> list[PhotoFeatures]:
-    """Faces and one feature row per face for every photo (parallel, disk-cached by file content).
-
-    Unreadable files come back with ``error`` set instead of raising.
-    """
-    from .faces import detect_paths
-
-    paths = [Path(p) for p in paths]
-    if recipe.features == "embedding":
-        found = detect_paths(paths, recipe.detector, n_jobs=n_jobs, progress=progress, descriptors=True,
-                             **dict(recipe.detector_params))
-        out = [PhotoFeatures(r.path, r.faces,
-                             r.descriptors if r.descriptors is not None else np.zeros((0, 128), np.float32),
-                             r.descriptors, r.error) for r in found]
-        if recipe.retry and recipe.detector == "mtcnn":
-            again = [k for k, ph in enumerate(out) if not ph.faces and not ph.error]
-            for k, ph in zip(again, _parallel_chunks(_retry_chunk, [out[k] for k in again], n_jobs,
-                                                     progress and bool(again), "faces (second look)")):
-                out[k] = ph
-        return out
-    return _parallel_chunks(_wavelet_chunk, paths, n_jobs, progress, f"faces ({recipe.detector}) + wavelet",
-                            recipe)
-
-
-def _parallel_chunks(func, items: list, n_jobs: int | None, progress: bool, desc: str, *args,
-                     chunk: int = 8) -> list:
-    """``func(chunk, *args)`` over chunks of ``items`` in worker processes, results in order."""
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
-
-    from .config import n_jobs as _n_jobs
-
-    chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
-    jobs = min(_n_jobs(n_jobs), max(1, len(chunks)))
-    results: list = []
-    with tqdm(total=len(items), desc=desc, unit="photo", disable=not progress) as bar:
-        if jobs <= 1:
-            parts = (func(c, *args) for c in chunks)
-        else:
-            parts = Parallel(n_jobs=jobs, backend="loky", return_as="generator")(delayed(func)(c, *args) for c in chunks)
-        for part in parts:
-            results += part
-            bar.update(len(part))
-    return results
 
 
 # --------------------------------------------------------------------------- cleaning
@@ -350,22 +126,22 @@ _NOT_PERSON = "no face matches the folder's person"
 
 
 def select_faces(descriptors: Sequence[np.ndarray | None], threshold: float | None = None,
-                 max_iter: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                 max_iter: int = 20, *, descriptor: str | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Which face of each photo is the folder's person, by agreement with the rest of the folder.
 
     Args:
-        descriptors: per photo, an ``(n_faces, 128)`` array of dlib descriptors (or None / empty).
+        descriptors: per photo, an ``(n_faces, d)`` array of face descriptors (or None / empty).
         threshold: a face belongs to the person when it lies within this distance of the folder's
-            centroid (default: dlib's same-person distance, 0.6).
+            centroid (default: the same-person distance of ``descriptor``).
+        descriptor: the name of the descriptor that made ``descriptors`` (None: the default).
         max_iter: re-estimation rounds at most.
 
     Returns:
         ``(chosen, distance, centroid)``: per photo the index of the chosen face (-1: none), the
         distance of its closest face to the centroid (inf without faces), and the centroid.
     """
-    from .embeddings import DLIB_SAME_PERSON_DISTANCE
-
-    thr = DLIB_SAME_PERSON_DISTANCE if threshold is None else threshold
+    thr = same_person_distance(descriptor) if threshold is None else threshold
     n = len(descriptors)
     chosen = np.full(n, -1)
     dist = np.full(n, np.inf)
@@ -400,20 +176,19 @@ def select_faces(descriptors: Sequence[np.ndarray | None], threshold: float | No
 
 
 def clean_training_set(photos: Sequence[PhotoFeatures], labels: Sequence[str], clean: str = "agreement",
-                       threshold: float | None = None, min_size: int = 0
+                       threshold: float | None = None, min_size: int = 0, *, descriptor: str | None = None
                        ) -> tuple[list[tuple[int, int]], TrainingReport, dict[str, np.ndarray]]:
     """Choose the training faces of uncurated folders and record what was left out and why.
 
     Returns ``(picked, report, centroids)``: ``picked`` are ``(photo_index, face_index)`` pairs.
     ``clean="agreement"`` uses :func:`select_faces` per folder, then drops faces closer to another
     folder's centroid; ``"largest"`` keeps each photo's largest face (the classic recipe); ``"none"``
-    keeps every face.
+    keeps every face. ``threshold`` defaults to the same-person distance of ``descriptor`` (the
+    name of the descriptor the photos' descriptors come from; None: the default descriptor).
     """
-    from .embeddings import DLIB_SAME_PERSON_DISTANCE
-
     if clean not in CLEANING:
         raise ValueError(f"unknown cleaning {clean!r}; choose from {CLEANING}")
-    thr = DLIB_SAME_PERSON_DISTANCE if threshold is None else threshold
+    thr = same_person_distance(descriptor) if threshold is None else threshold
     report = TrainingReport(threshold=thr if clean == "agreement" else None)
     picked: list[tuple[int, int]] = []
     centroids: dict[str, np.ndarray] = {}
@@ -444,7 +219,7 @@ def clean_training_set(photos: Sequence[PhotoFeatures], labels: Sequence[str], c
             ph = photos[i]
             D = ph.descriptors
             if D is None:
-                raise ValueError("cleaning by agreement needs dlib descriptors for every face")
+                raise ValueError("cleaning by agreement needs face descriptors for every face")
             keep = np.array([usable(ph, j) for j in range(len(ph.faces))], dtype=bool)
             descs.append(np.where(keep[:, None], D, np.inf) if keep.any() else None)
         chosen, dist, centroid = select_faces([None if d is None else _finite_rows(d) for d in descs], thr)
@@ -488,7 +263,7 @@ def clean_training_set(photos: Sequence[PhotoFeatures], labels: Sequence[str], c
             if clean == "largest":
                 reason = "not the largest face in the photo"
             report.excluded.append(Excluded(str(ph.path), labels[i], reason, j, f.box,
-                                            looks_like=_closest(ph.descriptors, j, centroids)))
+                                            looks_like=_closest(ph.descriptors, j, centroids, thr)))
     for e_i, e in enumerate(report.excluded):
         if e.face_index is None and e.distance is not None:
             i = next(k for k, ph in enumerate(photos) if str(ph.path) == e.path)
@@ -497,7 +272,7 @@ def clean_training_set(photos: Sequence[PhotoFeatures], labels: Sequence[str], c
             if D is not None and len(D) and centroids:
                 j = int(np.argmin([np.linalg.norm(D[j] - centroids[e.label]) for j in range(len(D))]))
                 report.excluded[e_i] = Excluded(e.path, e.label, e.reason, None, ph.faces[j].box, e.distance,
-                                                _closest(D, j, centroids))
+                                                _closest(D, j, centroids, thr))
     return final, report, centroids
 
 
@@ -510,15 +285,13 @@ def _orig_index(D, chosen: int) -> int:
     return -1 if D is None or chosen < 0 or not np.isfinite(D[chosen]).all() else int(chosen)
 
 
-def _closest(D: np.ndarray | None, j: int, centroids: dict[str, np.ndarray]) -> str | None:
-    """Folder whose centroid is within dlib's same-person distance of face ``j`` (None: nobody known)."""
-    from .embeddings import DLIB_SAME_PERSON_DISTANCE
-
+def _closest(D: np.ndarray | None, j: int, centroids: dict[str, np.ndarray], threshold: float) -> str | None:
+    """Folder whose centroid is within ``threshold`` of face ``j`` (None: nobody known)."""
     if D is None or not centroids:
         return None
     d = {c: float(np.linalg.norm(D[j] - m)) for c, m in centroids.items()}
     c = min(d, key=d.get)
-    return c if d[c] <= DLIB_SAME_PERSON_DISTANCE else None
+    return c if d[c] <= threshold else None
 
 
 # --------------------------------------------------------------------------- models
@@ -552,11 +325,9 @@ def make_estimator(name: str = "svm_rbf", random_state: int | None = 0, calibrat
     raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
 
 
-MODELS = ("svm_rbf", "svm_linear", "logistic_regression", "random_forest", "knn")
-#: Candidates of ``model="auto"``, in order of preference (random forests are left out: slow, and
-#: never better on descriptors). The RBF SVM comes first: on the footballers' splits it answered
-#: "unknown" less often than logistic regression at the same cross-validated accuracy.
-AUTO_MODELS = ("svm_rbf", "svm_linear", "logistic_regression", "knn")
+#: Classifiers, and the candidates of ``model="auto"`` in order of preference: see :mod:`vision_lib.names`.
+MODELS = CLASSIFIERS
+AUTO_MODELS = AUTO_CLASSIFIERS
 
 
 def compare_models(X: np.ndarray, y: Sequence[str], models: Sequence[str] = MODELS, cv: int = 5,
@@ -793,8 +564,8 @@ class FaceClassifier:
     def predict_image(self, image: np.ndarray) -> dict:
         """``{"label": <the photo's subject or None>, "faces": [{"box", "label", "probability"}, ...]}``,
         faces most probable first (the subject is not always the first: see :meth:`subject`)."""
-        faces = _detect(image, self.recipe)
-        X, desc = _image_features(image, faces, self.recipe)
+        faces = recipe_faces(image, self.recipe)
+        X, desc = recipe_features(image, faces, self.recipe)
         return self._result(self.predict_features(faces, X, desc))
 
     def predict_path(self, path: str | os.PathLike) -> dict:
@@ -861,10 +632,10 @@ def training_matrix(photos: Sequence[PhotoFeatures], labels: Sequence[str], pick
 
 
 def training_faces(photos: Sequence[PhotoFeatures], labels: Sequence[str], clean: str = "agreement",
-                   threshold: float | None = None, min_size: int = 0
+                   threshold: float | None = None, min_size: int = 0, *, descriptor: str | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, TrainingReport]:
     """``(X, y, descriptors, report)``: the training faces :func:`train` would use, after cleaning."""
-    picked, report, _ = clean_training_set(photos, labels, clean, threshold, min_size)
+    picked, report, _ = clean_training_set(photos, labels, clean, threshold, min_size, descriptor=descriptor)
     picked = _drop_rare(photos, labels, picked, report)
     X, y, D = training_matrix(photos, labels, picked)
     return X, y, D, report
@@ -894,10 +665,11 @@ def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float =
 
 
 def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detector: str | None = None, *,
+          descriptor: str | None = None,
           model: str = "auto", clean: str | None = None, choose: str = "confident",
           threshold: float | None = None, unknown_quantile: float | None = 0.01,
           max_distance: float | str | None = None, sure_quantile: float | None = 0.95,
-          subject_tie: float | None = SUBJECT_TIE, min_size: int = 0,
+          subject_tie: float | None | str = "auto", min_size: int = 0,
           feature_params: dict | None = None, far: float | None = DEFAULT_FAR,
           strangers: "np.ndarray | PhotoSet | str | os.PathLike | None" = None, openset_score: str = "centroid",
           retry: bool | None = None, random_state: int = 0, n_jobs: int | None = None, progress: bool = True,
@@ -906,27 +678,32 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
 
     Args:
         data: a labelled :class:`~vision_lib.io.PhotoSet` or a folder ``<person>/<photos>``.
-        features: ``"embedding"`` (dlib descriptor, default) or ``"wavelet"`` (classic recipe).
-        detector: ``"mtcnn"`` or ``"haar"`` (default: MTCNN for embeddings, Haar for wavelets).
+        features: ``"embedding"`` (the face descriptor, default) or ``"wavelet"`` (classic recipe).
+        detector: a name of :data:`vision_lib.models.DETECTORS` (default: the default detector for
+            embeddings, Haar for wavelets).
+        descriptor: a name of :data:`vision_lib.models.DESCRIPTORS` (None: the default); its
+            ``threshold`` (same-person distance) is the default of every distance rule below.
         model: a name from :data:`MODELS`, or ``"auto"``: 5-fold cross-validation of
             :data:`AUTO_MODELS` on the cleaned training faces (``info_["comparison"]``), then the
             first of them not significantly worse than the most accurate (:func:`choose_model`).
         clean: ``"agreement"`` (default for embeddings), ``"largest"`` (default for the wavelet
             recipe: each photo's largest face, as in the classic recipe) or ``"none"``.
         choose: photo-level subject, ``"confident"`` (most confident known face) or ``"largest"``.
-        threshold: same-person distance for cleaning (default dlib's 0.6).
+        threshold: same-person distance for cleaning (default: the descriptor's).
         unknown_quantile: see :func:`unknown_threshold` (None: never unknown by probability).
-        max_distance: with dlib descriptors, farther than this from the centroid of the predicted
-            person's training faces is unknown (default dlib's 0.6 for embeddings, none for wavelets);
-            ``"adaptive"``: :data:`ADAPTIVE_FACTOR` times the 95% quantile of the training faces'
-            distances to their own centroid, at most 0.6 (fewer strangers named; see the README).
+        max_distance: farther than this (descriptor distance) from the centroid of the predicted
+            person's training faces is unknown (default: the descriptor's same-person distance for
+            embeddings, none for wavelets); ``"adaptive"``: :data:`ADAPTIVE_FACTOR` times the 95%
+            quantile of the training faces' distances to their own centroid, at most that distance.
         sure_quantile: with dlib descriptors, a face closer to its person's centroid than this
             quantile of the training faces' distances to their own centroids is not made unknown by
             a low probability (:attr:`FaceClassifier.sure_distance`; None: never).
-        subject_tie: see :attr:`FaceClassifier.subject_tie` (photo subject among near-equal faces).
+        subject_tie: see :attr:`FaceClassifier.subject_tie` (photo subject among near-equal faces);
+            ``"auto"``: :data:`SUBJECT_TIE_SHARE` of the descriptor's same-person distance.
         far: false-accept rate of the open-set naming rule (:class:`~vision_lib.openset.OpenSetRule`),
             calibrated on the other people of the training folders (leave one person out) plus
-            ``strangers``; None: no open-set rule (the closed-set classifier names every face it can).
+            ``strangers``, in the descriptor's own metric; None: no open-set rule (the closed-set
+            classifier names every face it is sure of).
         strangers: faces of people *not* in ``data`` for that calibration: a folder of photos (every
             face found counts), a :class:`~vision_lib.io.PhotoSet`, or an ``(n, dim)`` descriptor array.
         openset_score: ``"centroid"`` (distance to the mean of the person's training faces; it
@@ -939,19 +716,23 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
     Returns:
         A fitted :class:`FaceClassifier`; ``training_report_`` lists what was left out and why.
     """
-    from .embeddings import DLIB_SAME_PERSON_DISTANCE
-
     if isinstance(max_distance, str) and max_distance != "adaptive":
         raise ValueError(f"max_distance must be a number, None or 'adaptive', not {max_distance!r}")
     ps = _as_photo_set(data)
-    detector = detector or ("mtcnn" if features == "embedding" else "haar")
+    detector = detector or (None if features == "embedding" else "haar")
     clean = clean or ("agreement" if features == "embedding" else "largest")
     recipe = Recipe(features, detector, (), tuple(sorted((feature_params or {}).items())),
-                    retry=True if retry is None else retry)
+                    retry=True if retry is None else retry, descriptor=descriptor)
+    same_person = recipe.descriptor_model.threshold
+    if subject_tie == "auto":
+        subject_tie = SUBJECT_TIE_SHARE * same_person
     start = time.perf_counter()
     if photos is None:
         photos = extract(ps.paths, recipe, n_jobs=n_jobs, progress=progress)
-    X, y, D, report = training_faces(photos, ps.labels, clean, threshold, min_size)
+    X, y, D, report = training_faces(photos, ps.labels, clean, threshold, min_size, descriptor=recipe.descriptor)
+    for r in ps.skipped:  # every file of the folder is accounted for: non-photos, hidden, loose photos
+        parts = Path(r.source).relative_to(ps.root).parts
+        report.excluded.append(Excluded(r.source, parts[0] if len(parts) > 1 else "", r.reason))
     if len(set(y)) < 2:
         raise ValueError(f"after cleaning, faces of fewer than two people remain: {report.summary()}")
     _, counts = np.unique(y, return_counts=True)
@@ -971,7 +752,7 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
     estimator = make_estimator(model, random_state, int(min(5, counts.min())), len(y))
     estimator.fit(X, y)
     if max_distance is None and features == "embedding":
-        max_distance = DLIB_SAME_PERSON_DISTANCE
+        max_distance = same_person
     centroids = {str(c): D[y == c].mean(axis=0) for c in np.unique(y)} if D is not None and max_distance else {}
     sure_distance = None
     if centroids:
@@ -979,29 +760,20 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
         if sure_quantile is not None:
             sure_distance = float(np.quantile(own, sure_quantile))
         if max_distance == "adaptive":
-            max_distance = float(min(DLIB_SAME_PERSON_DISTANCE, ADAPTIVE_FACTOR * np.quantile(own, 0.95)))
+            max_distance = float(min(same_person, ADAPTIVE_FACTOR * np.quantile(own, 0.95)))
     elif max_distance == "adaptive":
-        raise ValueError("max_distance='adaptive' needs dlib descriptors of the training faces")
+        raise ValueError("max_distance='adaptive' needs face descriptors of the training faces")
     rule = None
     if far is not None and D is not None:
         from .openset import OpenSetRule
 
-        rule = OpenSetRule(far=far, score=openset_score, metric=_descriptor_metric()).fit(
+        rule = OpenSetRule(far=far, score=openset_score, metric=recipe.descriptor_model.metric).fit(
             D, y, strangers=_stranger_descriptors(strangers, recipe, n_jobs, progress))
     info = {"model": model, "clean": clean, "n_photos": len(ps), "n_faces": len(y), "root": str(ps.root),
             "seconds": round(time.perf_counter() - start, 1), "comparison": comparison,
             "openset": rule.summary() if rule is not None else None}
     return FaceClassifier(estimator, recipe, unknown_below, max_distance, choose, centroids, report, info,
                           sure_distance, subject_tie, rule)
-
-
-def _descriptor_metric() -> str:
-    """The face descriptor's own metric (the models registry's when present; dlib's is Euclidean)."""
-    try:
-        from .models import get_descriptor
-    except ImportError:
-        return "euclidean"
-    return str(getattr(get_descriptor(), "metric", "euclidean"))
 
 
 def _stranger_descriptors(strangers, recipe: Recipe, n_jobs: int | None, progress: bool) -> np.ndarray | None:
@@ -1153,7 +925,7 @@ def check_model_path(path: str | os.PathLike, *, overwrite: bool = False) -> Pat
         if not path.is_file():
             raise FileExistsError(f"{path} exists and is not a regular file; choose another model path")
         if not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
     check_output_folder(path.parent)
     try:
         make_writable_folder(path.parent)
@@ -1171,12 +943,10 @@ def save_model(model: FaceClassifier, path: str | os.PathLike, *, overwrite: boo
     """
     import hashlib
 
-    from .embeddings import descriptor_id
-
     path = check_model_path(path, overwrite=overwrite)
     header = {
         "format": BUNDLE_FORMAT, "kind": "vision_lib.FaceClassifier", "versions": _versions(),
-        "recipe": asdict(model.recipe), "descriptor": descriptor_id(), "labels": model.classes_,
+        "recipe": asdict(model.recipe), "descriptor": model.recipe.descriptor_model.id, "labels": model.classes_,
         "unknown_below": model.unknown_below, "max_distance": model.max_distance, "choose": model.choose,
         "sure_distance": model.sure_distance, "subject_tie": model.subject_tie,
         "openset": None if model.openset_ is None else model.openset_.summary(),
@@ -1230,18 +1000,25 @@ def load_model(path: str | os.PathLike, *, check_versions: bool = True) -> FaceC
         raise ModelBundleError(f"{path}: bundle format {header.get('format')!r} is not {BUNDLE_FORMAT}; "
                                "retrain the model with this vision_lib")
     _check_body(path, header, outer["body"])
+    from .models import descriptor_for_id
+
+    fields = dict(header["recipe"])
+    if "descriptor" not in fields and isinstance(header.get("descriptor"), str):
+        # Bundles from before the descriptor registry: their descriptor is named by its id alone.
+        known = descriptor_for_id(header["descriptor"])
+        fields["descriptor"] = known.name if known is not None else "dlib"
     try:
         recipe = Recipe(**{k: (tuple(tuple(x) for x in v) if isinstance(v, (list, tuple)) else v)
-                           for k, v in header["recipe"].items()})
+                           for k, v in fields.items()})
     except (TypeError, ValueError) as exc:
         raise ModelBundleError(f"{path}: unknown feature recipe {header.get('recipe')} ({exc}); "
                                "retrain the model with this vision_lib") from None
-    from .embeddings import descriptor_id
-
-    if header.get("descriptor") != descriptor_id():
-        # Always checked: descriptors of another alignment live in a slightly different space.
+    here = recipe.descriptor_model.id
+    if header.get("descriptor") != here:
+        # Always checked: descriptors of another model, version or alignment live in another space.
         raise ModelBundleError(f"{path}: trained on face descriptors {header.get('descriptor')!r}, but this "
-                               f"vision_lib computes {descriptor_id()!r}; retrain with `vision-lib train`")
+                               f"vision_lib's {recipe.descriptor!r} descriptor computes {here!r}; retrain with "
+                               f"`vision-lib train --descriptor {recipe.descriptor}`")
     if check_versions:
         here = _versions()
         saved = header.get("versions", {})
@@ -1293,3 +1070,12 @@ def _check_body(path: Path, header: dict, body) -> None:
     expected = header.get("body_sha256")  # bundles written before the checksum have none
     if expected is not None and hashlib.sha256(body).hexdigest() != expected:
         raise ModelBundleError(f"{path}: damaged model bundle (checksum mismatch); retrain it or copy it again")
+
+
+#: The public names of this module.
+__all__ = ["CLEANING", "CHOICES", "SUBJECT_TIE", "SUBJECT_TIE_SHARE", "ADAPTIVE_FACTOR", "UNKNOWN",
+           "BUNDLE_FORMAT", "VERSIONED", "Excluded", "TrainingReport", "select_faces", "clean_training_set",
+           "make_estimator", "MODELS", "AUTO_MODELS", "compare_models", "mcnemar_p", "choose_model",
+           "FacePrediction", "FaceClassifier", "MIN_FACES_PER_PERSON", "training_matrix", "training_faces",
+           "unknown_threshold", "train", "Evaluation", "evaluate", "split", "ModelBundleError",
+           "check_model_path", "save_model", "read_header", "load_model"]

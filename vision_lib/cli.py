@@ -14,13 +14,28 @@ import warnings
 from concurrent.futures import BrokenExecutor
 from pathlib import Path
 
+from . import names
 
-def _not_yet(name: str, issue: int):
-    def handler(args: argparse.Namespace) -> int:
-        print(f"vision-lib {name}: not available yet (tracked in issue {issue}).", file=sys.stderr)
-        return 2
 
-    return handler
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's default shown (unless its text already says it, or there is none to show)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings
+                or isinstance(action.default, list)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _hidden_alias(p: argparse.ArgumentParser, flag: str, dest: str, **kwargs) -> None:
+    """An older spelling of an option, still accepted, not shown in --help (one word per idea)."""
+    p.add_argument(flag, dest=dest, help=argparse.SUPPRESS, **kwargs)
+
+
+def _add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
+    """``--overwrite``: the one flag, on every command, that lets an output replace an earlier one."""
+    p.add_argument("--overwrite", action="store_true", help=f"replace {what} (default: refuse)")
 
 
 def _positive_or(word: str, cast: type, option: str, word_means=None):
@@ -41,27 +56,47 @@ def _positive_or(word: str, cast: type, option: str, word_means=None):
 
 
 def _add_workers(p: argparse.ArgumentParser, quiet: bool = True) -> None:
-    """The options of every command that works through many photos: ``--jobs`` (and ``--quiet``)."""
+    """The options of every command that works through many photos: ``--jobs``, ``--scheduler``
+    (and ``--quiet``)."""
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="send batches of photos to this running Dask scheduler (tcp://host:8786) instead "
+                        "of local processes (default: $VISION_LIB_SCHEDULER, else local); the workers "
+                        "must see the photos at the same paths (docs/scale.md)")
     if quiet:
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_models(p: argparse.ArgumentParser, detector: str | None = "", descriptor: str | None = "") -> None:
+    """``--detector`` / ``--descriptor``, choices from the model registry (vision_lib.models: numpy
+    only, so --help stays instant). The texts say what the default is where it differs."""
+    from .models import DEFAULT_DESCRIPTOR, DEFAULT_DETECTOR, DESCRIPTORS, DETECTORS
+
+    if detector is not None:
+        p.add_argument("--detector", choices=DETECTORS, default=None,
+                       help=detector or f"face detector (default: {DEFAULT_DETECTOR})")
+    if descriptor is not None:
+        p.add_argument("--descriptor", choices=DESCRIPTORS, default=None,
+                       help=descriptor or f"face descriptor (default: {DEFAULT_DESCRIPTOR}); distance thresholds "
+                                          "follow it")
 
 
 # --------------------------------------------------------------------------- faces (issue 2)
 def _add_faces(sub) -> None:
     p = sub.add_parser(
         "faces", help="detect, crop and align faces in a folder of photos",
-        description="Detect faces in every photo under IN_DIR (recursively; files with other extensions "
-                    "and hidden files are ignored) and write one crop per face under OUT_DIR, mirroring "
+        description="Detect faces in every photo under IN_DIR (recursively; photos are found by content, "
+                    "not by extension) and write one crop per face under OUT_DIR, mirroring "
                     "IN_DIR's sub-folders, plus OUT_DIR/faces.csv (one row per face, face_index 0 = "
                     "largest) and OUT_DIR/rejected.csv (source,reason for every photo without a usable "
-                    "face). Running it again resumes. IN_DIR is never written to.")
+                    "face and every other file: not a photo, hidden, unreadable). Running it again "
+                    "resumes. IN_DIR is never written to.")
     p.add_argument("in_dir", type=Path, help="folder of photos (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="output folder (not inside IN_DIR)")
-    p.add_argument("--detector", choices=["mtcnn", "haar"], default="mtcnn")
+    _add_models(p, descriptor=None)
     p.add_argument("--align", action="store_true", help="save eye-aligned crops instead of boxes")
     p.add_argument("--min-size", type=int, default=20, help="smallest face side kept, in pixels")
-    _add_workers(p, quiet=False)
+    _add_workers(p)
     p.set_defaults(handler=_run_faces)
 
 
@@ -70,7 +105,7 @@ def _run_faces(args: argparse.Namespace) -> int:
 
     summary = export_faces(
         args.in_dir, args.out, detector=args.detector, align=args.align, min_size=args.min_size,
-        n_jobs=args.jobs,
+        n_jobs=args.jobs, progress=not args.quiet,
     )
     print(summary)
     return 0 if summary.photos else 1
@@ -85,40 +120,46 @@ def _add_features(sub) -> None:
                     "colour histograms of the upper and lower halves) for every photo under IN_DIR "
                     "(recursively), and write them to OUT.npz with where each row came from: arrays X, "
                     "source, label (first sub-folder), face_index, box, rejected_source, rejected_reason, "
-                    "settings. Load with numpy.load or vision_lib.features.FeatureTable.load.")
+                    "settings. Load with numpy.load or vision_lib.tables.FeatureTable.load.")
     p.add_argument("in_dir", type=Path, help="folder of photos (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="the .npz file to write")
-    # features.FEATURE_KINDS, spelt out: importing vision_lib.features (scikit-learn) here would make
-    # every `vision-lib ... --help` take a second instead of 0.07 s.
-    p.add_argument("--kind", choices=("descriptor", "wavelet", "mobilenet", "histogram"), default="descriptor")
-    p.add_argument("--detector", choices=["mtcnn", "haar"], default=None,
-                   help="for per-face kinds (default: mtcnn for descriptor, haar for wavelet)")
+    p.add_argument("--kind", choices=names.FEATURE_KINDS, default="descriptor",
+                   help="per face: descriptor, wavelet; per photo: mobilenet, histogram")
+    _add_models(p, detector="for per-face kinds (default: the default detector for descriptor, haar for "
+                             "wavelet)", descriptor="for --kind descriptor (default: the default descriptor)")
     p.add_argument("--bins", type=int, default=8, help="histogram bins per colour channel")
-    p.add_argument("--space", choices=["hsv", "rgb", "lab"], default="hsv", help="histogram colour space")
-    p.add_argument("--force", action="store_true", help="replace an existing OUT file")
+    p.add_argument("--space", choices=names.HISTOGRAM_SPACES, default="hsv", help="histogram colour space")
+    _add_overwrite(p, "an existing OUT file")
+    _hidden_alias(p, "--force", "overwrite", action="store_true")
     _add_workers(p)
     p.set_defaults(handler=_run_features)
 
 
 def _run_features(args: argparse.Namespace) -> int:
-    from .features import folder_features, npz_path
+    from .tables import folder_features, npz_path
 
     if args.bins < 1:
         raise ValueError("--bins must be at least 1")
     out = npz_path(args.out)
-    if out.exists() and not args.force:  # before the work, not after it
-        raise FileExistsError(f"{out} exists; pass --force to replace it")
-    table = folder_features(args.in_dir, args.kind, detector=args.detector, bins=args.bins, space=args.space,
+    if out.exists() and not args.overwrite:  # before the work, not after it
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    table = folder_features(args.in_dir, args.kind, detector=args.detector, descriptor=args.descriptor,
+                            bins=args.bins, space=args.space,
                             n_jobs=args.jobs, progress=not args.quiet)
     print(table)
-    print(f"wrote {table.save(out, overwrite=args.force)}")
+    print(f"wrote {table.save(out, overwrite=args.overwrite)}")
     return 0 if len(table.X) else 1
 
 
 # --------------------------------------------------------------------------- notebooks (issue 2)
 def _add_notebooks(sub) -> None:
-    p = sub.add_parser("notebooks", help="execute the notebook suite into a report folder")
+    p = sub.add_parser("notebooks", help="execute the notebook suite into a report folder",
+                       description="Execute the numbered notebooks (papermill, parameters injected) into a "
+                                   "report folder, with an HTML copy of each; exits 1 when one fails.")
     p.add_argument("--out", type=Path, default=Path("reports"), help="where executed copies and HTML go")
+    p.add_argument("--notebooks", type=Path, default=None, metavar="DIR",
+                   help="folder holding the NN_name.ipynb notebooks (default: $VISION_LIB_NOTEBOOKS, else "
+                        "notebooks/ of the checkout or, installed, of the working folder)")
     p.add_argument("--only", nargs="*", help="notebook names or numbers to run (default: all)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="override a notebook parameter (value parsed as Python literal)")
@@ -137,7 +178,7 @@ def _run_notebooks(args: argparse.Namespace) -> int:
         except (ValueError, SyntaxError):
             params[name] = value
     try:
-        results = run_notebooks(args.out, params=params, only=args.only)
+        results = run_notebooks(args.out, params=params, only=args.only, folder=args.notebooks)
     except KeyboardInterrupt:
         import logging
 
@@ -145,6 +186,27 @@ def _run_notebooks(args: argparse.Namespace) -> int:
         logging.getLogger("asyncio").disabled = True
         raise
     return 0 if all(r.ok for r in results) else 1
+
+
+# --------------------------------------------------------------------------- present (issue 22)
+def _add_present(sub) -> None:
+    p = sub.add_parser("present", help="offline slide decks and a summary page from the executed notebooks",
+                       description="One self-contained slide deck per executed notebook (code hidden, figures "
+                                   "inlined, nothing fetched when opened) and index.html, a summary page with "
+                                   "the run's headline numbers and key figures.")
+    p.add_argument("--reports", type=Path, default=Path("reports"),
+                   help="folder of executed notebooks, as `vision-lib notebooks --out` writes (default: reports)")
+    p.add_argument("--out", type=Path, default=None, help="where the decks go (default: REPORTS/slides)")
+    p.add_argument("--overwrite", action="store_true", help="replace decks written before")
+    p.set_defaults(handler=_run_present)
+
+
+def _run_present(args: argparse.Namespace) -> int:
+    from .present import present
+
+    written = present(args.reports, args.out, overwrite=args.overwrite)
+    print(f"{len(written) - 1} decks and the summary page in {written[-1].parent} (open {written[-1]})")
+    return 0
 
 
 # --------------------------------------------------------------------------- fetch
@@ -179,17 +241,17 @@ def _add_train(sub) -> None:
                        "other people and photos without the person are left out (and listed). The model "
                        "file is a pickle: load only files you trust.")
     p.add_argument("labelled_dir", type=Path, help="folder with one sub-folder of photos per person")
-    p.add_argument("--model", type=Path, required=True, help="where to write the model bundle")
-    p.add_argument("--features", choices=["embedding", "wavelet"], default="embedding",
-                   help="dlib face descriptor (default) or the classic wavelet recipe")
-    p.add_argument("--detector", choices=["mtcnn", "haar"], default=None,
-                   help="face detector (default: mtcnn for embedding, haar for wavelet)")
+    p.add_argument("--out", type=Path, default=None, metavar="MODEL", help="where to write the model bundle (required)")
+    _hidden_alias(p, "--model", "out", type=Path)
+    p.add_argument("--features", choices=names.TRAINING_FEATURES, default="embedding",
+                   help="the face descriptor (default) or the classic wavelet recipe")
+    _add_models(p, detector="face detector (default: the default detector for embedding, haar for wavelet)")
     p.add_argument("--classifier", default="auto",
-                   choices=["auto", "svm_rbf", "svm_linear", "logistic_regression", "random_forest", "knn"],
+                   choices=("auto", *names.CLASSIFIERS),
                    help="auto (default): the best by cross-validation on the cleaned training faces")
     p.add_argument("--max-distance", type=_max_distance, default=None, metavar="D|adaptive",
                    help="a face farther than D from its person's training centroid is unknown (default: "
-                   "dlib's 0.6); 'adaptive' tightens it for people whose photos are alike (fewer "
+                   "the descriptor's same-person distance); 'adaptive' tightens it for people whose photos are alike (fewer "
                    "strangers named, e.g. for a web app)")
     p.add_argument("--far", type=_far, default=0.1, metavar="RATE|off",
                    help="open-set rule: name a face only where at most RATE of the strangers come as close "
@@ -197,7 +259,8 @@ def _add_train(sub) -> None:
                    "'off': name every face the classifier is sure of")
     p.add_argument("--strangers", type=Path, default=None, metavar="DIR",
                    help="photos of people not in LABELLED_DIR, added to the stranger calibration")
-    p.add_argument("--force", action="store_true", help="replace an existing model file")
+    _add_overwrite(p, "an existing model file")
+    _hidden_alias(p, "--force", "overwrite", action="store_true")
     _add_workers(p)
     p.set_defaults(handler=_run_train)
 
@@ -206,7 +269,9 @@ def _run_train(args: argparse.Namespace) -> int:
     from .classify import AUTO_MODELS, check_model_path, save_model, train
     from .io import list_images
 
-    check_model_path(args.model, overwrite=args.force)  # before the training work, not after it
+    if args.out is None:
+        raise ValueError("give the model file to write with --out MODEL")
+    check_model_path(args.out, overwrite=args.overwrite)  # before the training work, not after it
     if not args.labelled_dir.is_dir():
         raise FileNotFoundError(f"no such folder: {args.labelled_dir}")
     loose = list_images(args.labelled_dir, recursive=False)
@@ -217,10 +282,10 @@ def _run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--far must be below 1, not {args.far}")
     if args.strangers is not None and not args.strangers.is_dir():
         raise FileNotFoundError(f"no such folder: {args.strangers}")
-    model = train(args.labelled_dir, features=args.features, detector=args.detector, model=args.classifier,
-                  max_distance=args.max_distance, far=args.far, strangers=args.strangers, n_jobs=args.jobs,
-                  progress=not args.quiet)
-    save_model(model, args.model, overwrite=args.force)
+    model = train(args.labelled_dir, features=args.features, detector=args.detector, descriptor=args.descriptor,
+                  model=args.classifier, max_distance=args.max_distance, far=args.far, strangers=args.strangers,
+                  n_jobs=args.jobs, progress=not args.quiet)
+    save_model(model, args.out, overwrite=args.overwrite)
     rep = model.training_report_
     print(f"trained {model!r}")
     scored = [r for r in model.info_.get("comparison") or [] if "accuracy" in r]
@@ -243,16 +308,20 @@ def _run_train(args: argparse.Namespace) -> int:
         for e in sorted(rep.excluded, key=lambda e: (e.path, e.face_index if e.face_index is not None else -1)):
             face = "" if e.face_index is None else f" [face {e.face_index}]"
             print(f"  {e.path}{face}: {e.reason}")
-    print(f"wrote {args.model} (a pickle: load only files you trust)")
+    print(f"wrote {args.out} (a pickle: load only files you trust)")
     return 0
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="who is in these photos, with a trained model")
-    p.add_argument("model", type=Path, help="model bundle written by `vision-lib train`")
-    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="photo or folder (searched recursively)")
+    p = sub.add_parser("predict", help="who is in these photos, with a trained model",
+                       description="Name the people in each photo (folders searched recursively) with a model "
+                                   "written by `vision-lib train`: one line per photo, or one JSON object with "
+                                   "--json. An unusable file gets an error line; the exit code is 1 if any did.")
+    p.add_argument("--model", type=Path, default=None, help="model bundle written by `vision-lib train`")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
+                   help="photo or folder (searched recursively); without --model the first INPUT is the model")
     p.add_argument("--json", action="store_true", help="one JSON object per photo per line")
-    _add_workers(p, quiet=False)
+    _add_workers(p)
     p.set_defaults(handler=_run_predict)
 
 
@@ -260,21 +329,32 @@ def _run_predict(args: argparse.Namespace) -> int:
     import json
 
     from .classify import load_model
-    from .io import list_images
+    from .io import named_like_a_photo, scan_folder
 
+    if args.model is None:  # the older form: `predict MODEL INPUT...`
+        if len(args.inputs) < 2:
+            raise ValueError("give the model with --model MODEL, then the photos or folders")
+        args.model, args.inputs = args.inputs[0], args.inputs[1:]
     model = load_model(args.model)
-    paths = []
+    paths, skipped = [], []
     for item in args.inputs:
         if item.is_dir():
-            found = list_images(item, recursive=True)
-            if not found:  # said, not silently skipped: an empty answer would look like a clean run
+            scan = scan_folder(item, recursive=True)
+            if not scan.photos:  # said, not silently skipped: an empty answer would look like a clean run
                 print(f"vision-lib predict: no photos in {item}", file=sys.stderr)
-            paths += found
+            paths += scan.photos
+            skipped += scan.skipped
         else:
             paths.append(item)  # a missing or unreadable file is reported in its own line
+    failed = [r for r in skipped if named_like_a_photo(r)]  # broken.jpg: meant as a photo, so an error
+    for r in skipped:  # every file of a folder gets its line; other files (notes.txt) are not errors
+        word = "error" if named_like_a_photo(r) else "skipped"
+        print(json.dumps({"path": r.source, word: r.reason}) if args.json else f"{r.source}\t{word}: {r.reason}",
+              flush=True)
     if not paths:
         return 1
-    results = model.predict_paths(paths, n_jobs=args.jobs, progress=not args.json and sys.stderr.isatty())
+    results = model.predict_paths(paths, n_jobs=args.jobs,
+                                  progress=not (args.quiet or args.json) and sys.stderr.isatty())
     for res in results:
         if args.json:
             print(json.dumps(res), flush=True)
@@ -285,7 +365,7 @@ def _run_predict(args: argparse.Namespace) -> int:
                               else f"{f['label']} ({f.get('verdict', 'unknown')})" for f in res["faces"]) or "no face"
             print(f"{res['path']}\t{res['label'] or '-'}\t({faces})")
     # As `compress`: every input gets its line, and the exit code says whether any of them failed.
-    return 1 if any("error" in res for res in results) else 0
+    return 1 if failed or any("error" in res for res in results) else 0
 
 
 # --------------------------------------------------------------------------- average (issue 5)
@@ -299,15 +379,16 @@ def _add_average(sub) -> None:
                     "unless --overwrite is given.")
     p.add_argument("in_path", type=Path, metavar="IN", help="folder of sub-folders, or clusters.csv")
     p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output folder (not inside IN)")
-    p.add_argument("--method", choices=["landmarks", "similarity"], default="landmarks",
+    p.add_argument("--method", choices=names.AVERAGE_METHODS, default="landmarks",
                    help="landmarks: warp dlib's 68 landmarks onto the mean shape (sharpest); "
-                        "similarity: five-point similarity alignment only")
+                        "similarity: five-point similarity alignment only; eyes, naive: baselines")
     p.add_argument("--size", type=int, default=160, metavar="PX", help="side of the average images")
     p.add_argument("--root", type=Path, default=None,
                    help="folder the clusters.csv sources are relative to (default: from metrics.json)")
     p.add_argument("--no-identity", action="store_true",
-                   help="keep faces of other people (no dlib identity filter)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing averages in OUT_DIR")
+                   help="keep faces of other people (no identity filter)")
+    _add_models(p)
+    _add_overwrite(p, "existing averages in OUT_DIR")
     _add_workers(p)
     p.set_defaults(handler=_run_average)
 
@@ -321,16 +402,20 @@ def _run_average(args: argparse.Namespace) -> int:
     folder_input = args.in_path.is_dir() and not (args.in_path / "clusters.csv").is_file()
     if folder_input and is_inside(args.out, args.in_path):  # a later run would take the averages for photos
         raise ValueError(f"output folder {args.out} is inside the input folder {args.in_path}; choose another")
-    groups = groups_from_input(args.in_path, args.root)
+    skipped: list = []
+    groups = groups_from_input(args.in_path, args.root, skipped=skipped)
     check_outputs(groups, args.out, overwrite=args.overwrite)  # before the work, not after it
     results = average_groups(groups, method=args.method, size=args.size, identity=not args.no_identity,
+                             detector=args.detector, descriptor=args.descriptor,
                              n_jobs=args.jobs, progress=not args.quiet)
-    table = write_averages(results, args.out, overwrite=args.overwrite)
+    table = write_averages(results, args.out, overwrite=args.overwrite, skipped=skipped)
     for r in results:
         why, none = (", ".join(f"{n} {reason}" for reason, n in r.reasons(which).items())
                      for which in ("left_out", "rejected"))
         print(f"{r.group}: {r.n_used}/{r.n_faces} faces used" + (f" (left out: {why})" if why else "")
               + (f"; {len(r.rejected)} photos without a usable face ({none})" if none else ""))
+    if skipped:
+        print(f"{len(skipped)} other files (not photos, hidden, or outside a sub-folder) are listed in left_out.csv")
     print(f"wrote {sum(r.image is not None for r in results)} averages and {table}")
     return 0
 
@@ -364,58 +449,74 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- cluster, teams (issue 4)
-_k_value = _positive_or("auto", int, "--k")
+_k_value = _positive_or("auto", int, "--clusters")
 
 
 def _add_cluster(sub) -> None:
-    methods = ("hybrid", "agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
     p = sub.add_parser("cluster", help="group faces by identity (number of people unknown)",
-                       description="Detect faces (MTCNN), describe them (dlib), group them by person, and "
+                       description="Detect faces, describe them (--detector, --descriptor), group them by person, and "
                        "write OUT/cluster_NN/ photo copies, OUT/unassigned/, OUT/clusters.csv "
                        "(source,face_index,cluster; -1 = unassigned) and OUT/metrics.json. With labelled "
-                       "sub-folders (one per person) the metrics also compare with the labels.")
-    p.add_argument("in_dir", type=Path, help="folder of photos (searched recursively)")
+                       "sub-folders (one per person) the metrics also compare with the labels. IN may "
+                       "also be the .npz table of `vision-lib features IN --kind descriptor` (no photo "
+                       "copies then). Above 6000 faces the groups come from a k-nearest-neighbour graph "
+                       "(linear memory; docs/scale.md).")
+    p.add_argument("in_dir", type=Path, metavar="IN", help="folder of photos (searched recursively), or a descriptor table (.npz)")
     p.add_argument("--out", type=Path, required=True, help="new output folder (not inside IN_DIR)")
-    p.add_argument("--method", choices=methods, default="hybrid",
-                   help="hybrid (default): HDBSCAN cores, other faces attached or grouped at 0.6")
-    p.add_argument("--k", type=_k_value, default=None, metavar="auto|N",
+    p.add_argument("--method", choices=names.CLUSTER_METHODS, default="hybrid",
+                   help="hybrid (default): HDBSCAN cores, other faces attached or grouped at the "
+                        "descriptor's same-person distance")
+    p.add_argument("--clusters", type=_k_value, default=None, metavar="auto|N",
                    help="number of people (default auto: found from face distances)")
+    _hidden_alias(p, "--k", "clusters", type=_k_value)
     p.add_argument("--max-clusters", type=int, default=None, help="at most this many groups (closest merged)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="same-person distance for the threshold methods (default 0.6; 0.5 for chinese_whispers, dbscan)")
+                   help="same-person distance for the threshold methods (default: the descriptor's; 5/6 of "
+                        "it for chinese_whispers, dbscan)")
+    _add_models(p)
     p.add_argument("--link", action="store_true", help="hard-link photos instead of copying them")
-    _add_workers(p, quiet=False)
+    _add_workers(p)
     p.set_defaults(handler=_run_cluster)
 
 
 def _run_cluster(args: argparse.Namespace) -> int:
     import json
 
-    from .cluster import cluster_folder
+    from .cluster import cluster_folder, cluster_table
 
-    metrics = cluster_folder(args.in_dir, args.out, method=args.method, k=args.k, max_clusters=args.max_clusters,
-                             threshold=args.threshold, link=args.link, n_jobs=args.jobs)
+    if args.in_dir.is_dir():
+        metrics = cluster_folder(args.in_dir, args.out, method=args.method, k=args.clusters,
+                                 max_clusters=args.max_clusters, threshold=args.threshold, link=args.link,
+                                 n_jobs=args.jobs, progress=not args.quiet, detector=args.detector,
+                                 descriptor=args.descriptor)
+    else:  # a descriptor table, or a clear error (never an empty result)
+        metrics = cluster_table(args.in_dir, args.out, method=args.method, k=args.clusters,
+                                max_clusters=args.max_clusters, threshold=args.threshold, progress=not args.quiet)
     internal = metrics["internal"]
     print(f"{metrics['faces']} faces in {metrics['photos']} photos -> {internal['n_clusters']} clusters, "
-          f"{internal['n_unassigned']} unassigned; {metrics['photos_rejected']} photos without a usable face")
+          f"{internal['n_unassigned']} unassigned; {metrics['photos_rejected']} photos without a usable face"
+          + (f"; {metrics['files_skipped']} other files (not photos)" if metrics["files_skipped"] else ""))
     if "external" in metrics:
         ext = metrics["external"]
         print("against the folder names, scored per photo on its subject face (so n_clusters counts only "
               "clusters that hold some photo's subject face):")
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in ext.items()}, indent=1))
-    print(f"wrote {args.out}/clusters.csv, metrics.json and the grouped copies")
+    listed = ", rejected.csv" if metrics["photos_rejected"] or metrics.get("files_skipped") else ""
+    copies = " and the grouped copies" if args.in_dir.is_dir() else ""
+    print(f"wrote {args.out}/clusters.csv{listed}, metrics.json{copies}")
     return 0
 
 
 def _add_teams(sub) -> None:
     p = sub.add_parser("teams", help="group player crops by clothing",
-                       description="Split a folder of player crops into GROUPS by clothing colours (court "
+                       description="Split a folder of player crops into N groups (--clusters) by clothing colours (court "
                        "masked out); writes OUT/clusters.csv (source,cluster), OUT/group_NN/ copies and "
                        "OUT/summary.json.")
     p.add_argument("in_dir", type=Path, help="folder of player crops")
     p.add_argument("--out", type=Path, required=True, help="new output folder (not inside IN_DIR)")
-    p.add_argument("--groups", type=int, default=2, help="number of teams or players (default 2)")
-    p.add_argument("--method", choices=("colours", "recipe"), default="colours",
+    p.add_argument("--clusters", type=int, default=2, metavar="N", help="number of teams or players (default 2)")
+    _hidden_alias(p, "--groups", "clusters", type=int)
+    p.add_argument("--method", choices=names.TEAM_METHODS, default="colours",
                    help="colours: court-masked palette (default); recipe: MobileNetV2 + region histograms")
     p.add_argument("--court", type=Path, default=None, help="optional photo of the court (adds court colours)")
     p.add_argument("--link", action="store_true", help="hard-link crops instead of copying them")
@@ -425,11 +526,11 @@ def _add_teams(sub) -> None:
 def _run_teams(args: argparse.Namespace) -> int:
     from .teams import teams_folder
 
-    if args.groups < 1:
-        raise ValueError("--groups must be at least 1")
-    s = teams_folder(args.in_dir, args.out, groups=args.groups, method=args.method, court=args.court, link=args.link)
+    if args.clusters < 1:
+        raise ValueError("--clusters must be at least 1")
+    s = teams_folder(args.in_dir, args.out, groups=args.clusters, method=args.method, court=args.court, link=args.link)
     fp = s["frame_pairs"]
-    print(f"{s['crops']} crops -> groups of {s['sizes']}; {len(s['rejected'])} unreadable")
+    print(f"{s['crops']} crops -> groups of {s['sizes']}; {len(s['rejected'])} files not used (see summary.json)")
     if fp["frames"]:
         print(f"frames whose two crops fell in different groups: {fp['frames_split']}/{fp['frames']}")
     print(f"wrote {args.out}/clusters.csv and the grouped copies")
@@ -444,7 +545,7 @@ def _add_compress(sub) -> None:
     p.add_argument("--out", type=Path, required=True,
                    help="folder for <name>_k<k>.png files (a folder input's sub-folders are mirrored)")
     p.add_argument("--dither", action="store_true", help="Floyd-Steinberg dithering")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse)")
+    _add_overwrite(p, "existing outputs")
     p.add_argument("--optimize", action="store_true", help="zlib level 9: slightly smaller, slower")
     p.add_argument("--seed", type=int, default=0, help="K-Means initialisation seed")
     p.add_argument("--max-megapixels", type=float, default=50,
@@ -454,19 +555,21 @@ def _add_compress(sub) -> None:
 
 def _run_compress(args: argparse.Namespace) -> int:
     from .compress import compress_files, output_names, to_jsonl
-    from .io import check_output_folder, is_inside, list_images
+    from .io import check_output_folder, is_inside, named_like_a_photo, scan_folder
 
     if not 2 <= args.k <= 256:
         raise ValueError(f"--k must be between 2 and 256, got {args.k}")
     if args.max_megapixels <= 0:
         raise ValueError(f"--max-megapixels must be positive, got {args.max_megapixels}")
     check_output_folder(args.out)  # before quantizing anything
-    paths, relative = [], []
+    paths, relative, skipped = [], [], []
     for item in args.images:  # folders expand to their photos; files (even unreadable) are kept
         if item.is_dir():
             if is_inside(args.out, item):  # a later run would compress the outputs as photos
                 raise ValueError(f"output folder {args.out} is inside the input folder {item}; choose another")
-            found = list_images(item)
+            scan = scan_folder(item)
+            found = scan.photos
+            skipped += scan.skipped
             paths += found
             relative += [p.relative_to(item) for p in found]  # sub-folders are mirrored under --out
         else:
@@ -475,27 +578,23 @@ def _run_compress(args: argparse.Namespace) -> int:
             paths.append(item)
             relative.append(Path(item.name))
     failed = 0
-    names = output_names(relative, args.k, args.dither)
-    for record in compress_files(paths, args.out, args.k, names=names, dither=args.dither, overwrite=args.overwrite,
+    for r in skipped:  # a folder's other files get their line too; broken.jpg (meant as a photo) is a failure
+        failed += named_like_a_photo(r)
+        print(to_jsonl({"path": r.source, "error" if named_like_a_photo(r) else "skipped": r.reason}), flush=True)
+    skipped = [r for r in skipped if not named_like_a_photo(r)]
+    out_names = output_names(relative, args.k, args.dither)
+    for record in compress_files(paths, args.out, args.k, names=out_names, dither=args.dither, overwrite=args.overwrite,
                                  optimize=args.optimize, random_state=args.seed,
                                  max_megapixels=args.max_megapixels):
         failed += "error" in record
         print(to_jsonl(record), flush=True)
     if failed:
-        print(f"vision-lib compress: {failed} of {len(paths)} inputs failed (see their JSON lines)",
+        print(f"vision-lib compress: {failed} of {len(paths) + failed} inputs failed (see their JSON lines)",
               file=sys.stderr)
+    if skipped:
+        print(f"vision-lib compress: {len(skipped)} files in the input folders are not photos "
+              "(see their \"skipped\" JSON lines)", file=sys.stderr)
     return 1 if failed else 0
-
-
-_RESERVED = {
-    "train": ("train a face classifier from a folder of sub-folders (one per person)", 3),
-    "predict": ("who is in these photos, with a trained model", 3),
-    "cluster": ("group faces by identity (number of people unknown)", 4),
-    "teams": ("group player crops by clothing", 4),
-    "average": ("aligned average face per person or cluster", 5),
-    "compress": ("K-Means colour quantization to palette PNGs", 6),
-    "serve": ("web page that classifies a dropped photo", 7),
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -504,12 +603,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_faces, _add_features, _add_notebooks, _add_fetch, _add_train, _add_predict, _add_average,
-                _add_serve, _add_cluster, _add_teams, _add_compress):
+    # In pipeline order (notebooks 01-06), then the app and the suite.
+    for add in (_add_faces, _add_features, _add_train, _add_predict, _add_cluster, _add_teams, _add_average,
+                _add_compress, _add_serve, _add_notebooks, _add_present, _add_fetch):
         add(sub)
-    for name, (text, issue) in _RESERVED.items():
-        if name not in sub.choices:
-            sub.add_parser(name, help=text).set_defaults(handler=_not_yet(name, issue))
+    for action in sub._choices_actions:  # every command: a description, and its defaults shown
+        command = sub.choices[action.dest]
+        command.formatter_class = _HelpFormatter
+        if not command.description:
+            command.description = action.help[0].upper() + action.help[1:] + "."
     return parser
 
 
@@ -531,8 +633,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _short_warning
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    from .parallel import use_scheduler  # light: imports no stage and no Dask
+
     try:
-        return int(args.handler(args) or 0)
+        with use_scheduler(getattr(args, "scheduler", None)):
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt as stop:  # Ctrl-C: a line, not a traceback; finished outputs stay (resume where offered)
         terminated = isinstance(stop, _Terminated)
         print(f"\nvision-lib {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
@@ -554,3 +659,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+#: The public names of this module.
+__all__ = ["build_parser", "main"]

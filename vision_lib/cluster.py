@@ -1,9 +1,10 @@
 """Identity clustering: group face photos by person when the number of people is unknown.
 
-Faces are described by dlib's 128-d ResNet descriptor (:func:`vision_lib.faces.detect_paths` with
-``descriptors=True``), where two faces of the same person are usually closer than
-:data:`~vision_lib.embeddings.DLIB_SAME_PERSON_DISTANCE` (0.6, Euclidean) and faces of different
-people usually farther. :class:`IdentityClustering` turns that into groups:
+Faces are described by a descriptor of :mod:`vision_lib.models` (:func:`vision_lib.faces.detect_paths`
+with ``descriptors=<name>``), where two faces of the same person are usually closer than the
+descriptor's same-person distance (its ``threshold``: dlib's documented 0.6, FaceNet's own) and
+faces of different people usually farther. Default thresholds are shares of that distance
+(:data:`THRESHOLD_SHARES`; the figures below are dlib's). :class:`IdentityClustering` turns that into groups:
 
 ==================  ===========================================================================
 ``hybrid``          (default) dense cores found by HDBSCAN (scikit-learn's default
@@ -41,26 +42,28 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
-from .embeddings import DLIB_SAME_PERSON_DISTANCE
-from .io import CSV_TEXT, Rejected, flat_name
+from .io import CSV_TEXT, Rejected, copy_grouped, flat_name, locked_output, prepare_output  # noqa: F401 (re-exported)
+from .models import same_person_distance
 
-METHODS = ("hybrid", "agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")
+from .names import CLUSTER_METHODS
+
+METHODS = CLUSTER_METHODS  # the older name
 
 #: Default distance threshold per method. Agglomerative (average linkage) merges two groups when
 #: their faces are on average closer than dlib's documented same-person distance (0.6). Chinese
 #: Whispers links single *pairs* (one link can join two people), so it uses the stricter 0.5 of
 #: dlib's own clustering example; DBSCAN's radius likewise (it chains through single pairs).
-DEFAULT_THRESHOLDS = {"hybrid": DLIB_SAME_PERSON_DISTANCE, "agglomerative": DLIB_SAME_PERSON_DISTANCE, "chinese_whispers": 0.5, "dbscan": 0.5}
+#: The same rules as shares of a descriptor's same-person distance (the values above for dlib's 0.6).
+THRESHOLD_SHARES = {"hybrid": 1.0, "agglomerative": 1.0, "chinese_whispers": 0.5 / 0.6, "dbscan": 0.5 / 0.6}
+DEFAULT_THRESHOLDS = {m: round(s * 0.6, 6) for m, s in THRESHOLD_SHARES.items()}  # dlib's figures
 
 #: Above this many faces, agglomerative clustering only links each face to its nearest neighbours
 #: (sparse connectivity), so memory grows linearly instead of quadratically.
@@ -70,6 +73,11 @@ _DENSE_LIMIT = 6000
 #: Smaller people are still grouped by the average-linkage step.
 HYBRID_CORE_SIZE = 5
 
+#: Above this many faces, ``hybrid`` and ``agglomerative`` (with ``algorithm="auto"``) work on a
+#: k-nearest-neighbour graph (:mod:`vision_lib.graph_cluster`): memory linear in the faces.
+GRAPH_LIMIT = _DENSE_LIMIT
+ALGORITHMS = ("auto", "exact", "graph")
+
 
 # --------------------------------------------------------------------------- estimator
 class IdentityClustering(ClusterMixin, BaseEstimator):
@@ -78,17 +86,25 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
     Args:
         method: one of :data:`METHODS`.
         threshold: distance under which faces are the same person (hybrid attachment and
-            agglomerative average-linkage cut, Chinese Whispers edge length, DBSCAN ``eps``); default :data:`DEFAULT_THRESHOLDS`.
+            agglomerative average-linkage cut, Chinese Whispers edge length, DBSCAN ``eps``); default
+            :data:`THRESHOLD_SHARES` of the descriptor's same-person distance.
         n_clusters: a fixed number of groups (agglomerative, kmeans; hybrid then works as
             agglomerative); ``None`` finds it.
         max_clusters: at most this many groups (closest groups merged); ``None`` for no cap.
         min_cluster_size: groups smaller than this are reported as unassigned (``-1``); also
             HDBSCAN's ``min_cluster_size`` and DBSCAN's ``min_samples``.
         outlier_distance: a face farther than this from *every* other face of its group is
-            unassigned (default dlib's same-person distance, 0.6; ``None`` keeps it). Density
+            unassigned (``"auto"``: the descriptor's same-person distance; ``None`` keeps it). Density
             methods have no absolute scale and otherwise attach far-away faces to groups.
             K-Means, which by design assigns every face, is left as it is.
         random_state: seed for K-Means.
+        descriptor: name of the descriptor of ``X`` (:data:`vision_lib.models.DESCRIPTORS`; None:
+            the default); its same-person distance scales the default thresholds.
+        algorithm: ``"exact"``, ``"graph"`` (:func:`vision_lib.graph_cluster.threshold_clusters`:
+            average linkage at the threshold per component of a k-NN graph, the outlier rule and the
+            minimum size as here, memory linear in faces; for ``hybrid`` and ``agglomerative`` without
+            ``n_clusters``), or ``"auto"``: graph above :data:`GRAPH_LIMIT` faces.
+        progress: progress bars for the graph algorithm.
 
     Attributes:
         labels_: group per face, ``-1`` = unassigned.
@@ -97,8 +113,9 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
 
     def __init__(self, method: str = "hybrid", threshold: float | None = None,
                  n_clusters: int | None = None, max_clusters: int | None = None,
-                 min_cluster_size: int = 2, outlier_distance: float | None = DLIB_SAME_PERSON_DISTANCE,
-                 random_state: int | None = None):
+                 min_cluster_size: int = 2, outlier_distance: float | str | None = "auto",
+                 random_state: int | None = None, descriptor: str | None = None, algorithm: str = "auto",
+                 progress: bool = False):
         self.method = method
         self.threshold = threshold
         self.n_clusters = n_clusters
@@ -106,6 +123,9 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         self.min_cluster_size = min_cluster_size
         self.outlier_distance = outlier_distance
         self.random_state = random_state
+        self.descriptor = descriptor
+        self.algorithm = algorithm
+        self.progress = progress
 
     def fit(self, X, y=None) -> "IdentityClustering":
         """Cluster the rows of ``X`` (n, d). An empty ``X`` (0, d) gives no clusters rather than an
@@ -116,23 +136,38 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=0)
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
-        t = DEFAULT_THRESHOLDS.get(self.method, DLIB_SAME_PERSON_DISTANCE) if self.threshold is None \
-            else float(self.threshold)
+        same = same_person_distance(self.descriptor)
+        t = THRESHOLD_SHARES.get(self.method, 1.0) * same if self.threshold is None else float(self.threshold)
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {self.algorithm!r}; choose from {', '.join(ALGORITHMS)}")
+        far = None if self.outlier_distance is None else (
+            same if self.outlier_distance == "auto" else float(self.outlier_distance))
         n = len(X)
+        graph = self._use_graph(n)
         if n == 0:
             labels = np.zeros(0, int)
         elif n == 1:
             labels = np.array([-1 if self.min_cluster_size > 1 else 0])
+        elif graph:
+            from .graph_cluster import threshold_clusters
+
+            labels = threshold_clusters(X, t, outlier_distance=far, progress=self.progress)
         else:
             labels = getattr(self, f"_fit_{self.method}")(X, t)
-        if self.outlier_distance is not None and self.method != "kmeans":
-            labels = _drop_far(X, labels, float(self.outlier_distance))
+        if far is not None and self.method != "kmeans" and not graph:  # graph: done per component
+            labels = _drop_far(X, labels, far)
         labels = _drop_small(labels, self.min_cluster_size if self.method != "kmeans" else 1)
         if self.max_clusters is not None:
             labels = _cap_clusters(X, labels, int(self.max_clusters))
         self.labels_ = _relabel_by_size(labels)
         self.n_clusters_ = int(self.labels_.max() + 1) if len(self.labels_) else 0
         return self
+
+    def _use_graph(self, n: int) -> bool:
+        able = self.method in ("hybrid", "agglomerative") and self.n_clusters is None
+        if self.algorithm == "graph" and not able:
+            raise ValueError("algorithm='graph' needs method 'hybrid' or 'agglomerative' without n_clusters")
+        return self.algorithm == "graph" or (self.algorithm == "auto" and able and n > GRAPH_LIMIT)
 
     # one private method per algorithm; each returns raw labels (may contain -1)
     def _fit_hybrid(self, X: np.ndarray, t: float) -> np.ndarray:
@@ -199,8 +234,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         k = self.n_clusters
         if k is None:
             # K-Means cannot find k: borrow the number of groups the default method finds.
-            k = max(1, IdentityClustering(threshold=self.threshold, min_cluster_size=self.min_cluster_size)
-                    .fit(X).n_clusters_)
+            k = max(1, IdentityClustering(threshold=self.threshold, min_cluster_size=self.min_cluster_size,
+                                          descriptor=self.descriptor).fit(X).n_clusters_)
         k = min(int(k), len(X))
         return KMeans(n_clusters=k, n_init=3, random_state=self.random_state).fit_predict(X)
 
@@ -253,10 +288,14 @@ def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
     """Renumber groups 0..k-1, largest first (ties by first appearance); -1 stays -1."""
     labels = np.asarray(labels, dtype=int)
     out = np.full(len(labels), -1, dtype=int)
-    ids = [i for i in dict.fromkeys(labels.tolist()) if i >= 0]
-    sizes = {i: int(np.sum(labels == i)) for i in ids}
-    for new, old in enumerate(sorted(ids, key=lambda i: -sizes[i])):
-        out[labels == old] = new
+    keep = labels >= 0
+    if not keep.any():
+        return out
+    # Vectorised (a million faces in 100k groups): rank groups by size, then by first appearance.
+    ids, first, inverse, sizes = np.unique(labels[keep], return_index=True, return_inverse=True, return_counts=True)
+    rank = np.empty(len(ids), dtype=int)
+    rank[np.lexsort((first, -sizes))] = np.arange(len(ids))
+    out[keep] = rank[inverse]
     return out
 
 
@@ -281,10 +320,17 @@ def cluster_faces(descriptors: np.ndarray, method: str = "hybrid", **params) -> 
 
 
 # --------------------------------------------------------------------------- metrics
+#: Above this many assigned faces, :func:`internal_metrics` scores a random sample of whole groups
+#: of about this many faces (silhouette is quadratic in faces, Davies-Bouldin in groups).
+INTERNAL_SAMPLE = 20000
+
+
 def internal_metrics(X: np.ndarray, labels: np.ndarray) -> dict:
     """Silhouette, Davies-Bouldin and Calinski-Harabasz on the assigned faces (noise left out).
 
     Values are ``None`` when they are undefined (fewer than two groups, or every face its own group).
+    With more than :data:`INTERNAL_SAMPLE` assigned faces they are computed on randomly chosen
+    whole groups (seeded) holding about that many faces, and ``sampled_faces`` says how many.
     """
     from sklearn import metrics
 
@@ -293,6 +339,13 @@ def internal_metrics(X: np.ndarray, labels: np.ndarray) -> dict:
     k = len(np.unique(labels[keep]))
     out = {"n_clusters": int(k), "n_unassigned": int((~keep).sum()), "n_items": int(len(labels)),
            "silhouette": None, "davies_bouldin": None, "calinski_harabasz": None}
+    if keep.sum() > INTERNAL_SAMPLE and k > 2:
+        ids, sizes = np.unique(labels[keep], return_counts=True)
+        order = np.random.default_rng(0).permutation(len(ids))
+        chosen = ids[order[:max(2, int(np.searchsorted(np.cumsum(sizes[order]), INTERNAL_SAMPLE)) + 1)]]
+        keep = np.isin(labels, chosen)
+        k = len(chosen)
+        out["sampled_faces"] = int(keep.sum())
     if 2 <= k < keep.sum():
         Xk, lk = X[keep], labels[keep]
         out["silhouette"] = float(metrics.silhouette_score(Xk, lk))
@@ -385,6 +438,10 @@ class FaceSet:
     photos: list[str] = field(default_factory=list)
     photo_labels: list[str] | None = None
     rejected: list[Rejected] = field(default_factory=list)
+    #: Name of the descriptor of ``descriptors`` (None: the default descriptor).
+    descriptor: str | None = None
+    #: Other files under ``root`` (not photos by content, hidden, unreadable), with their reasons.
+    skipped: list[Rejected] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -392,6 +449,11 @@ class FaceSet:
     def photo_clusters(self, labels: Sequence[int]) -> np.ndarray:
         """Cluster of each photo's subject face, ``-1`` when unassigned or no face was found."""
         where = {s: c for s, c, m in zip(self.sources, labels, self.subject) if m}
+        return np.array([where.get(p, -1) for p in self.photos], dtype=int)
+
+    def largest_face_clusters(self, labels: Sequence[int]) -> np.ndarray:
+        """Cluster of each photo's largest face (``face_index`` 0), ``-1`` when unassigned or none."""
+        where = {s: c for s, c, j in zip(self.sources, labels, self.face_index) if j == 0}
         return np.array([where.get(p, -1) for p in self.photos], dtype=int)
 
 
@@ -415,25 +477,34 @@ def subject_face(boxes: Sequence[Sequence[int]], shape: tuple[int, int] | None) 
 
 
 def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: Iterable | None = None,
-             n_jobs: int | None = None, progress: bool = True) -> FaceSet:
-    """Detect (MTCNN) and describe (dlib) every face under ``root``; disk-cached per photo.
+             n_jobs: int | None = None, progress: bool = True, detector: str | None = None,
+             descriptor: str | None = None) -> FaceSet:
+    """Detect and describe every face under ``root``; disk-cached per photo.
 
     Args:
         root: folder of photos.
         labelled: treat first-level sub-folders as identities; ``None`` = when every photo is in a
             sub-folder.
         paths: only these photos (e.g. a :meth:`PhotoSet.limit` subset); default all under root.
+        detector, descriptor: names of :mod:`vision_lib.models` (None: the defaults).
     """
     from .faces import detect_paths
-    from .io import list_images
+    from .io import scan_folder
+    from .models import DEFAULT_DESCRIPTOR, get_descriptor
+
+    descriptor = descriptor or DEFAULT_DESCRIPTOR
 
     root = Path(root)
-    paths = [Path(p) for p in (paths if paths is not None else list_images(root))]
+    skipped = []
+    if paths is None:
+        scan = scan_folder(root)
+        paths, skipped = scan.photos, scan.relative_skipped()
+    paths = [Path(p) for p in paths]
     rel = [p.relative_to(root).as_posix() for p in paths]
     if labelled is None:
         labelled = bool(rel) and all("/" in r for r in rel)
     photo_labels = [r.split("/")[0] for r in rel] if labelled else None
-    results = detect_paths(paths, "mtcnn", descriptors=True, n_jobs=n_jobs, progress=progress)
+    results = detect_paths(paths, detector, descriptors=descriptor, n_jobs=n_jobs, progress=progress)
     srcs, idx, desc, boxes, subj, labs, used_paths, rejected = [], [], [], [], [], [], [], []
     for i, res in enumerate(results):
         if res.error:
@@ -454,73 +525,17 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
                 labs.append(photo_labels[i])
     return FaceSet(
         root=root, paths=used_paths, sources=srcs, face_index=np.array(idx, int),
-        descriptors=np.array(desc, np.float64).reshape(-1, 128), boxes=np.array(boxes, int).reshape(-1, 4),
+        descriptors=np.array(desc, np.float64).reshape(-1, get_descriptor(descriptor).dim),
+        boxes=np.array(boxes, int).reshape(-1, 4),
         subject=np.array(subj, bool), labels=labs if labelled else None, photos=rel,
-        photo_labels=photo_labels, rejected=rejected,
+        photo_labels=photo_labels, rejected=rejected, skipped=skipped, descriptor=descriptor,
     )
 
 
 # --------------------------------------------------------------------------- export
-def prepare_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Path:
-    """Check ``out_dir`` (resolved, returned; created later by the lock): refuse one inside
-    ``in_dir`` or one that already holds files."""
-    from .io import check_output_folder, holds_no_output, is_inside
-
-    out = check_output_folder(out_dir).resolve()
-    if in_dir is not None and is_inside(out, in_dir):
-        raise ValueError(f"output folder {out} is inside the input folder {Path(in_dir).resolve()}; choose another")
-    if out.exists() and not holds_no_output(out):
-        raise FileExistsError(f"output folder {out} is not empty; choose a new one (nothing was overwritten)")
-    return out
-
-
-@contextmanager
-def locked_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Iterator[Path]:
-    """:func:`prepare_output`, then hold :func:`~vision_lib.io.folder_lock` on the folder, so a second
-    run into it stops at once; checked again under the lock, since a run that just finished may have
-    filled the folder in between."""
-    from .io import folder_lock
-
-    with folder_lock(prepare_output(out_dir, in_dir)) as out:
-        yield prepare_output(out, in_dir)
-
-
 def group_folder(cluster: int) -> str:
     """``cluster_NN`` for a group, ``unassigned`` for -1."""
     return "unassigned" if cluster < 0 else f"cluster_{cluster:02d}"
-
-
-def copy_grouped(pairs: Iterable[tuple[Path, Path]], *, link: bool = False, n_jobs: int | None = None) -> int:
-    """Copy (or hard-link) ``(source, target)`` pairs in parallel threads; never overwrite a target.
-
-    Returns the number of files written. Originals are only read.
-    """
-    from joblib import Parallel, delayed
-
-    pairs = list(dict.fromkeys((Path(s), Path(t)) for s, t in pairs))
-    for folder in {t.parent for _, t in pairs}:
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def one(src: Path, dst: Path) -> int:
-        # Both ways create the target atomically ("x" mode, link(2)): no check-then-write race.
-        try:
-            if link:
-                try:
-                    os.link(src, dst)
-                    return 1
-                except FileExistsError:
-                    raise
-                except OSError:  # other file system, or links not allowed: fall back to a copy
-                    pass
-            with open(src, "rb") as fin, open(dst, "xb") as fout:
-                shutil.copyfileobj(fin, fout)
-            shutil.copystat(src, dst)
-        except FileExistsError:
-            raise FileExistsError(f"{dst} exists; refusing to overwrite") from None
-        return 1
-
-    # Copying is I/O bound: threads are enough and avoid process start-up.
-    return sum(Parallel(n_jobs=min(8, max(1, len(pairs))), prefer="threads")(delayed(one)(s, t) for s, t in pairs))
 
 
 def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.PathLike, *,
@@ -529,7 +544,8 @@ def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.Pat
 
     ``clusters.csv`` has one row per face: ``source,face_index,cluster`` (cluster ``-1`` =
     unassigned). A photo whose faces fall in several groups is copied into each of them. Photos
-    without a usable face are listed in ``rejected.csv``. ``out_dir`` must be new or empty; it is
+    without a usable face, and the other files of the input folder, are listed in ``rejected.csv``
+    (``source,reason``). ``out_dir`` must be new or empty; it is
     locked while written, and filled all at once (an interrupt leaves it as it was).
     """
     with locked_output(out_dir, faces.root) as out:
@@ -549,11 +565,12 @@ def _write_export(faces: FaceSet, labels: Sequence[int], out: Path, *, metrics: 
             w.writerow(["source", "face_index", "cluster"])
             for s, j, c in zip(faces.sources, faces.face_index, labels):
                 w.writerow([s, int(j), int(c)])
-        if faces.rejected:
+        if faces.rejected or faces.skipped:
             with open(tmp / "rejected.csv", "w", **CSV_TEXT) as f:
                 w = csv.writer(f)
                 w.writerow(["source", "reason"])
-                w.writerows([r.source, r.reason] for r in faces.rejected)
+                w.writerows([r.source, r.reason] for r in sorted(faces.rejected + faces.skipped,
+                                                                 key=lambda r: r.source))
         copy_grouped(((p, tmp / group_folder(c) / flat_name(s))
                       for p, s, c in zip(faces.paths, faces.sources, labels)), link=link)
         (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
@@ -562,7 +579,8 @@ def _write_export(faces: FaceSet, labels: Sequence[int], out: Path, *, metrics: 
 # --------------------------------------------------------------------------- one call for the CLI
 def cluster_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, method: str = "hybrid",
                    k: int | None = None, max_clusters: int | None = None, threshold: float | None = None,
-                   link: bool = False, n_jobs: int | None = None, progress: bool = True) -> dict:
+                   link: bool = False, n_jobs: int | None = None, progress: bool = True,
+                   detector: str | None = None, descriptor: str | None = None) -> dict:
     """Detect, describe, cluster and export a folder; returns the metrics written to ``metrics.json``.
 
     With labelled sub-folders the external metrics are added, scored per photo on its subject
@@ -570,19 +588,28 @@ def cluster_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, met
     """
     with locked_output(out_dir, in_dir) as out:  # checked and locked before the slow part
         return _cluster_folder(in_dir, out, method=method, k=k, max_clusters=max_clusters,
-                               threshold=threshold, link=link, n_jobs=n_jobs, progress=progress)
+                               threshold=threshold, link=link, n_jobs=n_jobs, progress=progress,
+                               detector=detector, descriptor=descriptor)
 
 
-def _cluster_folder(in_dir, out: Path, *, method, k, max_clusters, threshold, link, n_jobs, progress) -> dict:
-    faces = face_set(in_dir, n_jobs=n_jobs, progress=progress)
+def _cluster_folder(in_dir, out: Path, *, method, k, max_clusters, threshold, link, n_jobs, progress,
+                    detector=None, descriptor=None) -> dict:
+    faces = face_set(in_dir, n_jobs=n_jobs, progress=progress, detector=detector, descriptor=descriptor)
+    return _cluster_export(faces, out, {"root": str(Path(in_dir).resolve())}, method=method, k=k,
+                           max_clusters=max_clusters, threshold=threshold, link=link, progress=progress)
+
+
+def _cluster_export(faces: FaceSet, out: Path, where: dict, *, method, k, max_clusters, threshold, link,
+                    progress) -> dict:
     start = time.perf_counter()
     model = IdentityClustering(method=method, n_clusters=k, max_clusters=max_clusters, threshold=threshold,
-                               random_state=0)
+                               random_state=0, descriptor=faces.descriptor, progress=progress)
     labels = model.fit_predict(faces.descriptors) if len(faces) else np.zeros(0, int)
     seconds = time.perf_counter() - start
     metrics = {
-        "root": str(Path(in_dir).resolve()), "method": method, "params": {k_: v for k_, v in model.get_params().items()},
+        **where, "method": method, "params": {k_: v for k_, v in model.get_params().items()},
         "photos": len(faces.photos), "faces": len(faces), "photos_rejected": len(faces.rejected),
+        "files_skipped": len(faces.skipped),
         "cluster_seconds": seconds, "internal": internal_metrics(faces.descriptors, labels),
     }
     if faces.photo_labels is not None and faces.photos:
@@ -594,15 +621,95 @@ def _cluster_folder(in_dir, out: Path, *, method, k, max_clusters, threshold, li
     return metrics
 
 
+def load_descriptor_table(path: str | os.PathLike):
+    """The :class:`~vision_lib.tables.FeatureTable` of face descriptors at ``path`` (written by
+    ``vision-lib features IN --kind descriptor``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not such a table (another file, or a table of another kind).
+    """
+    import zipfile
+
+    from .tables import FeatureTable
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such folder or feature table: {path}")
+    try:
+        table = FeatureTable.load(path)
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is neither a folder of photos nor a feature table written by "
+                         f"`vision-lib features IN --kind descriptor` ({type(exc).__name__}: {exc})") from None
+    if table.kind != "descriptor" or table.X.ndim != 2 or len(table.sources) != len(table.X):
+        raise ValueError(f"{path} is a feature table of kind {table.kind!r}; clustering by identity needs "
+                         "face descriptors (`vision-lib features IN --kind descriptor`)")
+    return table
+
+
+def table_threshold(settings: dict) -> float | None:
+    """The same-person distance a descriptor table records (``threshold``, or its descriptor's), if any."""
+    for value in (settings.get("threshold"), (settings.get("descriptor") or {}).get("threshold")
+                  if isinstance(settings.get("descriptor"), dict) else None):
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    return None
+
+
+def table_faces(table) -> FaceSet:
+    """A :class:`FaceSet` without photo files (``paths`` empty) from a descriptor table.
+
+    The subject of each photo is its largest face (``face_index`` 0): the table keeps no photo sizes.
+    The table is labelled (``labels``) when every photo lies in a sub-folder.
+    """
+    from .models import descriptor_for_id
+
+    rejected = [Rejected(s, r) for s, r in table.rejected]
+    photos = list(dict.fromkeys(list(table.sources) + [r.source for r in rejected]))
+    model = descriptor_for_id(str(table.settings.get("descriptor", "")))
+    labelled = bool(photos) and all("/" in p for p in photos)
+    return FaceSet(
+        root=Path(table.settings.get("root", ".")), paths=[], sources=list(table.sources),
+        face_index=np.asarray(table.face_index, int), descriptors=np.asarray(table.X),
+        boxes=np.asarray(table.boxes, int).reshape(-1, 4), subject=np.asarray(table.face_index) == 0,
+        labels=list(table.labels) if labelled else None, photos=photos,
+        photo_labels=[p.split("/")[0] for p in photos] if labelled else None, rejected=rejected,
+        descriptor=model.name if model is not None else None,
+    )
+
+
+def cluster_table(table_path: str | os.PathLike, out_dir: str | os.PathLike, *, method: str = "hybrid",
+                  k: int | None = None, max_clusters: int | None = None, threshold: float | None = None,
+                  progress: bool = True) -> dict:
+    """Cluster the faces of a descriptor table and write ``clusters.csv`` and ``metrics.json`` (and
+    ``rejected.csv``) as :func:`cluster_folder` does, without photo copies.
+
+    ``threshold`` ``None`` takes the same-person distance the table records (:func:`table_threshold`),
+    else the method's default. ``metrics.json`` keeps the photo folder the table was made from as
+    ``root`` (so ``vision-lib average`` finds the photos) and the table as ``table``.
+    """
+    table = load_descriptor_table(table_path)
+    if threshold is None:
+        threshold = table_threshold(table.settings)
+    where = {"table": str(Path(table_path).resolve())}
+    if table.settings.get("root"):
+        where["root"] = table.settings["root"]
+    with locked_output(out_dir) as out:
+        return _cluster_export(table_faces(table), out, where, method=method, k=k, max_clusters=max_clusters,
+                               threshold=threshold, link=False, progress=progress)
+
+
 # --------------------------------------------------------------------------- comparisons (notebook, benchmark)
 #: Named settings compared in notebook 04 and the benchmark (``k="true"``: the known number of people).
+#: Distances in the names are dlib's; ``threshold_share`` is the same rule as a share of the
+#: descriptor's same-person distance, so every preset means the same for any descriptor.
 METHOD_PRESETS: dict[str, dict] = {
     "hybrid: hdbscan 5 + attach 0.6 (default)": {"method": "hybrid"},
     "agglomerative 0.6": {"method": "agglomerative"},
-    "agglomerative 0.5": {"method": "agglomerative", "threshold": 0.5},
-    "chinese whispers 0.5": {"method": "chinese_whispers", "threshold": 0.5},
+    "agglomerative 0.5": {"method": "agglomerative", "threshold_share": 0.5 / 0.6},
+    "chinese whispers 0.5": {"method": "chinese_whispers", "threshold_share": 0.5 / 0.6},
     "hdbscan min 3": {"method": "hdbscan", "min_cluster_size": 3},
-    "dbscan 0.5 min 3": {"method": "dbscan", "threshold": 0.5, "min_cluster_size": 3},
+    "dbscan 0.5 min 3": {"method": "dbscan", "threshold_share": 0.5 / 0.6, "min_cluster_size": 3},
     "kmeans k auto": {"method": "kmeans", "random_state": 0},
     "kmeans true k": {"method": "kmeans", "n_clusters": "true", "random_state": 0},
 }
@@ -620,8 +727,10 @@ def compare_methods(faces: FaceSet, presets: dict[str, dict] | None = None) -> l
         params = dict(params)
         if params.get("n_clusters") == "true":
             params["n_clusters"] = n_true
+        if "threshold_share" in params:
+            params["threshold"] = params.pop("threshold_share") * same_person_distance(faces.descriptor)
         start = time.perf_counter()
-        labels = IdentityClustering(**params).fit_predict(faces.descriptors)
+        labels = IdentityClustering(**{"descriptor": faces.descriptor, **params}).fit_predict(faces.descriptors)
         row = {"name": name, "seconds": time.perf_counter() - start, "labels": labels}
         inner = internal_metrics(faces.descriptors, labels)
         row.update({k: inner[k] for k in ("silhouette", "davies_bouldin", "calinski_harabasz")})
@@ -675,3 +784,12 @@ def face_thumbnails(faces: FaceSet, index: Iterable[int], size: int = 72, margin
         patch = crop(image, Face(tuple(int(v) for v in faces.boxes[i]), 1.0), margin)
         out.append(cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA))
     return out
+
+
+#: The public names of this module.
+__all__ = ["METHODS", "THRESHOLD_SHARES", "DEFAULT_THRESHOLDS", "HYBRID_CORE_SIZE", "GRAPH_LIMIT",
+           "ALGORITHMS", "IdentityClustering", "cluster_faces", "INTERNAL_SAMPLE", "internal_metrics",
+           "singletons_for_noise", "external_metrics", "FaceSet", "subject_face", "face_set", "group_folder",
+           "export_clusters", "cluster_folder", "load_descriptor_table", "table_threshold", "table_faces",
+           "cluster_table", "METHOD_PRESETS", "compare_methods", "format_rows", "gallery_groups",
+           "face_thumbnails"]

@@ -1095,3 +1095,13 @@ def to_jsonl(record: dict) -> str:
     """One JSON line (floats like inf become strings so every line parses)."""
     return json.dumps({k: (str(v) if isinstance(v, float) and not np.isfinite(v) else v)
                        for k, v in record.items()})
+
+
+#: The public names of this module.
+__all__ = ["BASELINES", "ColourHistogram", "colour_histogram", "ColourQuantizer", "ColourTable",
+           "colour_table", "PaletteTree", "palette_tree", "refit", "map_to_palette", "Quantized", "quantize",
+           "palette_png_bytes", "plain_png_bytes", "write_new_file", "output_name", "output_names", "psnr",
+           "ssim", "SSIM", "quality", "size_report", "MAX_MEGAPIXELS", "compress_file", "compress_files",
+           "pngquant_available", "quantize_with", "compare_methods", "summarise", "format_table",
+           "example_images", "example_names", "example_paths", "bundled_images", "sample_pixels",
+           "plot_colour_space", "plot_side_by_side", "plot_rate_quality", "to_jsonl"]

@@ -46,3 +46,7 @@ def fetch_lfw(out_dir: str | os.PathLike, *, min_faces_per_person: int = 20, tim
         Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(path, quality=95)
         written += 1
     return written
+
+
+#: The public names of this module.
+__all__ = ["fetch_lfw"]

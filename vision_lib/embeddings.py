@@ -21,108 +21,15 @@ from typing import Sequence
 
 import numpy as np
 
-from .faces import Face
+from .geometry import Face
 from .io import check_rgb
-from .features import ImageTransformer
+from .models.transform import ImageTransformer
 
-#: dlib's documented same-person distance threshold for its ResNet descriptor.
-DLIB_SAME_PERSON_DISTANCE = 0.6
-
-
-@functools.lru_cache(maxsize=1)
-def _dlib_models():
-    import dlib
-    import face_recognition_models as frm
-
-    shape5 = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
-    resnet = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
-    return shape5, resnet
-
-
-def dlib_shape(image: np.ndarray, face: Face, predictor=None):
-    """dlib landmarks (5-point by default) for ``face``, located inside its box."""
-    import dlib
-
-    x, y, w, h = face.box
-    predictor = predictor or _dlib_models()[0]
-    return predictor(np.ascontiguousarray(image), dlib.rectangle(int(x), int(y), int(x + w), int(y + h)))
-
-
-#: dlib's ResNet describes 150x150 face chips.
-CHIP_SIZE = 150
-#: Where dlib's own aligner (5-point shape predictor, ``get_face_chip`` with padding 0.25) puts
-#: MTCNN's five keypoints (left eye, right eye, nose, mouth left, mouth right) in its 150x150 chip:
-#: the median over 2,535 LFW faces, made left/right symmetric. Aligning on the detector's keypoints
-#: with this template gives chips the ResNet knows, without the shape predictor's misses on boxes it
-#: was not trained on (MTCNN boxes are taller than dlib's HOG boxes).
-CHIP_KEYPOINTS = np.array([[47.2, 45.0], [101.4, 45.0], [74.3, 78.5], [50.4, 105.8], [98.2, 105.8]])
-#: How faces are aligned before the ResNet: ``"keypoints"`` (the detector's five keypoints onto
-#: :data:`CHIP_KEYPOINTS`), ``"shape"`` (dlib's 5-point shape predictor inside the box) or
-#: ``"both"`` (the mean of the two descriptors). Faces without keypoints (Haar, crops) use ``"shape"``.
-ALIGNMENTS = ("keypoints", "shape", "both")
-
-
-def face_chips(image: np.ndarray, faces: Sequence[Face], align: str = "keypoints") -> list[np.ndarray]:
-    """150x150 aligned face chips, one per face, as dlib's ResNet expects them.
-
-    ``align="keypoints"`` maps the detector's five keypoints onto :data:`CHIP_KEYPOINTS` (least-squares
-    similarity); ``"shape"`` uses dlib's 5-point shape predictor inside the face box.
-    """
-    import cv2
-    import dlib
-
-    from .faces import KEYPOINTS, similarity_transform
-
-    if align not in ("keypoints", "shape"):
-        raise ValueError(f"unknown alignment {align!r}; choose 'keypoints' or 'shape'")
-    image = np.ascontiguousarray(image)
-    chips = []
-    for f in faces:
-        if align == "keypoints" and all(k in f.keypoints for k in KEYPOINTS):
-            M = similarity_transform(np.array([f.keypoints[k] for k in KEYPOINTS], float), CHIP_KEYPOINTS)
-            chips.append(cv2.warpAffine(image, M, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REFLECT))
-        else:
-            chips.append(dlib.get_face_chip(image, dlib_shape(image, f), size=CHIP_SIZE, padding=0.25))
-    return chips
-
-
-def face_descriptors(image: np.ndarray, faces: Sequence[Face], jitters: int = 0, align: str | None = None,
-                     flip: bool | None = None) -> np.ndarray:
-    """128-d dlib ResNet descriptors, one row per face.
-
-    Args:
-        align: one of :data:`ALIGNMENTS` (default :data:`DEFAULT_ALIGN`).
-        flip: also describe the mirrored chips and average (default :data:`DEFAULT_FLIP`).
-        jitters: dlib's random jitters per chip (slow: each one is another ResNet pass).
-    """
-    align = DEFAULT_ALIGN if align is None else align
-    flip = DEFAULT_FLIP if flip is None else flip
-    if align not in ALIGNMENTS:
-        raise ValueError(f"unknown alignment {align!r}; choose from {ALIGNMENTS}")
-    image = check_rgb(image)
-    if not faces:
-        return np.zeros((0, 128), dtype=np.float32)
-    resnet = _dlib_models()[1]
-    chips = [c for a in (("keypoints", "shape") if align == "both" else (align,)) for c in face_chips(image, faces, a)]
-    if flip:
-        chips += [np.ascontiguousarray(c[:, ::-1]) for c in chips]
-    vecs = np.asarray([np.asarray(v) for v in resnet.compute_face_descriptor(chips, jitters)], dtype=np.float32)
-    # Rows are [alignment][flip] blocks of len(faces): the descriptor is their mean.
-    return vecs.reshape(-1, len(faces), 128).mean(axis=0)
-
-
-#: The default alignment and mirroring of :func:`face_descriptors` (see ``bench_classify.py``).
-DEFAULT_ALIGN = "both"
-DEFAULT_FLIP = False
-
-
-def descriptor_id(align: str | None = None, flip: bool | None = None) -> str:
-    """Names the descriptor recipe, for caches and saved models (descriptors of different recipes
-    must not be mixed)."""
-    align = DEFAULT_ALIGN if align is None else align
-    flip = DEFAULT_FLIP if flip is None else flip
-    return f"dlib_resnet_v1/{align}{'+flip' if flip else ''}"
+# dlib's descriptor lives in the models layer; re-exported here for existing callers.
+from .models.dlib import (  # noqa: E402,F401
+    ALIGNMENTS, CHIP_KEYPOINTS, CHIP_SIZE, DEFAULT_ALIGN, DEFAULT_FLIP, DLIB_SAME_PERSON_DISTANCE, _dlib_models,
+    descriptor_id, dlib_shape, face_chips, face_descriptors,
+)
 
 
 # --------------------------------------------------------------------------- MobileNetV2 ImageNet
@@ -224,7 +131,9 @@ def _download(url: str, target: Path, timeout: float) -> None:
 @functools.lru_cache(maxsize=2)
 def _mobilenet(weights_path: str):
     """The Keras model, built once per process and weights file (TensorFlow imported here only)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .native import import_quietly
+
+    import_quietly("tensorflow")  # without its C++ start-up notices on stderr
     from keras.applications import MobileNetV2
 
     return MobileNetV2(weights=weights_path, include_top=False, pooling="avg",
@@ -435,3 +344,10 @@ class FaceDescriptors(ImageTransformer):
             image, face = item if isinstance(item, tuple) else (item, face_box_in_crop(np.shape(item), self.margin))
             rows.append(face_descriptors(image, [face], self.jitters, self.align, self.flip)[0])
         return np.stack(rows) if rows else np.zeros((0, 128), dtype=np.float32)
+
+
+#: The public names of this module.
+__all__ = ["MOBILENET_WEIGHTS_FILE", "MOBILENET_WEIGHTS_URL", "MOBILENET_SIZE", "MOBILENET_DIM",
+           "WeightsNotFoundError", "keras_home", "mobilenet_weights_path", "image_features",
+           "mobilenet_model_id", "image_features_paths", "MobileNetFeatures", "face_box_in_crop",
+           "FaceDescriptors"]

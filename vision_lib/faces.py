@@ -1,18 +1,14 @@
-"""Find, crop, align and rate faces.
+"""Find, crop, align and rate faces; detect (and describe) folders of photos; export crops.
 
-Two detectors behind one interface (``detector.detect(image) -> list[Face]``):
-
-* ``"mtcnn"`` (default): the ``mtcnn`` package (weights ship inside it), with a score and five
-  keypoints per face.
-* ``"haar"``: the classic recipe, OpenCV's frontal-face cascade with ``detectMultiScale(gray, 1.3, 5)``,
-  keeping a face only when the eye cascade finds at least two eyes inside it.
+Detectors are plug-ins of :mod:`vision_lib.models`, taken by name (:data:`DETECTORS`: ``yunet``,
+``mtcnn``, ``haar``; default :data:`~vision_lib.models.DEFAULT_DETECTOR`), and so are the
+descriptors :func:`detect_paths` computes with ``descriptors=<name>``.
 
 Large photos are downscaled for detection and boxes are mapped back, so crops come from the
 original pixels. Faces of a photo are always ordered largest first (``face_index`` 0 = largest).
 """
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,260 +16,30 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .io import CSV_TEXT, ImageError, check_rgb, is_inside, load_image, resize_max_side
+from .io import CSV_TEXT, ImageError, check_rgb, is_inside, load_image
+from .parallel import map_chunks
 
-DETECTORS = ("mtcnn", "haar")
-KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # left = image left
-
-
-@dataclass(frozen=True)
-class Face:
-    """One detected face. ``box`` is ``(x, y, w, h)`` in pixels of the original photo.
-
-    ``keypoints`` maps names in :data:`KEYPOINTS` to ``(x, y)``; ``left_eye`` is the eye on the
-    image's left. The Haar recipe gives only the two eyes; its ``score`` is 1.0 (no probability).
-    """
-
-    box: tuple[int, int, int, int]
-    score: float
-    keypoints: dict[str, tuple[float, float]] = field(default_factory=dict, hash=False, compare=False)
-
-    @property
-    def size(self) -> int:
-        """Shorter side of the box, in pixels."""
-        return int(min(self.box[2], self.box[3]))
-
-    @property
-    def area(self) -> int:
-        return int(self.box[2] * self.box[3])
-
-    @property
-    def eyes(self) -> tuple[np.ndarray, np.ndarray] | None:
-        if "left_eye" in self.keypoints and "right_eye" in self.keypoints:
-            return np.asarray(self.keypoints["left_eye"], float), np.asarray(self.keypoints["right_eye"], float)
-        return None
-
-    def scaled(self, factor: float) -> "Face":
-        """The same face in an image resized by ``factor``."""
-        x, y, w, h = self.box
-        box = tuple(int(round(v * factor)) for v in (x, y, w, h))
-        kps = {k: (float(px * factor), float(py * factor)) for k, (px, py) in self.keypoints.items()}
-        return Face(box, self.score, kps)
+# The detectors and the Face record live in the layers below; re-exported for existing callers.
+from .geometry import ARCFACE_112, KEYPOINTS, Face, crop, largest_first, similarity_transform  # noqa: E402,F401
+from .models import DEFAULT_DETECTOR, DETECTORS, get_detector  # noqa: E402,F401
+from .models.detectors import HaarDetector, MTCNNDetector, YuNetDetector  # noqa: E402,F401
 
 
-# --------------------------------------------------------------------------- detectors
-class HaarDetector:
-    """The classic recipe: frontal-face Haar cascade plus a two-eyes check.
-
-    Args:
-        scale_factor, min_neighbors: ``detectMultiScale`` parameters (1.3, 5 in the recipe).
-        min_eyes: keep a face only if the eye cascade finds at least this many eyes in it.
-        max_side: photos are downscaled to this longest side for detection.
-    """
-
-    name = "haar"
-
-    def __init__(self, scale_factor: float = 1.3, min_neighbors: int = 5, min_eyes: int = 2,
-                 max_side: int = 1024):
-        self.scale_factor = scale_factor
-        self.min_neighbors = min_neighbors
-        self.min_eyes = min_eyes
-        self.max_side = max_side
-
-    @functools.cached_property
-    def _cascades(self):
-        import cv2
-
-        root = Path(cv2.data.haarcascades)
-        face = cv2.CascadeClassifier(str(root / "haarcascade_frontalface_default.xml"))
-        eye = cv2.CascadeClassifier(str(root / "haarcascade_eye.xml"))
-        if face.empty() or eye.empty():
-            raise RuntimeError(f"OpenCV Haar cascades not found in {root}; install opencv-python-headless<5")
-        return face, eye
-
-    def params(self) -> tuple:
-        """Everything that changes detections, as ``(name, value)`` pairs (part of the cache key)."""
-        return (("max_side", self.max_side), ("min_eyes", self.min_eyes), ("min_neighbors", self.min_neighbors),
-                ("scale_factor", self.scale_factor))
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        import cv2
-
-        small, scale = resize_max_side(image, self.max_side)
-        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-        face_cc, eye_cc = self._cascades
-        faces = []
-        for x, y, w, h in face_cc.detectMultiScale(gray, self.scale_factor, self.min_neighbors):
-            eyes = eye_cc.detectMultiScale(gray[y:y + h, x:x + w])
-            if len(eyes) < self.min_eyes:
-                continue
-            # The two largest eye detections in the upper part of the face are the eyes.
-            eyes = sorted((e for e in eyes if e[1] + e[3] / 2 < 0.65 * h), key=lambda e: -e[2] * e[3])[:2]
-            kps = {}
-            if len(eyes) == 2:
-                centres = sorted((x + ex + ew / 2, y + ey + eh / 2) for ex, ey, ew, eh in eyes)
-                kps = {"left_eye": centres[0], "right_eye": centres[1]}
-            faces.append(Face((int(x), int(y), int(w), int(h)), 1.0, kps).scaled(1 / scale))
-        return _largest_first(faces)
-
-
-class MTCNNDetector:
-    """MTCNN (the ``mtcnn`` package, weights included): box, score and five keypoints.
-
-    Args:
-        min_score: drop detections below this confidence.
-        max_side: photos are downscaled to this longest side for detection.
-        threads: TensorFlow threads for this process (None: TensorFlow's default).
-        second_look: when nothing is found, look again at these longest sides (px), one after
-            the other, with a black border of ``border`` (fraction of the side) around the photo.
-            MTCNN often misses faces that fill the frame or touch its edges; the border and the
-            coarser scale recover most of them, and it costs time only on photos without a face.
-        border: see ``second_look``.
-        threads: TensorFlow threads for this process (None: TensorFlow's default).
-        compiled: run the networks as TensorFlow graphs (same detections, about twice as fast);
-            False runs the ``mtcnn`` package's own eager Keras calls (the benchmark's baseline).
-    """
-
-    name = "mtcnn"
-
-    def __init__(self, min_score: float = 0.9, max_side: int = 1024, second_look: tuple[int, ...] = (640, 384),
-                 border: float = 0.15, threads: int | None = None, compiled: bool = True):
-        self.min_score = min_score
-        self.max_side = max_side
-        self.second_look = tuple(second_look)
-        self.border = border
-        self.threads = threads
-        self.compiled = compiled
-
-    def params(self) -> tuple:
-        """Everything that changes detections, as ``(name, value)`` pairs (part of the cache key)."""
-        return (("border", self.border), ("max_side", self.max_side), ("min_score", self.min_score),
-                ("second_look", self.second_look))
-
-    @functools.cached_property
-    def _model(self):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
-
-        if self.threads:
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(self.threads)
-                tf.config.threading.set_inter_op_parallelism_threads(self.threads)
-            except RuntimeError:  # already initialised in this process: keep its setting
-                pass
-        from mtcnn import MTCNN
-
-        model = MTCNN(device="CPU:0")
-        if self.compiled:
-            _compile_stages(model, tf)
-        return model
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        faces = self._detect_at(image, self.max_side, 0.0)
-        for side in self.second_look:
-            if faces:
-                break
-            faces = self._detect_at(image, side, self.border)
-        return _largest_first(faces)
-
-    def _detect_at(self, image: np.ndarray, max_side: int, border: float) -> list[Face]:
-        import cv2
-
-        small, scale = resize_max_side(image, max_side)
-        pad = int(round(border * max(small.shape[:2])))
-        if pad:
-            small = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        H, W = image.shape[:2]
-        faces = []
-        for d in self._model.detect_faces(small):
-            if d["confidence"] < self.min_score:
-                continue
-            x, y, w, h = (int(v) - o for v, o in zip(d["box"], (pad, pad, 0, 0)))
-            kps = {k: (float(v[0]) - pad, float(v[1]) - pad) for k, v in d.get("keypoints", {}).items()}
-            # Name eyes and mouth corners by image side so `left_eye` is always the leftmost.
-            for a, b in (("left_eye", "right_eye"), ("mouth_left", "mouth_right")):
-                if a in kps and b in kps and kps[a][0] > kps[b][0]:
-                    kps[a], kps[b] = kps[b], kps[a]
-            face = Face((x, y, w, h), float(d["confidence"]), kps).scaled(1 / scale)
-            face = _clamp(face, W, H)
-            if face is not None:
-                faces.append(face)
-        return faces
-
-
-def _clamp(face: Face, width: int, height: int) -> Face | None:
-    """The part of the box inside the image (a face found partly in a border); None if nothing is."""
-    x, y, w, h = face.box
-    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return None
-    if (x0, y0, x1 - x0, y1 - y0) == face.box:
-        return face
-    return Face((x0, y0, x1 - x0, y1 - y0), face.score, face.keypoints)
-
-
-# Input shapes of the three MTCNN networks: PNet sees whole pyramid levels, RNet and ONet patches.
-_STAGE_INPUTS = {1: (None, None, None, 3), 2: (None, 24, 24, 3), 3: (None, 48, 48, 3)}
-
-
-def _compile_stages(model, tf) -> None:
-    """Run the three MTCNN networks as ``tf.function`` graphs instead of eager Keras calls.
-
-    The ``mtcnn`` package calls its Keras models eagerly; on small CPU inputs most of that time is
-    Python-side layer dispatch. One graph per network, traced once for any input size (the
-    signature leaves batch, height and width free), gives identical outputs about twice as fast.
-    Falls back to eager if the package layout changes.
-    """
-    for stage in getattr(model, "stages", []):
-        net, shape = getattr(stage, "_model", None), _STAGE_INPUTS.get(getattr(stage, "id", None))
-        if net is None or shape is None:
-            continue
-        stage._model = tf.function(lambda x, net=net: net(x, training=False),
-                                   input_signature=[tf.TensorSpec(shape, tf.float32)])
-
-
-def _largest_first(faces: list[Face]) -> list[Face]:
-    return sorted(faces, key=lambda f: (-f.area, f.box))
-
-
-@functools.lru_cache(maxsize=8)
-def get_detector(name: str = "mtcnn", **params) -> HaarDetector | MTCNNDetector:
-    """A detector by name (cached per process, models load on first use)."""
-    if name == "mtcnn":
-        return MTCNNDetector(**params)
-    if name == "haar":
-        return HaarDetector(**params)
-    raise ValueError(f"unknown detector {name!r}; choose from {DETECTORS}")
-
-
-def detect(image: np.ndarray, detector: str | HaarDetector | MTCNNDetector = "mtcnn",
+def detect(image: np.ndarray, detector: "str | None | HaarDetector | MTCNNDetector | YuNetDetector" = None,
            min_size: int = 0) -> list[Face]:
     """Faces in an RGB image, largest first, ignoring those with a side under ``min_size`` px.
 
     ``image`` is ``(H, W, 3)`` uint8 (or float in 0..1); anything else is a ValueError that says so
     (see :func:`vision_lib.io.check_rgb`), not a silent empty answer.
     """
-    det = get_detector(detector) if isinstance(detector, str) else detector
+    det = get_detector(detector) if detector is None or isinstance(detector, str) else detector
     return [f for f in det.detect(check_rgb(image)) if f.size >= min_size]
 
 
 # --------------------------------------------------------------------------- crop and align
-def crop(image: np.ndarray, face: Face, margin: float = 0.2) -> np.ndarray:
-    """The face box grown by ``margin`` (fraction of its size) on every side, clamped to the image."""
-    x, y, w, h = face.box
-    mx, my = int(round(w * margin)), int(round(h * margin))
-    H, W = image.shape[:2]
-    x0, y0 = max(0, x - mx), max(0, y - my)
-    x1, y1 = min(W, x + w + mx), min(H, y + h + my)
-    if x1 <= x0 or y1 <= y0:
-        raise ValueError(f"face box {face.box} lies outside the {W}x{H} image")
-    return image[y0:y1, x0:x1].copy()
-
-
 # Canonical template in units of the output size: the widely used five-point template of
 # ArcFace/InsightFace (112x112), rescaled so the eyes sit at 35% / 65% width and 40% height.
-_ARCFACE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                     [41.5493, 92.3655], [70.7299, 92.2041]])
+_ARCFACE = ARCFACE_112
 _EYE_MID = _ARCFACE[:2].mean(axis=0)
 TEMPLATE = (_ARCFACE - _EYE_MID) * (0.30 / np.linalg.norm(_ARCFACE[1] - _ARCFACE[0])) + np.array([0.5, 0.40])
 
@@ -295,19 +61,6 @@ def alignment_matrix(face: Face, size: int = 160, points: str = "eyes") -> np.nd
         return similarity_transform(src, dst)
     matrix, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
     return matrix if matrix is not None else similarity_transform(src[:2], dst[:2])
-
-
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2x3 least-squares similarity (rotation, uniform scale, shift; no reflection) taking the
-    points ``src`` onto ``dst`` (both ``(n, 2)``, n >= 2); exact for two points."""
-    # As complex numbers z' = a z + b; the least-squares a, b have a closed form (Umeyama).
-    s = np.asarray(src, np.float64) @ np.array([1, 1j])
-    d = np.asarray(dst, np.float64) @ np.array([1, 1j])
-    sc, dc = s - s.mean(), d - d.mean()
-    norm = float(np.sum(np.abs(sc) ** 2))
-    a = np.sum(dc * np.conj(sc)) / norm if norm > 1e-12 else 1.0 + 0j
-    b = d.mean() - a * s.mean()
-    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
 
 
 def align(image: np.ndarray, face: Face, size: int = 160, points: str = "eyes") -> np.ndarray:
@@ -393,16 +146,16 @@ class PhotoFaces:
     faces: list[Face]
     shape: tuple[int, int] | None = None
     error: str | None = None
-    #: dlib descriptors, one row per face (only when asked for with ``descriptors=True``).
+    #: Descriptors, one row per face (only when asked for with ``descriptors=``; see :func:`detect_paths`).
     descriptors: np.ndarray | None = None
     qualities: list[FaceQuality] | None = None
 
 
-def _detect_path(path: Path, detector: str, params: dict, use_cache: bool, descriptors: bool) -> PhotoFaces:
+def _detect_path(path: Path, detector: str, params: dict, use_cache: bool, descriptors: str | None) -> PhotoFaces:
     return PhotoFaces(path, *_detect_path_raw(path, detector, params, use_cache, descriptors))
 
 
-def _detect_path_raw(path: Path, detector: str, params: dict, use_cache: bool, descriptors: bool,
+def _detect_path_raw(path: Path, detector: str, params: dict, use_cache: bool, descriptors: str | None,
                      image: np.ndarray | None = None) -> tuple:
     """``(faces, shape, error, descriptors, qualities)`` for one file, from the cache when possible."""
     from .cache import enabled
@@ -421,11 +174,12 @@ def _detect_path_raw(path: Path, detector: str, params: dict, use_cache: bool, d
         faces, shape, error, _, qualities = _cached_detections(digest, detector, key, str(path), threads)
         desc = None
         if descriptors and error is None:
-            from .embeddings import descriptor_id
+            from .models import get_descriptor
 
-            # Cached apart from the detections, keyed by the descriptor recipe: changing how faces
+            # Cached apart from the detections, keyed by the descriptor's id: changing how faces
             # are described does not re-run the detector.
-            desc = _describe_cached(digest, detector, key, descriptor_id(), path=str(path), threads=threads)
+            desc = _describe_cached(digest, detector, key, get_descriptor(descriptors).id, path=str(path),
+                                    threads=threads)
         return faces, shape, error, desc, qualities
     return _detect_uncached(str(path), detector, params, descriptors, image=image)
 
@@ -439,21 +193,31 @@ def _cached_detections(digest: str, detector: str, key: tuple, path: str, thread
 
 def _describe_impl(digest: str, detector: str, params: tuple, descriptor: str, path: str,
                    threads: int | None = None) -> np.ndarray | None:
-    from .embeddings import face_descriptors
+    from .models import descriptor_for_id
 
+    model = descriptor_for_id(descriptor)
+    if model is None:
+        raise ValueError(f"no registered descriptor has the id {descriptor!r}")
     faces, _, error, _, _ = _cached_detections(digest, detector, params, path, threads)
     try:
         image = load_image(path)
     except ImageError:
         return None
-    return face_descriptors(image, faces) if error is None else None
+    return _describe(model.name, image, faces, threads) if error is None else None
+
+
+def _describe(name: str, image: np.ndarray, faces: list[Face], threads: int | None) -> np.ndarray:
+    from .models import get_descriptor
+
+    return (get_descriptor(name, threads=threads) if threads else get_descriptor(name)).describe(image, faces)
 
 
 #: Detector parameters that change speed, never detections (not part of the cache key).
 _SPEED_ONLY = ("threads", "compiled")
 
 
-def _detect_uncached(path: str, detector: str, params: dict, descriptors: bool, image: np.ndarray | None = None):
+def _detect_uncached(path: str, detector: str, params: dict, descriptors: str | bool | None,
+                     image: np.ndarray | None = None):
     if image is None:
         try:
             image = load_image(path)
@@ -463,9 +227,8 @@ def _detect_uncached(path: str, detector: str, params: dict, descriptors: bool, 
     qualities = [quality(image, f) for f in faces]
     desc = None
     if descriptors:
-        from .embeddings import face_descriptors
-
-        desc = face_descriptors(image, faces)
+        # True: an entry of the cache's first layout, where descriptors were always dlib's.
+        desc = _describe("dlib" if descriptors is True else descriptors, image, faces, params.get("threads"))
     return faces, image.shape[:2], None, desc, qualities
 
 
@@ -492,7 +255,7 @@ def _worker_params(detector: str, params: dict, threads: int | None) -> dict:
         # Processes already use every core: nested thread pools would only compete with each other.
         cv2.setNumThreads(threads)
         _relax_loky_leak_check()
-        if detector == "mtcnn":
+        if detector in ("mtcnn", "yunet"):
             params = {**params, "threads": threads}
     return params
 
@@ -509,57 +272,61 @@ def _relax_loky_leak_check() -> None:
         pass
 
 
-def _detect_chunk(paths: list[Path], detector: str, params: dict, use_cache: bool, descriptors: bool,
+def _detect_chunk(paths: list[Path], detector: str, params: dict, use_cache: bool, descriptors: str | None,
                   threads: int | None):
+    from .cache import enabled
+
     params = _worker_params(detector, params, threads)
-    return [_detect_path(p, detector, params, use_cache, descriptors) for p in paths]
+    if not descriptors or (use_cache and enabled()):
+        return [_detect_path(p, detector, params, use_cache, descriptors) for p in paths]
+    # Uncached: detect every photo of the chunk, then describe all their faces in one batch (a
+    # network call per photo would pay the call's overhead for one or two faces).
+    from .models import describe_many, get_descriptor
+
+    results, images = [], []
+    for p in paths:
+        try:
+            image = load_image(p)
+        except ImageError as exc:
+            results.append(PhotoFaces(p, [], None, exc.reason))
+            continue
+        faces, shape, error, _, qualities = _detect_uncached(str(p), detector, params, None, image=image)
+        results.append(PhotoFaces(p, faces, shape, error, None, qualities))
+        images.append((results[-1], image))
+    model = get_descriptor(descriptors, threads=threads) if threads else get_descriptor(descriptors)
+    for (res, _), desc in zip(images, describe_many(model, [(im, res.faces) for res, im in images])):
+        res.descriptors = desc
+    return results
 
 
-def _map_chunks(func, chunks: list[list], args: tuple, n_jobs: int | None, bar) -> Iterator[tuple[int, list]]:
-    """Yield ``(chunk_number, func(chunk, *args, threads))`` as chunks finish (any order).
-
-    Several chunks run in persistent worker processes (joblib's reusable loky pool, one TensorFlow /
-    OpenCV thread each: processes scale better than their own thread pools here); a single chunk
-    or one job runs in this process.
-    """
-    from .config import n_jobs as _n_jobs
-
-    jobs = min(_n_jobs(n_jobs), len(chunks))
-    if jobs <= 1:
-        for i, chunk in enumerate(chunks):
-            part = func(chunk, *args, None)
-            bar.update(len(chunk))
-            yield i, part
-        return
-    from joblib import Parallel, delayed
-
-    def tagged(i, chunk):
-        return i, func(chunk, *args, 1)
-
-    run = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-    for i, part in run(delayed(tagged)(i, c) for i, c in enumerate(chunks)):
-        bar.update(len(chunks[i]))
-        yield i, part
-
-
-def detect_paths(paths: Iterable[str | os.PathLike], detector: str = "mtcnn", *, n_jobs: int | None = None,
+def detect_paths(paths: Iterable[str | os.PathLike], detector: str | None = None, *, n_jobs: int | None = None,
                  cache: bool = True, progress: bool = True, chunk_size: int = 8,
-                 descriptors: bool = False, **params) -> list[PhotoFaces]:
+                 descriptors: bool | str | None = False, **params) -> list[PhotoFaces]:
     """Detect faces in many photo files, in parallel over all cores, with a progress bar.
 
-    Every face gets its :class:`FaceQuality`; with ``descriptors=True`` also its dlib descriptor
-    (computed while the photo is in memory). Unreadable files come back with ``error`` set instead
+    Every face gets its :class:`FaceQuality`; with ``descriptors`` (a name of
+    :data:`~vision_lib.models.DESCRIPTORS`, or True for the default one) also its descriptor
+    (computed while the photo is in memory). ``detector`` None is the default detector. Unreadable files come back with ``error`` set instead
     of raising. Results are cached on disk by file content (see :mod:`vision_lib.cache`), so a
     second run is near-instant. ``params`` go to the detector (e.g. ``max_side``, ``min_score``).
     Results are in the order of ``paths``.
     """
     from tqdm.auto import tqdm
 
+    from .models import DEFAULT_DESCRIPTOR, DESCRIPTORS
+
+    detector = DEFAULT_DETECTOR if detector is None else detector
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown detector {detector!r}; choose from {', '.join(DETECTORS)}")
+    descriptors = (DEFAULT_DESCRIPTOR if descriptors is True else descriptors) or None
+    if descriptors is not None and descriptors not in DESCRIPTORS:
+        raise ValueError(f"unknown descriptor {descriptors!r}; choose from {', '.join(DESCRIPTORS)}")
     paths = [Path(p) for p in paths]
     chunks = [paths[i:i + chunk_size] for i in range(0, len(paths), chunk_size)]
     parts: dict[int, list[PhotoFaces]] = {}
     with tqdm(total=len(paths), desc=f"faces ({detector})", unit="photo", disable=not progress) as bar:
-        for i, part in _map_chunks(_detect_chunk, chunks, (detector, params, cache, descriptors), n_jobs, bar):
+        for i, part in map_chunks(_detect_chunk, chunks, (detector, params, cache, descriptors), n_jobs=n_jobs,
+                                  bar=bar, threads=True):
             parts[i] = part
     return [pf for i in range(len(chunks)) for pf in parts[i]]
 
@@ -572,7 +339,7 @@ def detection_stats(results: Sequence[PhotoFaces]) -> dict:
             "faces": sum(len(r.faces) for r in results), "unreadable": sum(r.error is not None for r in results)}
 
 
-def time_detection(paths: Sequence[str | os.PathLike], detector: str = "mtcnn", *, n_jobs: int | None = 1,
+def time_detection(paths: Sequence[str | os.PathLike], detector: str | None = None, *, n_jobs: int | None = 1,
                    warm_up: bool = True, **params) -> dict:
     """:func:`detection_stats` plus wall-clock speed, with the disk cache off.
 
@@ -614,9 +381,13 @@ class ExportSummary:
     resumed: int = 0
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
+    #: Files under ``in_dir`` that are not photos (by content), hidden or unreadable, by reason; all
+    #: of them are rows of rejected.csv too.
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         done = self.with_faces + self.rejected
+        others = sum(self.skipped.values())
         lines = [
             f"{done} photos in {self.seconds:.1f} s: {self.with_faces} with faces ({self.faces} faces), "
             f"{self.rejected} rejected" + (f"; {self.resumed} already done by an earlier run" if self.resumed else ""),
@@ -624,10 +395,13 @@ class ExportSummary:
             f"rejected: {self.out_dir / 'rejected.csv'}",
         ]
         lines += [f"  {n:5d}  {r}" for r, n in sorted(self.reasons.items(), key=lambda kv: -kv[1])]
+        if others:
+            lines.append(f"{others} other files, not photos, also listed in rejected.csv:")
+            lines += [f"  {n:5d}  {r}" for r, n in sorted(self.skipped.items(), key=lambda kv: -kv[1])]
         return "\n".join(lines)
 
 
-def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector: str = "mtcnn",
+def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector: str | None = None,
                  align: bool = False, min_size: int = 20, n_jobs: int | None = None, *,
                  margin: float = 0.2, size: int = 160, progress: bool = True, cache: bool = True,
                  chunk_size: int = 8, paths: Iterable[str | os.PathLike] | None = None) -> ExportSummary:
@@ -637,13 +411,15 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
     largest face). ``out_dir/faces.csv`` gets one row per face (``source`` relative to ``in_dir``,
     box, score, crop path relative to ``out_dir``, quality); ``out_dir/rejected.csv`` one row per
     photo without a usable face, with the reason (unreadable file, no face, only small faces).
-    Files whose extension is not a photo's (``.txt``, ``.csv``, ...) and hidden files are ignored.
+    Photos are found by content, not by name (a JPEG without an extension is a photo); every other
+    file under ``in_dir`` (text, SVG, PDF, empty, hidden, unreadable, ...) is a row of
+    ``rejected.csv`` too, with its reason, and is counted in ``summary.skipped``.
 
     Rows are written as photos finish, so an interrupted run keeps its progress, and running the
     same command again resumes: photos already listed in either CSV are skipped.
 
     Args:
-        detector: ``"mtcnn"`` or ``"haar"``.
+        detector: a name of :data:`DETECTORS` (None: the default detector).
         align: save ``size`` x ``size`` crops with the eyes on :data:`TEMPLATE` instead of box crops.
         min_size: faces whose shorter side is under this many pixels (of the original) are dropped.
         n_jobs: worker processes (None: all cores).
@@ -661,10 +437,11 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
 
     from tqdm.auto import tqdm
 
-    from .io import folder_lock, list_images
+    from .io import folder_lock, scan_folder
 
+    detector = DEFAULT_DETECTOR if detector is None else detector
     if detector not in DETECTORS:
-        raise ValueError(f"unknown detector {detector!r}; choose from {DETECTORS}")
+        raise ValueError(f"unknown detector {detector!r}; choose from {', '.join(DETECTORS)}")
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():
         raise FileNotFoundError(f"no such folder: {in_dir}")
@@ -677,12 +454,20 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
         done = _prepare_out_dir(out_dir, settings)
 
         start = time.perf_counter()
-        paths = list_images(in_dir) if paths is None else [Path(p) for p in paths]
+        skipped = []
+        if paths is None:
+            scan = scan_folder(in_dir)
+            paths, skipped = scan.photos, scan.relative_skipped()
+        else:
+            paths = [Path(p) for p in paths]
         try:
             sources = {p: p.relative_to(in_dir).as_posix() for p in paths}
         except ValueError:
             raise ValueError(f"every path must lie under {in_dir}") from None
         summary = ExportSummary(in_dir, out_dir, photos=len(paths))
+        for r in skipped:
+            key = r.reason.split(" (")[0]
+            summary.skipped[key] = summary.skipped.get(key, 0) + 1
         todo = [p for p in paths if sources[p] not in done]
         summary.resumed = len(paths) - len(todo)
         names = _crop_stems(todo, in_dir)
@@ -694,7 +479,8 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
                 tqdm(total=len(paths), initial=summary.resumed, desc=f"faces ({detector})", unit="photo",
                      disable=not progress) as bar:
             ok, bad = csv.writer(f_ok), csv.writer(f_bad)
-            for _, part in _map_chunks(_export_chunk, chunks, args, n_jobs, bar):
+            bad.writerows([r.source, r.reason] for r in skipped if r.source not in done)
+            for _, part in map_chunks(_export_chunk, chunks, args, n_jobs=n_jobs, bar=bar, threads=True):
                 for source, rows, reason in part:
                     if reason is None:
                         ok.writerows(rows)
@@ -714,9 +500,16 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
         return summary
 
 
+#: How the reasons of a folder scan's non-photo entries begin (see :func:`vision_lib.io.scan_folder`).
+NOT_A_PHOTO = ("not a photo", "hidden ", "photo format not supported", "sub-folder", "link to a folder")
+
+
 def rejection_category(reason: str) -> str:
     """Coarse group of a rejection reason: ``"no face found"``, ``"only small faces"``,
-    ``"failed"`` (an unexpected error) or ``"unreadable file"`` (any :class:`~vision_lib.io.ImageError`)."""
+    ``"failed"`` (an unexpected error), ``"not a photo"`` (a folder scan's other files: text, hidden,
+    ...) or ``"unreadable file"`` (any :class:`~vision_lib.io.ImageError`)."""
+    if reason.startswith(NOT_A_PHOTO):
+        return "not a photo"
     if reason.startswith("no face"):
         return "no face found"
     if reason.startswith("only faces smaller"):
@@ -881,7 +674,7 @@ def manifest_by_folder(kept: Sequence[dict], rejected: Sequence[dict]) -> list[d
         return source.split("/")[0] if "/" in source else "."
 
     table: dict[str, dict] = {}
-    cats = ("no face found", "only small faces", "unreadable file", "failed")
+    cats = ("no face found", "only small faces", "unreadable file", "failed", "not a photo")
     for src in sorted({r["source"] for r in kept} | {r["source"] for r in rejected}, key=folder):
         table.setdefault(folder(src), {"folder": folder(src), "photos": 0, "kept": 0, "faces": 0,
                                        **{c: 0 for c in cats}})["photos"] += 1
@@ -892,3 +685,10 @@ def manifest_by_folder(kept: Sequence[dict], rejected: Sequence[dict]) -> list[d
     for r in rejected:
         table[folder(r["source"])][rejection_category(r["reason"])] += 1
     return [table[k] for k in sorted(table)]
+
+
+#: The public names of this module.
+__all__ = ["detect", "TEMPLATE", "alignment_matrix", "align", "FaceQuality", "frontalness", "sharpness",
+           "quality", "best_faces", "PhotoFaces", "detect_paths", "detection_stats", "time_detection",
+           "FACES_COLUMNS", "REJECTED_COLUMNS", "ExportSummary", "export_faces", "rejection_category",
+           "read_export", "row_quality", "manifest_by_folder"]

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
+from .models.transform import ImageTransformer
 from .io import check_rgb
 
 #: Named regions of a person crop as ``(top, bottom)`` fractions of its height, full width.
@@ -40,24 +40,6 @@ COLOUR_SPACES: dict[str, tuple[tuple[int, int], ...]] = {
     "rgb": ((0, 256), (0, 256), (0, 256)),
     "lab": ((0, 256), (0, 256), (0, 256)),
 }
-
-
-class ImageTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Base for stateless transformers whose input is a list of images (crops differ in size).
-
-    Each subclass says how many values it makes (``_n_features_out``), which gives
-    ``get_feature_names_out`` (``waveletfeatures0``, ...), as ``set_output`` needs (pandas or polars
-    output, when installed).
-    """
-
-    def fit(self, X, y=None):
-        return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        return tags
 
 
 # --------------------------------------------------------------------------- wavelet recipe
@@ -256,7 +238,7 @@ def histograms_by_region(hists: Sequence[Mapping[str, np.ndarray]], region: str)
 # --------------------------------------------------------------------------- comparing feature spaces
 @dataclass
 class FaceSamples:
-    """The largest face of each photo that has one: crop, dlib descriptor, label and source."""
+    """The largest face of each photo that has one: crop, face descriptor, label and source."""
 
     paths: list[Path]
     labels: list[str | None]
@@ -272,7 +254,7 @@ def largest_faces(results: Sequence, labels: Sequence[str | None] | None = None,
     """Crop the largest face of every photo from :func:`vision_lib.faces.detect_paths` results.
 
     Photos without a face or that failed to load are left out (``len`` tells how many remain);
-    ``descriptors`` holds the dlib rows when the detection asked for them.
+    ``descriptors`` holds the descriptor rows when the detection asked for them.
     """
     from .faces import crop
     from .io import ImageError, load_image
@@ -338,143 +320,8 @@ def neighbour_accuracy(X: np.ndarray, labels: Sequence, metric: str = "euclidean
     return float(np.mean(labels[D.argmin(axis=1)] == labels))
 
 
-# --------------------------------------------------------------------------- a folder -> a feature table
-#: What :func:`folder_features` (``vision-lib features``) computes: one row per face
-#: (``descriptor``: dlib 128-d; ``wavelet``: the 4096-value recipe) or one row per photo
-#: (``mobilenet``: MobileNetV2 ImageNet, 1280-d; ``histogram``: upper + lower region histograms).
-FEATURE_KINDS = ("descriptor", "wavelet", "mobilenet", "histogram")
-
-
-def npz_path(path: str | Path) -> Path:
-    """``path`` with the ``.npz`` suffix numpy adds when it is missing."""
-    path = Path(path)
-    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
-
-
-@dataclass
-class FeatureTable:
-    """Feature rows of a folder of photos, with where each row came from.
-
-    ``sources`` are photo paths relative to the folder; ``labels`` the photo's first sub-folder (the
-    person, in a one-folder-per-person layout; ``""`` for photos at the top). Per-face kinds fill
-    ``face_index`` (0 = largest face) and ``boxes`` (``x, y, w, h``); per-photo kinds leave -1 there.
-    ``rejected`` lists ``(source, reason)`` for every photo that gave no row.
-    """
-
-    kind: str
-    X: np.ndarray
-    sources: list[str]
-    labels: list[str]
-    face_index: np.ndarray
-    boxes: np.ndarray
-    rejected: list[tuple[str, str]]
-    settings: dict
-
-    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write a compressed ``.npz`` (the suffix is added when missing); refuses to replace a file
-        unless ``overwrite``. ``np.load`` reads it back; so does :meth:`load`."""
-        import io
-        import json
-
-        from .io import check_output_folder, write_atomic
-
-        path = npz_path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass --force (overwrite=True) to replace it")
-        check_output_folder(path.parent).mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()  # then one rename: an interrupt never leaves (or, with --force, destroys) half a file
-        np.savez_compressed(
-            buf, X=self.X, source=np.array(self.sources, dtype=str), label=np.array(self.labels, dtype=str),
-            face_index=self.face_index, box=self.boxes,
-            rejected_source=np.array([s for s, _ in self.rejected], dtype=str),
-            rejected_reason=np.array([r for _, r in self.rejected], dtype=str),
-            settings=np.array(json.dumps({"kind": self.kind, **self.settings})))
-        return write_atomic(path, buf.getvalue())
-
-    @classmethod
-    def load(cls, path: str | Path) -> "FeatureTable":
-        import json
-
-        with np.load(path, allow_pickle=False) as z:
-            settings = json.loads(str(z["settings"]))
-            return cls(settings.pop("kind"), z["X"], z["source"].tolist(), z["label"].tolist(), z["face_index"],
-                       z["box"], list(zip(z["rejected_source"].tolist(), z["rejected_reason"].tolist())), settings)
-
-    def __str__(self) -> str:
-        from collections import Counter
-
-        photos = len(set(self.sources))
-        reasons = Counter(r for _, r in self.rejected)
-        lines = [f"{self.kind}: {len(self.X)} rows x {self.X.shape[1]} values from {photos} photos"
-                 + (f" ({len(set(self.labels) - {''})} labels)" if any(self.labels) else "")
-                 + f"; {len(self.rejected)} photos without a row"]
-        lines += [f"  {n:5d}  {r}" for r, n in reasons.most_common()]
-        return "\n".join(lines)
-
-
-def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: str | None = None,
-                    bins: int = 8, space: str = "hsv", n_jobs: int | None = None,
-                    progress: bool = True) -> FeatureTable:
-    """Features of every photo under ``in_dir`` (recursively) as a :class:`FeatureTable`.
-
-    ``descriptor`` and ``wavelet`` give a row per detected face (``detector``: MTCNN by default for
-    descriptors, the Haar recipe for wavelets, as in the classic recipe); ``mobilenet`` and
-    ``histogram`` a row per photo (``bins`` and ``space`` for the histograms). Face detection,
-    descriptors and MobileNetV2 features come from the disk cache when the photo was seen before.
-    Unreadable photos and photos without a face are listed in ``rejected``, never fatal.
-    """
-    from .io import LoadReport, iter_loaded, list_images
-
-    if kind not in FEATURE_KINDS:
-        raise ValueError(f"unknown kind {kind!r}; choose from {FEATURE_KINDS}")
-    root = Path(in_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"no such folder: {root}")
-    paths = list_images(root, recursive=True)
-    if not paths:
-        raise FileNotFoundError(f"no photos under {root}")
-    source = {str(p): p.relative_to(root).as_posix() for p in paths}
-    rows, where, rejected = [], [], []
-    settings: dict = {}
-    if kind in ("descriptor", "wavelet"):
-        from .classify import Recipe, extract
-
-        recipe = Recipe("embedding" if kind == "descriptor" else "wavelet",
-                        detector or ("mtcnn" if kind == "descriptor" else "haar"))
-        settings = {"recipe": recipe.describe(), "detector": recipe.detector}
-        for p, ph in zip(paths, extract(paths, recipe, n_jobs=n_jobs, progress=progress)):
-            if ph.error or not ph.faces:
-                rejected.append((source[str(p)], ph.error or "no face found"))
-            for j, (face, x) in enumerate(zip(ph.faces, ph.features)):
-                rows.append(x)
-                where.append((source[str(p)], j, face.box))
-    else:
-        report = LoadReport()
-        if kind == "mobilenet":
-            from .embeddings import image_features_paths, mobilenet_model_id
-
-            settings = {"model": mobilenet_model_id()}
-            X = image_features_paths(paths, progress=progress, n_jobs=n_jobs, report=report)
-            failed = {r.source for r in report.rejected}
-            rows = [x for p, x in zip(paths, X) if str(p) not in failed]
-            where = [(source[str(p)], -1, (-1,) * 4) for p in paths if str(p) not in failed]
-        else:
-            from tqdm.auto import tqdm
-
-            settings = {"bins": bins, "space": space, "regions": ["upper", "lower"]}
-            for path in tqdm(paths, desc="histograms", unit="photo", disable=not progress):
-                for p, image in iter_loaded([path], report):  # an unreadable photo goes to the report
-                    try:
-                        h = region_histograms(image, bins=bins, space=space)
-                    except ValueError as exc:  # one odd photo is a rejected row, never the batch
-                        report.reject(str(p), str(exc))
-                        continue
-                    rows.append(np.concatenate([h["upper"], h["lower"]]))
-                    where.append((source[str(p)], -1, (-1,) * 4))
-        rejected = [(source.get(r.source, r.source), r.reason) for r in report.rejected]
-    dim = {"descriptor": 128, "wavelet": 4096, "mobilenet": 1280, "histogram": 2 * bins ** 3}[kind]
-    X = np.asarray(rows, dtype=np.float32).reshape(len(rows), dim)
-    labels = [s.split("/")[0] if "/" in s else "" for s, _, _ in where]
-    return FeatureTable(kind, X, [s for s, _, _ in where], labels,
-                        np.array([j for _, j, _ in where], dtype=int),
-                        np.array([b for _, _, b in where], dtype=int).reshape(-1, 4), rejected, settings)
+#: The public names of this module.
+__all__ = ["REGIONS", "COLOUR_SPACES", "wavelet_image", "wavelet_features", "WaveletFeatures",
+           "region_boxes", "colour_histogram", "region_histograms", "histogram_correlation",
+           "ColourHistograms", "histograms_by_region", "FaceSamples", "largest_faces", "project_2d",
+           "neighbour_accuracy"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 import threading
 from contextlib import contextmanager
@@ -100,7 +101,7 @@ def _decode(source, name, size, max_pixels: int) -> np.ndarray:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(name, "not an image (format not recognised)") from None
+        raise ImageError(name, _unidentified_reason(source)) from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on malformed files
         if isinstance(exc, OSError) and exc.errno is not None:  # the file system's answer, not the decoder's
             raise ImageError(name, f"cannot read: {exc.strerror or exc}") from None
@@ -110,6 +111,12 @@ def _decode(source, name, size, max_pixels: int) -> np.ndarray:
         elif not isinstance(exc, (OSError, SyntaxError, ValueError, EOFError)):
             msg = f"{type(exc).__name__}: {msg}"
         raise ImageError(name, f"cannot decode: {msg}") from None
+
+
+def _unidentified_reason(source) -> str:
+    """Why Pillow found no image in ``source`` (a path or a BytesIO), in the words of a folder scan."""
+    fmt, reason = sniff_file(source) if isinstance(source, Path) else sniff_bytes(source.getvalue()[:SNIFF_BYTES])
+    return reason or f"cannot decode: not a valid {fmt} file"
 
 
 #: EXIF orientation (tag 0x0112) -> the PIL transpose that makes the photo upright.
@@ -379,6 +386,60 @@ def holds_no_output(path: str | os.PathLike) -> bool:
     return all(p.name.startswith(STAGING_PREFIX) for p in Path(path).iterdir())
 
 
+# Output folders of the commands that export a folder (cluster, teams): checked, locked, filled.
+def prepare_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Path:
+    """Check ``out_dir`` (resolved, returned; created later by the lock): refuse one inside
+    ``in_dir`` or one that already holds files."""
+    out = check_output_folder(out_dir).resolve()
+    if in_dir is not None and is_inside(out, in_dir):
+        raise ValueError(f"output folder {out} is inside the input folder {Path(in_dir).resolve()}; choose another")
+    if out.exists() and not holds_no_output(out):
+        raise FileExistsError(f"output folder {out} is not empty; choose a new one (nothing was overwritten)")
+    return out
+
+
+@contextmanager
+def locked_output(out_dir: str | os.PathLike, in_dir: str | os.PathLike | None = None) -> Iterator[Path]:
+    """:func:`prepare_output`, then hold :func:`~vision_lib.io.folder_lock` on the folder, so a second
+    run into it stops at once; checked again under the lock, since a run that just finished may have
+    filled the folder in between."""
+    with folder_lock(prepare_output(out_dir, in_dir)) as out:
+        yield prepare_output(out, in_dir)
+
+
+def copy_grouped(pairs: Iterable[tuple[Path, Path]], *, link: bool = False, n_jobs: int | None = None) -> int:
+    """Copy (or hard-link) ``(source, target)`` pairs in parallel threads; never overwrite a target.
+
+    Returns the number of files written. Originals are only read.
+    """
+    from joblib import Parallel, delayed
+
+    pairs = list(dict.fromkeys((Path(s), Path(t)) for s, t in pairs))
+    for folder in {t.parent for _, t in pairs}:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def one(src: Path, dst: Path) -> int:
+        # Both ways create the target atomically ("x" mode, link(2)): no check-then-write race.
+        try:
+            if link:
+                try:
+                    os.link(src, dst)
+                    return 1
+                except FileExistsError:
+                    raise
+                except OSError:  # other file system, or links not allowed: fall back to a copy
+                    pass
+            with open(src, "rb") as fin, open(dst, "xb") as fout:
+                shutil.copyfileobj(fin, fout)
+            shutil.copystat(src, dst)
+        except FileExistsError:
+            raise FileExistsError(f"{dst} exists; refusing to overwrite") from None
+        return 1
+
+    # Copying is I/O bound: threads are enough and avoid process start-up.
+    return sum(Parallel(n_jobs=min(8, max(1, len(pairs))), prefer="threads")(delayed(one)(s, t) for s, t in pairs))
+
+
 @contextmanager
 def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a hidden folder inside ``path`` (an output folder held with :func:`folder_lock`) to fill;
@@ -438,34 +499,229 @@ def _move_new(src: Path, dst: Path) -> Path:
 
 
 def is_image_name(path: str | os.PathLike) -> bool:
-    """True when the file name has a photo extension (content is checked only when loading)."""
+    """True when the file name has a usual photo extension. Folder scans go by content instead
+    (:func:`sniff_file`); this is only a hint, e.g. for naming outputs."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
-    """Photo files under ``root`` (by extension), sorted, hidden files and folders skipped.
+#: How many bytes of a file are read to tell what it is.
+SNIFF_BYTES = 4096
+
+#: Leading bytes of the photo formats the decoder (Pillow) reads -> format name.
+_PHOTO_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG2000"), (b"\xff\x4f\xff\x51", "JPEG2000"),
+)
+#: Leading bytes of common files that are not photos -> what they are (as the reason says it).
+_OTHER_MAGIC = (
+    (b"%PDF-", "PDF document"), (b"%!PS", "PostScript document"), (b"\xc5\xd0\xd3\xc6", "PostScript document"),
+    (b"PK\x03\x04", "ZIP archive (or an Office document)"), (b"PK\x05\x06", "ZIP archive (or an Office document)"),
+    (b"\x1f\x8b", "gzip archive"), (b"7z\xbc\xaf\x27\x1c", "7-Zip archive"), (b"Rar!", "RAR archive"),
+    (b"BZh", "bzip2 archive"), (b"\xfd7zXZ\x00", "xz archive"), (b"\x28\xb5\x2f\xfd", "zstd archive"),
+    (b"\x1aE\xdf\xa3", "video (Matroska/WebM)"), (b"OggS", "audio or video (Ogg)"), (b"ID3", "audio (MP3)"),
+    (b"fLaC", "audio (FLAC)"), (b"\x7fELF", "program (ELF)"), (b"MZ", "program (Windows)"),
+    (b"SQLite format 3\x00", "SQLite database"), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "Office document"),
+    (b"8BPS", "Photoshop document"), (b"\x00\x00\x01\x00", "icon"), (b"\x93NUMPY", "NumPy array"),
+    (b"\x89HDF\r\n\x1a\n", "HDF5 file"), (b"{\\rtf", "RTF document"),
+)
+#: ISO media (``ftyp``) brands of still photos: AVIF, and HEIC/HEIF (iPhone photos).
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+
+
+def _pillow_reads(fmt: str) -> bool:
+    """True when this Pillow can decode ``fmt`` (AVIF, JPEG 2000 and HEIF depend on how it was built)."""
+    from PIL import Image
+
+    if fmt == "HEIF":
+        try:  # a plug-in, when installed; Pillow alone does not read HEIC
+            from pillow_heif import register_heif_opener
+        except ImportError:
+            return False
+        register_heif_opener()
+        return True
+    Image.init()
+    return fmt in Image.OPEN
+
+
+def sniff_bytes(head: bytes) -> tuple[str | None, str | None]:
+    """What the leading bytes of a file say it is: ``(photo format, None)`` for a photo this
+    install can decode, else ``(None, reason)`` ("not a photo: text file", "empty file", ...).
+
+    Decided by content alone, never by the name: a JPEG called ``IMG_0001`` or ``notes.txt`` is a
+    photo, a text file called ``a.jpg`` is not. A photo format recognised here may still turn out
+    truncated or corrupt when decoded (:func:`load_image` says so then).
+    """
+    if not head:
+        return None, "empty file"
+    fmt = next((f for magic, f in _PHOTO_MAGIC if head.startswith(magic)), None)
+    if fmt is None:
+        if head[:2] == b"BM" and len(head) >= 18 and head[6:10] == b"\x00\x00\x00\x00":  # reserved bytes
+            fmt = "BMP"
+        elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            fmt = "WEBP"
+        elif len(head) >= 3 and head[0:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace():
+            fmt = "PPM"  # PBM/PGM/PPM (as in att_faces)
+        elif head[4:8] == b"ftyp":
+            brands = {head[i:i + 4] for i in range(8, min(len(head), int.from_bytes(head[:4], "big")), 4)}
+            if brands & _AVIF_BRANDS:
+                fmt = "AVIF"
+            elif brands & _HEIF_BRANDS:
+                fmt = "HEIF"
+            else:
+                return None, "not a photo: video (MP4/QuickTime)"
+        elif head[:4] == b"RIFF":
+            return None, "not a photo: audio or video (RIFF)"
+    if fmt is not None:
+        if _pillow_reads(fmt):
+            return fmt, None
+        hint = " (pip install pillow-heif)" if fmt == "HEIF" else ""
+        return None, f"photo format not supported here: {fmt}{hint}"
+    what = next((w for magic, w in _OTHER_MAGIC if head.startswith(magic)), None)
+    return None, f"not a photo: {what or _text_kind(head) or 'unknown format'}"
+
+
+def _text_kind(head: bytes) -> str | None:
+    """"SVG drawing", "HTML page", "XML file" or "text file" when ``head`` reads as text, else None."""
+    import codecs
+
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = head[2:].decode("utf-16-le" if head.startswith(codecs.BOM_UTF16_LE) else "utf-16-be", "ignore")
+    elif b"\x00" in head:
+        return None
+    else:
+        try:  # a multi-byte character cut at the end of the sample is still text
+            text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        except UnicodeDecodeError:
+            text = head.decode("latin-1")
+            if sum(c < 32 and c not in b"\t\n\r\f" for c in head) > len(head) // 100:
+                return None  # control bytes: binary, not Latin-1 text
+    low = text.lstrip("\ufeff \t\r\n").lower()
+    if "<svg" in low:
+        return "SVG drawing"
+    if low.startswith(("<!doctype html", "<html")) or "<html" in low[:512]:
+        return "HTML page"
+    if low.startswith("<?xml"):
+        return "XML file"
+    return "text file"
+
+
+def sniff_file(path: str | os.PathLike) -> tuple[str | None, str | None]:
+    """:func:`sniff_bytes` of a file's first bytes; files that cannot be read (broken links, link
+    loops, folders, pipes, no permission) get a reason too. Only reads, and only regular files."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, "cannot read: symbolic link loop"
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            return None, "cannot read: broken link (its target does not exist)"
+        return None, f"cannot read: {exc.strerror or exc}"
+    if not stat.S_ISREG(st.st_mode):
+        return None, "cannot read: a folder" if stat.S_ISDIR(st.st_mode) else "cannot read: not a regular file"
+    if st.st_size == 0:
+        return None, "empty file"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError as exc:
+        return None, f"cannot read: {exc.strerror or exc}"
+    return sniff_bytes(head)
+
+
+@dataclass
+class FolderScan:
+    """Every entry under a folder: the photos (by content), and everything else with its reason.
+
+    ``photos`` and ``skipped`` sources are paths under ``root`` (as ``root / relative``), sorted.
+    Nothing is left out unlisted: hidden files and folders, non-photos, unreadable files, link loops
+    and (when not recursive) sub-folders all appear in ``skipped``.
+    """
+
+    root: Path
+    photos: list[Path] = field(default_factory=list)
+    skipped: list[Rejected] = field(default_factory=list)
+
+    def relative_skipped(self) -> list[Rejected]:
+        """``skipped`` with sources relative to ``root`` (forward slashes), as reports write them."""
+        return [Rejected(_relative(r.source, self.root), r.reason) for r in self.skipped]
+
+
+def named_like_a_photo(skipped: Rejected) -> bool:
+    """True for a skipped entry that was meant to be a photo: a visible file with a photo's extension
+    (``broken.jpg``: text inside, a broken link, empty). Commands that answer for every photo
+    (predict, compress) report these as failures; other files (``notes.txt``) are just skipped."""
+    name = Path(skipped.source).name
+    return is_image_name(name) and not name.startswith(".") and not skipped.reason.startswith(
+        ("hidden", "sub-folder", "link to a folder"))
+
+
+def _relative(source: str | os.PathLike, root: Path) -> str:
+    try:
+        return Path(source).relative_to(root).as_posix()
+    except ValueError:  # not under root (a file given directly)
+        return str(source)
+
+
+def scan_folder(root: str | os.PathLike, *, recursive: bool = True) -> FolderScan:
+    """Sort every file under ``root`` into photos (decided by content, see :func:`sniff_file`) and
+    skipped entries with a reason. Only reads (the first :data:`SNIFF_BYTES` of each file).
 
     Symlinked folders are followed (a person's folder linked in from elsewhere is that person's
-    photos), each real folder once: a link loop, or a second link to a folder already listed, adds
-    nothing. ``root`` may also be a single file, which is returned as a one-element list.
+    photos), each real folder once: a link loop, or a second link to a folder already searched, is
+    listed as skipped. ``root`` may also be a single file, which is returned as the one photo (its
+    problems, if any, are reported when it is loaded).
     """
     root = Path(root)
     if root.is_file():
-        return [root]
+        return FolderScan(root, [root])
     if not root.is_dir():
         raise FileNotFoundError(f"no such folder: {root}")
-    found = []
+    scan = FolderScan(root)
     seen = {os.path.realpath(root)}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        keep = []
-        for d in sorted(d for d in dirnames if not d.startswith(".")):
-            real = os.path.realpath(os.path.join(dirpath, d))
-            if real not in seen:
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                names = sorted(e.name for e in it)
+        except OSError as exc:
+            scan.skipped.append(Rejected(str(folder), f"cannot read folder: {exc.strerror or exc}"))
+            continue
+        below = []
+        for name in names:
+            path = folder / name
+            try:
+                is_dir = path.is_dir()
+            except OSError:  # a link loop: sniff_file gives the reason
+                is_dir = False
+            if name.startswith("."):
+                scan.skipped.append(Rejected(str(path), "hidden folder (not searched)" if is_dir else "hidden file"))
+            elif not is_dir:
+                fmt, reason = sniff_file(path)
+                if fmt is not None:
+                    scan.photos.append(path)
+                else:
+                    scan.skipped.append(Rejected(str(path), reason))
+            elif not recursive:
+                scan.skipped.append(Rejected(str(path), "sub-folder (not searched)"))
+            elif (real := os.path.realpath(path)) in seen:
+                scan.skipped.append(Rejected(str(path), "link to a folder already searched (a loop or a duplicate)"))
+            else:
                 seen.add(real)
-                keep.append(d)
-        dirnames[:] = keep if recursive else []
-        found += [Path(dirpath) / f for f in filenames if not f.startswith(".") and is_image_name(f)]
-    return sorted(found)
+                below.append(path)
+        stack += reversed(below)
+    scan.photos.sort()
+    scan.skipped.sort(key=lambda r: r.source)
+    return scan
+
+
+def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
+    """The photos of :func:`scan_folder` (by content, sorted); hidden files and folders skipped.
+    Use :func:`scan_folder` to also know what was skipped, and why."""
+    return scan_folder(root, recursive=recursive).photos
 
 
 @dataclass
@@ -475,6 +731,9 @@ class PhotoSet:
     root: Path
     paths: list[Path]
     labels: list[str] | None = None
+    #: Everything else under ``root``, with its reason (non-photos, hidden files, and in a labelled
+    #: set the photos outside any sub-folder); sources as ``root / relative``.
+    skipped: list[Rejected] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -490,7 +749,7 @@ class PhotoSet:
     def subset(self, index: Iterable[int]) -> "PhotoSet":
         index = list(index)
         labels = [self.labels[i] for i in index] if self.labels is not None else None
-        return PhotoSet(self.root, [self.paths[i] for i in index], labels)
+        return PhotoSet(self.root, [self.paths[i] for i in index], labels, list(self.skipped))
 
     def limit(self, per_label: int | None = None, total: int | None = None, seed: int = 0) -> "PhotoSet":
         """A reproducible random subset: at most ``per_label`` photos per label and ``total`` overall."""
@@ -509,14 +768,18 @@ class PhotoSet:
 def photo_set(root: str | os.PathLike, *, labelled: bool = False) -> PhotoSet:
     """All photos under ``root``; with ``labelled=True`` the label is the first sub-folder's name.
 
-    Photos directly in ``root`` have no label and are left out of a labelled set.
+    Photos directly in ``root`` have no label and are left out of a labelled set (listed in
+    ``skipped``, as are all files that are not photos).
     """
     root = Path(root)
-    paths = list_images(root)
+    scan = scan_folder(root)
     if not labelled:
-        return PhotoSet(root, paths)
-    pairs = [(p, p.relative_to(root).parts[0]) for p in paths if len(p.relative_to(root).parts) > 1]
-    return PhotoSet(root, [p for p, _ in pairs], [lab for _, lab in pairs])
+        return PhotoSet(root, scan.photos, skipped=scan.skipped)
+    pairs = [(p, p.relative_to(root).parts[0]) for p in scan.photos if len(p.relative_to(root).parts) > 1]
+    loose = [Rejected(str(p), "not in a person's sub-folder (no label)") for p in scan.photos
+             if len(p.relative_to(root).parts) == 1]
+    return PhotoSet(root, [p for p, _ in pairs], [lab for _, lab in pairs],
+                    sorted(scan.skipped + loose, key=lambda r: r.source))
 
 
 @dataclass
@@ -551,3 +814,12 @@ def resize_max_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float
         return image, 1.0
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+#: The public names of this module.
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageError", "Rejected", "load_image", "load_image_bytes",
+           "check_rgb", "CSV_TEXT", "flat_name", "is_inside", "check_output_folder", "check_writable",
+           "make_writable_folder", "write_atomic", "signals_deferred", "folder_lock", "STAGING_PREFIX",
+           "holds_no_output", "prepare_output", "locked_output", "copy_grouped", "staged_folder",
+           "is_image_name", "list_images", "PhotoSet", "photo_set", "LoadReport", "iter_loaded",
+           "resize_max_side"]

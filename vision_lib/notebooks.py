@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import PROJECT_ROOT, data_dir, missing_data_message
+from .config import data_dir, missing_data_message, notebook_dir
 
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+#: Where the suite is looked for by default (see :func:`vision_lib.config.notebook_dir`).
+NOTEBOOK_DIR = notebook_dir()
 
 #: Data sets each notebook needs under ``$VISION_LIB_DATA`` (06 falls back to bundled images).
 REQUIRES = {
@@ -34,14 +35,23 @@ class NotebookResult:
     output: Path | None = None
     html: Path | None = None
     error: str | None = None
+    #: ``"cell N: first line"`` of every stderr output of the executed notebook (a clean report has none).
+    stderr: list[str] = field(default_factory=list)
 
 
-def list_notebooks(only: list[str] | None = None) -> list[Path]:
-    """The numbered notebooks in order; ``only`` filters by name or number prefix (``"03"``).
+def list_notebooks(only: list[str] | None = None, folder: str | os.PathLike | None = None) -> list[Path]:
+    """The numbered notebooks of ``folder`` (default :data:`NOTEBOOK_DIR`) in order; ``only`` filters
+    by name or number prefix (``"03"``).
 
-    A name in ``only`` that matches no notebook is a ValueError (a typo must not run nothing, or all).
+    A folder without numbered notebooks is a FileNotFoundError, and a name in ``only`` that matches no
+    notebook a ValueError (a typo must not run nothing, or all).
     """
-    books = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    folder = Path(folder) if folder is not None else NOTEBOOK_DIR
+    books = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not books:
+        raise FileNotFoundError(
+            f"no numbered notebooks (NN_name.ipynb) in {folder}: run from the project checkout, pass "
+            "--notebooks DIR, or set VISION_LIB_NOTEBOOKS to the folder holding them")
     if only is not None:
         unknown = [o for o in only if not any(b.stem == o or b.stem.startswith(o) for b in books)]
         if unknown or not only:
@@ -79,7 +89,20 @@ def execute_notebook(
         return NotebookResult(path.stem, False, time.perf_counter() - start, output, None,
                               str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
     html_path = _to_html(output) if html else None
-    return NotebookResult(path.stem, True, time.perf_counter() - start, output, html_path)
+    return NotebookResult(path.stem, True, time.perf_counter() - start, output, html_path,
+                          stderr=stderr_outputs(output))
+
+
+def stderr_outputs(notebook: str | os.PathLike) -> list[str]:
+    """``"cell N: first line"`` for each stderr output of an executed notebook (pink boxes in a report)."""
+    import nbformat
+
+    found = []
+    for n, cell in enumerate(nbformat.read(notebook, as_version=4).cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr" and out.get("text", "").strip():
+                found.append(f"cell {n}: {out['text'].strip().splitlines()[0][:200]}")
+    return found
 
 
 def _to_html(notebook: Path) -> Path:
@@ -93,12 +116,14 @@ def _to_html(notebook: Path) -> Path:
 
 
 def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
-                  only: list[str] | None = None) -> list[NotebookResult]:
-    """Execute the suite in order, printing progress and where the reports are."""
+                  only: list[str] | None = None, folder: str | os.PathLike | None = None) -> list[NotebookResult]:
+    """Execute the suite of ``folder`` (default :data:`NOTEBOOK_DIR`) in order, printing progress and
+    where the reports are."""
     out_dir = Path(out_dir).resolve()
-    if out_dir == NOTEBOOK_DIR.resolve():
+    folder = Path(folder) if folder is not None else NOTEBOOK_DIR
+    if out_dir == folder.resolve():
         raise ValueError(f"output folder {out_dir} holds the notebooks themselves; choose another (e.g. reports)")
-    books = list_notebooks(only)
+    books = list_notebooks(only, folder)
     _check_parameters(books, params or {})
     results = []
     print(f"data: {data_dir()}", flush=True)
@@ -111,6 +136,8 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
         print(f"[run ] {book.stem} ...", flush=True)
         res = execute_notebook(book, out_dir, params)
         status = "ok" if res.ok else f"FAILED: {res.error}"
+        if res.stderr:
+            status += f" ({len(res.stderr)} stderr outputs, e.g. {res.stderr[0]})"
         print(f"[{'done' if res.ok else 'fail'}] {book.stem} in {res.seconds:.0f} s: {status}", flush=True)
         results.append(res)
     skipped = sum(1 for r in results if r.error and r.error.startswith("missing data"))
@@ -118,8 +145,8 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
     print(f"\n{sum(r.ok for r in results)} notebooks ran, {skipped} skipped for missing data (see above), "
           f"{failed} failed", flush=True)
     print(f"Reports (executed notebooks and HTML) are in {out_dir}", flush=True)
-    missing = sorted({name for book in list_notebooks(only) for name in missing_data(book.stem)})
-    if missing and sys.stdin.isatty():
+    missing = sorted({name for book in books for name in missing_data(book.stem)})
+    if missing and _can_ask():
         _offer_fetch([name for name in missing if name in FETCHABLE])
     return results
 
@@ -135,6 +162,17 @@ def _check_parameters(books: list[Path], params: dict) -> None:
     unknown = sorted(set(params) - declared)
     if unknown:
         raise ValueError(f"no chosen notebook has parameter(s) {unknown}; they have: {', '.join(sorted(declared))}")
+
+
+def _can_ask() -> bool:
+    """True when a question can be asked: standard input is a terminal and this process is in its
+    foreground (as a background job, `make run &`, reading it would stop the process with SIGTTIN)."""
+    import os
+
+    try:
+        return sys.stdin.isatty() and os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError, AttributeError):  # closed or replaced stdin
+        return False
 
 
 #: Data sets that a public face set (LFW, one folder per person) can stand in for.
@@ -155,3 +193,8 @@ def _offer_fetch(names: list[str]) -> None:
             print(exc)
             return
         print(f"wrote {n} photos under {target}; run again to use them.")
+
+
+#: The public names of this module.
+__all__ = ["NOTEBOOK_DIR", "REQUIRES", "NotebookResult", "stderr_outputs", "list_notebooks", "missing_data",
+           "execute_notebook", "run_notebooks", "FETCHABLE"]

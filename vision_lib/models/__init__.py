@@ -1,0 +1,112 @@
+"""The models layer: face detectors and face descriptors as plug-ins, taken by name.
+
+Below the stages (``io`` <- ``geometry`` <- ``models`` <- faces, features, classify, cluster, ...):
+nothing here imports a stage. Two small interfaces:
+
+* :class:`Detector`: ``detect(rgb uint8 image) -> list[Face]`` (box ``(x, y, w, h)``, score, five
+  keypoints), largest first; ``params()`` lists what changes detections (cache keys).
+* :class:`Descriptor`: ``describe(image, faces) -> (n, dim) float32``; says what it is: ``id``
+  (name and version, for caches and saved bundles), ``dim``, ``metric`` and ``threshold`` (its
+  same-person distance: stages take thresholds from here, never from one model's constant).
+
+The registry: :func:`get_detector` / :func:`get_descriptor` by name, from :data:`DETECTORS` /
+:data:`DESCRIPTORS` (the CLI takes its choices from these tuples). Model files that do not ship
+with a dependency are found and checked by :mod:`vision_lib.models.files`.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from ..geometry import Face
+
+__all__ = ["DEFAULT_DESCRIPTOR", "DEFAULT_DETECTOR", "DESCRIPTORS", "DETECTORS", "Descriptor", "Detector",
+           "describe_many", "descriptor_for_id", "get_descriptor", "get_detector", "same_person_distance"]
+
+#: Detector names, fastest modern first.
+DETECTORS = ("yunet", "mtcnn", "haar")
+#: Descriptor names.
+DESCRIPTORS = ("facenet", "dlib")
+#: Defaults of every stage (chosen by measurement: docs/models.md).
+DEFAULT_DETECTOR = "yunet"
+DEFAULT_DESCRIPTOR = "facenet"
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds faces: ``detect(image)`` with ``image`` an ``(H, W, 3)`` RGB uint8 array."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Face]: ...
+
+    def params(self) -> tuple: ...
+
+
+@runtime_checkable
+class Descriptor(Protocol):
+    """Describes faces: ``describe(image, faces)`` is ``(len(faces), dim)`` float32."""
+
+    name: str
+    id: str
+    dim: int
+    metric: str
+    threshold: float
+
+    def describe(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray: ...
+
+
+def _check(kind: str, name: str, names: tuple) -> None:
+    if name not in names:
+        raise ValueError(f"unknown {kind} {name!r}; choose from {', '.join(names)}")
+
+
+@functools.lru_cache(maxsize=16)
+def get_detector(name: str | None = None, **params) -> Detector:
+    """A detector by name (default :data:`DEFAULT_DETECTOR`), cached per process and parameters;
+    its model loads on first use."""
+    from . import detectors
+
+    name = DEFAULT_DETECTOR if name is None else name
+    _check("detector", name, DETECTORS)
+    cls = {"yunet": detectors.YuNetDetector, "mtcnn": detectors.MTCNNDetector, "haar": detectors.HaarDetector}[name]
+    return cls(**params)
+
+
+@functools.lru_cache(maxsize=16)
+def get_descriptor(name: str | None = None, **params) -> Descriptor:
+    """A descriptor by name (default :data:`DEFAULT_DESCRIPTOR`), cached per process and
+    parameters (``threads`` for pool workers); its model loads on first use."""
+    name = DEFAULT_DESCRIPTOR if name is None else name
+    _check("descriptor", name, DESCRIPTORS)
+    if name == "facenet":
+        from .facenet import FaceNetDescriptor
+
+        return FaceNetDescriptor(**params)
+    from .dlib import DlibDescriptor
+
+    return DlibDescriptor(**params)
+
+
+def describe_many(descriptor: Descriptor, items: Sequence[tuple[np.ndarray, Sequence[Face]]]) -> list[np.ndarray]:
+    """``descriptor.describe`` of many ``(image, faces)`` pairs, in one batch when the descriptor can
+    (a ``describe_many`` method), else one call each."""
+    if hasattr(descriptor, "describe_many"):
+        return descriptor.describe_many(items)
+    return [descriptor.describe(image, faces) for image, faces in items]
+
+
+def same_person_distance(name: str | None = None) -> float:
+    """The same-person distance (``threshold``) of the named descriptor (None: the default)."""
+    return float(get_descriptor(name).threshold)
+
+
+def descriptor_for_id(descriptor_id: str) -> Descriptor | None:
+    """The registered descriptor whose ``id`` is ``descriptor_id`` (a saved bundle's), else None."""
+    for name in DESCRIPTORS:
+        d = get_descriptor(name)
+        if d.id == descriptor_id:
+            return d
+    return None

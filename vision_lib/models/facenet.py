@@ -1,0 +1,248 @@
+"""FaceNet (Inception-ResNet-v1, 160x160 input, 128-d) as a :class:`~vision_lib.models.Descriptor`.
+
+The network is built here in Keras code, layer by layer with the layer names of the ``.h5`` file
+(Sandberg's ``facenet`` as ported to Keras); the weights are then read by layer name with h5py.
+The file is never deserialized as a model: its ``Lambda`` layers carry Python code that Keras would
+run only with unsafe deserialization switched on. The residual scaling those lambdas did is a
+``Rescaling`` layer here.
+
+Faces are aligned by their five keypoints onto :data:`FACENET_TEMPLATE` (a least-squares
+similarity), prewhitened (per image: subtract the mean, divide by the standard deviation, as the
+weights were trained), run in batches, and the output is L2-normalised: distances lie in [0, 2].
+"""
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import numpy as np
+
+from ..geometry import Face, crop, warp_to_template
+from ..io import check_rgb
+
+__all__ = ["FACENET_SIZE", "FACENET_TEMPLATE", "FaceNetDescriptor", "build_inception_resnet_v1",
+           "load_weights_by_name", "prewhiten"]
+
+FACENET_SIZE = 160
+#: Where the five keypoints sit in FaceNet's 160x160 input (:data:`~vision_lib.geometry.KEYPOINTS`
+#: order, pixels). FaceNet was trained and evaluated on MTCNN boxes grown by a margin (16 px a side
+#: at LFW's 250 px, about 14% of the box) and resized to 160x160: this is the median position of
+#: MTCNN's keypoints in such crops over 288 LFW faces (3 photos per person, none of those
+#: ``benchmarks/bench_models.py`` scores), made left/right symmetric. Aligning any detector's
+#: keypoints onto it gives the network the crops it knows (see docs/models.md for the measurement).
+FACENET_TEMPLATE = np.array([[50.8, 65.7], [109.2, 65.7], [80.0, 90.8], [54.4, 111.9], [105.6, 111.9]])
+#: Box margin (share of the box per side) of FaceNet's crops, for faces without keypoints.
+BOX_MARGIN = 0.14
+#: Faces per network call (bigger batches amortise the call; memory stays small at 160x160).
+BATCH = 32
+
+
+def build_inception_resnet_v1():
+    """The Keras Inception-ResNet-v1 of FaceNet (no weights), output the 128-d bottleneck."""
+    from keras import Input, Model, layers
+
+    def conv_bn(x, filters, kernel, strides=1, padding="same", activation="relu", use_bias=False, name=""):
+        x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=use_bias, name=name)(x)
+        if not use_bias:
+            x = layers.BatchNormalization(axis=3, momentum=0.995, epsilon=0.001, scale=False,
+                                          name=name + "_BatchNorm")(x)
+        if activation is not None:
+            x = layers.Activation(activation, name=name + "_Activation")(x)
+        return x
+
+    def branch(prefix, idx, name):
+        return f"{prefix}_Branch_{idx}_{name}"
+
+    # Branch layouts per block type: (branch index, [(filters, kernel, layer name), ...]).
+    blocks = {
+        "Block35": [[(32, 1, "Conv2d_1x1")],
+                    [(32, 1, "Conv2d_0a_1x1"), (32, 3, "Conv2d_0b_3x3")],
+                    [(32, 1, "Conv2d_0a_1x1"), (32, 3, "Conv2d_0b_3x3"), (32, 3, "Conv2d_0c_3x3")]],
+        "Block17": [[(128, 1, "Conv2d_1x1")],
+                    [(128, 1, "Conv2d_0a_1x1"), (128, (1, 7), "Conv2d_0b_1x7"), (128, (7, 1), "Conv2d_0c_7x1")]],
+        "Block8": [[(192, 1, "Conv2d_1x1")],
+                   [(192, 1, "Conv2d_0a_1x1"), (192, (1, 3), "Conv2d_0b_1x3"), (192, (3, 1), "Conv2d_0c_3x1")]],
+    }
+
+    def residual(x, kind, idx, scale, activation="relu"):
+        prefix = f"{kind}_{idx}"
+        outs = []
+        for b, convs in enumerate(blocks[kind]):
+            y = x
+            for filters, kernel, name in convs:
+                y = conv_bn(y, filters, kernel, name=branch(prefix, b, name))
+            outs.append(y)
+        mixed = layers.Concatenate(axis=3, name=f"{prefix}_Concatenate")(outs)
+        up = conv_bn(mixed, x.shape[-1], 1, activation=None, use_bias=True, name=f"{prefix}_Conv2d_1x1")
+        up = layers.Rescaling(scale, name=f"{prefix}_Scale")(up)
+        x = layers.Add(name=f"{prefix}_Add")([x, up])
+        if activation is not None:
+            x = layers.Activation(activation, name=f"{prefix}_Activation")(x)
+        return x
+
+    inputs = Input(shape=(FACENET_SIZE, FACENET_SIZE, 3), name="input_1")
+    x = conv_bn(inputs, 32, 3, strides=2, padding="valid", name="Conv2d_1a_3x3")
+    x = conv_bn(x, 32, 3, padding="valid", name="Conv2d_2a_3x3")
+    x = conv_bn(x, 64, 3, name="Conv2d_2b_3x3")
+    x = layers.MaxPooling2D(3, strides=2, name="MaxPool_3a_3x3")(x)
+    x = conv_bn(x, 80, 1, padding="valid", name="Conv2d_3b_1x1")
+    x = conv_bn(x, 192, 3, padding="valid", name="Conv2d_4a_3x3")
+    x = conv_bn(x, 256, 3, strides=2, padding="valid", name="Conv2d_4b_3x3")
+    for i in range(1, 6):
+        x = residual(x, "Block35", i, 0.17)
+    p = "Mixed_6a"
+    b0 = conv_bn(x, 384, 3, strides=2, padding="valid", name=branch(p, 0, "Conv2d_1a_3x3"))
+    b1 = conv_bn(x, 192, 1, name=branch(p, 1, "Conv2d_0a_1x1"))
+    b1 = conv_bn(b1, 192, 3, name=branch(p, 1, "Conv2d_0b_3x3"))
+    b1 = conv_bn(b1, 256, 3, strides=2, padding="valid", name=branch(p, 1, "Conv2d_1a_3x3"))
+    b2 = layers.MaxPooling2D(3, strides=2, padding="valid", name=branch(p, 2, "MaxPool_1a_3x3"))(x)
+    x = layers.Concatenate(axis=3, name=p)([b0, b1, b2])
+    for i in range(1, 11):
+        x = residual(x, "Block17", i, 0.1)
+    p = "Mixed_7a"
+    b0 = conv_bn(x, 256, 1, name=branch(p, 0, "Conv2d_0a_1x1"))
+    b0 = conv_bn(b0, 384, 3, strides=2, padding="valid", name=branch(p, 0, "Conv2d_1a_3x3"))
+    b1 = conv_bn(x, 256, 1, name=branch(p, 1, "Conv2d_0a_1x1"))
+    b1 = conv_bn(b1, 256, 3, strides=2, padding="valid", name=branch(p, 1, "Conv2d_1a_3x3"))
+    b2 = conv_bn(x, 256, 1, name=branch(p, 2, "Conv2d_0a_1x1"))
+    b2 = conv_bn(b2, 256, 3, name=branch(p, 2, "Conv2d_0b_3x3"))
+    b2 = conv_bn(b2, 256, 3, strides=2, padding="valid", name=branch(p, 2, "Conv2d_1a_3x3"))
+    b3 = layers.MaxPooling2D(3, strides=2, padding="valid", name=branch(p, 3, "MaxPool_1a_3x3"))(x)
+    x = layers.Concatenate(axis=3, name=p)([b0, b1, b2, b3])
+    for i in range(1, 6):
+        x = residual(x, "Block8", i, 0.2)
+    x = residual(x, "Block8", 6, 1.0, activation=None)
+    x = layers.GlobalAveragePooling2D(name="AvgPool")(x)
+    # (Dropout of the training graph: the identity at inference, left out.)
+    x = layers.Dense(128, use_bias=False, name="Bottleneck")(x)
+    x = layers.BatchNormalization(momentum=0.995, epsilon=0.001, scale=False, name="Bottleneck_BatchNorm")(x)
+    return Model(inputs, x, name="inception_resnet_v1")
+
+
+def load_weights_by_name(model, path: str) -> None:
+    """Set every weight of ``model`` from the Keras-2 ``.h5`` at ``path``, matched by layer and
+    variable name (``model_weights/<layer>/<layer>/<variable>:0``), shapes checked.
+
+    Raises:
+        ValueError: a weight of the model is missing from the file or has another shape, or the
+            file holds weighted layers the model does not have (a different network).
+    """
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        root = f["model_weights"]
+        in_file = {name for name in root if len(root[name].attrs.get("weight_names", [])) > 0}
+        used = set()
+        for layer in model.layers:
+            if not layer.weights:
+                continue
+            if layer.name not in root:
+                raise ValueError(f"{path}: no weights for layer {layer.name!r}")
+            group = root[layer.name][layer.name]
+            values = []
+            for w in layer.weights:
+                key = w.name.split("/")[-1].split(":")[0] + ":0"
+                if key not in group:
+                    raise ValueError(f"{path}: layer {layer.name!r} has no {key!r}")
+                value = group[key][()]
+                if tuple(value.shape) != tuple(w.shape):
+                    raise ValueError(f"{path}: {layer.name}/{key} has shape {value.shape}, the network {tuple(w.shape)}")
+                values.append(value)
+            layer.set_weights(values)
+            used.add(layer.name)
+        extra = in_file - used
+        if extra:
+            raise ValueError(f"{path}: weights of layers this network does not have: {sorted(extra)[:5]}")
+
+
+def prewhiten(chips: np.ndarray) -> np.ndarray:
+    """Per-image standardisation, as FaceNet's training did: ``(x - mean) / max(std, 1/sqrt(n))``."""
+    x = np.asarray(chips, np.float32)
+    axes = tuple(range(1, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    std = np.maximum(x.std(axis=axes, keepdims=True), 1.0 / np.sqrt(x[0].size))
+    return (x - mean) / std
+
+
+@functools.lru_cache(maxsize=2)
+def _network(path: str, threads: int | None):
+    """The network with its weights, as one traced graph (built once per process and file)."""
+    from .detectors import tensorflow
+
+    tf = tensorflow(threads)
+    model = build_inception_resnet_v1()
+    load_weights_by_name(model, path)
+    return tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+                       input_signature=[tf.TensorSpec((None, FACENET_SIZE, FACENET_SIZE, 3), tf.float32)])
+
+
+def face_chips(image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+    """``(n, 160, 160, 3)`` uint8 chips: five keypoints onto :data:`FACENET_TEMPLATE`; a face without
+    keypoints (Haar) gets its box grown by :data:`BOX_MARGIN` per side, resized as the training crops were."""
+    import cv2
+
+    out = np.empty((len(faces), FACENET_SIZE, FACENET_SIZE, 3), np.uint8)
+    for i, f in enumerate(faces):
+        chip = warp_to_template(image, f, FACENET_TEMPLATE, FACENET_SIZE)
+        if chip is None:
+            chip = cv2.resize(crop(image, f, margin=BOX_MARGIN), (FACENET_SIZE, FACENET_SIZE),
+                              interpolation=cv2.INTER_AREA)
+        out[i] = chip
+    return out
+
+
+class FaceNetDescriptor:
+    """FaceNet 128-d descriptors, L2-normalised, Euclidean; same person under :attr:`threshold`.
+
+    Args:
+        threads: TensorFlow threads for this process (None: TensorFlow's default; pool workers 1).
+        batch: faces per network call.
+    """
+
+    name = "facenet"
+    version = "inception_resnet_v1/2024h5/mtcnn-crop-template/prewhiten/l2"
+    dim = 128
+    metric = "euclidean"
+    #: Same-person distance (L2-normalised descriptors): the distance with the false-accept rate of
+    #: dlib's documented 0.6 on the AT&T faces (1.117 measured at 2.3% false accepts, YuNet faces; a
+    #: set no benchmark scores), rounded down. ``benchmarks/bench_models.py`` ("calibration")
+    #: re-measures it.
+    threshold = 1.1
+
+    def __init__(self, threads: int | None = None, batch: int = BATCH):
+        self.threads = threads
+        self.batch = batch
+
+    @property
+    def id(self) -> str:
+        return f"facenet/{self.version}"
+
+    def _net(self):
+        from .files import model_path
+
+        return _network(str(model_path("facenet")), self.threads)
+
+    def describe_chips(self, chips: np.ndarray) -> np.ndarray:
+        """Descriptors of aligned ``(n, 160, 160, 3)`` uint8 chips, ``batch`` per call."""
+        n = len(chips)
+        if n == 0:
+            return np.zeros((0, self.dim), np.float32)
+        net = self._net()
+        out = np.empty((n, self.dim), np.float32)
+        for s in range(0, n, self.batch):
+            out[s:s + self.batch] = np.asarray(net(prewhiten(chips[s:s + self.batch])))
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def describe(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """``(len(faces), 128)`` float32 descriptors of ``faces`` in the RGB ``image``."""
+        image = check_rgb(image)
+        return self.describe_chips(face_chips(image, faces))
+
+    def describe_many(self, items: Sequence[tuple[np.ndarray, Sequence[Face]]]) -> list[np.ndarray]:
+        """:meth:`describe` of many ``(image, faces)`` pairs, their faces batched together."""
+        chips = [face_chips(check_rgb(image), faces) for image, faces in items]
+        if not chips:
+            return []
+        rows = self.describe_chips(np.concatenate(chips))
+        return np.split(rows, np.cumsum([len(c) for c in chips])[:-1])
