@@ -95,7 +95,14 @@
     const overlaps = (r) => placed.some((q) => r.x < q.x + q.w && q.x < r.x + r.w && r.y < q.y + q.h && q.y < r.y + r.h);
     const fits = (r) => r.x >= 0 && r.y >= 0 && r.x + r.w <= Wd && r.y + r.h <= Hd && !overlaps(r);
     function spot(tag, bx, by, bh) {
-      const w = Math.min(tag.offsetWidth, Wd), h = tag.offsetHeight;
+      // Measured at the left edge, then fixed: placed near the right edge it would wrap and grow.
+      tag.style.width = "";
+      tag.style.whiteSpace = "nowrap";  // its natural one-line width
+      tag.style.left = "0px"; tag.style.top = "0px";
+      const w = Math.min(Math.ceil(tag.getBoundingClientRect().width), Wd);
+      tag.style.whiteSpace = "";
+      tag.style.width = w + "px";
+      const h = tag.offsetHeight;
       const x = Math.max(0, Math.min(bx, Wd - w));
       const first = [by - h, by + bh, by].map((y) => ({ x: x, y: y, w: w, h: h })).find(fits);
       if (first) return first;
@@ -112,7 +119,6 @@
     boxes.querySelectorAll(".box").forEach((box) => {
       const tag = boxes.querySelector('.tag[data-face="' + box.dataset.face + '"]');
       tag.textContent = tag.dataset.text;
-      tag.style.left = "0px"; tag.style.top = "0px";
       const bx = box.offsetLeft, by = box.offsetTop, bh = box.offsetHeight;
       let r = spot(tag, bx, by, bh);
       if (!r) { tag.textContent = box.dataset.face; r = spot(tag, bx, by, bh); }
@@ -122,7 +128,10 @@
       placed.push(r);
     });
   }
-  window.addEventListener("resize", () => { if (!result.hidden) placeTags(); });
+  // Boxes are in % of the photo, labels in pixels: place them again whenever the photo's size
+  // changes (window resize, a scroll bar appearing, the layout settling after decoding).
+  if (window.ResizeObserver) new ResizeObserver(() => { if (!result.hidden) placeTags(); }).observe(boxes);
+  else window.addEventListener("resize", () => { if (!result.hidden) placeTags(); });
 
   function known(face) { return face.label != null && face.label !== "unknown"; }
   // On the photo: the name and its percentage, or plainly that the model does not know the face.
