@@ -144,8 +144,9 @@ def drop_file(page, data: bytes, name: str, mime: str) -> None:
 
 def wait_for_answer(page) -> str:
     """Wait until the page has finished with the photo; returns its state (done, noface, error)."""
-    page.wait_for_function("['done', 'noface', 'error'].includes(document.body.dataset.state)",
-                           timeout=ANSWER_MS)
+    # A selector, not wait_for_function: the page's Content-Security-Policy forbids the eval it uses.
+    page.wait_for_selector("body[data-state=done], body[data-state=noface], body[data-state=error]",
+                           state="attached", timeout=ANSWER_MS)
     return page.evaluate("document.body.dataset.state")
 
 
