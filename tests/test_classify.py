@@ -499,6 +499,10 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     assert rc == 2 and "not a regular file" in err and "training faces" not in out
     rc, _, err = _cli("train", train_dir, "--out", tmp_path / "x.pkl", "--max-distance", "tight")
     assert rc == 2 and "adaptive" in err and not (tmp_path / "x.pkl").exists()
+    for bad, says in ((["--far", "0"], "--far must be 'off' or a positive"), (["--far", "1.5"], "below 1"),
+                      (["--strangers", tmp_path / "nowhere"], "no such folder")):
+        rc, _, err = _cli("train", train_dir, "--out", tmp_path / "x.pkl", *bad)
+        assert rc == 2 and says in err and not (tmp_path / "x.pkl").exists(), err
     rc, _, err = _cli("train", train_dir, "--out", tmp_path / "open.pkl", "--max-distance", "adaptive", "--quiet")
     assert rc == 0, err
     assert 0 < classify.read_header(tmp_path / "open.pkl")["header"]["max_distance"] <= 0.6
