@@ -225,3 +225,7 @@ def photo_curve(model, known_set, known_photos, strangers, fars: Sequence[float]
     finally:
         rule.threshold_, rule.far_ = kept
     return out
+
+
+__all__ = ["SCORES", "METRICS", "UNSURE_RATE", "VERDICTS", "pairwise", "OpenSetRule", "operating_curve", "CURVE_FARS",
+           "photo_curve"]
