@@ -120,8 +120,11 @@ def test_prediction_chooses_the_known_face_and_marks_strangers_unknown(rng):
     assert model.subject(preds) == "person2"
     listed = model._result(preds)
     assert listed["label"] == "person2"
-    assert {"box": [300, 0, 50, 50], "label": "person2", "probability": round(preds[0].probability, 4)} in listed["faces"]
-    assert [f["probability"] for f in listed["faces"]] == sorted((round(q.probability, 4) for q in preds), reverse=True)
+    first = listed["faces"][0]
+    assert {k: first[k] for k in ("box", "label", "probability")} == \
+        {"box": [300, 0, 50, 50], "label": "person2", "probability": round(preds[0].probability, 4)}
+    assert first["verdict"] == "named" and listed["faces"][1]["verdict"] == "stranger"
+    assert listed["faces"][1]["label"] == "unknown" and listed["faces"][1]["probability"] is None
     # Only strangers: no label. No faces: no label and an empty list.
     only = model.predict_features(faces[:1], X[:1], X[:1])
     assert only[0].label == "unknown" and model.subject(only) is None
@@ -496,6 +499,10 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     assert rc == 2 and "not a regular file" in err and "training faces" not in out
     rc, _, err = _cli("train", train_dir, "--out", tmp_path / "x.pkl", "--max-distance", "tight")
     assert rc == 2 and "adaptive" in err and not (tmp_path / "x.pkl").exists()
+    for bad, says in ((["--far", "0"], "--far must be 'off' or a positive"), (["--far", "1.5"], "below 1"),
+                      (["--strangers", tmp_path / "nowhere"], "no such folder")):
+        rc, _, err = _cli("train", train_dir, "--out", tmp_path / "x.pkl", *bad)
+        assert rc == 2 and says in err and not (tmp_path / "x.pkl").exists(), err
     rc, _, err = _cli("train", train_dir, "--out", tmp_path / "open.pkl", "--max-distance", "adaptive", "--quiet")
     assert rc == 0, err
     assert 0 < classify.read_header(tmp_path / "open.pkl")["header"]["max_distance"] <= 0.6
@@ -520,11 +527,13 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     for r in (by_name["deep.jpg"], by_name[photos[1].name]):
         assert set(r) == {"path", "label", "faces"}
         for f in r["faces"]:
-            assert set(f) == {"box", "label", "probability"} and len(f["box"]) == 4
+            assert set(f) == {"box", "label", "probability", "verdict", "stranger_rate"} and len(f["box"]) == 4
             assert f["label"] in model_labels(model) + ["unknown"]
+            assert (f["probability"] is None) == (f["label"] == "unknown")  # no percentage on an unknown face
         assert r["label"] is None or r["label"] in [f["label"] for f in r["faces"]]
-        probabilities = [f["probability"] for f in r["faces"]]
-        assert probabilities == sorted(probabilities, reverse=True)  # most confident first
+        probabilities = [f["probability"] for f in r["faces"] if f["probability"] is not None]
+        assert probabilities == sorted(probabilities, reverse=True)  # most confident first, unknown last
+        assert [f["label"] == "unknown" for f in r["faces"]] == sorted(f["label"] == "unknown" for f in r["faces"])
     rc, _, err = _cli("predict", model, nested, "--json")
     assert rc == 0, err
     (tmp_path / "empty").mkdir()

@@ -67,3 +67,22 @@ def test_empty_or_wrong_inputs_get_clear_answers():
     plotting.model_comparison(ax, [])  # nothing to compare: an empty chart, not a numpy error
     plotting.average_grid({})
     plt.close("all")
+
+
+def test_openset_curve_marks_the_default_and_unknown_faces_show_no_probability():
+    curve = [{"threshold": t, "strangers_named_share": s, "known_accuracy_all": k, **({"default": True} if d else {})}
+             for t, s, k, d in ((0.4, 0.001, 0.85, False), (0.47, 0.007, 0.90, True), (0.55, 0.09, 0.94, False))]
+    fig, ax = plt.subplots()
+    plotting.openset_curve(ax, curve)
+    line, star = ax.get_lines()
+    assert list(line.get_ydata()) == [0.85, 0.90, 0.94]
+    assert (star.get_xdata()[0], star.get_ydata()[0]) == (0.007, 0.90)
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    result = {"label": "leo_messi", "faces": [
+        {"box": [0, 0, 4, 4], "label": "leo_messi", "probability": 0.9, "verdict": "named"},
+        {"box": [5, 5, 4, 4], "label": "unknown", "probability": None, "verdict": "unsure"},
+        {"box": [1, 5, 3, 3], "label": "unknown", "probability": None, "verdict": "stranger"}]}
+    plotting.predicted_faces(ax, np.zeros((10, 10, 3), np.uint8), result)
+    assert [t.get_text() for t in ax.texts] == ["leo_messi 0.90", "not sure", "unknown"]
+    plt.close(fig)

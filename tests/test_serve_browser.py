@@ -23,6 +23,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import _serve_support  # noqa: E402
 
+from vision_lib.serve import display_name  # noqa: E402
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -153,11 +155,13 @@ def check_shows_player(page, player: str, tmp_path: Path, shot: str) -> None:
     state = wait_for_answer(page)
     assert state == "done", page.inner_text("#status")
     assert page.get_attribute("#answer", "data-label") == player
-    assert page.inner_text("#answer") == player
+    assert page.inner_text("#answer") == display_name(player)  # "Leo Messi", not leo_messi
     assert page.is_visible("#answer") and page.is_visible("#photo")
+    assert display_name(player) in page.inner_text("#known")  # who the model knows is listed
     boxes = page.locator(".box")
     assert boxes.count() == 1
-    assert re.fullmatch(rf"{player} \d{{1,3}}%", boxes.first.inner_text().strip())
+    assert re.fullmatch(rf"{display_name(player)} \d{{1,3}}%", page.locator(".tag").first.inner_text().strip())
+    check_tags_inside_and_apart(page)
     # The box is drawn on the photo, inside it, and is a real rectangle (face-sized, not the photo).
     photo, box = page.locator("#photo").bounding_box(), boxes.first.bounding_box()
     assert box["width"] > 10 and box["height"] > 10
@@ -165,6 +169,21 @@ def check_shows_player(page, player: str, tmp_path: Path, shot: str) -> None:
     assert photo["x"] - 1 <= box["x"] and box["x"] + box["width"] <= photo["x"] + photo["width"] + 1
     assert photo["y"] - 1 <= box["y"] and box["y"] + box["height"] <= photo["y"] + photo["height"] + 1
     page.screenshot(path=str(tmp_path / shot))
+
+
+def check_tags_inside_and_apart(page) -> None:
+    """Every face label lies inside the photo and no two overlap."""
+    photo = page.locator("#photo").bounding_box()
+    tags = [page.locator(".tag").nth(i).bounding_box() for i in range(page.locator(".tag").count())]
+    assert len(tags) == page.locator(".box").count()
+    for t in tags:
+        assert photo["x"] - 1 <= t["x"] and t["x"] + t["width"] <= photo["x"] + photo["width"] + 1, (t, photo)
+        assert photo["y"] - 1 <= t["y"] and t["y"] + t["height"] <= photo["y"] + photo["height"] + 1, (t, photo)
+    for i, a in enumerate(tags):
+        for b in tags[:i]:
+            apart = (a["x"] + a["width"] <= b["x"] + 0.5 or b["x"] + b["width"] <= a["x"] + 0.5
+                     or a["y"] + a["height"] <= b["y"] + 0.5 or b["y"] + b["height"] <= a["y"] + 0.5)
+            assert apart, (a, b)
 
 
 # --------------------------------------------------------------------------- tests
@@ -215,7 +234,40 @@ def test_two_players_side_by_side_get_one_labelled_box_each(page, photos, tmp_pa
     assert page.get_attribute("#answer", "data-label") in {photos[0][1], photos[1][1]}
     assert page.locator(".box.main").count() == 1
     assert page.locator(".box.main").get_attribute("data-label") == page.get_attribute("#answer", "data-label")
+    check_tags_inside_and_apart(page)
     page.screenshot(path=str(tmp_path / "two.png"))
+
+
+def test_a_stranger_and_a_small_crowded_photo(page, photos, lfw_dir, tmp_path):
+    """An LFW photo (150 px, a person the model does not know) is said plainly to be nobody it knows,
+    with no percentage; the same photo tiled small with a player keeps its labels apart and inside."""
+    import io
+
+    from PIL import Image
+
+    from vision_lib.io import list_images
+
+    stranger = list_images(lfw_dir, recursive=True)[0]
+    page.set_input_files("#file", str(stranger))
+    assert wait_for_answer(page) == "done", page.inner_text("#status")
+    answer = page.inner_text("#answer")
+    assert answer.startswith(("Not one of the", "Not sure")) and "%" not in answer
+    assert page.get_attribute("#answer", "data-label") == ""
+    assert "%" not in page.inner_text("#faces") and "%" not in page.locator(".tag").first.inner_text()
+    check_tags_inside_and_apart(page)
+    page.screenshot(path=str(tmp_path / "stranger.png"))
+    tiles = [Image.open(stranger).convert("RGB").resize((90, 90)), Image.open(photos[0][0]).convert("RGB")]
+    tiles[1].thumbnail((140, 90))
+    small = Image.new("RGB", (90 + tiles[1].width, 90))
+    small.paste(tiles[0], (0, 0))
+    small.paste(tiles[1], (90, 0))
+    buf = io.BytesIO()
+    small.save(buf, "JPEG", quality=92)
+    page.evaluate("document.body.dataset.state = ''")
+    drop_file(page, buf.getvalue(), "small.jpg", "image/jpeg")
+    assert wait_for_answer(page) in ("done", "noface"), page.inner_text("#status")
+    check_tags_inside_and_apart(page)
+    page.screenshot(path=str(tmp_path / "small.png"))
 
 
 def test_no_face_and_error_messages(page, tmp_path):

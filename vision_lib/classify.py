@@ -17,6 +17,8 @@ The pipeline, as :func:`train` runs it:
    logistic regression and kNN by cross-validation on the cleaned faces (:func:`compare_models`):
    an RBF SVM unless another is significantly more accurate (:func:`choose_model`).
 4. **Prediction** (:meth:`FaceClassifier.predict_image`): every face gets a label and a probability;
+   it is named only when it passes the open-set rule calibrated on strangers
+   (:mod:`vision_lib.openset`, docs/openset.md: the face's ``verdict`` and ``stranger_rate``);
    a face is ``"unknown"`` when the classifier is less sure than :attr:`FaceClassifier.unknown_below`
    (chosen by cross-validation on the training faces) or, with dlib descriptors, when it lies
    farther than dlib's 0.6 from the centroid of the predicted person's training faces. A hesitant
@@ -64,6 +66,10 @@ SUBJECT_TIE_SHARE = SUBJECT_TIE / 0.6
 #: (studio-like photos) get a tight open-set rule; loose ones (varied web photos) keep 0.6.
 ADAPTIVE_FACTOR = 1.3
 UNKNOWN = "unknown"
+#: Default false-accept rate of the open-set rule, measured against the *other people of the
+#: training folders* (the closest of them, same photo domain): a pessimistic stranger population.
+#: On the footballers 0.1 of them corresponded to about 1% of LFW strangers named (docs/openset.md).
+DEFAULT_FAR = 0.1
 BUNDLE_FORMAT = 1
 #: Packages whose versions are recorded in a bundle and must match when loading it.
 VERSIONED = ("numpy", "scikit-learn", "dlib", "vision_lib")
@@ -420,13 +426,23 @@ class FacePrediction:
     probability: float
     best: str
     distance: float | None = None
+    #: Open-set rule (:mod:`vision_lib.openset`): the estimated share of strangers who come at least
+    #: this close to ``best``'s training faces, and the verdict (``"named"``, ``"unsure"``, ``"stranger"``).
+    stranger_rate: float | None = None
+    verdict: str | None = None
 
     @property
     def known(self) -> bool:
         return self.label != UNKNOWN
 
     def as_dict(self) -> dict:
-        return {"box": [int(v) for v in self.box], "label": self.label, "probability": round(float(self.probability), 4)}
+        """The face as ``predict --json`` prints it. ``probability`` is the classifier's probability
+        among the known people, given only for a named face (an unknown face carries no percentage)."""
+        out = {"box": [int(v) for v in self.box], "label": self.label,
+               "probability": round(float(self.probability), 4) if self.known else None}
+        if self.verdict is not None:
+            out.update(verdict=self.verdict, stranger_rate=round(float(self.stranger_rate), 4))
+        return out
 
 
 class FaceClassifier:
@@ -444,13 +460,16 @@ class FaceClassifier:
         subject_tie: with dlib descriptors, the largest known face within this distance of the
             closest one comes first and is the photo's subject (None: the closest always).
         choose: how the photo's subject is chosen (``"confident"`` or ``"largest"``).
+        openset_: the naming rule calibrated on strangers (:class:`~vision_lib.openset.OpenSetRule`,
+            fitted on the training descriptors): a face is named only when it passes it too.
         training_report_: what training kept and left out (:class:`TrainingReport`).
     """
 
     def __init__(self, estimator, recipe: Recipe, unknown_below: float = 0.0, max_distance: float | None = None,
                  choose: str = "confident", centroids: dict[str, np.ndarray] | None = None,
                  training_report: TrainingReport | None = None, info: dict | None = None,
-                 sure_distance: float | None = None, subject_tie: float | None = SUBJECT_TIE):
+                 sure_distance: float | None = None, subject_tie: float | None = SUBJECT_TIE,
+                 openset=None):
         if choose not in CHOICES:
             raise ValueError(f"unknown choice {choose!r}; choose from {CHOICES}")
         self.estimator = estimator
@@ -461,6 +480,7 @@ class FaceClassifier:
         self.subject_tie = subject_tie
         self.choose = choose
         self.centroids_ = centroids or {}
+        self.openset_ = openset
         self.training_report_ = training_report or TrainingReport()
         self.info_ = info or {}
 
@@ -473,7 +493,9 @@ class FaceClassifier:
         return (f"FaceClassifier({len(self.classes_)} people, {self.recipe.describe()}, "
                 + (f"{model}, " if model else "") + f"unknown below p={self.unknown_below:.2f}"
                 + (f" unless distance <= {self.sure_distance:.2f}" if self.sure_distance is not None else "")
-                + (f", or distance > {self.max_distance:.2f}" if self.max_distance else "") + ")")
+                + (f", or distance > {self.max_distance:.2f}" if self.max_distance else "")
+                + (f", named only under {self.openset_.score} distance {self.openset_.threshold_:.3f} "
+                   f"(FAR {self.openset_.far_:.3g})" if self.openset_ is not None else "") + ")")
 
     # -- faces -> predictions
     def predict_features(self, faces: Sequence[Face], X: np.ndarray, descriptors: np.ndarray | None = None
@@ -497,7 +519,14 @@ class FaceClassifier:
             # as close to its person as most of their own training faces is still that person.
             sure = dist is not None and self.sure_distance is not None and dist <= self.sure_distance
             unknown = (p < self.unknown_below and not sure) or (dist is not None and dist > self.max_distance)
-            preds.append(FacePrediction(tuple(int(v) for v in f.box), UNKNOWN if unknown else best, p, best, dist))
+            rate = verdict = None
+            if self.openset_ is not None and descriptors is not None:
+                # The closed-set answer is given only where strangers rarely come this close.
+                score = float(self.openset_.score_for(descriptors[k:k + 1], [best])[0])
+                rate, verdict = self.openset_.far_at(score), self.openset_.verdict(score, not unknown)
+                unknown = verdict != "named"
+            preds.append(FacePrediction(tuple(int(v) for v in f.box), UNKNOWN if unknown else best, p, best, dist,
+                                        rate, verdict))
         # Most confident first: closest to its person's centroid (dlib space) when distances are
         # known, which separates the subject from look-alike strangers far better than the SVM's
         # probability does; otherwise the probability. Unknown faces come last.
@@ -527,7 +556,8 @@ class FaceClassifier:
         # The list reads most probable first, as the probabilities it shows say. The photo's label
         # comes from the subject rule instead (closest to a centroid, larger face on a near-tie):
         # taking the most probable known face named 2-11 fewer footballer photos right per split.
-        listed = sorted(preds, key=lambda q: -round(float(q.probability), 4))  # stable: ties keep subject order
+        # Unknown faces (no probability shown) come last; stable: ties keep the subject order.
+        listed = sorted(preds, key=lambda q: (not q.known, -round(float(q.probability), 4) if q.known else 0.0))
         return {"label": self.subject(preds), "faces": [q.as_dict() for q in listed]}
 
     # -- public prediction API
@@ -640,7 +670,8 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
           threshold: float | None = None, unknown_quantile: float | None = 0.01,
           max_distance: float | str | None = None, sure_quantile: float | None = 0.95,
           subject_tie: float | None | str = "auto", min_size: int = 0,
-          feature_params: dict | None = None,
+          feature_params: dict | None = None, far: float | None = DEFAULT_FAR,
+          strangers: "np.ndarray | PhotoSet | str | os.PathLike | None" = None, openset_score: str = "centroid",
           retry: bool | None = None, random_state: int = 0, n_jobs: int | None = None, progress: bool = True,
           photos: Sequence[PhotoFeatures] | None = None) -> FaceClassifier:
     """Train a classifier of known people from a folder of sub-folders (one per person), uncurated.
@@ -669,6 +700,15 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
             a low probability (:attr:`FaceClassifier.sure_distance`; None: never).
         subject_tie: see :attr:`FaceClassifier.subject_tie` (photo subject among near-equal faces);
             ``"auto"``: :data:`SUBJECT_TIE_SHARE` of the descriptor's same-person distance.
+        far: false-accept rate of the open-set naming rule (:class:`~vision_lib.openset.OpenSetRule`),
+            calibrated on the other people of the training folders (leave one person out) plus
+            ``strangers``, in the descriptor's own metric; None: no open-set rule (the closed-set
+            classifier names every face it is sure of).
+        strangers: faces of people *not* in ``data`` for that calibration: a folder of photos (every
+            face found counts), a :class:`~vision_lib.io.PhotoSet`, or an ``(n, dim)`` descriptor array.
+        openset_score: ``"centroid"`` (distance to the mean of the person's training faces; it
+            separated strangers better on the footballers, docs/openset.md) or ``"knn"`` (mean
+            distance to the 3 nearest).
         min_size: faces with a shorter side (px) are not used for training.
         retry: look again harder where MTCNN finds no face (default: True with MTCNN).
         photos: precomputed :func:`extract` results for ``data.paths`` (saves a pass).
@@ -723,10 +763,33 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
             max_distance = float(min(same_person, ADAPTIVE_FACTOR * np.quantile(own, 0.95)))
     elif max_distance == "adaptive":
         raise ValueError("max_distance='adaptive' needs face descriptors of the training faces")
+    rule = None
+    if far is not None and D is not None:
+        from .openset import OpenSetRule
+
+        rule = OpenSetRule(far=far, score=openset_score, metric=recipe.descriptor_model.metric).fit(
+            D, y, strangers=_stranger_descriptors(strangers, recipe, n_jobs, progress))
     info = {"model": model, "clean": clean, "n_photos": len(ps), "n_faces": len(y), "root": str(ps.root),
-            "seconds": round(time.perf_counter() - start, 1), "comparison": comparison}
+            "seconds": round(time.perf_counter() - start, 1), "comparison": comparison,
+            "openset": rule.summary() if rule is not None else None}
     return FaceClassifier(estimator, recipe, unknown_below, max_distance, choose, centroids, report, info,
-                          sure_distance, subject_tie)
+                          sure_distance, subject_tie, rule)
+
+
+def _stranger_descriptors(strangers, recipe: Recipe, n_jobs: int | None, progress: bool) -> np.ndarray | None:
+    """Descriptors of every face in the stranger photos (or the array given)."""
+    if strangers is None:
+        return None
+    if isinstance(strangers, np.ndarray):
+        return strangers
+    ps = strangers if isinstance(strangers, PhotoSet) else photo_set(strangers)
+    if not len(ps):
+        raise ValueError(f"no photos in {ps.root} for the stranger calibration")
+    rows = [ph.descriptors for ph in extract(ps.paths, recipe, n_jobs=n_jobs, progress=progress)
+            if ph.descriptors is not None and len(ph.descriptors)]
+    if not rows:
+        raise ValueError(f"no face found in the stranger photos under {ps.root}")
+    return np.concatenate(rows)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -886,11 +949,12 @@ def save_model(model: FaceClassifier, path: str | os.PathLike, *, overwrite: boo
         "recipe": asdict(model.recipe), "descriptor": model.recipe.descriptor_model.id, "labels": model.classes_,
         "unknown_below": model.unknown_below, "max_distance": model.max_distance, "choose": model.choose,
         "sure_distance": model.sure_distance, "subject_tie": model.subject_tie,
+        "openset": None if model.openset_ is None else model.openset_.summary(),
         "info": model.info_,
     }
     # The header holds only plain Python values, so it can be checked before the estimator is unpickled.
     body = pickle.dumps({"estimator": model.estimator, "centroids": model.centroids_,
-                         "training_report": model.training_report_}, protocol=5)
+                         "training_report": model.training_report_, "openset": model.openset_}, protocol=5)
     # A damaged body can still unpickle (zeroed bytes inside an array): the checksum catches it.
     header["body_sha256"] = hashlib.sha256(body).hexdigest()
     return write_atomic(path, pickle.dumps({"header": header, "body": body}, protocol=5))
@@ -964,11 +1028,15 @@ def load_model(path: str | os.PathLike, *, check_versions: bool = True) -> FaceC
             raise ModelBundleError(
                 f"{path} was saved with other package versions: " + "; ".join(diff)
                 + ". Retrain with `vision-lib train`, or install the bundle's versions.")
+    if "openset" not in header:
+        # Without the stranger calibration it would name every face as one of its people.
+        raise ModelBundleError(f"{path}: saved before open-set calibration (it would put a known name on "
+                               "strangers); retrain it with `vision-lib train` (see docs/openset.md)")
     try:
         body = pickle.loads(outer["body"])
         model = FaceClassifier(body["estimator"], recipe, header["unknown_below"], header["max_distance"],
                                header["choose"], body["centroids"], body["training_report"], header.get("info"),
-                               header.get("sure_distance"), header.get("subject_tie"))
+                               header.get("sure_distance"), header.get("subject_tie"), body.get("openset"))
         same_labels = model.classes_ == list(header["labels"])
     except Exception as exc:  # noqa: BLE001 - whatever a damaged pickle raises, the answer is the same
         raise ModelBundleError(f"{path}: damaged model bundle ({type(exc).__name__}: {exc}); "

@@ -232,6 +232,7 @@ def _run_fetch(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- train / predict (issue 3)
 _max_distance = _positive_or("adaptive", float, "--max-distance", "adaptive")
+_far = _positive_or("off", float, "--far", None)
 
 
 def _add_train(sub) -> None:
@@ -252,6 +253,12 @@ def _add_train(sub) -> None:
                    help="a face farther than D from its person's training centroid is unknown (default: "
                    "the descriptor's same-person distance); 'adaptive' tightens it for people whose photos are alike (fewer "
                    "strangers named, e.g. for a web app)")
+    p.add_argument("--far", type=_far, default=0.1, metavar="RATE|off",
+                   help="open-set rule: name a face only where at most RATE of the strangers come as close "
+                   "(default 0.1, calibrated on the other people of LABELLED_DIR; docs/openset.md); "
+                   "'off': name every face the classifier is sure of")
+    p.add_argument("--strangers", type=Path, default=None, metavar="DIR",
+                   help="photos of people not in LABELLED_DIR, added to the stranger calibration")
     _add_overwrite(p, "an existing model file")
     _hidden_alias(p, "--force", "overwrite", action="store_true")
     _add_workers(p)
@@ -271,9 +278,13 @@ def _run_train(args: argparse.Namespace) -> int:
     if loose:  # they have no person (sub-folder), so they cannot teach anything: say so
         print(f"note: {len(loose)} photos lie directly in {args.labelled_dir}, not in a person's sub-folder; "
               f"they are not used (e.g. {loose[0].name})")
+    if args.far is not None and not args.far < 1:
+        raise ValueError(f"--far must be below 1, not {args.far}")
+    if args.strangers is not None and not args.strangers.is_dir():
+        raise FileNotFoundError(f"no such folder: {args.strangers}")
     model = train(args.labelled_dir, features=args.features, detector=args.detector, descriptor=args.descriptor,
-                  model=args.classifier,
-                  max_distance=args.max_distance, n_jobs=args.jobs, progress=not args.quiet)
+                  model=args.classifier, max_distance=args.max_distance, far=args.far, strangers=args.strangers,
+                  n_jobs=args.jobs, progress=not args.quiet)
     save_model(model, args.out, overwrite=args.overwrite)
     rep = model.training_report_
     print(f"trained {model!r}")
@@ -285,6 +296,11 @@ def _run_train(args: argparse.Namespace) -> int:
                " than the best is kept)")
     print(f"  classifier: {model.info_['model']}{why}")
     print(f"  {len(rep.kept)} training faces from {len({k[0] for k in rep.kept})} photos")
+    if model.openset_ is not None:
+        o = model.openset_.summary()
+        print(f"  open set: named only within {o['score']} distance {o['threshold_']} (false-accept rate "
+              f"{o['far_']} on {sum(o['n_strangers'].values())} stranger faces: {o['n_strangers']}; "
+              f"{o['genuine_accepted']} of the training faces pass, leave one out)")
     for reason, n in rep.counts().items():
         print(f"  excluded {n:4d}: {reason}")
     if rep.excluded:
@@ -345,7 +361,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         elif "error" in res:
             print(f"{res['path']}\terror: {res['error']}")
         else:
-            faces = ", ".join(f"{f['label']} {f['probability']:.2f}" for f in res["faces"]) or "no face"
+            faces = ", ".join(f"{f['label']} {f['probability']:.2f}" if f["probability"] is not None
+                              else f"{f['label']} ({f.get('verdict', 'unknown')})" for f in res["faces"]) or "no face"
             print(f"{res['path']}\t{res['label'] or '-'}\t({faces})")
     # As `compress`: every input gets its line, and the exit code says whether any of them failed.
     return 1 if failed or any("error" in res for res in results) else 0

@@ -151,17 +151,26 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         elif graph:
             from .graph_cluster import threshold_clusters
 
-            labels = threshold_clusters(X, t, outlier_distance=far, progress=self.progress)
+            labels = threshold_clusters(X, t, progress=self.progress,
+                                        cluster_piece=lambda Xp: self._fit_exact(Xp, t, far))
         else:
-            labels = getattr(self, f"_fit_{self.method}")(X, t)
-        if far is not None and self.method != "kmeans" and not graph:  # graph: done per component
-            labels = _drop_far(X, labels, far)
+            labels = self._fit_exact(X, t, far)
         labels = _drop_small(labels, self.min_cluster_size if self.method != "kmeans" else 1)
         if self.max_clusters is not None:
             labels = _cap_clusters(X, labels, int(self.max_clusters))
         self.labels_ = _relabel_by_size(labels)
         self.n_clusters_ = int(self.labels_.max() + 1) if len(self.labels_) else 0
         return self
+
+    def _fit_exact(self, X: np.ndarray, t: float, far: float | None) -> np.ndarray:
+        """The method's raw labels on all of ``X``, then the outlier rule at ``far`` (the graph
+        algorithm calls it on each piece)."""
+        if len(X) < 2:
+            return np.full(len(X), -1 if self.min_cluster_size > 1 else 0)
+        labels = getattr(self, f"_fit_{self.method}")(X, t)
+        if far is not None and self.method != "kmeans":
+            labels = _drop_far(X, labels, far)
+        return labels
 
     def _use_graph(self, n: int) -> bool:
         able = self.method in ("hybrid", "agglomerative") and self.n_clusters is None

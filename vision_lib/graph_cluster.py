@@ -7,18 +7,20 @@ same-person ``threshold`` (given by the caller: it belongs to the descriptor), a
 on average closer than it (average linkage), a face with no fellow group member within
 ``outlier_distance`` is unassigned, and so is every face of a group smaller than the minimum size.
 
-1. :func:`knn_graph`: the ``k`` nearest neighbours of every face with FAISS (HNSW index; chosen by
-   measurement against hnswlib and pynndescent, see docs/scale.md). Memory ``n * k``.
+1. :func:`knn_graph`: the ``k`` nearest neighbours of every face with FAISS (IVF index; chosen by
+   measurement against FAISS HNSW, hnswlib and pynndescent, see docs/scale.md). Memory ``n * k``.
 2. :func:`same_person_components`: connected components of the graph's edges shorter than the
    threshold. Average linkage at the threshold never merges two faces that no chain of such edges
    joins (a merge needs some pair closer than the threshold), so every group of the exact method
    lies inside one component (up to the neighbours the graph keeps).
-3. Each component is clustered exactly (average linkage cut at the threshold, then the outlier
-   rule), in memory quadratic only in the component's size. A component larger than
-   ``max_exact`` (people chained through look-alikes) is cut by average linkage restricted to its
-   graph edges (scikit-learn, linear memory).
+3. Each component is clustered exactly (the caller's exact method, by default average linkage cut
+   at the threshold, then the outlier rule), in memory quadratic only in the component's size. A
+   component larger than ``max_exact`` (people chained through look-alikes) is split again on
+   shorter edges (:func:`_pieces`) until its pieces are small enough.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
@@ -32,13 +34,15 @@ MAX_EXACT = 3000
 
 
 def knn_graph(X: np.ndarray, k: int = DEFAULT_K, *, n_jobs: int | None = None, progress: bool = False,
-              m: int = 32, ef_construction: int = 64, ef_search: int = 64, batch: int = 20000
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Approximate ``k`` nearest neighbours (self excluded) of every row of ``X``, with FAISS' HNSW index.
+              nprobe: int = 16, batch: int = 20000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate ``k`` nearest neighbours (self excluded) of every row of ``X``, with FAISS' IVF index.
+
+    FAISS IVF-Flat (``4 sqrt(n)`` lists trained on a seeded sample, ``nprobe`` lists searched) was the
+    fastest of FAISS HNSW/IVF, hnswlib and pynndescent at 100k and kept the best recall at 1M of the
+    fast ones (docs/scale.md). Memory: the vectors once plus ``n * k``.
 
     Returns ``(distances, indices)``, both ``(n, k)``: Euclidean distances (float32, ascending) and
-    row numbers (int64, ``-1`` where fewer than ``k`` were found). ``m``, ``ef_construction`` and
-    ``ef_search`` are the HNSW parameters (links per node, build and search beam widths).
+    row numbers (int64, ``-1`` where fewer than ``k`` were found).
     """
     import faiss
     from tqdm.auto import tqdm
@@ -51,13 +55,15 @@ def knn_graph(X: np.ndarray, k: int = DEFAULT_K, *, n_jobs: int | None = None, p
     if k == 0:
         return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
     faiss.omp_set_num_threads(_n_jobs(n_jobs))
-    index = faiss.IndexHNSWFlat(d, m)
-    index.hnsw.efConstruction = ef_construction
+    lists = max(1, min(int(4 * np.sqrt(n)), n // 39))  # FAISS wants >= 39 training points per list
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, lists)
+    sample = np.random.default_rng(seed).choice(n, min(n, 40 * lists), replace=False)
+    index.train(X[np.sort(sample)])
+    index.nprobe = min(nprobe, lists)
     with tqdm(total=2 * n, desc="k-NN graph (build, search)", unit="face", disable=not progress) as bar:
         for start in range(0, n, batch):
             index.add(X[start:start + batch])
             bar.update(len(X[start:start + batch]))
-        index.hnsw.efSearch = max(ef_search, k + 1)
         dist = np.empty((n, k), np.float32)
         idx = np.empty((n, k), np.int64)
         for start in range(0, n, batch):
@@ -66,6 +72,7 @@ def knn_graph(X: np.ndarray, k: int = DEFAULT_K, *, n_jobs: int | None = None, p
             dist[start:stop], idx[start:stop] = _drop_self(D, I, np.arange(start, stop), k)
             bar.update(stop - start)
     np.sqrt(np.maximum(dist, 0, out=dist), out=dist)  # FAISS gives squared L2
+    dist[idx < 0] = np.inf
     return dist, idx
 
 
@@ -92,12 +99,16 @@ def same_person_components(dist: np.ndarray, idx: np.ndarray, threshold: float) 
 
 def threshold_clusters(X: np.ndarray, threshold: float, *, outlier_distance: float | None = None,
                        k: int = DEFAULT_K, max_exact: int = MAX_EXACT, n_jobs: int | None = None,
-                       progress: bool = False, graph: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                       progress: bool = False, graph: tuple[np.ndarray, np.ndarray] | None = None,
+                       cluster_piece: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Labels (``-1`` = unassigned) of average linkage cut at ``threshold``, computed per component
     of the k-NN graph (see the module docstring); memory linear in the number of faces.
 
     A face with no fellow member within ``outlier_distance`` (``None``: no such rule) and a face
     alone in its group are unassigned. ``graph`` = ``(distances, indices)`` reuses a k-NN graph.
+    ``cluster_piece(X_piece) -> labels`` (``-1`` = unassigned) replaces the average linkage on each
+    piece: :class:`~vision_lib.cluster.IdentityClustering` passes its exact method, so the graph
+    algorithm means the same as the exact one, piece by piece.
     """
     from tqdm.auto import tqdm
 
@@ -107,24 +118,44 @@ def threshold_clusters(X: np.ndarray, threshold: float, *, outlier_distance: flo
     if n < 2:
         return labels
     dist, idx = graph if graph is not None else knn_graph(X, k, n_jobs=n_jobs, progress=progress)
-    comp = same_person_components(dist, idx, threshold)
-    order = np.argsort(comp, kind="stable")
-    bounds = np.flatnonzero(np.diff(comp[order])) + 1
-    pieces = [p for p in np.split(order, bounds) if len(p) > 1]  # alone in its component: unassigned
+    pieces = _pieces(np.arange(n), dist, idx, threshold, max_exact)
     next_label = 0
     with tqdm(total=sum(len(p) for p in pieces), desc="clusters (per component)", unit="face",
               disable=not progress) as bar:
         for members in pieces:
-            if len(members) <= max_exact:
-                part = _exact_part(X[members], threshold, outlier_distance)
-            else:
-                part = _sparse_part(X, members, idx, threshold, outlier_distance)
+            part = (_exact_part(X[members], threshold, outlier_distance) if cluster_piece is None
+                    else np.asarray(cluster_piece(X[members]), dtype=np.int64))
             assigned = part >= 0
             labels[members[assigned]] = part[assigned] + next_label
             if assigned.any():
                 next_label += int(part.max()) + 1
             bar.update(len(members))
     return labels
+
+
+def _pieces(members: np.ndarray, dist: np.ndarray, idx: np.ndarray, edge: float, max_exact: int,
+            shrink: float = 0.95) -> list[np.ndarray]:
+    """The components (of two or more faces) of ``members`` in the graph of edges shorter than ``edge``;
+    a component larger than ``max_exact`` is split again with edges ``shrink`` times shorter.
+
+    Why: at the same-person distance, look-alikes chain many people into one component; the tighter
+    edges cut those chains between people first (a person's own faces are closer together), so the
+    pieces are clustered exactly. A person split across two pieces at this step stays split.
+    """
+    local = np.full(len(idx), -1, dtype=np.int64)
+    local[members] = np.arange(len(members))
+    nb = np.where(idx[members] >= 0, local[np.maximum(idx[members], 0)], -1)
+    comp = same_person_components(np.where(nb >= 0, dist[members], np.inf), nb, edge)
+    order = np.argsort(comp, kind="stable")
+    out: list[np.ndarray] = []
+    for piece in np.split(order, np.flatnonzero(np.diff(comp[order])) + 1):
+        if len(piece) < 2:
+            continue  # alone in its component: unassigned
+        if len(piece) <= max_exact:
+            out.append(members[piece])
+        else:
+            out += _pieces(members[piece], dist, idx, edge * shrink, max_exact, shrink)
+    return out
 
 
 def _exact_part(Xc: np.ndarray, threshold: float, outlier: float | None) -> np.ndarray:
@@ -150,33 +181,6 @@ def _outliers_unassigned(D: np.ndarray, part: np.ndarray, outlier: float | None)
     if outlier is not None:
         part[nearest > outlier] = -1
     return part
-
-
-def _sparse_part(X: np.ndarray, members: np.ndarray, idx: np.ndarray, threshold: float,
-                 outlier: float | None) -> np.ndarray:
-    """Average linkage at ``threshold`` restricted to the graph's edges, for a large component."""
-    from scipy.sparse import coo_matrix
-    from sklearn.cluster import AgglomerativeClustering
-
-    local = np.full(len(X), -1, dtype=np.int64)
-    local[members] = np.arange(len(members))
-    nb = local[np.where(idx[members] >= 0, idx[members], 0)]
-    nb[idx[members] < 0] = -1
-    keep = nb >= 0
-    rows = np.broadcast_to(np.arange(len(members))[:, None], nb.shape)[keep]
-    conn = coo_matrix((np.ones(len(rows)), (rows, nb[keep])), shape=(len(members),) * 2).tocsr()
-    Xc = X[members]
-    part = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, linkage="average",
-                                   connectivity=conn + conn.T).fit_predict(Xc)
-    out = np.full(len(members), -1, dtype=np.int64)
-    for c in np.unique(part):  # the outlier rule inside each group (groups here are small)
-        g = np.flatnonzero(part == c)
-        if len(g) > 1:
-            from scipy.spatial.distance import cdist
-
-            sub = _outliers_unassigned(cdist(Xc[g], Xc[g]), np.zeros(len(g)), outlier)
-            out[g[sub >= 0]] = c
-    return out
 
 
 def rotated_copies(X: np.ndarray, labels, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

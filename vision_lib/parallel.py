@@ -186,7 +186,7 @@ def _dask_map(address, func, chunks, args, bar, threads) -> Iterator[tuple[int, 
         try:
             futures = {client.submit(_dask_task, func, chunks[i], args, threads, pure=False,
                                      key=f"vision_lib-{func.__name__}-{folder.name}-{i}"): i for i in todo}
-            for fut in as_completed(futures, loop=client.loop):
+            for fut in as_completed(list(futures), loop=client.loop):
                 i = futures.pop(fut)
                 part = fut.result()
                 _journal_write(folder / f"{i}.pkl", part)

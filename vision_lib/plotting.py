@@ -243,7 +243,8 @@ def excluded_thumbnails(items: Sequence, n: int = 18, title: str = "", ncols: in
 
 def predicted_faces(ax, image: np.ndarray, result: Mapping, title: str | None = None):
     """A photo with each predicted face boxed: green for the photo's label, orange for other known
-    people, grey for ``unknown``; each box titled with its label and probability."""
+    people, grey for ``unknown``; each box titled with its label and probability (its verdict,
+    "unknown" or "not sure", when the model does not name it)."""
     from matplotlib.patches import Rectangle
 
     ax.imshow(image)
@@ -256,10 +257,34 @@ def predicted_faces(ax, image: np.ndarray, result: Mapping, title: str | None = 
         else:
             colour = "orange"
         ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=colour, linewidth=2))
-        ax.text(x, y - 2, f"{face['label']} {face['probability']:.2f}", color="black", fontsize=7,
-                bbox=dict(facecolor=colour, alpha=0.8, pad=1, linewidth=0))
+        # An unknown face carries no probability (docs/openset.md): its verdict instead.
+        text = (f"{face['label']} {face['probability']:.2f}" if face.get("probability") is not None
+                else ("not sure" if face.get("verdict") == "unsure" else "unknown"))
+        ax.text(x, y - 2, text, color="black", fontsize=7, bbox=dict(facecolor=colour, alpha=0.8, pad=1, linewidth=0))
     ax.set_title(title if title is not None else f"label: {result.get('label')}", fontsize=8)
     ax.axis("off")
+    return ax
+
+
+
+def openset_curve(ax, curve: Sequence[Mapping], known: str = "known_accuracy_all", title: str | None = None):
+    """The open-set trade-off from :func:`vision_lib.openset.photo_curve`: share of stranger photos
+    named (x) against share of known photos named right (y), one point per threshold, the model's
+    default operating point (``"default": True``) marked."""
+    x = [p["strangers_named_share"] for p in curve]
+    y = [p[known] for p in curve]
+    ax.plot(x, y, "o-", color="tab:blue", markersize=4, label="threshold")
+    for p in curve:
+        if p.get("default"):
+            ax.plot(p["strangers_named_share"], p[known], "*", color="crimson", markersize=14,
+                    label=f"default (threshold {p['threshold']:.3f})")
+    ax.set_xscale("symlog", linthresh=0.01)
+    ax.set_xlabel("stranger photos named (share)")
+    ax.set_ylabel("known photos named right (share)" if known == "known_accuracy_all" else known)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=9)
     return ax
 
 

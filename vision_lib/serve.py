@@ -7,7 +7,9 @@
 - ``POST /api/classify`` takes a photo as the multipart field ``file``, a JSON body
   ``{"image": "data:image/jpeg;base64,...", "filename": "x.jpg"}`` or a raw ``image/*`` body,
   and answers the same object as ``vision-lib predict --json`` for one photo:
-  ``{"path": <file name>, "label", "faces": [{"box", "label", "probability"}, ...]}``.
+  ``{"path": <file name>, "label", "faces": [{"box", "label", "probability", "verdict",
+  "stranger_rate"}, ...]}`` (an unknown face has no probability; docs/openset.md).
+- ``GET /api/model`` lists who the model knows (``people``: ``label`` and readable ``name``).
 - Bad input is answered with JSON ``{"error": message}``: 400 when the body is not a decodable
   photo, 413 when the photo is above the upload limit, 404/405 for wrong routes; never a 5xx.
   Error replies name no server path and carry no traceback.
@@ -109,6 +111,10 @@ def create_app(model: Any, max_upload_mb: float = 10, max_megapixels: float = WE
     def health():
         return jsonify({"status": "ok", "max_upload_mb": max_upload_mb})
 
+    @app.get("/api/model")
+    def about_model():
+        return jsonify(model_record(model))
+
     @app.post("/api/classify")
     def classify():
         name, data = _read_upload(request)
@@ -145,6 +151,20 @@ def create_app(model: Any, max_upload_mb: float = 10, max_megapixels: float = WE
 def prediction_record(name: str, result: dict) -> dict:
     """The JSON object for one photo, as ``vision-lib predict --json`` prints it."""
     return _jsonable({"path": name, "label": result.get("label"), "faces": result.get("faces", [])})
+
+
+def display_name(label: str) -> str:
+    """A folder name as people read it: ``leo_messi`` -> ``Leo Messi``, ``Tony_Blair`` -> ``Tony Blair``."""
+    words = label.replace("_", " ").replace("-", " ").split()
+    return " ".join(w[:1].upper() + w[1:] for w in words) or label
+
+
+def model_record(model: Any) -> dict:
+    """Who the model knows (``label`` and readable ``name``) and its open-set rule, for the page."""
+    labels = [str(c) for c in getattr(model, "classes_", [])]
+    rule = getattr(model, "openset_", None)
+    return {"people": [{"label": c, "name": display_name(c)} for c in labels],
+            "far": None if rule is None else round(float(rule.far_), 4)}
 
 
 def make_server(app, host: str = "127.0.0.1", port: int = 8000, threads: int = 4):

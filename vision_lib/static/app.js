@@ -1,4 +1,6 @@
-// Drop or choose a photo -> POST /api/classify -> draw each face box with its label and probability.
+// Drop or choose a photo -> POST /api/classify -> draw each face box with its label; a face the
+// model does not know is said so plainly ("not one of the N people this model knows" / "not sure"),
+// never with a percentage. GET /api/model says who the model knows (readable names).
 (function () {
   "use strict";
   const drop = document.getElementById("drop");
@@ -10,6 +12,10 @@
   const boxes = document.getElementById("boxes");
   const caption = document.getElementById("caption");
   const facesList = document.getElementById("faces");
+  const detailEl = document.getElementById("detail");
+  const knownEl = document.getElementById("known");
+  let people = [];          // [{label, name}] the model knows
+  const names = {};         // label -> readable name
   let current = 0;          // only the latest photo's answer is shown
   let objectUrl = null;
 
@@ -20,6 +26,25 @@
   }
 
   function pct(p) { return (100 * p).toFixed(0) + "%"; }
+  function nameOf(label) {
+    return names[label] || String(label).replace(/[_-]+/g, " ").replace(/\b\w/g, (c) => c.toUpperCase());
+  }
+  function nobody() {
+    return people.length ? "not one of the " + people.length + " people this model knows" : "not someone this model knows";
+  }
+  // "about 1 in 300 strangers come this close": what the face's stranger_rate means.
+  function strangerText(rate) {
+    if (rate == null) return "";
+    return rate <= 0.001 ? "fewer than 1 in 1,000 strangers come this close"
+      : "about 1 in " + Math.max(1, Math.round(1 / rate)).toLocaleString("en") + " strangers come this close";
+  }
+
+  fetch("/api/model").then((r) => (r.ok ? r.json() : null)).then((m) => {
+    if (!m || !m.people) return;
+    people = m.people;
+    people.forEach((p) => { names[p.label] = p.name; });
+    knownEl.textContent = "This model knows " + people.length + " people: " + people.map((p) => p.name).join(", ") + ".";
+  }, () => {});
 
   function showPhoto(file) {
     if (objectUrl) URL.revokeObjectURL(objectUrl);
@@ -27,6 +52,7 @@
     boxes.replaceChildren();
     facesList.replaceChildren();
     answerEl.hidden = true;
+    detailEl.hidden = true;
     answerEl.dataset.label = "";
     caption.textContent = file.name;
     photo.src = objectUrl;
@@ -42,24 +68,87 @@
     faces.forEach((face, i) => {
       const [x, y, w, h] = face.box;
       const div = document.createElement("div");
-      div.className = "box" + (i === main ? " main" : "") + (y < 0.08 * H ? " top" : "");
+      div.className = "box" + (i === main ? " main" : "");
       div.style.left = (100 * x / W) + "%";
       div.style.top = (100 * y / H) + "%";
       div.style.width = (100 * w / W) + "%";
       div.style.height = (100 * h / H) + "%";
       div.dataset.label = face.label == null ? "" : face.label;
-      const tag = document.createElement("span");
-      tag.textContent = faceText(face, " ", "");
-      div.appendChild(tag);
+      div.dataset.face = String(i + 1);
       boxes.appendChild(div);
+      const tag = document.createElement("span");
+      tag.className = "tag" + (i === main ? " main" : "");
+      tag.dataset.face = String(i + 1);
+      tag.dataset.text = (faces.length > 1 ? (i + 1) + " " : "") + shortText(face);
+      boxes.appendChild(tag);
     });
+    placeTags();
   }
 
-  // An "unknown" face's probability is that of the guess the model turned down: showing it next to
-  // "unknown" would read as "94% sure it is nobody".
-  function faceText(face, open, close) {
-    const known = face.label != null && face.label !== "unknown";
-    return known ? face.label + open + pct(face.probability) + close : "unknown";
+  // Labels are placed in displayed pixels, inside the photo and never over one another: above the
+  // box, else below it, else inside its top, else the free spot nearest the box. When none is free
+  // (a small photo crowded with faces), the label shrinks to the face's number (the list below
+  // the photo says who it is).
+  function placeTags() {
+    const Wd = boxes.clientWidth, Hd = boxes.clientHeight;
+    const placed = [];
+    const overlaps = (r) => placed.some((q) => r.x < q.x + q.w && q.x < r.x + r.w && r.y < q.y + q.h && q.y < r.y + r.h);
+    const fits = (r) => r.x >= 0 && r.y >= 0 && r.x + r.w <= Wd && r.y + r.h <= Hd && !overlaps(r);
+    function spot(tag, bx, by, bh) {
+      // Measured at the left edge, then fixed: placed near the right edge it would wrap and grow.
+      tag.style.width = "";
+      tag.style.whiteSpace = "nowrap";  // its natural one-line width
+      tag.style.left = "0px"; tag.style.top = "0px";
+      const w = Math.min(Math.ceil(tag.getBoundingClientRect().width), Wd);
+      tag.style.whiteSpace = "";
+      tag.style.width = w + "px";
+      const h = tag.offsetHeight;
+      const x = Math.max(0, Math.min(bx, Wd - w));
+      const first = [by - h, by + bh, by].map((y) => ({ x: x, y: y, w: w, h: h })).find(fits);
+      if (first) return first;
+      let best = null, bestCost = Infinity;
+      for (let yy = 0; yy + h <= Hd; yy += 2) {
+        for (let xx = 0; xx + w <= Wd; xx += 4) {
+          const r = { x: xx, y: yy, w: w, h: h };
+          const cost = Math.abs(xx - x) + Math.abs(yy - (by - h));
+          if (cost < bestCost && !overlaps(r)) { best = r; bestCost = cost; }
+        }
+      }
+      return best;
+    }
+    boxes.querySelectorAll(".box").forEach((box) => {
+      const tag = boxes.querySelector('.tag[data-face="' + box.dataset.face + '"]');
+      tag.textContent = tag.dataset.text;
+      const bx = box.offsetLeft, by = box.offsetTop, bh = box.offsetHeight;
+      let r = spot(tag, bx, by, bh);
+      if (!r) { tag.textContent = box.dataset.face; r = spot(tag, bx, by, bh); }
+      if (!r) r = { x: Math.max(0, Math.min(bx, Wd - tag.offsetWidth)), y: Math.max(0, by), w: tag.offsetWidth, h: tag.offsetHeight };
+      tag.style.left = r.x + "px";
+      tag.style.top = r.y + "px";
+      placed.push(r);
+    });
+  }
+  // Boxes are in % of the photo, labels in pixels: place them again whenever the photo's size
+  // changes (window resize, a scroll bar appearing, the layout settling after decoding).
+  if (window.ResizeObserver) new ResizeObserver(() => { if (!result.hidden) placeTags(); }).observe(boxes);
+  else window.addEventListener("resize", () => { if (!result.hidden) placeTags(); });
+
+  function known(face) { return face.label != null && face.label !== "unknown"; }
+  // On the photo: the name and its percentage, or plainly that the model does not know the face.
+  function shortText(face) {
+    if (known(face)) return nameOf(face.label) + " " + pct(face.probability);
+    return face.verdict === "unsure" ? "not sure" : "not known";
+  }
+  // In the list: what the numbers mean. An unknown face carries no percentage (the model's guess
+  // among its people says nothing about whether the face is one of them).
+  function longText(face) {
+    if (known(face)) {
+      const close = strangerText(face.stranger_rate);
+      return nameOf(face.label) + " (" + pct(face.probability) + " among the people it knows"
+        + (close ? "; " + close : "") + ")";
+    }
+    if (face.verdict === "unsure") return "not sure: close to one of the people it knows, but not close enough to name";
+    return nobody();
   }
 
   function render(data, canDraw) {
@@ -71,16 +160,23 @@
     if (canDraw) drawBoxes(faces, data.label);
     faces.forEach((face) => {
       const li = document.createElement("li");
-      li.textContent = faceText(face, " (", ")");
+      li.textContent = longText(face);
       facesList.appendChild(li);
     });
     answerEl.hidden = false;
+    detailEl.hidden = false;
     if (data.label == null) {
-      answerEl.textContent = "Not sure who this is.";
+      const unsure = faces.some((f) => f.verdict === "unsure");
+      answerEl.textContent = unsure ? "Not sure who this is." : "Not one of the " + (people.length || "")
+        + (people.length ? " " : "") + "people this model knows.";
+      detailEl.textContent = unsure ? "A face is close to someone it knows, but not close enough to name."
+        : "No face here is close enough to anyone it knows.";
       answerEl.className = "answer unknown";
       answerEl.dataset.label = "";
     } else {
-      answerEl.textContent = data.label;
+      const face = faces.find((f) => f.label === data.label);
+      answerEl.textContent = nameOf(data.label);
+      detailEl.textContent = face && face.stranger_rate != null ? "A close match: " + strangerText(face.stranger_rate) + "." : "";
       answerEl.className = "answer";
       answerEl.dataset.label = data.label;
     }
