@@ -226,9 +226,19 @@ def our_pipeline(root, paths, detector, descriptor, n_jobs: int | None = 1) -> t
     one process, None every core (the pool's workers warmed up first, as in a long job)."""
     from vision_lib.cluster import IdentityClustering, face_set
 
-    warm = paths[:1] if n_jobs == 1 else paths[:16]  # two chunks: every worker loads its models
-    face_set(root, paths=warm, labelled=True, n_jobs=n_jobs, progress=False, detector=detector,
-             descriptor=descriptor)  # load the models before the clock
+    import numpy as np
+
+    from vision_lib import models
+    from vision_lib.geometry import KEYPOINTS, Face
+
+    # Load the models before the clock: this process's (a generated face, so the network surely
+    # runs), and with several jobs every worker's (two chunks of photos).
+    kps = dict(zip(KEYPOINTS, [(40, 50), (80, 50), (60, 70), (45, 90), (75, 90)]))
+    models.get_descriptor(descriptor).describe(np.full((140, 120, 3), 128, np.uint8), [Face((20, 20, 80, 100), 1.0, kps)])
+    models.get_detector(detector).detect(np.zeros((64, 64, 3), np.uint8))
+    if n_jobs != 1:
+        face_set(root, paths=paths[:16], labelled=True, n_jobs=n_jobs, progress=False, detector=detector,
+                 descriptor=descriptor)
     start, cpu = time.perf_counter(), time.process_time()
     faces = face_set(root, paths=paths, labelled=True, n_jobs=n_jobs, progress=False, detector=detector,
                      descriptor=descriptor)

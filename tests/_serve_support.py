@@ -42,7 +42,7 @@ def trained_bundle(footballers_dir: Path, out_dir: Path) -> Bundle:
 
 
 def single_face_photos(bundle: Bundle, n: int, max_try: int = 40) -> list[tuple[Path, str]]:
-    """Held-out photos, at most one per player, in which MTCNN finds exactly one face.
+    """Held-out photos, at most one per player, in which the default detector finds exactly one face.
 
     The first such photos in the bundle's fixed shuffled order: chosen by face count and player,
     never by whether the model gets them right.
@@ -53,7 +53,8 @@ def single_face_photos(bundle: Bundle, n: int, max_try: int = 40) -> list[tuple[
     candidates = list(bundle.held_out[:max_try])
     for start in range(0, len(candidates), 4):  # a few at a time: stop detecting once we have n
         chunk = [c for c in candidates[start:start + 4] if c[1] not in {lab for _, lab in picked}]
-        found = detect_paths([p for p, _ in chunk], "mtcnn", n_jobs=1, progress=False, descriptors=True)
+        # The bundle's detector (the default one), with the descriptors training cached.
+        found = detect_paths([p for p, _ in chunk], None, n_jobs=1, progress=False, descriptors=True)
         for (path, player), pf in zip(chunk, found):
             if pf.error is None and len(pf.faces) == 1 and player not in {lab for _, lab in picked}:
                 picked.append((path, player))

@@ -227,3 +227,21 @@ def test_facenet_batches_across_photos_as_it_describes_one_photo():
     assert [len(m) for m in many] == [1, 0, 2]
     for (image, faces), got in zip(items, many):
         assert np.allclose(got, d.describe(image, faces), atol=1e-4)
+
+
+def test_models_layer_imports_no_stage():
+    """io <- geometry <- models: the models layer imports nothing above it (no cycle with the stages)."""
+    import ast
+
+    root = Path(models.__file__).resolve().parent
+    allowed = {"io", "geometry", "models"}
+    for path in [*root.glob("*.py"), root.parent / "geometry.py"]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                inside_models = path.parent == root
+                base = (["models"] if inside_models else []) if node.level == 1 else []
+                target = (base + (node.module or "").split("."))[0] or "models"
+                assert target in allowed, f"{path.name} imports vision_lib.{node.module} (level {node.level})"
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("vision_lib") for a in node.names), path.name
