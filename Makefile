@@ -11,7 +11,7 @@ export VISION_LIB_DATA ?= $(if $(wildcard $(SHARED)/data),$(SHARED)/data,$(abspa
 export KERAS_HOME      ?= $(if $(wildcard $(SHARED)/models/keras),$(SHARED)/models/keras,$(HOME)/.keras)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test venv browser clean-reports
+.PHONY: run present test venv browser clean-reports
 
 venv: $(STAMP)
 
@@ -31,6 +31,10 @@ browser:
 
 run: $(STAMP)
 	$(BIN)/vision-lib notebooks --out reports
+
+# Offline slide decks + summary page from the executed notebooks of `make run` (reports/slides/).
+present: $(STAMP)
+	$(BIN)/vision-lib present --reports reports
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

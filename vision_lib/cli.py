@@ -152,6 +152,28 @@ def _run_notebooks(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+# --------------------------------------------------------------------------- present (issue 22)
+def _add_present(sub) -> None:
+    p = sub.add_parser("present", help="offline slide decks and a summary page from the executed notebooks",
+                       description="Turn the executed notebooks of a report folder (what `vision-lib notebooks "
+                                   "--out reports` writes) into one self-contained HTML slide deck each (code "
+                                   "hidden, nothing fetched when opened) and a summary page index.html.")
+    p.add_argument("--reports", type=Path, default=Path("reports"), help="folder of executed notebooks")
+    p.add_argument("--out", type=Path, default=None, help="where the decks go (default: REPORTS/slides)")
+    p.add_argument("--force", action="store_true", help="replace files that `present` did not write")
+    p.set_defaults(handler=_run_present)
+
+
+def _run_present(args: argparse.Namespace) -> int:
+    from .present import build_presentation
+
+    decks, summary = build_presentation(args.reports, args.out, force=args.force)
+    for d in decks:
+        print(f"{d.path}: {len(d.slides)} slides" + (" (its notebook run failed)" if d.failed else ""))
+    print(f"summary: {summary}")
+    return 0
+
+
 # --------------------------------------------------------------------------- fetch
 def _add_fetch(sub) -> None:
     p = sub.add_parser("fetch", help="download a public face set (needs internet)")
@@ -492,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in (_add_faces, _add_features, _add_notebooks, _add_fetch, _add_train, _add_predict, _add_average,
-                _add_serve, _add_cluster, _add_teams, _add_compress):
+                _add_serve, _add_cluster, _add_teams, _add_compress, _add_present):
         add(sub)
     for name, (text, issue) in _RESERVED.items():
         if name not in sub.choices:

@@ -27,6 +27,15 @@ REQUIRES = {
 }
 
 
+#: Kernel options for report runs. C-level start-up logs (TensorFlow/absl/oneDNN notices, which no
+#: environment variable silences) go to the kernel's own stderr, i.e. the terminal, instead of pink
+#: boxes in the report; Python warnings (``warnings.warn``, tracebacks) still reach the notebook.
+KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
+
+#: Environment the kernel starts with, unless the caller set these already.
+KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GRPC_VERBOSITY": "ERROR"}
+
+
 @dataclass
 class NotebookResult:
     name: str
@@ -78,16 +87,31 @@ def execute_notebook(
     output = out_dir / path.name
     start = time.perf_counter()
     env_cwd = str(path.parent)
+    saved = {name: os.environ.get(name) for name in KERNEL_ENV}
+    os.environ.update({name: value for name, value in KERNEL_ENV.items() if saved[name] is None})
     try:
         pm.execute_notebook(
             str(path), str(output), parameters=params or {}, cwd=env_cwd, progress_bar=False,
-            execution_timeout=timeout, kernel_name="python3",
+            execution_timeout=timeout, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS,
         )
     except Exception as exc:  # papermill re-raises cell errors; keep going with the next notebook
         return NotebookResult(path.stem, False, time.perf_counter() - start, output, None,
                               str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
     html_path = _to_html(output) if html else None
     return NotebookResult(path.stem, True, time.perf_counter() - start, output, html_path)
+
+
+def stderr_outputs(notebook: str | os.PathLike) -> list[tuple[int, str]]:
+    """``(cell index, text)`` of every stderr stream in an executed notebook (a clean report has none)."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    return [(i, out.get("text", "")) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+            for out in cell.get("outputs", []) if out.get("output_type") == "stream" and out.get("name") == "stderr"]
 
 
 def _to_html(notebook: Path) -> Path:
