@@ -224,7 +224,7 @@ def summary_html(decks: list[Deck], title: str = "vision_lib: results of the run
 body { padding: 1.5em 4vw; } .card { background: #fff; padding: .8em 1.4em; margin: 1em 0; border-radius: 6px; }
 .card h2 { margin: .2em 0; } .failed { color: #c0392b; font-size: .7em; }
 .figures { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
-.figures img { max-width: 48%; } .headline h1, .headline h2, .headline h3 { font-size: 1.1em; }
+.figures img { max-width: min(100%, 900px); } .headline h1, .headline h2, .headline h3 { font-size: 1.1em; }
 """
     return _page(title, css, "\n".join(parts))
 
