@@ -155,3 +155,13 @@ def test_deck_offline_in_chromium(reports):
         finally:
             browser.close()
     assert attempted == [], f"the deck tried to fetch {attempted}"
+
+
+def test_key_numbers_is_a_short_table_not_a_dict():
+    import numpy as np
+
+    from vision_lib.present import key_numbers
+
+    t = key_numbers({"photos": 120, "coverage": {"haar": 0.7123456, "mtcnn": np.float64(0.98765)}, "ok": True})
+    assert t.rows == [("photos", "120"), ("coverage · haar", "0.712"), ("coverage · mtcnn", "0.988"), ("ok", "True")]
+    assert t._repr_html_().count("<tr>") == 4 and "{" not in repr(t)

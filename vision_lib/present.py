@@ -258,3 +258,45 @@ def build_presentation(reports: str | os.PathLike, out: str | os.PathLike | None
         decks.append(deck)
     return decks, _write(out / "index.html", summary_html(decks), force)
 
+
+
+# --------------------------------------------------------------------------- numbers in notebooks
+class KeyNumbers:
+    """A short two-column table of a (nested) dict of numbers, for a notebook's last cell: floats
+    to 3 significant digits, nested keys joined with " · " (instead of a raw dict or JSON)."""
+
+    def __init__(self, numbers: dict, title: str | None = None):
+        self.rows = list(_flatten(numbers))
+        self.title = title
+
+    def _repr_html_(self) -> str:
+        cap = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in self.rows)
+        return f"<table>{cap}{body}</table>"
+
+    def __repr__(self) -> str:
+        width = max((len(k) for k, _ in self.rows), default=0)
+        return "\n".join(([self.title] if self.title else []) + [f"{k:<{width}}  {v}" for k, v in self.rows])
+
+
+def key_numbers(numbers: dict, title: str | None = None) -> KeyNumbers:
+    """See :class:`KeyNumbers`."""
+    return KeyNumbers(numbers, title)
+
+
+def _flatten(value, prefix: str = ""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _flatten(v, f"{prefix} · {k}" if prefix else str(k))
+    else:
+        yield prefix, _short(value)
+
+
+def _short(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float) or type(value).__name__.startswith("float"):
+        return f"{float(value):.3g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_short(v) for v in value)
+    return str(value)
