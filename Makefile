@@ -37,7 +37,7 @@ browser:
 run: $(STAMP)
 	$(BIN)/vision-lib notebooks --out reports
 
-# Offline slide decks and a summary page from the executed notebooks (after `make run`).
+# Offline slide decks + summary page from the executed notebooks of `make run` (reports/slides/).
 present: $(STAMP)
 	$(BIN)/vision-lib present --reports reports --overwrite
 

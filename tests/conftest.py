@@ -79,3 +79,22 @@ def _no_terminal_input():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _clean_executed_notebooks(request):
+    """Every notebook a test executes into its tmp_path must be a clean report: no stderr output
+    (start-up logs of TensorFlow/absl and the like are kept out by vision_lib.notebooks)."""
+    folder = Path(request.getfixturevalue("tmp_path")) if "tmp_path" in request.fixturenames else None
+    yield
+    if folder is None:
+        return
+    import nbformat
+
+    from vision_lib.notebooks import stderr_outputs
+
+    for book in folder.rglob("*.ipynb"):
+        meta = nbformat.read(book, as_version=4).metadata.get("papermill", {})
+        if meta.get("input_path"):  # an executed copy, not a notebook a test generated as input
+            noise = stderr_outputs(book)
+            assert not noise, f"{book.name} has stderr output in cell(s) {[i for i, _ in noise]}: {noise[0][1][:300]!r}"

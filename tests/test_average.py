@@ -283,3 +283,31 @@ def test_reasons_keep_left_out_faces_apart_from_photos_without_a_face():
     assert r.reasons("left_out") == {"not the group's person": 1}
     assert r.reasons("rejected") == {"no face found": 2}
     assert r.reasons() == {"no face found": 2, "not the group's person": 1}
+
+
+def test_a_broken_landmark_warp_is_detected_and_falls_back_to_the_similarity_alignment(rng):
+    from vision_lib.average import _PiecewiseAffine, _Sample, warp_failed
+
+    work = 64
+    shape = np.c_[rng.uniform(14, 50, 68), rng.uniform(14, 50, 68)]
+    warp = _PiecewiseAffine(shape, work)
+    image = rng.uniform(40, 220, (work, work, 3)).astype(np.float32)
+    mask = np.ones((work, work), np.float32)
+    box = np.array([10.0, 10.0, 54.0, 54.0])
+    same = _Sample(image, mask, shape.copy(), box)
+    img, msk = warp.warp(same)
+    assert warp.folded_share(same.points) == 0.0
+    assert not warp_failed(same, img, msk, warp.folded_share(same.points))
+    np.testing.assert_allclose(img[12:52, 12:52], image[12:52, 12:52], atol=1.0)  # identity warp
+
+    mirrored = _Sample(image, mask, np.c_[work - 1 - shape[:, 0], shape[:, 1]], box)
+    assert warp.folded_share(mirrored.points) > 0.5  # every inner triangle turned inside out
+    assert warp_failed(mirrored, *warp.warp(mirrored), warp.folded_share(mirrored.points))
+
+    # No fold, but the warp pulls half the face from outside the photo: black and uncovered.
+    torn_img, torn_mask = img.copy(), msk.copy()
+    torn_img[10:54, 10:32], torn_mask[10:54, 10:32] = 0, 0
+    assert warp_failed(same, torn_img, torn_mask, 0.0)
+    # A face that is dark in the photo itself is not a failure of the warp.
+    dark = _Sample(np.zeros_like(image), mask, shape.copy(), box)
+    assert not warp_failed(dark, *warp.warp(dark), 0.0)

@@ -475,6 +475,23 @@ def test_explorer_live_fits_are_honest_and_do_not_depend_on_the_path_taken(tmp_p
 
 
 # --------------------------------------------------------------------------- notebook
+def test_explorer_snapshot_is_static_html_of_the_current_view(tmp_path, rng):
+    import base64
+    import re
+
+    from vision_lib.widgets import CompressionExplorer
+
+    _write_photos(tmp_path / "in", rng, 1)
+    ex = CompressionExplorer(tmp_path / "in", k=6)
+    ex.update(k=12)
+    bundle = ex.snapshot()._repr_mimebundle_()
+    pngs = [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', bundle["text/html"])]
+    assert len(pngs) == 3 and all(p[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert pngs[1] == ex._results[(ex.path, 12, False)]["png"]  # the quantized image at the current k
+    assert "k=12" in bundle["text/html"] and bundle["text/plain"].startswith("k=12: PSNR")
+    assert "<script" not in bundle["text/html"] and "http" not in bundle["text/html"]
+
+
 @pytest.mark.notebook
 def test_notebook_06_runs_on_small_parameters(tmp_path):
     out = tmp_path / "out"

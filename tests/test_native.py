@@ -50,4 +50,4 @@ def test_stderr_outputs_of_an_executed_notebook_are_listed(tmp_path):
         v.new_code_cell("y", outputs=[v.new_output("stream", name="stderr", text="W0000 noisy start-up\nmore\n")]),
     ])
     nbformat.write(nb, tmp_path / "nb.ipynb")
-    assert stderr_outputs(tmp_path / "nb.ipynb") == ["cell 1: W0000 noisy start-up"]
+    assert stderr_outputs(tmp_path / "nb.ipynb") == [(1, "W0000 noisy start-up\nmore\n")]

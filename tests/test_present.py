@@ -1,131 +1,167 @@
-"""`vision-lib present`: offline decks from executed notebooks, checked in headless Chromium."""
+"""`vision-lib present`: offline decks and the summary page, from small generated executed notebooks
+(nbformat cells with a real matplotlib PNG output), checked as HTML and in headless Chromium with
+every non-file request aborted."""
 from __future__ import annotations
 
 import base64
-import io as stdio
-import shutil
-import subprocess
+import io
 import sys
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from vision_lib import present as P
+from vision_lib import cli
+from vision_lib.present import GENERATOR, build_presentation, notebook_deck
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+SECRET_CODE = "hidden_code_token_4711"
 
 
-def _png(seed: int) -> str:
+def _png(colour: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(3, 2))
-    ax.plot(np.random.default_rng(seed).normal(size=20))
-    buf = stdio.BytesIO()
+    fig, ax = plt.subplots(figsize=(3, 2), dpi=60)
+    ax.bar([1, 2, 3], [3, 1, 2], color=colour)
+    buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
+    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _executed(path: Path, *, metadata: bool) -> Path:
-    """A small notebook as papermill leaves it: code with outputs (a figure, text, stderr)."""
-    v = nbformat.v4
-    cells = [
-        v.new_markdown_cell("# Faces found"),
-        v.new_code_cell("secret_code_line = 1", outputs=[
-            v.new_output("stream", name="stderr", text="TensorFlow start-up noise\n"),
-            v.new_output("display_data", data={"image/png": _png(0), "text/plain": "<Figure>"})]),
-        v.new_markdown_cell("## Headline numbers"),
-        v.new_code_cell("print(0.98)", outputs=[v.new_output("stream", name="stdout", text="coverage 0.98\n")]),
-        v.new_markdown_cell("## A second figure"),
-        v.new_code_cell("plot()", outputs=[v.new_output("display_data", data={"image/png": _png(1)})]),
-        v.new_markdown_cell("speaker notes"),
-    ]
-    if metadata:
-        kinds = ["slide", "-", "slide", "-", "subslide", "-", "notes"]
-        for cell, kind in zip(cells, kinds):
-            cell.metadata["slideshow"] = {"slide_type": kind}
-    cells[3].metadata["tags"] = [P.HEADLINE_TAG]
-    cells[5].metadata["tags"] = [P.FIGURE_TAG]
-    nbformat.write(v.new_notebook(cells=cells), path)
-    return path
+def _slide(kind: str) -> dict:
+    return {"slideshow": {"slide_type": kind}}
 
 
-@pytest.mark.parametrize("metadata", [True, False])
-def test_slides_hide_code_and_stderr(tmp_path, metadata):
-    nb = nbformat.read(_executed(tmp_path / "01_x.ipynb", metadata=metadata), as_version=4)
-    slides = P.notebook_slides(nb)
-    assert len(slides) == 3
-    page = P.deck_html(slides, "t")
-    assert "secret_code_line" not in page and "start-up noise" not in page
-    assert "speaker notes" not in page if metadata else "speaker notes" in page
-    assert page.count("<img src='data:image/png;base64,") == 2 and "coverage 0.98" in page
-    assert "http://" not in page and "https://" not in page
+def _executed(title: str, colour: str, *, slideshow: bool = True) -> nbformat.NotebookNode:
+    """A small notebook as papermill leaves it: markdown, code with outputs, tags and slide metadata."""
+    md = (lambda src, kind, **kw: new_markdown_cell(src, metadata=_slide(kind) if slideshow else {}, **kw))
+    code = new_code_cell(f"{SECRET_CODE} = 1\nplot()", metadata={"tags": ["key-figure"],
+                                                                 **(_slide("-") if slideshow else {})})
+    code.outputs = [new_output("display_data", data={"image/png": _png(colour), "text/plain": "<Figure>"}),
+                    new_output("stream", name="stderr", text="I0000 port.cc:153] oneDNN custom operations\n")]
+    table = new_code_cell("table()", metadata={"tags": ["headline"], **(_slide("-") if slideshow else {})})
+    table.outputs = [new_output("execute_result", execution_count=3, data={
+        "text/html": "<table><tr><th>k</th><th>PSNR</th></tr><tr><td>16</td><td>31.2</td></tr></table>"
+                     '<script src="https://cdn.example.com/x.js"></script>',
+        "text/plain": "..."})]
+    params = new_code_cell("seed = 0", metadata={"tags": ["parameters"], **(_slide("skip") if slideshow else {})})
+    cells = [md(f"# {title}\nIntro text.", "slide"), params,
+             md("## A figure\n![remote](https://example.com/logo.png)", "slide"), code,
+             md("## Numbers", "slide"), table, md("speaker notes", "notes")]
+    nb = new_notebook(cells=cells)
+    nb.metadata["papermill"] = {"exception": None}
+    return nb
 
 
-def test_present_writes_decks_and_summary_and_refuses_to_overwrite(tmp_path):
-    reports = tmp_path / "reports"
-    reports.mkdir()
-    _executed(reports / "01_a.ipynb", metadata=True)
-    _executed(reports / "02_b.ipynb", metadata=False)
-    written = P.present(reports)
-    assert [p.name for p in written] == ["01_a.html", "02_b.html", "index.html"]
-    summary = written[-1].read_text()
-    assert summary.count("coverage 0.98") == 2 and summary.count("data:image/png") == 2
+@pytest.fixture
+def reports(tmp_path: Path) -> Path:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    nbformat.write(_executed("01 · First", "tab:blue"), folder / "01_first.ipynb")
+    nbformat.write(_executed("02 · Second", "tab:orange", slideshow=False), folder / "02_second.ipynb")
+    return folder
+
+
+def test_deck_follows_slide_metadata_and_hides_code_stderr_and_notes():
+    deck = notebook_deck(_executed("01 · First", "tab:blue"), "01_first")
+    assert deck.title == "01 · First"
+    assert len(deck.slides) == 3  # title, figure, numbers; skip and notes cells left out
+    html = "".join(deck.slides)
+    assert SECRET_CODE not in html and "seed = 0" not in html
+    assert "oneDNN" not in html and "speaker notes" not in html
+    assert "data:image/png;base64," in deck.slides[1]
+    assert len(deck.figures) == 1 and "<td>31.2</td>" in deck.headlines[0]
+
+
+def test_deck_without_metadata_splits_at_headings_and_drops_remote_references():
+    deck = notebook_deck(_executed("02 · Second", "tab:orange", slideshow=False), "02_second")
+    assert len(deck.slides) == 3 and "speaker notes" in deck.slides[-1]
+    html = "".join(deck.slides)
+    assert "example.com" not in html and "<script" not in html
+    assert "[image left out offline: remote]" in deck.slides[1]
+
+
+def test_build_writes_decks_and_summary_and_never_replaces_a_foreign_file(reports, tmp_path):
+    decks, summary = build_presentation(reports)
+    assert [d.path.name for d in decks] == ["01_first.html", "02_second.html"]
+    page = summary.read_text()
+    assert page.count("data:image/png;base64,") == 2 and page.count("<td>31.2</td>") == 2
+    assert 'href="01_first.html"' in page
+    build_presentation(reports)  # its own files are rebuilt
+    foreign = reports / "slides" / "01_first.html"
+    foreign.write_text("my notes")
     with pytest.raises(FileExistsError):
-        P.present(reports)
-    P.present(reports, overwrite=True)
+        build_presentation(reports)
+    assert foreign.read_text() == "my notes"
+    build_presentation(reports, force=True)
+    assert GENERATOR in foreign.read_text()
     with pytest.raises(FileNotFoundError, match="vision-lib notebooks"):
-        P.present(tmp_path / "empty")
+        build_presentation(tmp_path / "empty")
 
 
-def test_present_command(tmp_path):
-    reports = tmp_path / "reports"
-    reports.mkdir()
-    _executed(reports / "01_a.ipynb", metadata=True)
-    out = subprocess.run([sys.executable, "-m", "vision_lib", "present", "--reports", str(reports)],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert (reports / "slides" / "index.html").is_file() and "1 decks" in out.stdout
+def test_cli_present(reports, tmp_path, capsys):
+    assert cli.main(["present", "--reports", str(reports), "--out", str(tmp_path / "decks")]) == 0
+    out = capsys.readouterr().out
+    assert "01_first.html: 3 slides" in out and (tmp_path / "decks" / "index.html").is_file()
 
 
 @pytest.mark.browser
-def test_deck_opens_advances_and_shows_figures_offline(tmp_path):
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        pytest.skip("Debian chromium is not installed: run `make browser` (which `make test` runs first)")
+def test_deck_offline_in_chromium(reports):
     from playwright.sync_api import sync_playwright
+    from test_serve_browser import CHROMIUM_FLAGS, chromium_path
 
-    reports = tmp_path / "reports"
-    reports.mkdir()
-    _executed(reports / "01_a.ipynb", metadata=True)
-    deck = P.present(reports)[0]
+    decks, summary = build_presentation(reports)
     attempted = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1024, "height": 700})
+            context = browser.new_context(viewport={"width": 1000, "height": 700}, offline=True)
 
-            def block(route):
-                attempted.append(route.request.url)
-                route.abort()
+            def local_only(route):
+                if route.request.url.startswith(("file:", "data:")):
+                    route.continue_()
+                else:
+                    attempted.append(route.request.url)
+                    route.abort()
 
-            page.route(lambda url: not url.startswith("file:"), block)
-            page.goto(deck.as_uri())
-            visible = "document.querySelector('section.current').id"
-            assert page.evaluate(visible) == "s1"
+            context.route("**/*", local_only)
+            context.on("request", lambda r: None if r.url.startswith(("file:", "data:")) else attempted.append(r.url))
+            page = context.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(decks[0].path.resolve().as_uri())
             assert page.locator("#counter").inner_text() == "1 / 3"
-            assert page.evaluate("document.querySelector('section.current img').naturalWidth") > 0
+            assert page.locator(".slide.current h1").inner_text() == "01 · First"
             page.keyboard.press("ArrowRight")
-            assert page.evaluate(visible) == "s2"
+            assert page.locator("#counter").inner_text() == "2 / 3"
+            widths = page.eval_on_selector_all(".slide.current img", "els => els.map(e => e.naturalWidth)")
+            assert widths and all(w > 0 for w in widths)
             page.click("#next")
-            assert page.evaluate(visible) == "s3"
-            assert page.evaluate("document.querySelector('section.current img').naturalWidth") > 0
+            assert page.locator(".slide.current").inner_text().count("31.2") == 1
             page.keyboard.press("ArrowLeft")
             assert page.locator("#counter").inner_text() == "2 / 3"
+            page.goto(summary.resolve().as_uri())
+            widths = page.eval_on_selector_all(".figures img", "els => els.map(e => e.naturalWidth)")
+            assert len(widths) == 2 and all(w > 0 for w in widths)
+            page.click('a[href="02_second.html"]')
+            assert page.locator("#counter").inner_text() == "1 / 3"
+            assert not errors, errors
         finally:
             browser.close()
-    assert attempted == []
+    assert attempted == [], f"the deck tried to fetch {attempted}"
+
+
+def test_key_numbers_is_a_short_table_not_a_dict():
+    import numpy as np
+
+    from vision_lib.present import key_numbers
+
+    t = key_numbers({"photos": 120, "coverage": {"haar": 0.7123456, "mtcnn": np.float64(0.98765)}, "ok": True})
+    assert t.rows == [("photos", "120"), ("coverage · haar", "0.712"), ("coverage · mtcnn", "0.988"), ("ok", "True")]
+    assert t._repr_html_().count("<tr>") == 4 and "{" not in repr(t)

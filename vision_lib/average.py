@@ -466,6 +466,41 @@ class _PiecewiseAffine:
         mask = cv2.remap(sample.mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         return img, mask
 
+    def folded_share(self, points: np.ndarray) -> float:
+        """Share of the triangles that the face's landmarks turn inside out or squash flat (a
+        degenerate landmark set: the warp would smear or tear the face)."""
+        dst = self.tri.points[self.tri.simplices]
+        src = np.vstack([points, self.border])[self.tri.simplices]
+
+        def signed_area(t):
+            return np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+
+        a_dst, a_src = signed_area(dst), signed_area(src)
+        return float(np.mean((np.sign(a_dst) != np.sign(a_src)) | (np.abs(a_src) < 1e-3 * np.abs(a_dst))))
+
+
+#: A landmark warp is replaced by the face's similarity alignment when more than this share of its
+#: triangles fold over, or when it leaves this much more of the face box black or uncovered.
+MAX_FOLDED, MAX_LOST = 0.05, 0.15
+
+
+def warp_failed(sample: _Sample, image: np.ndarray, mask: np.ndarray, folded: float) -> bool:
+    """Whether a landmark warp (``image``, ``mask``) broke the face it started from (``sample``,
+    the similarity alignment): folded triangles, or black/empty pixels over the face box that the
+    similarity alignment did not have."""
+    if folded > MAX_FOLDED:
+        return True
+    h, w = mask.shape
+    x0, y0, x1, y1 = (int(v) for v in np.clip(np.round(sample.box), 0, [w, h, w, h]))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return False
+
+    def lost(img, msk):
+        region, cover = img[y0:y1, x0:x1], msk[y0:y1, x0:x1]
+        return float(np.mean((region.max(axis=2) < 8) | (cover < 0.5)))
+
+    return lost(image, mask) - lost(sample.image, sample.mask) > MAX_LOST
+
 
 @dataclass
 class MeanFace:
@@ -486,7 +521,8 @@ def mean_face(candidates: Sequence[Candidate], used: Sequence[int] | None = None
 
     Faces are aligned at ``oversample`` times ``size`` and the average is shrunk at the end, so the
     one or two interpolations of the alignment cost no detail. With ``method="landmarks"`` faces
-    whose 68 landmarks disagree with the detector's eyes are only similarity-aligned.
+    whose 68 landmarks disagree with the detector's eyes, or whose warp fails (:func:`warp_failed`),
+    are only similarity-aligned; ``n_warped`` counts the faces that were warped.
     """
     import cv2
 
@@ -514,8 +550,14 @@ def mean_face(candidates: Sequence[Candidate], used: Sequence[int] | None = None
         warp = _PiecewiseAffine(mean_shape, work)
     acc = np.zeros((work, work, 3)); acc_all = np.zeros_like(acc)
     wacc = np.zeros((work, work, 1)); w_all = 0.0
+    n_warped = 0
     for (_, s), wk in zip(samples, w):
-        img, mask = warp.warp(s) if warp is not None and s.points is not None else (s.image, s.mask)
+        img, mask = s.image, s.mask
+        if warp is not None and s.points is not None:
+            warped, warped_mask = warp.warp(s)
+            # A broken warp (e.g. half a face and a black triangle) falls back to the similarity alignment.
+            if not warp_failed(s, warped, warped_mask, warp.folded_share(s.points)):
+                img, mask, n_warped = warped, warped_mask, n_warped + 1
         acc += wk * mask[..., None] * img
         wacc += wk * mask[..., None]
         acc_all += wk * img
@@ -529,7 +571,7 @@ def mean_face(candidates: Sequence[Candidate], used: Sequence[int] | None = None
     x0, y0, x1, y1 = (float(v) for v in boxes)
     box = (int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
     image = np.clip(avg + 0.5, 0, 255).astype(np.uint8)
-    return MeanFace(image, len(used), method, box, len(with_points) if warp is not None else 0)
+    return MeanFace(image, len(used), method, box, n_warped)
 
 
 # --------------------------------------------------------------------------- whole groups

@@ -191,21 +191,23 @@ def _run_notebooks(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- present (issue 22)
 def _add_present(sub) -> None:
     p = sub.add_parser("present", help="offline slide decks and a summary page from the executed notebooks",
-                       description="One self-contained slide deck per executed notebook (code hidden, figures "
-                                   "inlined, nothing fetched when opened) and index.html, a summary page with "
-                                   "the run's headline numbers and key figures.")
-    p.add_argument("--reports", type=Path, default=Path("reports"),
-                   help="folder of executed notebooks, as `vision-lib notebooks --out` writes (default: reports)")
+                       description="Turn the executed notebooks of a report folder (what `vision-lib notebooks "
+                                   "--out reports` writes) into one self-contained HTML slide deck each (code "
+                                   "hidden, nothing fetched when opened) and a summary page index.html.")
+    p.add_argument("--reports", type=Path, default=Path("reports"), help="folder of executed notebooks")
     p.add_argument("--out", type=Path, default=None, help="where the decks go (default: REPORTS/slides)")
-    p.add_argument("--overwrite", action="store_true", help="replace decks written before")
+    _add_overwrite(p, "files that `present` did not write")
+    _hidden_alias(p, "--force", "overwrite", action="store_true")
     p.set_defaults(handler=_run_present)
 
 
 def _run_present(args: argparse.Namespace) -> int:
-    from .present import present
+    from .present import build_presentation
 
-    written = present(args.reports, args.out, overwrite=args.overwrite)
-    print(f"{len(written) - 1} decks and the summary page in {written[-1].parent} (open {written[-1]})")
+    decks, summary = build_presentation(args.reports, args.out, force=args.overwrite)
+    for d in decks:
+        print(f"{d.path}: {len(d.slides)} slides" + (" (its notebook run failed)" if d.failed else ""))
+    print(f"summary: {summary}")
     return 0
 
 

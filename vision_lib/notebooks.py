@@ -27,6 +27,15 @@ REQUIRES = {
 }
 
 
+#: Kernel options for report runs. C-level start-up logs (TensorFlow/absl/oneDNN notices, which no
+#: environment variable silences) go to the kernel's own stderr, i.e. the terminal, instead of pink
+#: boxes in the report; Python warnings (``warnings.warn``, tracebacks) still reach the notebook.
+KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
+
+#: Environment the kernel starts with, unless the caller set these already.
+KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GRPC_VERBOSITY": "ERROR"}
+
+
 @dataclass
 class NotebookResult:
     name: str
@@ -35,8 +44,8 @@ class NotebookResult:
     output: Path | None = None
     html: Path | None = None
     error: str | None = None
-    #: ``"cell N: first line"`` of every stderr output of the executed notebook (a clean report has none).
-    stderr: list[str] = field(default_factory=list)
+    #: ``(cell index, text)`` of every stderr output of the executed notebook (a clean report has none).
+    stderr: list[tuple[int, str]] = field(default_factory=list)
 
 
 def list_notebooks(only: list[str] | None = None, folder: str | os.PathLike | None = None) -> list[Path]:
@@ -80,29 +89,32 @@ def execute_notebook(
     output = out_dir / path.name
     start = time.perf_counter()
     env_cwd = str(path.parent)
+    saved = {name: os.environ.get(name) for name in KERNEL_ENV}
+    os.environ.update({name: value for name, value in KERNEL_ENV.items() if saved[name] is None})
     try:
         pm.execute_notebook(
             str(path), str(output), parameters=params or {}, cwd=env_cwd, progress_bar=False,
-            execution_timeout=timeout, kernel_name="python3",
+            execution_timeout=timeout, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS,
         )
     except Exception as exc:  # papermill re-raises cell errors; keep going with the next notebook
         return NotebookResult(path.stem, False, time.perf_counter() - start, output, None,
                               str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
     html_path = _to_html(output) if html else None
     return NotebookResult(path.stem, True, time.perf_counter() - start, output, html_path,
                           stderr=stderr_outputs(output))
 
 
-def stderr_outputs(notebook: str | os.PathLike) -> list[str]:
-    """``"cell N: first line"`` for each stderr output of an executed notebook (pink boxes in a report)."""
+def stderr_outputs(notebook: str | os.PathLike) -> list[tuple[int, str]]:
+    """``(cell index, text)`` of every stderr stream in an executed notebook (a clean report has none)."""
     import nbformat
 
-    found = []
-    for n, cell in enumerate(nbformat.read(notebook, as_version=4).cells):
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream" and out.get("name") == "stderr" and out.get("text", "").strip():
-                found.append(f"cell {n}: {out['text'].strip().splitlines()[0][:200]}")
-    return found
+    nb = nbformat.read(str(notebook), as_version=4)
+    return [(i, out.get("text", "")) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+            for out in cell.get("outputs", []) if out.get("output_type") == "stream" and out.get("name") == "stderr"]
 
 
 def _to_html(notebook: Path) -> Path:
@@ -137,7 +149,7 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
         res = execute_notebook(book, out_dir, params)
         status = "ok" if res.ok else f"FAILED: {res.error}"
         if res.stderr:
-            status += f" ({len(res.stderr)} stderr outputs, e.g. {res.stderr[0]})"
+            status += f" ({len(res.stderr)} stderr outputs, e.g. cell {res.stderr[0][0]}: {res.stderr[0][1].strip()[:120]})"
         print(f"[{'done' if res.ok else 'fail'}] {book.stem} in {res.seconds:.0f} s: {status}", flush=True)
         results.append(res)
     skipped = sum(1 for r in results if r.error and r.error.startswith("missing data"))

@@ -1,14 +1,14 @@
-"""Offline slide decks and a one-page summary from the executed notebooks (``vision-lib present``).
+"""Offline slide decks and a one-page summary from the executed notebooks of a report folder.
 
-Each deck is one self-contained HTML file: figures are inlined as data URIs, the CSS and the few lines
-of JavaScript that advance the slides are inside the page, and its Content-Security-Policy forbids
-every network request, so a deck opens the same on a laptop with no network as on the machine that
-made it. Code is never shown. Slide boundaries come from the cells' ``slideshow.slide_type``
-metadata (Jupyter's own: ``slide``, ``subslide``, ``fragment``, ``skip``, ``notes``, ``-``); a
-notebook without any starts a new slide at every markdown cell that opens with a heading.
+``vision-lib notebooks --out reports`` writes executed copies of the suite; :func:`build_presentation`
+turns each into a self-contained HTML deck (code hidden, images inlined as data URIs, a few lines of
+CSS/JS of our own, nothing fetched when opened) and writes one summary page with the cells tagged
+``headline`` (numbers) and ``key-figure`` (figures) of every notebook. See docs/presentation.md.
 
-The summary page gathers the cells tagged ``headline`` (numbers) and ``key-figure`` (figures) of
-every notebook of the run, with a link to each deck.
+Slide boundaries come from the cells' ``slideshow.slide_type`` metadata (Jupyter's own slideshow
+field, as nbconvert's reveal.js exporter reads it): ``slide``/``subslide`` start a slide, ``skip`` and
+``notes`` are left out, ``fragment`` and ``-`` continue the current slide. A notebook without any such
+metadata gets a slide per markdown heading.
 """
 from __future__ import annotations
 
@@ -17,192 +17,290 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
-__all__ = ["Slide", "notebook_slides", "deck_html", "summary_html", "present"]
-
-#: Nothing may be fetched when a deck is opened: images are data URIs, styles and script inline.
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-HEADLINE_TAG = "headline"
-FIGURE_TAG = "key-figure"
-_NEW_SLIDE = {"slide", "subslide"}
-_HIDDEN = {"skip", "notes"}
+#: Marks files written here, so that a rebuild replaces its own output but never a foreign file.
+GENERATOR = "vision-lib present"
+STARTS = {"slide", "subslide"}
+LEFT_OUT = {"skip", "notes"}
+HEADLINE, KEY_FIGURE = "headline", "key-figure"
 
 
 @dataclass
-class Slide:
-    """One slide: HTML fragments in order, and the tags of the cells it shows."""
+class Deck:
+    """One notebook's deck: its title, slides (HTML fragments) and what goes on the summary page."""
+    name: str
+    title: str
+    slides: list[str]
+    headlines: list[str] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+    failed: bool = False
+    path: Path | None = None
 
-    parts: list[str] = field(default_factory=list)
-    tags: set[str] = field(default_factory=set)
 
-    @property
-    def empty(self) -> bool:
-        return not any(p.strip() for p in self.parts)
+# --------------------------------------------------------------------------- cells to HTML
+_DANGEROUS = re.compile(r"<(script|iframe|link|object|embed)\b.*?(</\1\s*>|/?>)", re.I | re.S)
+_REMOTE = re.compile(r"""\s(src|href|srcset|data)\s*=\s*(["'])\s*(https?:|//)[^"']*\2""", re.I)
+_REMOTE_IMG = re.compile(r"""<img\b[^>]*\ssrc\s*=\s*(["'])\s*(https?:|//)[^>]*>""", re.I)
+
+
+def _offline_img(match: re.Match) -> str:
+    alt = re.search(r"""\salt\s*=\s*(["'])(.*?)\1""", match.group(0))
+    return f'<span class="offline">[image left out offline: {alt.group(2) if alt else "remote"}]</span>'
+
+
+def _local_html(text: str) -> str:
+    """HTML with scripts/frames removed and every remote reference dropped (a deck must work offline)."""
+    return _REMOTE.sub("", _REMOTE_IMG.sub(_offline_img, _DANGEROUS.sub("", text)))
 
 
 def _markdown(text: str) -> str:
-    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+    from nbconvert.filters import markdown2html
 
-    return markdown2html_mistune(text)
+    out = markdown2html(text)
+    return _local_html(re.sub(r'<a class="anchor-link"[^>]*>.*?</a>', "", out))
 
 
-def _output_html(output: dict) -> str:
-    """One cell output as HTML: figures, tables and short text; stderr and widget state left out."""
-    kind = output.get("output_type")
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _img(mime: str, data: str, cls: str = "") -> str:
+    data = _text(data).replace("\n", "")
+    return f'<img class="{cls}" src="data:{mime};base64,{data}" alt="figure">'
+
+
+def output_html(out: dict) -> str:
+    """One output as deck HTML; '' for what a slide does not show (stderr, progress-bar widgets)."""
+    kind = out.get("output_type")
     if kind == "stream":
-        return "" if output.get("name") == "stderr" else f"<pre>{html.escape(''.join(output.get('text', '')))}</pre>"
+        return "" if out.get("name") == "stderr" else f'<pre class="out">{html.escape(_text(out["text"]))}</pre>'
     if kind == "error":
-        return f"<pre class='error'>{html.escape(output.get('ename', 'Error'))}: {html.escape(output.get('evalue', ''))}</pre>"
-    data = output.get("data", {})
-    for mime in ("image/png", "image/jpeg"):
+        return f'<pre class="error">{html.escape(out.get("ename", ""))}: {html.escape(out.get("evalue", ""))}</pre>'
+    data = out.get("data", {})
+    for mime in ("image/png", "image/jpeg", "image/gif"):
         if mime in data:
-            payload = "".join(data[mime]).replace("\n", "")
-            return f"<img src='data:{mime};base64,{payload}' alt='figure'>"
+            return _img(mime, data[mime])
     if "image/svg+xml" in data:
-        import base64
-
-        svg = "".join(data["image/svg+xml"]).encode()
-        return f"<img src='data:image/svg+xml;base64,{base64.b64encode(svg).decode()}' alt='figure'>"
+        return f'<div class="svg">{_local_html(_text(data["image/svg+xml"]))}</div>'
+    if "application/vnd.jupyter.widget-view+json" in data:
+        return ""  # a live widget without a static image (e.g. a tqdm bar): nothing to show offline
     if "text/html" in data:
-        # Tables from pandas and the like; scripts would not run under the CSP anyway.
-        return "<div class='html'>" + "".join(data["text/html"]) + "</div>"
+        return f'<div class="html">{_local_html(_text(data["text/html"]))}</div>'
     if "text/markdown" in data:
-        return _markdown("".join(data["text/markdown"]))
-    if "text/plain" in data and "application/vnd.jupyter.widget-view+json" not in data:
-        return f"<pre>{html.escape(''.join(data['text/plain']))}</pre>"
+        return _markdown(_text(data["text/markdown"]))
+    if "text/plain" in data:
+        return f'<pre class="out">{html.escape(_text(data["text/plain"]))}</pre>'
     return ""
 
 
-def _has_slide_metadata(cells: list) -> bool:
-    return any("slide_type" in c.get("metadata", {}).get("slideshow", {}) for c in cells)
+def cell_html(cell: dict) -> str:
+    """A markdown cell rendered, or a code cell's outputs (the code itself is never shown)."""
+    if cell.get("cell_type") == "markdown":
+        return _markdown(_text(cell.get("source", "")))
+    if cell.get("cell_type") == "code":
+        return "".join(output_html(o) for o in cell.get("outputs", []))
+    return ""
 
 
-def notebook_slides(nb) -> list[Slide]:
-    """The slides of an executed notebook (an ``nbformat`` node): code inputs hidden, outputs kept."""
-    cells = nb.cells
-    by_metadata = _has_slide_metadata(cells)
-    slides: list[Slide] = []
+def _slide_type(cell: dict) -> str:
+    return cell.get("metadata", {}).get("slideshow", {}).get("slide_type", "-")
+
+
+def _tags(cell: dict) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def notebook_deck(nb: dict, name: str) -> Deck:
+    """Split an executed notebook (an nbformat v4 dict) into slides and summary items."""
+    cells = nb.get("cells", [])
+    has_metadata = any("slideshow" in c.get("metadata", {}) for c in cells)
+    slides: list[list[str]] = []
+    headlines, figures = [], []
+    title = name
     for cell in cells:
-        meta = cell.get("metadata", {})
-        tags = set(meta.get("tags", []))
-        if "parameters" in tags or "injected-parameters" in tags:
+        source = _text(cell.get("source", ""))
+        if cell.get("cell_type") == "markdown" and title == name:
+            m = re.match(r"\s*#\s+(.+)", source)
+            if m:
+                title = m.group(1).strip()
+        kind = _slide_type(cell)
+        body = cell_html(cell)
+        tags = _tags(cell)
+        if HEADLINE in tags and body:
+            headlines.append(body)
+        if KEY_FIGURE in tags:
+            figures += re.findall(r'<img [^>]*>|<div class="svg">.*?</div>', body, re.S)
+        if kind in LEFT_OUT or (not has_metadata and "parameters" in tags):
             continue
-        kind = meta.get("slideshow", {}).get("slide_type", "-")
-        if kind in _HIDDEN:
-            continue
-        if by_metadata:
-            new = kind in _NEW_SLIDE
-        else:
-            new = cell.cell_type == "markdown" and cell.source.lstrip().startswith("#")
-        if new or not slides:
-            slides.append(Slide())
-        slide = slides[-1]
-        slide.tags |= tags
-        if cell.cell_type == "markdown":
-            slide.parts.append(_markdown(cell.source))
-        elif cell.cell_type == "code":
-            slide.parts.extend(p for p in (_output_html(o) for o in cell.get("outputs", [])) if p)
-    return [s for s in slides if not s.empty]
+        starts = kind in STARTS if has_metadata else (cell.get("cell_type") == "markdown"
+                                                      and source.lstrip().startswith("#"))
+        if starts or not slides:
+            slides.append([])
+        if body.strip():
+            slides[-1].append(body)
+    failed = bool(nb.get("metadata", {}).get("papermill", {}).get("exception"))
+    return Deck(name, title, ["".join(s) for s in slides if s], headlines, figures, failed)
 
 
-_STYLE = """
-html,body{margin:0;height:100%;background:#fafafa;color:#222;font:18px/1.45 system-ui,sans-serif}
-section{display:none;box-sizing:border-box;height:100vh;padding:3vh 5vw 8vh;overflow:auto}
-section.current{display:block}
-section img{max-width:100%;max-height:70vh;display:block;margin:1em auto}
-h1{font-size:2em;margin:.2em 0}h2{font-size:1.5em;margin:.2em 0}
-pre{background:#f0f0f0;padding:.6em;overflow:auto;font-size:.8em}pre.error{background:#fde8e8}
-table{border-collapse:collapse;margin:1em auto;font-size:.85em}td,th{border:1px solid #ccc;padding:.2em .6em}
-nav{position:fixed;bottom:1.5vh;right:2vw;display:flex;gap:.5em;align-items:center}
-nav button{font-size:1em;padding:.2em .8em}nav a{color:#555}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:1.5em}
-.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:1em}
+# --------------------------------------------------------------------------- pages
+_CSS = """
+* { box-sizing: border-box; }
+body { margin: 0; font: 18px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2330;
+       background: #f4f5f7; }
+a { color: #1f5fbf; }
+img { max-width: 100%; height: auto; }
+pre { white-space: pre-wrap; font: 14px/1.35 ui-monospace, "DejaVu Sans Mono", monospace; background: #fff;
+      border-left: 3px solid #c7ccd6; padding: .4em .7em; overflow-x: auto; }
+pre.error { border-color: #c0392b; color: #8e1c10; }
+table { border-collapse: collapse; font-size: 15px; margin: .5em 0; }
+th, td { border-bottom: 1px solid #d9dce3; padding: .2em .6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
 """
 
-_SCRIPT = """
-(function(){
-  var slides=document.querySelectorAll('section'), i=0, counter=document.getElementById('counter');
-  function show(n){ if(!slides.length) return; i=Math.max(0,Math.min(slides.length-1,n));
-    for(var k=0;k<slides.length;k++) slides[k].classList.toggle('current',k===i);
-    counter.textContent=(i+1)+' / '+slides.length; history.replaceState(null,'','#'+(i+1)); }
-  document.getElementById('prev').onclick=function(){show(i-1)};
-  document.getElementById('next').onclick=function(){show(i+1)};
-  document.addEventListener('keydown',function(e){
-    if(['ArrowRight','PageDown',' '].indexOf(e.key)>=0){show(i+1);e.preventDefault();}
-    if(['ArrowLeft','PageUp'].indexOf(e.key)>=0){show(i-1);e.preventDefault();}
-    if(e.key==='Home') show(0); if(e.key==='End') show(slides.length-1); });
-  show((parseInt(location.hash.slice(1),10)||1)-1);
+_DECK_CSS = _CSS + """
+body { overflow: hidden; }
+.slide { display: none; position: absolute; inset: 0 0 56px 0; padding: 2.5vh 5vw; overflow: auto;
+         background: #fff; }
+.slide.current { display: block; }
+.slide img { display: block; margin: .4em auto; max-height: 78vh; width: auto; }
+.slide h1 { font-size: 2.1em; margin-top: 12vh; } .slide h2 { font-size: 1.6em; }
+nav { position: fixed; left: 0; right: 0; bottom: 0; height: 56px; display: flex; gap: 1em; align-items: center;
+      justify-content: center; background: #1d2330; color: #fff; }
+nav button { font-size: 20px; padding: .15em 1em; border: 0; border-radius: 4px; cursor: pointer; }
+nav a { color: #cfe0ff; position: absolute; left: 1.5em; }
+"""
+
+_DECK_JS = """
+(function () {
+  var slides = document.querySelectorAll('.slide'), counter = document.getElementById('counter'), i = 0;
+  function show(n) {
+    i = Math.max(0, Math.min(slides.length - 1, n));
+    for (var k = 0; k < slides.length; k++) slides[k].classList.toggle('current', k === i);
+    slides[i].scrollTop = 0;
+    counter.textContent = (i + 1) + ' / ' + slides.length;
+    try { history.replaceState(null, '', '#' + (i + 1)); } catch (e) {}
+  }
+  document.getElementById('prev').onclick = function () { show(i - 1); };
+  document.getElementById('next').onclick = function () { show(i + 1); };
+  document.addEventListener('keydown', function (e) {
+    if (['ArrowRight', 'PageDown', ' '].indexOf(e.key) >= 0) { show(i + 1); e.preventDefault(); }
+    else if (['ArrowLeft', 'PageUp'].indexOf(e.key) >= 0) { show(i - 1); e.preventDefault(); }
+    else if (e.key === 'Home') show(0);
+    else if (e.key === 'End') show(slides.length - 1);
+  });
+  var start = parseInt((location.hash || '#1').slice(1), 10);
+  show(isNaN(start) ? 0 : start - 1);
 })();
 """
 
 
-def _page(title: str, body: str, *, script: bool) -> str:
-    js = f"<script>{_SCRIPT}</script>" if script else ""
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
-            f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
-            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>{body}{js}</body></html>")
+def _page(title: str, css: str, body: str, script: str = "") -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+            f'<meta name="generator" content="{GENERATOR}">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{html.escape(title)}</title><style>{css}</style></head>\n<body>\n{body}\n"
+            + (f"<script>{script}</script>\n" if script else "") + "</body></html>\n")
 
 
-def deck_html(slides: Iterable[Slide], title: str, *, index_link: str | None = None) -> str:
-    """A self-contained slide deck (arrow keys, space, or the buttons to advance)."""
-    sections = "".join(f"<section id='s{n}'>{''.join(s.parts)}</section>" for n, s in enumerate(slides, 1))
-    link = f"<a href='{html.escape(index_link)}'>summary</a>" if index_link else ""
-    nav = (f"<nav>{link}<button id='prev' aria-label='previous slide'>&#8592;</button>"
-           f"<span id='counter'></span><button id='next' aria-label='next slide'>&#8594;</button></nav>")
-    return _page(title, sections + nav, script=True)
+def deck_html(deck: Deck, summary_href: str = "index.html") -> str:
+    """The deck as one self-contained HTML page (arrow keys, space, PageUp/Down, or the buttons)."""
+    sections = "\n".join(f'<section class="slide" id="s{i + 1}">{s}</section>' for i, s in enumerate(deck.slides))
+    nav = (f'<nav><a href="{summary_href}">summary</a><button id="prev" title="previous (←)">&#9664;</button>'
+           f'<span id="counter"></span><button id="next" title="next (→)">&#9654;</button></nav>')
+    return _page(deck.title, _DECK_CSS, sections + "\n" + nav, _DECK_JS)
 
 
-def _title(nb, fallback: str) -> str:
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            m = re.match(r"\s*#+\s*(.+)", cell.source)
-            if m:
-                return m.group(1).strip()
-    return fallback
+def summary_html(decks: list[Deck], title: str = "vision_lib: results of the run") -> str:
+    """One page: per notebook its headline numbers and key figures, with a link to its deck."""
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    for d in decks:
+        link = f'<a href="{d.path.name}">slides</a>' if d.path else ""
+        status = ' <span class="failed">(the run of this notebook failed)</span>' if d.failed else ""
+        parts.append(f'<section class="card"><h2>{html.escape(d.title)}{status}</h2><p>{link}</p>'
+                     + "".join(f'<div class="headline">{h}</div>' for h in d.headlines)
+                     + ('<div class="figures">' + "".join(d.figures) + "</div>" if d.figures else "")
+                     + "</section>")
+    css = _CSS + """
+body { padding: 1.5em 4vw; } .card { background: #fff; padding: .8em 1.4em; margin: 1em 0; border-radius: 6px; }
+.card h2 { margin: .2em 0; } .failed { color: #c0392b; font-size: .7em; }
+.figures { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+.figures img { max-width: min(100%, 900px); } .headline h1, .headline h2, .headline h3 { font-size: 1.1em; }
+"""
+    return _page(title, css, "\n".join(parts))
 
 
-def summary_html(decks: list[tuple[str, str, list[Slide]]]) -> str:
-    """One page: for each notebook (file name, title, slides) its headline numbers and key figures."""
-    cards = []
-    for name, title, slides in decks:
-        picked = [p for s in slides if s.tags & {HEADLINE_TAG, FIGURE_TAG} for p in s.parts]
-        body = "".join(picked) or "<p>(no cell of this notebook is tagged headline or key-figure)</p>"
-        cards.append(f"<div class='card'><h2><a href='{html.escape(name)}'>{html.escape(title)}</a></h2>{body}</div>")
-    body = "<section class='current'><h1>Summary of the run</h1><div class='cards'>" + "".join(cards) + "</div></section>"
-    return _page("vision_lib: summary of the run", body, script=False)
+# --------------------------------------------------------------------------- files
+def _write(path: Path, text: str, force: bool) -> Path:
+    """Write ``text``; an existing file is replaced only when this module wrote it (or ``force``)."""
+    if path.exists() and not force and f'content="{GENERATOR}"' not in path.read_text(errors="replace")[:600]:
+        raise FileExistsError(f"{path} exists and was not written by {GENERATOR}; pass --force to replace it")
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
-def present(reports: str | os.PathLike = "reports", out: str | os.PathLike | None = None, *,
-            overwrite: bool = False) -> list[Path]:
-    """Write a deck per executed notebook of ``reports`` and ``index.html`` (the summary) to ``out``
-    (default ``reports/slides``); returns the files written, the summary last.
-
-    Refuses to replace existing decks unless ``overwrite``; a folder without executed notebooks is an
-    error that says how to make them.
-    """
+def build_presentation(reports: str | os.PathLike, out: str | os.PathLike | None = None, *,
+                       force: bool = False) -> tuple[list[Deck], Path]:
+    """A deck per executed notebook ``NN_name.ipynb`` of ``reports`` and a summary page ``index.html``,
+    written to ``out`` (default ``reports/slides``). Returns the decks and the summary's path."""
     import nbformat
 
-    from .io import write_atomic
-
     reports = Path(reports)
-    out = Path(out) if out is not None else reports / "slides"
     books = sorted(reports.glob("[0-9][0-9]_*.ipynb"))
     if not books:
         raise FileNotFoundError(f"no executed notebooks (NN_name.ipynb) in {reports}: run "
                                 f"`vision-lib notebooks --out {reports}` (or `make run`) first")
-    targets = [out / f"{b.stem}.html" for b in books] + [out / "index.html"]
-    clash = [t for t in targets if t.exists()]
-    if clash and not overwrite:
-        raise FileExistsError(f"{clash[0]} exists (pass --overwrite to replace the decks)")
+    out = Path(out) if out is not None else reports / "slides"
     out.mkdir(parents=True, exist_ok=True)
     decks = []
-    for book, target in zip(books, targets):
-        nb = nbformat.read(book, as_version=4)
-        slides = notebook_slides(nb)
-        title = _title(nb, book.stem)
-        write_atomic(target, deck_html(slides, title, index_link="index.html").encode())
-        decks.append((target.name, title, slides))
-    write_atomic(targets[-1], summary_html(decks).encode())
-    return targets
+    for book in books:
+        deck = notebook_deck(nbformat.read(book, as_version=4), book.stem)
+        deck.path = _write(out / f"{book.stem}.html", deck_html(deck), force)
+        decks.append(deck)
+    return decks, _write(out / "index.html", summary_html(decks), force)
+
+
+
+# --------------------------------------------------------------------------- numbers in notebooks
+class KeyNumbers:
+    """A short two-column table of a (nested) dict of numbers, for a notebook's last cell: floats
+    to 3 significant digits, nested keys joined with " · " (instead of a raw dict or JSON)."""
+
+    def __init__(self, numbers: dict, title: str | None = None):
+        self.rows = list(_flatten(numbers))
+        self.title = title
+
+    def _repr_html_(self) -> str:
+        cap = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in self.rows)
+        return f"<table>{cap}{body}</table>"
+
+    def __repr__(self) -> str:
+        width = max((len(k) for k, _ in self.rows), default=0)
+        return "\n".join(([self.title] if self.title else []) + [f"{k:<{width}}  {v}" for k, v in self.rows])
+
+
+def key_numbers(numbers: dict, title: str | None = None) -> KeyNumbers:
+    """See :class:`KeyNumbers`."""
+    return KeyNumbers(numbers, title)
+
+
+def _flatten(value, prefix: str = ""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _flatten(v, f"{prefix} · {k}" if prefix else str(k))
+    else:
+        yield prefix, _short(value)
+
+
+def _short(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float) or type(value).__name__.startswith("float"):
+        return f"{float(value):.3g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_short(v) for v in value)
+    return str(value)
+
+
+__all__ = ["Deck", "output_html", "cell_html", "notebook_deck", "deck_html", "summary_html", "build_presentation",
+           "KeyNumbers", "key_numbers"]

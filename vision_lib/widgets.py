@@ -259,18 +259,51 @@ class CompressionExplorer:
             c["original"].value = photo.preview_png
         c["compressed"].value = result["png"]
         c["space"].value = result["colour_space"]
-        r = result["report"]
-        c["figures"].value = (
-            f"<b>k={r['k']}</b> ({r['colors']} colours{', dithered' if r['dither'] else ''}): "
-            f"PSNR <b>{r['psnr']:.2f} dB</b>, SSIM <b>{r['ssim']:.3f}</b>; palette PNG "
-            f"<b>{r['bytes'] / 1024:.1f} KiB</b> = 1/{r['ratio']:.1f} of the original file "
-            f"({r['original_bytes'] / 1024:.0f} KiB), 1/{r['ratio_vs_plain_png']:.1f} of a plain PNG "
-            f"({r['plain_png_bytes'] / 1024:.0f} KiB)"
-            + ("<br><small>live fit: a fast K-Means started from the photo's 256-colour fit; its "
-               "palette differs from <code>vision-lib compress</code>'s: PSNR usually within 0.1 dB, "
-               "more with dithering, either way. The figures are those of the image shown.</small>" if r.get("fit") == "live" else "")
-        )
+        c["figures"].value = _figures_html(result["report"])
 
+    def snapshot(self) -> "Snapshot":
+        """A static copy of the current view (photo, quantized photo, colour space and figures) as
+        inline HTML images: what the exported HTML report and the slide decks show, where the live
+        widget cannot run."""
+        self.update()
+        photo, result = self._photo(self.path), self._results[(self.path, self.k, self.dither)]
+        return Snapshot(photo.preview_png, result["png"], result["colour_space"], result["report"])
+
+
+class Snapshot:
+    """The explorer's view frozen: displays as HTML with the images inlined (no widget, no CDN)."""
+
+    def __init__(self, original: bytes, compressed: bytes, colour_space: bytes, report: dict):
+        self.original, self.compressed, self.colour_space, self.report = original, compressed, colour_space, report
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        import base64
+
+        imgs = "".join(
+            f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{alt}" '
+            f'style="max-width:{width}px;margin-right:6px">'
+            for png, alt, width in ((self.original, "original", 400), (self.compressed, "quantized", 400),
+                                    (self.colour_space, "colour space", 336)))
+        r = self.report
+        text = (f"k={r['k']}: PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.3f}, palette PNG {r['bytes'] / 1024:.1f} KiB "
+                f"(1/{r['ratio']:.1f} of the original file)")
+        return {"text/html": f'<div><div style="display:flex;flex-wrap:wrap">{imgs}</div>'
+                             f"<div>{_figures_html(r)}</div></div>", "text/plain": text}
+
+
+def _figures_html(r: dict) -> str:
+    """The figures line under the explorer's images."""
+    return (
+        f"<b>k={r['k']}</b> ({r['colors']} colours{', dithered' if r['dither'] else ''}): "
+        f"PSNR <b>{r['psnr']:.2f} dB</b>, SSIM <b>{r['ssim']:.3f}</b>; palette PNG "
+        f"<b>{r['bytes'] / 1024:.1f} KiB</b> = 1/{r['ratio']:.1f} of the original file "
+        f"({r['original_bytes'] / 1024:.0f} KiB), 1/{r['ratio_vs_plain_png']:.1f} of a plain PNG "
+        f"({r['plain_png_bytes'] / 1024:.0f} KiB)"
+        + ("<br><small>live fit: a fast K-Means started from the photo's 256-colour fit; its "
+           "palette differs from <code>vision-lib compress</code>'s: PSNR usually within 0.1 dB, "
+           "more with dithering, either way. The figures are those of the image shown.</small>"
+           if r.get("fit") == "live" else "")
+    )
 
 def _fast_png(rgb: np.ndarray) -> bytes:
     # Previews only (not measured): fastest zlib level.
