@@ -105,9 +105,9 @@ SEPARATION = ("train: the training part of the split (cleaned faces); calibrate:
 
 def open_set_rule(model: classify.FaceClassifier, test_set, photos, others) -> dict:
     """The open-set rule at its default threshold and over a range of thresholds
-    (:func:`vision_lib.openset.photo_curve`): strangers (the other set's photos with a face) named,
+    (:func:`vision_lib.classify.photo_curve`): strangers (the other set's photos with a face) named,
     and the known test photos named right / named."""
-    from vision_lib.openset import photo_curve
+    from vision_lib.classify import photo_curve
 
     curve = photo_curve(model, test_set, photos, others)
     return {"calibration": model.openset_.summary(), "separation": SEPARATION,

@@ -190,42 +190,4 @@ def operating_curve(rule: OpenSetRule, thresholds: np.ndarray, genuine: np.ndarr
     return out
 
 
-#: False-accept rates at which :func:`photo_curve` evaluates a model (its own ``far`` is added).
-CURVE_FARS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
-
-
-def photo_curve(model, known_set, known_photos, strangers, fars: Sequence[float] = CURVE_FARS) -> list[dict]:
-    """A trained :class:`~vision_lib.classify.FaceClassifier` at the thresholds its rule gives for
-    ``fars`` (and at its own, marked ``default``): per point, the share of stranger photos (with a
-    face) it names, the number of stranger faces shown with a probability (named), and on the
-    labelled ``known_set`` (its :func:`~vision_lib.classify.extract` results ``known_photos``)
-    accuracy over the photos it names, coverage and accuracy over photos with a face."""
-    from .classify import evaluate
-
-    rule = model.openset_
-    kept = rule.threshold_, rule.far_
-    points = sorted({*fars, rule.far})
-    out = []
-    try:
-        for far in points:
-            rule.threshold_, rule.far_ = rule.threshold_for(far)
-            res = model.predict_photos(strangers)
-            with_face = [r for r in res if r.get("faces")]
-            named = sum(r.get("label") is not None for r in with_face)
-            known = evaluate(model, known_set, photos=known_photos, progress=False).scores()
-            out.append({"far": far, "threshold": round(rule.threshold_, 4), "promised_far": round(rule.far_, 5),
-                        "strangers_named_share": round(named / max(1, len(with_face)), 4),
-                        "stranger_faces_with_probability": sum(f.get("probability") is not None
-                                                               for r in with_face for f in r["faces"]),
-                        "known_accuracy_named": round(known["accuracy_named"], 4),
-                        "known_coverage": round(known["coverage"], 4),
-                        "known_accuracy_with_face": round(known["accuracy_with_face"], 4),
-                        "known_accuracy_all": round(known["accuracy_all"], 4),
-                        **({"default": True} if far == rule.far else {})})
-    finally:
-        rule.threshold_, rule.far_ = kept
-    return out
-
-
-__all__ = ["SCORES", "METRICS", "UNSURE_RATE", "VERDICTS", "pairwise", "OpenSetRule", "operating_curve", "CURVE_FARS",
-           "photo_curve"]
+__all__ = ["SCORES", "METRICS", "UNSURE_RATE", "VERDICTS", "pairwise", "OpenSetRule", "operating_curve"]

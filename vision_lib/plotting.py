@@ -268,7 +268,7 @@ def predicted_faces(ax, image: np.ndarray, result: Mapping, title: str | None = 
 
 
 def openset_curve(ax, curve: Sequence[Mapping], known: str = "known_accuracy_all", title: str | None = None):
-    """The open-set trade-off from :func:`vision_lib.openset.photo_curve`: share of stranger photos
+    """The open-set trade-off from :func:`vision_lib.classify.photo_curve`: share of stranger photos
     named (x) against share of known photos named right (y), one point per threshold, the model's
     default operating point (``"default": True``) marked."""
     x = [p["strangers_named_share"] for p in curve]
