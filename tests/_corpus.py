@@ -6,14 +6,17 @@ passed in by the test (from ../shared), converted to the awkward formats.
 from __future__ import annotations
 
 import hashlib
-import struct
-import zlib
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 from PIL import Image
+
+# One PNG-header forger for the test corpus and the web-app abuse driver (light imports only).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from serve_abuse import png_claiming  # noqa: E402,F401  (re-exported to the tests)
 
 #: EXIF tag number of Orientation; 6 means "rotate 90 degrees clockwise to display".
 ORIENTATION = 0x0112
@@ -27,16 +30,6 @@ EXPECTED_REASONS = {
     "bomb_40000x40000.png": "too large",
     "no_face/sky.jpg": "no face found",
 }
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny, valid-looking PNG whose header claims ``width`` x ``height`` pixels (a bomb)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + chunk(b"IEND", b""))
 
 
 def noise_jpeg_bytes(size=(200, 150), seed=0) -> bytes:
