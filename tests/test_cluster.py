@@ -13,6 +13,7 @@ from PIL import Image
 from _corpus import held_by_another_run
 from vision_lib import cluster
 from vision_lib.cluster import IdentityClustering, external_metrics, internal_metrics
+from vision_lib.tables import FaceTable
 
 
 # Synthetic people are built at dlib's scale (same person within 0.6): the tests pin descriptor="dlib".
@@ -164,7 +165,7 @@ def test_subject_face_prefers_the_centred_face_among_large_ones():
     assert cluster.subject_face([(0, 0, 60, 60)], shape) == 0
 
 
-def _fake_faces(root: Path, rng) -> cluster.FaceSet:
+def _fake_faces(root: Path, rng) -> FaceTable:
     (root / "p1").mkdir(parents=True)
     (root / "p2").mkdir()
     paths = []
@@ -173,12 +174,13 @@ def _fake_faces(root: Path, rng) -> cluster.FaceSet:
         Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(p)
         paths.append(p)
     sources = ["p1/img0.jpg", "p1/img1.jpg", "p2/img2.jpg", "p2/img2.jpg"]
-    return cluster.FaceSet(
-        root=root, paths=paths + [paths[2]], sources=sources, face_index=np.array([0, 0, 0, 1]),
-        descriptors=np.zeros((4, 128)), boxes=np.zeros((4, 4), int), subject=np.array([1, 1, 1, 0], bool),
-        labels=["p1", "p1", "p2", "p2"], photos=["p1/img0.jpg", "p1/img1.jpg", "p2/img2.jpg"],
-        photo_labels=["p1", "p1", "p2"],
+    faces = FaceTable(
+        "descriptor", np.zeros((4, 128)), sources, ["p1", "p1", "p2", "p2"], np.array([0, 0, 0, 1]),
+        np.zeros((4, 4), int), [], {}, subject=np.array([1, 1, 1, 0], bool),
+        photos=["p1/img0.jpg", "p1/img1.jpg", "p2/img2.jpg"], photo_labels=["p1", "p1", "p2"], root=root,
     )
+    assert faces.paths == paths + [paths[2]]
+    return faces
 
 
 def test_export_writes_csv_copies_and_never_overwrites(tmp_path, rng):

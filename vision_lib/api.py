@@ -29,7 +29,7 @@ from .io import load_image
 if TYPE_CHECKING:  # the stages load scikit-learn / TensorFlow: only when a verb is called
     from .average import AverageFace
     from .classify import FaceClassifier
-    from .cluster import FaceSet
+    from .tables import FaceTable
     from .compress import Quantized
     from .geometry import Face
 
@@ -55,12 +55,13 @@ def describe_faces(image: np.ndarray, faces: Sequence["Face"] | None = None, des
 
 
 def faces_of_folder(folder: str | os.PathLike, *, detector: str | None = None, descriptor: str | None = None,
-                    n_jobs: int | None = None, progress: bool = True) -> "FaceSet":
-    """Every face of every photo under ``folder``, with its descriptor, box and source (disk-cached);
-    photos that could not be read or show no face are in ``.rejected``."""
-    from .cluster import face_set
+                    n_jobs: int | None = None, progress: bool = True) -> "FaceTable":
+    """Every face of every photo under ``folder`` as a :class:`~vision_lib.tables.FaceTable`: descriptor,
+    box, keypoints, quality, source and label of each (disk-cached); photos that could not be read or
+    show no face are in ``.rejected``. ``.save(path)`` writes the ``.npz`` of ``vision-lib features``."""
+    from .tables import face_table
 
-    return face_set(folder, detector=detector, descriptor=descriptor, n_jobs=n_jobs, progress=progress)
+    return face_table(folder, detector=detector, descriptor=descriptor, n_jobs=n_jobs, progress=progress)
 
 
 def train(folder: str | os.PathLike, *, detector: str | None = None, descriptor: str | None = None,
@@ -84,7 +85,7 @@ def predict(model: "FaceClassifier | str | os.PathLike", photo: "np.ndarray | st
     return model.predict_path(photo)
 
 
-def cluster_identities(faces: "FaceSet | np.ndarray", method: str = "hybrid", **params) -> np.ndarray:
+def cluster_identities(faces: "FaceTable | np.ndarray", method: str = "hybrid", **params) -> np.ndarray:
     """Identity labels (``-1`` = unassigned) of a :func:`faces_of_folder` result or of descriptor rows;
     the same-person distance follows the descriptor unless ``threshold=`` is given."""
     from .cluster import cluster_faces

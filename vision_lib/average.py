@@ -194,34 +194,39 @@ def collect_faces(groups: Mapping[str, Sequence[Item]], *, detector: str | None 
     Members given as ``(photo, face_index)`` contribute that face only; plain photos contribute
     all their faces (the selection then picks the group's person).
     """
-    from .faces import detect_paths
     from .models import DEFAULT_DESCRIPTOR
+    from .tables import NO_FACE, face_table
 
     descriptor = descriptor or DEFAULT_DESCRIPTOR
     items = {name: [_as_item(it) for it in members] for name, members in groups.items()}
     unique = sorted({p for members in items.values() for p, _ in members})
-    detections = {pf.path: pf for pf in detect_paths(unique, detector, n_jobs=n_jobs, progress=progress,
-                                                      descriptors=descriptor)}
+    table = face_table(unique, detector=detector, descriptor=descriptor, n_jobs=n_jobs, progress=progress)
+    return group_faces(table, items, descriptor=descriptor, no_face=NO_FACE)
+
+
+def group_faces(table, items: Mapping[str, Sequence[tuple[Path, int | None]]], *, descriptor: str | None = None,
+                no_face: str = "no face found") -> dict[str, GroupFaces]:
+    """Each group's candidates, taken from the rows of a :class:`~vision_lib.tables.FaceTable` whose
+    ``sources`` are the members' paths (as :func:`collect_faces` builds it)."""
+    rows = table.rows_by_source()
+    why = {r.source: r.reason for r in table.rejected}
     out = {}
     for name, members in items.items():
         cands, rejected, n_slots = [], [], 0
         for path, index in members:
-            pf = detections[path]
+            found = rows.get(str(path), [])
             label = str(path) if index is None else f"{path}#{index}"
-            if pf.error:
-                rejected.append(Rejected(label, pf.error))
+            if not found:
+                reason = why.get(str(path), no_face)
+                rejected.append(Rejected(label, "no face detected" if reason == no_face else reason))
                 continue
-            wanted = range(len(pf.faces)) if index is None else [index]
-            if not pf.faces:
-                rejected.append(Rejected(label, "no face detected"))
-                continue
-            if index is not None and not 0 <= index < len(pf.faces):
-                rejected.append(Rejected(label, f"face {index} not found ({len(pf.faces)} detected; "
+            if index is not None and not 0 <= index < len(found):
+                rejected.append(Rejected(label, f"face {index} not found ({len(found)} detected; "
                                                 f"other detector settings?)"))
                 continue
-            for i in wanted:
-                desc = pf.descriptors[i] if pf.descriptors is not None else None
-                cands.append(Candidate(path, i, pf.faces[i], pf.qualities[i], desc, n_slots))
+            for i in (found if index is None else [found[index]]):
+                cands.append(Candidate(path, int(table.face_index[i]), table.face(i), table.quality(i),
+                                       table.X[i], n_slots))
             n_slots += 1
         out[name] = GroupFaces(name, cands, n_slots, rejected, descriptor)
     return out
@@ -822,7 +827,7 @@ def groups_from_input(source: str | os.PathLike, root: str | os.PathLike | None 
 
 #: The public names of this module.
 __all__ = ["METHODS", "groups_from_folder", "groups_from_labels", "cluster_group_name", "clusters_root",
-           "groups_from_clusters", "Candidate", "GroupFaces", "collect_faces", "Selection", "robust_centre",
+           "groups_from_clusters", "Candidate", "GroupFaces", "collect_faces", "group_faces", "Selection", "robust_centre",
            "select_faces", "largest_faces", "landmarks68", "frame_matrix", "MeanFace", "mean_face",
            "AverageFace", "average_group", "average_groups", "face_descriptor_of", "group_mean_descriptors",
            "IdentityCheck", "identity_check", "laplacian_sharpness", "safe_name", "check_outputs",

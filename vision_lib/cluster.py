@@ -43,7 +43,6 @@ import csv
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -52,6 +51,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 
 from .io import CSV_TEXT, Rejected, copy_grouped, flat_name, locked_output, prepare_output  # noqa: F401 (re-exported)
 from .models import same_person_distance
+from .tables import FaceTable, face_table, subject_face  # noqa: F401 (re-exported)
 
 from .names import CLUSTER_METHODS
 
@@ -425,120 +425,17 @@ def _f(p: float, r: float) -> float:
 
 
 # --------------------------------------------------------------------------- faces of a folder
-@dataclass
-class FaceSet:
-    """Every detected face of a folder of photos, with its descriptor.
-
-    ``sources[i]`` is the photo of face ``i`` relative to ``root``; ``face_index[i]`` its number in
-    that photo (0 = largest, as ``vision-lib faces`` numbers them); ``subject[i]`` marks the face
-    taken as the photo's subject (see :func:`subject_face`); ``labels[i]`` the photo's sub-folder
-    when the folder is labelled. ``photos`` lists every photo, ``photo_labels`` their labels, and
-    ``rejected`` the photos that could not be read or had no face.
-    """
-
-    root: Path
-    paths: list[Path]
-    sources: list[str]
-    face_index: np.ndarray
-    descriptors: np.ndarray
-    boxes: np.ndarray
-    subject: np.ndarray
-    labels: list[str] | None = None
-    photos: list[str] = field(default_factory=list)
-    photo_labels: list[str] | None = None
-    rejected: list[Rejected] = field(default_factory=list)
-    #: Name of the descriptor of ``descriptors`` (None: the default descriptor).
-    descriptor: str | None = None
-    #: Other files under ``root`` (not photos by content, hidden, unreadable), with their reasons.
-    skipped: list[Rejected] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.sources)
-
-    def photo_clusters(self, labels: Sequence[int]) -> np.ndarray:
-        """Cluster of each photo's subject face, ``-1`` when unassigned or no face was found."""
-        where = {s: c for s, c, m in zip(self.sources, labels, self.subject) if m}
-        return np.array([where.get(p, -1) for p in self.photos], dtype=int)
-
-    def largest_face_clusters(self, labels: Sequence[int]) -> np.ndarray:
-        """Cluster of each photo's largest face (``face_index`` 0), ``-1`` when unassigned or none."""
-        where = {s: c for s, c, j in zip(self.sources, labels, self.face_index) if j == 0}
-        return np.array([where.get(p, -1) for p in self.photos], dtype=int)
-
-
-def subject_face(boxes: Sequence[Sequence[int]], shape: tuple[int, int] | None) -> int:
-    """Index of the photo's subject among faces ordered largest first.
-
-    A photo is framed on its subject: among the faces at least half as large (shorter side) as the
-    largest one, the one whose centre is nearest the photo's centre. Smaller background faces
-    never win, and with one face it is that face.
-    """
-    if len(boxes) == 0:
-        raise ValueError("no faces")
-    if shape is None or len(boxes) == 1:
-        return 0
-    h, w = shape
-    sizes = np.array([min(b[2], b[3]) for b in boxes], float)
-    cand = np.flatnonzero(sizes >= 0.5 * sizes.max())
-    centres = np.array([(b[0] + b[2] / 2, b[1] + b[3] / 2) for b in boxes], float)
-    dist = np.hypot(centres[:, 0] - w / 2, centres[:, 1] - h / 2)
-    return int(cand[np.argmin(dist[cand])])
+#: The faces of a folder: :class:`vision_lib.tables.FaceTable` (the older name).
+FaceSet = FaceTable
 
 
 def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: Iterable | None = None,
              n_jobs: int | None = None, progress: bool = True, detector: str | None = None,
-             descriptor: str | None = None) -> FaceSet:
-    """Detect and describe every face under ``root``; disk-cached per photo.
-
-    Args:
-        root: folder of photos.
-        labelled: treat first-level sub-folders as identities; ``None`` = when every photo is in a
-            sub-folder.
-        paths: only these photos (e.g. a :meth:`PhotoSet.limit` subset); default all under root.
-        detector, descriptor: names of :mod:`vision_lib.models` (None: the defaults).
-    """
-    from .faces import detect_paths
-    from .io import scan_folder
-    from .models import DEFAULT_DESCRIPTOR, get_descriptor
-
-    descriptor = descriptor or DEFAULT_DESCRIPTOR
-
-    root = Path(root)
-    skipped = []
-    if paths is None:
-        scan = scan_folder(root)
-        paths, skipped = scan.photos, scan.relative_skipped()
-    paths = [Path(p) for p in paths]
-    rel = [p.relative_to(root).as_posix() for p in paths]
-    if labelled is None:
-        labelled = bool(rel) and all("/" in r for r in rel)
-    photo_labels = [r.split("/")[0] for r in rel] if labelled else None
-    results = detect_paths(paths, detector, descriptors=descriptor, n_jobs=n_jobs, progress=progress)
-    srcs, idx, desc, boxes, subj, labs, used_paths, rejected = [], [], [], [], [], [], [], []
-    for i, res in enumerate(results):
-        if res.error:
-            rejected.append(Rejected(rel[i], res.error))
-            continue
-        if not res.faces:
-            rejected.append(Rejected(rel[i], "no face found"))
-            continue
-        main = subject_face([f.box for f in res.faces], res.shape)
-        for j, f in enumerate(res.faces):
-            srcs.append(rel[i])
-            idx.append(j)
-            desc.append(res.descriptors[j])
-            boxes.append(f.box)
-            subj.append(j == main)
-            used_paths.append(res.path)
-            if labelled:
-                labs.append(photo_labels[i])
-    return FaceSet(
-        root=root, paths=used_paths, sources=srcs, face_index=np.array(idx, int),
-        descriptors=np.array(desc, np.float64).reshape(-1, get_descriptor(descriptor).dim),
-        boxes=np.array(boxes, int).reshape(-1, 4),
-        subject=np.array(subj, bool), labels=labs if labelled else None, photos=rel,
-        photo_labels=photo_labels, rejected=rejected, skipped=skipped, descriptor=descriptor,
-    )
+             descriptor: str | None = None) -> FaceTable:
+    """Detect and describe every face under ``root`` (or only ``paths``, e.g. a :meth:`PhotoSet.limit`
+    subset): :func:`vision_lib.tables.face_table` under its older name and arguments."""
+    return face_table(root if paths is None else list(paths), root=root, labelled=labelled, n_jobs=n_jobs,
+                      progress=progress, detector=detector, descriptor=descriptor)
 
 
 # --------------------------------------------------------------------------- export
@@ -547,7 +444,7 @@ def group_folder(cluster: int) -> str:
     return "unassigned" if cluster < 0 else f"cluster_{cluster:02d}"
 
 
-def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.PathLike, *,
+def export_clusters(faces: FaceTable, labels: Sequence[int], out_dir: str | os.PathLike, *,
                     metrics: dict | None = None, link: bool = False) -> Path:
     """Write ``cluster_NN/`` + ``unassigned/`` photo copies, ``clusters.csv`` and ``metrics.json``.
 
@@ -562,7 +459,7 @@ def export_clusters(faces: FaceSet, labels: Sequence[int], out_dir: str | os.Pat
     return out
 
 
-def _write_export(faces: FaceSet, labels: Sequence[int], out: Path, *, metrics: dict | None, link: bool) -> None:
+def _write_export(faces: FaceTable, labels: Sequence[int], out: Path, *, metrics: dict | None, link: bool) -> None:
     from .io import staged_folder
 
     labels = np.asarray(labels, dtype=int)
@@ -574,12 +471,11 @@ def _write_export(faces: FaceSet, labels: Sequence[int], out: Path, *, metrics: 
             w.writerow(["source", "face_index", "cluster"])
             for s, j, c in zip(faces.sources, faces.face_index, labels):
                 w.writerow([s, int(j), int(c)])
-        if faces.rejected or faces.skipped:
+        if faces.rejected:  # photos without a usable face and the other files of the folder
             with open(tmp / "rejected.csv", "w", **CSV_TEXT) as f:
                 w = csv.writer(f)
                 w.writerow(["source", "reason"])
-                w.writerows([r.source, r.reason] for r in sorted(faces.rejected + faces.skipped,
-                                                                 key=lambda r: r.source))
+                w.writerows([r.source, r.reason] for r in sorted(faces.rejected, key=lambda r: r.source))
         copy_grouped(((p, tmp / group_folder(c) / flat_name(s))
                       for p, s, c in zip(faces.paths, faces.sources, labels)), link=link)
         (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
@@ -608,7 +504,7 @@ def _cluster_folder(in_dir, out: Path, *, method, k, max_clusters, threshold, li
                            max_clusters=max_clusters, threshold=threshold, link=link, progress=progress)
 
 
-def _cluster_export(faces: FaceSet, out: Path, where: dict, *, method, k, max_clusters, threshold, link,
+def _cluster_export(faces: FaceTable, out: Path, where: dict, *, method, k, max_clusters, threshold, link,
                     progress) -> dict:
     start = time.perf_counter()
     model = IdentityClustering(method=method, n_clusters=k, max_clusters=max_clusters, threshold=threshold,
@@ -617,7 +513,7 @@ def _cluster_export(faces: FaceSet, out: Path, where: dict, *, method, k, max_cl
     seconds = time.perf_counter() - start
     metrics = {
         **where, "method": method, "params": {k_: v for k_, v in model.get_params().items()},
-        "photos": len(faces.photos), "faces": len(faces), "photos_rejected": len(faces.rejected),
+        "photos": len(faces.photos), "faces": len(faces), "photos_rejected": len(faces.photos_rejected),
         "files_skipped": len(faces.skipped),
         "cluster_seconds": seconds, "internal": internal_metrics(faces.descriptors, labels),
     }
@@ -665,26 +561,17 @@ def table_threshold(settings: dict) -> float | None:
     return None
 
 
-def table_faces(table) -> FaceSet:
-    """A :class:`FaceSet` without photo files (``paths`` empty) from a descriptor table.
+def table_faces(table: FaceTable) -> FaceTable:
+    """The table itself, ready to cluster without photo files (``paths`` empty): a descriptor table
+    is already the faces of its folder. Tables written before the ``subject`` column existed take
+    each photo's largest face (``face_index`` 0) as its subject; one is labelled (``photo_labels``)
+    when every photo lies in a sub-folder."""
+    import dataclasses
 
-    The subject of each photo is its largest face (``face_index`` 0): the table keeps no photo sizes.
-    The table is labelled (``labels``) when every photo lies in a sub-folder.
-    """
-    from .models import descriptor_for_id
-
-    rejected = [Rejected(s, r) for s, r in table.rejected]
-    photos = list(dict.fromkeys(list(table.sources) + [r.source for r in rejected]))
-    model = descriptor_for_id(str(table.settings.get("descriptor", "")))
-    labelled = bool(photos) and all("/" in p for p in photos)
-    return FaceSet(
-        root=Path(table.settings.get("root", ".")), paths=[], sources=list(table.sources),
-        face_index=np.asarray(table.face_index, int), descriptors=np.asarray(table.X),
-        boxes=np.asarray(table.boxes, int).reshape(-1, 4), subject=np.asarray(table.face_index) == 0,
-        labels=list(table.labels) if labelled else None, photos=photos,
-        photo_labels=[p.split("/")[0] for p in photos] if labelled else None, rejected=rejected,
-        descriptor=model.name if model is not None else None,
-    )
+    photos = table.photos
+    labelled = table.photo_labels is not None or (bool(photos) and all("/" in p for p in photos))
+    return dataclasses.replace(table, root=None, photo_labels=table.photo_labels or (
+        [p.split("/")[0] for p in photos] if labelled else None))
 
 
 def cluster_table(table_path: str | os.PathLike, out_dir: str | os.PathLike, *, method: str = "hybrid",
@@ -724,7 +611,7 @@ METHOD_PRESETS: dict[str, dict] = {
 }
 
 
-def compare_methods(faces: FaceSet, presets: dict[str, dict] | None = None) -> list[dict]:
+def compare_methods(faces: FaceTable, presets: dict[str, dict] | None = None) -> list[dict]:
     """Cluster ``faces`` with each preset; one row of timing, internal and external metrics each.
 
     External metrics are per photo (its subject face) and need a labelled :class:`FaceSet`.
@@ -763,7 +650,7 @@ def format_rows(rows: Sequence[dict], columns: Sequence[str], digits: int = 3) -
     return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
 
 
-def gallery_groups(faces: FaceSet, labels: np.ndarray, n_clusters: int = 6, per_group: int = 8
+def gallery_groups(faces: FaceTable, labels: np.ndarray, n_clusters: int = 6, per_group: int = 8
                    ) -> tuple[dict[str, list[np.ndarray]], dict[str, list[str]]]:
     """Thumbnails of the first ``n_clusters`` clusters and of the unassigned faces, up to ``per_group``
     each, named ``cluster_NN (size)``, and a title per thumbnail: the photo's folder for a subject face,
@@ -776,12 +663,12 @@ def gallery_groups(faces: FaceSet, labels: np.ndarray, n_clusters: int = 6, per_
         if len(idx):
             name = f"{group_folder(c)} ({int((labels == c).sum())})"
             groups[name] = face_thumbnails(faces, idx)
-            titles[name] = [faces.labels[i][:12] if faces.labels and faces.subject[i] else "other face" for i in idx]
+            titles[name] = [faces.labels[i][:12] if faces.labelled and faces.subject[i] else "other face" for i in idx]
     return groups, titles
 
 
-def face_thumbnails(faces: FaceSet, index: Iterable[int], size: int = 72, margin: float = 0.3) -> list[np.ndarray]:
-    """Square crops (with ``margin``) of the given faces of a :class:`FaceSet`, for galleries."""
+def face_thumbnails(faces: FaceTable, index: Iterable[int], size: int = 72, margin: float = 0.3) -> list[np.ndarray]:
+    """Square crops (with ``margin``) of the given faces of a :class:`~vision_lib.tables.FaceTable`, for galleries."""
     import cv2
 
     from .faces import Face, crop
@@ -798,7 +685,7 @@ def face_thumbnails(faces: FaceSet, index: Iterable[int], size: int = 72, margin
 #: The public names of this module.
 __all__ = ["METHODS", "THRESHOLD_SHARES", "DEFAULT_THRESHOLDS", "HYBRID_CORE_SIZE", "GRAPH_LIMIT",
            "ALGORITHMS", "IdentityClustering", "cluster_faces", "INTERNAL_SAMPLE", "internal_metrics",
-           "singletons_for_noise", "external_metrics", "FaceSet", "subject_face", "face_set", "group_folder",
+           "singletons_for_noise", "external_metrics", "FaceTable", "FaceSet", "subject_face", "face_set", "group_folder",
            "export_clusters", "cluster_folder", "load_descriptor_table", "table_threshold", "table_faces",
            "cluster_table", "METHOD_PRESETS", "compare_methods", "format_rows", "gallery_groups",
            "face_thumbnails"]

@@ -14,12 +14,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .faces import PhotoFaces
 from .geometry import Face
 from .io import ImageError, load_image
 from .names import TRAINING_FEATURES as FEATURES
 from .parallel import map_ordered
 
-__all__ = ["FEATURES", "Recipe", "PhotoFeatures", "extract", "detect_harder", "recipe_faces", "recipe_features",
+__all__ = ["FEATURES", "Recipe", "PhotoFeatures", "extract", "second_look", "detect_harder", "recipe_faces", "recipe_features",
            "RETRY_PARAMS", "RETRY_BORDER"]
 
 
@@ -130,7 +131,7 @@ def _descriptor_of(descriptor_id: str):
     return model
 
 
-def _retry_chunk(photos: list["PhotoFeatures"], recipe: Recipe) -> list["PhotoFeatures"]:
+def _retry_chunk(photos: list[PhotoFaces], recipe: Recipe) -> list[PhotoFaces]:
     from .cache import cached, file_digest
 
     run = cached(_retry_impl)
@@ -143,7 +144,22 @@ def _retry_chunk(photos: list["PhotoFeatures"], recipe: Recipe) -> list["PhotoFe
             out.append(ph)
             continue
         faces, desc, err = run(digest, key, RETRY_BORDER, recipe.descriptor_model.id, path=str(ph.path))
-        out.append(PhotoFeatures(ph.path, faces, desc if desc is not None else ph.features, desc, err))
+        out.append(PhotoFaces(ph.path, faces, ph.shape, err, desc, None, desc if desc is not None else ph.features))
+    return out
+
+
+def second_look(photos: list[PhotoFaces], recipe: Recipe, *, n_jobs: int | None = None,
+                progress: bool = True) -> list[PhotoFaces]:
+    """``photos`` with MTCNN's second look (:func:`detect_harder`, cached) at every readable photo
+    where it found no face, when the recipe asks for it (``retry`` with MTCNN); else unchanged.
+    Faces found on the second look have no :class:`~vision_lib.faces.FaceQuality`."""
+    out = list(photos)
+    if not (recipe.retry and recipe.detector == "mtcnn"):
+        return out
+    again = [k for k, ph in enumerate(out) if not ph.faces and not ph.error]
+    for k, ph in zip(again, map_ordered(_retry_chunk, [out[k] for k in again], (recipe,), n_jobs=n_jobs,
+                                        progress=progress and bool(again), desc="faces (second look)")):
+        out[k] = ph
     return out
 
 
@@ -166,15 +182,11 @@ def _wavelet_key(feature_params) -> tuple:
     return tuple(sorted({**defaults, **dict(feature_params)}.items()))
 
 
-@dataclass
-class PhotoFeatures:
-    """One photo's faces with a feature row per face (and face descriptors), or the reason it failed."""
-
-    path: Path
-    faces: list[Face]
-    features: np.ndarray
-    descriptors: np.ndarray | None = None
-    error: str | None = None
+def PhotoFeatures(path, faces: list[Face], features: np.ndarray, descriptors: np.ndarray | None = None,
+                  error: str | None = None) -> PhotoFaces:
+    """One photo's faces with a feature row per face: a :class:`~vision_lib.faces.PhotoFaces` (the one
+    per-photo record; this is its older constructor, argument order kept)."""
+    return PhotoFaces(Path(path), list(faces), None, error, descriptors, None, features)
 
 
 def _wavelet_rows(image: np.ndarray, faces: Sequence[Face], params: dict) -> np.ndarray:
@@ -206,7 +218,7 @@ def _wavelet_photo_impl(digest: str, detector: str, detector_params: tuple, feat
     return faces, feats, desc, None
 
 
-def _wavelet_chunk(paths: list[Path], recipe: Recipe) -> list[PhotoFeatures]:
+def _wavelet_chunk(paths: list[Path], recipe: Recipe) -> list[PhotoFaces]:
     from .cache import cached, file_digest
 
     run = cached(_wavelet_photo_impl)
@@ -220,12 +232,12 @@ def _wavelet_chunk(paths: list[Path], recipe: Recipe) -> list[PhotoFeatures]:
             continue
         faces, feats, desc, err = run(digest, recipe.detector, detector_key, feature_key, recipe.descriptor_model.id,
                                       path=str(p))
-        out.append(PhotoFeatures(p, faces, feats if feats is not None else np.zeros((0, 0), np.float32), desc, err))
+        out.append(PhotoFaces(p, faces, None, err, desc, None, feats if feats is not None else np.zeros((0, 0), np.float32)))
     return out
 
 
 def extract(paths: Iterable[str | os.PathLike], recipe: Recipe = Recipe(), *, n_jobs: int | None = None,
-            progress: bool = True) -> list[PhotoFeatures]:
+            progress: bool = True) -> list[PhotoFaces]:
     """Faces and one feature row per face for every photo (parallel, disk-cached by file content).
 
     Unreadable files come back with ``error`` set instead of raising.
@@ -237,14 +249,8 @@ def extract(paths: Iterable[str | os.PathLike], recipe: Recipe = Recipe(), *, n_
         found = detect_paths(paths, recipe.detector, n_jobs=n_jobs, progress=progress, descriptors=recipe.descriptor,
                              **dict(recipe.detector_params))
         dim = recipe.descriptor_model.dim
-        out = [PhotoFeatures(r.path, r.faces,
-                             r.descriptors if r.descriptors is not None else np.zeros((0, dim), np.float32),
-                             r.descriptors, r.error) for r in found]
-        if recipe.retry and recipe.detector == "mtcnn":
-            again = [k for k, ph in enumerate(out) if not ph.faces and not ph.error]
-            for k, ph in zip(again, map_ordered(_retry_chunk, [out[k] for k in again], (recipe,), n_jobs=n_jobs,
-                                                progress=progress and bool(again), desc="faces (second look)")):
-                out[k] = ph
-        return out
+        for r in found:
+            r.features = r.descriptors if r.descriptors is not None else np.zeros((0, dim), np.float32)
+        return second_look(found, recipe, n_jobs=n_jobs, progress=progress)
     return map_ordered(_wavelet_chunk, paths, (recipe,), n_jobs=n_jobs, progress=progress,
                        desc=f"faces ({recipe.detector}) + wavelet")

@@ -140,7 +140,8 @@ def best_faces(qualities: Sequence[FaceQuality], n: int, *, min_frontalness: flo
 # --------------------------------------------------------------------------- batches
 @dataclass
 class PhotoFaces:
-    """Detections for one photo file; ``error`` is the reason when it could not be loaded."""
+    """One photo file's faces, the per-photo record of every stage; ``error`` is the reason when it
+    could not be loaded. A folder of them becomes one :class:`vision_lib.tables.FaceTable`."""
 
     path: Path
     faces: list[Face]
@@ -149,6 +150,9 @@ class PhotoFaces:
     #: Descriptors, one row per face (only when asked for with ``descriptors=``; see :func:`detect_paths`).
     descriptors: np.ndarray | None = None
     qualities: list[FaceQuality] | None = None
+    #: A feature row per face of a training recipe (:func:`vision_lib.extraction.extract`): the
+    #: descriptors, or the wavelet recipe's rows.
+    features: np.ndarray | None = None
 
 
 def _detect_path(path: Path, detector: str, params: dict, use_cache: bool, descriptors: str | None) -> PhotoFaces:

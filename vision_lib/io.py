@@ -42,6 +42,10 @@ class Rejected:
     source: str
     reason: str
 
+    def __iter__(self):
+        """``source, reason = rejected`` (as the ``(source, reason)`` pairs of older tables)."""
+        return iter((self.source, self.reason))
+
 
 def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read a photo as an RGB uint8 array, whatever its mode, orientation or bit depth.
