@@ -33,7 +33,7 @@ from vision_lib import average as A  # noqa: E402
 from vision_lib.config import dataset  # noqa: E402
 from vision_lib.io import photo_set  # noqa: E402
 
-METHODS = {  # name: (alignment method, select faces?)
+VARIANTS = {  # name: (alignment method, select faces?)
     "naive": ("naive", False),
     "eyes": ("eyes", False),
     "similarity": ("similarity", True),
@@ -54,7 +54,7 @@ def evaluate(set_name: str, limit: int | None, size: int, seed: int) -> dict:
     names, means = A.group_mean_descriptors(faces)
     out = {"groups": len(names), "photos": len(ps), "detect_seconds_cached_or_not": round(detect_s, 1),
            "methods": {}}
-    for label, (method, select) in METHODS.items():
+    for label, (method, select) in VARIANTS.items():
         t0 = time.perf_counter()
         kept, sharp, used, fallbacks, misses, dist_own = 0, [], [], 0, [], []
         for name in names:

@@ -29,8 +29,8 @@ def identity(detector: str | None = None, descriptor: str | None = None) -> dict
     faces = cluster.face_set(config.dataset("lfw"), labelled=True, progress=False, detector=detector,
                              descriptor=descriptor)
     prep = time.perf_counter() - start
-    cluster.compare_methods(faces, {"warm-up": {}})  # first call pays imports; not part of any timing
-    rows = cluster.compare_methods(faces)
+    cluster.compare_presets(faces, {"warm-up": {}})  # first call pays imports; not part of any timing
+    rows = cluster.compare_presets(faces)
     base = {r["name"]: r["seconds"] for r in rows}
     out = {"photos": len(faces.photos), "faces": len(faces), "photos_without_face": len(faces.rejected),
            "people": len(set(faces.photo_labels)), "detect_describe_seconds": round(prep, 1), "methods": {}}

@@ -37,7 +37,7 @@ def test_robust_centre_ignores_a_large_minority(rng):
     assert members[:9].all() and not members[9:].any()
 
 
-def test_select_faces_keeps_the_person_and_says_why_others_are_out(rng):
+def test_select_for_average_keeps_the_person_and_says_why_others_are_out(rng):
     person, other = rng.normal(0, 0.1, 128), rng.normal(0, 0.1, 128)
     d = _identity_descriptors(rng, 8, person)
     cands = [_cand(i, desc=d[i]) for i in range(5)]
@@ -45,7 +45,7 @@ def test_select_faces_keeps_the_person_and_says_why_others_are_out(rng):
     cands.append(_cand(6, desc=d[6], size=12))                           # tiny
     cands.append(_cand(7, desc=_identity_descriptors(rng, 1, other)[0]))  # someone else
     cands.append(_cand(8, slot=0, desc=d[7], size=60))                   # second face of photo 0
-    sel = A.select_faces(cands)
+    sel = A.select_for_average(cands)
     assert sel.used == [0, 1, 2, 3, 4]
     assert sel.reasons[5].startswith("turned away")
     assert sel.reasons[6].startswith("too small")
@@ -53,14 +53,14 @@ def test_select_faces_keeps_the_person_and_says_why_others_are_out(rng):
     assert sel.reasons[8] == "another face of the same photo was used"
     assert len(sel.weights) == 5 and (sel.weights > 0).all()
     # Without the identity filter the other person gets in.
-    assert 7 in A.select_faces(cands, identity=False).used
+    assert 7 in A.select_for_average(cands, identity=False).used
 
 
-def test_select_faces_relaxes_filters_rather_than_emptying_a_group(rng):
+def test_select_for_average_relaxes_filters_rather_than_emptying_a_group(rng):
     tiny = [_cand(i, size=14, frontal=0.2, score=0.91) for i in range(3)]
-    assert A.select_faces(tiny).used == [0, 1, 2]
-    assert A.select_faces([_cand(0, desc=rng.normal(size=128))]).used == [0]
-    assert A.select_faces([]).used == []
+    assert A.select_for_average(tiny).used == [0, 1, 2]
+    assert A.select_for_average([_cand(0, desc=rng.normal(size=128))]).used == [0]
+    assert A.select_for_average([]).used == []
 
 
 def _draw_face(rng, tmp_path, k, grey=False):

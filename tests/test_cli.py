@@ -59,7 +59,8 @@ def test_choices_come_from_the_library():
 def test_stages_use_the_same_names():
     from vision_lib import average, classify, cluster, features, tables, teams
 
-    assert cluster.METHODS is names.CLUSTER_METHODS and average.METHODS is names.AVERAGE_METHODS
+    assert cluster.CLUSTER_METHODS is names.CLUSTER_METHODS and average.AVERAGE_METHODS is names.AVERAGE_METHODS
+    assert not hasattr(cluster, "METHODS") and not hasattr(average, "METHODS")  # one name, one meaning
     assert classify.MODELS is names.CLASSIFIERS and teams.TEAM_METHODS is names.TEAM_METHODS
     assert tables.FEATURE_KINDS is names.FEATURE_KINDS
     assert tuple(features.COLOUR_SPACES) == names.HISTOGRAM_SPACES

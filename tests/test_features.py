@@ -195,7 +195,7 @@ def test_project_2d_keeps_separated_groups_apart(rng, method):
         F.project_2d(X, method="umap")
 
 
-def test_largest_faces_crops_first_face_and_skips_the_rest(tmp_path, rng):
+def test_largest_face_crops_first_face_and_skips_the_rest(tmp_path, rng):
     from PIL import Image
 
     from vision_lib.faces import Face, PhotoFaces
@@ -211,7 +211,7 @@ def test_largest_faces_crops_first_face_and_skips_the_rest(tmp_path, rng):
         PhotoFaces(tmp_path / "gone.jpg", [], None, "cannot decode"),
         PhotoFaces(paths[2], [small], (100, 120), None, np.ones((1, 128))),
     ]
-    got = F.largest_faces(results, ["a", "b", "c", "d"], margin=0.0)
+    got = F.largest_face_crops(results, ["a", "b", "c", "d"], margin=0.0)
     assert got.labels == ["a", "d"] and got.paths == [paths[0], paths[2]]
     assert got.crops[0].shape == (60, 50, 3) and got.boxes[0] == big.box
     np.testing.assert_array_equal(got.descriptors[0], np.arange(128))

@@ -7,7 +7,7 @@ Three steps, each a plain function (the notebook and ``vision-lib average`` call
    group comes from a folder of sub-folders (:func:`groups_from_folder`: every face of every photo
    is a candidate) or from the ``clusters.csv`` of ``vision-lib cluster``
    (:func:`groups_from_clusters`: exactly the clustered faces).
-2. :func:`select_faces` keeps the faces that belong in the average: good enough (detector score,
+2. :func:`select_for_average` keeps the faces that belong in the average: good enough (detector score,
    size, frontalness; a filter that would empty the group is relaxed, so a group of tiny faces or
    of one face still works) and of the group's person: descriptor within the descriptor's
    same-person distance (its ``threshold``) of the group's robust centre (a medoid,
@@ -42,7 +42,6 @@ from .models import same_person_distance
 
 from .names import AVERAGE_METHODS
 
-METHODS = AVERAGE_METHODS  # the older name
 
 #: A group member: a photo (every face in it is a candidate) or ``(photo, face_index)``.
 Item = Union[str, os.PathLike, tuple]
@@ -275,7 +274,7 @@ def robust_centre(descriptors: np.ndarray, max_distance: float | None = None,
     return centre, near[centre]
 
 
-def select_faces(candidates: Sequence[Candidate], *, min_score: float = 0.95, min_size: int = 32,
+def select_for_average(candidates: Sequence[Candidate], *, min_score: float = 0.95, min_size: int = 32,
                  min_frontalness: float = 0.5, max_distance: float | None = None,
                  identity: bool = True, descriptor: str | None = None) -> Selection:
     """Pick the faces of the group's person that are good enough to average, with weights.
@@ -316,7 +315,7 @@ def select_faces(candidates: Sequence[Candidate], *, min_score: float = 0.95, mi
     if identity and (ok & has_desc).any():
         idx = np.flatnonzero(ok & has_desc)
         desc = np.stack([candidates[i].descriptor for i in idx]).astype(np.float64)
-        # The centre is sought among the largest good face of each photo: the photo's subject.
+        # The centre is sought among the largest good face of each photo (most often its person).
         primary = _largest_per_slot([candidates[i] for i in idx])
         c_idx, _ = robust_centre(desc[primary], max_distance)
         centre = desc[primary][c_idx]
@@ -359,7 +358,7 @@ def _largest_per_slot(cands: Sequence[Candidate]) -> np.ndarray:
     return np.array(sorted(best.values()), int)
 
 
-def largest_faces(candidates: Sequence[Candidate]) -> list[int]:
+def largest_per_photo(candidates: Sequence[Candidate]) -> list[int]:
     """Indices of the largest face of each photo (the usual 'no cleaning' baseline)."""
     return [int(i) for i in _largest_per_slot(candidates)]
 
@@ -531,8 +530,8 @@ def mean_face(candidates: Sequence[Candidate], used: Sequence[int] | None = None
     """
     import cv2
 
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    if method not in AVERAGE_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {AVERAGE_METHODS}")
     used = list(range(len(candidates))) if used is None else list(used)
     if not used:
         raise ValueError("no faces to average")
@@ -609,14 +608,14 @@ class AverageFace:
 
 def average_group(group: GroupFaces, *, method: str = "landmarks", size: int = 160, select: bool = True,
                   **select_kw) -> AverageFace:
-    """The average face of one group: :func:`select_faces` (or, with ``select=False``, the largest
+    """The average face of one group: :func:`select_for_average` (or, with ``select=False``, the largest
     face of every photo, no cleaning) then :func:`mean_face`."""
     cands = group.candidates
     if select:
-        sel = select_faces(cands, **{"descriptor": group.descriptor, **select_kw})
+        sel = select_for_average(cands, **{"descriptor": group.descriptor, **select_kw})
         used, weights, reasons = sel.used, sel.weights, sel.reasons
     else:
-        used = largest_faces(cands)
+        used = largest_per_photo(cands)
         weights, reasons = None, {i: "not the largest face of its photo" for i in range(len(cands))}
     left_out = []
     used_slots = {cands[i].slot for i in used}
@@ -681,7 +680,7 @@ def group_mean_descriptors(faces: Mapping[str, GroupFaces]) -> tuple[list[str], 
     photos (no cleaning, so it does not depend on any selection). Groups without faces are left out."""
     names, means = [], []
     for name, g in faces.items():
-        desc = [g.candidates[i].descriptor for i in largest_faces(g.candidates)
+        desc = [g.candidates[i].descriptor for i in largest_per_photo(g.candidates)
                 if g.candidates[i].descriptor is not None]
         if desc:
             names.append(name)
@@ -826,9 +825,9 @@ def groups_from_input(source: str | os.PathLike, root: str | os.PathLike | None 
 
 
 #: The public names of this module.
-__all__ = ["METHODS", "groups_from_folder", "groups_from_labels", "cluster_group_name", "clusters_root",
+__all__ = ["AVERAGE_METHODS", "groups_from_folder", "groups_from_labels", "cluster_group_name", "clusters_root",
            "groups_from_clusters", "Candidate", "GroupFaces", "collect_faces", "group_faces", "Selection", "robust_centre",
-           "select_faces", "largest_faces", "landmarks68", "frame_matrix", "MeanFace", "mean_face",
+           "select_for_average", "largest_per_photo", "landmarks68", "frame_matrix", "MeanFace", "mean_face",
            "AverageFace", "average_group", "average_groups", "face_descriptor_of", "group_mean_descriptors",
            "IdentityCheck", "identity_check", "laplacian_sharpness", "safe_name", "check_outputs",
            "write_averages", "groups_from_input"]

@@ -55,7 +55,6 @@ from .tables import FaceTable, face_table, subject_face  # noqa: F401 (re-export
 
 from .names import CLUSTER_METHODS
 
-METHODS = CLUSTER_METHODS  # the older name
 
 #: Default distance threshold per method. Agglomerative (average linkage) merges two groups when
 #: their faces are on average closer than dlib's documented same-person distance (0.6). Chinese
@@ -84,7 +83,7 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
     """Group face descriptors by identity; the number of people is found unless given.
 
     Args:
-        method: one of :data:`METHODS`.
+        method: one of :data:`~vision_lib.names.CLUSTER_METHODS`.
         threshold: distance under which faces are the same person (hybrid attachment and
             agglomerative average-linkage cut, Chinese Whispers edge length, DBSCAN ``eps``); default
             :data:`THRESHOLD_SHARES` of the descriptor's same-person distance.
@@ -134,8 +133,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
 
         # scikit-learn's checks: 2-D, finite, real, dense (with clear messages); sets n_features_in_.
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=0)
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
+        if self.method not in CLUSTER_METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(CLUSTER_METHODS)}")
         same = same_person_distance(self.descriptor)
         t = THRESHOLD_SHARES.get(self.method, 1.0) * same if self.threshold is None else float(self.threshold)
         if self.algorithm not in ALGORITHMS:
@@ -611,10 +610,10 @@ METHOD_PRESETS: dict[str, dict] = {
 }
 
 
-def compare_methods(faces: FaceTable, presets: dict[str, dict] | None = None) -> list[dict]:
+def compare_presets(faces: FaceTable, presets: dict[str, dict] | None = None) -> list[dict]:
     """Cluster ``faces`` with each preset; one row of timing, internal and external metrics each.
 
-    External metrics are per photo (its subject face) and need a labelled :class:`FaceSet`.
+    External metrics are per photo (its subject face) and need a labelled table.
     """
     presets = METHOD_PRESETS if presets is None else presets
     rows = []
@@ -634,6 +633,10 @@ def compare_methods(faces: FaceTable, presets: dict[str, dict] | None = None) ->
             row.update(external_metrics(faces.photo_labels, faces.photo_clusters(labels)))
         rows.append(row)
     return rows
+
+
+#: The older name of :func:`compare_presets` (notebook 04).
+compare_methods = compare_presets
 
 
 def format_rows(rows: Sequence[dict], columns: Sequence[str], digits: int = 3) -> str:
@@ -683,9 +686,9 @@ def face_thumbnails(faces: FaceTable, index: Iterable[int], size: int = 72, marg
 
 
 #: The public names of this module.
-__all__ = ["METHODS", "THRESHOLD_SHARES", "DEFAULT_THRESHOLDS", "HYBRID_CORE_SIZE", "GRAPH_LIMIT",
+__all__ = ["CLUSTER_METHODS", "THRESHOLD_SHARES", "DEFAULT_THRESHOLDS", "HYBRID_CORE_SIZE", "GRAPH_LIMIT",
            "ALGORITHMS", "IdentityClustering", "cluster_faces", "INTERNAL_SAMPLE", "internal_metrics",
            "singletons_for_noise", "external_metrics", "FaceTable", "FaceSet", "subject_face", "face_set", "group_folder",
            "export_clusters", "cluster_folder", "load_descriptor_table", "table_threshold", "table_faces",
-           "cluster_table", "METHOD_PRESETS", "compare_methods", "format_rows", "gallery_groups",
+           "cluster_table", "METHOD_PRESETS", "compare_presets", "compare_methods", "format_rows", "gallery_groups",
            "face_thumbnails"]

@@ -250,7 +250,7 @@ class FaceSamples:
         return len(self.paths)
 
 
-def largest_faces(results: Sequence, labels: Sequence[str | None] | None = None, margin: float = 0.2) -> FaceSamples:
+def largest_face_crops(results: Sequence, labels: Sequence[str | None] | None = None, margin: float = 0.2) -> FaceSamples:
     """Crop the largest face of every photo from :func:`vision_lib.faces.detect_paths` results.
 
     Photos without a face or that failed to load are left out (``len`` tells how many remain);
@@ -278,6 +278,10 @@ def largest_faces(results: Sequence, labels: Sequence[str | None] | None = None,
     if desc and len(desc) == len(keep.paths):
         keep.descriptors = np.stack(desc).astype(np.float32)
     return keep
+
+
+#: The older name of :func:`largest_face_crops` (notebook 02).
+largest_faces = largest_face_crops
 
 
 def project_2d(X: np.ndarray, method: str = "pca", random_state: int | None = 0) -> np.ndarray:
@@ -323,5 +327,5 @@ def neighbour_accuracy(X: np.ndarray, labels: Sequence, metric: str = "euclidean
 #: The public names of this module.
 __all__ = ["REGIONS", "COLOUR_SPACES", "wavelet_image", "wavelet_features", "WaveletFeatures",
            "region_boxes", "colour_histogram", "region_histograms", "histogram_correlation",
-           "ColourHistograms", "histograms_by_region", "FaceSamples", "largest_faces", "project_2d",
+           "ColourHistograms", "histograms_by_region", "FaceSamples", "largest_face_crops", "largest_faces", "project_2d",
            "neighbour_accuracy"]
