@@ -59,7 +59,7 @@ def methods_table(images: dict, ks, methods) -> dict:
         for img in images.values():
             for m in methods:
                 q = compress.quantize_with(m, img, k)
-                qual = compress.quality(img, q)
+                qual = compress.fidelity(img, q)
                 rows[m]["psnr"].append(qual["psnr"])
                 rows[m]["ssim"].append(qual["ssim"])
                 rows[m]["seconds"].append(q.seconds)

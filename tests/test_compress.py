@@ -209,7 +209,7 @@ def test_ssim_with_cached_reference_equals_ssim(rng):
 
 def test_histogram_sums_and_counts(rng):
     img = _photo(rng)
-    h = C.colour_histogram(img, bits=5)
+    h = C.colour_bins(img, bits=5)
     assert h.counts.sum() == img.shape[0] * img.shape[1]
     assert np.allclose(h.sums.sum(axis=0), img.reshape(-1, 3).sum(axis=0))
     # each pixel lies inside its bin's cube
@@ -278,9 +278,9 @@ def test_write_new_file_never_overwrites(tmp_path):
 
 
 # --------------------------------------------------------------------------- comparisons
-def test_compare_methods_rows(rng):
+def test_compare_quantizers_rows(rng):
     img = _photo(rng, 64, 80)
-    rows = C.compare_methods(img, [4, 8], methods=["vision_lib", "median_cut", "fast_octree", "pngquant"])
+    rows = C.compare_quantizers(img, [4, 8], methods=["vision_lib", "median_cut", "fast_octree", "pngquant"])
     methods = {r["method"] for r in rows}
     assert {"vision_lib", "median_cut", "fast_octree"} <= methods
     assert ("pngquant" in methods) == C.pngquant_available()

@@ -40,7 +40,7 @@ from .io import load_image
 @dataclass
 class _Photo:
     image: np.ndarray
-    histogram: compress.ColourHistogram | None  # live=False: what quantize() fits on
+    histogram: compress.ColourBins | None  # live=False: what quantize() fits on
     table: compress.ColourTable | None  # live=True: distinct colours ...
     tree: compress.PaletteTree | None  # ... and the merge tree refit() starts from
     ssim: compress.SSIM
@@ -162,7 +162,7 @@ class CompressionExplorer:
                 hist, table = None, compress.colour_table(image)
                 tree = compress.palette_tree(table, random_state=self.random_state)
             else:
-                hist, table, tree = compress.colour_histogram(image), None, None
+                hist, table, tree = compress.colour_bins(image), None, None
             self._photos[path] = _Photo(
                 image, hist, table, tree, compress.SSIM(image), path.stat().st_size,
                 len(compress.plain_png_bytes(image)), _fast_png(image), self._colour_space_background(image),
