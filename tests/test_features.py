@@ -240,7 +240,7 @@ def test_folder_histograms_give_a_labelled_table_and_list_what_failed(tmp_path, 
     assert table.X.shape == (7, 2 * 4 ** 3) and table.X.dtype == np.float32
     assert table.labels == ["green_white"] * 4 + ["red_blue"] * 3
     assert table.sources[0] == "green_white/0.png" and (table.face_index == -1).all()
-    assert [s for s, _ in table.rejected] == ["notes.txt", "red_blue/broken.jpg"]
+    assert [s for s, _ in table.not_used] == ["notes.txt", "red_blue/broken.jpg"]
     # Each half is a normalised histogram, and the two kits differ where their colours differ.
     upper, lower = table.X[:, :64], table.X[:, 64:]
     assert np.allclose(upper.sum(1), 1) and np.allclose(lower.sum(1), 1)
@@ -248,7 +248,7 @@ def test_folder_histograms_give_a_labelled_table_and_list_what_failed(tmp_path, 
     path = table.save(tmp_path / "kits")
     assert path.name == "kits.npz"
     back = T.FeatureTable.load(path)
-    assert np.array_equal(back.X, table.X) and back.sources == table.sources and back.rejected == table.rejected
+    assert np.array_equal(back.X, table.X) and back.sources == table.sources and back.not_used == table.not_used
     assert back.kind == "histogram" and back.settings["bins"] == 4
     with pytest.raises(FileExistsError):
         table.save(path)
@@ -296,7 +296,7 @@ def test_folder_descriptors_one_row_per_face_on_real_photos(footballers_dir, tmp
     photos = classify.extract(sorted(tmp_path.rglob("*.jpg")), progress=False)
     expected = np.vstack([ph.features for ph in photos if ph.faces])
     assert table.X.shape == expected.shape and np.allclose(table.X, expected)
-    assert len(set(table.sources)) + len(table.rejected) == 6 and len(set(table.labels)) == 2
+    assert len(set(table.sources)) + len(table.not_used) == 6 and len(set(table.labels)) == 2
     # face_index restarts at 0 in every photo; boxes have a positive size
     starts = [i for i in range(len(table.sources)) if i == 0 or table.sources[i] != table.sources[i - 1]]
     assert all(table.face_index[i] == 0 for i in starts) and (table.boxes[:, 2:] > 0).all()

@@ -91,7 +91,7 @@ def test_features_compress_and_teams_account_for_every_file(mixed, tmp_path, cap
     capsys.readouterr()
     table = FeatureTable.load(tmp_path / "f.npz")
     assert set(table.sources) == with_face | faceless and len(table.sources) == len(set(table.sources))
-    assert set(table.sources) | {s for s, _ in table.rejected} == everything
+    assert set(table.sources) | {s for s, _ in table.not_used} == everything
 
     rc = main(["compress", str(root), "--k", "4", "--out", str(tmp_path / "c")])
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]

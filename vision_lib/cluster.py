@@ -470,11 +470,11 @@ def _write_export(faces: FaceTable, labels: Sequence[int], out: Path, *, metrics
             w.writerow(["source", "face_index", "cluster"])
             for s, j, c in zip(faces.sources, faces.face_index, labels):
                 w.writerow([s, int(j), int(c)])
-        if faces.rejected:  # photos without a usable face and the other files of the folder
+        if faces.not_used:  # photos without a usable face and the other files of the folder
             with open(tmp / "rejected.csv", "w", **CSV_TEXT) as f:
                 w = csv.writer(f)
                 w.writerow(["source", "reason"])
-                w.writerows([r.source, r.reason] for r in sorted(faces.rejected, key=lambda r: r.source))
+                w.writerows([r.source, r.reason] for r in faces.not_used)
         copy_grouped(((p, tmp / group_folder(c) / flat_name(s))
                       for p, s, c in zip(faces.paths, faces.sources, labels)), link=link)
         (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
@@ -512,7 +512,7 @@ def _cluster_export(faces: FaceTable, out: Path, where: dict, *, method, k, max_
     seconds = time.perf_counter() - start
     metrics = {
         **where, "method": method, "params": {k_: v for k_, v in model.get_params().items()},
-        "photos": len(faces.photos), "faces": len(faces), "photos_rejected": len(faces.photos_rejected),
+        "photos": len(faces.photos), "faces": len(faces), "photos_rejected": len(faces.rejected),
         "files_skipped": len(faces.skipped),
         "cluster_seconds": seconds, "internal": internal_metrics(faces.descriptors, labels),
     }

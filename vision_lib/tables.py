@@ -79,9 +79,10 @@ class FaceTable:
     ``sources`` are photo paths relative to the folder; ``labels`` the photo's first sub-folder (the
     person, in a one-folder-per-person layout; ``""`` for photos at the top). Per-face kinds fill
     ``face_index`` (0 = largest face) and ``boxes`` (``x, y, w, h``); per-photo kinds leave -1 there.
-    ``rejected`` lists a :class:`~vision_lib.io.Rejected` (``source, reason``) for every file that gave
-    no row: photos without a face or that could not be read (:attr:`photos_rejected`) and the other
-    files under the folder (``skipped``, not photos by content).
+    ``rejected`` lists a :class:`~vision_lib.io.Rejected` (``source, reason``) for every photo that gave
+    no row (no face, or it could not be read), ``skipped`` the other files under the folder (not photos
+    by content); :attr:`not_used` both. (Tables written before ``skipped`` was saved apart load with
+    both in ``rejected``.)
 
     Optional per-face columns (NaN, or the largest face as subject, when unknown, e.g. in ``.npz``
     files written before they existed): ``keypoints`` ``(n, 5, 2)`` in :data:`~vision_lib.geometry.KEYPOINTS`
@@ -122,7 +123,7 @@ class FaceTable:
                                                                                   self.frontalness))
         self.subject = (self.face_index == 0) if self.subject is None else np.asarray(self.subject, bool).reshape(n)
         if self.photos is None:
-            self.photos = list(dict.fromkeys(self.sources + [r.source for r in self.photos_rejected]))
+            self.photos = list(dict.fromkeys(self.sources + [r.source for r in self.rejected]))
         if self.root is not None:
             self.root = Path(self.root)
 
@@ -154,10 +155,9 @@ class FaceTable:
         return self.photo_labels is not None
 
     @property
-    def photos_rejected(self) -> list[Rejected]:
-        """The photos that gave no row (``rejected`` without the ``skipped`` other files)."""
-        other = {r.source for r in self.skipped}
-        return [r for r in self.rejected if r.source not in other]
+    def not_used(self) -> list[Rejected]:
+        """Every file under the folder that gave no row, with why: ``rejected`` and ``skipped``, by source."""
+        return sorted(self.rejected + self.skipped, key=lambda r: r.source)
 
     def face(self, i: int) -> Face:
         """Row ``i`` as a :class:`~vision_lib.geometry.Face` (box, score, the keypoints it has)."""
@@ -203,7 +203,7 @@ class FaceTable:
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
         check_output_folder(path.parent).mkdir(parents=True, exist_ok=True)
-        rejected = sorted(self.rejected, key=lambda r: r.source)
+        rejected = self.not_used  # one list, as files written before `skipped_source` have it
         settings = {"kind": self.kind, **self.settings}
         if self.photo_labels is not None:
             settings["labelled"] = True
@@ -229,24 +229,25 @@ class FaceTable:
         with np.load(path, allow_pickle=False) as z:
             settings = json.loads(str(z["settings"]))
             kind, labelled = settings.pop("kind"), settings.pop("labelled", False)
-            rejected = [Rejected(s, r) for s, r in zip(z["rejected_source"].tolist(), z["rejected_reason"].tolist())]
+            listed = [Rejected(s, r) for s, r in zip(z["rejected_source"].tolist(), z["rejected_reason"].tolist())]
             new = {k: z[k] for k in ("keypoints", "score", "sharpness", "frontalness", "subject") if k in z}
             other = set(z["skipped_source"].tolist()) if "skipped_source" in z else set()
-            return cls(kind, z["X"], z["source"].tolist(), z["label"].tolist(), z["face_index"], z["box"], rejected,
+            return cls(kind, z["X"], z["source"].tolist(), z["label"].tolist(), z["face_index"], z["box"],
+                       [r for r in listed if r.source not in other],
                        settings, keypoints=new.get("keypoints"), scores=new.get("score"),
                        sharpness=new.get("sharpness"), frontalness=new.get("frontalness"), subject=new.get("subject"),
                        photos=z["photo"].tolist() if "photo" in z else None,
                        photo_labels=z["photo_label"].tolist() if labelled and "photo_label" in z else None,
-                       skipped=[r for r in rejected if r.source in other])
+                       skipped=[r for r in listed if r.source in other])
 
     def __str__(self) -> str:
         from collections import Counter
 
         photos = len(set(self.sources))
-        reasons = Counter(r.reason for r in self.rejected)
+        reasons = Counter(r.reason for r in self.not_used)
         lines = [f"{self.kind}: {len(self.X)} rows x {self.X.shape[1]} values from {photos} photos"
                  + (f" ({len(set(self.labels) - {''})} labels)" if any(self.labels) else "")
-                 + f"; {len(self.rejected)} files without a row (photos and other files)"]
+                 + f"; {len(self.not_used)} files without a row (photos and other files)"]
         lines += [f"  {n:5d}  {r}" for r, n in reasons.most_common()]
         return "\n".join(lines)
 
@@ -336,7 +337,7 @@ def face_table(photos: str | os.PathLike | Iterable[str | os.PathLike], *, root:
         kind, np.asarray(rows, dtype=np.float32).reshape(len(rows), dim), sources,
         [label_of.get(s, s.split("/")[0] if "/" in s else "") for s in sources],
         np.array([w[1] for w in where], dtype=int), np.array([w[2].box for w in where], dtype=int),
-        sorted(rejected + skipped, key=lambda x: x.source), settings,
+        rejected, settings,
         keypoints=np.array([[w[2].keypoints.get(k, (np.nan, np.nan)) for k in KEYPOINTS] for w in where],
                            dtype=np.float64).reshape(len(where), len(KEYPOINTS), 2),
         scores=np.array([w[2].score for w in where], dtype=np.float64),
@@ -358,7 +359,8 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
     ``histogram`` a row per photo (``bins`` and ``space`` for the histograms). Face detection,
     descriptors and MobileNetV2 features come from the disk cache when the photo was seen before.
     Photos are found by content (:func:`vision_lib.io.scan_folder`); unreadable photos, photos
-    without a face and every other file under ``in_dir`` are listed in ``rejected``, never fatal.
+    without a face are listed in ``rejected``, every other file under ``in_dir`` in ``skipped``
+    (:attr:`FaceTable.not_used`: both), never fatal.
     """
     from .io import LoadReport, iter_loaded, scan_folder
 
@@ -401,7 +403,7 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
                 rows.append(np.concatenate([h["upper"], h["lower"]]))
                 where.append(source[str(p)])
     skipped = scan.relative_skipped()
-    rejected = sorted([Rejected(source.get(r.source, r.source), r.reason) for r in report.rejected] + skipped,
+    rejected = sorted((Rejected(source.get(r.source, r.source), r.reason) for r in report.rejected),
                       key=lambda r: r.source)
     dim = {"mobilenet": 1280, "histogram": 2 * bins ** 3}[kind]
     X = np.asarray(rows, dtype=np.float32).reshape(len(rows), dim)
