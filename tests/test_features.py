@@ -216,6 +216,16 @@ def test_largest_face_crops_first_face_and_skips_the_rest(tmp_path, rng):
     assert got.crops[0].shape == (60, 50, 3) and got.boxes[0] == big.box
     np.testing.assert_array_equal(got.descriptors[0], np.arange(128))
     assert got.descriptors.shape == (2, 128) and len(got) == 2
+    # the same photos as a face table: the same crops, labels from the table
+    from vision_lib.tables import FaceTable
+
+    table = FaceTable("descriptor", np.vstack([np.arange(256).reshape(2, 128), np.ones((1, 128))]),
+                      ["p0.png", "p0.png", "p2.png"], ["a", "a", "d"], [0, 1, 0], [big.box, small.box, small.box],
+                      [("p1.png", "no face found")], {}, root=tmp_path)
+    again = F.largest_face_crops(table, margin=0.0)
+    assert again.labels == ["a", "d"] and again.paths == got.paths and again.boxes == got.boxes
+    assert all(np.array_equal(a, b) for a, b in zip(again.crops, got.crops))
+    np.testing.assert_array_equal(again.descriptors, got.descriptors)
 
 
 # --------------------------------------------------------------------------- folder -> feature table

@@ -250,15 +250,24 @@ class FaceSamples:
         return len(self.paths)
 
 
-def largest_face_crops(results: Sequence, labels: Sequence[str | None] | None = None, margin: float = 0.2) -> FaceSamples:
-    """Crop the largest face of every photo from :func:`vision_lib.faces.detect_paths` results.
+def largest_face_crops(results, labels: Sequence[str | None] | None = None, margin: float = 0.2) -> FaceSamples:
+    """Crop the largest face of every photo of a :class:`~vision_lib.tables.FaceTable` (its rows with
+    ``face_index`` 0; ``labels`` default to the table's) or of :func:`vision_lib.faces.detect_paths` results.
 
     Photos without a face or that failed to load are left out (``len`` tells how many remain);
-    ``descriptors`` holds the descriptor rows when the detection asked for them.
+    ``descriptors`` holds the descriptor rows when there are some (a descriptor table, or detection
+    asked for them).
     """
     from .faces import crop
     from .io import ImageError, load_image
 
+    if hasattr(results, "face_index"):  # a face table: one record per photo, its largest face
+        table = results
+        first = [i for i in range(len(table)) if table.face_index[i] == 0]
+        labels = [table.labels[i] for i in first] if labels is None else list(labels)
+        paths = table.paths
+        results = [_Largest(paths[i], [table.face(i)], table.X[i:i + 1] if table.kind == "descriptor" else None)
+                   for i in first]
     labels = list(labels) if labels is not None else [None] * len(results)
     keep = FaceSamples([], [], [], None, [])
     desc = []
@@ -278,6 +287,16 @@ def largest_face_crops(results: Sequence, labels: Sequence[str | None] | None = 
     if desc and len(desc) == len(keep.paths):
         keep.descriptors = np.stack(desc).astype(np.float32)
     return keep
+
+
+@dataclass
+class _Largest:
+    """A face table row as the photo record :func:`largest_face_crops` reads."""
+
+    path: Path
+    faces: list
+    descriptors: np.ndarray | None
+    error: str | None = None
 
 
 #: The older name of :func:`largest_face_crops` (notebook 02).
