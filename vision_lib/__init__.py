@@ -6,8 +6,9 @@ The common path is a handful of verbs (:mod:`vision_lib.api`, re-exported here):
 
 Where everything lives, in layers that import only downwards (checked by import-linter in the tests):
 app (``cli``; ``serve``, ``notebooks``, ``present``, ``widgets``, ``api``) -> stages (``classify``,
-``cluster``, ``teams``, ``average``, ``compress``) -> pipeline (``features``) -> ``faces`` /
-``embeddings`` -> ``models`` -> ``geometry`` -> ``io``, ``config``, ``names``, ``native``:
+``cluster``, ``teams``, ``average``, ``compress``) -> pipeline (``tables``, ``extraction``,
+``features``) -> ``faces`` / ``embeddings`` -> ``models`` -> ``geometry`` -> ``io``, ``config``,
+``names``, ``native``:
 
 ==================  ===========================================================================
 ``io``              load any photo as RGB uint8 (EXIF, alpha, CMYK, 16-bit...), check arrays
@@ -20,15 +21,19 @@ app (``cli``; ``serve``, ``notebooks``, ``present``, ``widgets``, ``api``) -> st
                     (``facenet`` default, ``dlib``) as plug-ins by name (``get_detector``,
                     ``get_descriptor``); model files found and checked by SHA-256
 ``faces``           detect (by name, from ``models``), crop, align, quality, best-N, batch export
-``features``        wavelet recipe, colour histograms of body regions (functions + transformers),
-                    a folder to a feature table (``vision-lib features``)
+``features``        wavelet recipe, colour histograms of body regions (functions + transformers)
+``extraction``      photos to a feature row per face, the way a saved model redoes it
+``tables``          the face table: every face of a folder (source, box, keypoints, quality,
+                    descriptor, label, subject) built by ``face_table``, saved as ``.npz``
+                    (``vision-lib features``); every stage consumes it
 ``embeddings``      MobileNetV2 ImageNet features (lazy TensorFlow); dlib's descriptor functions
                     re-exported from ``models.dlib``
 ``classify``        model comparison, cleaning of uncurated folders, predict, model bundles
 ``cluster``         identity clustering (number of people unknown) and its metrics
 ``teams``           clothing clustering of player crops
 ``average``         aligned average faces per person or cluster
-``compress``        K-Means colour quantization, palette PNGs, quality figures
+``compress``        K-Means colour quantization, palette PNGs, fidelity figures (a sub-package:
+                    ``bins``, ``quantizer``, ``png``, ``metrics``, ``files``, ``baselines``...)
 ``widgets``         ipywidgets controls for the notebooks
 ``plotting``        galleries, boxes, projections (take an ``ax``; never reseed global RNGs)
 ``serve``           Flask web app: drop a photo, see who it is
