@@ -59,6 +59,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "io", "native", "names", "config", "cache", "geometry", "models", "faces", "embeddings", "features",
+    "extraction", "tables",
     "classify", "cluster", "teams", "average", "compress", "widgets", "plotting", "serve", "cli", "notebooks",
     "present", "datasets", "api",
 }
