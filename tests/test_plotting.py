@@ -86,3 +86,60 @@ def test_openset_curve_marks_the_default_and_unknown_faces_show_no_probability()
     plotting.predicted_faces(ax, np.zeros((10, 10, 3), np.uint8), result)
     assert [t.get_text() for t in ax.texts] == ["leo_messi 0.90", "not sure", "unknown"]
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- captions and layout (issue 22)
+def test_short_text_wraps_at_word_boundaries_and_shows_names_with_spaces():
+    assert plotting.short_text("Serena_Williams") == "Serena\nWilliams"
+    assert plotting.short_text("no face matches the folder's person", 14) == "no face\nmatches the…"
+    assert plotting.short_text("Arnold_Schwarzenegger", 10, 1) == "Arnold…"
+    assert plotting.short_text("Abcdefghijklmnop", 8, 1) == "Abcdefg…"  # one long word: cut inside, marked
+    assert plotting.short_text("") == ""
+
+
+def test_cluster_captions_name_the_majority_and_put_junk_last():
+    # cluster 0: 3 of 4 faces Serena's subject faces; 1: two folders, no majority; 2: background faces.
+    labels = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, -1, -1]
+    folders = ["Serena_Williams"] * 4 + ["A", "A", "B", "C"] + ["A", "B", "C"] + ["A", "B"]
+    subject = [True, True, True, False] + [True] * 4 + [False, False, True] + [True, True]
+    captions = plotting.cluster_captions(labels, folders, subject)
+    assert captions == {0: "Serena Williams (3/4)", 1: "mixed (4)", 2: "bystanders (3)", -1: "unassigned (2)"}
+    assert list(captions) == [0, 1, 2, -1]  # people first, then mixed, bystanders, unassigned
+    # Without labels: numbered clusters, still with the bystander rule; a big junk cluster goes last.
+    unlabelled = plotting.cluster_captions([5, 5, 5, 5, 1, 1], None, [False] * 4 + [True, True])
+    assert unlabelled == {1: "cluster 1 (2)", 5: "bystanders (4)"} and list(unlabelled) == [1, 5]
+    with pytest.raises(ValueError, match="one entry per face"):
+        plotting.cluster_captions([0, 1], ["a"])
+
+
+def test_identity_galleries_caption_rows_and_explain_the_junk():
+    class Faces:  # the two FaceSet attributes the galleries read
+        labels = ["Serena_Williams"] * 3 + ["x", "y"]
+        subject = [True, True, True, False, False]
+
+    thumbs = lambda faces, idx: [np.full((8, 8, 3), 100, np.uint8) for _ in idx]  # noqa: E731
+    fig = plotting.identity_galleries(Faces(), [0, 0, 0, 1, 1], thumbs, per_group=3)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts == ["Serena Williams\n(3/3)", "bystanders (2)"]
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["Serena\nWilliams"] * 3 + ["other face"] * 2
+    assert fig.get_supxlabel() == plotting.JUNK_NOTE
+    plt.close(fig)
+
+
+def test_projection_colours_only_the_largest_groups_with_a_legend():
+    labels = ["a"] * 5 + ["b"] * 3 + ["c"] * 2 + ["d"] + ["unassigned (2)"] * 2
+    points = np.arange(2 * len(labels), dtype=float).reshape(-1, 2)
+    fig, ax = plt.subplots()
+    plotting.projection(ax, points, labels, top=2)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["others (2 groups)", "unassigned (2) (2)", "a (5)", "b (3)"]
+    plt.close(fig)
+
+
+def test_display_stretch_makes_faint_details_visible():
+    faint = np.zeros((10, 10), np.uint8)
+    faint[0, :] = 12
+    shown = plotting.display_stretch(faint)
+    assert shown.max() == 1.0 and shown.min() == 0.0
+    assert plotting.display_stretch(np.zeros((3, 3))).max() == 0.0
