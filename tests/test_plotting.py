@@ -133,7 +133,7 @@ def test_projection_colours_only_the_largest_groups_with_a_legend():
     fig, ax = plt.subplots()
     plotting.projection(ax, points, labels, top=2)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["others (2 groups)", "unassigned (2) (2)", "a (5)", "b (3)"]
+    assert legend == ["others (2 groups)", "unassigned (2)", "a (5)", "b (3)"]
     plt.close(fig)
 
 

@@ -146,7 +146,9 @@ def projection(ax, points: np.ndarray, labels: Sequence, title: str | None = Non
         if name == other and name not in colours:
             text = f"{other} ({len({lab for lab, s in zip(labels, sel) if s})} groups)"
         else:
-            text = f"{short_text(name, 28, 1)} ({counts[name]})" if top is not None else str(name)
+            text = short_text(name, 32, 1)
+            if top is not None and not name.endswith(")"):  # a caption such as "Serena Williams (12/13)" has its count
+                text += f" ({counts[name]})"
         ax.scatter(points[sel, 0], points[sel, 1], s=marker_size, color=colour, label=text,
                    edgecolors="white", linewidths=0.3, zorder=zorder)
     ax.set_xticks([])
@@ -154,7 +156,7 @@ def projection(ax, points: np.ndarray, labels: Sequence, title: str | None = Non
     if title:
         ax.set_title(title)
     if legend:
-        ax.legend(fontsize=7, markerscale=1.2, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.legend(fontsize=8, markerscale=1.2, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
 
