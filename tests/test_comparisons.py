@@ -78,3 +78,13 @@ def test_identity_models_score_both_model_pairs_on_the_same_photos(lfw_dir):
     assert [r["name"] for r in rows] == ["yunet + facenet", "mtcnn + dlib"]
     for r in rows:
         assert r["n_true"] == len({p.parent.name for p in paths}) and 0.5 <= r["bcubed_f"] <= 1.0
+
+
+def test_detector_comparison_draws_coverage_and_milliseconds():
+    fig, axes = plt.subplots(1, 2)
+    plotting.detector_comparison(axes, {"yunet": {"coverage": 0.99, "seconds_per_photo": 0.031},
+                                        "mtcnn": {"coverage": 0.98, "seconds_per_photo": 0.25}})
+    assert [round(p.get_height(), 3) for p in axes[0].patches] == [0.99, 0.98]
+    assert [round(p.get_height(), 3) for p in axes[1].patches] == [31.0, 250.0]
+    assert axes[1].get_ylabel().startswith("ms per photo")
+    plt.close(fig)

@@ -166,7 +166,7 @@ def test_colourfulness_is_zero_for_grey_and_high_for_colour():
 
 def test_curated_faces_leave_out_grey_other_person_and_duplicate_faces(tmp_path, monkeypatch):
     """Generated photos, a stand-in descriptor (the photo's red/green level as a 2-d vector):
-    four of one person, a near copy of the first, someone else, and a grey sketch."""
+    four of one person, a near copy of the first, someone else, a grey sketch and a profile."""
     import vision_lib.models as M
 
     class Descriptor:
@@ -185,11 +185,12 @@ def test_curated_faces_leave_out_grey_other_person_and_duplicate_faces(tmp_path,
         image[::2, ::2] = np.clip(np.array(rgb) + 30, 0, 255)  # some texture, colour kept
         Image.fromarray(image).save(tmp_path / name)
         # Quality decreasing in file order: the ranking is a, b, c, d, copy_of_a, other, sketch.
-        rows.append({"source": name, "x": 10, "y": 10, "w": 40, "h": 40, "score": 0.99, "size": 40,
+        rows.append({"source": name, "face_index": "0", "x": 10, "y": 10, "w": 40, "h": 40, "score": 0.99, "size": 40,
                      "sharpness": 100.0 - k, "frontalness": 0.9})
+    rows.append({**rows[0], "frontalness": 0.1})  # a profile of the same photo: ranked last, never shown
     best = F.curated_faces(rows, tmp_path, 10)
     assert [rows[i]["source"] for i in best.index] == ["a.png", "b.png", "c.png", "d.png"]
-    assert best.left_out == {"grey or drawn": 1, "duplicate": 1, "another person": 1}
+    assert best.left_out == {"grey or drawn": 1, "duplicate": 1, "another person": 1, "turned away or small": 1}
     assert best.note().startswith("left out: 1 ")
     assert F.curated_faces(rows, tmp_path, 2).index == [0, 1]
     # An unreadable photo is left out with its reason, not a crash.

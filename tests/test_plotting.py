@@ -143,3 +143,15 @@ def test_display_stretch_makes_faint_details_visible():
     shown = plotting.display_stretch(faint)
     assert shown.max() == 1.0 and shown.min() == 0.0
     assert plotting.display_stretch(np.zeros((3, 3))).max() == 0.0
+
+
+def test_average_grid_titles_each_face_with_its_caption_and_counts():
+    from types import SimpleNamespace
+
+    face = lambda group: SimpleNamespace(group=group, image=np.zeros((8, 8, 3), np.uint8), n_used=3, n_faces=4)  # noqa: E731
+    rows = {"naive mean": [face("cluster_00"), face("cluster_01")], "aligned": [face("cluster_00"), face("cluster_01")]}
+    fig = plotting.average_grid(rows, names={"cluster_00": "Serena Williams (3/4)"})
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[:2] == ["Serena Williams\n(3/4)\n3/4 faces", "cluster 01\n3/4 faces"]
+    assert [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()] == ["naive mean", "aligned"]
+    plt.close(fig)

@@ -146,9 +146,11 @@ def colourfulness(image: np.ndarray) -> float:
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
-#: Below this colourfulness a face is taken for a grey photo, a sketch or a drawing: Hasler &
-#: Süsstrunk's scale puts "not colourful" at 0 and "slightly colourful" at 15; half way is the cut.
-MIN_COLOURFULNESS = 7.5
+#: Below this colourfulness a face is taken for a grey or sepia photo, a sketch or a drawing: the
+#: "slightly colourful" anchor of Hasler & Süsstrunk's scale (0 "not colourful", 15 "slightly",
+#: 33 "moderately"). (Chosen after a sepia sketch scored 9.7 on the footballer photos, where the
+#: colour face crops seen scored 32-57; a gallery may lose a pale, cold-lit photo to it.)
+MIN_COLOURFULNESS = 15.0
 #: Two faces closer than this share of the descriptor's same-person distance are one photo twice
 #: (a re-encoded or resized copy), not two photos of one person.
 DUPLICATE_SHARE = 0.25
@@ -168,31 +170,39 @@ class Curated:
 
 
 def curated_faces(rows: Sequence[dict], root: str | os.PathLike, n: int, *, descriptor: str | None = None,
-                  pool: int = 4, min_colourfulness: float = MIN_COLOURFULNESS,
-                  duplicate_share: float = DUPLICATE_SHARE) -> Curated:
+                  pool: int = 4, min_frontalness: float = 0.5, min_size: int = 40,
+                  min_colourfulness: float = MIN_COLOURFULNESS, duplicate_share: float = DUPLICATE_SHARE) -> Curated:
     """The ``n`` best faces of one person's ``faces.csv`` rows (:func:`read_export`; photos under
-    ``root``) for a gallery: ranked by :func:`best_faces`, then, among the ``pool * n`` best,
+    ``root``) for a gallery: ranked by :func:`best_faces`; among the ``pool * n`` best, a face is
     left out when
 
-    - ``grey or drawn``: the face's :func:`colourfulness` is under ``min_colourfulness``;
-    - ``another person``: its median descriptor distance to the folder's core faces (the half of
-      the candidates with the smallest median distance to the others) is above the descriptor's
-      own same-person distance (needs at least 4 candidates);
-    - ``duplicate``: it is within ``duplicate_share`` of that distance of a face kept before it.
+    - ``turned away or small``: under ``min_frontalness`` or ``min_size`` (as :func:`best_faces` ranks);
+    - ``grey or drawn``: its :func:`colourfulness` is under ``min_colourfulness``;
+    - ``another person``: its median descriptor distance to the folder's core faces is above the
+      descriptor's own same-person distance. The core is the half of the photos' largest faces
+      (``face_index`` 0: a folder's photos are mostly framed on its person) with the smallest median
+      distance to each other; with fewer than 4 such faces the rule is skipped;
+    - ``duplicate``: it is within ``duplicate_share`` of that distance of a face kept before it
+      (the same photo twice).
 
-    The rules use only the descriptor's calibrated threshold and a published colour scale, nothing
-    fitted to a data set. A face whose photo cannot be read is left out as ``unreadable``.
+    The rules use only the descriptor's calibrated threshold, a published colour scale and the
+    ranking's own limits, nothing fitted to a data set. A face whose photo cannot be read is left
+    out as ``unreadable``.
     """
     from collections import Counter
 
     from .models import describe_many, get_descriptor
 
-    order = best_faces([row_quality(r) for r in rows], max(1, pool * n))
+    qualities = [row_quality(r) for r in rows]
+    order = best_faces(qualities, max(1, pool * n), min_frontalness=min_frontalness, min_size=min_size)
     model = get_descriptor(descriptor)
     left_out: Counter = Counter()
     items, kept = [], []
     for i in order:
-        row = rows[i]
+        q, row = qualities[i], rows[i]
+        if q.size < min_size or (q.frontalness is not None and q.frontalness < min_frontalness):
+            left_out["turned away or small"] += 1
+            continue
         face = Face(tuple(int(float(row[k])) for k in ("x", "y", "w", "h")), float(row["score"]))
         try:
             image = load_image(Path(root) / row["source"])
@@ -210,13 +220,13 @@ def curated_faces(rows: Sequence[dict], root: str | os.PathLike, n: int, *, desc
     X = np.concatenate(describe_many(model, items)).astype(np.float64)
     D = np.linalg.norm(X[:, None] - X[None], axis=2)
     threshold = float(model.threshold)
-    if len(kept) >= 4:
-        np.fill_diagonal(D, np.nan)
-        core = np.argsort(np.nanmedian(D, axis=1))[: max(2, len(kept) // 2)]
-        typical = np.array([np.nanmedian(D[j, core]) for j in range(len(kept))])
-        np.fill_diagonal(D, 0.0)
-    else:
-        typical = np.zeros(len(kept))
+    largest = np.array([str(rows[i].get("face_index", "0")) == "0" for i in kept])
+    typical = np.zeros(len(kept))
+    if largest.sum() >= 4:
+        L = np.flatnonzero(largest)
+        inner = D[np.ix_(L, L)] + np.diag(np.full(len(L), np.nan))
+        core = L[np.argsort(np.nanmedian(inner, axis=1))[: max(2, len(L) // 2)]]
+        typical = np.array([np.median([D[j, c] for c in core if c != j]) for j in range(len(kept))])
     chosen: list[int] = []  # counts are over the whole pool, so "left out" says what the gallery was spared
     for j in range(len(kept)):
         if typical[j] > threshold:
