@@ -573,7 +573,7 @@ def count_bars(ax, counts: Mapping[str, int], title: str | None = None, xlabel: 
         ax.axis("off")
         return ax
     items = sorted(counts.items(), key=lambda kv: kv[1])
-    names, values = [str(k) for k, _ in items], [v for _, v in items]
+    names, values = [short_text(k, 30, 1) for k, _ in items], [v for _, v in items]
     bars = ax.barh(names, values, color="tab:red" if len(names) < 2 else None)
     ax.bar_label(bars, padding=2, fontsize=8)
     ax.set_xlabel(xlabel)
