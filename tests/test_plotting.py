@@ -155,3 +155,18 @@ def test_average_grid_titles_each_face_with_its_caption_and_counts():
     assert titles[:2] == ["Serena Williams\n(3/4)\n3/4 faces", "cluster 01\n3/4 faces"]
     assert [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()] == ["naive mean", "aligned"]
     plt.close(fig)
+
+
+def test_projection_panels_share_one_colour_per_person():
+    truth = ["Tony_Blair"] * 3 + ["Ann"] * 2 + ["Bo"]
+    captions = ["Tony Blair (3/3)"] * 3 + ["mixed (3)"] * 3
+    points = np.zeros((6, 2))
+    colours = plotting.top_colours(truth, 2)
+    assert list(colours) == ["Tony_Blair", "Ann"]
+    fig, (a, b) = plt.subplots(1, 2)
+    plotting.projection(a, points, truth, top=2, colours=colours)
+    plotting.projection(b, points, captions, top=2, colours=colours)
+    col = lambda ax, text: next(h.get_facecolor()[0] for h, t in zip(*ax.get_legend_handles_labels()) if t.startswith(text))  # noqa: E731
+    assert tuple(col(a, "Tony Blair")) == tuple(col(b, "Tony Blair"))
+    assert tuple(col(b, "mixed")) not in {tuple(col(a, "Tony Blair")), tuple(col(a, "Ann"))}
+    plt.close(fig)

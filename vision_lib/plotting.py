@@ -117,14 +117,30 @@ def colour_histogram_bars(ax, hist: np.ndarray, bins: int, space: str = "hsv", t
     return ax
 
 
+def _colour_key(label) -> str:
+    return str(label).split(" (")[0].replace("_", " ")
+
+
+def top_colours(labels: Sequence, top: int = 10) -> dict[str, object]:
+    """The colours :func:`projection` gives the ``top`` largest groups of ``labels`` (pass them to
+    another panel's ``colours`` so one person keeps one colour)."""
+    from collections import Counter
+
+    names = [name for name, _ in sorted(Counter(str(v) for v in labels).items(), key=lambda kv: -kv[1])][:top]
+    return _label_colours(names)
+
+
 def projection(ax, points: np.ndarray, labels: Sequence, title: str | None = None, legend: bool = True,
                marker_size: float = 18, top: int | None = None, grey: Sequence[str] = ("unassigned",),
-               other: str = "others"):
+               other: str = "others", colours: Mapping[str, object] | None = None):
     """Scatter 2-D ``points`` coloured by ``labels`` (one colour per distinct label, in order seen).
 
     With ``top``, only the ``top`` largest groups get a colour (and a legend entry, with their size);
     the other groups are drawn in light grey as ``other``. Labels starting with a word of ``grey``
-    (e.g. "unassigned") are always grey. The legend sits beside the axes.
+    (e.g. "unassigned") are always grey. The legend sits beside the axes. ``colours`` fixes the
+    colour of some groups (e.g. :func:`top_colours` of another panel), matched by name without
+    a trailing count and with underscores as spaces, so "Tony_Blair" and the caption
+    "Tony Blair (144/145)" share one colour; other coloured groups get the colours left.
     """
     from collections import Counter
 
@@ -135,7 +151,12 @@ def projection(ax, points: np.ndarray, labels: Sequence, title: str | None = Non
     coloured = [name for name in dict.fromkeys(labels) if name not in greys]
     if top is not None:
         coloured = [name for name, _ in sorted(counts.items(), key=lambda kv: -kv[1]) if name not in greys][:top]
-    colours = _label_colours(coloured)
+    if colours is None:
+        colours = _label_colours(coloured)
+    else:
+        given = {_colour_key(k): v for k, v in colours.items()}
+        spare = [c for c in _label_colours([f"#{i}" for i in range(20)]).values() if c not in given.values()]
+        colours = {name: given[_colour_key(name)] if _colour_key(name) in given else spare.pop(0) for name in coloured}
     layers = [(other, [lab not in colours and lab not in greys for lab in labels], "0.85", 1)]
     layers += [(name, [lab == name for lab in labels], "0.55", 1) for name in greys]
     layers += [(name, [lab == name for lab in labels], colours[name], 2) for name in colours]
@@ -653,4 +674,4 @@ __all__ = ["grid", "wavelet_pairs", "draw_regions", "colour_histogram_bars", "pr
            "left_out_bars", "model_comparison", "confusion", "boxed_thumbnails", "excluded_thumbnails",
            "predicted_faces", "cluster_galleries", "masked_crops", "metric_bars", "draw_faces", "gallery",
            "count_bars", "detector_comparison", "short_text", "display_stretch", "cluster_captions", "junk_last",
-           "JUNK_NOTE", "identity_galleries", "distance_distributions", "DETECTOR_COLOURS", "detections", "model_bars"]
+           "JUNK_NOTE", "identity_galleries", "distance_distributions", "DETECTOR_COLOURS", "detections", "model_bars", "top_colours"]
