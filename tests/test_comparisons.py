@@ -62,9 +62,12 @@ def test_detections_name_every_detector_even_without_a_face():
 
     fig, ax = plt.subplots()
     image = np.zeros((50, 50, 3), np.uint8)
-    plotting.detections(ax, image, {"yunet": [Face((5, 5, 20, 20), 0.9)], "haar": []})
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["yunet (1)", "haar (0)"]
-    assert len(ax.patches) == 1 and len(ax.images) == 1
+    one = [Face((5, 5, 20, 20), 0.9)]
+    plotting.detections(ax, image, {"yunet": one, "mtcnn": one, "haar": []})
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["yunet (1)", "mtcnn (1)", "haar (0)"]
+    assert len(ax.patches) == 2 and len(ax.images) == 1
+    above, below = ax.texts  # one label above the box, the other under it: never on top of each other
+    assert above.get_position()[1] < 5 < 25 < below.get_position()[1]
     plt.close(fig)
 
 

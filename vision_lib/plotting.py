@@ -521,10 +521,12 @@ def metric_bars(ax, rows: Sequence[Mapping], metrics: Sequence[str] = ("bcubed_f
 
 # --------------------------------------------------------------------------- faces (issue 2)
 def draw_faces(ax, image: np.ndarray, faces: Sequence, colour="lime", label: str | None = None,
-               keypoints: bool = True, linewidth: float = 2.0, show_image: bool = True):
+               keypoints: bool = True, linewidth: float = 2.0, show_image: bool = True, text_at: str | None = "top"):
     """Show ``image`` with each face's ``(x, y, w, h)`` box, score and keypoints; returns ``ax``.
 
-    Call it twice on the same ``ax`` (the second with ``show_image=False``) to compare detectors.
+    Call it twice on the same ``ax`` (the second with ``show_image=False``) to compare detectors;
+    ``text_at`` puts the "index: score" label above the box (``"top"``), under it (``"bottom"``) or
+    nowhere (None), so two detectors' labels of one face do not cover each other.
     """
     from matplotlib.patches import Rectangle
 
@@ -534,8 +536,9 @@ def draw_faces(ax, image: np.ndarray, faces: Sequence, colour="lime", label: str
         x, y, w, h = face.box
         ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=colour, linewidth=linewidth,
                                label=label if i == 0 else None))
-        ax.text(x, y - 2, f"{i}: {face.score:.2f}", color="black", fontsize=7, va="bottom",
-                bbox=dict(facecolor=colour, alpha=0.8, pad=1, linewidth=0))
+        if text_at is not None:
+            ax.text(x, y - 2 if text_at == "top" else y + h + 2, f"{i}: {face.score:.2f}", color="black", fontsize=7,
+                    va="bottom" if text_at == "top" else "top", bbox=dict(facecolor=colour, alpha=0.8, pad=1, linewidth=0))
         if keypoints and face.keypoints:
             pts = np.array(list(face.keypoints.values()))
             ax.scatter(pts[:, 0], pts[:, 1], s=8, c=[colour], edgecolors="black", linewidths=0.4)
@@ -549,11 +552,13 @@ DETECTOR_COLOURS = {"yunet": "lime", "mtcnn": "deepskyblue", "haar": "orange"}
 
 def detections(ax, image: np.ndarray, by_detector: Mapping[str, Sequence], colours: Mapping[str, str] | None = None):
     """``image`` with the faces of several detectors (name -> faces), each in its own colour
-    (:data:`DETECTOR_COLOURS` by default) and named in the legend; returns ``ax``."""
+    (:data:`DETECTOR_COLOURS` by default) and named in the legend; returns ``ax``. The first
+    detector's scores are written above its boxes, the second's under them, the others' not at all
+    (so they never cover each other; the Haar recipe's score is always 1)."""
     colours = {**DETECTOR_COLOURS, **(colours or {})}
     for k, (name, found) in enumerate(by_detector.items()):
         colour = colours.get(name, f"C{k}")
-        draw_faces(ax, image, found, colour=colour, show_image=k == 0)
+        draw_faces(ax, image, found, colour=colour, show_image=k == 0, text_at={0: "top", 1: "bottom"}.get(k))
         ax.plot([], [], color=colour, linewidth=2, label=f"{name} ({len(found)})")  # in the legend even with no face
     ax.legend(fontsize=7, loc="lower left", framealpha=0.8, title="faces found", title_fontsize=7)
     return ax
