@@ -155,6 +155,49 @@ def test_quality_and_best_faces(face_image):
 
 
 # --------------------------------------------------------------------------- batches
+def test_colourfulness_is_zero_for_grey_and_high_for_colour():
+    grey = np.repeat(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], 64, axis=0).repeat(3, axis=2)
+    assert F.colourfulness(grey) == pytest.approx(0.0, abs=1e-9)
+    colour = np.zeros((64, 64, 3), np.uint8)
+    colour[:, :32] = (200, 40, 40)
+    colour[:, 32:] = (40, 160, 220)
+    assert F.colourfulness(colour) > 45  # "highly colourful" on Hasler & Susstrunk's scale
+
+
+def test_curated_faces_leave_out_grey_other_person_and_duplicate_faces(tmp_path, monkeypatch):
+    """Generated photos, a stand-in descriptor (the photo's red/green level as a 2-d vector):
+    four of one person, a near copy of the first, someone else, a grey sketch and a profile."""
+    import vision_lib.models as M
+
+    class Descriptor:
+        threshold = 0.5
+
+        def describe(self, image, faces):
+            return np.array([[image[0, 0, 0] / 100, image[0, 0, 1] / 100]] * len(faces), np.float32)
+
+    monkeypatch.setattr(M, "get_descriptor", lambda name=None: Descriptor())
+    people = {"a.png": (100, 40, 10), "b.png": (130, 45, 10), "c.png": (95, 60, 10), "d.png": (120, 30, 10),
+              "copy_of_a.png": (102, 41, 10), "other.png": (250, 250, 10), "sketch.png": (90, 90, 90)}
+    rows = []
+    for k, (name, rgb) in enumerate(people.items()):
+        image = np.zeros((60, 60, 3), np.uint8)
+        image[:] = rgb
+        image[::2, ::2] = np.clip(np.array(rgb) + 30, 0, 255)  # some texture, colour kept
+        Image.fromarray(image).save(tmp_path / name)
+        # Quality decreasing in file order: the ranking is a, b, c, d, copy_of_a, other, sketch.
+        rows.append({"source": name, "face_index": "0", "x": 10, "y": 10, "w": 40, "h": 40, "score": 0.99, "size": 40,
+                     "sharpness": 100.0 - k, "frontalness": 0.9})
+    rows.append({**rows[0], "frontalness": 0.1})  # a profile of the same photo: ranked last, never shown
+    best = F.curated_faces(rows, tmp_path, 10)
+    assert [rows[i]["source"] for i in best.index] == ["a.png", "b.png", "c.png", "d.png"]
+    assert best.left_out == {"grey or drawn": 1, "duplicate": 1, "another person": 1, "turned away or small": 1}
+    assert best.note().startswith("left out: 1 ")
+    assert F.curated_faces(rows, tmp_path, 2).index == [0, 1]
+    # An unreadable photo is left out with its reason, not a crash.
+    (tmp_path / "a.png").write_bytes(b"not an image")
+    assert F.curated_faces(rows, tmp_path, 10).left_out["unreadable"] == 1
+
+
 def test_detect_paths_keeps_input_order_in_parallel(tmp_path, face_photo):
     paths = []
     for i in range(5):

@@ -86,3 +86,87 @@ def test_openset_curve_marks_the_default_and_unknown_faces_show_no_probability()
     plotting.predicted_faces(ax, np.zeros((10, 10, 3), np.uint8), result)
     assert [t.get_text() for t in ax.texts] == ["leo_messi 0.90", "not sure", "unknown"]
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- captions and layout (issue 22)
+def test_short_text_wraps_at_word_boundaries_and_shows_names_with_spaces():
+    assert plotting.short_text("Serena_Williams") == "Serena\nWilliams"
+    assert plotting.short_text("no face matches the folder's person", 14) == "no face\nmatches the…"
+    assert plotting.short_text("Arnold_Schwarzenegger", 10, 1) == "Arnold…"
+    assert plotting.short_text("Abcdefghijklmnop", 8, 1) == "Abcdefg…"  # one long word: cut inside, marked
+    assert plotting.short_text("") == ""
+
+
+def test_cluster_captions_name_the_majority_and_put_junk_last():
+    # cluster 0: 3 of 4 faces Serena's subject faces; 1: two folders, no majority; 2: background faces.
+    labels = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, -1, -1]
+    folders = ["Serena_Williams"] * 4 + ["A", "A", "B", "C"] + ["A", "B", "C"] + ["A", "B"]
+    subject = [True, True, True, False] + [True] * 4 + [False, False, True] + [True, True]
+    captions = plotting.cluster_captions(labels, folders, subject)
+    assert captions == {0: "Serena Williams (3/4)", 1: "mixed (4)", 2: "bystanders (3)", -1: "unassigned (2)"}
+    assert list(captions) == [0, 1, 2, -1]  # people first, then mixed, bystanders, unassigned
+    # Without labels: numbered clusters, still with the bystander rule; a big junk cluster goes last.
+    unlabelled = plotting.cluster_captions([5, 5, 5, 5, 1, 1], None, [False] * 4 + [True, True])
+    assert unlabelled == {1: "cluster 1 (2)", 5: "bystanders (4)"} and list(unlabelled) == [1, 5]
+    with pytest.raises(ValueError, match="one entry per face"):
+        plotting.cluster_captions([0, 1], ["a"])
+
+
+def test_identity_galleries_caption_rows_and_explain_the_junk():
+    class Faces:  # the two FaceSet attributes the galleries read
+        labels = ["Serena_Williams"] * 3 + ["x", "y"]
+        subject = [True, True, True, False, False]
+
+    thumbs = lambda faces, idx: [np.full((8, 8, 3), 100, np.uint8) for _ in idx]  # noqa: E731
+    fig = plotting.identity_galleries(Faces(), [0, 0, 0, 1, 1], thumbs, per_group=3)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts == ["Serena Williams\n(3/3)", "bystanders (2)"]
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["Serena\nWilliams"] * 3 + ["other face"] * 2
+    assert fig.get_supxlabel() == plotting.JUNK_NOTE
+    plt.close(fig)
+
+
+def test_projection_colours_only_the_largest_groups_with_a_legend():
+    labels = ["a"] * 5 + ["b"] * 3 + ["c"] * 2 + ["d"] + ["unassigned (2)"] * 2
+    points = np.arange(2 * len(labels), dtype=float).reshape(-1, 2)
+    fig, ax = plt.subplots()
+    plotting.projection(ax, points, labels, top=2)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["others (2 groups)", "unassigned (2)", "a (5)", "b (3)"]
+    plt.close(fig)
+
+
+def test_display_stretch_makes_faint_details_visible():
+    faint = np.zeros((10, 10), np.uint8)
+    faint[0, :] = 12
+    shown = plotting.display_stretch(faint)
+    assert shown.max() == 1.0 and shown.min() == 0.0
+    assert plotting.display_stretch(np.zeros((3, 3))).max() == 0.0
+
+
+def test_average_grid_titles_each_face_with_its_caption_and_counts():
+    from types import SimpleNamespace
+
+    face = lambda group: SimpleNamespace(group=group, image=np.zeros((8, 8, 3), np.uint8), n_used=3, n_faces=4)  # noqa: E731
+    rows = {"naive mean": [face("cluster_00"), face("cluster_01")], "aligned": [face("cluster_00"), face("cluster_01")]}
+    fig = plotting.average_grid(rows, names={"cluster_00": "Serena Williams (3/4)"})
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[:2] == ["Serena Williams\n(3/4)\n3/4 faces", "cluster 01\n3/4 faces"]
+    assert [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()] == ["naive mean", "aligned"]
+    plt.close(fig)
+
+
+def test_projection_panels_share_one_colour_per_person():
+    truth = ["Tony_Blair"] * 3 + ["Ann"] * 2 + ["Bo"]
+    captions = ["Tony Blair (3/3)"] * 3 + ["mixed (3)"] * 3
+    points = np.zeros((6, 2))
+    colours = plotting.top_colours(truth, 2)
+    assert list(colours) == ["Tony_Blair", "Ann"]
+    fig, (a, b) = plt.subplots(1, 2)
+    plotting.projection(a, points, truth, top=2, colours=colours)
+    plotting.projection(b, points, captions, top=2, colours=colours)
+    col = lambda ax, text: next(h.get_facecolor()[0] for h, t in zip(*ax.get_legend_handles_labels()) if t.startswith(text))  # noqa: E731
+    assert tuple(col(a, "Tony Blair")) == tuple(col(b, "Tony Blair"))
+    assert tuple(col(b, "mixed")) not in {tuple(col(a, "Tony Blair")), tuple(col(a, "Ann"))}
+    plt.close(fig)

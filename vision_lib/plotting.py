@@ -18,6 +18,23 @@ def _label_colours(labels: Sequence) -> dict:
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
+def short_text(text, width: int = 14, lines: int = 2) -> str:
+    """``text`` for a caption: underscores as spaces, wrapped at word boundaries into at most ``lines``
+    lines of about ``width`` characters; what does not fit is cut at a word boundary and marked "…"
+    (a single word longer than a line is cut inside, with "…"). ``"Serena_Williams"`` -> ``"Serena\nWilliams"``."""
+    import textwrap
+
+    words = str(text).replace("_", " ").split()
+    if not words:
+        return ""
+    wrapped = textwrap.wrap(" ".join(words), width, break_long_words=False, break_on_hyphens=False)
+    wrapped = [w if len(w) <= width else w[: width - 1] + "…" for w in wrapped]
+    if len(wrapped) > lines:
+        last = wrapped[lines - 1]
+        wrapped = wrapped[: lines - 1] + [(last if len(last) < width else last[: width - 1].rsplit(" ", 1)[0]) + "…"]
+    return "\n".join(wrapped)
+
+
 def grid(n: int, ncols: int, cell: tuple[float, float] = (1.6, 1.8), per_item: tuple[int, int] = (1, 1)):
     """A figure with room for ``n`` items, ``ncols`` per row, every axis blank (no ticks). Each item
     takes ``per_item`` (rows, columns) axes of ``cell`` (width, height) inches. Returns ``(fig, axes)``,
@@ -36,16 +53,30 @@ def grid(n: int, ncols: int, cell: tuple[float, float] = (1.6, 1.8), per_item: t
 # --------------------------------------------------------------------------- features (issue 3)
 def wavelet_pairs(crops: Sequence[np.ndarray], wavelets: Sequence[np.ndarray], titles: Sequence[str] | None = None,
                   ncols: int = 4, size: float = 1.6):
-    """Each face crop next to its wavelet image, ``ncols`` pairs per row; returns the figure."""
+    """Each face crop next to its wavelet image, ``ncols`` pairs per row; returns the figure.
+
+    The wavelet images are stretched for display (see :func:`display_stretch`): their details are
+    small values that would show nearly black on the 0..255 scale.
+    """
     fig, axes = grid(len(crops), ncols, (size, size * 1.15), per_item=(1, 2))
     for i, (crop, wav) in enumerate(zip(crops, wavelets)):
         r, c = divmod(i, ncols)
         axes[r, 2 * c].imshow(crop)
-        axes[r, 2 * c + 1].imshow(wav, cmap="gray", vmin=0, vmax=255)
+        axes[r, 2 * c + 1].imshow(display_stretch(wav), cmap="gray", vmin=0, vmax=1)
         if titles is not None:
-            axes[r, 2 * c].set_title(str(titles[i]), fontsize=8, loc="left")
+            axes[r, 2 * c].set_title(short_text(titles[i], 18, 1), fontsize=8, loc="left")
     fig.tight_layout()
     return fig
+
+
+def display_stretch(image: np.ndarray, percentile: float = 99.0) -> np.ndarray:
+    """``image`` as floats in [0, 1] for display: 0 stays black, the ``percentile``-th value becomes
+    white (brighter values clip). A blank image stays black."""
+    image = np.asarray(image, np.float64)
+    top = np.percentile(image, percentile) if image.size else 0.0
+    if top <= 0:
+        top = image.max() if image.size and image.max() > 0 else 1.0
+    return np.clip(image / top, 0.0, 1.0)
 
 
 def draw_regions(ax, image: np.ndarray, boxes: Mapping[str, tuple[int, int, int, int]], linewidth: float = 2.0):
@@ -86,32 +117,79 @@ def colour_histogram_bars(ax, hist: np.ndarray, bins: int, space: str = "hsv", t
     return ax
 
 
+def _colour_key(label) -> str:
+    return str(label).split(" (")[0].replace("_", " ")
+
+
+def top_colours(labels: Sequence, top: int = 10) -> dict[str, object]:
+    """The colours :func:`projection` gives the ``top`` largest groups of ``labels`` (pass them to
+    another panel's ``colours`` so one person keeps one colour)."""
+    from collections import Counter
+
+    names = [name for name, _ in sorted(Counter(str(v) for v in labels).items(), key=lambda kv: -kv[1])][:top]
+    return _label_colours(names)
+
+
 def projection(ax, points: np.ndarray, labels: Sequence, title: str | None = None, legend: bool = True,
-               marker_size: float = 18):
-    """Scatter 2-D ``points`` coloured by ``labels`` (one colour per distinct label, in order seen)."""
+               marker_size: float = 18, top: int | None = None, grey: Sequence[str] = ("unassigned",),
+               other: str = "others", colours: Mapping[str, object] | None = None):
+    """Scatter 2-D ``points`` coloured by ``labels`` (one colour per distinct label, in order seen).
+
+    With ``top``, only the ``top`` largest groups get a colour (and a legend entry, with their size);
+    the other groups are drawn in light grey as ``other``. Labels starting with a word of ``grey``
+    (e.g. "unassigned") are always grey. The legend sits beside the axes. ``colours`` fixes the
+    colour of some groups (e.g. :func:`top_colours` of another panel), matched by name without
+    a trailing count and with underscores as spaces, so "Tony_Blair" and the caption
+    "Tony Blair (144/145)" share one colour; other coloured groups get the colours left.
+    """
+    from collections import Counter
+
     points = np.asarray(points)
-    labels = list(labels)
-    colours = _label_colours(labels)
-    for name, colour in colours.items():
-        sel = np.array([lab == name for lab in labels])
-        ax.scatter(points[sel, 0], points[sel, 1], s=marker_size, color=colour, label=str(name),
-                   edgecolors="white", linewidths=0.3)
+    labels = [str(lab) for lab in labels]
+    counts = Counter(labels)
+    greys = [name for name in dict.fromkeys(labels) if name.startswith(tuple(grey))]
+    coloured = [name for name in dict.fromkeys(labels) if name not in greys]
+    if top is not None:
+        coloured = [name for name, _ in sorted(counts.items(), key=lambda kv: -kv[1]) if name not in greys][:top]
+    if colours is None:
+        colours = _label_colours(coloured)
+    else:
+        given = {_colour_key(k): v for k, v in colours.items()}
+        spare = [c for c in _label_colours([f"#{i}" for i in range(20)]).values() if c not in given.values()]
+        colours = {name: given[_colour_key(name)] if _colour_key(name) in given else spare.pop(0) for name in coloured}
+    layers = [(other, [lab not in colours and lab not in greys for lab in labels], "0.85", 1)]
+    layers += [(name, [lab == name for lab in labels], "0.55", 1) for name in greys]
+    layers += [(name, [lab == name for lab in labels], colours[name], 2) for name in colours]
+    for name, sel, colour, zorder in layers:
+        sel = np.array(sel, bool)
+        if not sel.any():
+            continue
+        if name == other and name not in colours:
+            text = f"{other} ({len({lab for lab, s in zip(labels, sel) if s})} groups)"
+        else:
+            text = short_text(name, 32, 1)
+            if top is not None and not name.endswith(")"):  # a caption such as "Serena Williams (12/13)" has its count
+                text += f" ({counts[name]})"
+        ax.scatter(points[sel, 0], points[sel, 1], s=marker_size, color=colour, label=text,
+                   edgecolors="white", linewidths=0.3, zorder=zorder)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
         ax.set_title(title)
     if legend:
-        ax.legend(fontsize=7, markerscale=1.2, frameon=False, loc="best")
+        ax.legend(fontsize=8, markerscale=1.2, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
 
 # --------------------------------------------------------------------------- average faces (issue 5)
-def average_grid(rows: Mapping[str, Sequence], size: float = 1.7, max_title: int = 18):
+def average_grid(rows: Mapping[str, Sequence], size: float = 1.7, max_title: int = 18,
+                 names: Mapping[str, str] | None = None):
     """Average faces side by side: one row per method, one column per group.
 
     ``rows`` maps a row title (e.g. ``"naive mean"``) to :class:`vision_lib.average.AverageFace`
-    results for the same groups in the same order; each face is titled with how many faces it used
-    out of how many the group offered. Returns the figure.
+    results for the same groups in the same order; each face is titled with its group (or
+    ``names[group]``, e.g. a caption saying who is in a cluster) and how many faces it used out of
+    how many the group offered. Returns the figure.
     """
     import matplotlib.pyplot as plt
 
@@ -122,7 +200,8 @@ def average_grid(rows: Mapping[str, Sequence], size: float = 1.7, max_title: int
         ax.axis("off")
         ax.text(0.5, 0.5, "no groups to show", ha="center", va="center")
         return fig
-    fig, axes = plt.subplots(len(titles), ncols, figsize=(ncols * size, len(titles) * size * 1.25), squeeze=False)
+    fig, axes = plt.subplots(len(titles), ncols, figsize=(ncols * size, len(titles) * size * (1.4 if names else 1.25)),
+                             squeeze=False)
     for r, title in enumerate(titles):
         for c in range(ncols):
             ax = axes[r, c]
@@ -135,9 +214,9 @@ def average_grid(rows: Mapping[str, Sequence], size: float = 1.7, max_title: int
             res = rows[title][c]
             if res.image is not None:
                 ax.imshow(res.image)
-            name = res.group if len(res.group) <= max_title else res.group[: max_title - 1] + "…"
-            ax.set_title(f"{name}\n{res.n_used}/{res.n_faces} faces", fontsize=8)
-        axes[r, 0].set_ylabel(title, fontsize=9)
+            caption = short_text((names or {}).get(res.group, res.group), max_title, 2 if names else 1)
+            ax.set_title(f"{caption}\n{res.n_used}/{res.n_faces} faces", fontsize=8)
+        axes[r, 0].set_ylabel(short_text(title, 22, 2), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -290,10 +369,12 @@ def openset_curve(ax, curve: Sequence[Mapping], known: str = "known_accuracy_all
 
 # --------------------------------------------------------------------------- clustering (issue 4)
 def cluster_galleries(groups: Mapping[str, Sequence[np.ndarray]], per_group: int = 8, size: float = 1.1,
-                      titles: Mapping[str, Sequence[str]] | None = None):
+                      titles: Mapping[str, Sequence[str]] | None = None, note: str | None = None):
     """One row per group (its name on the left), up to ``per_group`` thumbnails each; returns the figure.
 
-    ``groups`` maps a group name (e.g. ``cluster_03 (12)`` or ``unassigned``) to its images.
+    ``groups`` maps a group name (e.g. ``Serena Williams (12/13)`` or ``unassigned (8)``) to its
+    images; names and thumbnail titles are wrapped at word boundaries (:func:`short_text`).
+    ``note`` is a line of explanation under the galleries (e.g. what "bystanders" means).
     """
     import matplotlib.pyplot as plt
 
@@ -301,18 +382,108 @@ def cluster_galleries(groups: Mapping[str, Sequence[np.ndarray]], per_group: int
         raise ValueError(f"per_group must be at least 1, got {per_group}")
     names = list(groups)
     nrows = max(1, len(names))
-    fig, axes = plt.subplots(nrows, per_group, figsize=(per_group * size, nrows * size * 1.1), squeeze=False)
+    height = nrows * size * (1.25 if titles is not None else 1.05) + (0.35 if note else 0)
+    fig, axes = plt.subplots(nrows, per_group + 1, figsize=((per_group + 1.6) * size, height), squeeze=False,
+                             layout="constrained", width_ratios=[1.6] + [1] * per_group)
     for ax in axes.ravel():
         ax.axis("off")
     for r, name in enumerate(names):
+        axes[r, 0].text(1.0, 0.5, short_text(name, 20, 3), transform=axes[r, 0].transAxes, ha="right",
+                        va="center", fontsize=8)
         for c, img in enumerate(list(groups[name])[:per_group]):
-            axes[r, c].imshow(img)
+            axes[r, c + 1].imshow(img)
             if titles is not None and c < len(titles.get(name, [])):
-                axes[r, c].set_title(str(titles[name][c]), fontsize=6)
-        axes[r, 0].text(-0.08, 0.5, str(name), transform=axes[r, 0].transAxes, ha="right", va="center",
-                        fontsize=8)
-    fig.tight_layout()
+                axes[r, c + 1].set_title(short_text(titles[name][c], 13, 2), fontsize=6)
+    if note:
+        fig.supxlabel(note, fontsize=8, color="0.3")
     return fig
+
+
+#: What the junk captions of :func:`cluster_captions` mean, for a line under the galleries.
+JUNK_NOTE = ("bystanders: a cluster whose faces are mostly not their photo's subject (small background faces: "
+             "fans, team-mates); unassigned: faces close to no cluster. Both are shown last.")
+
+
+def cluster_captions(labels: Sequence[int], folders: Sequence[str | None] | None = None,
+                     subject: Sequence[bool] | None = None, *, majority: float = 0.5) -> dict[int, str]:
+    """A caption per cluster saying who is in it, from the faces' cluster ``labels`` (``-1`` =
+    unassigned), the photo folder of each face (``folders``; None for an unlabelled collection) and
+    whether each face is its photo's subject (``subject``; a face that is not says nothing about who
+    it is, whatever its photo's folder).
+
+    - ``"Serena Williams (12/13)"``: more than ``majority`` of the cluster's faces are subject faces
+      of photos of one folder (underscores shown as spaces);
+    - ``"bystanders (129)"``: more than half of its faces are not their photo's subject;
+    - ``"mixed (9)"``: labels exist but none has a majority; ``"cluster 3 (9)"`` without labels;
+    - ``"unassigned (8)"`` for ``-1``.
+
+    Returns ``{cluster: caption}``, clusters in the order of :func:`junk_last`.
+    """
+    from collections import Counter
+
+    labels = np.asarray(labels, int)
+    if folders is not None and len(folders) != len(labels) or subject is not None and len(subject) != len(labels):
+        raise ValueError(f"labels, folders and subject must have one entry per face ({len(labels)})")
+    captions = {}
+    for c in dict.fromkeys(labels.tolist()):
+        idx = np.flatnonzero(labels == c)
+        n = len(idx)
+        subj = np.ones(n, bool) if subject is None else np.asarray(subject, bool)[idx]
+        if c < 0:
+            captions[c] = f"unassigned ({n})"
+            continue
+        votes = Counter(folders[i] for i, s in zip(idx, subj) if s and folders[i] is not None) if folders else Counter()
+        name, count = votes.most_common(1)[0] if votes else (None, 0)
+        if name is not None and count > majority * n:
+            captions[c] = f"{str(name).replace('_', ' ')} ({count}/{n})"
+        elif (~subj).sum() > 0.5 * n:
+            captions[c] = f"bystanders ({n})"
+        elif folders is not None:
+            captions[c] = f"mixed ({n})"
+        else:
+            captions[c] = f"cluster {c} ({n})"
+    sizes = Counter(labels.tolist())
+    return {c: captions[c] for c in junk_last(captions, sizes)}
+
+
+def junk_last(captions: Mapping[int, str], sizes: Mapping[int, int]) -> list[int]:
+    """Clusters ordered for display: the people (named or not) largest first, then "mixed", then
+    "bystanders", then "unassigned"."""
+    def rank(c):
+        text = captions[c]
+        kind = 3 if c < 0 else 2 if text.startswith("bystanders") else 1 if text.startswith("mixed") else 0
+        return kind, -sizes[c], c
+
+    return sorted(captions, key=rank)
+
+
+def identity_galleries(faces, labels: Sequence[int], thumbnails, n_clusters: int = 6, per_group: int = 8,
+                       size: float = 1.1):
+    """Galleries of an identity clustering captioned by who is in each cluster
+    (:func:`cluster_captions`): the ``n_clusters`` largest clusters, the junk ones ("bystanders")
+    moved last, then the unassigned faces, with a line explaining the junk captions.
+
+    ``faces`` is a :class:`vision_lib.cluster.FaceSet` (its ``labels`` and ``subject``);
+    ``thumbnails(faces, indices)`` gives the images (e.g. :func:`vision_lib.cluster.face_thumbnails`).
+    Each thumbnail is titled with its photo's folder, or "other face" for a face that is not its
+    photo's subject. Returns the figure.
+    """
+    from collections import Counter
+
+    labels = np.asarray(labels, int)
+    folders = getattr(faces, "labels", None)
+    subject = getattr(faces, "subject", None)
+    captions = cluster_captions(labels, folders, subject)
+    largest = {c for c, _ in Counter(c for c in labels.tolist() if c >= 0).most_common(n_clusters)}
+    shown = [c for c in captions if c in largest or c < 0]
+    groups, titles = {}, {}
+    for c in shown:
+        idx = np.flatnonzero(labels == c)[:per_group]
+        groups[captions[c]] = thumbnails(faces, idx)
+        titles[captions[c]] = [folders[i] if folders and (subject is None or subject[i]) else "other face"
+                               for i in idx]
+    junk = any(captions[c].startswith(("bystanders", "unassigned")) for c in shown)
+    return cluster_galleries(groups, per_group=per_group, size=size, titles=titles, note=JUNK_NOTE if junk else None)
 
 
 def masked_crops(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], ncols: int = 8, size: float = 1.2,
@@ -332,13 +503,16 @@ def masked_crops(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], ncol
 
 
 def metric_bars(ax, rows: Sequence[Mapping], metrics: Sequence[str] = ("bcubed_f", "pairwise_f", "nmi"),
-                name: str = "method"):
-    """Grouped bars: one group per row (``row[name]``), one bar per metric; returns ``ax``."""
+                name: str = "method", values: bool = False):
+    """Grouped bars: one group per row (``row[name]``), one bar per metric; with ``values`` each
+    bar is labelled with its value. Returns ``ax``."""
     width = 0.8 / max(1, len(metrics))
     x = np.arange(len(rows))
     for j, m in enumerate(metrics):
         vals = [float(r.get(m) or 0.0) for r in rows]
-        ax.bar(x + j * width - 0.4 + width / 2, vals, width, label=m)
+        bars = ax.bar(x + j * width - 0.4 + width / 2, vals, width, label=m)
+        if values:
+            ax.bar_label(bars, labels=[f"{v:.2f}" for v in vals], fontsize=7, padding=1)
     ax.set_xticks(x, [str(r[name]) for r in rows], rotation=20, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7, frameon=False, loc="lower right")
@@ -347,10 +521,12 @@ def metric_bars(ax, rows: Sequence[Mapping], metrics: Sequence[str] = ("bcubed_f
 
 # --------------------------------------------------------------------------- faces (issue 2)
 def draw_faces(ax, image: np.ndarray, faces: Sequence, colour="lime", label: str | None = None,
-               keypoints: bool = True, linewidth: float = 2.0, show_image: bool = True):
+               keypoints: bool = True, linewidth: float = 2.0, show_image: bool = True, text_at: str | None = "top"):
     """Show ``image`` with each face's ``(x, y, w, h)`` box, score and keypoints; returns ``ax``.
 
-    Call it twice on the same ``ax`` (the second with ``show_image=False``) to compare detectors.
+    Call it twice on the same ``ax`` (the second with ``show_image=False``) to compare detectors;
+    ``text_at`` puts the "index: score" label above the box (``"top"``), under it (``"bottom"``) or
+    nowhere (None), so two detectors' labels of one face do not cover each other.
     """
     from matplotlib.patches import Rectangle
 
@@ -360,8 +536,9 @@ def draw_faces(ax, image: np.ndarray, faces: Sequence, colour="lime", label: str
         x, y, w, h = face.box
         ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=colour, linewidth=linewidth,
                                label=label if i == 0 else None))
-        ax.text(x, y - 2, f"{i}: {face.score:.2f}", color="black", fontsize=7, va="bottom",
-                bbox=dict(facecolor=colour, alpha=0.8, pad=1, linewidth=0))
+        if text_at is not None:
+            ax.text(x, y - 2 if text_at == "top" else y + h + 2, f"{i}: {face.score:.2f}", color="black", fontsize=7,
+                    va="bottom" if text_at == "top" else "top", bbox=dict(facecolor=colour, alpha=0.8, pad=1, linewidth=0))
         if keypoints and face.keypoints:
             pts = np.array(list(face.keypoints.values()))
             ax.scatter(pts[:, 0], pts[:, 1], s=8, c=[colour], edgecolors="black", linewidths=0.4)
@@ -369,18 +546,47 @@ def draw_faces(ax, image: np.ndarray, faces: Sequence, colour="lime", label: str
     return ax
 
 
+#: Box colours of the detectors in comparison figures.
+DETECTOR_COLOURS = {"yunet": "lime", "mtcnn": "deepskyblue", "haar": "orange"}
+
+
+def detections(ax, image: np.ndarray, by_detector: Mapping[str, Sequence], colours: Mapping[str, str] | None = None):
+    """``image`` with the faces of several detectors (name -> faces), each in its own colour
+    (:data:`DETECTOR_COLOURS` by default) and named in the legend; returns ``ax``. The first
+    detector's scores are written above its boxes, the second's under them, the others' not at all
+    (so they never cover each other; the Haar recipe's score is always 1)."""
+    colours = {**DETECTOR_COLOURS, **(colours or {})}
+    for k, (name, found) in enumerate(by_detector.items()):
+        colour = colours.get(name, f"C{k}")
+        draw_faces(ax, image, found, colour=colour, show_image=k == 0, text_at={0: "top", 1: "bottom"}.get(k))
+        ax.plot([], [], color=colour, linewidth=2, label=f"{name} ({len(found)})")  # in the legend even with no face
+    ax.legend(fontsize=7, loc="lower left", framealpha=0.8, title="faces found", title_fontsize=7)
+    return ax
+
+
 def gallery(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int = 8,
-            size: float = 1.4, suptitle: str | None = None):
-    """A grid of images (``ncols`` per row) with optional titles; returns the figure."""
-    fig, axes = grid(len(images), ncols, (size, size * 1.15))
+            size: float = 1.4, suptitle: str | None = None, title_width: int = 14):
+    """A grid of images (``ncols`` per row) with optional titles; returns the figure.
+
+    Titles are wrapped at word boundaries (:func:`short_text`, two lines of ``title_width``
+    characters) and the figure is laid out with Matplotlib's constrained layout, so neither the
+    titles nor ``suptitle`` run under the row above.
+    """
+    import matplotlib.pyplot as plt
+
+    n_rows = max(1, -(-len(images) // ncols))
+    lines = max((short_text(t, title_width).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
+    fig, axes = plt.subplots(n_rows, ncols, figsize=(ncols * size, n_rows * size * (1 + 0.12 * lines) + 0.4 * bool(suptitle)),
+                             squeeze=False, layout="constrained")
+    for ax in axes.ravel():
+        ax.axis("off")
     for k, img in enumerate(images):
         ax = axes[k // ncols, k % ncols]
         ax.imshow(img, cmap="gray" if np.ndim(img) == 2 else None)
         if titles is not None:
-            ax.set_title(str(titles[k]), fontsize=7)
+            ax.set_title(short_text(titles[k], title_width), fontsize=7)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -393,7 +599,7 @@ def count_bars(ax, counts: Mapping[str, int], title: str | None = None, xlabel: 
         ax.axis("off")
         return ax
     items = sorted(counts.items(), key=lambda kv: kv[1])
-    names, values = [str(k) for k, _ in items], [v for _, v in items]
+    names, values = [short_text(k, 30, 1) for k, _ in items], [v for _, v in items]
     bars = ax.barh(names, values, color="tab:red" if len(names) < 2 else None)
     ax.bar_label(bars, padding=2, fontsize=8)
     ax.set_xlabel(xlabel)
@@ -415,16 +621,62 @@ def detector_comparison(axes, stats: Mapping[str, Mapping]):
     ax_cov.bar_label(bars, labels=[f"{c:.2f}" for c in cov], fontsize=8)
     ax_cov.set_ylim(0, 1.1)
     ax_cov.set_ylabel("share of photos with >= 1 face")
-    spp = [float(stats[n]["seconds_per_photo"]) for n in names]
-    bars = ax_speed.bar(names, spp, color=colours)
-    ax_speed.bar_label(bars, labels=[f"{s:.2f}" for s in spp], fontsize=8)
-    ax_speed.set_ylabel("seconds per photo (one process)")
+    ms = [1000 * float(stats[n]["seconds_per_photo"]) for n in names]
+    bars = ax_speed.bar(names, ms, color=colours)
+    ax_speed.bar_label(bars, labels=[f"{m:.0f}" for m in ms], fontsize=8)
+    ax_speed.set_ylabel("ms per photo (one process, cache off)")
     ax_speed.margins(y=0.15)
     return axes
 
+
+
+def distance_distributions(axes, verification: Mapping[str, Mapping], bins: int = 40):
+    """One axis per descriptor: histograms of the distances of same-person pairs (green) and of
+    different-person pairs (grey), the descriptor's same-person threshold (dashed) and the distance
+    at the fixed false-accept rate (solid), titled with the true-accept rate there. ``verification``
+    is :func:`vision_lib.comparisons.verification`'s result. Returns ``axes``."""
+    for ax, (name, v) in zip(np.ravel(axes), verification.items()):
+        same, other = np.asarray(v["same"]), np.asarray(v["other"])
+        values = np.concatenate([same, other])
+        edges = np.linspace(values.min(), values.max(), bins + 1) if values.size else bins
+        ax.hist(other, bins=edges, density=True, color="0.6", alpha=0.7, label=f"different people ({len(other)})")
+        ax.hist(same, bins=edges, density=True, color="tab:green", alpha=0.6, label=f"same folder ({len(same)})")
+        if v.get("threshold") is not None:
+            ax.axvline(v["threshold"], color="black", linestyle="--", linewidth=1,
+                       label=f"same-person threshold {v['threshold']:.2f}")
+        if np.isfinite(v.get("threshold_at_far", np.nan)):
+            ax.axvline(v["threshold_at_far"], color="tab:red", linewidth=1.2,
+                       label=f"{v['far']:.0%} false accepts")
+        ax.set_title(f"{name}: {v['tar']:.0%} of same-folder pairs accepted at {v['far']:.0%} false accepts",
+                     fontsize=9)
+        ax.set_xlabel("descriptor distance")
+        ax.set_yticks([])
+        ax.legend(fontsize=7, frameon=False, loc="upper right")
+    return axes
+
+
+def model_bars(ax, per_set: Mapping[str, Sequence[Mapping]], metric: str = "bcubed_f", name: str = "name",
+               ylabel: str | None = None):
+    """Grouped bars: one group per data set (``per_set``: set -> rows, e.g.
+    :func:`vision_lib.comparisons.identity_models`), one bar per model (``row[name]``) in the same
+    colour across sets, each labelled with its ``metric``. Returns ``ax``."""
+    sets = list(per_set)
+    models = list(dict.fromkeys(r[name] for rows in per_set.values() for r in rows))
+    width = 0.8 / max(1, len(models))
+    x = np.arange(len(sets))
+    for j, model in enumerate(models):
+        vals = [next((float(r[metric]) for r in per_set[s] if r[name] == model), np.nan) for s in sets]
+        bars = ax.bar(x + j * width - 0.4 + width / 2, vals, width, label=model, color=f"C{j}")
+        ax.bar_label(bars, labels=[f"{v:.2f}" for v in vals], fontsize=8, padding=1)
+    ax.set_xticks(x, sets)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel(ylabel or metric)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
 
 #: The public names of this module.
 __all__ = ["grid", "wavelet_pairs", "draw_regions", "colour_histogram_bars", "projection", "average_grid",
            "left_out_bars", "model_comparison", "confusion", "boxed_thumbnails", "excluded_thumbnails",
            "predicted_faces", "cluster_galleries", "masked_crops", "metric_bars", "draw_faces", "gallery",
-           "count_bars", "detector_comparison"]
+           "count_bars", "detector_comparison", "short_text", "display_stretch", "cluster_captions", "junk_last",
+           "JUNK_NOTE", "identity_galleries", "distance_distributions", "DETECTOR_COLOURS", "detections", "model_bars", "top_colours"]
