@@ -7,7 +7,7 @@ On a FIXED held-out split (30% of each person's photos, stratified, seed 0) of
 * ``classic``   Haar faces (two eyes) + wavelet recipe (4096 values) + SVM; largest face of each
                 training photo; the photo's label is its most confident face.
 * ``reference`` MTCNN + dlib descriptor + SVM, largest face of each photo for training and for the
-                answer, no cleaning, no "unknown".
+                answer, no cleaning, no "unknown" (no open-set rule either: ``far=None``).
 * ``default_mtcnn_dlib`` the default pipeline below with MTCNN + dlib (the models it had before).
 * ``default``   vision_lib's default: its default detector and descriptor (YuNet + FaceNet) + the classifier chosen by cross-validation on
                 the training faces (``model="auto"``), training folders cleaned by agreement,
@@ -68,7 +68,7 @@ from vision_lib.io import photo_set  # noqa: E402
 RECIPES = {
     "classic": dict(features="wavelet", detector="haar", model="svm_rbf", clean="largest", choose="confident"),
     "reference": dict(features="embedding", detector="mtcnn", descriptor="dlib", model="svm_rbf", clean="largest",
-                      choose="largest", unknown_quantile=None, max_distance=float("inf")),
+                      choose="largest", unknown_quantile=None, max_distance=float("inf"), far=None),
     # The default pipeline with the models it had before the registry's measured defaults.
     "default_mtcnn_dlib": dict(detector="mtcnn", descriptor="dlib"),
     "default": dict(),

@@ -45,7 +45,7 @@ def test_excluded_thumbnails_title_each_photo_with_folder_reason_and_look_alike(
              Excluded(str(tmp_path / "b.png"), "messi", "no face found")]
     fig = plotting.excluded_thumbnails(items, title="left out")
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert titles == ["messi\nno face matches the folder's\n~ salah", "messi\nno face found"]
+    assert titles == ["messi\nno face matches the\nfolder's person\n~ salah", "messi\nno face found"]
     assert len(fig.axes[0].patches) == 1 and not fig.axes[1].patches  # the box only where a face is meant
     assert fig._suptitle.get_text() == "left out"
     plt.close(fig)
@@ -169,4 +169,18 @@ def test_projection_panels_share_one_colour_per_person():
     col = lambda ax, text: next(h.get_facecolor()[0] for h, t in zip(*ax.get_legend_handles_labels()) if t.startswith(text))  # noqa: E731
     assert tuple(col(a, "Tony Blair")) == tuple(col(b, "Tony Blair"))
     assert tuple(col(b, "mixed")) not in {tuple(col(a, "Tony Blair")), tuple(col(a, "Ann"))}
+
+
+def test_face_labels_stay_inside_a_narrow_photo():
+    """A long label on a face near either side of a narrow photo is shifted back inside it."""
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    image = np.zeros((300, 200, 3), np.uint8)
+    for ax, x in zip(axes, (2, 88)):  # 88: left of the centre, too close to the right side for the label
+        result = {"label": "zlatan_ibrahimovic", "faces": [
+            {"box": [x, 100, 20, 20], "label": "zlatan_ibrahimovic", "probability": 0.97, "verdict": "named"}]}
+        plotting.predicted_faces(ax, image, result)
+        renderer = fig.canvas.get_renderer()
+        box = ax.texts[0].get_window_extent(renderer)
+        left, right = ax.transData.transform((0, 0))[0], ax.transData.transform((image.shape[1], 0))[0]
+        assert left - 1 <= box.x0 and box.x1 <= right + 1, (x, box, left, right)
     plt.close(fig)

@@ -46,7 +46,7 @@ import numpy as np
 
 from .faces import Face
 from .models import same_person_distance
-from .names import AUTO_CLASSIFIERS, CLASSIFIERS
+from .names import AUTO_CLASSIFIERS, CLASSIFIERS, DEFAULT_FAR  # noqa: F401 (DEFAULT_FAR re-exported)
 from .io import PhotoSet, check_output_folder, make_writable_folder, photo_set, write_atomic
 from .extraction import (FEATURES, RETRY_BORDER, RETRY_PARAMS, PhotoFeatures, Recipe,  # noqa: F401 (re-exported)
                          detect_harder, extract, recipe_faces, recipe_features)
@@ -66,10 +66,6 @@ SUBJECT_TIE_SHARE = SUBJECT_TIE / 0.6
 #: (studio-like photos) get a tight open-set rule; loose ones (varied web photos) keep 0.6.
 ADAPTIVE_FACTOR = 1.3
 UNKNOWN = "unknown"
-#: Default false-accept rate of the open-set rule, measured against the *other people of the
-#: training folders* (the closest of them, same photo domain): a pessimistic stranger population.
-#: On the footballers 0.1 of them corresponded to about 1% of LFW strangers named (docs/openset.md).
-DEFAULT_FAR = 0.1
 BUNDLE_FORMAT = 1
 #: Packages whose versions are recorded in a bundle and must match when loading it.
 VERSIONED = ("numpy", "scikit-learn", "dlib", "vision_lib")
@@ -1109,7 +1105,7 @@ def photo_curve(model, known_set, known_photos, strangers, fars: Sequence[float]
 
 
 #: The public names of this module.
-__all__ = ["CURVE_FARS", "photo_curve", "CLEANING", "CHOICES", "SUBJECT_TIE", "SUBJECT_TIE_SHARE", "ADAPTIVE_FACTOR", "UNKNOWN",
+__all__ = ["CURVE_FARS", "photo_curve", "DEFAULT_FAR", "CLEANING", "CHOICES", "SUBJECT_TIE", "SUBJECT_TIE_SHARE", "ADAPTIVE_FACTOR", "UNKNOWN",
            "BUNDLE_FORMAT", "VERSIONED", "Excluded", "TrainingReport", "select_faces", "clean_training_set",
            "make_estimator", "MODELS", "AUTO_MODELS", "compare_models", "mcnemar_p", "choose_model",
            "FacePrediction", "FaceClassifier", "MIN_FACES_PER_PERSON", "training_matrix", "training_faces",

@@ -255,9 +255,9 @@ def _add_train(sub) -> None:
                    help="a face farther than D from its person's training centroid is unknown (default: "
                    "the descriptor's same-person distance); 'adaptive' tightens it for people whose photos are alike (fewer "
                    "strangers named, e.g. for a web app)")
-    p.add_argument("--far", type=_far, default=0.1, metavar="RATE|off",
+    p.add_argument("--far", type=_far, default=names.DEFAULT_FAR, metavar="RATE|off",
                    help="open-set rule: name a face only where at most RATE of the strangers come as close "
-                   "(default 0.1, calibrated on the other people of LABELLED_DIR; docs/openset.md); "
+                   f"(default {names.DEFAULT_FAR}, calibrated on the other people of LABELLED_DIR; docs/openset.md); "
                    "'off': name every face the classifier is sure of")
     p.add_argument("--strangers", type=Path, default=None, metavar="DIR",
                    help="photos of people not in LABELLED_DIR, added to the stranger calibration")

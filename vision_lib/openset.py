@@ -28,6 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .names import DEFAULT_FAR
+
 SCORES = ("knn", "centroid")
 METRICS = ("euclidean", "cosine")
 #: A face the rule turns down is "not sure" (rather than "not one of the people this model knows")
@@ -68,7 +70,7 @@ class OpenSetRule:
         n_strangers_: ``{"other_people": n, "supplied": m}`` faces in the calibration.
     """
 
-    def __init__(self, far: float = 0.1, score: str = "centroid", k: int = 3, metric: str = "euclidean"):
+    def __init__(self, far: float = DEFAULT_FAR, score: str = "centroid", k: int = 3, metric: str = "euclidean"):
         self.far = far
         self.score = score
         self.k = k

@@ -252,11 +252,12 @@ def model_comparison(ax, rows: Sequence[Mapping], metric: str = "accuracy"):
     err = np.array([r.get(f"{metric}_std", 0.0) for r in rows], float)
     y = np.arange(len(rows))
     ax.barh(y, values, xerr=err, color="tab:blue", alpha=0.8, capsize=3)
-    for k, v in enumerate(values):
-        ax.text(min(v, 1.0) - 0.01, k, f"{v:.3f}", va="center", ha="right", color="white", fontsize=8)
+    left = max(0.0, values.min(initial=1.0) - 0.15)
+    for k, v in enumerate(values):  # at the bar's foot, clear of its error bar
+        ax.text(left + 0.005, k, f"{v:.3f}", va="center", ha="left", color="white", fontsize=8)
     ax.set_yticks(y, names, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(max(0.0, values.min(initial=1.0) - 0.15), 1.0)
+    ax.set_xlim(left, 1.0)
     ax.set_xlabel(f"cross-validated {metric}")
     return ax
 
@@ -287,7 +288,8 @@ def boxed_thumbnails(images: Sequence[np.ndarray], boxes: Sequence, titles: Sequ
     with the box drawn; a None box shows the whole photo. Returns the figure."""
     from matplotlib.patches import Rectangle
 
-    fig, axes = grid(len(images), ncols, (size, size * 1.25))
+    lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
+    fig, axes = grid(len(images), ncols, (size, max(size * 1.25, size + 0.15 * lines + 0.1)))  # room for the titles
     for k, (img, box) in enumerate(zip(images, boxes)):
         ax = axes.flat[k]
         H, W = img.shape[:2]
@@ -304,6 +306,18 @@ def boxed_thumbnails(images: Sequence[np.ndarray], boxes: Sequence, titles: Sequ
     return fig
 
 
+def _wrap(text: str, width: int = 24, lines: int = 2) -> str:
+    """``text`` on at most ``lines`` lines of ``width`` characters, cut between words (an ellipsis
+    when words are left out), never inside one."""
+    import textwrap
+
+    parts = textwrap.wrap(text, width)
+    if len(parts) > lines:
+        parts = parts[:lines]
+        parts[-1] += " …"
+    return "\n".join(parts)
+
+
 def excluded_thumbnails(items: Sequence, n: int = 18, title: str = "", ncols: int = 6):
     """What training left out (:class:`vision_lib.classify.Excluded` items, the first ``n``): each
     photo titled with its folder, the reason and, when recognised, the known person the face looks
@@ -313,7 +327,7 @@ def excluded_thumbnails(items: Sequence, n: int = 18, title: str = "", ncols: in
     items = list(items)[:n]
     if not items:
         return None
-    titles = [f"{e.label}\n{e.reason.split(' (')[0][:28]}" + (f"\n~ {e.looks_like}" if e.looks_like else "")
+    titles = [f"{e.label}\n{_wrap(e.reason.split(' (')[0])}" + (f"\n~ {e.looks_like}" if e.looks_like else "")
               for e in items]
     fig = boxed_thumbnails([load_image(e.path) for e in items], [e.box for e in items], titles, ncols=ncols)
     fig.suptitle(title, y=1.02)
@@ -339,11 +353,32 @@ def predicted_faces(ax, image: np.ndarray, result: Mapping, title: str | None = 
         # An unknown face carries no probability (docs/openset.md): its verdict instead.
         text = (f"{face['label']} {face['probability']:.2f}" if face.get("probability") is not None
                 else ("not sure" if face.get("verdict") == "unsure" else "unknown"))
-        ax.text(x, y - 2, text, color="black", fontsize=7, bbox=dict(facecolor=colour, alpha=0.8, pad=1, linewidth=0))
+        # Above the box (inside its top edge when the box touches the top of the photo), from the
+        # box's left edge, or its right edge in the right half, so that the label stays in the photo.
+        top, right = y < 0.06 * image.shape[0], x + w / 2 > image.shape[1] / 2
+        label = ax.text(min(x + w, image.shape[1]) if right else max(0, x), y + 2 if top else y - 2, text,
+                        color="black", fontsize=7, va="top" if top else "bottom", ha="right" if right else "left",
+                        bbox=dict(facecolor=colour, alpha=0.8, pad=1, linewidth=0), clip_on=True)
+        _inside_photo(ax, label, image.shape[1])
     ax.set_title(title if title is not None else f"label: {result.get('label')}", fontsize=8)
     ax.axis("off")
     return ax
 
+
+def _inside_photo(ax, label, width: int) -> None:
+    """Shift a face label sideways so that it does not run past either side of a ``width``-px photo
+    (measured at the figure's current size)."""
+    get_renderer = getattr(ax.figure.canvas, "get_renderer", None)
+    if get_renderer is None:  # a backend that cannot measure text: leave the label where it is
+        return
+    ax.apply_aspect()
+    box = label.get_window_extent(get_renderer())
+    to_data = ax.transData.inverted()
+    (x0, _), (x1, _) = to_data.transform((box.x0, box.y0)), to_data.transform((box.x1, box.y0))
+    x0, x1 = min(x0, x1), max(x0, x1)
+    shift = (width - x1) if x1 > width else (-x0 if x0 < 0 else 0.0)
+    if shift:
+        label.set_x(label.get_position()[0] + shift)
 
 
 def openset_curve(ax, curve: Sequence[Mapping], known: str = "known_accuracy_all", title: str | None = None):
