@@ -205,3 +205,106 @@ def test_csv_workflow_cluster_name_train_predict_on_lfw(lfw_dir, tmp_path):
     assert rc != 0 and "no names table" in err and not (tmp_path / "m2.pkl").exists()
     rc, _, err = _cli("train", tmp_path / "held_out", "--names", names, "--out", tmp_path / "m2.pkl", "--quiet")
     assert rc != 0 and "photo not found" in err and not (tmp_path / "m2.pkl").exists()
+
+
+# --------------------------------------------------------------------------- the widget (headless)
+@pytest.fixture
+def namer_inputs(tmp_path, rng):
+    from PIL import Image
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"):
+        Image.fromarray(rng.integers(0, 255, (80, 100, 3), dtype=np.uint8)).save(root / name)
+    rows = [N.Row("a.jpg", 0, 0), N.Row("b.jpg", 0, 0), N.Row("c.jpg", 0, 0), N.Row("b.jpg", 1, 1),
+            N.Row("d.jpg", 0, 1), N.Row("e.jpg", 0, 2), N.Row("a.jpg", 1, -1), N.Row("gone.jpg", 0, 1)]
+    boxes = {(r.source, r.face_index): (10 + 30 * r.face_index, 10, 30, 30) for r in rows}
+    return root, rows, boxes
+
+
+def test_cluster_namer_widget_edits_the_table_and_saves_it(namer_inputs, tmp_path):
+    from vision_lib.widgets import ClusterNamer
+
+    root, rows, boxes = namer_inputs
+    out = tmp_path / "names.csv"
+    namer = ClusterNamer(rows, root, boxes=boxes, out=out, thumb=32)
+    namer.widget  # built without a browser; the controls' callbacks run as a click would run them
+    c = namer._controls
+    assert [v for _, v in c["cluster"].options] == [0, 1, 2, -1] and namer.current == 0  # largest first
+    assert len(c["grid"].children) == 3
+    c["name"].value = "Ann"
+    c["name_button"].click()
+    assert [r.name for r in namer.rows[:3]] == ["Ann"] * 3 and "cluster 0: Ann (3 faces)" in c["cluster"].options[0]
+    c["cluster"].value = 1
+    assert namer.current == 1 and len(c["ticks"]) == 3
+    assert ("b.jpg", 0) not in [k for k, _ in c["ticks"]]
+    c["merge"].value = 2
+    c["merge_button"].click()  # cluster 2 was the same person
+    assert [v for _, v in c["cluster"].options] == [1, 0, -1] and len(namer.faces(1)) == 4  # now the largest
+    c["ticks"][0][1].value = True  # b.jpg face 1: someone else
+    c["move"].value = -1
+    c["move_button"].click()
+    assert N.Row("b.jpg", 1, -1, "") in namer.rows and len(namer.faces(1)) == 3
+    c["out_button"].click()  # the rest of cluster 1: fans
+    assert {r.name for r in namer.faces(1)} == {N.NOT_OF_INTEREST}
+    assert [v for _, v in c["cluster"].options] == [0, 1, -1] and "not of interest" in c["cluster"].options[1][0]
+    c["cluster"].value = 0
+    c["name"].value = "  "
+    c["name_button"].click()  # an empty name is refused, said under the grid
+    assert "Not done" in c["status"].value and {r.name for r in namer.faces(0)} == {"Ann"}
+    c["save_button"].click()
+    assert N.load_names(out) == namer.rows and "saved 8 rows" in c["status"].value
+    assert N.named_faces(N.load_names(out)) == {"Ann": [("a.jpg", 0), ("b.jpg", 0), ("c.jpg", 0)]}
+    before = out.read_bytes()
+    c["name"].value = "Ann Lee"
+    c["name_button"].click()
+    c["save_button"].click()  # never over an existing file unless asked
+    assert "exists" in c["status"].value and out.read_bytes() == before
+    c["overwrite"].value = True
+    c["save_button"].click()
+    assert {r.name for r in N.load_names(out) if r.cluster == 0} == {"Ann Lee"}
+    # The photo that is gone gets a grey thumbnail and its reason, never an error.
+    assert ("gone.jpg", 0) in namer.problems
+    snap = namer.snapshot(max_faces=4)
+    from PIL import Image
+    import io
+
+    sheet = Image.open(io.BytesIO(snap.png))
+    assert sheet.size == (260 + 3 * 36, 3 * 36)  # 3 clusters, at most 3 faces each
+    html = snap._repr_mimebundle_()["text/html"]
+    assert "data:image/png;base64," in html and "cluster 0: Ann Lee (3 faces)" in html
+
+
+def test_cluster_namer_reads_a_clusters_csv_and_saves_beside_it(namer_inputs, tmp_path):
+    from vision_lib.widgets import ClusterNamer
+
+    root, rows, boxes = namer_inputs
+    clusters = N.save_names(rows, tmp_path / "clusters.csv")
+    namer = ClusterNamer(clusters, root, boxes=boxes)
+    namer.name(0, "Ann")
+    assert namer.save() == tmp_path / "names.csv" and N.load_names(tmp_path / "names.csv") == namer.rows
+    with pytest.raises(ValueError):
+        namer.merge(1, 1)
+
+
+def test_cluster_namer_on_real_photos(lfw_dir):
+    """Faces detected (the cluster's pipeline and numbering) and cropped from real LFW photos."""
+    from vision_lib.cluster import face_set
+    from vision_lib.widgets import ClusterNamer
+
+    people = ("Serena_Williams", "Vladimir_Putin")
+    paths = [p for person in people for p in sorted((lfw_dir / person).glob("*.jpg"))[:3]]
+    faces = face_set(lfw_dir, paths=paths, progress=False)
+    rows = [N.Row(s, int(j), people.index(s.split("/")[0]) if j == 0 else -1)
+            for s, j in zip(faces.sources, faces.face_index)]
+    namer = ClusterNamer(rows, lfw_dir, thumb=48)
+    namer.widget
+    assert namer.problems == {}
+    from PIL import Image
+    import io
+
+    thumbs = [np.asarray(Image.open(io.BytesIO(png))) for png in namer.thumbnails(namer.faces(0))]
+    assert len(thumbs) == 3 and all(t.shape == (48, 48, 3) and t.std() > 20 for t in thumbs)  # not grey
+    namer.name(0, "Serena Williams")
+    snap = namer.snapshot()
+    assert "Serena Williams (3 faces)" in snap._repr_mimebundle_()["text/plain"]
