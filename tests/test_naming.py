@@ -96,7 +96,8 @@ def test_train_from_names_uses_each_named_face_and_reports_the_rest(named_collec
     assert model.classes_ == ["Ann", "Bo"]
     rep = model.training_report_
     assert sorted((s, n, j) for s, n, j, _ in rep.kept) == sorted(
-        [(f"ann{k}.jpg", "Ann", 0) for k in range(6)] + [("both.jpg", "Ann", 0)] + [(f"bo{k}.jpg", "Bo", 0) for k in range(6)])
+        [(f"ann{k}.jpg", "Ann", 0) for k in range(6)] + [("both.jpg", "Ann", 0)]
+        + [(f"bo{k}.jpg", "Bo", 0) for k in range(6)])
     why = {(e.path, e.face_index): e.reason for e in rep.excluded}
     assert why[("both.jpg", 1)] == N.MARKED_OUT and why[("fan0.jpg", 0)] == N.MARKED_OUT
     assert why[("both.jpg", 2)] == N.NOT_NAMED
@@ -129,6 +130,9 @@ def test_train_from_names_refuses_too_few_people_and_fixed_options(named_collect
     path = N.save_names(rows, tmp_path / "names.csv")  # a path works as well as rows
     model = N.train_from_names(path, root, descriptor="dlib", progress=False, n_jobs=1, model="logistic_regression")
     assert model.info_["names"]["table"] == str(path) and model.info_["model"] == "logistic_regression"
+    import vision_lib as vl  # the facade: the photos folder, and the names
+
+    assert vl.train(root, names=path, descriptor="dlib", progress=False, n_jobs=1).classes_ == ["Ann", "Bo"]
 
 
 # --------------------------------------------------------------------------- the CSV workflow, end to end
@@ -295,8 +299,11 @@ def test_cluster_namer_on_real_photos(lfw_dir):
     people = ("Serena_Williams", "Vladimir_Putin")
     paths = [p for person in people for p in sorted((lfw_dir / person).glob("*.jpg"))[:3]]
     faces = face_set(lfw_dir, paths=paths, progress=False)
-    rows = [N.Row(s, int(j), people.index(s.split("/")[0]) if j == 0 else -1)
-            for s, j in zip(faces.sources, faces.face_index)]
+    rows = N.rows_of(faces, [people.index(s.split("/")[0]) if j == 0 else -1
+                             for s, j in zip(faces.sources, faces.face_index)])
+    assert [(r.source, r.face_index) for r in rows] == list(zip(faces.sources, faces.face_index))
+    with pytest.raises(ValueError, match="labels"):
+        N.rows_of(faces, [0])
     namer = ClusterNamer(rows, lfw_dir, thumb=48)
     namer.widget
     assert namer.problems == {}

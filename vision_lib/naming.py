@@ -44,6 +44,15 @@ def load_names(path: str | os.PathLike) -> list[Row]:
                 for r in reader]
 
 
+def rows_of(faces, labels: Sequence[int]) -> list[Row]:
+    """The rows of a clustering done in Python: ``faces`` has ``sources`` and ``face_index`` (a
+    :class:`~vision_lib.cluster.FaceSet`), ``labels`` one cluster per face (``-1`` = unassigned),
+    as ``vision-lib cluster`` would write them to ``clusters.csv``."""
+    if len(labels) != len(faces.sources):
+        raise ValueError(f"{len(labels)} labels for {len(faces.sources)} faces")
+    return [Row(str(s), int(j), int(c)) for s, j, c in zip(faces.sources, faces.face_index, labels)]
+
+
 def save_names(rows: list[Row], path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write the table; an existing file is replaced only with ``overwrite`` (via a temporary file)."""
     path = Path(path)
@@ -187,7 +196,7 @@ def train_from_names(names: "Sequence[Row] | str | os.PathLike", photos_root: st
     faces = [(r, ph) for r, ph in faces if r.name not in rare]
     if len({r.name for r, _ in faces}) < 2:
         raise ValueError(f"the names table gives fewer than two people with {MIN_FACES_PER_PERSON}+ faces found "
-                         f"under {root} ({len(faces)} usable named faces; {TrainingReport(excluded=report.excluded).counts()}): "
+                         f"under {root} ({len(faces)} usable named faces; left out: {report.counts()}): "
                          "name more clusters, and give the folder `vision-lib cluster` was run on")
     # One entry per named face, holding only that face: classify.train with clean="none" keeps it as named.
     ps = PhotoSet(root, [ph.path for _, ph in faces], [r.name for r, _ in faces])
@@ -208,5 +217,5 @@ def train_from_names(names: "Sequence[Row] | str | os.PathLike", photos_root: st
     return model
 
 
-__all__ = ["NOT_OF_INTEREST", "COLUMNS", "Row", "load_names", "save_names", "name_cluster", "merge_clusters",
+__all__ = ["NOT_OF_INTEREST", "COLUMNS", "Row", "load_names", "rows_of", "save_names", "name_cluster", "merge_clusters",
            "move_face", "named_faces", "train_from_names"]
