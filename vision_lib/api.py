@@ -11,6 +11,7 @@ whose module has the full set of options::
     faces = vl.detect_faces(image)                      # [Face(box, score, keypoints)], largest first
     vectors = vl.describe_faces(image, faces)           # (n, d) float32
     model = vl.train("data/footballers")                # one sub-folder per person
+    model = vl.train("photos", names="names.csv")       # or named clusters (docs/presentation.md)
     vl.predict(model, "new.jpg")                        # {"label", "faces": [...]}
     people = vl.faces_of_folder("data/lfw")             # every face of a folder, described
     labels = vl.cluster_identities(people)              # identities, number unknown
@@ -64,10 +65,16 @@ def faces_of_folder(folder: str | os.PathLike, *, detector: str | None = None, d
     return face_table(folder, detector=detector, descriptor=descriptor, n_jobs=n_jobs, progress=progress)
 
 
-def train(folder: str | os.PathLike, *, detector: str | None = None, descriptor: str | None = None,
+def train(folder: str | os.PathLike, *, names=None, detector: str | None = None, descriptor: str | None = None,
           **options) -> "FaceClassifier":
     """A classifier of the people in ``folder`` (one sub-folder of raw photos per person); ``options``
-    go to :func:`vision_lib.classify.train`."""
+    go to :func:`vision_lib.classify.train`. With ``names`` (a names table: path or rows of
+    :func:`vision_lib.naming.load_names`), ``folder`` is the unlabelled folder ``vision-lib cluster``
+    ran on and the named faces train it (:func:`vision_lib.naming.train_from_names`)."""
+    if names is not None:
+        from .naming import train_from_names
+
+        return train_from_names(names, folder, detector=detector, descriptor=descriptor, **options)
     from .classify import train as train_classifier
 
     return train_classifier(folder, detector=detector, descriptor=descriptor, **options)

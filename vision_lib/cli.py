@@ -240,9 +240,16 @@ _far = _positive_or("off", float, "--far", None)
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a face classifier from a folder of sub-folders (one per person)",
                        description="Train from raw, uncurated folders: LABELLED_DIR/<person>/*.jpg. Faces of "
-                       "other people and photos without the person are left out (and listed). The model "
-                       "file is a pickle: load only files you trust.")
-    p.add_argument("labelled_dir", type=Path, help="folder with one sub-folder of photos per person")
+                       "other people and photos without the person are left out (and listed). Or, with "
+                       "--names, from an unlabelled collection whose clusters were named by hand: "
+                       "`vision-lib train PHOTOS --names names.csv --out MODEL` (docs/presentation.md). The "
+                       "model file is a pickle: load only files you trust.")
+    p.add_argument("labelled_dir", type=Path, metavar="LABELLED_DIR|PHOTOS",
+                   help="folder with one sub-folder of photos per person; with --names, the folder "
+                        "`vision-lib cluster` was run on (the table's sources are relative to it)")
+    p.add_argument("--names", type=Path, default=None, metavar="NAMES_CSV",
+                   help="train on the named faces of this names table (`vision-lib cluster`'s clusters.csv "
+                        "plus a name column; '-' = not a person of interest, left out and used as strangers)")
     p.add_argument("--out", type=Path, default=None, metavar="MODEL", help="where to write the model bundle (required)")
     _hidden_alias(p, "--model", "out", type=Path)
     p.add_argument("--features", choices=names.TRAINING_FEATURES, default="embedding",
@@ -276,7 +283,9 @@ def _run_train(args: argparse.Namespace) -> int:
     check_model_path(args.out, overwrite=args.overwrite)  # before the training work, not after it
     if not args.labelled_dir.is_dir():
         raise FileNotFoundError(f"no such folder: {args.labelled_dir}")
-    loose = list_images(args.labelled_dir, recursive=False)
+    if args.names is not None and args.features != "embedding":
+        raise ValueError("--names trains on face descriptors: --features wavelet does not apply")
+    loose = [] if args.names is not None else list_images(args.labelled_dir, recursive=False)
     if loose:  # they have no person (sub-folder), so they cannot teach anything: say so
         print(f"note: {len(loose)} photos lie directly in {args.labelled_dir}, not in a person's sub-folder; "
               f"they are not used (e.g. {loose[0].name})")
@@ -284,9 +293,18 @@ def _run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--far must be below 1, not {args.far}")
     if args.strangers is not None and not args.strangers.is_dir():
         raise FileNotFoundError(f"no such folder: {args.strangers}")
-    model = train(args.labelled_dir, features=args.features, detector=args.detector, descriptor=args.descriptor,
-                  model=args.classifier, max_distance=args.max_distance, far=args.far, strangers=args.strangers,
-                  n_jobs=args.jobs, progress=not args.quiet)
+    common = dict(detector=args.detector, descriptor=args.descriptor, model=args.classifier,
+                  max_distance=args.max_distance, far=args.far, strangers=args.strangers, n_jobs=args.jobs,
+                  progress=not args.quiet)
+    if args.names is not None:
+        from .naming import train_from_names
+
+        if not args.names.is_file():
+            raise FileNotFoundError(f"no names table {args.names} (copy OUT/clusters.csv of `vision-lib cluster` "
+                                    "and add a name column)")
+        model = train_from_names(args.names, args.labelled_dir, **common)
+    else:
+        model = train(args.labelled_dir, features=args.features, **common)
     save_model(model, args.out, overwrite=args.overwrite)
     rep = model.training_report_
     print(f"trained {model!r}")

@@ -4,7 +4,9 @@ The table is ``clusters.csv`` of ``vision-lib cluster`` (``source,face_index,clu
 ``name`` column: one row per face. ``name`` is empty for a face nobody has named yet, a person's
 name, or :data:`NOT_OF_INTEREST` (``-``) for a face to leave out of training (bystanders, fans).
 Cluster ``-1`` is "unassigned". Edit it in a spreadsheet or with these functions (the widget in
-notebook 04 is a thin layer over them); :func:`named_faces` gives what a classifier trains on.
+notebook 04, :class:`vision_lib.widgets.ClusterNamer`, is a thin layer over them);
+:func:`named_faces` gives what a classifier trains on and :func:`train_from_names` trains it
+(``vision-lib train PHOTOS --names names.csv``).
 """
 from __future__ import annotations
 
@@ -12,6 +14,12 @@ import csv
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # classify loads scikit-learn: only when training
+    from .classify import FaceClassifier
 
 NOT_OF_INTEREST = "-"
 COLUMNS = ["source", "face_index", "cluster", "name"]
@@ -34,6 +42,15 @@ def load_names(path: str | os.PathLike) -> list[Row]:
             raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected {','.join(COLUMNS)}")
         return [Row(r["source"], int(r["face_index"]), int(r["cluster"]), (r.get("name") or "").strip())
                 for r in reader]
+
+
+def rows_of(faces, labels: Sequence[int]) -> list[Row]:
+    """The rows of a clustering done in Python: ``faces`` has ``sources`` and ``face_index`` (a
+    :class:`~vision_lib.cluster.FaceSet`), ``labels`` one cluster per face (``-1`` = unassigned),
+    as ``vision-lib cluster`` would write them to ``clusters.csv``."""
+    if len(labels) != len(faces.sources):
+        raise ValueError(f"{len(labels)} labels for {len(faces.sources)} faces")
+    return [Row(str(s), int(j), int(c)) for s, j, c in zip(faces.sources, faces.face_index, labels)]
 
 
 def save_names(rows: list[Row], path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -81,5 +98,124 @@ def named_faces(rows: list[Row]) -> dict[str, list[tuple[str, int]]]:
     return out
 
 
-__all__ = ["NOT_OF_INTEREST", "COLUMNS", "Row", "load_names", "save_names", "name_cluster", "merge_clusters",
-           "move_face", "named_faces"]
+# --------------------------------------------------------------------------- training from the names
+#: Options of :func:`vision_lib.classify.train` that the names decide instead (which faces, which recipe).
+_FIXED_BY_NAMES = ("clean", "min_size", "photos", "features", "retry", "feature_params")
+NOT_NAMED = "not named"
+MARKED_OUT = "not a person of interest (-)"
+
+
+def train_from_names(names: "Sequence[Row] | str | os.PathLike", photos_root: str | os.PathLike, *,
+                     detector: str | None = None, descriptor: str | None = None, marked_strangers: bool = True,
+                     strangers=None, n_jobs: int | None = None, progress: bool = True,
+                     **options) -> "FaceClassifier":
+    """Train a classifier from the named faces of an unlabelled collection.
+
+    Each named face (``source`` + ``face_index``) is one training face of that person, exactly as
+    named: no automatic cleaning (the names are the truth). Faces named ``-`` and unnamed faces are
+    left out, and so is a face that cannot be found; every one of them is in the model's
+    ``training_report_`` with its reason.
+
+    Args:
+        names: a names table (path, or rows of :func:`load_names`).
+        photos_root: the folder ``vision-lib cluster`` was run on: the table's sources are relative
+            to it.
+        detector, descriptor: as given to ``vision-lib cluster`` (None: the defaults). Faces are
+            detected and described by the same cached pipeline as :func:`vision_lib.classify.train`,
+            and numbered as ``cluster`` numbers them (0 = largest).
+        marked_strangers: the faces marked ``-`` also calibrate the open-set rule as strangers
+            (``info_["names"]["marked_strangers"]`` counts them).
+        strangers: more stranger photos or descriptors (see :func:`vision_lib.classify.train`).
+        options: the other options of :func:`vision_lib.classify.train` (``model``, ``far``, ...).
+
+    Raises:
+        ValueError: fewer than two people with at least two faces found.
+    """
+    from .classify import (MIN_FACES_PER_PERSON, Excluded, PhotoFeatures, Recipe, TrainingReport,
+                           _stranger_descriptors, extract, train)
+    from .io import PhotoSet
+
+    fixed = sorted(set(options) & set(_FIXED_BY_NAMES))
+    if fixed:
+        raise TypeError(f"training from names fixes {', '.join(fixed)} (each named face is used as named, "
+                        "with the face descriptor)")
+    table = str(names) if isinstance(names, (str, os.PathLike)) else None
+    rows = load_names(names) if table is not None else list(names)
+    root = Path(photos_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such folder: {root} (the folder `vision-lib cluster` was run on)")
+    recipe = Recipe("embedding", detector, descriptor=descriptor)
+    report = TrainingReport()
+    wanted, seen = [], set()
+    for r in rows:
+        key = (r.source, r.face_index)
+        if key in seen:
+            reason = "listed twice in the names table (the first row counts)"
+        elif not r.name:
+            reason = NOT_NAMED
+        elif not (root / r.source).is_file():
+            reason = f"photo not found under {root}"
+        else:
+            reason = None
+        seen.add(key)
+        if reason is not None:
+            report.excluded.append(Excluded(r.source, r.name, reason, r.face_index))
+        else:  # faces marked "-" are looked up too: they may calibrate the open-set rule
+            wanted.append(r)
+    sources = sorted({r.source for r in wanted})
+    found = dict(zip(sources, extract([root / s for s in sources], recipe, n_jobs=n_jobs, progress=progress)))
+    faces: list[tuple[Row, PhotoFeatures]] = []
+    marked = []
+    for r in wanted:
+        ph = found[r.source]
+        n = len(ph.faces)
+        if ph.error:
+            reason = f"unreadable ({ph.error})"
+        elif not 0 <= r.face_index < n:
+            reason = (f"face {r.face_index} not found ({n} detected with {recipe.describe()}; was the table made "
+                      "with other --detector/--descriptor settings, or the photo changed?)")
+        else:
+            reason = None
+        if r.name == NOT_OF_INTEREST:
+            report.excluded.append(Excluded(r.source, r.name, MARKED_OUT, r.face_index,
+                                            ph.faces[r.face_index].box if reason is None else None))
+            if reason is None and ph.descriptors is not None:
+                marked.append(ph.descriptors[r.face_index])
+        elif reason is not None:
+            report.excluded.append(Excluded(r.source, r.name, reason, r.face_index))
+        else:
+            faces.append((r, ph))
+    count: dict[str, int] = {}
+    for r, _ in faces:
+        count[r.name] = count.get(r.name, 0) + 1
+    rare = {name for name, k in count.items() if k < MIN_FACES_PER_PERSON}
+    for r, ph in faces:
+        if r.name in rare:
+            report.excluded.append(Excluded(r.source, r.name, f"person left out: fewer than {MIN_FACES_PER_PERSON} "
+                                            "named faces found", r.face_index, ph.faces[r.face_index].box))
+    faces = [(r, ph) for r, ph in faces if r.name not in rare]
+    if len({r.name for r, _ in faces}) < 2:
+        raise ValueError(f"the names table gives fewer than two people with {MIN_FACES_PER_PERSON}+ faces found "
+                         f"under {root} ({len(faces)} usable named faces; left out: {report.counts()}): "
+                         "name more clusters, and give the folder `vision-lib cluster` was run on")
+    # One entry per named face, holding only that face: classify.train with clean="none" keeps it as named.
+    ps = PhotoSet(root, [ph.path for _, ph in faces], [r.name for r, _ in faces])
+    photos = [PhotoFeatures(ph.path, [ph.faces[r.face_index]], ph.features[r.face_index:r.face_index + 1],
+                            None if ph.descriptors is None else ph.descriptors[r.face_index:r.face_index + 1])
+              for r, ph in faces]
+    supplied = [] if strangers is None else [_stranger_descriptors(strangers, recipe, n_jobs, progress)]
+    if marked_strangers and marked:
+        supplied.append(np.asarray(marked, np.float32))
+    model = train(ps, detector=recipe.detector, descriptor=recipe.descriptor, clean="none", photos=photos,
+                  strangers=np.concatenate(supplied) if supplied else None, n_jobs=n_jobs, progress=progress,
+                  **options)
+    report.kept = [(r.source, r.name, r.face_index, None) for r, _ in faces]
+    model.training_report_ = report
+    model.info_.update(n_photos=len({r.source for r, _ in faces}), root=str(root), clean="names", names={
+        "table": table, "named_faces": len(faces), "people": len(count) - len(rare),
+        "marked_strangers": len(marked) if marked_strangers else 0})
+    return model
+
+
+__all__ = ["NOT_OF_INTEREST", "COLUMNS", "Row", "load_names", "rows_of", "save_names", "name_cluster", "merge_clusters",
+           "move_face", "named_faces", "train_from_names"]

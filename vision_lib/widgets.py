@@ -21,6 +21,11 @@ shown (PSNR from its exact squared error, SSIM and bytes of its palette PNG). ``
 
 The computing side (:meth:`CompressionExplorer.update`) works without a front-end, which is how the
 benchmark times it.
+
+:class:`ClusterNamer`: browse the identity clusters of ``vision-lib cluster`` as face thumbnails,
+name them, merge two, move a face, mark "not a person of interest" and save the names table that
+``vision-lib train PHOTOS --names`` trains on; a thin layer over :mod:`vision_lib.naming`, with a
+static :meth:`ClusterNamer.snapshot` for exported HTML.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import compress
+from . import compress, naming
 from .io import load_image
 
 
@@ -321,5 +326,290 @@ def _unique_names(paths: Sequence[Path]) -> list[str]:
     return [str(p) for p in paths]
 
 
+# --------------------------------------------------------------------------- naming clusters by hand
+class ClusterNamer:
+    """Browse identity clusters as face thumbnails and name them (docs/presentation.md).
+
+    Clusters come largest first; unassigned faces (``-1``) and clusters marked "not a person of
+    interest" come last. Every edit is a :mod:`vision_lib.naming` function on :attr:`rows`, so the
+    methods (:meth:`name`, :meth:`merge`, :meth:`move`, :meth:`save`) work without a front-end too.
+
+    Args:
+        names: a names table or ``clusters.csv`` (path), or rows of :func:`naming.load_names`.
+        photos_root: the folder ``vision-lib cluster`` was run on (the sources are relative to it).
+        out: where :meth:`save` writes by default (default: ``names.csv`` beside a ``names`` path).
+        boxes: ``{(source, face_index): (x, y, w, h)}`` of the faces; default: detected (disk-cached,
+            the same detector and numbering as ``vision-lib cluster``) when first shown.
+        detector, descriptor: as given to ``vision-lib cluster`` (None: the defaults).
+        thumb: thumbnail side (px); per_cluster: at most this many faces shown per cluster.
+    """
+
+    def __init__(self, names: "Sequence[naming.Row] | str | os.PathLike", photos_root: str | os.PathLike, *,
+                 out: str | os.PathLike | None = None, boxes: dict | None = None, detector: str | None = None,
+                 descriptor: str | None = None, thumb: int = 72, per_cluster: int = 48, progress: bool = False):
+        from_path = isinstance(names, (str, os.PathLike))
+        self.rows: list[naming.Row] = naming.load_names(names) if from_path else list(names)
+        self.root = Path(photos_root)
+        self.out = Path(out) if out is not None else (Path(names).with_name("names.csv") if from_path else None)
+        self.detector, self.descriptor, self.progress = detector, descriptor, progress
+        self.thumb, self.per_cluster = int(thumb), int(per_cluster)
+        self._boxes: dict = dict(boxes) if boxes is not None else {}
+        self._detect = boxes is None
+        self._looked: set[str] = set()
+        self._thumbs: dict[tuple[str, int], bytes] = {}
+        #: Faces whose thumbnail could not be made, with the reason: ``{(source, face_index): reason}``.
+        self.problems: dict[tuple[str, int], str] = {}
+        self.current: int | None = None
+        self._controls: dict | None = None
+        self._refreshing = False
+
+    # ------------------------------------------------------------------ the table
+    def clusters(self) -> list[int]:
+        """Cluster ids, largest first; unassigned (-1) and clusters all marked ``-`` last."""
+        size: dict[int, int] = {}
+        for r in self.rows:
+            size[r.cluster] = size.get(r.cluster, 0) + 1
+        return sorted(size, key=lambda c: (c == -1, self._marked_out(c), -size[c], c))
+
+    def faces(self, cluster: int) -> list[naming.Row]:
+        return [r for r in self.rows if r.cluster == cluster]
+
+    def _marked_out(self, cluster: int) -> bool:
+        return all(r.name == naming.NOT_OF_INTEREST for r in self.faces(cluster))
+
+    def label(self, cluster: int) -> str:
+        """``cluster 3: Ann (12 faces)``; unnamed, mixed and not-of-interest clusters said so."""
+        faces = self.faces(cluster)
+        names = sorted({r.name for r in faces if r.name})
+        who = (", ".join("not of interest" if n == naming.NOT_OF_INTEREST else n for n in names) or "unnamed")
+        if names and any(not r.name for r in faces):
+            who += " + unnamed"
+        head = "unassigned" if cluster == -1 else f"cluster {cluster}"
+        return f"{head}: {who} ({len(faces)} face{'s' if len(faces) != 1 else ''})"
+
+    def name(self, cluster: int, name: str) -> None:
+        """Name every face of ``cluster`` (``naming.NOT_OF_INTEREST``: leave them out of training)."""
+        if not name.strip():
+            raise ValueError("type a name first (or mark the cluster not of interest)")
+        self.rows = naming.name_cluster(self.rows, cluster, name)
+
+    def merge(self, keep: int, other: int) -> None:
+        """Move every face of ``other`` into ``keep``."""
+        if keep == other:
+            raise ValueError("choose another cluster to merge")
+        self.rows = naming.merge_clusters(self.rows, keep, other)
+
+    def move(self, faces: "Sequence[tuple[str, int]]", cluster: int) -> None:
+        """Move faces ``(source, face_index)`` to ``cluster`` (``-1``: out of every cluster)."""
+        for source, index in faces:
+            self.rows = naming.move_face(self.rows, source, index, cluster)
+
+    def save(self, path: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
+        """Write the names table (to :attr:`out` by default); an existing file only with ``overwrite``."""
+        path = path if path not in (None, "") else self.out
+        if path is None:
+            raise ValueError("give the file to write (e.g. names.csv)")
+        return naming.save_names(self.rows, path, overwrite=overwrite)
+
+    # ------------------------------------------------------------------ thumbnails
+    def _find_boxes(self, rows: Sequence[naming.Row]) -> None:
+        if not self._detect:
+            return
+        todo = sorted({r.source for r in rows} - self._looked)
+        if not todo:
+            return
+        from .faces import detect_paths
+
+        found = detect_paths([self.root / s for s in todo], self.detector, descriptors=self.descriptor or True,
+                             progress=self.progress)
+        for source, pf in zip(todo, found):
+            self._looked.add(source)
+            if pf.error:
+                self.problems.update({(r.source, r.face_index): pf.error for r in self.rows if r.source == source})
+            for j, f in enumerate(pf.faces):
+                self._boxes[(source, j)] = f.box
+
+    def thumbnails(self, rows: Sequence[naming.Row]) -> list[bytes]:
+        """A PNG thumbnail per face (a grey square where it cannot be made: see :attr:`problems`)."""
+        from PIL import Image
+
+        from .geometry import Face, crop
+        from .io import ImageError
+
+        rows = list(rows)
+        self._find_boxes([r for r in rows if (r.source, r.face_index) not in self._thumbs])
+        images: dict[str, np.ndarray] = {}
+        out = []
+        for r in rows:
+            key = (r.source, r.face_index)
+            if key not in self._thumbs:
+                box = self._boxes.get(key)
+                face = None
+                try:
+                    if box is None:
+                        raise ValueError(self.problems.get(key) or f"face {r.face_index} not found in the photo")
+                    if r.source not in images:
+                        images[r.source] = load_image(self.root / r.source)
+                    face = crop(images[r.source], Face(tuple(int(v) for v in box), 1.0))
+                except (ImageError, ValueError, OSError) as exc:
+                    self.problems[key] = getattr(exc, "reason", None) or str(exc)
+                if face is None:
+                    face = np.full((self.thumb, self.thumb, 3), 200, np.uint8)
+                self._thumbs[key] = _fast_png(np.asarray(Image.fromarray(face).resize((self.thumb, self.thumb))))
+            out.append(self._thumbs[key])
+        return out
+
+    # ------------------------------------------------------------------ static copy
+    def snapshot(self, *, max_clusters: int = 12, max_faces: int = 10) -> "NamesSnapshot":
+        """The clusters as one image (a row of thumbnails per cluster, with its current name) and
+        the table in words: what exported HTML and slide decks show where the widget cannot run."""
+        from PIL import Image, ImageDraw
+
+        shown = self.clusters()[:max_clusters]
+        text_w, t, gap = 260, self.thumb, 4
+        cols = max([min(max_faces, len(self.faces(c))) for c in shown], default=1)
+        sheet = Image.new("RGB", (text_w + cols * (t + gap), max(1, len(shown)) * (t + gap)), "white")
+        draw = ImageDraw.Draw(sheet)
+        for k, c in enumerate(shown):
+            y = k * (t + gap)
+            faces = self.faces(c)
+            label = self.label(c)
+            draw.text((4, y + t // 2 - 12), label if len(label) <= 40 else label[:37] + "...", fill="black")
+            if len(faces) > max_faces:
+                draw.text((4, y + t // 2 + 2), f"(first {max_faces} shown)", fill="grey")
+            for i, png in enumerate(self.thumbnails(faces[:max_faces])):
+                sheet.paste(Image.open(io.BytesIO(png)).convert("RGB"), (text_w + i * (t + gap), y))
+        buf = io.BytesIO()
+        sheet.save(buf, "PNG")
+        hidden = len(self.clusters()) - len(shown)
+        return NamesSnapshot(buf.getvalue(), [self.label(c) for c in shown], hidden)
+
+    # ------------------------------------------------------------------ widgets
+    @property
+    def widget(self):
+        """The ipywidgets box (built on first use, then updated in place)."""
+        if self._controls is None:
+            self._build()
+        return self._controls["box"]
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _build(self) -> None:
+        import ipywidgets as w
+
+        c = self._controls = {
+            "cluster": w.Dropdown(description="cluster", layout=w.Layout(width="420px")),
+            "name": w.Text(placeholder="person's name", description="name"),
+            "name_button": w.Button(description="Name cluster", button_style="primary"),
+            "out_button": w.Button(description="Not a person of interest"),
+            "merge": w.Dropdown(description="with", layout=w.Layout(width="420px")),
+            "merge_button": w.Button(description="Merge into this cluster"),
+            "move": w.Dropdown(description="to", layout=w.Layout(width="420px")),
+            "move_button": w.Button(description="Move ticked faces"),
+            "path": w.Text(value="" if self.out is None else str(self.out), description="save as"),
+            "overwrite": w.Checkbox(value=False, description="overwrite"),
+            "save_button": w.Button(description="Save"),
+            "grid": w.GridBox(layout=w.Layout(grid_template_columns=f"repeat(auto-fill, {self.thumb + 40}px)")),
+            "status": w.HTML(),
+            "ticks": [],
+        }
+        c["cluster"].observe(lambda ch: self._select(ch["new"]), names="value")
+        c["name_button"].on_click(lambda _: self._act(lambda: self.name(self.current, c["name"].value)))
+        c["out_button"].on_click(lambda _: self._act(lambda: self.name(self.current, naming.NOT_OF_INTEREST)))
+        c["merge_button"].on_click(lambda _: self._act(lambda: self.merge(self.current, c["merge"].value)))
+        c["move_button"].on_click(lambda _: self._act(lambda: self.move(self.ticked(), c["move"].value)))
+        c["save_button"].on_click(lambda _: self._act(self._save, refresh=False))
+        c["box"] = w.VBox([
+            w.HBox([c["cluster"]]), w.HBox([c["name"], c["name_button"], c["out_button"]]),
+            w.HBox([c["merge"], c["merge_button"]]), w.HBox([c["move"], c["move_button"]]), c["grid"],
+            w.HBox([c["path"], c["overwrite"], c["save_button"]]), c["status"]])
+        self._refresh()
+
+    def ticked(self) -> list[tuple[str, int]]:
+        """The faces whose box is ticked in the grid."""
+        return [key for key, box in (self._controls or {}).get("ticks", []) if box.value]
+
+    def _select(self, cluster) -> None:
+        if not self._refreshing and cluster is not None and cluster != self.current:
+            self.current = cluster
+            self._refresh()
+
+    def _save(self) -> str:
+        c = self._controls
+        path = self.save(c["path"].value.strip() or None, overwrite=c["overwrite"].value)
+        return f"saved {len(self.rows)} rows to {path}"
+
+    def _act(self, action, refresh: bool = True) -> None:
+        """Run an edit and redraw; its error is shown under the grid (an exception in a callback
+        would only reach the kernel log)."""
+        import html
+
+        try:
+            said = action()
+        except (ValueError, KeyError, OSError) as exc:
+            self._controls["status"].value = f"<b>Not done</b>: {html.escape(str(exc))}"
+            return
+        if refresh:
+            self._refresh()
+        self._controls["status"].value = html.escape(said if isinstance(said, str) else self._summary())
+
+    def _summary(self) -> str:
+        named = naming.named_faces(self.rows)
+        return (f"{sum(map(len, named.values()))} faces named ({len(named)} people), "
+                f"{sum(r.name == naming.NOT_OF_INTEREST for r in self.rows)} not of interest, "
+                f"{sum(not r.name for r in self.rows)} unnamed")
+
+    def _refresh(self) -> None:
+        import ipywidgets as w
+
+        c = self._controls
+        order = self.clusters()
+        if self.current not in order:
+            self.current = order[0] if order else None
+        options = [(self.label(k), k) for k in order]
+        others = [o for o in options if o[1] not in (self.current, -1)]
+        self._refreshing = True  # new options move the dropdowns' values: not a choice of the user
+        try:
+            c["cluster"].options = options
+            c["cluster"].value = self.current
+            c["merge"].options = others
+            c["move"].options = [("out of every cluster (-1)", -1)] + others
+        finally:
+            self._refreshing = False
+        faces = self.faces(self.current) if self.current is not None else []
+        shown = faces[:self.per_cluster]
+        ticks, cells = [], []
+        for r, png in zip(shown, self.thumbnails(shown)):
+            box = w.Checkbox(value=False, description=f"{r.source}#{r.face_index}", indent=False,
+                             layout=w.Layout(width=f"{self.thumb + 36}px"))
+            ticks.append(((r.source, r.face_index), box))
+            cells.append(w.VBox([w.Image(value=png, format="png", width=self.thumb, height=self.thumb), box]))
+        if len(faces) > len(shown):
+            cells.append(w.HTML(f"... and {len(faces) - len(shown)} more"))
+        c["ticks"], c["grid"].children = ticks, cells
+        c["name"].value = next((r.name for r in faces if r.name and r.name != naming.NOT_OF_INTEREST), "")
+
+
+class NamesSnapshot:
+    """The clusters and their names frozen as an image (inline PNG: no widget, no CDN)."""
+
+    def __init__(self, png: bytes, labels: list[str], hidden: int = 0):
+        self.png, self.labels, self.hidden = png, labels, hidden
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        import base64
+        import html
+
+        more = f" (+{self.hidden} smaller clusters not shown)" if self.hidden else ""
+        text = "; ".join(self.labels) + more
+        return {"text/html": f'<div><img src="data:image/png;base64,{base64.b64encode(self.png).decode("ascii")}" '
+                             f'alt="clusters and their names" style="max-width:100%"><div>'
+                             f"{html.escape(text)}</div></div>",
+                "text/plain": text}
+
+
 #: The public names of this module.
-__all__ = ["CompressionExplorer"]
+__all__ = ["CompressionExplorer", "ClusterNamer"]
