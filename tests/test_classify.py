@@ -579,3 +579,26 @@ def test_split_keeps_a_single_photo_person_in_training(tmp_path):
     both = PhotoSet(tmp_path, paths[:12], labels[:12])
     tr2, te2 = classify.split(both, 0.3, 0)
     assert te2.paths == te.paths
+
+
+# --------------------------------------------------------------------------- the package's names
+def test_every_name_of_the_single_module_classify_is_still_there():
+    # classify.py became the package vision_lib/classify/: notebooks, cli, serve, benchmarks use these.
+    old = ["ADAPTIVE_FACTOR", "AUTO_CLASSIFIERS", "AUTO_MODELS", "BUNDLE_FORMAT", "CHOICES", "CLASSIFIERS",
+           "CLEANING", "CURVE_FARS", "DEFAULT_FAR", "Evaluation", "Excluded", "FEATURES", "Face", "FaceClassifier",
+           "FacePrediction", "MIN_FACES_PER_PERSON", "MODELS", "ModelBundleError", "PhotoFeatures", "PhotoSet",
+           "RETRY_BORDER", "RETRY_PARAMS", "Recipe", "SUBJECT_TIE", "SUBJECT_TIE_SHARE", "TrainingReport",
+           "UNKNOWN", "VERSIONED", "check_model_path", "check_output_folder", "choose_model",
+           "clean_training_set", "compare_models", "detect_harder", "evaluate", "extract", "load_model",
+           "make_estimator", "make_writable_folder", "mcnemar_p", "photo_curve", "photo_set", "read_header",
+           "recipe_faces", "recipe_features", "same_person_distance", "save_model", "select_faces", "split",
+           "train", "training_faces", "training_matrix", "unknown_threshold", "write_atomic"]
+    assert [n for n in old if not hasattr(classify, n)] == []
+    assert callable(classify.train) and classify.extract is extraction.extract
+
+
+def test_training_report_pickles_under_the_class_path_of_older_bundles():
+    report = classify.TrainingReport([("a.jpg", "x", 0, 0.2)], [classify.Excluded("b.jpg", "x", "no face found")], 0.6)
+    data = pickle.dumps(report, protocol=5)
+    assert b"vision_lib.classify.cleaning" not in data and b"vision_lib.classify" in data
+    assert pickle.loads(data) == report

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -48,3 +50,25 @@ def test_checkout_is_recognised():
     from vision_lib import config
 
     assert config.CHECKOUT == ROOT and config.notebook_dir() == (ROOT / "notebooks").resolve()
+
+
+def test_wheel_holds_every_sub_package(tmp_path):
+    # A normal install is a wheel: every package of the checkout (models, compress, classify, ...)
+    # and the web page must be in it, not only the top-level modules.
+    pytest.importorskip("setuptools")
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "vision_lib", src / "vision_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                          str(src), "-w", str(tmp_path / "wheel")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    import zipfile
+
+    (wheel,) = (tmp_path / "wheel").glob("vision_lib-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    wanted = {p.relative_to(ROOT).as_posix() for p in (ROOT / "vision_lib").rglob("*.py")
+              if "__pycache__" not in p.parts}
+    wanted |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "vision_lib" / "static").iterdir() if p.is_file()}
+    assert wanted - names == set()
+    assert {"vision_lib/models/__init__.py", "vision_lib/classify/__init__.py"} <= names

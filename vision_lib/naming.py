@@ -131,8 +131,8 @@ def train_from_names(names: "Sequence[Row] | str | os.PathLike", photos_root: st
     Raises:
         ValueError: fewer than two people with at least two faces found.
     """
-    from .classify import (MIN_FACES_PER_PERSON, Excluded, PhotoFeatures, Recipe, TrainingReport,
-                           _stranger_descriptors, extract, train)
+    from .classify import MIN_FACES_PER_PERSON, Excluded, PhotoFeatures, Recipe, TrainingReport, extract, train
+    from .classify.training import _stranger_descriptors
     from .io import PhotoSet
 
     fixed = sorted(set(options) & set(_FIXED_BY_NAMES))

@@ -1,0 +1,189 @@
+"""Training a :class:`~vision_lib.classify.FaceClassifier` from raw folders, one per person
+(:func:`train`: extraction, cleaning, model choice, the unknown and open-set rules)."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..extraction import PhotoFeatures, Recipe, extract
+from ..io import PhotoSet, photo_set
+from ..names import DEFAULT_FAR
+from .classifier import SUBJECT_TIE, FaceClassifier
+from .cleaning import Excluded, training_faces
+from .selection import AUTO_MODELS, _cv_splits, _fewest_train, _inner_folds, choose_model, compare_models, make_estimator
+
+#: :data:`SUBJECT_TIE` as a share of the descriptor's same-person distance (0.05 of dlib's 0.6), so
+#: that ``train`` scales it to any descriptor.
+SUBJECT_TIE_SHARE = SUBJECT_TIE / 0.6
+#: ``max_distance="adaptive"``: unknown beyond this many times the distance within which 95% of the
+#: training faces lie from their own person's centroid (capped at dlib's 0.6). Tight identities
+#: (studio-like photos) get a tight open-set rule; loose ones (varied web photos) keep 0.6.
+ADAPTIVE_FACTOR = 1.3
+
+
+def _as_photo_set(data: PhotoSet | str | os.PathLike) -> PhotoSet:
+    ps = data if isinstance(data, PhotoSet) else photo_set(data, labelled=True)
+    if not ps.labels:
+        raise ValueError(f"no photos in sub-folders of {ps.root}: expected one folder per person")
+    if len(set(ps.labels)) < 2:
+        raise ValueError(f"need at least two people (sub-folders) under {ps.root}, found {sorted(set(ps.labels))}")
+    return ps
+
+
+def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float = 0.01, cv: int = 5,
+                      random_state: int = 0, n_jobs: int | None = None) -> float:
+    """Probability under which a face is called unknown, from out-of-fold predictions on training data.
+
+    It is the ``quantile`` of the out-of-fold top probability over the *correctly* recognised
+    training faces: a new face is unknown when the model is less sure than it was for all but
+    ``quantile`` of the faces it got right in cross-validation.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from ..config import n_jobs as _n_jobs
+
+    folds = StratifiedKFold(n_splits=_cv_splits(y, cv), shuffle=True, random_state=random_state)
+    proba = cross_val_predict(clone(estimator), X, y, cv=folds, method="predict_proba", n_jobs=_n_jobs(n_jobs))
+    classes = np.unique(y)
+    top = proba.max(axis=1)
+    right = classes[proba.argmax(axis=1)] == y
+    if not right.any():
+        return 0.0
+    return float(np.quantile(top[right], quantile))
+
+
+def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detector: str | None = None, *,
+          descriptor: str | None = None,
+          model: str = "auto", clean: str | None = None, choose: str = "confident",
+          threshold: float | None = None, unknown_quantile: float | None = 0.01,
+          max_distance: float | str | None = None, sure_quantile: float | None = 0.95,
+          subject_tie: float | None | str = "auto", min_size: int = 0,
+          feature_params: dict | None = None, far: float | None = DEFAULT_FAR,
+          strangers: "np.ndarray | PhotoSet | str | os.PathLike | None" = None, openset_score: str = "centroid",
+          retry: bool | None = None, random_state: int = 0, n_jobs: int | None = None, progress: bool = True,
+          photos: Sequence[PhotoFeatures] | None = None) -> FaceClassifier:
+    """Train a classifier of known people from a folder of sub-folders (one per person), uncurated.
+
+    Args:
+        data: a labelled :class:`~vision_lib.io.PhotoSet` or a folder ``<person>/<photos>``.
+        features: ``"embedding"`` (the face descriptor, default) or ``"wavelet"`` (classic recipe).
+        detector: a name of :data:`vision_lib.models.DETECTORS` (default: the default detector for
+            embeddings, Haar for wavelets).
+        descriptor: a name of :data:`vision_lib.models.DESCRIPTORS` (None: the default); its
+            ``threshold`` (same-person distance) is the default of every distance rule below.
+        model: a name from :data:`MODELS`, or ``"auto"``: 5-fold cross-validation of
+            :data:`AUTO_MODELS` on the cleaned training faces (``info_["comparison"]``), then the
+            first of them not significantly worse than the most accurate (:func:`choose_model`).
+        clean: ``"agreement"`` (default for embeddings), ``"largest"`` (default for the wavelet
+            recipe: each photo's largest face, as in the classic recipe) or ``"none"``.
+        choose: photo-level subject, ``"confident"`` (most confident known face) or ``"largest"``.
+        threshold: same-person distance for cleaning (default: the descriptor's).
+        unknown_quantile: see :func:`unknown_threshold` (None: never unknown by probability).
+        max_distance: farther than this (descriptor distance) from the centroid of the predicted
+            person's training faces is unknown (default: the descriptor's same-person distance for
+            embeddings, none for wavelets); ``"adaptive"``: :data:`ADAPTIVE_FACTOR` times the 95%
+            quantile of the training faces' distances to their own centroid, at most that distance.
+        sure_quantile: with dlib descriptors, a face closer to its person's centroid than this
+            quantile of the training faces' distances to their own centroids is not made unknown by
+            a low probability (:attr:`FaceClassifier.sure_distance`; None: never).
+        subject_tie: see :attr:`FaceClassifier.subject_tie` (photo subject among near-equal faces);
+            ``"auto"``: :data:`SUBJECT_TIE_SHARE` of the descriptor's same-person distance.
+        far: false-accept rate of the open-set naming rule (:class:`~vision_lib.openset.OpenSetRule`),
+            calibrated on the other people of the training folders (leave one person out) plus
+            ``strangers``, in the descriptor's own metric; None: no open-set rule (the closed-set
+            classifier names every face it is sure of).
+        strangers: faces of people *not* in ``data`` for that calibration: a folder of photos (every
+            face found counts), a :class:`~vision_lib.io.PhotoSet`, or an ``(n, dim)`` descriptor array.
+        openset_score: ``"centroid"`` (distance to the mean of the person's training faces; it
+            separated strangers better on the footballers, docs/openset.md) or ``"knn"`` (mean
+            distance to the 3 nearest).
+        min_size: faces with a shorter side (px) are not used for training.
+        retry: look again harder where MTCNN finds no face (default: True with MTCNN).
+        photos: precomputed :func:`extract` results for ``data.paths`` (saves a pass).
+
+    Returns:
+        A fitted :class:`FaceClassifier`; ``training_report_`` lists what was left out and why.
+    """
+    if isinstance(max_distance, str) and max_distance != "adaptive":
+        raise ValueError(f"max_distance must be a number, None or 'adaptive', not {max_distance!r}")
+    ps = _as_photo_set(data)
+    detector = detector or (None if features == "embedding" else "haar")
+    clean = clean or ("agreement" if features == "embedding" else "largest")
+    recipe = Recipe(features, detector, (), tuple(sorted((feature_params or {}).items())),
+                    retry=True if retry is None else retry, descriptor=descriptor)
+    same_person = recipe.descriptor_model.threshold
+    if subject_tie == "auto":
+        subject_tie = SUBJECT_TIE_SHARE * same_person
+    start = time.perf_counter()
+    if photos is None:
+        photos = extract(ps.paths, recipe, n_jobs=n_jobs, progress=progress)
+    X, y, D, report = training_faces(photos, ps.labels, clean, threshold, min_size, descriptor=recipe.descriptor)
+    for r in ps.skipped:  # every file of the folder is accounted for: non-photos, hidden, loose photos
+        parts = Path(r.source).relative_to(ps.root).parts
+        report.excluded.append(Excluded(r.source, parts[0] if len(parts) > 1 else "", r.reason))
+    if len(set(y)) < 2:
+        raise ValueError(f"after cleaning, faces of fewer than two people remain: {report.summary()}")
+    _, counts = np.unique(y, return_counts=True)
+    comparison = None
+    if model == "auto":
+        # Chosen on the training data only: e.g. calibrated SVMs suit 6 people with ~100 faces each
+        # but not 96 people with ~15 each, where logistic regression or kNN do far better.
+        comparison = compare_models(X, y, AUTO_MODELS, random_state=random_state, n_jobs=n_jobs) \
+            if counts.min() >= 3 else [{"model": "svm_rbf"}]
+        model = choose_model(comparison)
+    unknown_below = 0.0
+    # The out-of-fold threshold needs >= 3 faces per person (2 outer folds x 2 calibration folds).
+    if unknown_quantile is not None and counts.min() >= 3:
+        splits = _cv_splits(y, 5)
+        estimator = make_estimator(model, random_state, _inner_folds(y, splits), _fewest_train(len(y), splits))
+        unknown_below = unknown_threshold(estimator, X, y, unknown_quantile, random_state=random_state, n_jobs=n_jobs)
+    estimator = make_estimator(model, random_state, int(min(5, counts.min())), len(y))
+    estimator.fit(X, y)
+    if max_distance is None and features == "embedding":
+        max_distance = same_person
+    centroids = {str(c): D[y == c].mean(axis=0) for c in np.unique(y)} if D is not None and max_distance else {}
+    sure_distance = None
+    if centroids:
+        own = np.linalg.norm(D - np.asarray([centroids[str(c)] for c in y]), axis=1)
+        if sure_quantile is not None:
+            sure_distance = float(np.quantile(own, sure_quantile))
+        if max_distance == "adaptive":
+            max_distance = float(min(same_person, ADAPTIVE_FACTOR * np.quantile(own, 0.95)))
+    elif max_distance == "adaptive":
+        raise ValueError("max_distance='adaptive' needs face descriptors of the training faces")
+    rule = None
+    if far is not None and D is not None:
+        from ..openset import OpenSetRule
+
+        rule = OpenSetRule(far=far, score=openset_score, metric=recipe.descriptor_model.metric).fit(
+            D, y, strangers=_stranger_descriptors(strangers, recipe, n_jobs, progress))
+    info = {"model": model, "clean": clean, "n_photos": len(ps), "n_faces": len(y), "root": str(ps.root),
+            "seconds": round(time.perf_counter() - start, 1), "comparison": comparison,
+            "openset": rule.summary() if rule is not None else None}
+    return FaceClassifier(estimator, recipe, unknown_below, max_distance, choose, centroids, report, info,
+                          sure_distance, subject_tie, rule)
+
+
+def _stranger_descriptors(strangers, recipe: Recipe, n_jobs: int | None, progress: bool) -> np.ndarray | None:
+    """Descriptors of every face in the stranger photos (or the array given)."""
+    if strangers is None:
+        return None
+    if isinstance(strangers, np.ndarray):
+        return strangers
+    ps = strangers if isinstance(strangers, PhotoSet) else photo_set(strangers)
+    if not len(ps):
+        raise ValueError(f"no photos in {ps.root} for the stranger calibration")
+    rows = [ph.descriptors for ph in extract(ps.paths, recipe, n_jobs=n_jobs, progress=progress)
+            if ph.descriptors is not None and len(ph.descriptors)]
+    if not rows:
+        raise ValueError(f"no face found in the stranger photos under {ps.root}")
+    return np.concatenate(rows)
+
+
+#: The public names of this module.
+__all__ = ["SUBJECT_TIE_SHARE", "ADAPTIVE_FACTOR", "DEFAULT_FAR", "unknown_threshold", "train"]
