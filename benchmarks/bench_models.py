@@ -13,6 +13,8 @@ Prints one JSON object, everything measured in the same run with the disk cache 
 * ``facenet_variants``: FaceNet's network with its batch normalisation folded into the
   convolutions (as the descriptor runs it) against the plain Keras network: CPU ms per face at
   batch 1 and 16 and the largest difference of the descriptors (LFW faces, 2 per person).
+* ``latency``: ``predict_image`` (the web app's work per upload, no HTTP) of small bundles
+  trained with the default models and with MTCNN + dlib, median ms on held-out 1024-px photos.
 * ``calibration``: on the AT&T faces (a set no other benchmark scores), the false-accept rate of
   dlib's documented 0.6 and the distance of every other descriptor at the same false-accept
   rate: how each descriptor's ``threshold`` was chosen (docs/models.md).
@@ -215,6 +217,41 @@ def facenet_variants(photos: dict) -> dict:
     return out
 
 
+def predict_latency(footballers, photos: int, recipes) -> dict:
+    """In-process latency of ``predict_image`` (what the web app runs per upload, without HTTP) for
+    small bundles trained with each ``(detector, descriptor)`` of ``recipes``: bench_serve.py's
+    training set (3 players x 8 photos) and held-out photos scaled to 1024 px, decoding included,
+    one thread, each model warmed on the first photo."""
+    import numpy as np
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_serve import PLAYERS, photos_1024
+
+    from vision_lib.classify import train
+    from vision_lib.io import load_image_bytes, photo_set
+
+    everyone = photo_set(footballers, labelled=True)
+    ps = everyone.subset(i for i, lab in enumerate(everyone.labels) if lab in PLAYERS)
+    training = ps.limit(per_label=8, seed=0)
+    used = set(training.paths)
+    held = [p for p in ps.paths if p not in used]
+    data = photos_1024([held[i] for i in np.random.default_rng(2).permutation(len(held))[:photos]])
+    out = {"photos": len(data)}
+    for det, desc in recipes:
+        model = train(training, detector=det, descriptor=desc, n_jobs=1, progress=False)
+        model.predict_image(load_image_bytes(data[0][1]))
+        times = []
+        for name, blob in data:
+            t0 = time.perf_counter()
+            model.predict_image(load_image_bytes(blob, name=name))
+            times.append(time.perf_counter() - t0)
+        out[f"{det}+{desc}"] = {"median_ms": round(1000 * float(np.median(times)), 1),
+                                "mean_ms": round(1000 * float(np.mean(times)), 1)}
+    keys = [f"{d}+{e}" for d, e in recipes]
+    out["median_ratio_first_vs_second"] = round(out[keys[0]]["median_ms"] / out[keys[1]]["median_ms"], 3)
+    return out
+
+
 def bcubed_by_photo(photo_labels, photo_clusters) -> float:
     from vision_lib.cluster import external_metrics
 
@@ -303,7 +340,8 @@ def main(argv=None) -> int:
     ap.add_argument("--detectors", nargs="+", default=list(models.DETECTORS), choices=models.DETECTORS)
     ap.add_argument("--descriptors", nargs="+", default=list(models.DESCRIPTORS), choices=models.DESCRIPTORS)
     ap.add_argument("--skip", nargs="*", default=[],
-                    choices=["detectors", "descriptors", "facenet_variants", "calibration", "pipeline"])
+                    choices=["detectors", "descriptors", "facenet_variants", "calibration", "pipeline", "latency"])
+    ap.add_argument("--latency-photos", type=int, default=20, help="held-out photos for the latency comparison")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     _single_thread()
@@ -354,6 +392,11 @@ def main(argv=None) -> int:
     if "detectors" in report:
         report.setdefault("targets_met", {})["default_detector_coverage_ge_0.98"] = \
             report["detectors"].get(models.DEFAULT_DETECTOR, {}).get("coverage", 0) >= 0.98
+    if "latency" not in args.skip:
+        report["latency"] = predict_latency(dataset("footballers"), args.latency_photos,
+                                            [(models.DEFAULT_DETECTOR, models.DEFAULT_DESCRIPTOR), ("mtcnn", "dlib")])
+        report.setdefault("targets_met", {})["web_latency_at_least_halved"] = \
+            report["latency"]["median_ratio_first_vs_second"] <= 0.5
     json.dump(report, sys.stdout, indent=1)
     print()
     return 0
