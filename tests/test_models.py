@@ -168,6 +168,86 @@ def test_facenet_weights_loader_refuses_a_foreign_file(tmp_path):
         load_weights_by_name(model, str(tmp_path / "w.h5"))
 
 
+def test_facenet_loader_folds_batchnorm_into_the_preceding_layer(tmp_path):
+    """A Dense + scale-free BatchNormalization file, loaded into the same Dense with a bias: same outputs."""
+    import h5py
+    from keras import Input, Model, layers
+
+    from vision_lib.models.facenet import BN_EPSILON, load_weights_by_name
+
+    rng = np.random.default_rng(3)
+    kernel, beta = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)
+    mean, var = rng.normal(size=3).astype(np.float32), rng.uniform(0.1, 2, 3).astype(np.float32)
+    with h5py.File(tmp_path / "w.h5", "w") as f:
+        f["model_weights/Bottleneck/Bottleneck/kernel:0"] = kernel
+        f["model_weights/Bottleneck"].attrs["weight_names"] = [b"Bottleneck/kernel:0"]
+        g = f.create_group("model_weights/Bottleneck_BatchNorm/Bottleneck_BatchNorm")
+        g["beta:0"], g["moving_mean:0"], g["moving_variance:0"] = beta, mean, var
+        f["model_weights/Bottleneck_BatchNorm"].attrs["weight_names"] = [b"beta:0", b"moving_mean:0", b"moving_variance:0"]
+    x = Input((4,))
+    folded = Model(x, layers.Dense(3, use_bias=True, name="Bottleneck")(x))
+    load_weights_by_name(folded, str(tmp_path / "w.h5"))
+    inputs = rng.normal(size=(5, 4)).astype(np.float32)
+    expected = (inputs @ kernel - mean) / np.sqrt(var + BN_EPSILON) + beta
+    assert np.allclose(folded.predict(inputs, verbose=0), expected, atol=1e-5)
+    # Without a bias to fold into, the normalisation layer is a layer the network lacks: refused.
+    plain = Model(x, layers.Dense(3, use_bias=False, name="Bottleneck")(x))
+    with pytest.raises(ValueError, match="does not have"):
+        load_weights_by_name(plain, str(tmp_path / "w.h5"))
+
+
+@needs_yunet
+@needs_facenet
+@needs_lfw
+def test_facenet_with_batchnorm_folded_matches_the_plain_network_on_real_faces():
+    """The descriptor's network (BN folded into the convolutions) gives the plain Keras network's
+    descriptors on real LFW faces, up to float rounding."""
+    from vision_lib.io import load_image
+    from vision_lib.models.facenet import build_inception_resnet_v1, face_chips, load_weights_by_name, prewhiten
+
+    det, d = models.get_detector("yunet"), models.get_descriptor("facenet")
+    chips = []
+    for _, path in _lfw_photos(4, 2):
+        image = load_image(path)
+        fs = det.detect(image)
+        if fs:
+            chips.append(face_chips(image, fs[:1])[0])
+    assert len(chips) >= 6
+    chips = np.stack(chips)
+    plain = build_inception_resnet_v1()
+    load_weights_by_name(plain, str(files.model_path("facenet")))
+    ref = plain.predict(prewhiten(chips), verbose=0)
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    got = d.describe_chips(chips)
+    assert np.abs(got - ref).max() < 1e-4
+    kinds = {type(l).__name__ for l in build_inception_resnet_v1(fold_batchnorm=True).layers}
+    assert "BatchNormalization" not in kinds and "BatchNormalization" in {type(l).__name__ for l in plain.layers}
+
+
+@needs_yunet
+@needs_facenet
+@needs_lfw
+def test_facenet_flip_is_mirror_invariant_and_keyed_apart():
+    """Flip test-time augmentation: a chip and its mirror get the same descriptor (the plain
+    descriptor tells them apart), it stays close to the plain one, and its id differs (caches)."""
+    from vision_lib.io import load_image
+    from vision_lib.models.facenet import face_chips
+
+    det = models.get_detector("yunet")
+    plain, flip = models.get_descriptor("facenet"), models.get_descriptor("facenet_flip")
+    assert flip.id != plain.id and flip.dim == plain.dim and flip.threshold > 0
+    chips = []
+    for _, path in _lfw_photos(3, 1):
+        image = load_image(path)
+        chips.append(face_chips(image, det.detect(image)[:1])[0])
+    chips = np.stack(chips)
+    mirrored = chips[:, :, ::-1]
+    assert np.abs(flip.describe_chips(chips) - flip.describe_chips(mirrored)).max() < 1e-4
+    assert np.abs(plain.describe_chips(chips) - plain.describe_chips(mirrored)).max() > 1e-2
+    assert np.allclose(np.linalg.norm(flip.describe_chips(chips), axis=1), 1, atol=1e-5)
+    assert np.all(np.sum(flip.describe_chips(chips) * plain.describe_chips(chips), axis=1) > 0.8)
+
+
 def test_prewhiten_standardises_each_image():
     from vision_lib.models.facenet import prewhiten
 

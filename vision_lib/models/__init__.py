@@ -28,7 +28,7 @@ __all__ = ["DEFAULT_DESCRIPTOR", "DEFAULT_DETECTOR", "DESCRIPTORS", "DETECTORS",
 #: Detector names, fastest modern first.
 DETECTORS = ("yunet", "mtcnn", "haar")
 #: Descriptor names.
-DESCRIPTORS = ("facenet", "dlib")
+DESCRIPTORS = ("facenet", "facenet_flip", "dlib")
 #: Defaults of every stage (chosen by measurement: docs/models.md).
 DEFAULT_DETECTOR = "yunet"
 DEFAULT_DESCRIPTOR = "facenet"
@@ -81,10 +81,10 @@ def get_descriptor(name: str | None = None, **params) -> Descriptor:
     parameters (``threads`` for pool workers); its model loads on first use."""
     name = DEFAULT_DESCRIPTOR if name is None else name
     _check("descriptor", name, DESCRIPTORS)
-    if name == "facenet":
-        from .facenet import FaceNetDescriptor
+    if name in ("facenet", "facenet_flip"):
+        from .facenet import FaceNetDescriptor, FaceNetFlipDescriptor
 
-        return FaceNetDescriptor(**params)
+        return (FaceNetDescriptor if name == "facenet" else FaceNetFlipDescriptor)(**params)
     from .dlib import DlibDescriptor
 
     return DlibDescriptor(**params)
