@@ -63,6 +63,17 @@ def test_select_for_average_relaxes_filters_rather_than_emptying_a_group(rng):
     assert A.select_for_average([]).used == []
 
 
+def test_select_for_average_reads_the_score_on_its_detector_s_scale():
+    # YuNet scores clear faces around 0.9, MTCNN near 1: one fixed cut-off would keep almost no
+    # YuNet face (or every MTCNN face).
+    cands = [_cand(0, score=0.99), _cand(1, score=0.92), _cand(2, score=0.7)]
+    assert A.select_for_average(cands, identity=False, detector="yunet").used == [0, 1]
+    mtcnn = A.select_for_average(cands, identity=False, detector="mtcnn")
+    assert mtcnn.used == [0] and mtcnn.reasons[1].startswith("low detector score (0.92 < 0.95)")
+    assert A.select_for_average(cands, identity=False, detector="haar").used == [0, 1, 2]
+    assert A.select_for_average(cands, identity=False, min_score=0.5, detector="mtcnn").used == [0, 1, 2]
+
+
 def _draw_face(rng, tmp_path, k, grey=False):
     """A 'photo' with a cartoon face at a random position, scale and angle; returns (path, Face)."""
     import cv2

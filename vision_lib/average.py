@@ -38,7 +38,7 @@ import numpy as np
 
 from .faces import TEMPLATE, Face, FaceQuality, alignment_matrix
 from .io import CSV_TEXT, Rejected, flat_name, load_image, photo_set
-from .models import same_person_distance
+from .models import get_detector, same_person_distance
 
 from .names import AVERAGE_METHODS
 
@@ -176,6 +176,8 @@ class GroupFaces:
     rejected: list[Rejected] = field(default_factory=list)
     #: Name of the descriptor of the candidates (None: the default descriptor).
     descriptor: str | None = None
+    #: Name of the detector that found them (None: the default detector).
+    detector: str | None = None
 
 
 def _as_item(item: Item) -> tuple[Path, int | None]:
@@ -227,7 +229,7 @@ def group_faces(table, items: Mapping[str, Sequence[tuple[Path, int | None]]], *
                 cands.append(Candidate(path, int(table.face_index[i]), table.face(i), table.quality(i),
                                        table.X[i], n_slots))
             n_slots += 1
-        out[name] = GroupFaces(name, cands, n_slots, rejected, descriptor)
+        out[name] = GroupFaces(name, cands, n_slots, rejected, descriptor, table.settings.get("detector"))
     return out
 
 
@@ -274,12 +276,14 @@ def robust_centre(descriptors: np.ndarray, max_distance: float | None = None,
     return centre, near[centre]
 
 
-def select_for_average(candidates: Sequence[Candidate], *, min_score: float = 0.95, min_size: int = 32,
-                 min_frontalness: float = 0.5, max_distance: float | None = None,
-                 identity: bool = True, descriptor: str | None = None) -> Selection:
+def select_for_average(candidates: Sequence[Candidate], *, min_score: float | None = None, min_size: int = 32,
+                       min_frontalness: float = 0.5, max_distance: float | None = None,
+                       identity: bool = True, descriptor: str | None = None,
+                       detector: str | None = None) -> Selection:
     """Pick the faces of the group's person that are good enough to average, with weights.
 
-    Quality filters (detector ``score``, shorter box side ``size`` in px, ``frontalness``) are each
+    Quality filters (detector ``score``, by default the ``confident_score`` of ``detector``, the name
+    of the candidates' detector; shorter box side ``size`` in px, ``frontalness``) are each
     skipped when no candidate passes them, so a group of tiny or of grey faces still averages.
     With ``identity``, faces farther than ``max_distance`` (default: the same-person distance of
     ``descriptor``, the name of the candidates' descriptor) from the group's robust centre are other people; of the faces of one photo only the one nearest the centre is used.
@@ -287,6 +291,8 @@ def select_for_average(candidates: Sequence[Candidate], *, min_score: float = 0.
     and with closeness to the identity centre.
     """
     max_distance = same_person_distance(descriptor) if max_distance is None else max_distance
+    if min_score is None:  # detectors score on different scales
+        min_score = get_detector(detector).confident_score
     n = len(candidates)
     reasons: dict[int, str] = {}
     distances = np.full(n, np.nan)
@@ -612,7 +618,7 @@ def average_group(group: GroupFaces, *, method: str = "landmarks", size: int = 1
     face of every photo, no cleaning) then :func:`mean_face`."""
     cands = group.candidates
     if select:
-        sel = select_for_average(cands, **{"descriptor": group.descriptor, **select_kw})
+        sel = select_for_average(cands, **{"descriptor": group.descriptor, "detector": group.detector, **select_kw})
         used, weights, reasons = sel.used, sel.weights, sel.reasons
     else:
         used = largest_per_photo(cands)

@@ -39,6 +39,8 @@ class Detector(Protocol):
     """Finds faces: ``detect(image)`` with ``image`` an ``(H, W, 3)`` RGB uint8 array."""
 
     name: str
+    #: Score from which a detection counts as a clear face (the scale differs between detectors).
+    confident_score: float
 
     def detect(self, image: np.ndarray) -> list[Face]: ...
 

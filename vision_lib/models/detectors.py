@@ -60,6 +60,8 @@ class HaarDetector:
     """
 
     name = "haar"
+    #: Haar gives no confidence (every face scores 1): nothing to filter on.
+    confident_score = 0.0
 
     def __init__(self, scale_factor: float = 1.3, min_neighbors: int = 5, min_eyes: int = 2,
                  max_side: int = 1024):
@@ -122,6 +124,8 @@ class MTCNNDetector:
     """
 
     name = "mtcnn"
+    #: Score from which a detection counts as a clear face (e.g. for averaging faces).
+    confident_score = 0.95
 
     def __init__(self, min_score: float = 0.9, max_side: int = 1024, second_look: tuple[int, ...] = (640, 384),
                  border: float = 0.15, threads: int | None = None, compiled: bool = True):
@@ -213,6 +217,9 @@ class YuNetDetector:
     """
 
     name = "yunet"
+    #: Score from which a detection counts as a clear face: YuNet's own default threshold in OpenCV
+    #: (its scores run lower than MTCNN's, so MTCNN's 0.95 would leave most clear faces out).
+    confident_score = 0.9
 
     def __init__(self, min_score: float = 0.6, nms: float = 0.3, max_side: int = 640, min_side: int = 320,
                  second_look: tuple[int, ...] = (640,), border: float = 0.15, threads: int | None = None):
