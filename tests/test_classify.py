@@ -207,6 +207,79 @@ def test_adaptive_max_distance_tightens_the_open_set_rule_for_tight_identities(r
         _fit(photos, labels, max_distance="tight")
 
 
+# --------------------------------------------------------------------------- the face table (issue 21)
+def _as_table(photos, labels):
+    """The per-photo records as the descriptor table ``tables.face_table`` would build of them."""
+    from vision_lib.io import Rejected
+    from vision_lib.models import get_descriptor
+    from vision_lib.tables import NO_FACE, FaceTable
+
+    rows = [(str(ph.path), j, f, ph.descriptors[j]) for ph in photos for j, f in enumerate(ph.faces)]
+    return FaceTable("descriptor", np.asarray([r[3] for r in rows], np.float32), [r[0] for r in rows],
+                     [r[0].split("/")[0] for r in rows], [r[1] for r in rows], [r[2].box for r in rows],
+                     [Rejected(str(ph.path), NO_FACE) for ph in photos if not ph.faces],
+                     {"descriptor": get_descriptor("dlib").id, "detector": "yunet"},
+                     scores=[r[2].score for r in rows], photos=[str(ph.path) for ph in photos], photo_labels=labels)
+
+
+def _labelled_folders(rng, centres):
+    photos, labels, _ = _folders(rng, centres, n_per=10)
+    photos = [PhotoFeatures(Path(lab) / f"{ph.path}.jpg", ph.faces, ph.features, ph.descriptors)
+              for ph, lab in zip(photos, labels)]
+    empty = np.zeros((0, 128), np.float32)
+    return photos + [PhotoFeatures(Path("person0/blank.jpg"), [], empty, empty)], labels + ["person0"]
+
+
+def test_training_from_the_face_table_gives_the_model_of_its_photos(rng, tmp_path):
+    from vision_lib.tables import FaceTable
+
+    centres = _identities(rng)
+    photos, labels = _labelled_folders(rng, centres)
+    table = _as_table(photos, labels)
+    table.save(tmp_path / "faces.npz")
+    by_photos = _fit(photos, labels)
+    by_table = classify.train(FaceTable.load(tmp_path / "faces.npz"), progress=False, n_jobs=1)
+    assert by_table.recipe == by_photos.recipe == Recipe("embedding", "yunet", descriptor="dlib")
+    assert by_table.training_report_.excluded == by_photos.training_report_.excluded
+    assert by_table.training_report_.kept == by_photos.training_report_.kept
+    assert "no face found" in by_table.training_report_.counts()
+    X = np.asarray([_face(rng, centres[k % 3]) for k in range(9)] + [_face(rng, np.zeros(128), 0.65)])
+    faces = [Face((0, 0, 50, 50), 0.99)]
+    for x in X:
+        a, b = (m.predict_features(faces, x[None], x[None])[0] for m in (by_photos, by_table))
+        assert (a.label, a.verdict) == (b.label, b.verdict) and abs(a.probability - b.probability) <= 1e-6
+    np.testing.assert_allclose(by_table.estimator.predict_proba(X), by_photos.estimator.predict_proba(X), atol=1e-6)
+    # Another descriptor or detector than the table's, or a table of another kind: refused, clearly.
+    with pytest.raises(ValueError, match="holds dlib descriptors .* not facenet"):
+        classify.train(table, descriptor="facenet", progress=False)
+    with pytest.raises(ValueError, match="found by yunet, not haar"):
+        classify.train(table, detector="haar", progress=False)
+    table.kind = "wavelet"
+    with pytest.raises(ValueError, match="kind 'wavelet' cannot train"):
+        classify.train(table, progress=False)
+
+
+def test_cli_trains_from_a_descriptor_table_and_refuses_others(rng, tmp_path, capsys):
+    from vision_lib.cli import main
+
+    photos, labels = _labelled_folders(rng, _identities(rng))
+    table = _as_table(photos, labels)
+    table.save(tmp_path / "faces.npz")
+    args = ["train", str(tmp_path / "faces.npz"), "--quiet", "--jobs", "1", "--out"]
+    assert main(args + [str(tmp_path / "m.pkl")]) == 0
+    assert classify.load_model(tmp_path / "m.pkl").recipe == Recipe("embedding", "yunet", descriptor="dlib")
+    capsys.readouterr()
+    assert main(args + [str(tmp_path / "x.pkl"), "--descriptor", "facenet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds dlib descriptors" in err
+    table.kind = "histogram"
+    table.save(tmp_path / "hist.npz")
+    assert main(["train", str(tmp_path / "hist.npz"), "--out", str(tmp_path / "x.pkl"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "kind 'histogram'; training needs face descriptors" in err
+    assert not (tmp_path / "x.pkl").exists()
+
+
 def test_compare_models_ranks_all_five(rng):
     centres = _identities(rng)
     X = np.asarray([_face(rng, centres[k % 3]) for k in range(60)])
@@ -451,6 +524,29 @@ def test_train_and_predict_on_real_photos(small_sets, tmp_path):
     assert probs == sorted(probs, reverse=True)
     blank = np.full((200, 200, 3), 127, np.uint8)
     assert model.predict_image(blank) == {"label": None, "faces": []}
+
+
+def test_a_folder_and_its_face_table_train_the_same_model(small_sets, tmp_path):
+    from vision_lib.tables import FaceTable, face_table
+
+    train_dir, test_dir = small_sets
+    by_folder = classify.train(train_dir, progress=False)
+    face_table(train_dir, retry=True, progress=False).save(tmp_path / "faces.npz")  # as `vision-lib features`
+    by_table = classify.train(FaceTable.load(tmp_path / "faces.npz"), progress=False)
+    assert by_table.recipe == by_folder.recipe and by_table.info_["model"] == by_folder.info_["model"]
+    assert by_table.training_report_.excluded == by_folder.training_report_.excluded
+    tests = sorted(test_dir.rglob("*.jpg"))
+    a, b = by_folder.predict_paths(tests, progress=False), by_table.predict_paths(tests, progress=False)
+    assert sum(len(r.get("faces", [])) for r in a) >= len(tests) // 2
+    for ra, rb in zip(a, b):
+        assert ra["label"] == rb["label"] and len(ra["faces"]) == len(rb["faces"])
+        for fa, fb in zip(ra["faces"], rb["faces"]):
+            assert (fa["label"], fa["verdict"], fa["box"]) == (fb["label"], fb["verdict"], fb["box"])
+            assert (fa["probability"] is None) == (fb["probability"] is None)
+            assert fa["probability"] is None or abs(fa["probability"] - fb["probability"]) <= 1e-6
+    D = np.concatenate([ph.descriptors for ph in extraction.extract(tests, by_folder.recipe, progress=False)
+                        if ph.descriptors is not None and len(ph.descriptors)])
+    np.testing.assert_allclose(by_table.estimator.predict_proba(D), by_folder.estimator.predict_proba(D), atol=1e-6)
 
 
 def test_wavelet_recipe_trains_on_haar_faces(small_sets):

@@ -65,10 +65,11 @@ def faces_of_folder(folder: str | os.PathLike, *, detector: str | None = None, d
     return face_table(folder, detector=detector, descriptor=descriptor, n_jobs=n_jobs, progress=progress)
 
 
-def train(folder: str | os.PathLike, *, names=None, detector: str | None = None, descriptor: str | None = None,
-          **options) -> "FaceClassifier":
-    """A classifier of the people in ``folder`` (one sub-folder of raw photos per person); ``options``
-    go to :func:`vision_lib.classify.train`. With ``names`` (a names table: path or rows of
+def train(folder: "str | os.PathLike | FaceTable", *, names=None, detector: str | None = None,
+          descriptor: str | None = None, **options) -> "FaceClassifier":
+    """A classifier of the people in ``folder`` (one sub-folder of raw photos per person, or its
+    descriptor :class:`~vision_lib.tables.FaceTable`, e.g. ``tables.face_table(folder, retry=True)``);
+    ``options`` go to :func:`vision_lib.classify.train`. With ``names`` (a names table: path or rows of
     :func:`vision_lib.naming.load_names`), ``folder`` is the unlabelled folder ``vision-lib cluster``
     ran on and the named faces train it (:func:`vision_lib.naming.train_from_names`)."""
     if names is not None:

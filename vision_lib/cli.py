@@ -240,12 +240,14 @@ _far = _positive_or("off", float, "--far", None)
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a face classifier from a folder of sub-folders (one per person)",
                        description="Train from raw, uncurated folders: LABELLED_DIR/<person>/*.jpg. Faces of "
-                       "other people and photos without the person are left out (and listed). Or, with "
+                       "other people and photos without the person are left out (and listed). Or from their "
+                       "face table, TABLE.npz of `vision-lib features LABELLED_DIR --kind descriptor` (the same "
+                       "model, without describing the photos again). Or, with "
                        "--names, from an unlabelled collection whose clusters were named by hand: "
                        "`vision-lib train PHOTOS --names names.csv --out MODEL` (docs/presentation.md). The "
                        "model file is a pickle: load only files you trust.")
-    p.add_argument("labelled_dir", type=Path, metavar="LABELLED_DIR|PHOTOS",
-                   help="folder with one sub-folder of photos per person; with --names, the folder "
+    p.add_argument("labelled_dir", type=Path, metavar="LABELLED_DIR|TABLE.npz|PHOTOS",
+                   help="folder with one sub-folder of photos per person, or its descriptor table; with --names, the folder "
                         "`vision-lib cluster` was run on (the table's sources are relative to it)")
     p.add_argument("--names", type=Path, default=None, metavar="NAMES_CSV",
                    help="train on the named faces of this names table (`vision-lib cluster`'s clusters.csv "
@@ -281,11 +283,18 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ValueError("give the model file to write with --out MODEL")
     check_model_path(args.out, overwrite=args.overwrite)  # before the training work, not after it
-    if not args.labelled_dir.is_dir():
+    table = None
+    if args.names is None and args.labelled_dir.is_file():  # a descriptor table, or a clear error
+        from .tables import load_descriptor_table
+
+        if args.features != "embedding":
+            raise ValueError("a face table trains on its face descriptors: --features wavelet does not apply")
+        table = load_descriptor_table(args.labelled_dir, "training")
+    elif not args.labelled_dir.is_dir():
         raise FileNotFoundError(f"no such folder: {args.labelled_dir}")
     if args.names is not None and args.features != "embedding":
         raise ValueError("--names trains on face descriptors: --features wavelet does not apply")
-    loose = [] if args.names is not None else list_images(args.labelled_dir, recursive=False)
+    loose = [] if args.names is not None or table is not None else list_images(args.labelled_dir, recursive=False)
     if loose:  # they have no person (sub-folder), so they cannot teach anything: say so
         print(f"note: {len(loose)} photos lie directly in {args.labelled_dir}, not in a person's sub-folder; "
               f"they are not used (e.g. {loose[0].name})")
@@ -303,6 +312,8 @@ def _run_train(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"no names table {args.names} (copy OUT/clusters.csv of `vision-lib cluster` "
                                     "and add a name column)")
         model = train_from_names(args.names, args.labelled_dir, **common)
+    elif table is not None:
+        model = train(table, **common)
     else:
         model = train(args.labelled_dir, features=args.features, **common)
     save_model(model, args.out, overwrite=args.overwrite)

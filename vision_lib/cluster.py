@@ -526,29 +526,11 @@ def _cluster_export(faces: FaceTable, out: Path, where: dict, *, method, k, max_
 
 
 def load_descriptor_table(path: str | os.PathLike):
-    """The :class:`~vision_lib.tables.FeatureTable` of face descriptors at ``path`` (written by
-    ``vision-lib features IN --kind descriptor``).
+    """The :class:`~vision_lib.tables.FaceTable` of face descriptors at ``path`` (written by
+    ``vision-lib features IN --kind descriptor``); see :func:`vision_lib.tables.load_descriptor_table`."""
+    from .tables import load_descriptor_table as load
 
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not such a table (another file, or a table of another kind).
-    """
-    import zipfile
-
-    from .tables import FeatureTable
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such folder or feature table: {path}")
-    try:
-        table = FeatureTable.load(path)
-    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path} is neither a folder of photos nor a feature table written by "
-                         f"`vision-lib features IN --kind descriptor` ({type(exc).__name__}: {exc})") from None
-    if table.kind != "descriptor" or table.X.ndim != 2 or len(table.sources) != len(table.X):
-        raise ValueError(f"{path} is a feature table of kind {table.kind!r}; clustering by identity needs "
-                         "face descriptors (`vision-lib features IN --kind descriptor`)")
-    return table
+    return load(path, "clustering by identity")
 
 
 def table_threshold(settings: dict) -> float | None:

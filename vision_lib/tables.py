@@ -26,7 +26,7 @@ from .geometry import KEYPOINTS, Face
 from .io import Rejected
 from .names import FEATURE_KINDS
 
-__all__ = ["FaceTable", "FeatureTable", "face_table", "folder_features", "subject_face", "npz_path", "NO_FACE",
+__all__ = ["FaceTable", "FeatureTable", "face_table", "load_descriptor_table", "folder_features", "subject_face", "npz_path", "NO_FACE",
            "FACE_KINDS"]
 
 #: Why a readable photo gave no row.
@@ -254,6 +254,30 @@ class FaceTable:
 
 #: The older name of :class:`FaceTable` (``vision-lib features`` tables).
 FeatureTable = FaceTable
+
+
+def load_descriptor_table(path: str | os.PathLike, purpose: str = "this") -> FaceTable:
+    """The descriptor table at ``path`` (written by ``vision-lib features IN --kind descriptor``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not such a table (another file, or a table of another kind; the
+            message says that ``purpose`` needs face descriptors).
+    """
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such folder or feature table: {path}")
+    try:
+        table = FaceTable.load(path)
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is neither a folder of photos nor a feature table written by "
+                         f"`vision-lib features IN --kind descriptor` ({type(exc).__name__}: {exc})") from None
+    if table.kind != "descriptor" or table.X.ndim != 2 or len(table.sources) != len(table.X):
+        raise ValueError(f"{path} is a feature table of kind {table.kind!r}; {purpose} needs "
+                         "face descriptors (`vision-lib features IN --kind descriptor`)")
+    return table
 
 
 def _photo_list(photos, root) -> tuple[Path | None, list[Path], list[Rejected]]:

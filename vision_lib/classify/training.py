@@ -1,5 +1,5 @@
-"""Training a :class:`~vision_lib.classify.FaceClassifier` from raw folders, one per person
-(:func:`train`: extraction, cleaning, model choice, the unknown and open-set rules)."""
+"""Training a :class:`~vision_lib.classify.FaceClassifier` from raw folders, one per person, or from
+their face table (:func:`train`: the faces, cleaning, model choice, the unknown and open-set rules)."""
 from __future__ import annotations
 
 import os
@@ -10,8 +10,10 @@ from typing import Sequence
 import numpy as np
 
 from ..extraction import PhotoFeatures, Recipe, extract
-from ..io import PhotoSet, photo_set
+from ..faces import PhotoFaces
+from ..io import PhotoSet, Rejected, photo_set
 from ..names import DEFAULT_FAR
+from ..tables import NO_FACE, FaceTable, face_table
 from .classifier import SUBJECT_TIE, FaceClassifier
 from .cleaning import Excluded, training_faces
 from .selection import AUTO_MODELS, _cv_splits, _fewest_train, _inner_folds, choose_model, compare_models, make_estimator
@@ -32,6 +34,53 @@ def _as_photo_set(data: PhotoSet | str | os.PathLike) -> PhotoSet:
     if len(set(ps.labels)) < 2:
         raise ValueError(f"need at least two people (sub-folders) under {ps.root}, found {sorted(set(ps.labels))}")
     return ps
+
+
+def _table_photos(table: FaceTable) -> tuple[list[PhotoFaces], list[str], list[Rejected]]:
+    """A descriptor table as the per-photo records cleaning reads: ``(photos, labels, left_out)``,
+    the photos in the table's order (those with a face and those without), ``left_out`` the
+    table's other files and its photos outside a person's sub-folder."""
+    root = table.root if table.root is not None else table.settings.get("root")
+    where = (lambda s: Path(root) / s) if root is not None else Path
+    rows = table.rows_by_source()
+    why = {r.source: r.reason for r in table.rejected}
+    labels = table.photo_labels if table.photo_labels is not None else \
+        [p.split("/")[0] if "/" in p else "" for p in table.photos]
+    photos, kept, left_out = [], [], list(table.skipped)
+    for source, label in zip(table.photos, labels):
+        if not label:
+            left_out.append(Rejected(source, "not in a person's sub-folder (no label)"))
+            continue
+        idx = rows.get(source, [])
+        error = None if idx else why.get(source, NO_FACE)
+        D = table.X[idx].astype(np.float32)
+        photos.append(PhotoFaces(where(source), [table.face(i) for i in idx], None,
+                                 None if error == NO_FACE else error, D, None, D))
+        kept.append(label)
+    return photos, kept, left_out
+
+
+def _table_recipe(table: FaceTable, detector: str | None, descriptor: str | None, retry: bool | None) -> Recipe:
+    """The recipe of a descriptor table (what the model redoes on new photos); refuses a table of
+    another kind, or one whose detector or descriptor differs from the requested one."""
+    from ..models import get_descriptor
+
+    if table.kind != "descriptor":
+        raise ValueError(f"a face table of kind {table.kind!r} cannot train a classifier: it needs face "
+                         "descriptors (`vision-lib features IN --kind descriptor`)")
+    if table.descriptor is None:
+        raise ValueError(f"the table's descriptor {table.settings.get('descriptor')!r} is not a registered "
+                         "descriptor; describe the photos again (`vision-lib features IN --kind descriptor`)")
+    if descriptor is not None and get_descriptor(descriptor).id != table.settings["descriptor"]:
+        raise ValueError(f"the table holds {table.descriptor} descriptors ({table.settings['descriptor']}), not "
+                         f"{descriptor} ({get_descriptor(descriptor).id}): describe the photos with --descriptor "
+                         f"{descriptor}, or train without --descriptor")
+    made_by = table.settings.get("detector")
+    if detector is not None and made_by is not None and detector != made_by:
+        raise ValueError(f"the table's faces were found by {made_by}, not {detector}: train without --detector "
+                         "or describe the photos again")
+    return Recipe("embedding", detector or made_by, retry=True if retry is None else retry,
+                  descriptor=table.descriptor)
 
 
 def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float = 0.01, cv: int = 5,
@@ -57,7 +106,7 @@ def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float =
     return float(np.quantile(top[right], quantile))
 
 
-def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detector: str | None = None, *,
+def train(data: FaceTable | PhotoSet | str | os.PathLike, features: str = "embedding", detector: str | None = None, *,
           descriptor: str | None = None,
           model: str = "auto", clean: str | None = None, choose: str = "confident",
           threshold: float | None = None, unknown_quantile: float | None = 0.01,
@@ -70,7 +119,12 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
     """Train a classifier of known people from a folder of sub-folders (one per person), uncurated.
 
     Args:
-        data: a labelled :class:`~vision_lib.io.PhotoSet` or a folder ``<person>/<photos>``.
+        data: a labelled :class:`~vision_lib.io.PhotoSet`, a folder ``<person>/<photos>`` or its
+            face table (a descriptor :class:`~vision_lib.tables.FaceTable`, from
+            :func:`~vision_lib.tables.face_table` or ``FaceTable.load`` of ``vision-lib features``:
+            its detector and descriptor are the model's; ``detector``/``descriptor``, when given,
+            must be the same). Descriptors of a folder come from that same builder, so a folder
+            and its table train the same model.
         features: ``"embedding"`` (the face descriptor, default) or ``"wavelet"`` (classic recipe).
         detector: a name of :data:`vision_lib.models.DETECTORS` (default: the default detector for
             embeddings, Haar for wavelets).
@@ -104,28 +158,43 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
             distance to the 3 nearest).
         min_size: faces with a shorter side (px) are not used for training.
         retry: look again harder where MTCNN finds no face (default: True with MTCNN).
-        photos: precomputed :func:`extract` results for ``data.paths`` (saves a pass).
+        photos: precomputed :func:`extract` results for ``data.paths`` (saves a pass; not with a table).
 
     Returns:
         A fitted :class:`FaceClassifier`; ``training_report_`` lists what was left out and why.
     """
     if isinstance(max_distance, str) and max_distance != "adaptive":
         raise ValueError(f"max_distance must be a number, None or 'adaptive', not {max_distance!r}")
-    ps = _as_photo_set(data)
-    detector = detector or (None if features == "embedding" else "haar")
+    if isinstance(data, FaceTable):
+        if features != "embedding" or photos is not None:
+            raise ValueError("a face table trains on its face descriptors: features='embedding', no photos=")
+        recipe = _table_recipe(data, detector, descriptor, retry)
+        photos, labels, left_out = _table_photos(data)
+        if len(set(labels)) < 2:
+            raise ValueError(f"need at least two people (first sub-folders) in the table, found {sorted(set(labels))}")
+        root = data.root if data.root is not None else data.settings.get("root", "")
+    else:
+        ps = _as_photo_set(data)
+        labels, root = ps.labels, ps.root
+        left_out = [Rejected(Path(r.source).relative_to(ps.root).as_posix(), r.reason) for r in ps.skipped]
+        recipe = Recipe(features, detector or (None if features == "embedding" else "haar"), (),
+                        tuple(sorted((feature_params or {}).items())), retry=True if retry is None else retry,
+                        descriptor=descriptor)
     clean = clean or ("agreement" if features == "embedding" else "largest")
-    recipe = Recipe(features, detector, (), tuple(sorted((feature_params or {}).items())),
-                    retry=True if retry is None else retry, descriptor=descriptor)
     same_person = recipe.descriptor_model.threshold
     if subject_tie == "auto":
         subject_tie = SUBJECT_TIE_SHARE * same_person
     start = time.perf_counter()
-    if photos is None:
+    if photos is None and features == "embedding":  # the one folder -> faces builder
+        table = face_table(ps.paths, root=ps.root, detector=recipe.detector, descriptor=recipe.descriptor,
+                           labelled=True, retry=recipe.retry, n_jobs=n_jobs, progress=progress)
+        photos, _, _ = _table_photos(table)
+    elif photos is None:  # the wavelet recipe: rows of 4096 values, descriptors beside them
         photos = extract(ps.paths, recipe, n_jobs=n_jobs, progress=progress)
-    X, y, D, report = training_faces(photos, ps.labels, clean, threshold, min_size, descriptor=recipe.descriptor)
-    for r in ps.skipped:  # every file of the folder is accounted for: non-photos, hidden, loose photos
-        parts = Path(r.source).relative_to(ps.root).parts
-        report.excluded.append(Excluded(r.source, parts[0] if len(parts) > 1 else "", r.reason))
+    X, y, D, report = training_faces(photos, labels, clean, threshold, min_size, descriptor=recipe.descriptor)
+    for r in left_out:  # every file of the folder is accounted for: non-photos, hidden, loose photos
+        parts = Path(r.source).parts
+        report.excluded.append(Excluded(str(Path(root) / r.source), parts[0] if len(parts) > 1 else "", r.reason))
     if len(set(y)) < 2:
         raise ValueError(f"after cleaning, faces of fewer than two people remain: {report.summary()}")
     _, counts = np.unique(y, return_counts=True)
@@ -162,7 +231,7 @@ def train(data: PhotoSet | str | os.PathLike, features: str = "embedding", detec
 
         rule = OpenSetRule(far=far, score=openset_score, metric=recipe.descriptor_model.metric).fit(
             D, y, strangers=_stranger_descriptors(strangers, recipe, n_jobs, progress))
-    info = {"model": model, "clean": clean, "n_photos": len(ps), "n_faces": len(y), "root": str(ps.root),
+    info = {"model": model, "clean": clean, "n_photos": len(labels), "n_faces": len(y), "root": str(root),
             "seconds": round(time.perf_counter() - start, 1), "comparison": comparison,
             "openset": rule.summary() if rule is not None else None}
     return FaceClassifier(estimator, recipe, unknown_below, max_distance, choose, centroids, report, info,
