@@ -6,6 +6,7 @@ same JPEG bytes in-process without HTTP, so the JSON quotes the server's overhea
 
     python benchmarks/bench_serve.py [--model BUNDLE] [--photos 20] [--clients 4] [--requests 25]
                                      [--abuse-clients 8] [--abuse-requests 50] [--abuse-deadline 600]
+                                     [--compare-recipes [--compare-passes 2] [--compare-only]]
 
 Then a bounded mixed load of good and bad requests (benchmarks/serve_abuse.py: real photos,
 non-images, truncated and zero-byte files, oversized uploads, decompression bombs, wrong or missing
@@ -14,6 +15,14 @@ answers other than the expected 4xx, with the server process's RSS sampled throu
 
 Without --model it trains a small bundle (3 footballers x 8 photos) into a temporary folder and
 sends held-out photos of those players. Prints one JSON object on stdout.
+
+--compare-recipes (issue 18: web latency of the new defaults against the old MTCNN + dlib) adds
+``recipes_over_http``: one small bundle per recipe (the registry's default detector + descriptor, and
+MTCNN + dlib), trained on the same 3 x 8 photos, each behind its own `vision-lib serve` with the same
+settings, both servers up at once; the same held-out 1024-px photos are sent to one then the other
+(the order alternates photo by photo, ``--compare-passes`` passes), so both see the same machine
+load. It reports each recipe's warm latency and server CPU seconds per photo and the ratios new/old
+of the median and p90. --compare-only prints that section alone (skips the default run above).
 """
 from __future__ import annotations
 
@@ -45,7 +54,8 @@ TIMEOUT = 120  # seconds per request: a bounded test, never a hang
 
 def percentiles(xs) -> dict:
     xs = np.asarray(xs, dtype=float)
-    return {"p50": round(float(np.percentile(xs, 50)), 3), "p95": round(float(np.percentile(xs, 95)), 3),
+    return {"p50": round(float(np.percentile(xs, 50)), 3), "p90": round(float(np.percentile(xs, 90)), 3),
+            "p95": round(float(np.percentile(xs, 95)), 3),
             "mean": round(float(xs.mean()), 3), "n": int(xs.size)}
 
 
@@ -68,15 +78,19 @@ def photos_1024(paths) -> list[tuple[str, bytes]]:
     return out
 
 
-def make_bundle(footballers: Path, out: Path, per_player: int) -> tuple[Path, list[tuple[Path, str]]]:
+def make_bundle(footballers: Path, out: Path, per_player: int, detector: str | None = None,
+                descriptor: str | None = None) -> tuple[Path, list[tuple[Path, str]]]:
+    """A bundle trained on ``per_player`` photos of each of :data:`PLAYERS` (seed 0) with the given
+    detector and descriptor (None: the defaults), and the other photos of those players, shuffled."""
     from vision_lib.classify import save_model, train
     from vision_lib.io import photo_set
 
     everyone = photo_set(footballers, labelled=True)
     ps = everyone.subset(i for i, lab in enumerate(everyone.labels) if lab in PLAYERS)
     training = ps.limit(per_label=per_player, seed=0)
-    model = train(training, n_jobs=2, progress=False)
-    path = save_model(model, out / "bench_serve_model.pkl", overwrite=True)
+    model = train(training, detector=detector, descriptor=descriptor, n_jobs=2, progress=False)
+    name = "bench_serve_model.pkl" if detector is None and descriptor is None else f"bench_serve_{detector}_{descriptor}.pkl"
+    path = save_model(model, out / name, overwrite=True)
     used = set(training.paths)
     held = [(p, lab) for p, lab in zip(ps.paths, ps.labels) if p not in used]
     order = np.random.default_rng(2).permutation(len(held))
@@ -187,6 +201,86 @@ def abuse_load(server, url: str, photos: list[bytes], args) -> dict:
     return res
 
 
+def compare_recipes(footballers: Path, tmp: Path, args) -> dict:
+    """Warm HTTP latency of the default recipe against MTCNN + dlib (issue 18), both servers up at
+    once with the same settings, the same photos sent to each in alternating order."""
+    import psutil
+    import requests
+
+    from vision_lib.comparisons import CLASSIC, modern
+
+    recipes = {"new": modern(), "old": CLASSIC}
+    bundles, train_s, labelled = {}, {}, []
+    for key, (det, desc) in recipes.items():
+        t0 = time.perf_counter()
+        bundles[key], labelled = make_bundle(footballers, tmp, 8, det, desc)  # same split for both
+        train_s[key] = round(time.perf_counter() - t0, 1)
+    truth = {p.name: lab for p, lab in labelled}
+    photos = photos_1024([p for p, _ in labelled[: args.photos]])
+    load_start = os.getloadavg()
+    servers: dict[str, tuple] = {}
+    lat = {k: [] for k in recipes}
+    codes = {k: {} for k in recipes}
+    correct = {k: 0 for k in recipes}
+    faces = {k: 0 for k in recipes}
+    try:
+        for key in recipes:
+            servers[key] = start_server(bundles[key], args.max_upload_mb, args.threads)
+        sessions = {k: requests.Session() for k in recipes}
+
+        def post(key: str, name: str, data: bytes) -> tuple[int, float, dict | None]:
+            t0 = time.perf_counter()
+            r = sessions[key].post(servers[key][1] + "api/classify", files={"file": (name, data, "image/jpeg")},
+                                   timeout=TIMEOUT)
+            dt = time.perf_counter() - t0
+            return r.status_code, dt, (r.json() if r.headers.get("Content-Type", "").startswith("application/json") else None)
+
+        for key in recipes:  # warm-up, as in the main run
+            for name, data in photos[:2]:
+                post(key, name, data)
+        procs = {k: psutil.Process(servers[k][0].pid) for k in recipes}
+        cpu0 = {k: sum(procs[k].cpu_times()[:2]) for k in recipes}
+        for rep in range(args.compare_passes):
+            for i, (name, data) in enumerate(photos):
+                # Alternate who goes first, so neither recipe always follows the other's cache misses.
+                for key in (("new", "old") if (i + rep) % 2 == 0 else ("old", "new")):
+                    status, dt, answer = post(key, name, data)
+                    lat[key].append(dt)
+                    codes[key][str(status)] = codes[key].get(str(status), 0) + 1
+                    if rep == 0 and answer:
+                        correct[key] += answer.get("label") == truth.get(name)
+                        faces[key] += bool(answer.get("faces"))
+        cpu = {k: (sum(procs[k].cpu_times()[:2]) - cpu0[k]) / len(lat[k]) for k in recipes}
+        alive = {k: servers[k][0].poll() is None for k in recipes}
+    finally:
+        for proc, _, _ in servers.values():
+            proc.terminate()
+        for proc, _, _ in servers.values():
+            proc.wait(timeout=30)
+    stats = {k: percentiles(v) for k, v in lat.items()}
+    paired = np.asarray(lat["new"]) / np.asarray(lat["old"])
+    out = {"machine": {"cores": os.cpu_count(), "loadavg_1m_at_start": round(load_start[0], 2),
+                       "loadavg_1m_at_end": round(os.getloadavg()[0], 2)},
+           "setup": f"one bundle per recipe, trained on the same {len(PLAYERS)} players x 8 photos; both servers "
+                    f"up at once (waitress, {args.threads} threads, --max-upload-mb {args.max_upload_mb}); "
+                    f"{len(photos)} held-out photos at {SIDE} px, {args.compare_passes} passes, each photo sent to "
+                    "both servers one after the other, who goes first alternating; 2 warm-up requests each",
+           "photos": len(photos), "passes": args.compare_passes}
+    for key, (det, desc) in recipes.items():
+        out[key] = {"detector": det, "descriptor": desc, "bundle": str(bundles[key]), "train_s": train_s[key],
+                    "server_startup_s": round(servers[key][2], 1), "warm_latency_s": stats[key],
+                    "server_cpu_s_per_request": round(cpu[key], 3), "status_codes": codes[key],
+                    "photos_with_a_face": f"{faces[key]}/{len(photos)}",
+                    "labels_match_folder": f"{correct[key]}/{len(photos)}", "server_alive_after_run": alive[key]}
+    out["new_over_old"] = {"p50_ratio": round(stats["new"]["p50"] / stats["old"]["p50"], 3),
+                           "p90_ratio": round(stats["new"]["p90"] / stats["old"]["p90"], 3),
+                           "mean_ratio": round(stats["new"]["mean"] / stats["old"]["mean"], 3),
+                           "median_of_paired_ratios": round(float(np.median(paired)), 3),
+                           "server_cpu_ratio": round(cpu["new"] / cpu["old"], 3)}
+    out["target_latency_at_least_halved"] = out["new_over_old"]["p50_ratio"] <= 0.5
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, help="bundle from `vision-lib train` (default: train a small one)")
@@ -200,7 +294,13 @@ def main() -> int:
     ap.add_argument("--abuse-deadline", type=float, default=600, help="seconds after which each mixed load stops")
     ap.add_argument("--abuse-rounds", type=int, default=2,
                     help="mixed loads one after the other: RSS after each shows whether memory keeps growing")
+    ap.add_argument("--compare-recipes", action="store_true",
+                    help="also serve the default recipe and MTCNN + dlib side by side (issue 18): recipes_over_http")
+    ap.add_argument("--compare-passes", type=int, default=2, help="passes over the photos in the comparison")
+    ap.add_argument("--compare-only", action="store_true", help="run the recipe comparison alone")
     args = ap.parse_args()
+    if args.compare_only and args.model:
+        ap.error("--compare-only trains its own bundles; --model does not apply")
 
     import psutil
     import requests
@@ -211,6 +311,9 @@ def main() -> int:
 
     footballers = dataset("footballers")  # $VISION_LIB_DATA/footballers, or a clear error
     tmp = Path(tempfile.mkdtemp(prefix="bench_serve_"))
+    if args.compare_only:
+        print(json.dumps({"recipes_over_http": compare_recipes(footballers, tmp, args)}, indent=2))
+        return 0
     if args.model:
         model_path, labelled = args.model, []
         photo_paths = sorted(footballers.rglob("*.jpg"))[::37][: args.photos]
@@ -328,6 +431,10 @@ def main() -> int:
                     "abuse_within_deadline": abuse["finished_within_deadline_all_rounds"],
                     "server_alive_after_abuse": alive_after_abuse},
     }
+    if args.compare_recipes:  # after the main server is gone: nothing else runs meanwhile
+        result["recipes_over_http"] = compare_recipes(footballers, tmp, args)
+        result["targets"]["web_latency_at_least_halved_over_http"] = \
+            result["recipes_over_http"]["target_latency_at_least_halved"]
     print(json.dumps(result, indent=2))
     return 0
 
