@@ -48,8 +48,14 @@ galleries); neither the held-out photos nor the other set are seen by training o
 and share with a face found (the reading the issue's reference figures imply).
 
 Usage: ``python benchmarks/bench_classify.py [--sets footballers lfw] [--recipes ...] [--limit N]
-[--other-seeds 1 2 3 4] [--no-strangers] [--no-training-cv] [--no-ablation]``. The open-set figures
-alone: ``--recipes default --other-seeds --no-training-cv --no-ablation``.
+[--other-seeds 1 2 3 4] [--no-strangers] [--no-training-cv] [--no-ablation] [--strangers DIR]``. The
+open-set figures alone: ``--recipes default --other-seeds --no-training-cv --no-ablation``.
+
+Supplied strangers (``--strangers DIR``, issue 19): the default is trained a second time on the same
+training photos with ``strangers=DIR`` (every face in those photos joins the calibration strangers),
+and its rule is scored like ``open_set_rule`` as ``open_set_rule_supplied_strangers``, whose
+``separation`` names DIR. DIR must be a set this benchmark does not score (AT&T), and the comparison
+needs the open-set check on (not with ``--no-strangers``).
 Prints JSON.
 """
 from __future__ import annotations
@@ -103,14 +109,25 @@ SEPARATION = ("train: the training part of the split (cleaned faces); calibrate:
               "never seen by training or calibration")
 
 
-def open_set_rule(model: classify.FaceClassifier, test_set, photos, others) -> dict:
+def separation(supplied: str | None = None) -> str:
+    """The JSON's account of what trains, calibrates and tests; ``supplied``: where the supplied
+    stranger photos of the calibration came from (None: none supplied)."""
+    if supplied is None:
+        return SEPARATION
+    return SEPARATION.replace("no supplied strangers", f"plus every face found in the supplied stranger photos "
+                                                      f"under {supplied} (scored against all galleries; that "
+                                                      "set is not scored here)")
+
+
+def open_set_rule(model: classify.FaceClassifier, test_set, photos, others, supplied: str | None = None) -> dict:
     """The open-set rule at its default threshold and over a range of thresholds
     (:func:`vision_lib.classify.photo_curve`): strangers (the other set's photos with a face) named,
-    and the known test photos named right / named."""
+    and the known test photos named right / named. ``supplied``: the folder of supplied calibration
+    strangers the model was trained with, if any (stated in ``separation``)."""
     from vision_lib.classify import photo_curve
 
     curve = photo_curve(model, test_set, photos, others)
-    return {"calibration": model.openset_.summary(), "separation": SEPARATION,
+    return {"calibration": model.openset_.summary(), "separation": separation(supplied),
             "strangers_with_face": sum(1 for ph in others if ph.faces),
             "at_default": next(p for p in curve if p.get("default")), "curve": curve}
 
@@ -167,7 +184,8 @@ def other_splits(ps, photos: dict, seeds: list[int], test_size: float, **recipe)
 
 
 def run_set(name: str, recipes: list[str], test_size: float, seed: int, limit: int | None,
-            other: str | None = None, other_seeds: list[int] = (), cv: bool = True, ablate: bool = True) -> dict:
+            other: str | None = None, other_seeds: list[int] = (), cv: bool = True, ablate: bool = True,
+            supplied: str | None = None) -> dict:
     ps = photo_set(dataset(name), labelled=True)
     if limit:
         ps = ps.limit(per_label=limit, seed=seed)
@@ -204,6 +222,14 @@ def run_set(name: str, recipes: list[str], test_size: float, seed: int, limit: i
             if model.openset_ is not None:
                 out[r]["open_set_rule"] = {"strangers": f"all photos of {other}",
                                            **open_set_rule(model, test_set, photos, other_photos)}
+            if model.openset_ is not None and supplied is not None:
+                # The same training photos and split, the rule calibrated with the supplied strangers
+                # pooled in: compared with open_set_rule above, the only difference is the calibration.
+                with_supplied = classify.train(train_set, **RECIPES[r], strangers=supplied, photos=train_photos,
+                                               progress=False)
+                out[r]["open_set_rule_supplied_strangers"] = {
+                    "strangers": f"all photos of {other}", "supplied_strangers": str(supplied),
+                    **open_set_rule(with_supplied, test_set, photos, other_photos, str(supplied))}
     if "reference" in out:
         for r in recipes:
             if r != "reference":
@@ -226,7 +252,15 @@ def main() -> None:
                     help="skip the open-set check (the default model on the other set's photos)")
     ap.add_argument("--no-training-cv", dest="cv", action="store_false", help="skip the training CV")
     ap.add_argument("--no-ablation", dest="ablate", action="store_false", help="skip the ablation")
+    ap.add_argument("--strangers", metavar="DIR", default=None,
+                    help="also calibrate the default's open-set rule with the photos under DIR as supplied "
+                         "strangers (train(strangers=DIR)), scored beside the rule without them: "
+                         "open_set_rule_supplied_strangers; DIR must not be a scored set (e.g. AT&T)")
     args = ap.parse_args()
+    if args.strangers is not None:
+        scored = {os.path.realpath(dataset(n)) for n in ("footballers", "lfw")}
+        if os.path.realpath(args.strangers) in scored:
+            ap.error(f"--strangers {args.strangers} is a set this benchmark scores; use an unscored one (AT&T)")
     result = {"split": {"test_size": args.test_size, "seed": args.seed, "stratified": True},
               "scoring": "truth = folder name; accuracy_with_face over photos with a face found (unknown = wrong); "
                          "accuracy_named over photos the model names someone in; "
@@ -234,7 +268,8 @@ def main() -> None:
     for name in args.sets:
         other = next((o for o in ("lfw", "footballers") if o != name), None) if args.strangers else None
         result[name] = run_set(name, args.recipes, args.test_size, args.seed, args.limit, other,
-                               [s for s in args.other_seeds if s != args.seed], args.cv, args.ablate)
+                               [s for s in args.other_seeds if s != args.seed], args.cv, args.ablate,
+                               args.strangers)
         print(json.dumps({name: result[name]}), flush=True, file=__import__("sys").stderr)
     fb = result.get("footballers", {}).get("default")
     if fb:  # the issue's target for the default, on the fixed split of the footballers
