@@ -30,7 +30,19 @@ REQUIRES = {
 #: Kernel options for report runs. C-level start-up logs (TensorFlow/absl/oneDNN notices, which no
 #: environment variable silences) go to the kernel's own stderr, i.e. the terminal, instead of pink
 #: boxes in the report; Python warnings (``warnings.warn``, tracebacks) still reach the notebook.
-KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
+#: The kernel is IPython's with a clean exit (:class:`vision_lib.kernel.Kernel`: the worker pool is
+#: shut down before the kernel's shutdown, instead of leaked semaphores reported on the terminal).
+KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False", "--IPKernelApp.kernel_class=vision_lib.kernel.Kernel"]
+
+
+def kernel_config():
+    """Kernel-manager settings for report runs: the kernel talks to papermill over local (Unix)
+    sockets, which only this user can reach, rather than unencrypted TCP on loopback, which any
+    local user can connect to (ipykernel warns about that on the terminal). Windows has no IPC
+    transport in ZeroMQ: TCP there."""
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "tcp" if os.name == "nt" else "ipc"}})
 
 #: Environment the kernel starts with, unless the caller set these already.
 KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GRPC_VERBOSITY": "ERROR"}
@@ -95,6 +107,7 @@ def execute_notebook(
         pm.execute_notebook(
             str(path), str(output), parameters=params or {}, cwd=env_cwd, progress_bar=False,
             execution_timeout=timeout, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS,
+            config=kernel_config(),
         )
     except Exception as exc:  # papermill re-raises cell errors; keep going with the next notebook
         return NotebookResult(path.stem, False, time.perf_counter() - start, output, None,
@@ -208,5 +221,5 @@ def _offer_fetch(names: list[str]) -> None:
 
 
 #: The public names of this module.
-__all__ = ["NOTEBOOK_DIR", "REQUIRES", "NotebookResult", "stderr_outputs", "list_notebooks", "missing_data",
+__all__ = ["NOTEBOOK_DIR", "REQUIRES", "KERNEL_ARGUMENTS", "kernel_config", "NotebookResult", "stderr_outputs", "list_notebooks", "missing_data",
            "execute_notebook", "run_notebooks", "FETCHABLE"]

@@ -114,6 +114,45 @@ def _tagged(i: int, func, chunk, args: tuple, threads: bool):
     return i, func(chunk, *args, *((1,) if threads else ()))
 
 
+def shutdown_pool() -> bool:
+    """Shut the local worker pool down cleanly, as the end of the program would: the workers finish
+    their work and exit, the pool's semaphores are released and its temporary folder deleted.
+    Returns whether a pool was running. The next parallel map starts a new pool.
+
+    For a process about to exit that must not leave child processes behind (a Jupyter kernel: see
+    :class:`vision_lib.kernel.Kernel`).
+    """
+    import gc
+
+    from joblib.externals.loky import reusable_executor
+
+    executor = reusable_executor._executor  # joblib keeps one pool per process: the one _local_map used
+    if executor is None:
+        return False
+    # joblib's MemmappingExecutor.terminate also deletes the pool's temporary folder.
+    (executor.terminate if hasattr(executor, "terminate") else executor.shutdown)(kill_workers=False)
+    with reusable_executor._executor_lock:
+        if reusable_executor._executor is executor:
+            reusable_executor._executor = reusable_executor._executor_kwargs = None
+    del executor
+    gc.collect()  # the pool's semaphores are unlinked (and unregistered) by their finalizers now
+    return True
+
+
+def tracker_pids() -> set[int]:
+    """Process ids of the resource trackers the local pool started (loky's and multiprocessing's).
+
+    They outlive the pool on purpose, ignore SIGTERM, and exit by themselves once this process has
+    exited (end of their pipe), cleaning up whatever it left registered.
+    """
+    from multiprocessing import resource_tracker as mp_tracker
+
+    from joblib.externals.loky.backend import resource_tracker as loky_tracker
+
+    pids = (getattr(t, "_pid", None) for t in (loky_tracker._resource_tracker, mp_tracker._resource_tracker))
+    return {pid for pid in pids if pid}
+
+
 # --------------------------------------------------------------------------- Dask
 def journal_dir() -> Path:
     """Where finished Dask batches wait for a resume: ``<cache folder>/dask_runs``."""
@@ -213,5 +252,5 @@ def _journal_write(path: Path, part) -> None:
 
 
 #: The public names of this module.
-__all__ = ["SCHEDULER_ENV", "use_scheduler", "scheduler_address", "map_chunks", "map_ordered", "journal_dir",
+__all__ = ["SCHEDULER_ENV", "use_scheduler", "scheduler_address", "map_chunks", "map_ordered", "shutdown_pool", "tracker_pids", "journal_dir",
            "connect"]
