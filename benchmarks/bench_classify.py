@@ -252,15 +252,17 @@ def main() -> None:
                     help="skip the open-set check (the default model on the other set's photos)")
     ap.add_argument("--no-training-cv", dest="cv", action="store_false", help="skip the training CV")
     ap.add_argument("--no-ablation", dest="ablate", action="store_false", help="skip the ablation")
-    ap.add_argument("--strangers", metavar="DIR", default=None,
+    ap.add_argument("--strangers", metavar="DIR", dest="supplied_strangers", default=None,
                     help="also calibrate the default's open-set rule with the photos under DIR as supplied "
                          "strangers (train(strangers=DIR)), scored beside the rule without them: "
                          "open_set_rule_supplied_strangers; DIR must not be a scored set (e.g. AT&T)")
     args = ap.parse_args()
-    if args.strangers is not None:
+    if args.supplied_strangers is not None:
+        if not args.strangers:
+            ap.error("--strangers DIR is scored by the open-set check, which --no-strangers skips")
         scored = {os.path.realpath(dataset(n)) for n in ("footballers", "lfw")}
-        if os.path.realpath(args.strangers) in scored:
-            ap.error(f"--strangers {args.strangers} is a set this benchmark scores; use an unscored one (AT&T)")
+        if os.path.realpath(args.supplied_strangers) in scored:
+            ap.error(f"--strangers {args.supplied_strangers} is a set this benchmark scores; use an unscored one (AT&T)")
     result = {"split": {"test_size": args.test_size, "seed": args.seed, "stratified": True},
               "scoring": "truth = folder name; accuracy_with_face over photos with a face found (unknown = wrong); "
                          "accuracy_named over photos the model names someone in; "
@@ -269,7 +271,7 @@ def main() -> None:
         other = next((o for o in ("lfw", "footballers") if o != name), None) if args.strangers else None
         result[name] = run_set(name, args.recipes, args.test_size, args.seed, args.limit, other,
                                [s for s in args.other_seeds if s != args.seed], args.cv, args.ablate,
-                               args.strangers)
+                               args.supplied_strangers)
         print(json.dumps({name: result[name]}), flush=True, file=__import__("sys").stderr)
     fb = result.get("footballers", {}).get("default")
     if fb:  # the target for the default, on the fixed split of the footballers
