@@ -304,9 +304,18 @@ def _local_distance(A: np.ndarray, B: np.ndarray, k: int) -> np.ndarray:
     """Mean distance from each row of ``A`` to its ``k`` nearest rows of ``B`` (all of them when fewer)."""
     from sklearn.metrics import pairwise_distances
 
-    d = pairwise_distances(A, B)
+    return _nearest_rows(pairwise_distances(A, B), k)
+
+
+def _nearest_rows(d: np.ndarray, k: int) -> np.ndarray:
+    """Per row of a distance matrix, the mean of its ``k`` smallest entries (all when fewer)."""
     k = min(int(k), d.shape[1])
     return np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
+
+
+def _nearest_mean(d: np.ndarray, k: int) -> float:
+    """The local test of a group from its distance matrix to a target: :func:`_nearest_rows` averaged."""
+    return float(_nearest_rows(d, k).mean())
 
 
 def _attach_local(X: np.ndarray, labels: np.ndarray, distance: float, k: int) -> np.ndarray:
@@ -362,16 +371,22 @@ def _rejoin_pieces(X: np.ndarray, pieces: np.ndarray, core: np.ndarray, distance
     pose piece has one near neighbour, its person; a piece of a crowd chained into one core lies
     near several pieces and stays apart (so do pieces equally near two people).
     """
+    from sklearn.metrics import pairwise_distances
+
     ids = np.arange(len(core))
     if len(ids) < 2:
         return pieces
-    members = [np.flatnonzero(pieces == p) for p in ids]
-    sizes = np.array([len(m) for m in members])
+    rows = np.flatnonzero(pieces >= 0)
+    rows = rows[np.argsort(pieces[rows], kind="stable")]  # faces ordered by piece
+    sizes = np.bincount(pieces[rows], minlength=len(ids))
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
     target = ids.copy()
     for p in ids:
-        score = np.array([np.inf if q == p else _local_distance(X[members[p]], X[members[q]], k).mean()
-                          for q in ids])
-        near = np.flatnonzero(score < distance)
+        d = pairwise_distances(X[rows[starts[p]:starts[p] + sizes[p]]], X[rows])
+        # a piece none of whose faces comes within the distance of q cannot pass the test for q
+        reach = np.minimum.reduceat(d, starts, axis=1).min(axis=0) < distance
+        reach[p] = False
+        near = [q for q in np.flatnonzero(reach) if _nearest_mean(d[:, starts[q]:starts[q] + sizes[q]], k) < distance]
         if len(near) == 1 and core[near[0]] == core[p] and sizes[near[0]] > sizes[p]:
             target[p] = near[0]
     for p in ids:  # follow chains (pose -> half pose -> frontal); targets are larger, so they end
