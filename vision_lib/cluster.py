@@ -10,11 +10,17 @@ faces of different people usually farther. Default thresholds are shares of that
 ``hybrid``          (default) dense cores found by HDBSCAN (scikit-learn's default
                     ``min_cluster_size`` of 5), each split by average linkage at the threshold
                     (density alone can chain several people into one core where a collection is
-                    dense everywhere), then every face HDBSCAN left as noise joins the
-                    core whose faces are on average closer than the threshold (0.6), and the rest
-                    are grouped by average linkage at the threshold. Cores separate look-alikes
-                    (a density valley between two people) that an absolute distance merges; the
-                    attachment keeps HDBSCAN from leaving sparse faces of a person out
+                    dense everywhere); a piece rejoins a larger piece of its core when that is the
+                    only piece whose 5 nearest faces are, on average, closer than the threshold
+                    (0.6). Every face HDBSCAN left as noise joins the core whose 5 nearest faces
+                    are on average closer than the threshold, when only one core is (a face near
+                    several: the core whose faces are on average closer, as before), the rest are
+                    grouped by average linkage at the threshold, and such a group joins a core by
+                    the same 5-nearest test. Cores separate look-alikes (a density valley between
+                    two people) that an absolute distance merges, and never merge with each other;
+                    the local test lets a profile face join its person's other profiles, which an
+                    average over all of a large core's poses refuses (``attach="mean"``: that
+                    average, the rule before 2026-12-02)
 ``agglomerative``   average linkage cut at a distance threshold (default 0.6, see
                     :data:`DEFAULT_THRESHOLDS`), or into ``n_clusters`` groups
 ``chinese_whispers`` dlib's graph clustering: link faces closer than the threshold
@@ -77,6 +83,13 @@ HYBRID_CORE_SIZE = 5
 GRAPH_LIMIT = _DENSE_LIMIT
 ALGORITHMS = ("auto", "exact", "graph")
 
+#: How ``hybrid`` attaches what HDBSCAN's cores leave out. ``"local"`` (default): by the average
+#: distance to a core's :data:`HYBRID_CORE_SIZE` nearest faces (the neighbourhood size HDBSCAN's
+#: density is measured on; no new constant), only when one core is that near: noise faces, groups of
+#: them, and the pieces average linkage cuts from a core; ``"mean"`` (before 2026-12-02): noise faces
+#: by the average distance to all of a core's faces, nothing else.
+ATTACH_RULES = ("local", "mean")
+
 
 # --------------------------------------------------------------------------- estimator
 class IdentityClustering(ClusterMixin, BaseEstimator):
@@ -104,6 +117,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
             minimum size as here, memory linear in faces; for ``hybrid`` and ``agglomerative`` without
             ``n_clusters``), or ``"auto"``: graph above :data:`GRAPH_LIMIT` faces.
         progress: progress bars for the graph algorithm.
+        attach: ``hybrid`` only, :data:`ATTACH_RULES`: ``"local"`` (default) or ``"mean"`` (the
+            rule before 2026-12-02).
 
     Attributes:
         labels_: group per face, ``-1`` = unassigned.
@@ -114,7 +129,7 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
                  n_clusters: int | None = None, max_clusters: int | None = None,
                  min_cluster_size: int = 2, outlier_distance: float | str | None = "auto",
                  random_state: int | None = None, descriptor: str | None = None, algorithm: str = "auto",
-                 progress: bool = False):
+                 progress: bool = False, attach: str = "local"):
         self.method = method
         self.threshold = threshold
         self.n_clusters = n_clusters
@@ -125,6 +140,7 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         self.descriptor = descriptor
         self.algorithm = algorithm
         self.progress = progress
+        self.attach = attach
 
     def fit(self, X, y=None) -> "IdentityClustering":
         """Cluster the rows of ``X`` (n, d). An empty ``X`` (0, d) gives no clusters rather than an
@@ -137,6 +153,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(CLUSTER_METHODS)}")
         same = same_person_distance(self.descriptor)
         t = THRESHOLD_SHARES.get(self.method, 1.0) * same if self.threshold is None else float(self.threshold)
+        if self.attach not in ATTACH_RULES:
+            raise ValueError(f"unknown attach {self.attach!r}; choose from {', '.join(ATTACH_RULES)}")
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {self.algorithm!r}; choose from {', '.join(ALGORITHMS)}")
         far = None if self.outlier_distance is None else (
@@ -185,23 +203,38 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
             return self._fit_agglomerative(X, t)
         labels = HDBSCAN(min_cluster_size=HYBRID_CORE_SIZE, copy=True).fit_predict(X)
         labels = self._split_cores(X, labels, t)
-        labels = _attach_noise(X, labels, t)
+        cores = np.unique(labels[labels >= 0])
+        if self.attach == "mean":
+            return self._group_rest(X, _attach_noise(X, labels, t), t)
+        labels = self._group_rest(X, _attach_local(X, labels, t, HYBRID_CORE_SIZE), t)
+        # ...and a group of faces near no core joins one by the same local test
+        groups, sizes = np.unique(labels[(labels >= 0) & ~np.isin(labels, cores)], return_counts=True)
+        return _merge_local(X, labels, groups[sizes >= 2], cores, t, HYBRID_CORE_SIZE)
+
+    def _group_rest(self, X: np.ndarray, labels: np.ndarray, t: float) -> np.ndarray:
+        """Faces near no core (``-1``): grouped among themselves like the agglomerative method."""
+        labels = labels.copy()
         rest = np.flatnonzero(labels < 0)
-        if len(rest) > 1:  # faces near no core: grouped among themselves like the agglomerative method
+        if len(rest) > 1:
             labels[rest] = self._fit_agglomerative(X[rest], t) + labels.max() + 1
         return labels
 
     def _split_cores(self, X: np.ndarray, labels: np.ndarray, t: float) -> np.ndarray:
         """Split every HDBSCAN core that is not one person by the threshold's own rule (average
         linkage at ``t``): density alone can chain several people into one core when a collection
-        is dense everywhere (e.g. many photos of a few people plus many strangers)."""
+        is dense everywhere (e.g. many photos of a few people plus many strangers). With the local
+        attach rule a piece then rejoins a piece of its core (:func:`_rejoin_pieces`)."""
         out = np.full(len(labels), -1)
+        core = []  # the HDBSCAN core of each piece
         n = 0
         for c in np.unique(labels[labels >= 0]):
             idx = np.flatnonzero(labels == c)
             parts = self._fit_agglomerative(X[idx], t)
             out[idx] = parts + n
             n += parts.max() + 1
+            core += [c] * (parts.max() + 1)
+        if self.attach == "local":
+            out = _rejoin_pieces(X, out, np.array(core), t, HYBRID_CORE_SIZE)
         return out
 
     def _fit_agglomerative(self, X: np.ndarray, t: float) -> np.ndarray:
@@ -265,6 +298,104 @@ def _attach_noise(X: np.ndarray, labels: np.ndarray, distance: float) -> np.ndar
     near = mean[np.arange(len(noise)), best] < distance
     labels[noise[near]] = ids[best[near]]
     return labels
+
+
+def _local_distance(A: np.ndarray, B: np.ndarray, k: int) -> np.ndarray:
+    """Mean distance from each row of ``A`` to its ``k`` nearest rows of ``B`` (all of them when fewer)."""
+    from sklearn.metrics import pairwise_distances
+
+    return _nearest_rows(pairwise_distances(A, B), k)
+
+
+def _nearest_rows(d: np.ndarray, k: int) -> np.ndarray:
+    """Per row of a distance matrix, the mean of its ``k`` smallest entries (all when fewer)."""
+    k = min(int(k), d.shape[1])
+    return np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
+
+
+def _nearest_mean(d: np.ndarray, k: int) -> float:
+    """The local test of a group from its distance matrix to a target: :func:`_nearest_rows` averaged."""
+    return float(_nearest_rows(d, k).mean())
+
+
+def _attach_local(X: np.ndarray, labels: np.ndarray, distance: float, k: int) -> np.ndarray:
+    """Give each unassigned face the group whose ``k`` nearest faces are on average nearer than
+    ``distance``, when that group is the only one so near; a face that near several groups is
+    decided by :func:`_attach_noise` (the average over all their faces).
+
+    A large group holds many poses: the average over all its faces is a test a profile face fails
+    even next to the group's other profiles, its ``k`` nearest faces are the ones of its pose.
+    Every face :func:`_attach_noise` attaches is attached here to the same group (its nearest
+    faces are no farther than its average), so the rule only adds faces. Groups are those given.
+    """
+    labels = np.asarray(labels, dtype=int).copy()
+    noise, ids = np.flatnonzero(labels < 0), np.unique(labels[labels >= 0])
+    if len(noise) == 0 or len(ids) == 0:
+        return labels
+    local = np.stack([_local_distance(X[noise], X[labels == c], k) for c in ids], axis=1)
+    near = local < distance
+    one = near.sum(axis=1) == 1
+    out = labels.copy()
+    out[noise[one]] = ids[local[one].argmin(axis=1)]
+    several = near.sum(axis=1) > 1
+    if several.any():  # near two people's faces: only a clear overall preference decides
+        out[noise[several]] = _attach_noise(X, labels, distance)[noise[several]]
+    return out
+
+
+def _merge_local(X: np.ndarray, labels: np.ndarray, groups: Sequence[int], targets: Sequence[int],
+                 distance: float, k: int) -> np.ndarray:
+    """Merge each of ``groups`` (in that order) into the one of ``targets`` whose ``k`` nearest
+    faces, averaged over the group's faces, are nearer than ``distance``, when only one target is
+    that near: the rule of :func:`_attach_local` for a group (as average linkage is the
+    average-distance rule for a group). Targets are taken as they stand (with what joined them)
+    and never merge with each other: a density valley between two cores may be two look-alikes."""
+    labels = np.asarray(labels, dtype=int).copy()
+    targets = list(targets)
+    for g in groups:
+        idx = np.flatnonzero(labels == g)
+        if len(idx) == 0 or not targets:
+            continue
+        score = np.array([_local_distance(X[idx], X[labels == c], k).mean() for c in targets])
+        if (score < distance).sum() == 1:
+            labels[idx] = targets[int(score.argmin())]
+    return labels
+
+
+def _rejoin_pieces(X: np.ndarray, pieces: np.ndarray, core: np.ndarray, distance: float, k: int) -> np.ndarray:
+    """Merge each piece of a split core into a larger piece of the same core when, by the local test
+    of :func:`_merge_local`, that piece is the only one of *all* pieces (of every core) nearer than
+    ``distance``.
+
+    Average linkage cuts one person's poses apart as readily as two people chained by density: a
+    pose piece has one near neighbour, its person; a piece of a crowd chained into one core lies
+    near several pieces and stays apart (so do pieces equally near two people).
+    """
+    from sklearn.metrics import pairwise_distances
+
+    ids = np.arange(len(core))
+    if len(ids) < 2:
+        return pieces
+    rows = np.flatnonzero(pieces >= 0)
+    rows = rows[np.argsort(pieces[rows], kind="stable")]  # faces ordered by piece
+    sizes = np.bincount(pieces[rows], minlength=len(ids))
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    target = ids.copy()
+    for p in ids:
+        d = pairwise_distances(X[rows[starts[p]:starts[p] + sizes[p]]], X[rows])
+        # a piece none of whose faces comes within the distance of q cannot pass the test for q
+        reach = np.minimum.reduceat(d, starts, axis=1).min(axis=0) < distance
+        reach[p] = False
+        near = [q for q in np.flatnonzero(reach) if _nearest_mean(d[:, starts[q]:starts[q] + sizes[q]], k) < distance]
+        if len(near) == 1 and core[near[0]] == core[p] and sizes[near[0]] > sizes[p]:
+            target[p] = near[0]
+    for p in ids:  # follow chains (pose -> half pose -> frontal); targets are larger, so they end
+        while target[target[p]] != target[p]:
+            target[p] = target[target[p]]
+    out = pieces.copy()
+    keep = pieces >= 0
+    out[keep] = target[pieces[keep]]
+    return out
 
 
 def _drop_far(X: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:
@@ -582,6 +713,7 @@ def cluster_table(table_path: str | os.PathLike, out_dir: str | os.PathLike, *, 
 #: descriptor's same-person distance, so every preset means the same for any descriptor.
 METHOD_PRESETS: dict[str, dict] = {
     "hybrid: hdbscan 5 + attach 0.6 (default)": {"method": "hybrid"},
+    "hybrid, attach by mean (before 2026-12-02)": {"method": "hybrid", "attach": "mean"},
     "agglomerative 0.6": {"method": "agglomerative"},
     "agglomerative 0.5": {"method": "agglomerative", "threshold_share": 0.5 / 0.6},
     "chinese whispers 0.5": {"method": "chinese_whispers", "threshold_share": 0.5 / 0.6},
@@ -669,7 +801,7 @@ def face_thumbnails(faces: FaceTable, index: Iterable[int], size: int = 72, marg
 
 #: The public names of this module.
 __all__ = ["CLUSTER_METHODS", "THRESHOLD_SHARES", "DEFAULT_THRESHOLDS", "HYBRID_CORE_SIZE", "GRAPH_LIMIT",
-           "ALGORITHMS", "IdentityClustering", "cluster_faces", "INTERNAL_SAMPLE", "internal_metrics",
+           "ALGORITHMS", "ATTACH_RULES", "IdentityClustering", "cluster_faces", "INTERNAL_SAMPLE", "internal_metrics",
            "singletons_for_noise", "external_metrics", "FaceTable", "FaceSet", "subject_face", "face_set", "group_folder",
            "export_clusters", "cluster_folder", "load_descriptor_table", "table_threshold", "table_faces",
            "cluster_table", "METHOD_PRESETS", "compare_presets", "compare_methods", "format_rows", "gallery_groups",
