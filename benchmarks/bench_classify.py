@@ -9,6 +9,7 @@ On a FIXED held-out split (30% of each person's photos, stratified, seed 0) of
 * ``reference`` MTCNN + dlib descriptor + SVM, largest face of each photo for training and for the
                 answer, no cleaning, no "unknown" (no open-set rule either: ``far=None``).
 * ``default_mtcnn_dlib`` the default pipeline below with MTCNN + dlib (the models it had before).
+* ``default_facenet+faceres`` the default pipeline with the ``facenet+faceres`` descriptor.
 * ``default``   vision_lib's default: its default detector and descriptor (YuNet + FaceNet) + the classifier chosen by cross-validation on
                 the training faces (``model="auto"``), training folders cleaned by agreement,
                 the photo's label is its most confident *known* face (unknown below thresholds
@@ -71,6 +72,8 @@ RECIPES = {
                       choose="largest", unknown_quantile=None, max_distance=float("inf"), far=None),
     # The default pipeline with the models it had before the registry's measured defaults.
     "default_mtcnn_dlib": dict(detector="mtcnn", descriptor="dlib"),
+    # The default pipeline with FaceNet and HSE FaceRes concatenated (docs/models.md).
+    "default_facenet+faceres": dict(descriptor="facenet+faceres"),
     "default": dict(),
 }
 
