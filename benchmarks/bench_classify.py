@@ -30,7 +30,7 @@ reference are printed too.
 Training CV: the default pipeline (cleaning included) cross-validated over the training photos only
 (5 folds), as evidence independent of the held-out split.
 
-Other splits: the default trained and scored on ``--other-seeds`` further random 30% splits (the
+Other splits: the default (and each ``default_*`` recipe) trained and scored on ``--other-seeds`` further random 30% splits (the
 same photos, other partitions): how much the fixed split's figure owes to which photos it drew.
 
 Open set: the default model trained on one set names someone in how many photos of the *other*
@@ -194,9 +194,11 @@ def run_set(name: str, recipes: list[str], test_size: float, seed: int, limit: i
                 out[r]["ablation"] = ablation(model, test_set, photos)
             if cv:
                 out[r]["training_cv"] = training_cv(train_set, train_photos, **RECIPES[r])
-            if other_seeds:
-                extracted = dict(zip(train_set.paths + test_set.paths, train_photos + photos))
-                out[r]["other_splits"] = other_splits(ps, extracted, list(other_seeds), test_size, **RECIPES[r])
+        if other_seeds and r.startswith("default"):  # the default pipeline, with its models or others
+            if train_photos is None:
+                train_photos = classify.extract(train_set.paths, model.recipe, progress=False)
+            extracted = dict(zip(train_set.paths + test_set.paths, train_photos + photos))
+            out[r]["other_splits"] = other_splits(ps, extracted, list(other_seeds), test_size, **RECIPES[r])
         if r == "default" and other:
             others = photo_set(dataset(other), labelled=True)
             other_photos = classify.extract(others.paths, model.recipe, progress=False)
