@@ -9,6 +9,7 @@ On a FIXED held-out split (30% of each person's photos, stratified, seed 0) of
 * ``reference`` MTCNN + dlib descriptor + SVM, largest face of each photo for training and for the
                 answer, no cleaning, no "unknown" (no open-set rule either: ``far=None``).
 * ``default_mtcnn_dlib`` the default pipeline below with MTCNN + dlib (the models it had before).
+* ``default_facenet+faceres`` the default pipeline with the ``facenet+faceres`` descriptor.
 * ``default``   vision_lib's default: its default detector and descriptor (YuNet + FaceNet) + the classifier chosen by cross-validation on
                 the training faces (``model="auto"``), training folders cleaned by agreement,
                 the photo's label is its most confident *known* face (unknown below thresholds
@@ -29,7 +30,7 @@ reference are printed too.
 Training CV: the default pipeline (cleaning included) cross-validated over the training photos only
 (5 folds), as evidence independent of the held-out split.
 
-Other splits: the default trained and scored on ``--other-seeds`` further random 30% splits (the
+Other splits: the default (and each ``default_*`` recipe) trained and scored on ``--other-seeds`` further random 30% splits (the
 same photos, other partitions): how much the fixed split's figure owes to which photos it drew.
 
 Open set: the default model trained on one set names someone in how many photos of the *other*
@@ -77,6 +78,8 @@ RECIPES = {
                       choose="largest", unknown_quantile=None, max_distance=float("inf"), far=None),
     # The default pipeline with the models it had before the registry's measured defaults.
     "default_mtcnn_dlib": dict(detector="mtcnn", descriptor="dlib"),
+    # The default pipeline with FaceNet and HSE FaceRes concatenated (docs/models.md).
+    "default_facenet+faceres": dict(descriptor="facenet+faceres"),
     "default": dict(),
 }
 
@@ -209,9 +212,11 @@ def run_set(name: str, recipes: list[str], test_size: float, seed: int, limit: i
                 out[r]["ablation"] = ablation(model, test_set, photos)
             if cv:
                 out[r]["training_cv"] = training_cv(train_set, train_photos, **RECIPES[r])
-            if other_seeds:
-                extracted = dict(zip(train_set.paths + test_set.paths, train_photos + photos))
-                out[r]["other_splits"] = other_splits(ps, extracted, list(other_seeds), test_size, **RECIPES[r])
+        if other_seeds and r.startswith("default"):  # the default pipeline, with its models or others
+            if train_photos is None:
+                train_photos = classify.extract(train_set.paths, model.recipe, progress=False)
+            extracted = dict(zip(train_set.paths + test_set.paths, train_photos + photos))
+            out[r]["other_splits"] = other_splits(ps, extracted, list(other_seeds), test_size, **RECIPES[r])
         if r == "default" and other:
             others = photo_set(dataset(other), labelled=True)
             other_photos = classify.extract(others.paths, model.recipe, progress=False)

@@ -27,8 +27,12 @@ __all__ = ["DEFAULT_DESCRIPTOR", "DEFAULT_DETECTOR", "DESCRIPTORS", "DETECTORS",
 
 #: Detector names, fastest modern first.
 DETECTORS = ("yunet", "mtcnn", "haar")
-#: Descriptor names.
-DESCRIPTORS = ("facenet", "facenet_flip", "dlib")
+#: Descriptor names. ``faceres``: a TF.js graph model from an npm package (models/human.py, files.py);
+#: ``facenet+faceres``: both, L2-normalised halves concatenated (models/concat.py).
+DESCRIPTORS = ("facenet", "facenet_flip", "dlib", "faceres", "facenet+faceres")
+#: Same-person distance of each concatenation, by FaceNet's AT&T procedure (docs/models.md):
+#: facenet+faceres 1.056 at dlib's 2.3% false accepts, rounded down.
+_CONCAT_THRESHOLDS = {"facenet+faceres": 1.05}
 #: Defaults of every stage (chosen by measurement: docs/models.md).
 DEFAULT_DETECTOR = "yunet"
 DEFAULT_DESCRIPTOR = "facenet"
@@ -87,6 +91,14 @@ def get_descriptor(name: str | None = None, **params) -> Descriptor:
         from .facenet import FaceNetDescriptor, FaceNetFlipDescriptor
 
         return (FaceNetDescriptor if name == "facenet" else FaceNetFlipDescriptor)(**params)
+    if name == "faceres":
+        from .human import FaceResDescriptor
+
+        return FaceResDescriptor(**params)
+    if name in _CONCAT_THRESHOLDS:
+        from .concat import ConcatDescriptor
+
+        return ConcatDescriptor(name.split("+"), _CONCAT_THRESHOLDS[name], **params)
     from .dlib import DlibDescriptor
 
     return DlibDescriptor(**params)

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..geometry import Face, crop, warp_to_template
-from ..io import check_rgb
+from .chips import ChipDescriptor
 
 __all__ = ["FACENET_SIZE", "FACENET_TEMPLATE", "FaceNetDescriptor", "FaceNetFlipDescriptor", "build_inception_resnet_v1",
            "load_weights_by_name", "prewhiten"]
@@ -220,7 +220,7 @@ def face_chips(image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
     return out
 
 
-class FaceNetDescriptor:
+class FaceNetDescriptor(ChipDescriptor):
     """FaceNet 128-d descriptors, L2-normalised, Euclidean; same person under :attr:`threshold`.
 
     Args:
@@ -239,8 +239,10 @@ class FaceNetDescriptor:
     threshold = 1.1
 
     def __init__(self, threads: int | None = None, batch: int = BATCH):
-        self.threads = threads
-        self.batch = batch
+        super().__init__(threads, batch)
+
+    def chips(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        return face_chips(image, faces)
 
     def _run(self, net, chips: np.ndarray) -> np.ndarray:
         """Network outputs of one batch of chips (L2-normalised afterwards by :meth:`describe_chips`)."""
@@ -254,31 +256,6 @@ class FaceNetDescriptor:
         from .files import model_path
 
         return _network(str(model_path("facenet")), self.threads)
-
-    def describe_chips(self, chips: np.ndarray) -> np.ndarray:
-        """Descriptors of aligned ``(n, 160, 160, 3)`` uint8 chips, ``batch`` per call."""
-        n = len(chips)
-        if n == 0:
-            return np.zeros((0, self.dim), np.float32)
-        net = self._net()
-        out = np.empty((n, self.dim), np.float32)
-        for s in range(0, n, self.batch):
-            out[s:s + self.batch] = self._run(net, chips[s:s + self.batch])
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return out
-
-    def describe(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-        """``(len(faces), 128)`` float32 descriptors of ``faces`` in the RGB ``image``."""
-        image = check_rgb(image)
-        return self.describe_chips(face_chips(image, faces))
-
-    def describe_many(self, items: Sequence[tuple[np.ndarray, Sequence[Face]]]) -> list[np.ndarray]:
-        """:meth:`describe` of many ``(image, faces)`` pairs, their faces batched together."""
-        chips = [face_chips(check_rgb(image), faces) for image, faces in items]
-        if not chips:
-            return []
-        rows = self.describe_chips(np.concatenate(chips))
-        return np.split(rows, np.cumsum([len(c) for c in chips])[:-1])
 
 
 class FaceNetFlipDescriptor(FaceNetDescriptor):

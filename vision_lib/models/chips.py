@@ -1,0 +1,65 @@
+"""What descriptors that run a network on aligned face chips share: batching, L2 normalisation,
+``describe`` / ``describe_many``. A subclass says how to cut chips (:meth:`ChipDescriptor.chips`),
+which network to run (:meth:`ChipDescriptor._net`) and how to feed it (:meth:`ChipDescriptor._run`)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..geometry import Face
+from ..io import check_rgb
+
+__all__ = ["ChipDescriptor"]
+
+
+class ChipDescriptor:
+    """Descriptors of aligned face chips, ``batch`` chips per network call, L2-normalised.
+
+    Args:
+        threads: TensorFlow threads for this process (None: TensorFlow's default; pool workers 1).
+        batch: faces per network call.
+    """
+
+    dim: int
+
+    def __init__(self, threads: int | None = None, batch: int = 32):
+        self.threads = threads
+        self.batch = batch
+
+    def chips(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """``(n, size, size, 3)`` uint8 chips of ``faces`` in the RGB ``image``."""
+        raise NotImplementedError
+
+    def _net(self):
+        """The network (loaded once per process)."""
+        raise NotImplementedError
+
+    def _run(self, net, chips: np.ndarray) -> np.ndarray:
+        """Network outputs of one batch of chips (L2-normalised afterwards by :meth:`describe_chips`)."""
+        raise NotImplementedError
+
+    def describe_chips(self, chips: np.ndarray) -> np.ndarray:
+        """Descriptors of aligned uint8 chips, ``batch`` per call."""
+        n = len(chips)
+        if n == 0:
+            return np.zeros((0, self.dim), np.float32)
+        net = self._net()
+        out = np.empty((n, self.dim), np.float32)
+        for s in range(0, n, self.batch):
+            out[s:s + self.batch] = self._run(net, chips[s:s + self.batch])
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def describe(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """``(len(faces), dim)`` float32 descriptors of ``faces`` in the RGB ``image``."""
+        image = check_rgb(image)
+        return self.describe_chips(self.chips(image, faces))
+
+    def describe_many(self, items: Sequence[tuple[np.ndarray, Sequence[Face]]]) -> list[np.ndarray]:
+        """:meth:`describe` of many ``(image, faces)`` pairs, their faces batched together."""
+        chips = [self.chips(check_rgb(image), faces) for image, faces in items]
+        if not chips:
+            return []
+        rows = self.describe_chips(np.concatenate(chips))
+        return np.split(rows, np.cumsum([len(c) for c in chips])[:-1])
