@@ -143,9 +143,9 @@ def _whole(labels: np.ndarray, per: int) -> bool:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_a_crowd_of_unsure_faces_builds_no_core_with_the_mask(seed):
-    """Without the mask the crowd fills the valley: HDBSCAN chains the look-alikes and crowd into
-    cores that take in some of a person's confident faces (or both people); with only confident
-    faces building cores, each person is one group and the crowd joins by the attach rule."""
+    """Without the mask the crowd fills the valley: HDBSCAN chains the look-alikes and the crowd
+    into cores whose split cuts a person's confident faces over several crowd groups; with only
+    confident faces building cores, each person is one group and the crowd joins by the attach rule."""
     X, mask, per = _valley_crowd(seed)
     for algorithm in ("exact", "graph"):
         model = IdentityClustering(descriptor="dlib", algorithm=algorithm)
