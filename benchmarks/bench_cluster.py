@@ -57,11 +57,16 @@ def identity_footballers(detector: str | None = None, descriptor: str | None = N
     faces = cluster.face_set(config.dataset("footballers"), labelled=True, progress=False, detector=detector,
                              descriptor=descriptor)
     prep = time.perf_counter() - start
-    labels = cluster.IdentityClustering(descriptor=faces.descriptor).fit_predict(faces.descriptors)
+    model = cluster.IdentityClustering(descriptor=faces.descriptor)
+    labels = cluster.cluster_table_faces(model, faces)
+    other = cluster.cluster_table_faces(model, faces, not cluster.CONFIDENT_CORES)  # the other core rule, same run
     out = {"photos": len(faces.photos), "faces": len(faces), "photos_without_face": len(faces.rejected),
-           "detect_describe_seconds": round(prep, 1)}
+           "detect_describe_seconds": round(prep, 1), "confident_cores": cluster.CONFIDENT_CORES,
+           "core_faces": int(cluster.core_faces(faces).sum())}
+    other_name = "largest_face_cores_from_every_face" if cluster.CONFIDENT_CORES else "largest_face_confident_cores"
     for name, clusters in (("largest_face", faces.largest_face_clusters(labels)),
-                           ("subject_face", faces.photo_clusters(labels))):
+                           ("subject_face", faces.photo_clusters(labels)),
+                           (other_name, faces.largest_face_clusters(other))):
         m = cluster.external_metrics(faces.photo_labels, clusters)
         out[f"by_{name}"] = {k: round(m[k], 4) for k in ("bcubed_f", "bcubed_precision", "bcubed_recall")}
         out[f"by_{name}"]["clusters"] = m["n_clusters"]

@@ -122,3 +122,66 @@ def test_attach_rule_is_a_parameter_and_checked():
     with pytest.raises(ValueError, match="unknown attach"):
         IdentityClustering(attach="nearest").fit(np.zeros((6, 3)))
     assert "hybrid, attach by mean (before 2026-12-02)" in cluster.METHOD_PRESETS
+
+
+# --------------------------------------------------------------------------- confident cores (core_mask)
+def _valley_crowd(seed: int, gap: float = 0.5, per: int = 20, crowd: int = 300):
+    """Two look-alikes (confident faces, 0.5 apart: closer than the threshold, a density valley
+    between them) and a dense crowd of unsure faces filling that valley."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(scale=0.06, size=(per, 2))
+    b = rng.normal(scale=0.06, size=(per, 2)) + [gap, 0.0]
+    c = np.c_[rng.uniform(0, gap, crowd), rng.normal(scale=0.02, size=crowd)]
+    return np.vstack([a, b, c]), np.r_[np.ones(2 * per, bool), np.zeros(crowd, bool)], per
+
+
+def _whole(labels: np.ndarray, per: int) -> bool:
+    """Each person's confident faces all in one group of their own."""
+    a, b = set(labels[:per].tolist()), set(labels[per:2 * per].tolist())
+    return len(a) == 1 and len(b) == 1 and a != b and min(a | b) >= 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_crowd_of_unsure_faces_builds_no_core_with_the_mask(seed):
+    """Without the mask the crowd fills the valley: HDBSCAN chains the look-alikes and the crowd
+    into cores whose split cuts a person's confident faces over several crowd groups; with only
+    confident faces building cores, each person is one group and the crowd joins by the attach rule."""
+    X, mask, per = _valley_crowd(seed)
+    for algorithm in ("exact", "graph"):
+        model = IdentityClustering(descriptor="dlib", algorithm=algorithm)
+        assert not _whole(model.fit(X).labels_, per)
+        labels = model.fit(X, core_mask=mask).labels_
+        assert _whole(labels, per)
+        assert (labels[~mask] >= 0).mean() > 0.9, "the crowd joins the cores by the attach rule"
+
+
+def test_core_mask_of_every_face_changes_nothing_and_is_checked(rng):
+    person = rng.integers(0, 5, 150)
+    X = rng.normal(scale=3, size=(5, 8))[person] + rng.normal(size=(150, 8))
+    model = IdentityClustering(threshold=4.0)
+    assert (model.fit(X, core_mask=np.ones(150, bool)).labels_ == model.fit(X).labels_).all()
+    # fewer confident faces than one core: no cores, every face grouped by average linkage
+    few = np.zeros(150, bool)
+    few[:HYBRID_CORE_SIZE - 1] = True
+    assert (model.fit(X, core_mask=few).labels_ == IdentityClustering("agglomerative", threshold=4.0).fit(X).labels_).all()
+    with pytest.raises(ValueError, match="core_mask"):
+        model.fit(X, core_mask=np.ones(10, bool))
+    # other methods ignore it
+    agg = IdentityClustering("agglomerative", threshold=4.0)
+    assert (agg.fit(X, core_mask=few).labels_ == agg.fit(X).labels_).all()
+
+
+def test_core_faces_of_a_table_use_the_detector_score_and_the_curation_size():
+    from vision_lib.faces.rating import MIN_SIZE
+    from vision_lib.models import get_detector
+    from vision_lib.tables import FaceTable
+
+    floor = get_detector("yunet").confident_score
+    boxes = [(0, 0, 80, 80), (0, 0, 80, 80), (0, 0, MIN_SIZE - 1, 80), (0, 0, 80, 80)]
+    scores = [floor, floor - 0.01, 0.99, np.nan]
+    table = FaceTable("descriptor", np.zeros((4, 3)), ["a/1.jpg"] * 4, ["a"] * 4, range(4), boxes, [],
+                      {"detector": "yunet"}, scores=scores)
+    assert cluster.core_faces(table).tolist() == [True, False, False, True]
+    table.settings = {}  # detector unknown: only the size counts
+    assert cluster.core_faces(table).tolist() == [True, True, False, True]
+    assert "hybrid, cores from every face (before 2026-12-02)" in cluster.METHOD_PRESETS

@@ -90,6 +90,12 @@ ALGORITHMS = ("auto", "exact", "graph")
 #: by the average distance to all of a core's faces, nothing else.
 ATTACH_RULES = ("local", "mean")
 
+#: Whether the face-table path (:func:`cluster_folder`, :func:`cluster_table`, :func:`compare_presets`,
+#: the benchmark) lets only confident faces (:func:`core_faces`) build the cores of ``hybrid``:
+#: background and crowd faces, small and unsure, otherwise chain into cores that take in some
+#: photos of several people (docs/clustering.md).
+CONFIDENT_CORES = True
+
 
 # --------------------------------------------------------------------------- estimator
 class IdentityClustering(ClusterMixin, BaseEstimator):
@@ -142,13 +148,22 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         self.progress = progress
         self.attach = attach
 
-    def fit(self, X, y=None) -> "IdentityClustering":
+    def fit(self, X, y=None, core_mask=None) -> "IdentityClustering":
         """Cluster the rows of ``X`` (n, d). An empty ``X`` (0, d) gives no clusters rather than an
-        error: a folder without faces is an answer, not a fault."""
+        error: a folder without faces is an answer, not a fault.
+
+        ``core_mask`` (n,) bool, ``hybrid`` only (other methods ignore it): only these faces build
+        HDBSCAN's cores; the others start as noise and join a core by the attach rule, or are grouped
+        among themselves, or stay unassigned (:func:`core_faces`: the confident faces of a
+        :class:`~vision_lib.tables.FaceTable`). ``None``: every face may build a core."""
         from sklearn.utils.validation import validate_data
 
         # scikit-learn's checks: 2-D, finite, real, dense (with clear messages); sets n_features_in_.
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=0)
+        if core_mask is not None:
+            core_mask = np.asarray(core_mask, dtype=bool)
+            if core_mask.shape != (len(X),):
+                raise ValueError(f"core_mask must have one entry per row of X ({len(X)}), not {core_mask.shape}")
         if self.method not in CLUSTER_METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(CLUSTER_METHODS)}")
         same = same_person_distance(self.descriptor)
@@ -168,10 +183,10 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         elif graph:
             from .graph_cluster import threshold_clusters
 
-            labels = threshold_clusters(X, t, progress=self.progress,
-                                        cluster_piece=lambda Xp: self._fit_exact(Xp, t, far))
+            labels = threshold_clusters(X, t, progress=self.progress, cluster_piece=lambda Xp, rows: self._fit_exact(
+                Xp, t, far, None if core_mask is None else core_mask[rows]))
         else:
-            labels = self._fit_exact(X, t, far)
+            labels = self._fit_exact(X, t, far, core_mask)
         labels = _drop_small(labels, self.min_cluster_size if self.method != "kmeans" else 1)
         if self.max_clusters is not None:
             labels = _cap_clusters(X, labels, int(self.max_clusters))
@@ -179,12 +194,14 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         self.n_clusters_ = int(self.labels_.max() + 1) if len(self.labels_) else 0
         return self
 
-    def _fit_exact(self, X: np.ndarray, t: float, far: float | None) -> np.ndarray:
+    def _fit_exact(self, X: np.ndarray, t: float, far: float | None, core_mask: np.ndarray | None = None
+                   ) -> np.ndarray:
         """The method's raw labels on all of ``X``, then the outlier rule at ``far`` (the graph
         algorithm calls it on each piece)."""
         if len(X) < 2:
             return np.full(len(X), -1 if self.min_cluster_size > 1 else 0)
-        labels = getattr(self, f"_fit_{self.method}")(X, t)
+        labels = (self._fit_hybrid(X, t, core_mask) if self.method == "hybrid"
+                  else getattr(self, f"_fit_{self.method}")(X, t))
         if far is not None and self.method != "kmeans":
             labels = _drop_far(X, labels, far)
         return labels
@@ -196,12 +213,17 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         return self.algorithm == "graph" or (self.algorithm == "auto" and able and n > GRAPH_LIMIT)
 
     # one private method per algorithm; each returns raw labels (may contain -1)
-    def _fit_hybrid(self, X: np.ndarray, t: float) -> np.ndarray:
+    def _fit_hybrid(self, X: np.ndarray, t: float, core_mask: np.ndarray | None = None) -> np.ndarray:
         from sklearn.cluster import HDBSCAN
 
         if self.n_clusters is not None or len(X) < HYBRID_CORE_SIZE:
             return self._fit_agglomerative(X, t)
-        labels = HDBSCAN(min_cluster_size=HYBRID_CORE_SIZE, copy=True).fit_predict(X)
+        # Cores from the faces allowed to build them; with fewer than one core's worth, no cores (all
+        # faces are then grouped by average linkage, as for a collection too small for cores).
+        build = np.ones(len(X), bool) if core_mask is None else core_mask
+        labels = np.full(len(X), -1)
+        if build.sum() >= HYBRID_CORE_SIZE:
+            labels[build] = HDBSCAN(min_cluster_size=HYBRID_CORE_SIZE, copy=True).fit_predict(X[build])
         labels = self._split_cores(X, labels, t)
         cores = np.unique(labels[labels >= 0])
         if self.attach == "mean":
@@ -568,6 +590,30 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
                       progress=progress, detector=detector, descriptor=descriptor)
 
 
+def core_faces(faces: FaceTable) -> np.ndarray:
+    """The faces of ``faces`` confident enough to build the cores of ``hybrid`` (``core_mask`` of
+    :meth:`IdentityClustering.fit`): detector score at least the detector's own ``confident_score``
+    (as :func:`vision_lib.average.select_for_average` uses it) and shorter box side at least
+    :data:`vision_lib.faces.rating.MIN_SIZE`. An unknown score (NaN: a table written before scores
+    were kept), or a detector not in the registry, does not count against a face."""
+    from .faces.rating import MIN_SIZE
+    from .models import DETECTORS, get_detector
+
+    detector = faces.settings.get("detector")
+    floor = get_detector(detector).confident_score if detector in DETECTORS else -np.inf
+    sure = np.isnan(faces.scores) | (faces.scores >= floor)
+    return sure & (np.minimum(faces.boxes[:, 2], faces.boxes[:, 3]) >= MIN_SIZE)
+
+
+def cluster_table_faces(model: IdentityClustering, faces: FaceTable, confident_cores: bool = CONFIDENT_CORES
+                        ) -> np.ndarray:
+    """``model``'s labels for the descriptors of ``faces``; with ``confident_cores`` only
+    :func:`core_faces` build the cores (``hybrid``; other methods are unaffected)."""
+    if not len(faces):
+        return np.zeros(0, int)
+    return model.fit_predict(faces.descriptors, core_mask=core_faces(faces) if confident_cores else None)
+
+
 # --------------------------------------------------------------------------- export
 def group_folder(cluster: int) -> str:
     """``cluster_NN`` for a group, ``unassigned`` for -1."""
@@ -639,10 +685,11 @@ def _cluster_export(faces: FaceTable, out: Path, where: dict, *, method, k, max_
     start = time.perf_counter()
     model = IdentityClustering(method=method, n_clusters=k, max_clusters=max_clusters, threshold=threshold,
                                random_state=0, descriptor=faces.descriptor, progress=progress)
-    labels = model.fit_predict(faces.descriptors) if len(faces) else np.zeros(0, int)
+    labels = cluster_table_faces(model, faces)
     seconds = time.perf_counter() - start
     metrics = {
         **where, "method": method, "params": {k_: v for k_, v in model.get_params().items()},
+        "confident_cores": CONFIDENT_CORES, "core_faces": int(core_faces(faces).sum()) if len(faces) else 0,
         "photos": len(faces.photos), "faces": len(faces), "photos_rejected": len(faces.rejected),
         "files_skipped": len(faces.skipped),
         "cluster_seconds": seconds, "internal": internal_metrics(faces.descriptors, labels),
@@ -714,6 +761,7 @@ def cluster_table(table_path: str | os.PathLike, out_dir: str | os.PathLike, *, 
 METHOD_PRESETS: dict[str, dict] = {
     "hybrid: hdbscan 5 + attach 0.6 (default)": {"method": "hybrid"},
     "hybrid, attach by mean (before 2026-12-02)": {"method": "hybrid", "attach": "mean"},
+    "hybrid, cores from every face (before 2026-12-02)": {"method": "hybrid", "confident_cores": False},
     "agglomerative 0.6": {"method": "agglomerative"},
     "agglomerative 0.5": {"method": "agglomerative", "threshold_share": 0.5 / 0.6},
     "chinese whispers 0.5": {"method": "chinese_whispers", "threshold_share": 0.5 / 0.6},
@@ -738,8 +786,9 @@ def compare_presets(faces: FaceTable, presets: dict[str, dict] | None = None) ->
             params["n_clusters"] = n_true
         if "threshold_share" in params:
             params["threshold"] = params.pop("threshold_share") * same_person_distance(faces.descriptor)
+        cores = params.pop("confident_cores", CONFIDENT_CORES)
         start = time.perf_counter()
-        labels = IdentityClustering(**{"descriptor": faces.descriptor, **params}).fit_predict(faces.descriptors)
+        labels = cluster_table_faces(IdentityClustering(**{"descriptor": faces.descriptor, **params}), faces, cores)
         row = {"name": name, "seconds": time.perf_counter() - start, "labels": labels}
         inner = internal_metrics(faces.descriptors, labels)
         row.update({k: inner[k] for k in ("silhouette", "davies_bouldin", "calinski_harabasz")})

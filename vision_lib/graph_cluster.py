@@ -100,14 +100,14 @@ def same_person_components(dist: np.ndarray, idx: np.ndarray, threshold: float) 
 def threshold_clusters(X: np.ndarray, threshold: float, *, outlier_distance: float | None = None,
                        k: int = DEFAULT_K, max_exact: int = MAX_EXACT, n_jobs: int | None = None,
                        progress: bool = False, graph: tuple[np.ndarray, np.ndarray] | None = None,
-                       cluster_piece: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+                       cluster_piece: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Labels (``-1`` = unassigned) of average linkage cut at ``threshold``, computed per component
     of the k-NN graph (see the module docstring); memory linear in the number of faces.
 
     A face with no fellow member within ``outlier_distance`` (``None``: no such rule) and a face
     alone in its group are unassigned. ``graph`` = ``(distances, indices)`` reuses a k-NN graph.
-    ``cluster_piece(X_piece) -> labels`` (``-1`` = unassigned) replaces the average linkage on each
-    piece: :class:`~vision_lib.cluster.IdentityClustering` passes its exact method, so the graph
+    ``cluster_piece(X_piece, rows) -> labels`` (``-1`` = unassigned; ``rows``: the piece's rows of
+    ``X``) replaces the average linkage on each piece: :class:`~vision_lib.cluster.IdentityClustering` passes its exact method, so the graph
     algorithm means the same as the exact one, piece by piece.
     """
     from tqdm.auto import tqdm
@@ -124,7 +124,7 @@ def threshold_clusters(X: np.ndarray, threshold: float, *, outlier_distance: flo
               disable=not progress) as bar:
         for members in pieces:
             part = (_exact_part(X[members], threshold, outlier_distance) if cluster_piece is None
-                    else np.asarray(cluster_piece(X[members]), dtype=np.int64))
+                    else np.asarray(cluster_piece(X[members], members), dtype=np.int64))
             assigned = part >= 0
             labels[members[assigned]] = part[assigned] + next_label
             if assigned.any():

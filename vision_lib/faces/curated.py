@@ -12,7 +12,7 @@ import numpy as np
 from ..geometry import Face, crop
 from ..io import ImageError, load_image
 from .export import row_quality
-from .rating import best_faces, colourfulness
+from .rating import MIN_SIZE, best_faces, colourfulness
 
 
 #: Below this colourfulness a face is taken for a grey or sepia photo, a sketch or a drawing: the
@@ -39,7 +39,7 @@ class Curated:
 
 
 def curated_faces(rows: Sequence[dict], root: str | os.PathLike, n: int, *, descriptor: str | None = None,
-                  pool: int = 4, min_frontalness: float = 0.5, min_size: int = 40,
+                  pool: int = 4, min_frontalness: float = 0.5, min_size: int = MIN_SIZE,
                   min_colourfulness: float = MIN_COLOURFULNESS, duplicate_share: float = DUPLICATE_SHARE) -> Curated:
     """The ``n`` best faces of one person's ``faces.csv`` rows (:func:`read_export`; photos under
     ``root``) for a gallery: ranked by :func:`best_faces`; among the ``pool * n`` best, a face is

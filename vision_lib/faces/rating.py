@@ -11,6 +11,11 @@ from ..geometry import Face, crop
 from ..io import check_rgb
 
 
+#: Shorter box side (px) from which a face counts as large enough to rate well (notebook 01's curation):
+#: :func:`best_faces` ranks smaller faces last; identity clustering builds its cores without them.
+MIN_SIZE = 40
+
+
 @dataclass(frozen=True)
 class FaceQuality:
     """How usable a face is: ``size`` (px), ``sharpness`` (Laplacian variance at a fixed scale),
@@ -53,7 +58,7 @@ def quality(image: np.ndarray, face: Face) -> FaceQuality:
 
 
 def best_faces(qualities: Sequence[FaceQuality], n: int, *, min_frontalness: float = 0.5,
-               min_size: int = 40) -> list[int]:
+               min_size: int = MIN_SIZE) -> list[int]:
     """Indices of the ``n`` best faces, best first. It ranks, it does not filter.
 
     Faces at least ``min_frontalness`` frontal and ``min_size`` px come first, then the rest; within
