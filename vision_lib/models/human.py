@@ -64,9 +64,6 @@ class HumanModelDescriptor(ChipDescriptor):
     files: tuple[str, str]
     output: str
 
-    def __init__(self, threads: int | None = None, batch: int = 32):
-        super().__init__(threads, batch)
-
     @property
     def id(self) -> str:
         return f"{self.name}/{self.version}"
