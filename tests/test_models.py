@@ -255,6 +255,7 @@ def test_prewhiten_standardises_each_image():
     x = rng.integers(0, 256, (3, 8, 8, 3)).astype(np.uint8)
     x[1] = 7  # a flat image: no division by zero
     out = prewhiten(x)
+    assert out.dtype == np.float32  # what the network takes: no float64 batch to cast
     assert np.allclose(out[[0, 2]].mean(axis=(1, 2, 3)), 0, atol=1e-5)
     assert np.allclose(out[[0, 2]].std(axis=(1, 2, 3)), 1, atol=1e-4)
     assert np.all(np.isfinite(out[1])) and np.allclose(out[1], 0)

@@ -183,11 +183,13 @@ def load_weights_by_name(model, path: str) -> None:
 
 
 def prewhiten(chips: np.ndarray) -> np.ndarray:
-    """Per-image standardisation, as FaceNet's training did: ``(x - mean) / max(std, 1/sqrt(n))``."""
+    """Per-image standardisation, as FaceNet's training did: ``(x - mean) / max(std, 1/sqrt(n))``, float32."""
     x = np.asarray(chips, np.float32)
     axes = tuple(range(1, x.ndim))
     mean = x.mean(axis=axes, keepdims=True)
-    std = np.maximum(x.std(axis=axes, keepdims=True), 1.0 / np.sqrt(x[0].size))
+    # A float32 floor: numpy's float64 scalar would promote the whole batch to float64 (NEP 50),
+    # twice the memory and a cast in every network call.
+    std = np.maximum(x.std(axis=axes, keepdims=True), np.float32(1.0 / np.sqrt(x[0].size)))
     return (x - mean) / std
 
 
