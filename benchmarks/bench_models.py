@@ -12,7 +12,9 @@ Prints one JSON object, everything measured in the same run with the disk cache 
   photos of one folder is a positive, every pair across folders a negative. LFW and footballers.
 * ``facenet_variants``: FaceNet's network with its batch normalisation folded into the
   convolutions (as the descriptor runs it) against the plain Keras network: CPU ms per face at
-  batch 1 and 16 and the largest difference of the descriptors (LFW faces, 2 per person).
+  batch 1 and 16 and the largest difference of the descriptors (LFW faces, 2 per person); and,
+  when the optional packages are installed (tf2onnx, onnxruntime, openvino), the same network
+  under ONNX Runtime and OpenVINO, float32, one thread.
 * ``latency``: ``predict_image`` (the web app's work per upload, no HTTP) of small bundles
   trained with the default models and with MTCNN + dlib, median ms on held-out 1024-px photos.
 * ``calibration``: on the AT&T faces (a set no other benchmark scores), the false-accept rate of
@@ -181,6 +183,19 @@ def calibration(att_root, names, detector: str) -> dict:
     return out
 
 
+def cpu_ms_per_face(run, x) -> dict:
+    """CPU ms per face of ``run`` (a network call on a batch) at batch 1 and 16, after one warm-up call."""
+    out = {}
+    for batch in (1, 16):
+        reps = max(2, 48 // batch)
+        run(x[:batch])
+        cpu = time.process_time()
+        for _ in range(reps):
+            run(x[:batch])
+        out[f"cpu_ms_per_face_batch_{batch}"] = round(1000 * (time.process_time() - cpu) / reps / batch, 2)
+    return out
+
+
 def facenet_variants(photos: dict) -> dict:
     """FaceNet's network as built (batch normalisation folded into the convolutions) against the
     plain Keras network with its BatchNormalization layers: ms per face at batch 1 and 16 (one
@@ -205,17 +220,62 @@ def facenet_variants(photos: dict) -> dict:
                           input_signature=[tf.TensorSpec((None, FACENET_SIZE, FACENET_SIZE, 3), tf.float32)])
         r = np.concatenate([np.asarray(net(x[s:s + 16])) for s in range(0, len(x), 16)])
         rows[name] = r / np.linalg.norm(r, axis=1, keepdims=True)
-        out[name] = {}
-        for batch in (1, 16):
-            reps = max(2, 48 // batch)
-            net(x[:batch])
-            cpu = time.process_time()
-            for _ in range(reps):
-                net(x[:batch])
-            out[name][f"cpu_ms_per_face_batch_{batch}"] = round(1000 * (time.process_time() - cpu) / reps / batch, 2)
+        out[name] = cpu_ms_per_face(net, x)
     out["max_abs_difference"] = float(np.abs(rows["folded"] - rows["plain"]).max())
     desc = get_descriptor("facenet").describe_chips(chips)
     out["descriptor_vs_plain_max_abs_difference"] = float(np.abs(desc - rows["plain"]).max())
+    out.update(other_runtimes(net, x, rows["folded"]))
+    return out
+
+
+def other_runtimes(net, x, reference) -> dict:
+    """The folded network exported to ONNX (tf2onnx) and run by ONNX Runtime and by OpenVINO, float32,
+    one thread: CPU ms per face at batch 1 and 16 and the largest difference from TensorFlow's
+    L2-normalised descriptors. Optional packages, not in requirements.txt: each runtime missing is
+    reported as skipped, with the install line."""
+    import tempfile
+
+    import numpy as np
+
+    def l2(r):
+        r = np.asarray(r, np.float64)
+        return r / np.linalg.norm(r, axis=1, keepdims=True)
+
+    def measure(run) -> dict:
+        got = l2(np.concatenate([run(x[s:s + 16]) for s in range(0, len(x), 16)]))
+        return {"max_abs_difference_vs_tensorflow": float(np.abs(got - reference).max()), **cpu_ms_per_face(run, x)}
+
+    try:
+        import onnx
+        import tf2onnx
+    except ImportError:
+        return {"onnx": "skipped: pip install tf2onnx onnx (and onnxruntime, openvino) to compare runtimes"}
+    import tensorflow as tf
+
+    spec = (tf.TensorSpec((None, *x.shape[1:]), tf.float32, name="input"),)
+    proto, _ = tf2onnx.convert.from_function(tf.function(net.python_function), input_signature=spec, opset=17)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "facenet.onnx")
+        onnx.save(proto, path)
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            out["onnxruntime"] = "skipped: pip install onnxruntime"
+        else:
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = so.inter_op_num_threads = 1
+            sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+            out["onnxruntime"] = {"version": ort.__version__, **measure(lambda b: sess.run(None, {"input": b})[0])}
+        try:
+            import openvino as ov
+        except ImportError:
+            out["openvino"] = "skipped: pip install openvino"
+        else:
+            # float32 asked for: on CPUs with bfloat16 units OpenVINO would otherwise run in bfloat16.
+            compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": "1",
+                                                             "INFERENCE_PRECISION_HINT": "f32"})
+            out["openvino"] = {"version": ov.__version__, **measure(lambda b: compiled(b)[0])}
     return out
 
 
