@@ -2,17 +2,19 @@
 
 Faces are described by a descriptor of :mod:`vision_lib.models` (:func:`vision_lib.faces.detect_paths`
 with ``descriptors=<name>``), where two faces of the same person are usually closer than the
-descriptor's same-person distance (its ``threshold``: dlib's documented 0.6, FaceNet's own) and
-faces of different people usually farther. Default thresholds are shares of that distance
-(:data:`THRESHOLD_SHARES`; the figures below are dlib's). :class:`IdentityClustering` turns that into groups:
+descriptor's same-person distance (its ``threshold``, e.g. dlib's documented 0.6; the default
+descriptor, :data:`~vision_lib.models.DEFAULT_DESCRIPTOR`, has its own) and faces of different
+people usually farther. Default thresholds are shares of that distance (:data:`THRESHOLD_SHARES`;
+"the threshold" below is that default, or the ``threshold`` given). :class:`IdentityClustering` turns
+that into groups:
 
 ==================  ===========================================================================
 ``hybrid``          (default) dense cores found by HDBSCAN (scikit-learn's default
                     ``min_cluster_size`` of 5), each split by average linkage at the threshold
                     (density alone can chain several people into one core where a collection is
                     dense everywhere); a piece rejoins a larger piece of its core when that is the
-                    only piece whose 5 nearest faces are, on average, closer than the threshold
-                    (0.6). Every face HDBSCAN left as noise joins the core whose 5 nearest faces
+                    only piece whose 5 nearest faces are, on average, closer than the threshold.
+                    Every face HDBSCAN left as noise joins the core whose 5 nearest faces
                     are on average closer than the threshold, when only one core is (a face near
                     several: the core whose faces are on average closer, as before), the rest are
                     grouped by average linkage at the threshold, and such a group joins a core by
@@ -21,11 +23,13 @@ faces of different people usually farther. Default thresholds are shares of that
                     the local test lets a profile face join its person's other profiles, which an
                     average over all of a large core's poses refuses (``attach="mean"``: that
                     average, the rule before 2026-12-02)
-``agglomerative``   average linkage cut at a distance threshold (default 0.6, see
-                    :data:`DEFAULT_THRESHOLDS`), or into ``n_clusters`` groups
-``chinese_whispers`` dlib's graph clustering: link faces closer than the threshold
+``agglomerative``   average linkage cut at a distance threshold (default: the descriptor's
+                    same-person distance, :data:`THRESHOLD_SHARES`), or into ``n_clusters`` groups
+``chinese_whispers`` dlib's graph clustering (for any descriptor): link faces closer than the
+                    threshold (default 5/6 of the same-person distance)
 ``hdbscan``         density based (``min_cluster_size``); sparse faces become noise
-``dbscan``          density based with a fixed radius (``threshold`` as ``eps``)
+``dbscan``          density based with a fixed radius (``threshold`` as ``eps``; default 5/6 of
+                    the same-person distance)
 ``kmeans``          needs ``n_clusters`` (estimated with the default method when not given);
                     assigns every face, never reports noise
 ==================  ===========================================================================
@@ -66,8 +70,11 @@ from .names import CLUSTER_METHODS
 #: their faces are on average closer than dlib's documented same-person distance (0.6). Chinese
 #: Whispers links single *pairs* (one link can join two people), so it uses the stricter 0.5 of
 #: dlib's own clustering example; DBSCAN's radius likewise (it chains through single pairs).
-#: The same rules as shares of a descriptor's same-person distance (the values above for dlib's 0.6).
+#: The same rules as shares of a descriptor's same-person distance (the values above for dlib's 0.6);
+#: these shares are what every stage applies, to the descriptor's ``threshold``.
 THRESHOLD_SHARES = {"hybrid": 1.0, "agglomerative": 1.0, "chinese_whispers": 0.5 / 0.6, "dbscan": 0.5 / 0.6}
+#: The shares applied to dlib's 0.6 (the figures of the rules above); for other descriptors use
+#: :data:`THRESHOLD_SHARES` times their ``threshold``.
 DEFAULT_THRESHOLDS = {m: round(s * 0.6, 6) for m, s in THRESHOLD_SHARES.items()}  # dlib's figures
 
 #: Above this many faces, agglomerative clustering only links each face to its nearest neighbours
