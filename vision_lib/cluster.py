@@ -612,13 +612,15 @@ def core_faces(faces: FaceTable) -> np.ndarray:
     return sure & (np.minimum(faces.boxes[:, 2], faces.boxes[:, 3]) >= MIN_SIZE)
 
 
-def cluster_table_faces(model: IdentityClustering, faces: FaceTable, confident_cores: bool = CONFIDENT_CORES
-                        ) -> np.ndarray:
+def cluster_table_faces(model: IdentityClustering, faces: FaceTable, confident_cores: bool = CONFIDENT_CORES, *,
+                        cores: np.ndarray | None = None) -> np.ndarray:
     """``model``'s labels for the descriptors of ``faces``; with ``confident_cores`` only
-    :func:`core_faces` build the cores (``hybrid``; other methods are unaffected)."""
+    :func:`core_faces` build the cores (``hybrid``; other methods are unaffected). ``cores``: that
+    mask when the caller has it already (computed here when None; unused without ``confident_cores``)."""
     if not len(faces):
         return np.zeros(0, int)
-    return model.fit_predict(faces.descriptors, core_mask=core_faces(faces) if confident_cores else None)
+    mask = (core_faces(faces) if cores is None else cores) if confident_cores else None
+    return model.fit_predict(faces.descriptors, core_mask=mask)
 
 
 # --------------------------------------------------------------------------- export
@@ -692,11 +694,12 @@ def _cluster_export(faces: FaceTable, out: Path, where: dict, *, method, k, max_
     start = time.perf_counter()
     model = IdentityClustering(method=method, n_clusters=k, max_clusters=max_clusters, threshold=threshold,
                                random_state=0, descriptor=faces.descriptor, progress=progress)
-    labels = cluster_table_faces(model, faces)
+    cores = core_faces(faces) if len(faces) else np.zeros(0, bool)  # once: for the model and the metrics
+    labels = cluster_table_faces(model, faces, cores=cores)
     seconds = time.perf_counter() - start
     metrics = {
         **where, "method": method, "params": {k_: v for k_, v in model.get_params().items()},
-        "confident_cores": CONFIDENT_CORES, "core_faces": int(core_faces(faces).sum()) if len(faces) else 0,
+        "confident_cores": CONFIDENT_CORES, "core_faces": int(cores.sum()),
         "photos": len(faces.photos), "faces": len(faces), "photos_rejected": len(faces.rejected),
         "files_skipped": len(faces.skipped),
         "cluster_seconds": seconds, "internal": internal_metrics(faces.descriptors, labels),
@@ -787,15 +790,17 @@ def compare_presets(faces: FaceTable, presets: dict[str, dict] | None = None) ->
     presets = METHOD_PRESETS if presets is None else presets
     rows = []
     n_true = len(set(faces.photo_labels)) if faces.photo_labels is not None else None
+    mask = core_faces(faces) if len(faces) else None  # the same for every preset
     for name, params in presets.items():
         params = dict(params)
         if params.get("n_clusters") == "true":
             params["n_clusters"] = n_true
         if "threshold_share" in params:
             params["threshold"] = params.pop("threshold_share") * same_person_distance(faces.descriptor)
-        cores = params.pop("confident_cores", CONFIDENT_CORES)
+        confident = params.pop("confident_cores", CONFIDENT_CORES)
         start = time.perf_counter()
-        labels = cluster_table_faces(IdentityClustering(**{"descriptor": faces.descriptor, **params}), faces, cores)
+        labels = cluster_table_faces(IdentityClustering(**{"descriptor": faces.descriptor, **params}), faces,
+                                     confident, cores=mask)
         row = {"name": name, "seconds": time.perf_counter() - start, "labels": labels}
         inner = internal_metrics(faces.descriptors, labels)
         row.update({k: inner[k] for k in ("silhouette", "davies_bouldin", "calinski_harabasz")})
