@@ -1,4 +1,5 @@
-"""Generated inputs for the io and faces tests: the bad-input corpus of issue 2 (and a held output lock).
+"""Generated inputs for the io and faces tests: the bad-input corpus of issue 2 (and a held output lock),
+and the model tests' look-ups of real data (:data:`LFW`, :func:`lfw_photos`, :func:`have_model_files`).
 
 Everything is made here (never committed images); the face photos are copies of a real photo
 passed in by the test (from ../shared), converted to the awkward formats.
@@ -6,6 +7,7 @@ passed in by the test (from ../shared), converted to the awkward formats.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +19,29 @@ from PIL import Image
 # One PNG-header forger for the test corpus and the web-app abuse driver (light imports only).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from serve_abuse import png_claiming  # noqa: E402,F401  (re-exported to the tests)
+
+#: The LFW photos (one folder per person) the model tests read, when present.
+LFW = Path(os.environ.get("VISION_LIB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "lfw"
+
+
+def lfw_photos(n_people: int, per_person: int) -> list[tuple[str, Path]]:
+    """``(person, photo)`` for the first ``per_person`` photos of the first ``n_people`` people of
+    :data:`LFW`, both in name order."""
+    people = sorted(p for p in LFW.iterdir() if p.is_dir())[:n_people]
+    return [(p.name, f) for p in people for f in sorted(p.glob("*.jpg"))[:per_person]]
+
+
+def have_model_files(*keys: str) -> bool:
+    """Whether every model file of ``keys`` (:mod:`vision_lib.models.files` names) is installed."""
+    from vision_lib.models import files
+
+    try:
+        for k in keys:
+            files.model_path(k)
+        return True
+    except files.ModelFileError:
+        return False
+
 
 #: EXIF tag number of Orientation; 6 means "rotate 90 degrees clockwise to display".
 ORIENTATION = 0x0112
@@ -119,7 +144,6 @@ def tree_digest(root: Path) -> dict[str, str]:
 def held_by_another_run(folder: Path) -> Iterator[None]:
     """Hold ``folder``'s output lock as a concurrent run would (its own open file description)."""
     import fcntl
-    import os
 
     fd = os.open(folder, os.O_RDONLY)
     try:

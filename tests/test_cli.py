@@ -56,6 +56,20 @@ def test_choices_come_from_the_library():
     assert choices("cluster", "--descriptor") == models.DESCRIPTORS
 
 
+def test_model_help_names_the_registry_defaults(monkeypatch):
+    """--detector / --descriptor / train --max-distance help state the defaults from the registry's
+    constants, not copies of them."""
+    monkeypatch.setattr(models, "DEFAULT_DETECTOR", "mtcnn")
+    monkeypatch.setattr(models, "DEFAULT_DESCRIPTOR", "faceres")
+    commands = _commands()
+    for cmd in ("faces", "features", "train", "cluster", "average"):
+        assert "(default: mtcnn" in _options(commands[cmd])["--detector"].help, cmd
+    for cmd in ("features", "train", "cluster", "average"):
+        assert "(default: faceres" in _options(commands[cmd])["--descriptor"].help, cmd
+    same = f"{models.same_person_distance('faceres'):g} for faceres"
+    assert same in _options(commands["train"])["--max-distance"].help
+
+
 def test_stages_use_the_same_names():
     from vision_lib import average, classify, cluster, features, tables, teams
 

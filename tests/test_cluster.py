@@ -238,6 +238,45 @@ def test_cluster_folder_keeps_its_run_when_a_file_manager_drops_a_file_in(tmp_pa
         cluster.cluster_folder(tmp_path / "in", out, progress=False)
 
 
+def _count_core_faces(monkeypatch) -> tuple[list, list]:
+    """Calls of :func:`cluster.core_faces` and the core masks the clustering was given."""
+    calls, given = [], []
+    core_faces, fit = cluster.core_faces, IdentityClustering.fit
+
+    def counted(faces):
+        calls.append(core_faces(faces))
+        return calls[-1]
+
+    def fit_seen(self, X, y=None, core_mask=None):
+        given.append(core_mask)
+        return fit(self, X, y, core_mask=core_mask)
+
+    monkeypatch.setattr(cluster, "core_faces", counted)
+    monkeypatch.setattr(IdentityClustering, "fit", fit_seen)
+    return calls, given
+
+
+def test_export_computes_the_confident_cores_once(tmp_path, rng, monkeypatch):
+    faces = _fake_faces(tmp_path / "in", rng)
+    faces.boxes[:2] = (0, 0, 80, 80)  # two faces large enough to build cores, two too small
+    monkeypatch.setattr(cluster, "face_set", lambda in_dir, **kw: faces)
+    calls, given = _count_core_faces(monkeypatch)
+    metrics = cluster.cluster_folder(tmp_path / "in", tmp_path / "out", progress=False)
+    assert len(calls) == 1  # one mask, for the clustering and the metrics alike
+    assert given[0] is calls[0] and calls[0].tolist() == [True, True, False, False]
+    assert metrics["core_faces"] == 2 and metrics["faces"] == 4
+
+
+def test_presets_share_one_core_mask(tmp_path, rng, monkeypatch):
+    faces = _fake_faces(tmp_path / "in", rng)
+    calls, given = _count_core_faces(monkeypatch)
+    presets = {"hybrid": {"method": "hybrid"}, "all cores": {"method": "hybrid", "confident_cores": False},
+               "agglomerative": {"method": "agglomerative"}}
+    rows = cluster.compare_presets(faces, presets)
+    assert len(calls) == 1 and [r["name"] for r in rows] == list(presets)
+    assert given[0] is calls[0] and given[1] is None and given[2] is calls[0]
+
+
 def test_gallery_groups_name_clusters_and_title_bystanders(tmp_path, rng):
     import dataclasses
 

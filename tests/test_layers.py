@@ -36,3 +36,15 @@ def test_every_module_declares_its_public_names():
         if not hasattr(module, "__all__"):
             missing.append(info.name)
     assert not missing, f"modules without __all__: {missing}"
+
+
+def test_package_docs_list_the_model_registry():
+    """The package's map names every registered detector and descriptor, and the defaults as such."""
+    import vision_lib
+    from vision_lib import models
+
+    doc = vision_lib.__doc__
+    for name in (*models.DETECTORS, *models.DESCRIPTORS):
+        assert f"``{name}``" in doc, name
+    for name in (models.DEFAULT_DETECTOR, models.DEFAULT_DESCRIPTOR):
+        assert f"``{name}`` default" in doc, name

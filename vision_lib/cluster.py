@@ -2,17 +2,19 @@
 
 Faces are described by a descriptor of :mod:`vision_lib.models` (:func:`vision_lib.faces.detect_paths`
 with ``descriptors=<name>``), where two faces of the same person are usually closer than the
-descriptor's same-person distance (its ``threshold``: dlib's documented 0.6, FaceNet's own) and
-faces of different people usually farther. Default thresholds are shares of that distance
-(:data:`THRESHOLD_SHARES`; the figures below are dlib's). :class:`IdentityClustering` turns that into groups:
+descriptor's same-person distance (its ``threshold``, e.g. dlib's documented 0.6; the default
+descriptor, :data:`~vision_lib.models.DEFAULT_DESCRIPTOR`, has its own) and faces of different
+people usually farther. Default thresholds are shares of that distance (:data:`THRESHOLD_SHARES`;
+"the threshold" below is that default, or the ``threshold`` given). :class:`IdentityClustering` turns
+that into groups:
 
 ==================  ===========================================================================
 ``hybrid``          (default) dense cores found by HDBSCAN (scikit-learn's default
                     ``min_cluster_size`` of 5), each split by average linkage at the threshold
                     (density alone can chain several people into one core where a collection is
                     dense everywhere); a piece rejoins a larger piece of its core when that is the
-                    only piece whose 5 nearest faces are, on average, closer than the threshold
-                    (0.6). Every face HDBSCAN left as noise joins the core whose 5 nearest faces
+                    only piece whose 5 nearest faces are, on average, closer than the threshold.
+                    Every face HDBSCAN left as noise joins the core whose 5 nearest faces
                     are on average closer than the threshold, when only one core is (a face near
                     several: the core whose faces are on average closer, as before), the rest are
                     grouped by average linkage at the threshold, and such a group joins a core by
@@ -21,11 +23,13 @@ faces of different people usually farther. Default thresholds are shares of that
                     the local test lets a profile face join its person's other profiles, which an
                     average over all of a large core's poses refuses (``attach="mean"``: that
                     average, the rule before 2026-12-02)
-``agglomerative``   average linkage cut at a distance threshold (default 0.6, see
-                    :data:`DEFAULT_THRESHOLDS`), or into ``n_clusters`` groups
-``chinese_whispers`` dlib's graph clustering: link faces closer than the threshold
+``agglomerative``   average linkage cut at a distance threshold (default: the descriptor's
+                    same-person distance, :data:`THRESHOLD_SHARES`), or into ``n_clusters`` groups
+``chinese_whispers`` dlib's graph clustering (for any descriptor): link faces closer than the
+                    threshold (default 5/6 of the same-person distance)
 ``hdbscan``         density based (``min_cluster_size``); sparse faces become noise
-``dbscan``          density based with a fixed radius (``threshold`` as ``eps``)
+``dbscan``          density based with a fixed radius (``threshold`` as ``eps``; default 5/6 of
+                    the same-person distance)
 ``kmeans``          needs ``n_clusters`` (estimated with the default method when not given);
                     assigns every face, never reports noise
 ==================  ===========================================================================
@@ -66,8 +70,11 @@ from .names import CLUSTER_METHODS
 #: their faces are on average closer than dlib's documented same-person distance (0.6). Chinese
 #: Whispers links single *pairs* (one link can join two people), so it uses the stricter 0.5 of
 #: dlib's own clustering example; DBSCAN's radius likewise (it chains through single pairs).
-#: The same rules as shares of a descriptor's same-person distance (the values above for dlib's 0.6).
+#: The same rules as shares of a descriptor's same-person distance (the values above for dlib's 0.6);
+#: these shares are what every stage applies, to the descriptor's ``threshold``.
 THRESHOLD_SHARES = {"hybrid": 1.0, "agglomerative": 1.0, "chinese_whispers": 0.5 / 0.6, "dbscan": 0.5 / 0.6}
+#: The shares applied to dlib's 0.6 (the figures of the rules above); for other descriptors use
+#: :data:`THRESHOLD_SHARES` times their ``threshold``.
 DEFAULT_THRESHOLDS = {m: round(s * 0.6, 6) for m, s in THRESHOLD_SHARES.items()}  # dlib's figures
 
 #: Above this many faces, agglomerative clustering only links each face to its nearest neighbours
@@ -605,13 +612,15 @@ def core_faces(faces: FaceTable) -> np.ndarray:
     return sure & (np.minimum(faces.boxes[:, 2], faces.boxes[:, 3]) >= MIN_SIZE)
 
 
-def cluster_table_faces(model: IdentityClustering, faces: FaceTable, confident_cores: bool = CONFIDENT_CORES
-                        ) -> np.ndarray:
+def cluster_table_faces(model: IdentityClustering, faces: FaceTable, confident_cores: bool = CONFIDENT_CORES, *,
+                        cores: np.ndarray | None = None) -> np.ndarray:
     """``model``'s labels for the descriptors of ``faces``; with ``confident_cores`` only
-    :func:`core_faces` build the cores (``hybrid``; other methods are unaffected)."""
+    :func:`core_faces` build the cores (``hybrid``; other methods are unaffected). ``cores``: that
+    mask when the caller has it already (computed here when None; unused without ``confident_cores``)."""
     if not len(faces):
         return np.zeros(0, int)
-    return model.fit_predict(faces.descriptors, core_mask=core_faces(faces) if confident_cores else None)
+    mask = (core_faces(faces) if cores is None else cores) if confident_cores else None
+    return model.fit_predict(faces.descriptors, core_mask=mask)
 
 
 # --------------------------------------------------------------------------- export
@@ -685,11 +694,12 @@ def _cluster_export(faces: FaceTable, out: Path, where: dict, *, method, k, max_
     start = time.perf_counter()
     model = IdentityClustering(method=method, n_clusters=k, max_clusters=max_clusters, threshold=threshold,
                                random_state=0, descriptor=faces.descriptor, progress=progress)
-    labels = cluster_table_faces(model, faces)
+    cores = core_faces(faces) if len(faces) else np.zeros(0, bool)  # once: for the model and the metrics
+    labels = cluster_table_faces(model, faces, cores=cores)
     seconds = time.perf_counter() - start
     metrics = {
         **where, "method": method, "params": {k_: v for k_, v in model.get_params().items()},
-        "confident_cores": CONFIDENT_CORES, "core_faces": int(core_faces(faces).sum()) if len(faces) else 0,
+        "confident_cores": CONFIDENT_CORES, "core_faces": int(cores.sum()),
         "photos": len(faces.photos), "faces": len(faces), "photos_rejected": len(faces.rejected),
         "files_skipped": len(faces.skipped),
         "cluster_seconds": seconds, "internal": internal_metrics(faces.descriptors, labels),
@@ -780,15 +790,17 @@ def compare_presets(faces: FaceTable, presets: dict[str, dict] | None = None) ->
     presets = METHOD_PRESETS if presets is None else presets
     rows = []
     n_true = len(set(faces.photo_labels)) if faces.photo_labels is not None else None
+    mask = core_faces(faces) if len(faces) else None  # the same for every preset
     for name, params in presets.items():
         params = dict(params)
         if params.get("n_clusters") == "true":
             params["n_clusters"] = n_true
         if "threshold_share" in params:
             params["threshold"] = params.pop("threshold_share") * same_person_distance(faces.descriptor)
-        cores = params.pop("confident_cores", CONFIDENT_CORES)
+        confident = params.pop("confident_cores", CONFIDENT_CORES)
         start = time.perf_counter()
-        labels = cluster_table_faces(IdentityClustering(**{"descriptor": faces.descriptor, **params}), faces, cores)
+        labels = cluster_table_faces(IdentityClustering(**{"descriptor": faces.descriptor, **params}), faces,
+                                     confident, cores=mask)
         row = {"name": name, "seconds": time.perf_counter() - start, "labels": labels}
         inner = internal_metrics(faces.descriptors, labels)
         row.update({k: inner[k] for k in ("silhouette", "davies_bouldin", "calinski_harabasz")})

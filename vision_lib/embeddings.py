@@ -1,10 +1,15 @@
-"""Deep descriptors: dlib's ResNet face descriptor (128-d) and MobileNetV2 ImageNet features.
+"""Deep features: MobileNetV2 ImageNet features, and dlib's ResNet face descriptor (128-d) functions.
 
-dlib's models ship inside the ``face-recognition-models`` package; they load lazily, once per
-process. Same-person descriptors are typically closer than 0.6 (Euclidean), as dlib documents.
-By default each face is described twice, aligned by the detector's five keypoints and by dlib's
-5-point shape predictor, and the two descriptors are averaged (:func:`face_descriptors`;
-``benchmarks/bench_classify.py`` and ``bench_cluster.py`` measure why).
+The face descriptors of every stage come from the registry of :mod:`vision_lib.models`
+(:data:`~vision_lib.models.DESCRIPTORS`, default :data:`~vision_lib.models.DEFAULT_DESCRIPTOR`),
+each with its own same-person distance (``threshold``). This module re-exports the functions of
+one of them, ``dlib`` (:mod:`vision_lib.models.dlib`), for existing callers, and keeps
+:class:`FaceDescriptors`, a scikit-learn transformer of dlib descriptors. dlib's models ship inside
+the ``face-recognition-models`` package; they load lazily, once per process. Same-person dlib
+descriptors are typically closer than 0.6 (Euclidean), as dlib documents. By default
+:func:`face_descriptors` describes each face twice, aligned by the detector's five keypoints and
+by dlib's 5-point shape predictor, and averages the two descriptors
+(``benchmarks/bench_classify.py`` and ``bench_cluster.py`` measure why).
 
 MobileNetV2 (Keras, ImageNet weights, no top, global average pool: 1280-d) loads lazily too;
 TensorFlow is imported only when features are first computed. Weights come from the normal Keras

@@ -10,8 +10,10 @@ crops differ in size).
 * **Region colour histograms**: a 3-D colour histogram (``bins`` per channel) of each named region
   of a person crop, normalised to sum 1, optionally restricted to a foreground mask. Used here and
   by the clothing clustering (shirt vs shorts colours).
-* **Feature tables** (:func:`folder_features`, ``vision-lib features``): any of these, dlib
-  descriptors or MobileNetV2 features for every photo of a folder, with where each row came from.
+* **Feature tables** (:func:`folder_features`, ``vision-lib features``): any of these, face
+  descriptors (any of :data:`vision_lib.models.DESCRIPTORS`, default
+  :data:`~vision_lib.models.DEFAULT_DESCRIPTOR`) or MobileNetV2 features for every photo of a
+  folder, with where each row came from.
 """
 from __future__ import annotations
 

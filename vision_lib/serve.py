@@ -18,8 +18,8 @@
 - :func:`serve` binds to 127.0.0.1 unless told otherwise, and warns when it listens beyond this machine.
 
 :func:`serve` loads the model once, warms it up and runs it under waitress (threaded WSGI server);
-predictions go through one lock because TensorFlow (MTCNN) and dlib models are not documented as
-thread-safe, while decoding, encoding and HTTP handling stay concurrent.
+predictions go through one lock because the detector's and descriptor's models (OpenCV,
+TensorFlow, dlib, whichever the bundle's recipe uses) are not documented as thread-safe, while decoding, encoding and HTTP handling stay concurrent.
 """
 from __future__ import annotations
 
@@ -198,7 +198,7 @@ def serve(model_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 80
 
     warn_if_exposed(host)
     model = load_model(model_path)
-    # The first prediction builds TensorFlow graphs and loads dlib: pay for it before the first user.
+    # The first prediction loads the recipe's models and builds their graphs: pay for it before the first user.
     model.predict_image(np.full((256, 256, 3), 128, dtype=np.uint8))
     server = make_server(create_app(model, max_upload_mb=max_upload_mb, max_megapixels=max_megapixels), host, port, threads)
     url = f"http://{_url_host(host)}:{server.effective_port}/"

@@ -2,15 +2,18 @@
 
 The pipeline, as :func:`train` runs it:
 
-1. **Features per face** (:class:`Recipe`): the default is MTCNN faces described by dlib's 128-d
-   ResNet descriptor (``features="embedding"``); the classic recipe is Haar faces described by the
-   4096-value wavelet recipe of :mod:`vision_lib.features` (``features="wavelet"``). dlib
+1. **Features per face** (:class:`Recipe`): the default is faces of the default detector
+   (:data:`~vision_lib.models.DEFAULT_DETECTOR`) described by the default descriptor
+   (:data:`~vision_lib.models.DEFAULT_DESCRIPTOR`; any of :data:`~vision_lib.models.DESCRIPTORS`
+   by ``descriptor=``) (``features="embedding"``); the classic recipe is Haar faces described by the
+   4096-value wavelet recipe of :mod:`vision_lib.features` (``features="wavelet"``). The recipe's
    descriptors are computed for every face in both recipes, because they drive the cleaning.
 2. **Cleaning uncurated folders** (:func:`select_faces`, ``clean="agreement"``): web photos filed
    under a person also show team-mates, crowds, other people alone, or no face. For each folder we
    find the identity most photos agree on (the face with the most photos holding a face within
-   dlib's same-person distance, 0.6), then repeat: centroid of the chosen faces, each photo's face
-   closest to it if within 0.6, re-estimate, until nothing changes. Faces closer to another
+   the descriptor's same-person distance, its ``threshold``), then repeat: centroid of the chosen
+   faces, each photo's face closest to it if within that distance, re-estimate, until nothing
+   changes. Faces closer to another
    folder's centroid than to their own are left out as well (a photo filed in the wrong folder).
    Everything left out is recorded with its reason in :class:`TrainingReport`.
 3. **Classifier**: a scikit-learn pipeline with probability output, by default chosen among SVMs,
@@ -20,14 +23,15 @@ The pipeline, as :func:`train` runs it:
    it is named only when it passes the open-set rule calibrated on strangers
    (:mod:`vision_lib.openset`, docs/openset.md: the face's ``verdict`` and ``stranger_rate``);
    a face is ``"unknown"`` when the classifier is less sure than :attr:`FaceClassifier.unknown_below`
-   (chosen by cross-validation on the training faces) or, with dlib descriptors, when it lies
-   farther than dlib's 0.6 from the centroid of the predicted person's training faces. A hesitant
+   (chosen by cross-validation on the training faces) or (by default in the embedding
+   recipe) when it lies farther than the descriptor's same-person distance (its ``threshold``)
+   from the centroid of the predicted person's training faces. A hesitant
    probability alone does not make a face unknown when it lies as close to that centroid as most
    of the person's own training faces (:attr:`FaceClassifier.sure_distance`). The photo's label
    (its subject) is the known face closest to its person's centroid, except that the largest known
    face within :data:`SUBJECT_TIE` of the closest wins; None when there is no face or only unknown
-   ones. The result lists faces most probable first. Where MTCNN finds no
-   face at all, it looks once more, harder (:func:`detect_harder`).
+   ones. The result lists faces most probable first. With the ``mtcnn`` detector, where it finds
+   no face at all, it looks once more, harder (:func:`detect_harder`).
 
 Model bundles (:func:`save_model` / :func:`load_model`) are **pickles**: loading one can run
 arbitrary code, so load only files you trust. Loading checks the bundle's format, recipe and the

@@ -36,7 +36,7 @@ def _versions() -> dict[str, str]:
         import dlib
 
         out["dlib"] = dlib.__version__
-    except ImportError:  # pragma: no cover - dlib is a hard need of the default recipe
+    except ImportError:  # pragma: no cover - dlib comes with the ``deep`` extra (the ``dlib`` descriptor, landmarks)
         try:
             out["dlib"] = md.version("dlib-bin")
         except md.PackageNotFoundError:

@@ -14,9 +14,11 @@ from .cleaning import TrainingReport
 
 #: Photo-level choice of the subject: most confident known face, or simply the largest face.
 CHOICES = ("confident", "largest")
-#: With dlib descriptors, known faces at most this much farther from their person's centroid than
+#: With face descriptors, known faces at most this much farther from their person's centroid than
 #: the closest one count as equally confident, and the largest of them is the photo's subject (the
-#: person a photo is *of* is usually its biggest face; 0.05 is well inside the descriptor's noise).
+#: person a photo is *of* is usually its biggest face). 0.05 is on dlib's scale (its same-person
+#: distance 0.6), well inside that descriptor's noise; ``train`` scales it to the recipe's descriptor
+#: (:data:`~vision_lib.classify.training.SUBJECT_TIE_SHARE` of its ``threshold``).
 SUBJECT_TIE = 0.05
 UNKNOWN = "unknown"
 
@@ -24,7 +26,8 @@ UNKNOWN = "unknown"
 @dataclass
 class FacePrediction:
     """One face of a photo: its box, label (``"unknown"`` when unsure), probability of the best
-    class, that class, and the distance to that person's training centroid (dlib; None otherwise)."""
+    class, that class, and the distance to that person's training centroid, in the recipe's descriptor
+    space (None without a distance rule or descriptors)."""
 
     box: tuple[int, int, int, int]
     label: str
@@ -58,12 +61,14 @@ class FaceClassifier:
         recipe: how faces and features are computed (:class:`Recipe`).
         classes_: the known people (the estimator's classes).
         unknown_below: probability under which a face is ``"unknown"``.
-        max_distance: with dlib descriptors, a face farther than this from the centroid of its
-            predicted person's training faces is ``"unknown"`` (None: no distance check).
-        sure_distance: with dlib descriptors, a face at most this far from its person's centroid
+        max_distance: with face descriptors, a face farther than this (in the recipe descriptor's
+            metric) from the centroid of its predicted person's training faces is ``"unknown"``
+            (None: no distance check; ``train`` defaults it to the descriptor's ``threshold``).
+        sure_distance: with face descriptors, a face at most this far from its person's centroid
             is not made unknown by a low probability (None: the probability rule always applies).
-        subject_tie: with dlib descriptors, the largest known face within this distance of the
-            closest one comes first and is the photo's subject (None: the closest always).
+        subject_tie: with face descriptors, the largest known face within this distance of the
+            closest one comes first and is the photo's subject (None: the closest always; the
+            default :data:`SUBJECT_TIE` is on dlib's scale, ``train`` scales it to the descriptor).
         choose: how the photo's subject is chosen (``"confident"`` or ``"largest"``).
         openset_: the naming rule calibrated on strangers (:class:`~vision_lib.openset.OpenSetRule`,
             fitted on the training descriptors): a face is named only when it passes it too.
@@ -106,7 +111,7 @@ class FaceClassifier:
     def predict_features(self, faces: Sequence[Face], X: np.ndarray, descriptors: np.ndarray | None = None
                          ) -> list[FacePrediction]:
         """Predictions for faces whose feature rows are ``X``: known faces first, most confident first
-        (closest to their person's centroid when dlib descriptors are given, else most probable; a
+        (closest to their person's centroid when descriptors are given, else most probable; a
         larger known face nearly as close, within :attr:`subject_tie`, goes first)."""
         if not len(faces):
             return []
@@ -132,7 +137,7 @@ class FaceClassifier:
                 unknown = verdict != "named"
             preds.append(FacePrediction(tuple(int(v) for v in f.box), UNKNOWN if unknown else best, p, best, dist,
                                         rate, verdict))
-        # Most confident first: closest to its person's centroid (dlib space) when distances are
+        # Most confident first: closest to its person's centroid (descriptor space) when distances are
         # known, which separates the subject from look-alike strangers far better than the SVM's
         # probability does; otherwise the probability. Unknown faces come last.
         preds = sorted(preds, key=lambda q: (not q.known, q.distance if q.distance is not None else 0.0,

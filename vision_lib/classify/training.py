@@ -18,12 +18,13 @@ from .classifier import SUBJECT_TIE, FaceClassifier
 from .cleaning import Excluded, training_faces
 from .selection import AUTO_MODELS, _cv_splits, _fewest_train, _inner_folds, choose_model, compare_models, make_estimator
 
-#: :data:`SUBJECT_TIE` as a share of the descriptor's same-person distance (0.05 of dlib's 0.6), so
-#: that ``train`` scales it to any descriptor.
+#: :data:`SUBJECT_TIE` as a share of a descriptor's same-person distance (it was set as 0.05 on
+#: dlib's scale, whose ``threshold`` is 0.6), so that ``train`` scales it to any descriptor.
 SUBJECT_TIE_SHARE = SUBJECT_TIE / 0.6
 #: ``max_distance="adaptive"``: unknown beyond this many times the distance within which 95% of the
-#: training faces lie from their own person's centroid (capped at dlib's 0.6). Tight identities
-#: (studio-like photos) get a tight open-set rule; loose ones (varied web photos) keep 0.6.
+#: training faces lie from their own person's centroid (capped at the descriptor's same-person
+#: distance, its ``threshold``). Tight identities (studio-like photos) get a tight open-set rule;
+#: loose ones (varied web photos) keep that distance.
 ADAPTIVE_FACTOR = 1.3
 
 
@@ -142,7 +143,7 @@ def train(data: FaceTable | PhotoSet | str | os.PathLike, features: str = "embed
             person's training faces is unknown (default: the descriptor's same-person distance for
             embeddings, none for wavelets); ``"adaptive"``: :data:`ADAPTIVE_FACTOR` times the 95%
             quantile of the training faces' distances to their own centroid, at most that distance.
-        sure_quantile: with dlib descriptors, a face closer to its person's centroid than this
+        sure_quantile: with face descriptors, a face closer to its person's centroid than this
             quantile of the training faces' distances to their own centroids is not made unknown by
             a low probability (:attr:`FaceClassifier.sure_distance`; None: never).
         subject_tie: see :attr:`FaceClassifier.subject_tie` (photo subject among near-equal faces);
@@ -157,7 +158,8 @@ def train(data: FaceTable | PhotoSet | str | os.PathLike, features: str = "embed
             separated strangers better on the footballers, docs/openset.md) or ``"knn"`` (mean
             distance to the 3 nearest).
         min_size: faces with a shorter side (px) are not used for training.
-        retry: look again harder where MTCNN finds no face (default: True with MTCNN).
+        retry: with the ``mtcnn`` detector, look again harder where it finds no face (default:
+            True; other detectors never retry).
         photos: precomputed :func:`extract` results for ``data.paths`` (saves a pass; not with a table).
 
     Returns:

@@ -13,6 +13,9 @@ def detect(image: np.ndarray, detector: "str | None | HaarDetector | MTCNNDetect
            min_size: int = 0) -> list[Face]:
     """Faces in an RGB image, largest first, ignoring those with a side under ``min_size`` px.
 
+    ``detector``: a name of :data:`~vision_lib.models.DETECTORS` (None: the default,
+    :data:`~vision_lib.models.DEFAULT_DETECTOR`) or a detector object.
+
     ``image`` is ``(H, W, 3)`` uint8 (or float in 0..1); anything else is a ValueError that says so
     (see :func:`vision_lib.io.check_rgb`), not a silent empty answer.
     """
@@ -31,7 +34,7 @@ TEMPLATE = (_ARCFACE - _EYE_MID) * (0.30 / np.linalg.norm(_ARCFACE[1] - _ARCFACE
 def alignment_matrix(face: Face, size: int = 160, points: str = "eyes") -> np.ndarray | None:
     """2x3 similarity transform taking the face's keypoints to the canonical template.
 
-    ``points="eyes"`` uses the two eyes; ``"five"`` fits all five MTCNN keypoints (least squares).
+    ``points="eyes"`` uses the two eyes; ``"five"`` fits all five detector keypoints (least squares).
     Returns None when the face has no eye keypoints.
     """
     import cv2
