@@ -8,7 +8,7 @@ Where everything lives, in layers that import only downwards (checked by import-
 app (``cli``; ``serve``, ``notebooks``, ``present``, ``widgets``, ``api``) -> stages (``classify``,
 ``cluster``, ``teams``, ``average``, ``compress``) -> pipeline (``tables``, ``extraction``,
 ``features``) -> ``faces`` / ``embeddings`` -> ``models`` -> ``geometry`` -> ``io``, ``config``,
-``names``, ``native``:
+``names``, ``native``, ``progress``:
 
 ==================  ===========================================================================
 ``io``              load any photo as RGB uint8 (EXIF, alpha, CMYK, 16-bit...), check arrays
@@ -45,6 +45,7 @@ app (``cli``; ``serve``, ``notebooks``, ``present``, ``widgets``, ``api``) -> st
 ``api``             the facade: the verbs above
 ``names``           the library's vocabulary of choices (methods, kinds), shared with the CLI
 ``native``          TensorFlow imported without its C++ start-up notices
+``progress``        progress bars: a widget in a Jupyter kernel, text on stderr elsewhere
 ``config``          ``VISION_LIB_DATA``, ``KERAS_HOME``, cache folder, worker count
 ``cache``           disk cache keyed by file content (joblib.Memory)
 ``datasets``        fetch a public face set (LFW through scikit-learn) on a machine with internet

@@ -644,7 +644,7 @@ def average_groups(groups: Mapping[str, Sequence[Item]], *, method: str = "landm
                    **select_kw) -> list[AverageFace]:
     """Average face of every group (see :func:`groups_from_folder`, :func:`groups_from_clusters`);
     ``detector`` and ``descriptor`` are names of :mod:`vision_lib.models` (None: the defaults)."""
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     faces = collect_faces(groups, detector=detector, descriptor=descriptor, n_jobs=n_jobs, progress=progress)
     return [average_group(g, method=method, size=size, select=select, **select_kw)

@@ -170,7 +170,7 @@ def image_features(images: Sequence[np.ndarray], batch_size: int = 32, progress:
     Raises:
         WeightsNotFoundError: weights missing and not downloadable (message says how to fix).
     """
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     n = len(images)
     if n == 0:
@@ -222,7 +222,7 @@ def image_features_paths(paths: Sequence[str | os.PathLike], batch_size: int = 3
     ``VISION_LIB_CACHE=off`` disables the cache.
     """
     from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     from .cache import file_digest
     from .config import n_jobs as _n_jobs

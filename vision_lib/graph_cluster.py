@@ -45,7 +45,7 @@ def knn_graph(X: np.ndarray, k: int = DEFAULT_K, *, n_jobs: int | None = None, p
     row numbers (int64, ``-1`` where fewer than ``k`` were found).
     """
     import faiss
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     from .config import n_jobs as _n_jobs
 
@@ -110,7 +110,7 @@ def threshold_clusters(X: np.ndarray, threshold: float, *, outlier_distance: flo
     ``X``) replaces the average linkage on each piece: :class:`~vision_lib.cluster.IdentityClustering` passes its exact method, so the graph
     algorithm means the same as the exact one, piece by piece.
     """
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     X = np.asarray(X)
     n = len(X)

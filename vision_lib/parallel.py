@@ -80,7 +80,7 @@ def map_chunks(func: Callable, chunks: Sequence[Sequence], args: tuple = (), *, 
 def map_ordered(func: Callable, items: Sequence, args: tuple = (), *, n_jobs: int | None = None,
                 progress: bool = True, desc: str = "", chunk: int = 8) -> list:
     """``func(batch, *args)`` over batches of ``chunk`` items; the concatenated results in item order."""
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     chunks = [list(items[i:i + chunk]) for i in range(0, len(items), chunk)]
     parts: dict[int, list] = {}

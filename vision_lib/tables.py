@@ -414,7 +414,7 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
         rows = [x for p, x in zip(paths, X) if str(p) not in failed]
         where = [source[str(p)] for p in paths if str(p) not in failed]
     else:
-        from tqdm.auto import tqdm
+        from .progress import tqdm
 
         settings = {"bins": bins, "space": space, "regions": ["upper", "lower"]}
         for path in tqdm(paths, desc="histograms", unit="photo", disable=not progress):

@@ -198,7 +198,7 @@ def detect_paths(paths: Iterable[str | os.PathLike], detector: str | None = None
     second run is near-instant. ``params`` go to the detector (e.g. ``max_side``, ``min_score``).
     Results are in the order of ``paths``.
     """
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     from ..models import DEFAULT_DESCRIPTOR, DESCRIPTORS
 

@@ -90,7 +90,7 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
     import json
     import time
 
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     from ..io import folder_lock, scan_folder
 
