@@ -58,11 +58,12 @@ def identity_footballers(detector: str | None = None, descriptor: str | None = N
                              descriptor=descriptor)
     prep = time.perf_counter() - start
     model = cluster.IdentityClustering(descriptor=faces.descriptor)
-    labels = cluster.cluster_table_faces(model, faces)
-    other = cluster.cluster_table_faces(model, faces, not cluster.CONFIDENT_CORES)  # the other core rule, same run
+    cores = cluster.core_faces(faces)
+    labels = cluster.cluster_table_faces(model, faces, cores=cores)
+    other = cluster.cluster_table_faces(model, faces, not cluster.CONFIDENT_CORES, cores=cores)  # the other rule
     out = {"photos": len(faces.photos), "faces": len(faces), "photos_without_face": len(faces.rejected),
            "detect_describe_seconds": round(prep, 1), "confident_cores": cluster.CONFIDENT_CORES,
-           "core_faces": int(cluster.core_faces(faces).sum())}
+           "core_faces": int(cores.sum())}
     other_name = "largest_face_cores_from_every_face" if cluster.CONFIDENT_CORES else "largest_face_confident_cores"
     for name, clusters in (("largest_face", faces.largest_face_clusters(labels)),
                            ("subject_face", faces.photo_clusters(labels)),
