@@ -677,6 +677,37 @@ def test_split_keeps_a_single_photo_person_in_training(tmp_path):
     assert te2.paths == te.paths
 
 
+def test_split_keeps_copies_of_a_photo_on_one_side(tmp_path):
+    from sklearn.model_selection import train_test_split
+
+    from vision_lib.io import PhotoSet
+
+    rng = np.random.default_rng(0)
+    paths, labels = [], []
+    for person in "ab":
+        for i in range(8):
+            p = tmp_path / f"{person}{i}.png"
+            p.write_bytes(rng.integers(0, 256, 64, dtype=np.uint8).tobytes())  # distinct bytes per photo
+            paths.append(p)
+            labels.append(person)
+    plain = PhotoSet(tmp_path, list(paths), list(labels))
+    # Without copies: exactly the plain stratified split of the photos.
+    tr_idx, _ = train_test_split(np.arange(16), test_size=0.3, random_state=0, stratify=labels)
+    assert classify.split(plain, 0.3, 0)[0].paths == [paths[i] for i in sorted(tr_idx)]
+    # A scraped folder saves some photos twice (and three times) under other names.
+    for i in (0, 1, 9, 9):
+        copy = tmp_path / f"{labels[i]}_copy{len(paths)}.png"
+        copy.write_bytes(paths[i].read_bytes())
+        paths.append(copy)
+        labels.append(labels[i])
+    ps = PhotoSet(tmp_path, paths, labels)
+    for seed in range(10):
+        tr, te = classify.split(ps, 0.3, seed)
+        assert len(tr) + len(te) == len(ps) and set(te.labels) == {"a", "b"}
+        seen = {p.read_bytes() for p in tr.paths}
+        assert not [p.name for p in te.paths if p.read_bytes() in seen], seed
+
+
 # --------------------------------------------------------------------------- the package's names
 def test_every_name_of_the_single_module_classify_is_still_there():
     # classify.py became the package vision_lib/classify/: notebooks, cli, serve, benchmarks use these.

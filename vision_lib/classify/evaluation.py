@@ -92,8 +92,11 @@ def evaluate(model: FaceClassifier, data: PhotoSet, *, photos: Sequence[PhotoFea
 def split(data: PhotoSet | str | os.PathLike, test_size: float = 0.3, seed: int = 0) -> tuple[PhotoSet, PhotoSet]:
     """A stratified, reproducible train / test split of a labelled photo set.
 
-    A person with a single photo cannot be in both parts: that photo goes to training, with a
-    warning naming the person (the split of everyone else is unchanged).
+    Copies stay together: files with the same bytes (a photo saved twice in a scraped folder) go to
+    the same side, so no held-out photo is one the model was trained on. Copies that were re-encoded
+    or resized are not detected. A person with a single photo (or a single photo and its copies)
+    cannot be in both parts: it goes to training, with a warning naming the person. For a set
+    without copies the split is what a plain stratified split of the photos gives.
     """
     import warnings
 
@@ -101,15 +104,33 @@ def split(data: PhotoSet | str | os.PathLike, test_size: float = 0.3, seed: int 
 
     ps = _as_photo_set(data)
     labels = np.asarray(ps.labels)
-    names, counts = np.unique(labels, return_counts=True)
+    group_of = copy_groups(ps.paths)
+    first = np.unique(group_of, return_index=True)[1]  # one photo per group stands for its copies
+    names, counts = np.unique(labels[first], return_counts=True)
     single = set(names[counts < 2].tolist())
-    idx = np.flatnonzero(~np.isin(labels, list(single)))
+    firsts = first[~np.isin(labels[first], list(single))]
     if single:
         warnings.warn(f"{len(single)} people have a single photo, kept for training only: "
                       f"{', '.join(sorted(single))}", UserWarning, stacklevel=2)
-    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=labels[idx])
-    tr = np.concatenate([tr, np.flatnonzero(np.isin(labels, list(single)))])
-    return ps.subset(sorted(tr.tolist())), ps.subset(sorted(te.tolist()))
+    tr_first, _ = train_test_split(np.sort(firsts), test_size=test_size, random_state=seed,
+                                   stratify=labels[np.sort(firsts)])
+    train_groups = set(group_of[tr_first].tolist()) | set(group_of[np.isin(labels, list(single))].tolist())
+    in_train = np.isin(group_of, list(train_groups))
+    return ps.subset(np.flatnonzero(in_train).tolist()), ps.subset(np.flatnonzero(~in_train).tolist())
+
+
+def copy_groups(paths: Sequence[str | os.PathLike]) -> np.ndarray:
+    """A group number per path, the same for files with the same bytes (SHA-1, memoised per file); a
+    file that cannot be read is a group of its own."""
+    from ..cache import file_digest
+
+    keys = []
+    for p in paths:
+        try:
+            keys.append(file_digest(p))
+        except OSError:
+            keys.append(f"unreadable:{p}")
+    return np.unique(keys, return_inverse=True)[1].reshape(-1)
 
 
 #: False-accept rates at which :func:`photo_curve` evaluates a model (its own ``far`` is added).
@@ -148,4 +169,4 @@ def photo_curve(model, known_set, known_photos, strangers, fars: Sequence[float]
 
 
 #: The public names of this module.
-__all__ = ["Evaluation", "evaluate", "split", "CURVE_FARS", "photo_curve"]
+__all__ = ["Evaluation", "evaluate", "split", "copy_groups", "CURVE_FARS", "photo_curve"]
