@@ -84,7 +84,7 @@ def test_openset_curve_marks_the_default_and_unknown_faces_show_no_probability()
         {"box": [5, 5, 4, 4], "label": "unknown", "probability": None, "verdict": "unsure"},
         {"box": [1, 5, 3, 3], "label": "unknown", "probability": None, "verdict": "stranger"}]}
     plotting.predicted_faces(ax, np.zeros((10, 10, 3), np.uint8), result)
-    assert [t.get_text() for t in ax.texts] == ["leo_messi 0.90", "not sure", "unknown"]
+    assert [t.get_text() for t in ax.texts] == ["Leo Messi 90%", "not sure", "unknown"]  # names as people read them
     plt.close(fig)
 
 
@@ -184,3 +184,10 @@ def test_face_labels_stay_inside_a_narrow_photo():
         left, right = ax.transData.transform((0, 0))[0], ax.transData.transform((image.shape[1], 0))[0]
         assert left - 1 <= box.x0 and box.x1 <= right + 1, (x, box, left, right)
     plt.close(fig)
+
+
+def test_display_name_reads_folder_names_as_names():
+    assert plotting.display_name("leo_messi") == "Leo Messi"
+    assert plotting.display_name("Tony_Blair") == "Tony Blair"
+    assert plotting.display_name("jean-claude_van_damme") == "Jean Claude Van Damme"
+    assert plotting.display_name("___") == "___"  # nothing readable: the label as it is

@@ -35,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .io import ImageError, load_image_bytes
+from .plotting import display_name  # also the page's names: one rule for "Leo Messi"
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +152,6 @@ def create_app(model: Any, max_upload_mb: float = 10, max_megapixels: float = WE
 def prediction_record(name: str, result: dict) -> dict:
     """The JSON object for one photo, as ``vision-lib predict --json`` prints it."""
     return _jsonable({"path": name, "label": result.get("label"), "faces": result.get("faces", [])})
-
-
-def display_name(label: str) -> str:
-    """A folder name as people read it: ``leo_messi`` -> ``Leo Messi``, ``Tony_Blair`` -> ``Tony Blair``."""
-    words = label.replace("_", " ").replace("-", " ").split()
-    return " ".join(w[:1].upper() + w[1:] for w in words) or label
 
 
 def model_record(model: Any) -> dict:

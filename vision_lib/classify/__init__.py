@@ -45,7 +45,7 @@ One module per job, every public name re-exported here (``from vision_lib import
 ``selection``   :func:`make_estimator`, :func:`compare_models`, :func:`choose_model` (step 3)
 ``classifier``  :class:`FaceClassifier` and its predictions, :class:`FacePrediction` (step 4)
 ``training``    :func:`train` (steps 1-3 and the unknown and open-set rules)
-``evaluation``  :class:`Evaluation`, :func:`evaluate`, :func:`split`, :func:`photo_curve`
+``evaluation``  :class:`Evaluation`, :func:`evaluate`, :func:`split` (copies kept on one side), :func:`photo_curve`
 ``bundles``     :func:`save_model`, :func:`load_model`, :class:`ModelBundleError`
 ==============  ==========================================================================
 
@@ -65,7 +65,7 @@ from .bundles import BUNDLE_FORMAT, VERSIONED, ModelBundleError, check_model_pat
 from .classifier import CHOICES, SUBJECT_TIE, UNKNOWN, FaceClassifier, FacePrediction
 from .cleaning import (CLEANING, MIN_FACES_PER_PERSON, Excluded, TrainingReport, clean_training_set, select_faces,
                        training_faces, training_matrix)
-from .evaluation import CURVE_FARS, Evaluation, evaluate, photo_curve, split
+from .evaluation import CURVE_FARS, Evaluation, copy_groups, evaluate, photo_curve, split
 from .selection import AUTO_MODELS, MODELS, choose_model, compare_models, make_estimator, mcnemar_p
 from .training import ADAPTIVE_FACTOR, DEFAULT_FAR, SUBJECT_TIE_SHARE, train, unknown_threshold  # noqa: F401
 
@@ -78,5 +78,5 @@ __all__ = ["CURVE_FARS", "photo_curve", "CLEANING", "CHOICES", "SUBJECT_TIE", "S
            "BUNDLE_FORMAT", "VERSIONED", "Excluded", "TrainingReport", "select_faces", "clean_training_set",
            "make_estimator", "MODELS", "AUTO_MODELS", "compare_models", "mcnemar_p", "choose_model",
            "FacePrediction", "FaceClassifier", "MIN_FACES_PER_PERSON", "training_matrix", "training_faces",
-           "unknown_threshold", "train", "Evaluation", "evaluate", "split", "ModelBundleError",
+           "unknown_threshold", "train", "Evaluation", "evaluate", "split", "copy_groups", "ModelBundleError",
            "check_model_path", "save_model", "read_header", "load_model"]
