@@ -139,11 +139,13 @@ def training_cv(train_set, photos, folds: int = 5, seed: int = 0, **recipe) -> d
     """The whole pipeline (cleaning included) cross-validated over the *training* photos: evidence
     that does not touch the held-out split, for choices made while looking at it."""
     import numpy as np
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold
 
     labels = np.asarray(train_set.labels)
     pooled = classify.Evaluation([], [], [], [])
-    for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, labels):
+    # Copies of a photo (same bytes) stay in one fold, as classify.split keeps them on one side.
+    folding = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+    for a, b in folding.split(labels, labels, groups=classify.copy_groups(train_set.paths)):
         a, b = sorted(a), sorted(b)
         model = classify.train(train_set.subset(a), **recipe, photos=[photos[i] for i in a], progress=False)
         ev = classify.evaluate(model, train_set.subset(b), photos=[photos[i] for i in b], progress=False)
