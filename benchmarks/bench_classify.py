@@ -270,7 +270,8 @@ def main() -> None:
         scored = {os.path.realpath(dataset(n)) for n in ("footballers", "lfw")}
         if os.path.realpath(args.supplied_strangers) in scored:
             ap.error(f"--strangers {args.supplied_strangers} is a set this benchmark scores; use an unscored one (AT&T)")
-    result = {"split": {"test_size": args.test_size, "seed": args.seed, "stratified": True},
+    result = {"split": {"test_size": args.test_size, "seed": args.seed, "stratified": True,
+                        "copies": "files with the same bytes kept on one side (classify.split)"},
               "scoring": "truth = folder name; accuracy_with_face over photos with a face found (unknown = wrong); "
                          "accuracy_named over photos the model names someone in; "
                          "accuracy_all over all test photos; coverage = share named"}
