@@ -708,6 +708,25 @@ def test_split_keeps_copies_of_a_photo_on_one_side(tmp_path):
         assert not [p.name for p in te.paths if p.read_bytes() in seen], seed
 
 
+def test_cross_validation_folds_keep_copies_of_a_face_together():
+    from sklearn.model_selection import StratifiedKFold
+
+    from vision_lib.classify.selection import cv_folds
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 8)).astype(np.float32)
+    y = np.repeat(["a", "b"], 20)
+    plain = StratifiedKFold(5, shuffle=True, random_state=0).split(X, y)
+    assert all((a == c).all() and (b == d).all() for (a, b), (c, d) in zip(cv_folds(X, y, 5, 0), plain))
+    # Photos saved twice give the same face row twice: never one copy to fit, the other to score.
+    X2, y2 = np.concatenate([X, X[[0, 3, 25, 25]]]), np.concatenate([y, y[[0, 3, 25, 25]]])
+    folds = cv_folds(X2, y2, 5, 0)
+    assert len(folds) == 5 and sorted(np.concatenate([t for _, t in folds]).tolist()) == list(range(44))
+    for train, test in folds:
+        assert not {X2[i].tobytes() for i in train} & {X2[i].tobytes() for i in test}
+        assert set(y2[test]) == {"a", "b"}
+
+
 # --------------------------------------------------------------------------- the package's names
 def test_every_name_of_the_single_module_classify_is_still_there():
     # classify.py became the package vision_lib/classify/: notebooks, cli, serve, benchmarks use these.

@@ -50,7 +50,7 @@ def compare_models(X: np.ndarray, y: Sequence[str], models: Sequence[str] = MODE
 
     People with fewer than 3 faces are left out of the comparison (listed in ``left_out``).
     """
-    from sklearn.model_selection import StratifiedKFold, cross_validate
+    from sklearn.model_selection import cross_validate
 
     from ..config import n_jobs as _n_jobs
 
@@ -64,11 +64,10 @@ def compare_models(X: np.ndarray, y: Sequence[str], models: Sequence[str] = MODE
         X, y = X[keep], y[keep]
     if len(np.unique(y)) < 2:
         raise ValueError("cross-validation needs at least two people with 3 or more faces each")
-    folds = StratifiedKFold(n_splits=_cv_splits(y, cv), shuffle=True, random_state=random_state)
+    folds = cv_folds(X, y, cv, random_state)
     rows, right = [], []
     for name in models:
-        estimator = make_estimator(name, random_state, _inner_folds(y, folds.n_splits),
-                                   _fewest_train(len(y), folds.n_splits))
+        estimator = make_estimator(name, random_state, _inner_folds(y, len(folds)), _fewest_train(len(y), len(folds)))
         res = cross_validate(estimator, X, y, cv=folds, n_jobs=_n_jobs(n_jobs), scoring=("accuracy", "f1_macro"),
                              return_estimator=True, return_indices=True)
         correct = np.zeros(len(y), dtype=bool)  # out-of-fold: was each face answered right?
@@ -121,6 +120,21 @@ def _fewest_train(n: int, folds: int) -> int:
     return n - -(-n // folds)
 
 
+def cv_folds(X: np.ndarray, y: np.ndarray, cv: int = 5, random_state: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, shuffled ``cv``-fold splits of training faces (fewer folds for a person with
+    fewer faces). Identical rows (copies of a photo give the same face twice) stay in one fold, so
+    that no face is scored against its own copy; without such rows these are plain stratified folds."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    X, y = np.asarray(X), np.asarray(y)
+    groups = np.unique(X.reshape(len(X), -1), axis=0, return_inverse=True)[1].reshape(-1)
+    if groups.max(initial=-1) + 1 == len(X):
+        return list(StratifiedKFold(_cv_splits(y, cv), shuffle=True, random_state=random_state).split(X, y))
+    first = np.unique(groups, return_index=True)[1]  # a person's distinct faces bound the folds
+    folding = StratifiedGroupKFold(_cv_splits(y[first], cv), shuffle=True, random_state=random_state)
+    return list(folding.split(X, y, groups))
+
+
 def _cv_splits(y: np.ndarray, cv: int) -> int:
     _, counts = np.unique(y, return_counts=True)
     k = int(min(cv, counts.min()))
@@ -130,4 +144,4 @@ def _cv_splits(y: np.ndarray, cv: int) -> int:
 
 
 #: The public names of this module.
-__all__ = ["make_estimator", "MODELS", "AUTO_MODELS", "compare_models", "mcnemar_p", "choose_model"]
+__all__ = ["make_estimator", "MODELS", "AUTO_MODELS", "compare_models", "cv_folds", "mcnemar_p", "choose_model"]

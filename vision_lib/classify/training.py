@@ -16,7 +16,7 @@ from ..names import DEFAULT_FAR
 from ..tables import NO_FACE, FaceTable, face_table
 from .classifier import SUBJECT_TIE, FaceClassifier
 from .cleaning import Excluded, training_faces
-from .selection import AUTO_MODELS, _cv_splits, _fewest_train, _inner_folds, choose_model, compare_models, make_estimator
+from .selection import AUTO_MODELS, _fewest_train, _inner_folds, choose_model, compare_models, cv_folds, make_estimator
 
 #: :data:`SUBJECT_TIE` as a share of a descriptor's same-person distance (it was set as 0.05 on
 #: dlib's scale, whose ``threshold`` is 0.6), so that ``train`` scales it to any descriptor.
@@ -93,11 +93,11 @@ def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float =
     ``quantile`` of the faces it got right in cross-validation.
     """
     from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import cross_val_predict
 
     from ..config import n_jobs as _n_jobs
 
-    folds = StratifiedKFold(n_splits=_cv_splits(y, cv), shuffle=True, random_state=random_state)
+    folds = cv_folds(X, y, cv, random_state)
     proba = cross_val_predict(clone(estimator), X, y, cv=folds, method="predict_proba", n_jobs=_n_jobs(n_jobs))
     classes = np.unique(y)
     top = proba.max(axis=1)
@@ -210,7 +210,7 @@ def train(data: FaceTable | PhotoSet | str | os.PathLike, features: str = "embed
     unknown_below = 0.0
     # The out-of-fold threshold needs >= 3 faces per person (2 outer folds x 2 calibration folds).
     if unknown_quantile is not None and counts.min() >= 3:
-        splits = _cv_splits(y, 5)
+        splits = len(cv_folds(X, y, 5, random_state))  # the folds unknown_threshold will use
         estimator = make_estimator(model, random_state, _inner_folds(y, splits), _fewest_train(len(y), splits))
         unknown_below = unknown_threshold(estimator, X, y, unknown_quantile, random_state=random_state, n_jobs=n_jobs)
     estimator = make_estimator(model, random_state, int(min(5, counts.min())), len(y))
