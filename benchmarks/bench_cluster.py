@@ -41,9 +41,10 @@ def identity(detector: str | None = None, descriptor: str | None = None) -> dict
             "bcubed_recall": round(r["bcubed_recall"], 4), "pairwise_f": round(r["pairwise_f"], 4),
             "nmi": round(r["nmi"], 4), "ari": round(r["ari"], 4), "seconds": round(r["seconds"], 4),
             "time_vs_kmeans_true_k": round(r["seconds"] / base["kmeans true k"], 2),
+            "distance": None if r["distance"] is None else round(r["distance"], 4),
         }
-    default = out["methods"]["hybrid: hdbscan 5 + attach 0.6 (default)"]
-    out["default_bcubed_f_vs_chinese_whispers"] = round(default["bcubed_f"] / out["methods"]["chinese whispers 0.5"]["bcubed_f"], 4)
+    default = out["methods"]["hybrid (default)"]
+    out["default_bcubed_f_vs_chinese_whispers"] = round(default["bcubed_f"] / out["methods"]["chinese whispers, 5/6 cut"]["bcubed_f"], 4)
     out["default_bcubed_f_vs_kmeans_true_k"] = round(default["bcubed_f"] / out["methods"]["kmeans true k"]["bcubed_f"], 4)
     return out
 

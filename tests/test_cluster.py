@@ -346,7 +346,7 @@ def test_notebook_04_runs_on_small_parameters(tmp_path, lfw_dir, players_dir, fo
     assert res.ok, res.error
     assert res.stderr == [], res.stderr  # a clean report: no start-up noise, no warnings
     summary = json.loads((tmp_path / "nb" / "summary.json").read_text())
-    default = summary["lfw"]["hybrid: hdbscan 5 + attach 0.6 (default)"]
+    default = summary["lfw"]["hybrid (default)"]
     assert default["n_true"] == 5 and default["bcubed_f"] >= 0.85
     assert summary["two_players_top"]["crops"] == 40 and summary["two_players_top"]["accuracy"] >= 0.95
     assert summary["two_players_bot"]["frame_pairs"] >= 0.95
@@ -398,3 +398,16 @@ def test_default_thresholds_follow_the_descriptor(rng):
         assert at_facenet.tolist() == at_dlib.tolist()
         # ...while dlib's fixed 0.6 on the wider scale would not find the same people
     assert IdentityClustering(descriptor="dlib").fit_predict(X * scale).tolist() != at_dlib.tolist()
+
+
+def test_presets_name_no_distance_and_report_the_one_they_cut_at(tmp_path, rng):
+    import re
+
+    from vision_lib.models import same_person_distance
+
+    assert not [n for n in cluster.METHOD_PRESETS if re.search(r"\d\.\d", n)]  # no "0.6": whose scale would it be?
+    faces = _fake_faces(tmp_path / "in", rng)
+    presets = {k: cluster.METHOD_PRESETS[k] for k in ("agglomerative", "agglomerative, 5/6 cut", "hdbscan min 3")}
+    rows = cluster.compare_presets(faces, presets)
+    d = same_person_distance(faces.descriptor)
+    assert [r["distance"] for r in rows] == [pytest.approx(d), pytest.approx(5 / 6 * d), None]

@@ -766,20 +766,23 @@ def cluster_table(table_path: str | os.PathLike, out_dir: str | os.PathLike, *, 
 
 # --------------------------------------------------------------------------- comparisons (notebook, benchmark)
 #: Named settings compared in notebook 04 and the benchmark (``k="true"``: the known number of people).
-#: Distances in the names are dlib's; ``threshold_share`` is the same rule as a share of the
-#: descriptor's same-person distance, so every preset means the same for any descriptor.
+#: Cuts are shares of the descriptor's same-person distance (``threshold_share``; none given: the
+#: method's :data:`THRESHOLD_SHARES`), so a preset means the same for any descriptor; each row of
+#: :func:`compare_presets` says the distance it used (``distance``).
 METHOD_PRESETS: dict[str, dict] = {
-    "hybrid: hdbscan 5 + attach 0.6 (default)": {"method": "hybrid"},
+    "hybrid (default)": {"method": "hybrid"},
     "hybrid, attach by mean (before 2026-12-02)": {"method": "hybrid", "attach": "mean"},
     "hybrid, cores from every face (before 2026-12-02)": {"method": "hybrid", "confident_cores": False},
-    "agglomerative 0.6": {"method": "agglomerative"},
-    "agglomerative 0.5": {"method": "agglomerative", "threshold_share": 0.5 / 0.6},
-    "chinese whispers 0.5": {"method": "chinese_whispers", "threshold_share": 0.5 / 0.6},
+    "agglomerative": {"method": "agglomerative"},
+    "agglomerative, 5/6 cut": {"method": "agglomerative", "threshold_share": 5 / 6},
+    "chinese whispers, 5/6 cut": {"method": "chinese_whispers", "threshold_share": 5 / 6},
     "hdbscan min 3": {"method": "hdbscan", "min_cluster_size": 3},
-    "dbscan 0.5 min 3": {"method": "dbscan", "threshold_share": 0.5 / 0.6, "min_cluster_size": 3},
+    "dbscan, 5/6 radius, min 3": {"method": "dbscan", "threshold_share": 5 / 6, "min_cluster_size": 3},
     "kmeans k auto": {"method": "kmeans", "random_state": 0},
     "kmeans true k": {"method": "kmeans", "n_clusters": "true", "random_state": 0},
 }
+#: Methods without a distance cut (density alone, or a number of groups).
+_NO_DISTANCE = ("hdbscan", "kmeans")
 
 
 def compare_presets(faces: FaceTable, presets: dict[str, dict] | None = None) -> list[dict]:
@@ -798,16 +801,26 @@ def compare_presets(faces: FaceTable, presets: dict[str, dict] | None = None) ->
         if "threshold_share" in params:
             params["threshold"] = params.pop("threshold_share") * same_person_distance(faces.descriptor)
         confident = params.pop("confident_cores", CONFIDENT_CORES)
+        model = IdentityClustering(**{"descriptor": faces.descriptor, **params})
         start = time.perf_counter()
-        labels = cluster_table_faces(IdentityClustering(**{"descriptor": faces.descriptor, **params}), faces,
-                                     confident, cores=mask)
-        row = {"name": name, "seconds": time.perf_counter() - start, "labels": labels}
+        labels = cluster_table_faces(model, faces, confident, cores=mask)
+        row = {"name": name, "seconds": time.perf_counter() - start, "labels": labels, "distance": _cut(model)}
         inner = internal_metrics(faces.descriptors, labels)
         row.update({k: inner[k] for k in ("silhouette", "davies_bouldin", "calinski_harabasz")})
         if faces.photo_labels is not None:
             row.update(external_metrics(faces.photo_labels, faces.photo_clusters(labels)))
         rows.append(row)
     return rows
+
+
+def _cut(model: IdentityClustering) -> float | None:
+    """The distance ``model`` cuts at (given, or its method's share of the same-person distance);
+    None for a method without one."""
+    if model.method in _NO_DISTANCE:
+        return None
+    if model.threshold is not None:
+        return float(model.threshold)
+    return THRESHOLD_SHARES.get(model.method, 1.0) * same_person_distance(model.descriptor)
 
 
 #: The older name of :func:`compare_presets` (notebook 04).
