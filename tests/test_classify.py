@@ -633,6 +633,17 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
         probabilities = [f["probability"] for f in r["faces"] if f["probability"] is not None]
         assert probabilities == sorted(probabilities, reverse=True)  # most confident first, unknown last
         assert [f["label"] == "unknown" for f in r["faces"]] == sorted(f["label"] == "unknown" for f in r["faces"])
+    # The same photos as text: a tab-separated line each, probabilities as the web page shows them.
+    from vision_lib.plotting import percent
+
+    rc, text, _ = _cli("predict", model, inbox, photos[1])
+    rows = {Path(line.split("\t")[0]).name: line.split("\t") for line in text.splitlines()}
+    assert rc == 1 and set(rows) == set(by_name) and rows["broken.jpg"][1].startswith("error:")
+    for name in ("deep.jpg", photos[1].name):
+        assert rows[name][1] == (by_name[name]["label"] or "-")
+        for f in by_name[name]["faces"]:
+            assert (f"{f['label']} {percent(f['probability'])}" if f["probability"] is not None
+                    else f"{f['label']} ({f['verdict']})") in rows[name][2]
     rc, _, err = _cli("predict", model, nested, "--json")
     assert rc == 0, err
     (tmp_path / "empty").mkdir()

@@ -186,6 +186,10 @@ def test_face_labels_stay_inside_a_narrow_photo():
     plt.close(fig)
 
 
+def test_percent_never_claims_certainty():
+    assert [plotting.percent(p) for p in (0.0, 0.5, 0.97, 0.994, 0.995, 1.0)] == ["0%", "50%", "97%", "99%", ">99%", ">99%"]
+
+
 def test_display_name_reads_folder_names_as_names():
     assert plotting.display_name("leo_messi") == "Leo Messi"
     assert plotting.display_name("Tony_Blair") == "Tony Blair"

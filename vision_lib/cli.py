@@ -367,6 +367,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     from .classify import load_model
     from .io import named_like_a_photo, scan_folder
+    from .plotting import percent
 
     if args.model is None:  # the older form: `predict MODEL INPUT...`
         if len(args.inputs) < 2:
@@ -398,7 +399,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         elif "error" in res:
             print(f"{res['path']}\terror: {res['error']}")
         else:
-            faces = ", ".join(f"{f['label']} {f['probability']:.2f}" if f["probability"] is not None
+            faces = ", ".join(f"{f['label']} {percent(f['probability'])}" if f["probability"] is not None
                               else f"{f['label']} ({f.get('verdict', 'unknown')})" for f in res["faces"]) or "no face"
             print(f"{res['path']}\t{res['label'] or '-'}\t({faces})")
     # As `compress`: every input gets its line, and the exit code says whether any of them failed.

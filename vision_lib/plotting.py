@@ -24,6 +24,12 @@ def display_name(label: str) -> str:
     return " ".join(w[:1].upper() + w[1:] for w in words) or str(label)
 
 
+def percent(p: float) -> str:
+    """A probability in whole percent, as the web page shows it: ``0.97`` -> ``"97%"``; never
+    ``"100%"`` (``0.996`` -> ``">99%"``: rounding would claim certainty)."""
+    return ">99%" if p >= 0.995 else f"{p:.0%}"
+
+
 def short_text(text, width: int = 14, lines: int = 2) -> str:
     """``text`` for a caption: underscores as spaces, wrapped at word boundaries into at most ``lines``
     lines of about ``width`` characters; what does not fit is cut at a word boundary and marked "…"
@@ -357,7 +363,7 @@ def predicted_faces(ax, image: np.ndarray, result: Mapping, title: str | None = 
             colour = "orange"
         ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=colour, linewidth=2))
         # An unknown face carries no probability (docs/openset.md): its verdict instead.
-        text = (f"{display_name(face['label'])} {face['probability']:.0%}" if face.get("probability") is not None
+        text = (f"{display_name(face['label'])} {percent(face['probability'])}" if face.get("probability") is not None
                 else ("not sure" if face.get("verdict") == "unsure" else "unknown"))
         # Above the box (inside its top edge when the box touches the top of the photo), from the
         # box's left edge, or its right edge in the right half, so that the label stays in the photo.
@@ -716,7 +722,7 @@ def model_bars(ax, per_set: Mapping[str, Sequence[Mapping]], metric: str = "bcub
     return ax
 
 #: The public names of this module.
-__all__ = ["display_name", "grid", "wavelet_pairs", "draw_regions", "colour_histogram_bars", "projection", "average_grid",
+__all__ = ["display_name", "percent", "grid", "wavelet_pairs", "draw_regions", "colour_histogram_bars", "projection", "average_grid",
            "left_out_bars", "model_comparison", "confusion", "boxed_thumbnails", "excluded_thumbnails",
            "predicted_faces", "cluster_galleries", "masked_crops", "metric_bars", "draw_faces", "gallery",
            "count_bars", "detector_comparison", "short_text", "display_stretch", "cluster_captions", "junk_last",

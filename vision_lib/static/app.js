@@ -25,7 +25,8 @@
     document.body.dataset.state = kind || "";
   }
 
-  function pct(p) { return (100 * p).toFixed(0) + "%"; }
+  // A probability among the known people, in whole percent; never "100%" (rounding would claim certainty).
+  function pct(p) { return p >= 0.995 ? ">99%" : (100 * p).toFixed(0) + "%"; }
   function nameOf(label) {
     return names[label] || String(label).replace(/[_-]+/g, " ").replace(/\b\w/g, (c) => c.toUpperCase());
   }
