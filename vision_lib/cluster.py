@@ -155,6 +155,13 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         self.progress = progress
         self.attach = attach
 
+    def cut_distance(self) -> float:
+        """The distance this clustering cuts at: ``threshold``, or the method's share
+        (:data:`THRESHOLD_SHARES`) of the descriptor's same-person distance."""
+        if self.threshold is not None:
+            return float(self.threshold)
+        return THRESHOLD_SHARES.get(self.method, 1.0) * same_person_distance(self.descriptor)
+
     def fit(self, X, y=None, core_mask=None) -> "IdentityClustering":
         """Cluster the rows of ``X`` (n, d). An empty ``X`` (0, d) gives no clusters rather than an
         error: a folder without faces is an answer, not a fault.
@@ -174,7 +181,7 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         if self.method not in CLUSTER_METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(CLUSTER_METHODS)}")
         same = same_person_distance(self.descriptor)
-        t = THRESHOLD_SHARES.get(self.method, 1.0) * same if self.threshold is None else float(self.threshold)
+        t = self.cut_distance()
         if self.attach not in ATTACH_RULES:
             raise ValueError(f"unknown attach {self.attach!r}; choose from {', '.join(ATTACH_RULES)}")
         if self.algorithm not in ALGORITHMS:
@@ -804,23 +811,14 @@ def compare_presets(faces: FaceTable, presets: dict[str, dict] | None = None) ->
         model = IdentityClustering(**{"descriptor": faces.descriptor, **params})
         start = time.perf_counter()
         labels = cluster_table_faces(model, faces, confident, cores=mask)
-        row = {"name": name, "seconds": time.perf_counter() - start, "labels": labels, "distance": _cut(model)}
+        row = {"name": name, "seconds": time.perf_counter() - start, "labels": labels,
+               "distance": None if model.method in _NO_DISTANCE else model.cut_distance()}
         inner = internal_metrics(faces.descriptors, labels)
         row.update({k: inner[k] for k in ("silhouette", "davies_bouldin", "calinski_harabasz")})
         if faces.photo_labels is not None:
             row.update(external_metrics(faces.photo_labels, faces.photo_clusters(labels)))
         rows.append(row)
     return rows
-
-
-def _cut(model: IdentityClustering) -> float | None:
-    """The distance ``model`` cuts at (given, or its method's share of the same-person distance);
-    None for a method without one."""
-    if model.method in _NO_DISTANCE:
-        return None
-    if model.threshold is not None:
-        return float(model.threshold)
-    return THRESHOLD_SHARES.get(model.method, 1.0) * same_person_distance(model.descriptor)
 
 
 #: The older name of :func:`compare_presets` (notebook 04).

@@ -19,7 +19,8 @@
 
 :func:`serve` loads the model once, warms it up and runs it under waitress (threaded WSGI server);
 predictions go through one lock because the detector's and descriptor's models (OpenCV,
-TensorFlow, dlib, whichever the bundle's recipe uses) are not documented as thread-safe, while decoding, encoding and HTTP handling stay concurrent.
+TensorFlow, dlib, whichever the bundle's recipe uses) are not documented as thread-safe, while
+decoding, encoding and HTTP handling stay concurrent.
 """
 from __future__ import annotations
 

@@ -108,12 +108,11 @@ def split(data: PhotoSet | str | os.PathLike, test_size: float = 0.3, seed: int 
     first = np.unique(group_of, return_index=True)[1]  # one photo per group stands for its copies
     names, counts = np.unique(labels[first], return_counts=True)
     single = set(names[counts < 2].tolist())
-    firsts = first[~np.isin(labels[first], list(single))]
+    firsts = np.sort(first[~np.isin(labels[first], list(single))])
     if single:
         warnings.warn(f"{len(single)} people have a single photo, kept for training only: "
                       f"{', '.join(sorted(single))}", UserWarning, stacklevel=2)
-    tr_first, _ = train_test_split(np.sort(firsts), test_size=test_size, random_state=seed,
-                                   stratify=labels[np.sort(firsts)])
+    tr_first, _ = train_test_split(firsts, test_size=test_size, random_state=seed, stratify=labels[firsts])
     train_groups = set(group_of[tr_first].tolist()) | set(group_of[np.isin(labels, list(single))].tolist())
     in_train = np.isin(group_of, list(train_groups))
     return ps.subset(np.flatnonzero(in_train).tolist()), ps.subset(np.flatnonzero(~in_train).tolist())

@@ -84,7 +84,8 @@ def _table_recipe(table: FaceTable, detector: str | None, descriptor: str | None
                   descriptor=table.descriptor)
 
 
-def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float = 0.01, cv: int = 5,
+def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float = 0.01,
+                      cv: int | list[tuple[np.ndarray, np.ndarray]] = 5,
                       random_state: int = 0, n_jobs: int | None = None) -> float:
     """Probability under which a face is called unknown, from out-of-fold predictions on training data.
 
@@ -97,7 +98,7 @@ def unknown_threshold(estimator, X: np.ndarray, y: np.ndarray, quantile: float =
 
     from ..config import n_jobs as _n_jobs
 
-    folds = cv_folds(X, y, cv, random_state)
+    folds = cv_folds(X, y, cv, random_state) if isinstance(cv, int) else cv  # or the caller's folds
     proba = cross_val_predict(clone(estimator), X, y, cv=folds, method="predict_proba", n_jobs=_n_jobs(n_jobs))
     classes = np.unique(y)
     top = proba.max(axis=1)
@@ -210,9 +211,9 @@ def train(data: FaceTable | PhotoSet | str | os.PathLike, features: str = "embed
     unknown_below = 0.0
     # The out-of-fold threshold needs >= 3 faces per person (2 outer folds x 2 calibration folds).
     if unknown_quantile is not None and counts.min() >= 3:
-        splits = len(cv_folds(X, y, 5, random_state))  # the folds unknown_threshold will use
-        estimator = make_estimator(model, random_state, _inner_folds(y, splits), _fewest_train(len(y), splits))
-        unknown_below = unknown_threshold(estimator, X, y, unknown_quantile, random_state=random_state, n_jobs=n_jobs)
+        folds = cv_folds(X, y, 5, random_state)
+        estimator = make_estimator(model, random_state, _inner_folds(y, len(folds)), _fewest_train(len(y), len(folds)))
+        unknown_below = unknown_threshold(estimator, X, y, unknown_quantile, cv=folds, n_jobs=n_jobs)
     estimator = make_estimator(model, random_state, int(min(5, counts.min())), len(y))
     estimator.fit(X, y)
     if max_distance is None and features == "embedding":
