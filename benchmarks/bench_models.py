@@ -55,6 +55,30 @@ def _single_thread() -> None:
     tensorflow(1)
 
 
+def machine() -> dict:
+    """The CPU the figures were measured on: the one-process ratio depends on its vector units
+    (oneDNN's convolutions gain more from AVX-512 than the reference's MTCNN and dlib do), and
+    ``ONEDNN_MAX_CPU_ISA`` (e.g. ``AVX2``) caps what oneDNN, so TensorFlow and OpenVINO, may use,
+    which reproduces an AVX2-only CPU's TensorFlow on an AVX-512 one (ONNX Runtime ignores it)."""
+    import platform
+
+    model, flags = platform.processor(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:  # not Linux: the model name from platform only
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "avx2": "avx2" in flags if flags else None,
+            "avx512": "avx512f" in flags if flags else None,
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+
+
 def bench_detectors(paths, names) -> tuple[dict, dict]:
     """Coverage and ms per photo per detector; also returns the detections per detector."""
     from vision_lib.io import ImageError, load_image
@@ -450,7 +474,7 @@ def main(argv=None) -> int:
         print(json.dumps(_defaults_side(args.defaults_side, args.race_file)))
         return 0
     _single_thread()
-    report = {"load_average": [round(x, 2) for x in os.getloadavg()],
+    report = {"machine": machine(), "load_average": [round(x, 2) for x in os.getloadavg()],
               "defaults": {"detector": models.DEFAULT_DETECTOR, "descriptor": models.DEFAULT_DESCRIPTOR}}
     fb = photo_set(dataset("footballers"), labelled=True).limit(per_label=args.per_person, seed=args.seed)
     found = None

@@ -318,3 +318,21 @@ def test_models_layer_imports_no_stage():
                 assert target in allowed, f"{path.name} imports vision_lib.{node.module} (level {node.level})"
             if isinstance(node, ast.Import):
                 assert not any(a.name.startswith("vision_lib") for a in node.names), path.name
+
+
+def test_bench_models_says_which_cpu_and_isa_cap_it_measured_on(monkeypatch):
+    """The one-process ratio depends on the CPU's vector units: the benchmark's JSON names them,
+    and the oneDNN cap that emulates an AVX2-only CPU when it is set."""
+    import os
+
+    import bench_models
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    got = bench_models.machine()
+    assert got["onednn_max_cpu_isa"] == "AVX2" and got["cores"] == os.cpu_count()
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert bench_models.machine()["onednn_max_cpu_isa"] is None
+    if Path("/proc/cpuinfo").exists():
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+        assert got["avx512"] == ("avx512f" in flags.split()) and isinstance(got["avx2"], bool)
+        assert got["cpu"]
