@@ -30,6 +30,8 @@ Prints one JSON object, everything measured in the same run with the disk cache 
 
     python benchmarks/bench_models.py                       # ~5 min on one free core
     python benchmarks/bench_models.py --per-person 20 --lfw-per-person 3 --pipeline-photos 40
+    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/bench_models.py --skip detectors descriptors \
+        facenet_variants calibration latency   # the race as an AVX2-only CPU runs TensorFlow
 
 Timings on a shared machine are noisy: quote the ratios; the load average is reported.
 """
