@@ -82,7 +82,8 @@ def make_bundle(footballers: Path, out: Path, per_player: int, detector: str | N
                 descriptor: str | None = None) -> tuple[Path, list[tuple[Path, str]]]:
     """A bundle trained on ``per_player`` photos of each of :data:`PLAYERS` (seed 0) with the given
     detector and descriptor (None: the defaults), and the other photos of those players, shuffled."""
-    from vision_lib.classify import copy_groups, save_model, train
+    from vision_lib.cache import copy_groups
+    from vision_lib.classify import save_model, train
     from vision_lib.io import photo_set
 
     everyone = photo_set(footballers, labelled=True)

@@ -27,7 +27,8 @@ class Bundle:
 @functools.lru_cache(maxsize=None)
 def trained_bundle(footballers_dir: Path, out_dir: Path) -> Bundle:
     """Train and save the bundle once per session (the detection cache makes a rebuild cheap)."""
-    from vision_lib.classify import copy_groups, save_model, train
+    from vision_lib.cache import copy_groups
+    from vision_lib.classify import save_model, train
     from vision_lib.io import photo_set
 
     everyone = photo_set(footballers_dir, labelled=True)

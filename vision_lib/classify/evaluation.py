@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..cache import copy_groups
 from ..extraction import PhotoFeatures, extract
 from ..io import PhotoSet
 from .classifier import FaceClassifier
@@ -118,31 +119,6 @@ def split(data: PhotoSet | str | os.PathLike, test_size: float = 0.3, seed: int 
     return ps.subset(np.flatnonzero(in_train).tolist()), ps.subset(np.flatnonzero(~in_train).tolist())
 
 
-def copy_groups(paths: Sequence[str | os.PathLike]) -> np.ndarray:
-    """A group number per path, the same for files with the same bytes (SHA-1, memoised per file); a
-    file that cannot be read is a group of its own."""
-    from ..cache import file_digest
-
-    keys = []
-    for p in paths:
-        try:
-            keys.append(file_digest(p))
-        except OSError:
-            keys.append(f"unreadable:{p}")
-    return np.unique(keys, return_inverse=True)[1].reshape(-1)
-
-
-def copied_files(paths: Sequence[str | os.PathLike]) -> list[list[str | os.PathLike]]:
-    """The files of ``paths`` saved more than once (same bytes), one list per photo, in path order."""
-    groups = copy_groups(paths)
-    sizes = np.bincount(groups)
-    out: dict[int, list] = {}
-    for p, g in zip(paths, groups):
-        if sizes[g] > 1:
-            out.setdefault(int(g), []).append(p)
-    return list(out.values())
-
-
 #: False-accept rates at which :func:`photo_curve` evaluates a model (its own ``far`` is added).
 CURVE_FARS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
@@ -179,4 +155,4 @@ def photo_curve(model, known_set, known_photos, strangers, fars: Sequence[float]
 
 
 #: The public names of this module.
-__all__ = ["Evaluation", "evaluate", "split", "copy_groups", "copied_files", "CURVE_FARS", "photo_curve"]
+__all__ = ["Evaluation", "evaluate", "split", "CURVE_FARS", "photo_curve"]
