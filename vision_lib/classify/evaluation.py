@@ -1,10 +1,10 @@
-"""Scores of a trained classifier on labelled photos (:class:`Evaluation`), the train / test split,
-and the open-set curve (:func:`photo_curve`)."""
+"""Scores of a trained classifier on labelled photos (:class:`Evaluation`), the train / test splits
+(:func:`split`, :func:`split_per_person`), and the open-set curve (:func:`photo_curve`)."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -119,6 +119,26 @@ def split(data: PhotoSet | str | os.PathLike, test_size: float = 0.3, seed: int 
     return ps.subset(np.flatnonzero(in_train).tolist()), ps.subset(np.flatnonzero(~in_train).tolist())
 
 
+def split_per_person(data: PhotoSet | str | os.PathLike, per_person: int, seed: int = 0,
+                     people: Iterable[str] | None = None) -> tuple[PhotoSet, PhotoSet]:
+    """``per_person`` photos of each person for training (:meth:`~vision_lib.io.PhotoSet.limit`'s
+    reproducible pick), and the other photos held out, in folder order.
+
+    A file with the same bytes as a training photo that was not picked (a photo saved twice) is in
+    neither part: holding it out would test the model on a photo it was trained on. ``people``: only
+    these sub-folders (default: all); the pick is made among their photos.
+    """
+    ps = _as_photo_set(data)
+    if people is not None:
+        people = set(people)
+        ps = ps.subset(i for i, lab in enumerate(ps.labels) if lab in people)
+    training = ps.limit(per_label=per_person, seed=seed)
+    copies = copy_groups(ps.paths)
+    picked = set(training.paths)
+    used = {g for p, g in zip(ps.paths, copies) if p in picked}
+    return training, ps.subset(i for i, g in enumerate(copies) if g not in used)
+
+
 #: False-accept rates at which :func:`photo_curve` evaluates a model (its own ``far`` is added).
 CURVE_FARS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
@@ -155,4 +175,4 @@ def photo_curve(model, known_set, known_photos, strangers, fars: Sequence[float]
 
 
 #: The public names of this module.
-__all__ = ["Evaluation", "evaluate", "split", "CURVE_FARS", "photo_curve"]
+__all__ = ["Evaluation", "evaluate", "split", "split_per_person", "CURVE_FARS", "photo_curve"]
