@@ -141,11 +141,13 @@ def training_cv(train_set, photos, folds: int = 5, seed: int = 0, **recipe) -> d
     import numpy as np
     from sklearn.model_selection import StratifiedGroupKFold
 
+    from vision_lib.cache import copy_groups
+
     labels = np.asarray(train_set.labels)
     pooled = classify.Evaluation([], [], [], [])
     # Copies of a photo (same bytes) stay in one fold, as classify.split keeps them on one side.
     folding = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
-    for a, b in folding.split(labels, labels, groups=classify.copy_groups(train_set.paths)):
+    for a, b in folding.split(labels, labels, groups=copy_groups(train_set.paths)):
         a, b = sorted(a), sorted(b)
         model = classify.train(train_set.subset(a), **recipe, photos=[photos[i] for i in a], progress=False)
         ev = classify.evaluate(model, train_set.subset(b), photos=[photos[i] for i in b], progress=False)

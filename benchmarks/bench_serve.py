@@ -82,20 +82,14 @@ def make_bundle(footballers: Path, out: Path, per_player: int, detector: str | N
                 descriptor: str | None = None) -> tuple[Path, list[tuple[Path, str]]]:
     """A bundle trained on ``per_player`` photos of each of :data:`PLAYERS` (seed 0) with the given
     detector and descriptor (None: the defaults), and the other photos of those players, shuffled."""
-    from vision_lib.classify import copy_groups, save_model, train
-    from vision_lib.io import photo_set
+    from vision_lib.classify import save_model, split_per_person, train
 
-    everyone = photo_set(footballers, labelled=True)
-    ps = everyone.subset(i for i, lab in enumerate(everyone.labels) if lab in PLAYERS)
-    training = ps.limit(per_label=per_player, seed=0)
+    training, rest = split_per_person(footballers, per_player, seed=0, people=PLAYERS)  # copies not held out
     model = train(training, detector=detector, descriptor=descriptor, n_jobs=2, progress=False)
     name = "bench_serve_model.pkl" if detector is None and descriptor is None else f"bench_serve_{detector}_{descriptor}.pkl"
     path = save_model(model, out / name, overwrite=True)
-    copies = dict(zip(ps.paths, copy_groups(ps.paths)))  # a copy of a training photo is not held out
-    used = {copies[p] for p in training.paths}
-    held = [(p, lab) for p, lab in zip(ps.paths, ps.labels) if copies[p] not in used]
-    order = np.random.default_rng(2).permutation(len(held))
-    return path, [held[i] for i in order]
+    order = np.random.default_rng(2).permutation(len(rest))
+    return path, [(rest.paths[i], rest.labels[i]) for i in order]
 
 
 def start_server(model: Path, max_upload_mb: float, threads: int) -> tuple[subprocess.Popen, str, float]:

@@ -27,17 +27,11 @@ class Bundle:
 @functools.lru_cache(maxsize=None)
 def trained_bundle(footballers_dir: Path, out_dir: Path) -> Bundle:
     """Train and save the bundle once per session (the detection cache makes a rebuild cheap)."""
-    from vision_lib.classify import copy_groups, save_model, train
-    from vision_lib.io import photo_set
+    from vision_lib.classify import save_model, split_per_person, train
 
-    everyone = photo_set(footballers_dir, labelled=True)
-    ps = everyone.subset(i for i, lab in enumerate(everyone.labels) if lab in PLAYERS)
-    training = ps.limit(per_label=PER_PLAYER, seed=0)
+    training, rest = split_per_person(footballers_dir, PER_PLAYER, seed=0, people=PLAYERS)  # copies not held out
     model = train(training, features="embedding", n_jobs=2, progress=False)
     path = save_model(model, Path(out_dir) / "serve_test_model.pkl", overwrite=True)
-    copies = copy_groups(ps.paths)  # a copy of a training photo (same bytes) is not held out
-    used = {copies[i] for i, p in enumerate(ps.paths) if p in set(training.paths)}
-    rest = ps.subset(i for i in range(len(ps)) if copies[i] not in used)
     order = np.random.default_rng(1).permutation(len(rest))
     return Bundle(path, tuple((rest.paths[i], rest.labels[i]) for i in order))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vision_lib import classify
+from vision_lib import cache, classify
 from vision_lib import extraction
 from vision_lib.classify import FaceClassifier, PhotoFeatures, Recipe
 from vision_lib.faces import Face
@@ -712,13 +712,40 @@ def test_split_keeps_copies_of_a_photo_on_one_side(tmp_path):
         paths.append(copy)
         labels.append(labels[i])
     ps = PhotoSet(tmp_path, paths, labels)
-    assert [[p.name for p in files] for files in classify.copied_files(ps.paths)] == [
+    assert [[p.name for p in files] for files in cache.copied_files(ps.paths)] == [
         ["a0.png", "a_copy16.png"], ["a1.png", "a_copy17.png"], ["b1.png", "b_copy18.png", "b_copy19.png"]]
+    assert classify.copied_files is cache.copied_files  # the name documented before the move still works
     for seed in range(10):
         tr, te = classify.split(ps, 0.3, seed)
         assert len(tr) + len(te) == len(ps) and set(te.labels) == {"a", "b"}
         seen = {p.read_bytes() for p in tr.paths}
         assert not [p.name for p in te.paths if p.read_bytes() in seen], seed
+
+
+def test_split_per_person_picks_n_photos_each_and_holds_out_no_copy_of_them(tmp_path):
+    from PIL import Image
+
+    from vision_lib.io import photo_set
+
+    rng = np.random.default_rng(0)
+    for person in "abc":
+        (tmp_path / person).mkdir()
+        for i in range(6):  # distinct noise photos
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / person / f"{i}.png")
+    everyone = photo_set(tmp_path, labelled=True)
+    for p in everyone.paths:  # every photo of a is saved twice, under another name
+        if p.parent.name == "a":
+            (p.parent / f"copy_{p.name}").write_bytes(p.read_bytes())
+    training, held = classify.split_per_person(tmp_path, 2, seed=1, people=["a", "b"])
+    ps = photo_set(tmp_path, labelled=True)
+    ps = ps.subset(i for i, lab in enumerate(ps.labels) if lab != "c")
+    assert training.paths == ps.limit(per_label=2, seed=1).paths  # PhotoSet.limit's pick among a and b
+    assert set(held.labels) == {"a", "b"} and held.paths == sorted(held.paths)
+    trained = {p.read_bytes() for p in training.paths}
+    assert not [p for p in held.paths if p.read_bytes() in trained]
+    # Only the copies of training photos are left out of both parts.
+    left_out = set(ps.paths) - set(training.paths) - set(held.paths)
+    assert left_out and all(p.read_bytes() in trained for p in left_out)
 
 
 def test_cross_validation_folds_keep_copies_of_a_face_together():

@@ -47,7 +47,7 @@ app (``cli``; ``serve``, ``notebooks``, ``present``, ``widgets``, ``api``) -> st
 ``native``          TensorFlow imported without its C++ start-up notices
 ``progress``        progress bars: a widget in a Jupyter kernel, text on stderr elsewhere
 ``config``          ``VISION_LIB_DATA``, ``KERAS_HOME``, cache folder, worker count
-``cache``           disk cache keyed by file content (joblib.Memory)
+``cache``           disk cache keyed by file content (joblib.Memory); files saved twice (same bytes)
 ``datasets``        fetch a public face set (LFW through scikit-learn) on a machine with internet
 ==================  ===========================================================================
 

@@ -2,7 +2,8 @@
 
 Built on :class:`joblib.Memory` (well kept, handles numpy arrays and concurrent writers); the key
 is the SHA-1 of the file's bytes plus the parameters, never the path, so renamed or copied photos
-hit the cache and an edited photo misses it.
+hit the cache and an edited photo misses it. The same digest finds the files saved twice
+(:func:`copy_groups`, :func:`copied_files`), which every stage that holds photos out keeps on one side.
 """
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ import os
 import stat
 import warnings
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
 
 from .config import cache_dir
 
@@ -37,6 +41,29 @@ def file_digest(path: str | os.PathLike) -> str:
     if not stat.S_ISREG(st.st_mode):
         raise OSError(errno.EINVAL, "not a regular file")
     return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def copy_groups(paths: Sequence[str | os.PathLike]) -> np.ndarray:
+    """A group number per path, the same for files with the same bytes (SHA-1 by :func:`file_digest`,
+    memoised per file); a file that cannot be read is a group of its own."""
+    keys = []
+    for p in paths:
+        try:
+            keys.append(file_digest(p))
+        except OSError:
+            keys.append(f"unreadable:{p}")
+    return np.unique(keys, return_inverse=True)[1].reshape(-1)
+
+
+def copied_files(paths: Sequence[str | os.PathLike]) -> list[list[str | os.PathLike]]:
+    """The files of ``paths`` saved more than once (same bytes), one list per photo, in path order."""
+    groups = copy_groups(paths)
+    sizes = np.bincount(groups)
+    out: dict[int, list] = {}
+    for p, g in zip(paths, groups):
+        if sizes[g] > 1:
+            out.setdefault(int(g), []).append(p)
+    return list(out.values())
 
 
 def _joblib_dir() -> Path:
@@ -120,4 +147,4 @@ def _writable(setting: str | None) -> bool:
 
 
 #: The public names of this module.
-__all__ = ["file_digest", "memory", "cached", "enabled"]
+__all__ = ["file_digest", "copy_groups", "copied_files", "memory", "cached", "enabled"]

@@ -45,7 +45,8 @@ One module per job, every public name re-exported here (``from vision_lib import
 ``selection``   :func:`make_estimator`, :func:`compare_models`, :func:`choose_model` (step 3)
 ``classifier``  :class:`FaceClassifier` and its predictions, :class:`FacePrediction` (step 4)
 ``training``    :func:`train` (steps 1-3 and the unknown and open-set rules)
-``evaluation``  :class:`Evaluation`, :func:`evaluate`, :func:`split` (copies kept on one side), :func:`photo_curve`
+``evaluation``  :class:`Evaluation`, :func:`evaluate`, :func:`split` (copies kept on one side),
+                :func:`split_per_person` (N training photos per person), :func:`photo_curve`
 ``bundles``     :func:`save_model`, :func:`load_model`, :class:`ModelBundleError`
 ==============  ==========================================================================
 
@@ -54,6 +55,9 @@ Features per face (step 1) come from :mod:`vision_lib.extraction` (re-exported h
 """
 from __future__ import annotations
 
+# Documented as classify.copy_groups / copied_files (docs/faces.md, notebook 01) until they moved beside
+# file_digest: kept working here.
+from ..cache import copied_files, copy_groups  # noqa: F401 (re-exported)
 from ..extraction import (FEATURES, RETRY_BORDER, RETRY_PARAMS, PhotoFeatures, Recipe,  # noqa: F401 (re-exported)
                           detect_harder, extract, recipe_faces, recipe_features)
 # Names the single-module classify.py imported, kept importable from here.
@@ -65,7 +69,7 @@ from .bundles import BUNDLE_FORMAT, VERSIONED, ModelBundleError, check_model_pat
 from .classifier import CHOICES, SUBJECT_TIE, UNKNOWN, FaceClassifier, FacePrediction
 from .cleaning import (CLEANING, MIN_FACES_PER_PERSON, Excluded, TrainingReport, clean_training_set, select_faces,
                        training_faces, training_matrix)
-from .evaluation import CURVE_FARS, Evaluation, copied_files, copy_groups, evaluate, photo_curve, split
+from .evaluation import CURVE_FARS, Evaluation, evaluate, photo_curve, split, split_per_person
 from .selection import AUTO_MODELS, MODELS, choose_model, compare_models, make_estimator, mcnemar_p
 from .training import ADAPTIVE_FACTOR, DEFAULT_FAR, SUBJECT_TIE_SHARE, train, unknown_threshold  # noqa: F401
 
@@ -78,5 +82,5 @@ __all__ = ["CURVE_FARS", "photo_curve", "CLEANING", "CHOICES", "SUBJECT_TIE", "S
            "BUNDLE_FORMAT", "VERSIONED", "Excluded", "TrainingReport", "select_faces", "clean_training_set",
            "make_estimator", "MODELS", "AUTO_MODELS", "compare_models", "mcnemar_p", "choose_model",
            "FacePrediction", "FaceClassifier", "MIN_FACES_PER_PERSON", "training_matrix", "training_faces",
-           "unknown_threshold", "train", "Evaluation", "evaluate", "split", "copy_groups", "copied_files", "ModelBundleError",
+           "unknown_threshold", "train", "Evaluation", "evaluate", "split", "split_per_person", "ModelBundleError",
            "check_model_path", "save_model", "read_header", "load_model"]

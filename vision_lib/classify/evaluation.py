@@ -1,13 +1,14 @@
-"""Scores of a trained classifier on labelled photos (:class:`Evaluation`), the train / test split,
-and the open-set curve (:func:`photo_curve`)."""
+"""Scores of a trained classifier on labelled photos (:class:`Evaluation`), the train / test splits
+(:func:`split`, :func:`split_per_person`), and the open-set curve (:func:`photo_curve`)."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..cache import copy_groups
 from ..extraction import PhotoFeatures, extract
 from ..io import PhotoSet
 from .classifier import FaceClassifier
@@ -118,29 +119,24 @@ def split(data: PhotoSet | str | os.PathLike, test_size: float = 0.3, seed: int 
     return ps.subset(np.flatnonzero(in_train).tolist()), ps.subset(np.flatnonzero(~in_train).tolist())
 
 
-def copy_groups(paths: Sequence[str | os.PathLike]) -> np.ndarray:
-    """A group number per path, the same for files with the same bytes (SHA-1, memoised per file); a
-    file that cannot be read is a group of its own."""
-    from ..cache import file_digest
+def split_per_person(data: PhotoSet | str | os.PathLike, per_person: int, seed: int = 0,
+                     people: Iterable[str] | None = None) -> tuple[PhotoSet, PhotoSet]:
+    """``per_person`` photos of each person for training (:meth:`~vision_lib.io.PhotoSet.limit`'s
+    reproducible pick), and the other photos held out, in folder order.
 
-    keys = []
-    for p in paths:
-        try:
-            keys.append(file_digest(p))
-        except OSError:
-            keys.append(f"unreadable:{p}")
-    return np.unique(keys, return_inverse=True)[1].reshape(-1)
-
-
-def copied_files(paths: Sequence[str | os.PathLike]) -> list[list[str | os.PathLike]]:
-    """The files of ``paths`` saved more than once (same bytes), one list per photo, in path order."""
-    groups = copy_groups(paths)
-    sizes = np.bincount(groups)
-    out: dict[int, list] = {}
-    for p, g in zip(paths, groups):
-        if sizes[g] > 1:
-            out.setdefault(int(g), []).append(p)
-    return list(out.values())
+    A file with the same bytes as a training photo that was not picked (a photo saved twice) is in
+    neither part: holding it out would test the model on a photo it was trained on. ``people``: only
+    these sub-folders (default: all); the pick is made among their photos.
+    """
+    ps = _as_photo_set(data)
+    if people is not None:
+        people = set(people)
+        ps = ps.subset(i for i, lab in enumerate(ps.labels) if lab in people)
+    training = ps.limit(per_label=per_person, seed=seed)
+    copies = copy_groups(ps.paths)
+    picked = set(training.paths)
+    used = {g for p, g in zip(ps.paths, copies) if p in picked}
+    return training, ps.subset(i for i, g in enumerate(copies) if g not in used)
 
 
 #: False-accept rates at which :func:`photo_curve` evaluates a model (its own ``far`` is added).
@@ -179,4 +175,4 @@ def photo_curve(model, known_set, known_photos, strangers, fars: Sequence[float]
 
 
 #: The public names of this module.
-__all__ = ["Evaluation", "evaluate", "split", "copy_groups", "copied_files", "CURVE_FARS", "photo_curve"]
+__all__ = ["Evaluation", "evaluate", "split", "split_per_person", "CURVE_FARS", "photo_curve"]
