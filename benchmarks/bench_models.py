@@ -315,14 +315,11 @@ def predict_latency(footballers, photos: int, recipes) -> dict:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_serve import PLAYERS, photos_1024
 
-    from vision_lib.classify import train
-    from vision_lib.io import load_image_bytes, photo_set
+    from vision_lib.classify import split_per_person, train
+    from vision_lib.io import load_image_bytes
 
-    everyone = photo_set(footballers, labelled=True)
-    ps = everyone.subset(i for i, lab in enumerate(everyone.labels) if lab in PLAYERS)
-    training = ps.limit(per_label=8, seed=0)
-    used = set(training.paths)
-    held = [p for p in ps.paths if p not in used]
+    training, held = split_per_person(footballers, 8, seed=0, people=PLAYERS)  # bench_serve's pick
+    held = held.paths
     data = photos_1024([held[i] for i in np.random.default_rng(2).permutation(len(held))[:photos]])
     out = {"photos": len(data)}
     for det, desc in recipes:
