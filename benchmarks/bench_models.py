@@ -14,7 +14,8 @@ Prints one JSON object, everything measured in the same run with the disk cache 
   convolutions (as the descriptor runs it) against the plain Keras network: CPU ms per face at
   batch 1 and 16 and the largest difference of the descriptors (LFW faces, 2 per person); and,
   when the optional packages are installed (tf2onnx, onnxruntime, openvino), the same network
-  under ONNX Runtime and OpenVINO, float32, one thread.
+  under ONNX Runtime and OpenVINO, float32, one thread, and quantized to int8 (calibrated on 200
+  AT&T faces) under OpenVINO, with its true-accept rates beside float32's.
 * ``latency``: ``predict_image`` (the web app's work per upload, no HTTP) of small bundles
   trained with the default models and with MTCNN + dlib, median ms on held-out 1024-px photos.
 * ``calibration``: on the AT&T faces (a set no other benchmark scores), the false-accept rate of
@@ -222,10 +223,11 @@ def cpu_ms_per_face(run, x) -> dict:
     return out
 
 
-def facenet_variants(photos: dict) -> dict:
+def facenet_variants(photos: dict, calibration_photos: dict | None = None) -> dict:
     """FaceNet's network as built (batch normalisation folded into the convolutions) against the
     plain Keras network with its BatchNormalization layers: ms per face at batch 1 and 16 (one
-    thread, CPU time) and the largest difference of the L2-normalised descriptors."""
+    thread, CPU time) and the largest difference of the L2-normalised descriptors; then the other
+    runtimes (:func:`other_runtimes`), int8 calibrated on ``calibration_photos``' faces."""
     import numpy as np
 
     from vision_lib.models import get_descriptor
@@ -236,6 +238,7 @@ def facenet_variants(photos: dict) -> dict:
 
     tf = tensorflow(1)
     chips = np.concatenate([face_chips(im, fs[:1]) for _, im, fs in photos.values() if fs])
+    labels = [lab for lab, _, fs in photos.values() if fs]
     x = prewhiten(chips)
     out = {"faces": len(chips)}
     rows = {}
@@ -250,15 +253,22 @@ def facenet_variants(photos: dict) -> dict:
     out["max_abs_difference"] = float(np.abs(rows["folded"] - rows["plain"]).max())
     desc = get_descriptor("facenet").describe_chips(chips)
     out["descriptor_vs_plain_max_abs_difference"] = float(np.abs(desc - rows["plain"]).max())
-    out.update(other_runtimes(net, x, rows["folded"]))
+    calib = None
+    if calibration_photos:
+        calib = prewhiten(np.concatenate([face_chips(im, fs[:1]) for _, im, fs in calibration_photos.values() if fs]))
+    out.update(other_runtimes(net, x, rows["folded"], labels, calib))
     return out
 
 
-def other_runtimes(net, x, reference) -> dict:
+def other_runtimes(net, x, reference, labels=None, calibration=None) -> dict:
     """The folded network exported to ONNX (tf2onnx) and run by ONNX Runtime and by OpenVINO, float32,
     one thread: CPU ms per face at batch 1 and 16 and the largest difference from TensorFlow's
-    L2-normalised descriptors. Optional packages, not in requirements.txt: each runtime missing is
-    reported as skipped, with the install line."""
+    L2-normalised descriptors. With ``calibration`` (prewhitened chips of a set no benchmark
+    scores) also ``openvino_int8``: the network quantized by ONNX Runtime's ``quantize_static``
+    (QDQ, int8 weights per channel, uint8 activations) and run by OpenVINO, with true-accept rates
+    on ``x``'s pairs (``labels``) beside float32's: lower precision is another descriptor. Optional
+    packages, not in requirements.txt: each runtime missing is reported as skipped, with the
+    install line."""
     import tempfile
 
     import numpy as np
@@ -267,9 +277,14 @@ def other_runtimes(net, x, reference) -> dict:
         r = np.asarray(r, np.float64)
         return r / np.linalg.norm(r, axis=1, keepdims=True)
 
-    def measure(run) -> dict:
+    def verify(X) -> dict:
+        pos, neg = pair_distances(X, labels)
+        return {"tar_at_far_1e-3": round(tar_at(pos, neg, 1e-3), 4), "tar_at_far_1e-2": round(tar_at(pos, neg, 1e-2), 4)}
+
+    def measure(run, verified: bool = False) -> dict:
         got = l2(np.concatenate([run(x[s:s + 16]) for s in range(0, len(x), 16)]))
-        return {"max_abs_difference_vs_tensorflow": float(np.abs(got - reference).max()), **cpu_ms_per_face(run, x)}
+        return {"max_abs_difference_vs_tensorflow": float(np.abs(got - reference).max()), **cpu_ms_per_face(run, x),
+                **(verify(got) if verified and labels is not None else {})}
 
     try:
         import onnx
@@ -299,10 +314,36 @@ def other_runtimes(net, x, reference) -> dict:
             out["openvino"] = "skipped: pip install openvino"
         else:
             # float32 asked for: on CPUs with bfloat16 units OpenVINO would otherwise run in bfloat16.
-            compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": "1",
-                                                             "INFERENCE_PRECISION_HINT": "f32"})
+            config = {"INFERENCE_NUM_THREADS": "1", "INFERENCE_PRECISION_HINT": "f32"}
+            compiled = ov.Core().compile_model(path, "CPU", config)
             out["openvino"] = {"version": ov.__version__, **measure(lambda b: compiled(b)[0])}
+            if calibration is not None and "version" in out.get("onnxruntime", {}):
+                int8 = os.path.join(tmp, "facenet_int8.onnx")
+                _quantize(path, int8, calibration, tmp)
+                q8 = ov.Core().compile_model(int8, "CPU", config)
+                out["openvino_int8"] = {"calibration_faces": len(calibration), **measure(lambda b: q8(b)[0], True)}
+                if labels is not None:
+                    out["tensorflow_float32_verification"] = verify(reference)
     return out
+
+
+def _quantize(path: str, out: str, calibration, tmp: str) -> None:
+    """ONNX Runtime's static int8 quantization of the model at ``path`` into ``out``, its activation
+    ranges from ``calibration`` (batches of 8)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"input": calibration[i:i + 8]} for i in range(0, len(calibration), 8)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    pre = os.path.join(tmp, "facenet_pre.onnx")
+    quant_pre_process(path, pre, skip_symbolic_shape=True)
+    quantize_static(pre, out, Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 
 
 def predict_latency(footballers, photos: int, recipes) -> dict:
@@ -493,8 +534,13 @@ def main(argv=None) -> int:
             for n, v in ms.items():
                 report["descriptors"].setdefault("ms_per_face", {}).setdefault(n, []).append(round(v, 1))
     if "facenet_variants" not in args.skip:
+        import importlib.util
+
+        # int8 calibration faces only when the quantizer is there: AT&T, which no benchmark scores.
+        att = (load_set(photo_set(dataset("att_faces"), labelled=True).limit(total=200, seed=args.seed))
+               if importlib.util.find_spec("onnxruntime") else None)
         report["facenet_variants"] = facenet_variants(load_set(
-            photo_set(dataset("lfw"), labelled=True).limit(per_label=2, seed=args.seed + 2)))
+            photo_set(dataset("lfw"), labelled=True).limit(per_label=2, seed=args.seed + 2)), att)
     if "calibration" not in args.skip and "dlib" in args.descriptors:
         report["calibration"] = {"set": "att_faces", **calibration(dataset("att_faces"), args.descriptors,
                                                                    models.DEFAULT_DETECTOR)}
