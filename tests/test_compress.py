@@ -521,3 +521,25 @@ def test_dithering_keeps_a_lossless_palette_lossless():
     q = C.quantize(grey, 256, dither=True)
     assert C.psnr(grey, q.image) == float("inf")
     assert C.psnr(grey, C.quantize(grey, 16, dither=True).image) < 40  # still dithers when it must
+
+
+def test_cli_refuses_an_unwritable_out_before_any_photo_and_counts_inputs_once(tmp_path, rng, capsys,
+                                                                               monkeypatch):
+    import tempfile
+
+    root = tmp_path / "in"
+    _write_photos(root, rng, 2)
+    (root / "broken.jpg").write_text("text")  # a scan failure, counted once among the inputs
+    (root / "empty.png").write_bytes(b"")
+    Image.new("RGB", (1, 1)).save(root / "dot.png")  # a photo that fails when decoded
+    out = tmp_path / "out"
+    assert main(["compress", str(root), "--k", "4", "--out", str(out)]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == "vision-lib compress: 3 of 5 inputs failed (see their JSON lines)"
+
+    def read_only(*args, **kwargs):  # as an unwritable folder answers (root ignores permission bits)
+        raise PermissionError(13, "Permission denied", str(kwargs.get("dir")))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    assert main(["compress", str(root), "--k", "4", "--out", str(tmp_path / "ro" / "new")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Permission denied" in captured.err  # refused at once, not per photo

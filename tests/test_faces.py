@@ -433,3 +433,30 @@ def test_file_names_that_are_not_utf8_are_exported_and_resumed(tmp_path, face_ph
     kept, _ = F.read_export(tmp_path / "out")
     assert {r["source"] for r in kept} == {"p/plain.jpg", odd.relative_to(in_dir).as_posix()}
     assert F.export_faces(in_dir, tmp_path / "out", detector="haar", n_jobs=1, progress=False).resumed == 2
+
+
+def test_resume_never_reuses_the_crop_name_of_a_photo_done_earlier(tmp_path, face_photo):
+    # a.jpg is exported; a.png (another photo, same stem) arrives later: its crops must not replace
+    # a.jpg's, which faces.csv still lists.
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    (in_dir / "p").mkdir(parents=True)
+    shutil.copyfile(face_photo, in_dir / "p" / "a.jpg")
+    F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)
+    first = {r["crop"]: (out_dir / r["crop"]).read_bytes() for r in _read(out_dir / "faces.csv")}
+    Image.open(face_photo).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(in_dir / "p" / "a.png")
+    second = F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)
+    assert second.with_faces == 1 and second.resumed == 1
+    rows = _read(out_dir / "faces.csv")
+    crops = [r["crop"] for r in rows]
+    assert len(set(crops)) == len(crops), crops  # one file per face row
+    assert all((out_dir / c).read_bytes() == b for c, b in first.items())  # a.jpg's crops untouched
+    assert {r["crop"] for r in rows if r["source"] == "p/a.png"} <= {c for c in crops if "a_png" in c}
+
+
+def test_crop_stems_are_distinct_even_when_a_name_looks_like_another_with_its_extension(tmp_path):
+    from vision_lib.faces.export import _crop_stems
+
+    paths = [tmp_path / "p" / n for n in ("a.jpg", "a.png", "a_jpg.jpg")]
+    stems = _crop_stems(paths, tmp_path)
+    assert len(set(stems.values())) == 3, stems
+    assert _crop_stems([tmp_path / "p" / "a.png"], tmp_path, taken={"p/a"}) == {tmp_path / "p" / "a.png": "p/a_png"}

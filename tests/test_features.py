@@ -331,3 +331,26 @@ def test_notebook_02_runs_and_separates_people(footballers_dir, tmp_path):
     # The comparison of the two descriptors on the same faces (issue 18) is recorded.
     assert set(summary["true_accept_at_1%_false_accepts"]) == {"facenet", "dlib"}
     assert all(0 <= v <= 1 for v in summary["true_accept_at_1%_false_accepts"].values())
+
+
+def test_cli_refuses_an_unwritable_out_before_the_work(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    from PIL import Image
+
+    from vision_lib import tables
+    from vision_lib.cli import main
+
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (32, 32), (200, 100, 50)).save(tmp_path / "in" / "a.png")
+
+    def read_only(*args, **kwargs):  # as an unwritable folder answers (root ignores permission bits)
+        raise PermissionError(13, "Permission denied", str(kwargs.get("dir")))
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the photos were described before the output was checked")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(tables, "folder_features", no_work)
+    assert main(["features", str(tmp_path / "in"), "--kind", "histogram", "--out", str(tmp_path / "ro" / "t.npz")]) == 2
+    assert "Permission denied" in capsys.readouterr().err

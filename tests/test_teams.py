@@ -148,3 +148,24 @@ def test_large_crops_are_described_at_a_bounded_size(tmp_path, rng):
     Image.fromarray(big).save(tmp_path / "big.png")
     crops = teams.load_crops(tmp_path)
     assert max(crops.images[0].shape[:2]) == teams.CROP_MAX_SIDE and crops.rejected == []
+
+
+def test_summary_json_is_strict_json_when_no_frame_has_two_crops(tmp_path, rng):
+    # Crops that are not frames of two players (any folder of photos): the frame-pair check has no
+    # pairs, and summary.json must still parse with a strict JSON reader (NaN is not JSON).
+    import json
+
+    from vision_lib.cli import main
+
+    images, _, _ = _crops(rng, n_frames=4)
+    src = tmp_path / "crops"
+    src.mkdir()
+    for i, im in enumerate(images[::2]):
+        Image.fromarray(im).save(src / f"photo_{i}.png")
+    assert main(["teams", str(src), "--out", str(tmp_path / "out")]) == 0
+
+    def no_constants(name):
+        raise ValueError(f"{name} is not JSON")
+
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(), parse_constant=no_constants)
+    assert summary["frame_pairs"]["frames"] == 0 and summary["frame_pairs"]["agreement"] is None

@@ -139,6 +139,7 @@ def _add_features(sub) -> None:
 
 
 def _run_features(args: argparse.Namespace) -> int:
+    from .io import check_output_folder
     from .tables import folder_features, npz_path
 
     if args.bins < 1:
@@ -146,6 +147,7 @@ def _run_features(args: argparse.Namespace) -> int:
     out = npz_path(args.out)
     if out.exists() and not args.overwrite:  # before the work, not after it
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    check_output_folder(out.parent)  # a folder that cannot hold the table fails now, not after the work
     table = folder_features(args.in_dir, args.kind, detector=args.detector, descriptor=args.descriptor,
                             bins=args.bins, space=args.space,
                             n_jobs=args.jobs, progress=not args.quiet)
@@ -619,6 +621,7 @@ def _run_compress(args: argparse.Namespace) -> int:
     for r in skipped:  # a folder's other files get their line too; broken.jpg (meant as a photo) is a failure
         failed += named_like_a_photo(r)
         print(to_jsonl({"path": r.source, "error" if named_like_a_photo(r) else "skipped": r.reason}), flush=True)
+    inputs = len(paths) + failed  # the photos plus the broken files meant as photos, each counted once
     skipped = [r for r in skipped if not named_like_a_photo(r)]
     out_names = output_names(relative, args.k, args.dither)
     for record in compress_files(paths, args.out, args.k, names=out_names, dither=args.dither, overwrite=args.overwrite,
@@ -627,7 +630,7 @@ def _run_compress(args: argparse.Namespace) -> int:
         failed += "error" in record
         print(to_jsonl(record), flush=True)
     if failed:
-        print(f"vision-lib compress: {failed} of {len(paths) + failed} inputs failed (see their JSON lines)",
+        print(f"vision-lib compress: {failed} of {inputs} inputs failed (see their JSON lines)",
               file=sys.stderr)
     if skipped:
         print(f"vision-lib compress: {len(skipped)} files in the input folders are not photos "

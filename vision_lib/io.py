@@ -250,12 +250,14 @@ def is_inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
 
 def check_output_folder(path: str | os.PathLike) -> Path:
     """Refuse, before any work, an output folder that cannot be one: an existing file, or a path
-    below a file (``FileExistsError`` naming it). Creates nothing."""
+    below a file (``FileExistsError`` naming it), or one that cannot be written into or created
+    (``OSError`` naming the folder that refuses, see :func:`check_writable`). Creates nothing."""
     path = Path(path)
     existing = next(p for p in (path, *path.parents) if p.exists() or p.is_symlink())
     if not existing.is_dir():
         below = "" if existing == path else f", so {path} cannot be created"
         raise FileExistsError(f"{existing} exists and is not a folder{below}; choose another output folder")
+    check_writable(existing)  # the folder itself, or the one it would be created in
     return path
 
 

@@ -351,11 +351,14 @@ def teams_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, group
         crops = load_crops(in_dir)
         model = TeamClustering(groups=groups, method=method,
                                court=None if court is None else load_image(court)).fit(crops.images)
+        pairs = frame_pair_agreement(crops.sources, model.labels_)
+        if not pairs["frames"]:  # no frame of two crops: null, as NaN is not JSON (summary.json)
+            pairs["agreement"] = None
         summary = {
             "crops": len(crops.sources), "method": method, "groups": groups,
             "sizes": np.bincount(model.labels_, minlength=groups).tolist(),
             "cluster_seconds": model.cluster_seconds_,
-            "frame_pairs": frame_pair_agreement(crops.sources, model.labels_),
+            "frame_pairs": pairs,
             "rejected": [{"source": r.source, "reason": r.reason} for r in crops.rejected],
         }
         with staged_folder(out) as tmp:

@@ -54,9 +54,11 @@ def check_model_path(path: str | os.PathLike, *, overwrite: bool = False) -> Pat
             raise FileExistsError(f"{path} exists and is not a regular file; choose another model path")
         if not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    check_output_folder(path.parent)
     try:
+        check_output_folder(path.parent)
         make_writable_folder(path.parent)
+    except FileExistsError:  # a file where the folder should be: its own message
+        raise
     except OSError as exc:
         raise PermissionError(f"cannot write a model into {path.parent}: {exc.strerror or exc}") from None
     return path

@@ -125,7 +125,7 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
             summary.skipped[key] = summary.skipped.get(key, 0) + 1
         todo = [p for p in paths if sources[p] not in done]
         summary.resumed = len(paths) - len(todo)
-        names = _crop_stems(todo, in_dir)
+        names = _crop_stems(todo, in_dir, taken=_recorded_crop_stems(faces_csv) if summary.resumed else ())
         chunks = [[(p, sources[p], names[p]) for p in todo[i:i + chunk_size]]
                   for i in range(0, len(todo), chunk_size)]
         args = (detector, out_dir, settings, cache)
@@ -231,19 +231,39 @@ def _drop_partial_last_line(path: Path) -> None:
             f.truncate(data.rfind(b"\n") + 1)
 
 
-def _crop_stems(paths: list[Path], in_dir: Path) -> dict[Path, str]:
+def _crop_stems(paths: list[Path], in_dir: Path, taken: Iterable[str] = ()) -> dict[Path, str]:
     """Crop file stem per photo (relative to the output root): the photo's stem, plus its
-    extension when two photos of a folder share a stem (``a.jpg`` and ``a.png``)."""
+    extension when two photos of a folder share a stem (``a.jpg`` and ``a.png``), or when ``taken``
+    (the stems of crops an earlier run already listed) holds it: a resumed export never writes over
+    the crop of a photo it did before (``a.png`` arriving after ``a.jpg`` was exported)."""
     seen: dict[tuple, int] = {}
     for p in paths:
         key = (p.parent, p.stem.lower())
         seen[key] = seen.get(key, 0) + 1
+    used = set(taken)
     out = {}
     for p in paths:
         rel = p.relative_to(in_dir)
-        stem = p.stem if seen[(p.parent, p.stem.lower())] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
-        out[p] = (rel.parent / stem).as_posix()
+        with_ext = (rel.parent / f"{p.stem}_{p.suffix.lstrip('.').lower()}").as_posix()
+        stem = (rel.parent / p.stem).as_posix() if seen[(p.parent, p.stem.lower())] == 1 else with_ext
+        if stem in used:
+            stem = with_ext
+        final, n = stem, 1
+        while final in used:
+            n += 1
+            final = f"{stem}_{n}"
+        used.add(final)
+        out[p] = final
     return out
+
+
+def _recorded_crop_stems(faces_csv: Path) -> set[str]:
+    """Stems of the crops ``faces.csv`` lists (``p/a`` for ``p/a_face0.jpg``)."""
+    import csv
+    import re
+
+    with open(faces_csv, **CSV_TEXT) as f:
+        return {re.sub(r"_face\d+\.jpg$", "", row["crop"]) for row in csv.DictReader(f) if row.get("crop")}
 
 
 def _export_chunk(items: list[tuple[Path, str, str]], detector: str, out_dir: Path, settings: dict,
