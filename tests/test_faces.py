@@ -453,6 +453,32 @@ def test_resume_never_reuses_the_crop_name_of_a_photo_done_earlier(tmp_path, fac
     assert {r["crop"] for r in rows if r["source"] == "p/a.png"} <= {c for c in crops if "a_png" in c}
 
 
+def test_a_crash_between_two_face_rows_of_a_photo_redoes_the_photo_whole(tmp_path, face_photo):
+    # z.jpg has two faces (the photo beside its mirror image). A crash after its first faces.csv
+    # row used to count it done on resume, and its second face was never listed.
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    (in_dir / "p").mkdir(parents=True)
+    shutil.copyfile(face_photo, in_dir / "p" / "a.jpg")
+    image = load_image(face_photo)
+    Image.fromarray(np.concatenate([image, image[:, ::-1]], axis=1)).save(in_dir / "p" / "z.jpg", quality=95)
+    first = F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)
+    assert (first.with_faces, first.faces) == (2, 3)
+    full = (out_dir / "faces.csv").read_bytes()
+    lines = full.splitlines(keepends=True)
+    assert [ln.split(b",")[:2] for ln in lines[-2:]] == [[b"p/z.jpg", b"0"], [b"p/z.jpg", b"1"]]
+    crops = {c: (out_dir / c).read_bytes() for c in (r["crop"] for r in _read(out_dir / "faces.csv"))}
+
+    for cut in (b"".join(lines[:-1]), b"".join(lines[:-1]) + lines[-1][:20]):  # after row 0; inside row 1
+        (out_dir / "faces.csv").write_bytes(cut)
+        again = F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)
+        assert (again.resumed, again.with_faces, again.faces) == (1, 1, 2)
+        assert (out_dir / "faces.csv").read_bytes() == full  # every face of z.jpg, once
+        files = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*.jpg"))
+        assert files == sorted(crops)  # no second set of crops under another name
+        assert all((out_dir / c).read_bytes() == b for c, b in crops.items() if c.startswith("p/a_"))
+    assert F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False).resumed == 2
+
+
 def test_crop_stems_are_distinct_even_when_a_name_looks_like_another_with_its_extension(tmp_path):
     from vision_lib.faces.export import _crop_stems
 

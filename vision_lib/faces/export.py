@@ -71,7 +71,8 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
     ``rejected.csv`` too, with its reason, and is counted in ``summary.skipped``.
 
     Rows are written as photos finish, so an interrupted run keeps its progress, and running the
-    same command again resumes: photos already listed in either CSV are skipped.
+    same command again resumes: photos already listed in either CSV are skipped. A photo's rows are
+    all or nothing: one cut short by a crash is removed and the photo redone.
 
     Args:
         detector: a name of :data:`DETECTORS` (None: the default detector).
@@ -138,17 +139,18 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
             for _, part in map_chunks(_export_chunk, chunks, args, n_jobs=n_jobs, bar=bar, threads=True):
                 for source, rows, reason in part:
                     if reason is None:
-                        ok.writerows(rows)
+                        # All rows of a photo in one write, flushed at once: a crash leaves none or
+                        # all of them (a cut write is caught on resume by _drop_unfinished_photo).
+                        f_ok.write(_csv_rows(rows))
+                        f_ok.flush()
                         summary.with_faces += 1
                         summary.faces += len(rows)
                     else:
                         bad.writerow([source, reason])
+                        f_bad.flush()
                         summary.rejected += 1
                         key = rejection_category(reason)
                         summary.reasons[key] = summary.reasons.get(key, 0) + 1
-                # Flush after every chunk: a crash loses at most the photos still in flight.
-                f_ok.flush()
-                f_bad.flush()
         summary.seconds = time.perf_counter() - start
         (out_dir / _SETTINGS_FILE).write_text(json.dumps({**settings, "last_run": str(summary).splitlines()[0]},
                                                          indent=1), encoding="utf-8")
@@ -213,6 +215,8 @@ def _prepare_out_dir(out_dir: Path, settings: dict) -> set[str]:
     done = set()
     for path, cols in ((faces_csv, FACES_COLUMNS), (rejected_csv, REJECTED_COLUMNS)):
         _drop_partial_last_line(path)
+        if path == faces_csv:
+            _drop_unfinished_photo(faces_csv, out_dir)
         with open(path, **CSV_TEXT) as f:
             rows = csv.reader(f)
             header = next(rows, None)
@@ -229,6 +233,43 @@ def _drop_partial_last_line(path: Path) -> None:
     if data and not data.endswith(b"\n"):
         with open(path, "r+b") as f:
             f.truncate(data.rfind(b"\n") + 1)
+
+
+def _csv_rows(rows: list[list]) -> str:
+    """``rows`` as the CSV text ``csv.writer`` writes (one string, for a single write)."""
+    import csv
+    import io
+
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()
+
+
+def _drop_unfinished_photo(faces_csv: Path, out_dir: Path) -> None:
+    """Remove the rows of the last photo of ``faces_csv`` when they are not all there, so a resume
+    redoes that photo whole instead of counting it done with faces missing.
+
+    A photo's rows are appended together, after all its crops are saved, so only the last photo of
+    the file can be cut short, and a cut shows: its rows are not faces 0..n-1, or the crop of face
+    n (``<stem>_face<n>.jpg``) is on disk without a row. The file is replaced atomically.
+    """
+    import csv
+
+    from ..io import write_atomic
+
+    with open(faces_csv, **CSV_TEXT) as f:
+        rows = list(csv.reader(f))
+    if len(rows) < 2 or len(rows[-1]) != len(FACES_COLUMNS):
+        return
+    source, start = rows[-1][0], len(rows)
+    while start > 1 and rows[start - 1][0] == source and len(rows[start - 1]) == len(FACES_COLUMNS):
+        start -= 1
+    last = rows[start:]
+    stem = last[0][FACES_COLUMNS.index("crop")].rsplit("_face", 1)[0]
+    if ([r[1] for r in last] == [str(i) for i in range(len(last))]
+            and not (out_dir / f"{stem}_face{len(last)}.jpg").exists()):
+        return
+    write_atomic(faces_csv, _csv_rows(rows[:start]).encode("utf-8", "surrogateescape"))
 
 
 def _crop_stems(paths: list[Path], in_dir: Path, taken: Iterable[str] = ()) -> dict[Path, str]:
