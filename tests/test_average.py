@@ -143,6 +143,22 @@ def test_mean_face_rejects_bad_arguments(rng, tmp_path):
 
 
 # --------------------------------------------------------------------------- groups and output
+def test_groups_from_folder_lists_an_empty_person_folder_under_its_name(tmp_path):
+    from vision_lib.io import EMPTY_FOLDER
+
+    for person in ("ann", "bob"):
+        (tmp_path / person).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / person / "a.png")
+    (tmp_path / "cara").mkdir()
+    (tmp_path / "dan").mkdir()
+    (tmp_path / "dan" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    listed: list = []
+    groups = A.groups_from_folder(tmp_path, skipped=listed)
+    assert sorted(groups) == ["ann", "bob"]
+    assert sorted((g, r.reason) for g, r in listed) == [("cara", EMPTY_FOLDER), ("dan", EMPTY_FOLDER),
+                                                         ("dan", "hidden file")]
+
+
 def test_groups_from_clusters_skips_unassigned_and_finds_the_root(tmp_path):
     out = tmp_path / "clustered"
     out.mkdir()

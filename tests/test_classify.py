@@ -575,9 +575,13 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     from PIL import Image
 
     Image.new("RGB", (8, 8)).save(train_dir / "loose.png")  # a photo without a person folder
+    (train_dir / "Nobody").mkdir()  # a person folder with nothing in it: said, not silently missing
     rc, out, err = _cli("train", train_dir, "--out", model, "--quiet")
     (train_dir / "loose.png").unlink()
+    (train_dir / "Nobody").rmdir()
     assert rc == 0, err
+    assert f"  {train_dir / 'Nobody'}: empty folder: no photos" in out
+    assert "excluded    1: empty folder: no photos" in out
     assert "training faces" in out and "excluded" in out and model.is_file()
     assert "note: 1 photos lie directly in" in out and "loose.png" in out
     loaded = classify.load_model(model)
@@ -648,7 +652,9 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     assert rc == 0, err
     (tmp_path / "empty").mkdir()
     rc, out, err = _cli("predict", model, tmp_path / "empty", "--json")
-    assert rc == 1 and out == "" and "no photos in" in err
+    assert rc == 1 and "no photos in" in err
+    assert [json.loads(x) for x in out.splitlines()] == [{"path": str(tmp_path / "empty"),
+                                                          "skipped": "empty folder: no photos"}]
 
 
 def model_labels(path: Path) -> list[str]:

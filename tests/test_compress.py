@@ -351,6 +351,28 @@ def test_cli_writes_palette_pngs_and_json_lines(tmp_path, rng, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["photo0_k8.png", "photo1_k8.png"]
 
 
+def test_cli_says_which_folders_are_empty(tmp_path, rng, capsys):
+    photos = _write_photos(tmp_path / "in" / "ann", rng, 1)
+    (tmp_path / "in" / "bob").mkdir()
+    (tmp_path / "in" / "cara").mkdir()
+    (tmp_path / "in" / "cara" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    rc = main(["compress", str(tmp_path / "in"), "--k", "4", "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    lines = [json.loads(x) for x in captured.out.splitlines()]
+    assert rc == 0  # an empty folder is said, not a failure
+    skipped = {Path(x["path"]).relative_to(tmp_path / "in").as_posix(): x["skipped"] for x in lines if "skipped" in x}
+    assert skipped == {"bob": "empty folder: no photos", "cara": "empty folder: no photos",
+                       "cara/.DS_Store": "hidden file"}
+    assert [x["path"] for x in lines if "k" in x] == [str(photos[0])]
+    assert "1 files are not photos and 2 folders hold no photos" in captured.err
+    # Given on its own, an empty folder used to print nothing at all.
+    assert main(["compress", str(tmp_path / "in" / "bob"), "--k", "4", "--out", str(tmp_path / "out2")]) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(x) for x in captured.out.splitlines()] == [
+        {"path": str(tmp_path / "in" / "bob"), "skipped": "empty folder: no photos"}]
+    assert "1 folders hold no photos" in captured.err
+
+
 def test_cli_refuses_to_overwrite_unless_asked(tmp_path, rng, capsys):
     photo = _write_photos(tmp_path / "in", rng, 1)[0]
     out = tmp_path / "out"

@@ -479,6 +479,21 @@ def test_a_crash_between_two_face_rows_of_a_photo_redoes_the_photo_whole(tmp_pat
     assert F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False).resumed == 2
 
 
+def test_an_empty_person_folder_is_a_row_of_rejected_csv_once(tmp_path, face_photo):
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    (in_dir / "ann").mkdir(parents=True)
+    shutil.copyfile(face_photo, in_dir / "ann" / "a.jpg")
+    (in_dir / "bob").mkdir()
+    summary = F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)
+    assert summary.skipped == {"empty folder: no photos": 1} and "empty folder: no photos" in str(summary)
+    F.export_faces(in_dir, out_dir, detector="haar", n_jobs=1, progress=False)  # resumed: not listed again
+    kept, rejected = F.read_export(out_dir)
+    assert rejected == [{"source": "bob", "reason": "empty folder: no photos"}]
+    assert F.rejection_category(rejected[0]["reason"]) == "not a photo"
+    manifest = {r["folder"]: r for r in F.manifest_by_folder(kept, rejected)}
+    assert (manifest["ann"]["photos"], manifest["bob"]["photos"]) == (1, 0) and "." not in manifest
+
+
 def test_crop_stems_are_distinct_even_when_a_name_looks_like_another_with_its_extension(tmp_path):
     from vision_lib.faces.export import _crop_stems
 

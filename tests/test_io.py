@@ -382,6 +382,30 @@ def test_list_images_follows_linked_folders_once(tmp_path):
     assert io.photo_set(root, labelled=True).labels == ["ann", "cara", "cara", "cara"]
 
 
+def test_empty_folders_get_one_line_each_and_others_none(tmp_path):
+    root = tmp_path / "people"
+    (root / "ann").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(root / "ann" / "a.png")
+    (root / "ann" / "trip").mkdir()  # empty, below a person with photos
+    (root / "bob").mkdir()  # nothing at all
+    (root / "cara").mkdir()
+    (root / "cara" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")  # only a hidden file
+    (root / "dan.jpg").mkdir()  # a folder named like a photo: not a failed photo
+    (root / "eve").mkdir()
+    (root / "eve" / "notes.txt").write_text("no photos, but its file has its own line")
+    scan = io.scan_folder(root)
+    reasons = {r.source: r.reason for r in scan.relative_skipped()}
+    assert {s for s, r in reasons.items() if r == io.EMPTY_FOLDER} == {"ann/trip", "bob", "cara", "dan.jpg"}
+    assert reasons["cara/.DS_Store"] == "hidden file" and reasons["eve/notes.txt"].startswith("not a photo")
+    assert not any(io.named_like_a_photo(r) for r in scan.skipped if r.reason == io.EMPTY_FOLDER)
+    ps = io.photo_set(root, labelled=True)
+    assert ps.labels == ["ann"] and sum(r.reason == io.EMPTY_FOLDER for r in ps.skipped) == 4
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert io.scan_folder(empty).skipped == [io.Rejected(str(empty), io.EMPTY_FOLDER)]
+    assert io.scan_folder(root, recursive=False).relative_skipped()[0].reason == "sub-folder (not searched)"
+
+
 def test_photo_set_labels_and_reproducible_limit(tmp_path):
     for person, n in (("ann", 5), ("bob", 3)):
         (tmp_path / person).mkdir()

@@ -37,7 +37,7 @@ from typing import Iterable, Mapping, Sequence, Union
 import numpy as np
 
 from .faces import TEMPLATE, Face, FaceQuality, alignment_matrix
-from .io import CSV_TEXT, Rejected, flat_name, load_image, photo_set
+from .io import CSV_TEXT, EMPTY_FOLDER, Rejected, flat_name, load_image, photo_set
 from .models import get_detector, same_person_distance
 
 from .names import AVERAGE_METHODS
@@ -70,7 +70,9 @@ def groups_from_folder(root: str | os.PathLike, *, per_group: int | None = None,
         flat = all(len(p.relative_to(root).parts) == 1 for p in ps.paths)  # the one group is the folder
         for r in ps.skipped:
             parts = Path(r.source).relative_to(root).parts
-            skipped.append((ps.labels[0] if flat else parts[0] if len(parts) > 1 else "", r))
+            # An empty person folder belongs to that person's group, as its files would.
+            inside = len(parts) > 1 or (len(parts) == 1 and r.reason == EMPTY_FOLDER)
+            skipped.append((ps.labels[0] if flat else parts[0] if inside else "", r))
     if per_group is not None:
         ps = ps.limit(per_label=per_group, seed=seed)
     groups: dict[str, list[Path]] = {}

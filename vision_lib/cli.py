@@ -435,7 +435,7 @@ def _add_average(sub) -> None:
 
 def _run_average(args: argparse.Namespace) -> int:
     from .average import average_groups, check_outputs, groups_from_input, write_averages
-    from .io import is_inside
+    from .io import EMPTY_FOLDER, is_inside
 
     if args.size < 16:
         raise ValueError("--size must be at least 16 pixels")
@@ -454,8 +454,12 @@ def _run_average(args: argparse.Namespace) -> int:
                      for which in ("left_out", "rejected"))
         print(f"{r.group}: {r.n_used}/{r.n_faces} faces used" + (f" (left out: {why})" if why else "")
               + (f"; {len(r.rejected)} photos without a usable face ({none})" if none else ""))
-    if skipped:
-        print(f"{len(skipped)} other files (not photos, hidden, or outside a sub-folder) are listed in left_out.csv")
+    empty = [(g, r) for g, r in skipped if r.reason == EMPTY_FOLDER]
+    for group, r in empty:  # a person's folder with no photos gets its line, like the groups above
+        print(f"{group or r.source}: {r.reason} (listed in left_out.csv)")
+    if len(skipped) > len(empty):
+        print(f"{len(skipped) - len(empty)} other files (not photos, hidden, or outside a sub-folder) are listed "
+              "in left_out.csv")
     print(f"wrote {sum(r.image is not None for r in results)} averages and {table}")
     return 0
 
@@ -595,7 +599,7 @@ def _add_compress(sub) -> None:
 
 def _run_compress(args: argparse.Namespace) -> int:
     from .compress import compress_files, output_names, to_jsonl
-    from .io import check_output_folder, is_inside, named_like_a_photo, scan_folder
+    from .io import EMPTY_FOLDER, check_output_folder, is_inside, named_like_a_photo, scan_folder
 
     if not 2 <= args.k <= 256:
         raise ValueError(f"--k must be between 2 and 256, got {args.k}")
@@ -633,8 +637,11 @@ def _run_compress(args: argparse.Namespace) -> int:
         print(f"vision-lib compress: {failed} of {inputs} inputs failed (see their JSON lines)",
               file=sys.stderr)
     if skipped:
-        print(f"vision-lib compress: {len(skipped)} files in the input folders are not photos "
-              "(see their \"skipped\" JSON lines)", file=sys.stderr)
+        empty = sum(r.reason == EMPTY_FOLDER for r in skipped)
+        what = [f"{len(skipped) - empty} files are not photos"] * (len(skipped) > empty) + [
+            f"{empty} folders hold no photos"] * bool(empty)
+        print(f"vision-lib compress: in the input folders, {' and '.join(what)} (see their \"skipped\" JSON lines)",
+              file=sys.stderr)
     return 1 if failed else 0
 
 

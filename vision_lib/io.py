@@ -637,13 +637,18 @@ def sniff_file(path: str | os.PathLike) -> tuple[str | None, str | None]:
     return sniff_bytes(head)
 
 
+#: The reason of a searched folder with no visible entry (nothing, or only hidden files) in a scan.
+EMPTY_FOLDER = "empty folder: no photos"
+
+
 @dataclass
 class FolderScan:
     """Every entry under a folder: the photos (by content), and everything else with its reason.
 
     ``photos`` and ``skipped`` sources are paths under ``root`` (as ``root / relative``), sorted.
-    Nothing is left out unlisted: hidden files and folders, non-photos, unreadable files, link loops
-    and (when not recursive) sub-folders all appear in ``skipped``.
+    Nothing is left out unlisted: hidden files and folders, non-photos, unreadable files, link loops,
+    (when not recursive) sub-folders, and folders with nothing but hidden files in them (reason
+    :data:`EMPTY_FOLDER`, source the folder) all appear in ``skipped``.
     """
 
     root: Path
@@ -661,7 +666,7 @@ def named_like_a_photo(skipped: Rejected) -> bool:
     (predict, compress) report these as failures; other files (``notes.txt``) are just skipped."""
     name = Path(skipped.source).name
     return is_image_name(name) and not name.startswith(".") and not skipped.reason.startswith(
-        ("hidden", "sub-folder", "link to a folder"))
+        ("hidden", "sub-folder", "link to a folder", EMPTY_FOLDER))
 
 
 def _relative(source: str | os.PathLike, root: Path) -> str:
@@ -697,6 +702,10 @@ def scan_folder(root: str | os.PathLike, *, recursive: bool = True) -> FolderSca
             scan.skipped.append(Rejected(str(folder), f"cannot read folder: {exc.strerror or exc}"))
             continue
         below = []
+        if all(name.startswith(".") for name in names):
+            # Said, not silent: a person's folder with nothing in it (or only .DS_Store) would
+            # otherwise just be missing from the results.
+            scan.skipped.append(Rejected(str(folder), EMPTY_FOLDER))
         for name in names:
             path = folder / name
             try:
@@ -827,5 +836,5 @@ __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageError", "Rejected", "load_ima
            "check_rgb", "CSV_TEXT", "flat_name", "is_inside", "check_output_folder", "check_writable",
            "make_writable_folder", "write_atomic", "signals_deferred", "folder_lock", "STAGING_PREFIX",
            "holds_no_output", "prepare_output", "locked_output", "copy_grouped", "staged_folder",
-           "is_image_name", "list_images", "PhotoSet", "photo_set", "LoadReport", "iter_loaded",
+           "is_image_name", "EMPTY_FOLDER", "list_images", "PhotoSet", "photo_set", "LoadReport", "iter_loaded",
            "resize_max_side"]

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..extraction import PhotoFeatures, Recipe, extract
 from ..faces import PhotoFaces
-from ..io import PhotoSet, Rejected, photo_set
+from ..io import EMPTY_FOLDER, PhotoSet, Rejected, photo_set
 from ..names import DEFAULT_FAR
 from ..tables import NO_FACE, FaceTable, face_table
 from .classifier import SUBJECT_TIE, FaceClassifier
@@ -197,7 +197,8 @@ def train(data: FaceTable | PhotoSet | str | os.PathLike, features: str = "embed
     X, y, D, report = training_faces(photos, labels, clean, threshold, min_size, descriptor=recipe.descriptor)
     for r in left_out:  # every file of the folder is accounted for: non-photos, hidden, loose photos
         parts = Path(r.source).parts
-        report.excluded.append(Excluded(str(Path(root) / r.source), parts[0] if len(parts) > 1 else "", r.reason))
+        inside = len(parts) > 1 or (len(parts) == 1 and r.reason == EMPTY_FOLDER)  # an empty person folder
+        report.excluded.append(Excluded(str(Path(root) / r.source), parts[0] if inside else "", r.reason))
     if len(set(y)) < 2:
         raise ValueError(f"after cleaning, faces of fewer than two people remain: {report.summary()}")
     _, counts = np.unique(y, return_counts=True)

@@ -158,7 +158,8 @@ def export_faces(in_dir: str | os.PathLike, out_dir: str | os.PathLike, detector
 
 
 #: How the reasons of a folder scan's non-photo entries begin (see :func:`vision_lib.io.scan_folder`).
-NOT_A_PHOTO = ("not a photo", "hidden ", "photo format not supported", "sub-folder", "link to a folder")
+NOT_A_PHOTO = ("not a photo", "hidden ", "photo format not supported", "sub-folder", "link to a folder",
+               "empty folder")
 
 
 def rejection_category(reason: str) -> str:
@@ -389,11 +390,20 @@ def manifest_by_folder(kept: Sequence[dict], rejected: Sequence[dict]) -> list[d
     def folder(source: str) -> str:
         return source.split("/")[0] if "/" in source else "."
 
+    from ..io import EMPTY_FOLDER
+
     table: dict[str, dict] = {}
     cats = ("no face found", "only small faces", "unreadable file", "failed", "not a photo")
+    empty = [r for r in rejected if r["reason"] == EMPTY_FOLDER]  # the folder itself: no photo of it
+    rejected = [r for r in rejected if r["reason"] != EMPTY_FOLDER]
+
+    def row(name: str) -> dict:
+        return table.setdefault(name, {"folder": name, "photos": 0, "kept": 0, "faces": 0, **{c: 0 for c in cats}})
+
+    for r in empty:  # an empty person folder still gets its row, with 0 photos
+        row(r["source"].split("/")[0])
     for src in sorted({r["source"] for r in kept} | {r["source"] for r in rejected}, key=folder):
-        table.setdefault(folder(src), {"folder": folder(src), "photos": 0, "kept": 0, "faces": 0,
-                                       **{c: 0 for c in cats}})["photos"] += 1
+        row(folder(src))["photos"] += 1
     for src in {r["source"] for r in kept}:
         table[folder(src)]["kept"] += 1
     for r in kept:
