@@ -184,7 +184,8 @@ def test_groups_from_clusters_skips_unassigned_and_finds_the_root(tmp_path):
 def test_write_averages_never_overwrites(tmp_path):
     from vision_lib.io import Rejected
 
-    res = A.AverageFace("Jo/Smith", np.zeros((8, 8, 3), np.uint8), 3, 2, "landmarks", (0, 0, 8, 8), [],
+    res = A.AverageFace("Jo/Smith", np.zeros((8, 8, 3), np.uint8), 3, 2, "landmarks", (0, 0, 8, 8),
+                        [(Path("Jo/Smith/1.jpg"), 0), (Path("Jo/Smith/3.jpg"), 1)],
                         [Rejected("Jo/Smith/2.jpg", "turned away (0.31)")], [Rejected("Jo/Smith/x.jpg", "not an image")])
     empty = A.AverageFace("nobody", None, 0, 0, "landmarks", None, [], [], [])
     table = A.write_averages([res, empty], tmp_path)
@@ -192,6 +193,8 @@ def test_write_averages_never_overwrites(tmp_path):
     assert table.read_text().splitlines() == ["group,n_faces,n_used", "Jo/Smith,3,2", "nobody,0,0"]
     assert (tmp_path / "left_out.csv").read_text().splitlines() == [
         "group,source,reason", "Jo/Smith,Jo/Smith/2.jpg,turned away (0.31)", "Jo/Smith,Jo/Smith/x.jpg,not an image"]
+    assert (tmp_path / "used.csv").read_text().splitlines() == [  # the faces used, by name
+        "group,source", "Jo/Smith,Jo/Smith/1.jpg#0", "Jo/Smith,Jo/Smith/3.jpg#1"]
     with pytest.raises(FileExistsError):
         A.write_averages([res], tmp_path)
     with pytest.raises(FileExistsError):  # the CLI asks before computing anything

@@ -755,7 +755,7 @@ def check_outputs(groups: Iterable[str], out_dir: str | os.PathLike, *, overwrit
     if clash:
         f, gs = next(iter(clash.items()))
         raise ValueError(f"groups {', '.join(map(repr, gs))} would all be written to {f}; rename the folders")
-    outputs = [*(out_dir / f for f in by_file), out_dir / "averages.csv", out_dir / "left_out.csv"]
+    outputs = [*(out_dir / f for f in by_file), *(out_dir / f for f in TABLES)]
     odd = [p for p in outputs if p.exists() and not p.is_file()]
     if odd:  # not even --overwrite may replace a folder
         raise FileExistsError(f"{odd[0]} exists and is not a file; move it or choose another --out")
@@ -765,11 +765,16 @@ def check_outputs(groups: Iterable[str], out_dir: str | os.PathLike, *, overwrit
                               f"or pass --overwrite")
 
 
+#: The tables :func:`write_averages` writes beside the images.
+TABLES = ("averages.csv", "used.csv", "left_out.csv")
+
+
 def write_averages(results: Sequence[AverageFace], out_dir: str | os.PathLike, *, overwrite: bool = False,
                    skipped: Sequence[tuple[str, Rejected]] = ()) -> Path:
-    """Write ``<group>.png`` per average, ``averages.csv`` (``group,n_faces,n_used``) and
-    ``left_out.csv`` (``group,source,reason``: every photo or face the averages did not use, and the
-    ``skipped`` files of the input folder, see :func:`groups_from_folder`).
+    """Write ``<group>.png`` per average, ``averages.csv`` (``group,n_faces,n_used``), ``used.csv``
+    (``group,source``: every face an average is made of, ``path#face``) and ``left_out.csv``
+    (``group,source,reason``: every photo or face the averages did not use, and the ``skipped``
+    files of the input folder, see :func:`groups_from_folder`).
 
     Refuses (see :func:`check_outputs`) when any of these files exists, unless ``overwrite``; groups
     without a usable face get a CSV row but no image.
@@ -800,6 +805,9 @@ def _write_averages(results: Sequence[AverageFace], out_dir: Path, skipped: Sequ
     # old table cut short.
     table = write_atomic(out_dir / "averages.csv", _csv_bytes(["group", "n_faces", "n_used"],
                                                               ([r.group, r.n_faces, r.n_used] for r in results)))
+    # The faces used are named, not only counted: with left_out.csv every input is accounted for by name.
+    write_atomic(out_dir / "used.csv", _csv_bytes(["group", "source"], ([r.group, f"{source}#{face}"]
+                                                                     for r in results for source, face in r.used)))
     write_atomic(out_dir / "left_out.csv", _csv_bytes(["group", "source", "reason"],
                                                       [*([r.group, x.source, x.reason]
                                                          for r in results for x in r.left_out + r.rejected),

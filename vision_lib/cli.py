@@ -414,7 +414,8 @@ def _add_average(sub) -> None:
         "average", help="aligned average face per person or cluster",
         description="IN is a folder of sub-folders (one per person) or the clusters.csv written by "
                     "`vision-lib cluster` (or its output folder). Writes OUT_DIR/<group>.png and "
-                    "OUT_DIR/averages.csv (group,n_faces,n_used) and OUT_DIR/left_out.csv (group,source,reason); "
+                    "OUT_DIR/averages.csv (group,n_faces,n_used), OUT_DIR/used.csv (group,source: the faces "
+                    "used) and OUT_DIR/left_out.csv (group,source,reason); "
                     "existing files are never overwritten "
                     "unless --overwrite is given.")
     p.add_argument("in_path", type=Path, metavar="IN", help="folder of sub-folders, or clusters.csv")
