@@ -569,6 +569,36 @@ def _cli(*args) -> tuple[int, str, str]:
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def test_cli_train_report_lists_every_training_face(rng, tmp_path, capsys):
+    import csv
+
+    from vision_lib.cli import main
+
+    photos, labels = _labelled_folders(rng, _identities(rng))
+    _as_table(photos, labels).save(tmp_path / "faces.npz")
+    report = tmp_path / "out" / "report.csv"  # its folder is created
+    args = ["train", str(tmp_path / "faces.npz"), "--quiet", "--jobs", "1", "--out", str(tmp_path / "m.pkl")]
+    assert main(args + ["--report", str(report)]) == 0
+    rep = classify.load_model(tmp_path / "m.pkl").training_report_
+    with open(report, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == rep.COLUMNS and len(rows) - 1 == len(rep.kept) + len(rep.excluded) > 0
+    kept = [r for r in rows[1:] if r[3] == "kept"]
+    assert sorted((r[0], int(r[2])) for r in kept) == sorted((k[0], k[2]) for k in rep.kept)
+    left = [r for r in rows[1:] if r[3] != "kept"]
+    assert left and all(r[3] == "left out" and r[4] for r in left), left
+    assert f"wrote {report} ({len(rep.kept)} faces kept" in capsys.readouterr().out
+    # A second run refuses the existing report before any training, and writes no model either.
+    before = report.read_bytes()
+    assert main(["train", str(tmp_path / "faces.npz"), "--quiet", "--out", str(tmp_path / "n.pkl"),
+                 "--report", str(report)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and not (tmp_path / "n.pkl").exists()
+    assert report.read_bytes() == before
+    assert main(["train", str(tmp_path / "faces.npz"), "--quiet", "--out", str(tmp_path / "n.pkl"),
+                 "--report", str(tmp_path / "n.pkl")]) == 2
+    assert "another file than the model" in capsys.readouterr().err
+
+
 def test_cli_train_then_predict_json(small_sets, tmp_path):
     train_dir, test_dir = small_sets
     model = tmp_path / "model.pkl"

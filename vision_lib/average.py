@@ -37,7 +37,7 @@ from typing import Iterable, Mapping, Sequence, Union
 import numpy as np
 
 from .faces import TEMPLATE, Face, FaceQuality, alignment_matrix
-from .io import CSV_TEXT, EMPTY_FOLDER, Rejected, flat_name, load_image, photo_set
+from .io import CSV_TEXT, EMPTY_FOLDER, Rejected, csv_bytes, flat_name, load_image, photo_set
 from .models import get_detector, same_person_distance
 
 from .names import AVERAGE_METHODS
@@ -803,27 +803,16 @@ def _write_averages(results: Sequence[AverageFace], out_dir: Path, skipped: Sequ
             write_atomic(out_dir / f"{safe_name(r.group)}.png", buf.getvalue())
     # The tables too go through a temporary name: with --overwrite, an interrupt must not leave an
     # old table cut short.
-    table = write_atomic(out_dir / "averages.csv", _csv_bytes(["group", "n_faces", "n_used"],
+    table = write_atomic(out_dir / "averages.csv", csv_bytes(["group", "n_faces", "n_used"],
                                                               ([r.group, r.n_faces, r.n_used] for r in results)))
     # The faces used are named, not only counted: with left_out.csv every input is accounted for by name.
-    write_atomic(out_dir / "used.csv", _csv_bytes(["group", "source"], ([r.group, f"{source}#{face}"]
+    write_atomic(out_dir / "used.csv", csv_bytes(["group", "source"], ([r.group, f"{source}#{face}"]
                                                                      for r in results for source, face in r.used)))
-    write_atomic(out_dir / "left_out.csv", _csv_bytes(["group", "source", "reason"],
+    write_atomic(out_dir / "left_out.csv", csv_bytes(["group", "source", "reason"],
                                                       [*([r.group, x.source, x.reason]
                                                          for r in results for x in r.left_out + r.rejected),
                                                        *([g, x.source, x.reason] for g, x in skipped)]))
     return table
-
-
-def _csv_bytes(header: list[str], rows: Iterable[list]) -> bytes:
-    """A CSV file's bytes, as ``open(..., **CSV_TEXT)`` would write them."""
-    import io
-
-    buf = io.StringIO(newline="")
-    writer = csv.writer(buf)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buf.getvalue().encode(CSV_TEXT["encoding"], CSV_TEXT["errors"])
 
 
 def groups_from_input(source: str | os.PathLike, root: str | os.PathLike | None = None, *,

@@ -278,7 +278,10 @@ def _add_train(sub) -> None:
                    "'off': name every face the classifier is sure of")
     p.add_argument("--strangers", type=Path, default=None, metavar="DIR",
                    help="photos of people not in LABELLED_DIR, added to the stranger calibration")
-    _add_overwrite(p, "an existing model file")
+    p.add_argument("--report", type=Path, default=None, metavar="CSV",
+                   help="also write every training photo and face to this CSV: kept, or left out and why "
+                        "(source, person, face, status, reason, distance)")
+    _add_overwrite(p, "an existing model file (and --report file)")
     _hidden_alias(p, "--force", "overwrite", action="store_true")
     _add_workers(p)
     p.set_defaults(handler=_run_train)
@@ -291,6 +294,12 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ValueError("give the model file to write with --out MODEL")
     check_model_path(args.out, overwrite=args.overwrite)  # before the training work, not after it
+    if args.report is not None:
+        from .io import check_output_file
+
+        if args.report.resolve() == args.out.resolve():
+            raise ValueError("--report must be another file than the model (--out)")
+        check_output_file(args.report, overwrite=args.overwrite, what="report")
     table = None
     if args.names is None and args.labelled_dir.is_file():  # a descriptor table, or a clear error
         from .tables import load_descriptor_table
@@ -348,6 +357,12 @@ def _run_train(args: argparse.Namespace) -> int:
             face = "" if e.face_index is None else f" [face {e.face_index}]"
             print(f"  {e.path}{face}: {e.reason}")
     print(f"wrote {args.out} (a pickle: load only files you trust)")
+    if args.report is not None:
+        from .io import check_output_file, csv_bytes, write_atomic
+
+        check_output_file(args.report, overwrite=args.overwrite, what="report")  # still free after training
+        write_atomic(args.report, csv_bytes(list(rep.COLUMNS), rep.rows()))
+        print(f"wrote {args.report} ({len(rep.kept)} faces kept, {len(rep.excluded)} photos or faces left out)")
     return 0
 
 

@@ -275,6 +275,40 @@ def check_writable(folder: str | os.PathLike) -> Path:
     return folder
 
 
+def check_output_file(path: str | os.PathLike, *, overwrite: bool = False, what: str = "output") -> Path:
+    """Refuse, before any work, a file path that a later write would refuse or fail: an existing
+    file without ``overwrite`` (``FileExistsError``), anything that is not a regular file (a folder,
+    a device), or a folder that cannot be written (``PermissionError``). Creates the missing folders.
+    ``what`` names the file in the messages (``"model"``, ``"report"``)."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise FileExistsError(f"{path} exists and is not a regular file; choose another {what} path")
+        if not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    try:
+        check_output_folder(path.parent)
+        make_writable_folder(path.parent)
+    except FileExistsError:  # a file where the folder should be: its own message
+        raise
+    except OSError as exc:
+        raise PermissionError(f"cannot write a {what} into {path.parent}: {exc.strerror or exc}") from None
+    return path
+
+
+def csv_bytes(header: list[str], rows: Iterable[list]) -> bytes:
+    """A CSV file's bytes (header line, then ``rows``), as ``open(..., **CSV_TEXT)`` would write
+    them: for :func:`write_atomic`, so a table is never left half written."""
+    import csv
+    import io
+
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue().encode(CSV_TEXT["encoding"], CSV_TEXT["errors"])
+
+
 def make_writable_folder(path: str | os.PathLike) -> Path:
     """Create ``path`` (and parents) and prove a file can be written there; raises ``OSError``."""
     path = Path(path)
@@ -833,8 +867,8 @@ def resize_max_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float
 
 #: The public names of this module.
 __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageError", "Rejected", "load_image", "load_image_bytes",
-           "check_rgb", "CSV_TEXT", "flat_name", "is_inside", "check_output_folder", "check_writable",
-           "make_writable_folder", "write_atomic", "signals_deferred", "folder_lock", "STAGING_PREFIX",
+           "check_rgb", "CSV_TEXT", "csv_bytes", "flat_name", "is_inside", "check_output_folder",
+           "check_output_file", "check_writable", "make_writable_folder", "write_atomic", "signals_deferred", "folder_lock", "STAGING_PREFIX",
            "holds_no_output", "prepare_output", "locked_output", "copy_grouped", "staged_folder",
            "is_image_name", "EMPTY_FOLDER", "list_images", "PhotoSet", "photo_set", "LoadReport", "iter_loaded",
            "resize_max_side"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..extraction import Recipe
-from ..io import check_output_folder, make_writable_folder, write_atomic
+from ..io import check_output_file, write_atomic
 from .classifier import CHOICES, FaceClassifier
 
 BUNDLE_FORMAT = 1
@@ -48,20 +48,7 @@ def check_model_path(path: str | os.PathLike, *, overwrite: bool = False) -> Pat
     """Refuse, before any training, a path :func:`save_model` would refuse or fail to write: an
     existing file without ``overwrite``, anything that is not a regular file (a folder, a device),
     or a folder that cannot be written."""
-    path = Path(path)
-    if path.exists() or path.is_symlink():
-        if not path.is_file():
-            raise FileExistsError(f"{path} exists and is not a regular file; choose another model path")
-        if not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    try:
-        check_output_folder(path.parent)
-        make_writable_folder(path.parent)
-    except FileExistsError:  # a file where the folder should be: its own message
-        raise
-    except OSError as exc:
-        raise PermissionError(f"cannot write a model into {path.parent}: {exc.strerror or exc}") from None
-    return path
+    return check_output_file(path, overwrite=overwrite, what="model")
 
 
 def save_model(model: FaceClassifier, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -50,6 +50,20 @@ class TrainingReport:
         """Whole photos that gave no training face (the rest are single faces of kept photos)."""
         return [e for e in self.excluded if e.face_index is None]
 
+    #: The columns of :meth:`rows`.
+    COLUMNS = ("source", "person", "face", "status", "reason", "distance")
+
+    def rows(self) -> list[list]:
+        """One row per training face kept and per photo or face left out (:data:`COLUMNS`), sorted
+        by photo then face: ``face`` is empty for a whole photo, ``status`` ``kept`` or ``left out``,
+        ``distance`` the face's distance to its person (empty when not measured)."""
+        def cell(x):
+            return "" if x is None else round(float(x), 4) if isinstance(x, (float, np.floating)) else x
+
+        out = [[path, label, face, "kept", "", cell(dist)] for path, label, face, dist in self.kept]
+        out += [[e.path, e.label, cell(e.face_index), "left out", e.reason, cell(e.distance)] for e in self.excluded]
+        return sorted(out, key=lambda r: (r[0], -1 if r[2] == "" else r[2], r[3]))
+
     def summary(self) -> dict:
         return {
             "faces_kept": len(self.kept),
