@@ -15,7 +15,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -703,6 +703,28 @@ def named_like_a_photo(skipped: Rejected) -> bool:
         ("hidden", "sub-folder", "link to a folder", EMPTY_FOLDER))
 
 
+#: At most this many entries are listed in a :func:`too_few_photos` message (the rest are counted).
+LISTED_AT_MOST = 10
+
+
+def too_few_photos(root: str | os.PathLike, found: int, need: int, not_used: Sequence[Rejected], *,
+                   what: str = "photos", needs: str = "") -> str:
+    """The message for a folder that gave fewer than ``need`` usable ``what`` (a plural noun): how many
+    it gave, every entry not used and why (``not_used``, sources relative to ``root``; the first
+    :data:`LISTED_AT_MOST`), then ``needs``: what the command needs, i.e. the fix."""
+    root = Path(root)
+    noun = what[:-1] if found == 1 and what.endswith("s") else what
+    head = f"{found or 'no'} usable {noun} in {root}" + (f" ({need} needed)" if need > 1 else "")
+    lines = []
+    if not found and [(r.source, r.reason) for r in not_used] == [(".", EMPTY_FOLDER)]:
+        head += ": the folder is empty"  # not "1 other file": the only entry is the folder itself
+    elif not_used:
+        head += f"; {len(not_used)} {'entry' if len(not_used) == 1 else 'entries'} not used:"
+        lines = [f"  {root if r.source == '.' else r.source}: {r.reason}" for r in not_used[:LISTED_AT_MOST]]
+        lines += [f"  ... and {len(not_used) - LISTED_AT_MOST} more"] * (len(not_used) > LISTED_AT_MOST)
+    return "\n".join([head, *lines] + [needs] * bool(needs))
+
+
 def _relative(source: str | os.PathLike, root: Path) -> str:
     try:
         return Path(source).relative_to(root).as_posix()
@@ -870,5 +892,5 @@ __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageError", "Rejected", "load_ima
            "check_rgb", "CSV_TEXT", "csv_bytes", "flat_name", "is_inside", "check_output_folder",
            "check_output_file", "check_writable", "make_writable_folder", "write_atomic", "signals_deferred", "folder_lock", "STAGING_PREFIX",
            "holds_no_output", "prepare_output", "locked_output", "copy_grouped", "staged_folder",
-           "is_image_name", "EMPTY_FOLDER", "list_images", "PhotoSet", "photo_set", "LoadReport", "iter_loaded",
+           "is_image_name", "EMPTY_FOLDER", "LISTED_AT_MOST", "too_few_photos", "list_images", "PhotoSet", "photo_set", "LoadReport", "iter_loaded",
            "resize_max_side"]
