@@ -2,7 +2,7 @@
 and the model tests' look-ups of real data (:data:`LFW`, :func:`lfw_photos`, :func:`have_model_files`).
 
 Everything is made here (never committed images); the face photos are copies of a real photo
-passed in by the test (from ../shared), converted to the awkward formats.
+passed in by the test (from the real data sets), converted to the awkward formats.
 """
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from vision_lib import config
+
 # One PNG-header forger for the test corpus and the web-app abuse driver (light imports only).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from serve_abuse import png_claiming  # noqa: E402,F401  (re-exported to the tests)
 
 #: The LFW photos (one folder per person) the model tests read, when present.
-LFW = Path(os.environ.get("VISION_LIB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "lfw"
+LFW = config.dataset("lfw", required=False)  # the library's rule, as the conftest fixtures
 
 
 def lfw_photos(n_people: int, per_person: int) -> list[tuple[str, Path]]:

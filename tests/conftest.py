@@ -1,4 +1,4 @@
-"""Shared fixtures: real data from ../shared (skipped with a reason when absent) and generated images."""
+"""Shared fixtures: real data sets (skipped with a reason when absent) and generated images."""
 from __future__ import annotations
 
 import os
@@ -7,19 +7,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-# Tests use ../shared beside the checkout unless VISION_LIB_DATA says otherwise.
-_SHARED = ROOT.parent / "shared"
-os.environ.setdefault("VISION_LIB_DATA", str(_SHARED / "data"))
-if (_SHARED / "models" / "keras").is_dir():
-    os.environ.setdefault("KERAS_HOME", str(_SHARED / "models" / "keras"))
+from vision_lib import config
+
+# The data sets by the library's own rule (config.data_dir: $VISION_LIB_DATA, else ../shared/data beside
+# the checkout when present, else data/), as the README, notebooks and Makefile use; exported, so that
+# subprocesses (notebooks, the app) and tests that read the variable look in the same place.
+os.environ.setdefault("VISION_LIB_DATA", str(config.data_dir()))
+if (config.SHARED_DIR / "models" / "keras").is_dir():
+    os.environ.setdefault("KERAS_HOME", str(config.SHARED_DIR / "models" / "keras"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _dataset(name: str) -> Path:
-    path = Path(os.environ["VISION_LIB_DATA"]) / name
+    path = config.dataset(name, required=False)
     if not path.is_dir():
-        pytest.skip(f"real data set '{name}' not found at {path} (set VISION_LIB_DATA or put ../shared beside the checkout)")
+        pytest.skip(f"real data set '{name}' not found: put its photos in {path}/ (or set VISION_LIB_DATA to a "
+                    f"folder holding {name}/; default ../shared/data beside the checkout when present, else data/)")
     return path
 
 

@@ -687,6 +687,33 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
                                                           "skipped": "empty folder: no photos"}]
 
 
+def test_cli_predict_says_error_for_a_file_it_could_not_read_wherever_it_is(tmp_path, monkeypatch, capsys):
+    # A photo behind a broken link was "skipped" in a folder when it had no extension (IMG_0002) but an
+    # "error" with .jpg or named on the command line, and then read "No such file or directory".
+    from vision_lib.cli import main
+
+    class Model:  # predict_paths as FaceClassifier's for files that cannot be read (no model needed)
+        def predict_paths(self, paths, **kw):
+            return [{"path": str(ph.path), "error": ph.error} for ph in extraction.extract(paths, progress=False)]
+
+    monkeypatch.setattr(classify, "load_model", lambda path: Model())
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    os.symlink(tmp_path / "gone" / "IMG_0002", inbox / "IMG_0002")  # a phone export: no extension
+    os.symlink(tmp_path / "gone" / "IMG_0003.jpg", inbox / "IMG_0003.jpg")
+    (inbox / "notes.txt").write_text("not a photo")
+    broken = "cannot read: broken link (its target does not exist)"
+    assert main(["predict", "--model", "m.pkl", str(inbox), str(inbox / "IMG_0002"), "--json"]) == 1
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines == [{"path": str(inbox / "IMG_0002"), "error": broken}, {"path": str(inbox / "IMG_0003.jpg"), "error": broken},
+                     {"path": str(inbox / "notes.txt"), "skipped": "not a photo: text file"},
+                     {"path": str(inbox / "IMG_0002"), "error": broken}]
+    assert main(["predict", "--model", "m.pkl", str(inbox), "--quiet"]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == f"{inbox / 'IMG_0002'}\terror: {broken}"
+    assert main(["compress", str(inbox), "--out", str(tmp_path / "c")]) == 1  # the same words as compress
+    assert json.loads(capsys.readouterr().out.splitlines()[0]) == {"path": str(inbox / "IMG_0002"), "error": broken}
+
+
 def model_labels(path: Path) -> list[str]:
     return list(classify.read_header(path)["header"]["labels"])
 

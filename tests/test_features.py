@@ -276,6 +276,24 @@ def test_folder_histograms_give_a_labelled_table_and_list_what_failed(tmp_path, 
         T.folder_features(tmp_path / "in", "sift")
 
 
+def test_cli_features_without_photos_says_what_is_there(tmp_path, capsys):
+    # An empty folder used to read "no photos under in (1 other files)": the one entry was the folder.
+    from vision_lib.cli import main
+
+    (tmp_path / "empty").mkdir()
+    assert main(["features", str(tmp_path / "empty"), "--out", str(tmp_path / "a.npz"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the folder is empty" in err and "other files" not in err
+    assert f"put the photos in {tmp_path / 'empty'} or in its sub-folders" in err
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "notes.txt").write_text("not a photo")
+    (tmp_path / "text" / "list.csv").write_text("a,b\n")
+    assert main(["features", str(tmp_path / "text"), "--out", str(tmp_path / "b.npz"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "2 entries not used:" in err and "  notes.txt: not a photo: text file" in err and "  list.csv: " in err
+    assert not any(tmp_path.glob("*.npz"))
+
+
 def test_cli_features_writes_npz_and_never_overwrites(tmp_path, rng, capsys):
     from vision_lib.cli import main
 

@@ -137,8 +137,9 @@ def test_list_images_is_recursive_sorted_and_skips_other_files(corpus):
 
 def test_missing_files_and_broken_links_read_as_such(tmp_path):
     (tmp_path / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
-    for name in ("absent.jpg", "gone.jpg"):
-        with pytest.raises(io.ImageError, match="cannot read: No such file or directory"):
+    # A broken link is said to be one, as a folder scan says it (not "No such file").
+    for name, says in (("absent.jpg", "No such file or directory"), ("gone.jpg", r"broken link \(its target")):
+        with pytest.raises(io.ImageError, match=f"cannot read: {says}"):
             io.load_image(tmp_path / name)
 
 
@@ -477,6 +478,28 @@ def test_defaults_follow_the_makefile_without_environment_variables(tmp_path, mo
     assert E.mobilenet_weights_path() == weights
     monkeypatch.setenv("VISION_LIB_DATA", str(tmp_path / "mine"))
     assert config.data_dir() == (tmp_path / "mine").resolve()
+
+
+def test_real_data_fixtures_look_where_the_library_looks(tmp_path, monkeypatch):
+    # The fixtures looked only in ../shared/data; the README and notebooks default to data/ without it.
+    import conftest
+
+    from vision_lib import config
+
+    monkeypatch.delenv("VISION_LIB_DATA", raising=False)
+    monkeypatch.setattr(config, "SHARED_DIR", tmp_path / "shared")  # no ../shared beside the checkout
+    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path / "project")
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        conftest._dataset("lfw")
+    assert f"put its photos in {(tmp_path / 'project' / 'data' / 'lfw').resolve()}/" in str(skipped.value)
+    assert "VISION_LIB_DATA" in str(skipped.value)
+    (tmp_path / "project" / "data" / "lfw").mkdir(parents=True)
+    assert conftest._dataset("lfw") == (tmp_path / "project" / "data" / "lfw").resolve()
+    (tmp_path / "shared" / "data" / "lfw").mkdir(parents=True)  # ../shared/data first, when present
+    assert conftest._dataset("lfw") == (tmp_path / "shared" / "data" / "lfw").resolve()
+    monkeypatch.setenv("VISION_LIB_DATA", str(tmp_path / "mine"))
+    with pytest.raises(pytest.skip.Exception, match="mine"):
+        conftest._dataset("lfw")
 
 
 def test_notebook_runner_refuses_typos_and_the_notebooks_folder(tmp_path):

@@ -98,7 +98,8 @@ def test_features_compress_and_teams_account_for_every_file(mixed, tmp_path, cap
     assert rc == 1  # files meant as photos failed; the other non-photos are skipped, not failures
     by_path = {_relative(x["path"], root): x for x in lines}
     assert set(by_path) == everything and len(lines) == len(everything)
-    meant = {"truncated.jpg", "zero.jpg", "fake_photo.png", "gone.jpg"}  # visible, with a photo's extension
+    # Visible, with a photo's extension; or a file that could not be read at all (it may be a photo).
+    meant = {"truncated.jpg", "zero.jpg", "fake_photo.png", "gone.jpg", "self_link"}
     assert {p for p, x in by_path.items() if "error" in x} == meant
     assert {p for p, x in by_path.items() if "skipped" in x} == set(others) - meant
 

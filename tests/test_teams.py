@@ -119,6 +119,28 @@ def test_cli_teams_writes_csv_and_groups(tmp_path, rng, monkeypatch):
     assert os.listdir(tmp_path / "again") == []  # a folder that was there stays, empty and re-usable
 
 
+def test_cli_teams_with_too_few_crops_says_which_files_and_why(tmp_path, rng, capsys):
+    # It used to stop with "need at least 2 crops, got 1": no word on the files it did not use.
+    from vision_lib.cli import main
+
+    src = tmp_path / "crops"
+    (src / "frame_1").mkdir(parents=True)
+    Image.fromarray(_crop(rng, "A")).save(src / "1000_A.png")
+    Image.fromarray(_crop(rng, "B")).save(src / "frame_1" / "1000_B.png")  # sub-folders are not searched
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (src / "notes.txt").write_text("not a photo")
+    assert main(["teams", str(src), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"1 usable crop in {src} (2 needed); 3 entries not used:" in err
+    assert "  broken.jpg: cannot decode" in err and "  notes.txt: not a photo: text file" in err
+    assert "  frame_1: sub-folder (not searched)" in err
+    assert "teams needs at least 2 player crops (readable photos) directly in" in err and "--clusters" in err
+    assert sorted(os.listdir(tmp_path)) == ["crops"]  # no output folder left behind
+    (tmp_path / "empty").mkdir()
+    assert main(["teams", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "no usable crops in" in (err := capsys.readouterr().err) and "the folder is empty" in err
+
+
 # --------------------------------------------------------------------------- real crops
 def test_real_player_folders(players_dir):
     labels = teams.read_labels(players_dir / "labels_top.csv", "two_players_top")

@@ -383,7 +383,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     import json
 
     from .classify import load_model
-    from .io import named_like_a_photo, scan_folder
+    from .io import entry_word, scan_folder
     from .plotting import percent
 
     if args.model is None:  # the older form: `predict MODEL INPUT...`
@@ -401,9 +401,9 @@ def _run_predict(args: argparse.Namespace) -> int:
             skipped += scan.skipped
         else:
             paths.append(item)  # a missing or unreadable file is reported in its own line
-    failed = [r for r in skipped if named_like_a_photo(r)]  # broken.jpg: meant as a photo, so an error
+    failed = [r for r in skipped if entry_word(r) == "error"]  # broken.jpg: meant as a photo, so an error
     for r in skipped:  # every file of a folder gets its line; other files (notes.txt) are not errors
-        word = "error" if named_like_a_photo(r) else "skipped"
+        word = entry_word(r)  # the same word as compress, and as a photo given by name that fails
         print(json.dumps({"path": r.source, word: r.reason}) if args.json else f"{r.source}\t{word}: {r.reason}",
               flush=True)
     if not paths:
@@ -615,7 +615,7 @@ def _add_compress(sub) -> None:
 
 def _run_compress(args: argparse.Namespace) -> int:
     from .compress import compress_files, output_names, to_jsonl
-    from .io import EMPTY_FOLDER, check_output_folder, is_inside, named_like_a_photo, scan_folder
+    from .io import EMPTY_FOLDER, check_output_folder, entry_word, is_inside, scan_folder
 
     if not 2 <= args.k <= 256:
         raise ValueError(f"--k must be between 2 and 256, got {args.k}")
@@ -639,10 +639,10 @@ def _run_compress(args: argparse.Namespace) -> int:
             relative.append(Path(item.name))
     failed = 0
     for r in skipped:  # a folder's other files get their line too; broken.jpg (meant as a photo) is a failure
-        failed += named_like_a_photo(r)
-        print(to_jsonl({"path": r.source, "error" if named_like_a_photo(r) else "skipped": r.reason}), flush=True)
+        failed += entry_word(r) == "error"
+        print(to_jsonl({"path": r.source, entry_word(r): r.reason}), flush=True)
     inputs = len(paths) + failed  # the photos plus the broken files meant as photos, each counted once
-    skipped = [r for r in skipped if not named_like_a_photo(r)]
+    skipped = [r for r in skipped if entry_word(r) == "skipped"]
     out_names = output_names(relative, args.k, args.dither)
     for record in compress_files(paths, args.out, args.k, names=out_names, dither=args.dither, overwrite=args.overwrite,
                                  optimize=args.optimize, random_state=args.seed,

@@ -16,7 +16,7 @@ import numpy as np
 
 from .faces import PhotoFaces
 from .geometry import Face
-from .io import ImageError, load_image
+from .io import ImageError, cannot_read, load_image
 from .names import TRAINING_FEATURES as FEATURES
 from .parallel import map_ordered
 
@@ -228,7 +228,7 @@ def _wavelet_chunk(paths: list[Path], recipe: Recipe) -> list[PhotoFaces]:
         try:
             digest = file_digest(p)
         except OSError as exc:
-            out.append(PhotoFeatures(p, [], np.zeros((0, 0), np.float32), None, f"cannot read: {exc.strerror or exc}"))
+            out.append(PhotoFeatures(p, [], np.zeros((0, 0), np.float32), None, cannot_read(exc, p)))
             continue
         faces, feats, desc, err = run(digest, recipe.detector, detector_key, feature_key, recipe.descriptor_model.id,
                                       path=str(p))

@@ -15,7 +15,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -108,7 +108,7 @@ def _decode(source, name, size, max_pixels: int) -> np.ndarray:
         raise ImageError(name, _unidentified_reason(source)) from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on malformed files
         if isinstance(exc, OSError) and exc.errno is not None:  # the file system's answer, not the decoder's
-            raise ImageError(name, f"cannot read: {exc.strerror or exc}") from None
+            raise ImageError(name, cannot_read(exc, source if isinstance(source, Path) else None)) from None
         msg = str(exc).split("\n")[0] or type(exc).__name__
         if "truncated" in msg.lower():
             msg = "truncated image file"
@@ -647,6 +647,16 @@ def _text_kind(head: bytes) -> str | None:
     return "text file"
 
 
+def cannot_read(exc: OSError, path: str | os.PathLike | None = None) -> str:
+    """The reason for a file that could not be opened, in the same words whether it was found in a
+    folder or named on the command line (a broken link is said to be one, not "No such file")."""
+    if exc.errno == errno.ELOOP:
+        return "cannot read: symbolic link loop"
+    if exc.errno == errno.ENOENT and path is not None and Path(path).is_symlink():
+        return "cannot read: broken link (its target does not exist)"
+    return f"cannot read: {exc.strerror or exc}"
+
+
 def sniff_file(path: str | os.PathLike) -> tuple[str | None, str | None]:
     """:func:`sniff_bytes` of a file's first bytes; files that cannot be read (broken links, link
     loops, folders, pipes, no permission) get a reason too. Only reads, and only regular files."""
@@ -654,11 +664,7 @@ def sniff_file(path: str | os.PathLike) -> tuple[str | None, str | None]:
     try:
         st = path.stat()
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return None, "cannot read: symbolic link loop"
-        if exc.errno == errno.ENOENT and path.is_symlink():
-            return None, "cannot read: broken link (its target does not exist)"
-        return None, f"cannot read: {exc.strerror or exc}"
+        return None, cannot_read(exc, path)
     if not stat.S_ISREG(st.st_mode):
         return None, "cannot read: a folder" if stat.S_ISDIR(st.st_mode) else "cannot read: not a regular file"
     if st.st_size == 0:
@@ -701,6 +707,36 @@ def named_like_a_photo(skipped: Rejected) -> bool:
     name = Path(skipped.source).name
     return is_image_name(name) and not name.startswith(".") and not skipped.reason.startswith(
         ("hidden", "sub-folder", "link to a folder", EMPTY_FOLDER))
+
+
+def entry_word(skipped: Rejected) -> str:
+    """The word of a skipped entry's line in the commands that answer for every photo (predict,
+    compress): ``"error"``, as for a photo they could not decode, when it was meant to be a photo
+    (:func:`named_like_a_photo`) or could not be read at all, so may well be one (``IMG_0002``, no
+    extension, behind a broken link); else ``"skipped"`` (``notes.txt``, hidden files, empty folders)."""
+    return "error" if named_like_a_photo(skipped) or skipped.reason.startswith("cannot read:") else "skipped"
+
+
+#: At most this many entries are listed in a :func:`too_few_photos` message (the rest are counted).
+LISTED_AT_MOST = 10
+
+
+def too_few_photos(root: str | os.PathLike, found: int, need: int, not_used: Sequence[Rejected], *,
+                   what: str = "photos", needs: str = "") -> str:
+    """The message for a folder that gave fewer than ``need`` usable ``what`` (a plural noun): how many
+    it gave, every entry not used and why (``not_used``, sources relative to ``root``; the first
+    :data:`LISTED_AT_MOST`), then ``needs``: what the command needs, i.e. the fix."""
+    root = Path(root)
+    noun = what[:-1] if found == 1 and what.endswith("s") else what
+    head = f"{found or 'no'} usable {noun} in {root}" + (f" ({need} needed)" if need > 1 else "")
+    lines = []
+    if not found and [(r.source, r.reason) for r in not_used] == [(".", EMPTY_FOLDER)]:
+        head += ": the folder is empty"  # not "1 other file": the only entry is the folder itself
+    elif not_used:
+        head += f"; {len(not_used)} {'entry' if len(not_used) == 1 else 'entries'} not used:"
+        lines = [f"  {root if r.source == '.' else r.source}: {r.reason}" for r in not_used[:LISTED_AT_MOST]]
+        lines += [f"  ... and {len(not_used) - LISTED_AT_MOST} more"] * (len(not_used) > LISTED_AT_MOST)
+    return "\n".join([head, *lines] + [needs] * bool(needs))
 
 
 def _relative(source: str | os.PathLike, root: Path) -> str:
@@ -870,5 +906,5 @@ __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageError", "Rejected", "load_ima
            "check_rgb", "CSV_TEXT", "csv_bytes", "flat_name", "is_inside", "check_output_folder",
            "check_output_file", "check_writable", "make_writable_folder", "write_atomic", "signals_deferred", "folder_lock", "STAGING_PREFIX",
            "holds_no_output", "prepare_output", "locked_output", "copy_grouped", "staged_folder",
-           "is_image_name", "EMPTY_FOLDER", "list_images", "PhotoSet", "photo_set", "LoadReport", "iter_loaded",
+           "is_image_name", "cannot_read", "named_like_a_photo", "entry_word", "EMPTY_FOLDER", "LISTED_AT_MOST", "too_few_photos", "list_images", "PhotoSet", "photo_set", "LoadReport", "iter_loaded",
            "resize_max_side"]

@@ -386,7 +386,7 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
     without a face are listed in ``rejected``, every other file under ``in_dir`` in ``skipped``
     (:attr:`FaceTable.not_used`: both), never fatal.
     """
-    from .io import LoadReport, iter_loaded, scan_folder
+    from .io import LoadReport, iter_loaded, scan_folder, too_few_photos
 
     if kind not in FEATURE_KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose from {FEATURE_KINDS}")
@@ -396,7 +396,10 @@ def folder_features(in_dir: str | Path, kind: str = "descriptor", *, detector: s
     scan = scan_folder(root, recursive=True)
     paths = scan.photos
     if not paths:
-        raise FileNotFoundError(f"no photos under {root} ({len(scan.skipped)} other files)")
+        # The scan's own words (an empty folder is "empty", not "1 other file"), each file and why.
+        raise FileNotFoundError(too_few_photos(
+            root, 0, 1, scan.relative_skipped(),
+            needs=f"put the photos in {root} or in its sub-folders (searched too; photos are found by content, not by extension)"))
     if kind in FACE_KINDS:  # the training recipe's detections (MTCNN's second look included)
         table = face_table(root, kind=kind, detector=detector, descriptor=descriptor, retry=True, n_jobs=n_jobs,
                            progress=progress)

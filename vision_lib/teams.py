@@ -343,12 +343,18 @@ def teams_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, group
     """
     import json
 
-    from .io import copy_grouped, flat_name, load_image, locked_output, staged_folder
+    from .io import copy_grouped, flat_name, load_image, locked_output, staged_folder, too_few_photos
 
     # As in cluster.export_clusters: assembled in a hidden folder and moved into place, so an
     # interrupt leaves the folder as it was, and re-usable.
     with locked_output(out_dir, in_dir) as out:
         crops = load_crops(in_dir)
+        if len(crops.images) < groups:  # say which files were left out and why, not just "got 0"
+            raise ValueError(too_few_photos(
+                in_dir, len(crops.images), groups, crops.rejected, what="crops",
+                needs=f"teams needs at least {groups} player crop{'s' * (groups > 1)} (readable photos) directly "
+                      f"in {in_dir}: its sub-folders are not searched"
+                      + ("; or ask for fewer groups (--clusters)" if groups > 1 else "")))
         model = TeamClustering(groups=groups, method=method,
                                court=None if court is None else load_image(court)).fit(crops.images)
         pairs = frame_pair_agreement(crops.sources, model.labels_)

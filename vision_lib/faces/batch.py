@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..geometry import Face
-from ..io import ImageError, load_image
+from ..io import ImageError, cannot_read, load_image
 from ..models import DEFAULT_DETECTOR, DETECTORS, get_detector
 from ..parallel import map_chunks
 from .rating import FaceQuality, quality
@@ -48,7 +48,7 @@ def _detect_path_raw(path: Path, detector: str, params: dict, use_cache: bool, d
         try:
             digest = file_digest(path)
         except OSError as exc:
-            return [], None, f"cannot read: {exc.strerror or exc}", None, None
+            return [], None, cannot_read(exc, path), None, None
         # The key holds every setting that changes detections, defaults included (so changing a
         # default invalidates old entries), but not thread counts or graph compilation.
         key = get_detector(detector, **{k: v for k, v in params.items() if k not in _SPEED_ONLY}).params()
