@@ -384,6 +384,9 @@ def test_cli_refuses_to_overwrite_unless_asked(tmp_path, rng, capsys):
     assert (out / "photo0_k4.png").read_bytes() == first
     assert main(["compress", str(photo), "--k", "4", "--out", str(out), "--overwrite", "--dither"]) == 0
     assert (out / "photo0_k4_dither.png").exists()
+    # ...and is dithered: not the plain output's pixels
+    with Image.open(out / "photo0_k4.png") as plain, Image.open(out / "photo0_k4_dither.png") as dithered:
+        assert not np.array_equal(np.asarray(plain.convert("RGB")), np.asarray(dithered.convert("RGB")))
     assert main(["compress", str(photo), "--k", "300", "--out", str(out)]) == 2
     capsys.readouterr()
     assert main(["compress", str(photo), "--k", "4", "--out", str(out / "photo0_k4.png" / "sub")]) == 2
