@@ -332,6 +332,7 @@ def test_tiny_training_sets_score_every_model(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # sklearn reports a failed fold as a warning and a NaN score
         rows = classify.compare_models(X, y, n_jobs=1)
+    assert sorted(r["model"] for r in rows) == sorted(classify.MODELS)  # every model, each once
     assert all(np.isfinite(r["accuracy"]) for r in rows)
     assert classify.make_estimator("knn", n_train=4).fit(X[:4], y[:4]).predict(X[4:]).shape == (2,)
 
