@@ -93,7 +93,9 @@ def test_quality_matches_full_pixel_kmeans_on_generated_photos(rng):
 def test_quality_matches_kmeans_on_real_photos(kodak_dir):
     from vision_lib.io import load_image
 
-    for path in sorted(kodak_dir.glob("*.png"))[:2]:
+    paths = sorted(kodak_dir.glob("*.png"))[:2]
+    assert len(paths) == 2, f"no Kodak PNGs in {kodak_dir}"
+    for path in paths:
         img = load_image(path)
         ours = C.psnr(img, C.quantize(img, 16).image)
         ref = C.psnr(img, C.quantize_with("kmeans", img, 16).image)
