@@ -660,6 +660,7 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     assert by_name["blank.png"] == {"path": str(inbox / "blank.png"), "label": None, "faces": []}
     for r in (by_name["deep.jpg"], by_name[photos[1].name]):
         assert set(r) == {"path", "label", "faces"}
+        assert r["faces"], r  # held-out player photos: their faces are found and answered
         for f in r["faces"]:
             assert set(f) == {"box", "label", "probability", "verdict", "stranger_rate"} and len(f["box"]) == 4
             assert f["label"] in model_labels(model) + ["unknown"]
