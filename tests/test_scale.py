@@ -177,7 +177,16 @@ def test_dask_map_gives_the_local_result_and_resumes(dask_cluster, tmp_path, mon
     assert not list((tmp_path / "journal").rglob("*.pkl"))  # the run completed: nothing left to resume
 
 
-def test_features_on_dask_equal_local(dask_cluster, lfw_dir, tmp_path):
+def test_features_on_dask_equal_local(dask_cluster, lfw_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(parallel, "journal_dir", lambda: tmp_path / "journal")
+    sent = []  # the batches that went to the scheduler: without them "remote" is the local run again
+    dask_map = parallel._dask_map
+
+    def seen(address, func, chunks, *rest):
+        sent.append((address, len(chunks)))
+        return dask_map(address, func, chunks, *rest)
+
+    monkeypatch.setattr(parallel, "_dask_map", seen)
     person = sorted(p for p in lfw_dir.iterdir() if p.is_dir())[0]
     small = tmp_path / "photos" / person.name
     small.mkdir(parents=True)
@@ -188,6 +197,7 @@ def test_features_on_dask_equal_local(dask_cluster, lfw_dir, tmp_path):
     local = folder_features(small.parent, "descriptor", n_jobs=1, progress=False)
     with parallel.use_scheduler(dask_cluster.scheduler_address):
         remote = folder_features(small.parent, "descriptor", progress=False)
+    assert sent and all(address == dask_cluster.scheduler_address and n > 0 for address, n in sent), sent
     assert remote.sources == local.sources and np.array_equal(remote.face_index, local.face_index)
     assert np.allclose(remote.X, local.X, atol=1e-4)
 
