@@ -98,10 +98,28 @@ def test_cluster_real_table(lfw_dir, tmp_path):
 
 
 # --------------------------------------------------------------------------- graph clustering
-def test_graph_matches_exact_on_identity_structured_points():
+def _graph_runs(monkeypatch) -> list[int]:
+    """The sizes of the inputs the k-NN graph clustering ran on. The exact method finds these
+    well-separated people too: only this says the graph did the work."""
+    from vision_lib import graph_cluster
+
+    ran, graph = [], graph_cluster.threshold_clusters
+
+    def counted(X, *args, **kwargs):
+        ran.append(len(X))
+        return graph(X, *args, **kwargs)
+
+    monkeypatch.setattr(graph_cluster, "threshold_clusters", counted)
+    return ran
+
+
+def test_graph_matches_exact_on_identity_structured_points(monkeypatch):
     X, person = _people(n_people=60, per=6, spread=0.05, seed=1)
+    ran = _graph_runs(monkeypatch)
     exact = IdentityClustering(algorithm="exact").fit_predict(X)
+    assert ran == []
     graph = IdentityClustering(algorithm="graph").fit_predict(X)
+    assert ran == [len(X)]
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(exact, graph) > 0.99
@@ -202,10 +220,12 @@ def test_features_on_dask_equal_local(dask_cluster, lfw_dir, tmp_path, monkeypat
     assert np.allclose(remote.X, local.X, atol=1e-4)
 
 
-def test_graph_unassigns_strangers():
+def test_graph_unassigns_strangers(monkeypatch):
     X, _ = _people(n_people=10, spread=0.05)
     loners = np.random.default_rng(5).normal(size=(15, X.shape[1])) * 3  # far from everyone and each other
+    ran = _graph_runs(monkeypatch)
     labels = IdentityClustering(algorithm="graph", threshold=0.6).fit_predict(np.vstack([X, loners]))
+    assert ran == [len(X) + 15]
     assert (labels[-15:] == -1).all() and (labels[:-15] >= 0).mean() > 0.95
 
 
@@ -214,8 +234,10 @@ def test_auto_switches_to_the_graph_above_the_limit(monkeypatch):
 
     X, person = _people(n_people=20, per=10, spread=0.05)
     monkeypatch.setattr(cluster, "GRAPH_LIMIT", 100)
+    ran = _graph_runs(monkeypatch)
     model = IdentityClustering(threshold=0.6)
     assert model._use_graph(len(X)) and external_metrics(person, model.fit_predict(X))["bcubed_f"] > 0.95
+    assert ran == [len(X)]
 
 
 def test_a_scheduler_that_is_not_there_is_one_clear_error(tmp_path, monkeypatch):
