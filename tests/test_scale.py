@@ -130,6 +130,15 @@ def test_graph_splits_pieces_larger_than_max_exact_and_keeps_people():
     X, person = _people(n_people=20, per=10, spread=0.05, seed=2)
     labels = threshold_clusters(X, 0.6, max_exact=15)  # one person per piece at most
     assert external_metrics(person, labels)["bcubed_f"] > 0.95
+    # Those people are far apart: each is its own component and nothing is split. Eight people in a
+    # row 0.5 apart are chained into one component of 80 at 0.6; only the split keeps them apart
+    # (one exact clustering of the chain merges neighbours: BCubed F 0.67).
+    rng = np.random.default_rng(4)
+    step = rng.normal(size=16)
+    step *= 0.5 / np.linalg.norm(step)
+    chain = np.vstack([k * step + rng.normal(scale=0.01, size=(10, 16)) for k in range(8)])
+    labels = threshold_clusters(chain, 0.6, max_exact=15)
+    assert external_metrics(np.repeat(np.arange(8), 10), labels)["bcubed_f"] > 0.95
 
 
 def test_graph_threshold_comes_from_the_caller():
