@@ -48,4 +48,5 @@ def test_detect_describe_predict_on_real_photos(lfw_dir, tmp_path):
     answer = vl.predict(model, photos[0][0])
     assert set(answer) >= {"label", "faces"}
     assert answer["label"] in (people[0].name, None)
+    assert len(answer["faces"]) == len(faces)  # the faces detect_faces found, each answered
     assert "error" in vl.predict(model, tmp_path / "missing.jpg")  # an error entry, not a crash

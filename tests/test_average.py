@@ -184,12 +184,14 @@ def test_groups_from_clusters_skips_unassigned_and_finds_the_root(tmp_path):
 def test_write_averages_never_overwrites(tmp_path):
     from vision_lib.io import Rejected
 
-    res = A.AverageFace("Jo/Smith", np.zeros((8, 8, 3), np.uint8), 3, 2, "landmarks", (0, 0, 8, 8),
+    image = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)  # every pixel and channel distinct
+    res = A.AverageFace("Jo/Smith", image, 3, 2, "landmarks", (0, 0, 8, 8),
                         [(Path("Jo/Smith/1.jpg"), 0), (Path("Jo/Smith/3.jpg"), 1)],
                         [Rejected("Jo/Smith/2.jpg", "turned away (0.31)")], [Rejected("Jo/Smith/x.jpg", "not an image")])
     empty = A.AverageFace("nobody", None, 0, 0, "landmarks", None, [], [], [])
     table = A.write_averages([res, empty], tmp_path)
     assert (tmp_path / "Jo_Smith.png").is_file() and not (tmp_path / "nobody.png").exists()
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "Jo_Smith.png")), image)  # the average itself, as RGB
     assert table.read_text().splitlines() == ["group,n_faces,n_used", "Jo/Smith,3,2", "nobody,0,0"]
     assert (tmp_path / "left_out.csv").read_text().splitlines() == [
         "group,source,reason", "Jo/Smith,Jo/Smith/2.jpg,turned away (0.31)", "Jo/Smith,Jo/Smith/x.jpg,not an image"]

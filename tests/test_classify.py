@@ -332,6 +332,7 @@ def test_tiny_training_sets_score_every_model(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # sklearn reports a failed fold as a warning and a NaN score
         rows = classify.compare_models(X, y, n_jobs=1)
+    assert sorted(r["model"] for r in rows) == sorted(classify.MODELS)  # every model, each once
     assert all(np.isfinite(r["accuracy"]) for r in rows)
     assert classify.make_estimator("knn", n_train=4).fit(X[:4], y[:4]).predict(X[4:]).shape == (2,)
 
@@ -659,6 +660,7 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     assert by_name["blank.png"] == {"path": str(inbox / "blank.png"), "label": None, "faces": []}
     for r in (by_name["deep.jpg"], by_name[photos[1].name]):
         assert set(r) == {"path", "label", "faces"}
+        assert r["faces"], r  # held-out player photos: their faces are found and answered
         for f in r["faces"]:
             assert set(f) == {"box", "label", "probability", "verdict", "stranger_rate"} and len(f["box"]) == 4
             assert f["label"] in model_labels(model) + ["unknown"]
@@ -820,7 +822,9 @@ def test_cross_validation_folds_keep_copies_of_a_face_together():
     X = rng.normal(size=(40, 8)).astype(np.float32)
     y = np.repeat(["a", "b"], 20)
     plain = StratifiedKFold(5, shuffle=True, random_state=0).split(X, y)
-    assert all((a == c).all() and (b == d).all() for (a, b), (c, d) in zip(cv_folds(X, y, 5, 0), plain))
+    ours, plain = cv_folds(X, y, 5, 0), list(plain)
+    assert len(ours) == len(plain) == 5  # zip() below would stop at the shorter list
+    assert all((a == c).all() and (b == d).all() for (a, b), (c, d) in zip(ours, plain))
     # Photos saved twice give the same face row twice: never one copy to fit, the other to score.
     X2, y2 = np.concatenate([X, X[[0, 3, 25, 25]]]), np.concatenate([y, y[[0, 3, 25, 25]]])
     folds = cv_folds(X2, y2, 5, 0)

@@ -84,15 +84,21 @@ def test_hybrid_splits_a_density_core_that_chains_people(rng, monkeypatch):
     X = np.vstack([c + rng.normal(scale=0.2 / np.sqrt(dim), size=(10, dim)) for c in centres])
     y = np.repeat([0, 1, 2], 10)
 
+    seen = []
+
     class OneCore:  # HDBSCAN chaining everybody into a single core
         def __init__(self, **kwargs):
             pass
 
         def fit_predict(self, X):
+            seen.append(len(X))
             return np.zeros(len(X), dtype=int)
 
     monkeypatch.setattr(sklearn.cluster, "HDBSCAN", OneCore)
     labels = IdentityClustering(descriptor="dlib").fit_predict(X)
+    # The stand-in must be what built the cores: the real HDBSCAN already separates these three
+    # people, so without it the split would go untested.
+    assert seen == [len(X)], "the clustering did not use the stand-in HDBSCAN"
     assert external_metrics(y, labels)["bcubed_f"] == pytest.approx(1.0)
 
 
@@ -293,6 +299,10 @@ def test_hard_links_when_asked(tmp_path, rng):
     out = cluster.export_clusters(faces, [0, 0, 1, 1], tmp_path / "out", link=True)
     copy = out / "cluster_00" / "p1__img0.jpg"
     assert copy.is_file() and os.stat(copy).st_nlink >= 1
+    # A link, not a copy: the same file as the original (tmp_path's file system allows hard links).
+    assert os.path.samefile(copy, faces.paths[0]) and os.stat(copy).st_nlink >= 2
+    assert not os.path.samefile(cluster.export_clusters(faces, [0, 0, 1, 1], tmp_path / "copied")
+                                / "cluster_00" / "p1__img0.jpg", faces.paths[0])  # without link: a copy
 
 
 # --------------------------------------------------------------------------- real photos

@@ -93,7 +93,9 @@ def test_quality_matches_full_pixel_kmeans_on_generated_photos(rng):
 def test_quality_matches_kmeans_on_real_photos(kodak_dir):
     from vision_lib.io import load_image
 
-    for path in sorted(kodak_dir.glob("*.png"))[:2]:
+    paths = sorted(kodak_dir.glob("*.png"))[:2]
+    assert len(paths) == 2, f"no Kodak PNGs in {kodak_dir}"
+    for path in paths:
         img = load_image(path)
         ours = C.psnr(img, C.quantize(img, 16).image)
         ref = C.psnr(img, C.quantize_with("kmeans", img, 16).image)
@@ -384,6 +386,9 @@ def test_cli_refuses_to_overwrite_unless_asked(tmp_path, rng, capsys):
     assert (out / "photo0_k4.png").read_bytes() == first
     assert main(["compress", str(photo), "--k", "4", "--out", str(out), "--overwrite", "--dither"]) == 0
     assert (out / "photo0_k4_dither.png").exists()
+    # ...and is dithered: not the plain output's pixels
+    with Image.open(out / "photo0_k4.png") as plain, Image.open(out / "photo0_k4_dither.png") as dithered:
+        assert not np.array_equal(np.asarray(plain.convert("RGB")), np.asarray(dithered.convert("RGB")))
     assert main(["compress", str(photo), "--k", "300", "--out", str(out)]) == 2
     capsys.readouterr()
     assert main(["compress", str(photo), "--k", "4", "--out", str(out / "photo0_k4.png" / "sub")]) == 2

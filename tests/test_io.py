@@ -432,7 +432,9 @@ def test_resize_max_side():
 
 
 def test_real_photos_load_as_rgb(footballers_dir):
-    for path in io.list_images(footballers_dir)[:5]:
+    paths = io.list_images(footballers_dir)[:5]  # the players' sub-folders are searched
+    assert len(paths) == 5, paths
+    for path in paths:
         img = io.load_image(path)
         assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
 

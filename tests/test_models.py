@@ -316,6 +316,11 @@ def test_models_layer_imports_no_stage():
                 base = (["models"] if inside_models else []) if node.level == 1 else []
                 target = (base + (node.module or "").split("."))[0] or "models"
                 assert target in allowed, f"{path.name} imports vision_lib.{node.module} (level {node.level})"
+            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "vision_lib":
+                # the absolute form, ``from vision_lib.classify import train``: the same rule
+                parts = node.module.split(".")[1:]
+                targets = parts[:1] or [a.name for a in node.names]
+                assert set(targets) <= allowed, f"{path.name} imports {node.module} {[a.name for a in node.names]}"
             if isinstance(node, ast.Import):
                 assert not any(a.name.startswith("vision_lib") for a in node.names), path.name
 

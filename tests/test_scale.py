@@ -98,10 +98,28 @@ def test_cluster_real_table(lfw_dir, tmp_path):
 
 
 # --------------------------------------------------------------------------- graph clustering
-def test_graph_matches_exact_on_identity_structured_points():
+def _graph_runs(monkeypatch) -> list[int]:
+    """The sizes of the inputs the k-NN graph clustering ran on. The exact method finds these
+    well-separated people too: only this says the graph did the work."""
+    from vision_lib import graph_cluster
+
+    ran, graph = [], graph_cluster.threshold_clusters
+
+    def counted(X, *args, **kwargs):
+        ran.append(len(X))
+        return graph(X, *args, **kwargs)
+
+    monkeypatch.setattr(graph_cluster, "threshold_clusters", counted)
+    return ran
+
+
+def test_graph_matches_exact_on_identity_structured_points(monkeypatch):
     X, person = _people(n_people=60, per=6, spread=0.05, seed=1)
+    ran = _graph_runs(monkeypatch)
     exact = IdentityClustering(algorithm="exact").fit_predict(X)
+    assert ran == []
     graph = IdentityClustering(algorithm="graph").fit_predict(X)
+    assert ran == [len(X)]
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(exact, graph) > 0.99
@@ -112,6 +130,15 @@ def test_graph_splits_pieces_larger_than_max_exact_and_keeps_people():
     X, person = _people(n_people=20, per=10, spread=0.05, seed=2)
     labels = threshold_clusters(X, 0.6, max_exact=15)  # one person per piece at most
     assert external_metrics(person, labels)["bcubed_f"] > 0.95
+    # Those people are far apart: each is its own component and nothing is split. Eight people in a
+    # row 0.5 apart are chained into one component of 80 at 0.6; only the split keeps them apart
+    # (one exact clustering of the chain merges neighbours: BCubed F 0.67).
+    rng = np.random.default_rng(4)
+    step = rng.normal(size=16)
+    step *= 0.5 / np.linalg.norm(step)
+    chain = np.vstack([k * step + rng.normal(scale=0.01, size=(10, 16)) for k in range(8)])
+    labels = threshold_clusters(chain, 0.6, max_exact=15)
+    assert external_metrics(np.repeat(np.arange(8), 10), labels)["bcubed_f"] > 0.95
 
 
 def test_graph_threshold_comes_from_the_caller():
@@ -177,7 +204,16 @@ def test_dask_map_gives_the_local_result_and_resumes(dask_cluster, tmp_path, mon
     assert not list((tmp_path / "journal").rglob("*.pkl"))  # the run completed: nothing left to resume
 
 
-def test_features_on_dask_equal_local(dask_cluster, lfw_dir, tmp_path):
+def test_features_on_dask_equal_local(dask_cluster, lfw_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(parallel, "journal_dir", lambda: tmp_path / "journal")
+    sent = []  # the batches that went to the scheduler: without them "remote" is the local run again
+    dask_map = parallel._dask_map
+
+    def seen(address, func, chunks, *rest):
+        sent.append((address, len(chunks)))
+        return dask_map(address, func, chunks, *rest)
+
+    monkeypatch.setattr(parallel, "_dask_map", seen)
     person = sorted(p for p in lfw_dir.iterdir() if p.is_dir())[0]
     small = tmp_path / "photos" / person.name
     small.mkdir(parents=True)
@@ -188,14 +224,17 @@ def test_features_on_dask_equal_local(dask_cluster, lfw_dir, tmp_path):
     local = folder_features(small.parent, "descriptor", n_jobs=1, progress=False)
     with parallel.use_scheduler(dask_cluster.scheduler_address):
         remote = folder_features(small.parent, "descriptor", progress=False)
+    assert sent and all(address == dask_cluster.scheduler_address and n > 0 for address, n in sent), sent
     assert remote.sources == local.sources and np.array_equal(remote.face_index, local.face_index)
     assert np.allclose(remote.X, local.X, atol=1e-4)
 
 
-def test_graph_unassigns_strangers():
+def test_graph_unassigns_strangers(monkeypatch):
     X, _ = _people(n_people=10, spread=0.05)
     loners = np.random.default_rng(5).normal(size=(15, X.shape[1])) * 3  # far from everyone and each other
+    ran = _graph_runs(monkeypatch)
     labels = IdentityClustering(algorithm="graph", threshold=0.6).fit_predict(np.vstack([X, loners]))
+    assert ran == [len(X) + 15]
     assert (labels[-15:] == -1).all() and (labels[:-15] >= 0).mean() > 0.95
 
 
@@ -204,8 +243,10 @@ def test_auto_switches_to_the_graph_above_the_limit(monkeypatch):
 
     X, person = _people(n_people=20, per=10, spread=0.05)
     monkeypatch.setattr(cluster, "GRAPH_LIMIT", 100)
+    ran = _graph_runs(monkeypatch)
     model = IdentityClustering(threshold=0.6)
     assert model._use_graph(len(X)) and external_metrics(person, model.fit_predict(X))["bcubed_f"] > 0.95
+    assert ran == [len(X)]
 
 
 def test_a_scheduler_that_is_not_there_is_one_clear_error(tmp_path, monkeypatch):

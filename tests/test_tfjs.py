@@ -153,6 +153,7 @@ def test_every_supported_op_matches_numpy(tmp_path):
     u = h / np.sqrt(np.maximum((h ** 2).sum(1, keepdims=True), 1e-10))
     lg = u @ fc2
     want = [p, d, c2, cl, m, u, np.exp(lg) / np.exp(lg).sum(1, keepdims=True), (1 / (1 + np.exp(-(lg + 1)))).ravel()]
+    assert len(got) == len(want)  # one tensor per name asked for: zip() below would stop at the shorter
     for name, a, b in zip(["prelu", "dw", "conv2", "clip", "mean", "unit", "soft", "reshape"], got, want):
         assert a.shape == b.shape, name
         assert np.allclose(a, b, atol=1e-4), (name, np.abs(a - b).max())
