@@ -143,11 +143,16 @@ def test_image_features_paths_cache_and_bad_files(photos, tmp_path, monkeypatch)
     E._feature_store.cache_clear()
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
-    paths = [photos[0], bad, photos[1]]
+    gone = tmp_path / "gone.jpg"
+    gone.symlink_to(tmp_path / "deleted.jpg")
+    paths = [photos[0], bad, photos[1], gone]
     report = LoadReport()
     first = E.image_features_paths(paths, batch_size=2, progress=False, report=report)
-    assert np.isnan(first[1]).all() and np.isfinite(first[[0, 2]]).all()
-    assert [r.source for r in report.rejected] == [str(bad)]
+    assert np.isnan(first[[1, 3]]).all() and np.isfinite(first[[0, 2]]).all()
+    assert sorted(r.source for r in report.rejected) == sorted([str(bad), str(gone)])
+    # Said in the same words as everywhere else (io.cannot_read), not "No such file or directory".
+    assert [r.reason for r in report.rejected if r.source == str(gone)] == [
+        "cannot read: broken link (its target does not exist)"]
     direct = E.image_features([load_image(photos[0]), load_image(photos[1])], progress=False)
     np.testing.assert_allclose(first[[0, 2]], direct, rtol=1e-3, atol=1e-3)
 

@@ -192,3 +192,9 @@ def test_summary_json_is_strict_json_when_no_frame_has_two_crops(tmp_path, rng):
 
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(), parse_constant=no_constants)
     assert summary["frame_pairs"]["frames"] == 0 and summary["frame_pairs"]["agreement"] is None
+
+
+def test_fit_with_fewer_crops_than_groups_names_the_fix():
+    crop = np.zeros((40, 20, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"need at least 3 crops to make 3 groups, got 1: .*fewer groups"):
+        teams.TeamClustering(groups=3).fit([crop])

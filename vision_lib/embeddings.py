@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from .geometry import Face
-from .io import check_rgb
+from .io import cannot_read, check_rgb
 from .models.transform import ImageTransformer
 
 # dlib's descriptor lives in the models layer; re-exported here for existing callers.
@@ -248,7 +248,7 @@ def image_features_paths(paths: Sequence[str | os.PathLike], batch_size: int = 3
             try:
                 digests[i] = file_digest(p)
             except OSError as exc:
-                reject(i, f"cannot read: {exc.strerror or exc}")
+                reject(i, cannot_read(exc, p))
                 bar.update(1)
                 continue
             if store.check_call_in_cache(digests[i], model_id):
@@ -263,7 +263,7 @@ def image_features_paths(paths: Sequence[str | os.PathLike], batch_size: int = 3
         except ImageError as exc:
             return None, exc.reason
         except OSError as exc:
-            return None, f"cannot read: {exc.strerror or exc}"
+            return None, cannot_read(exc, paths[i])
 
     # Threads: Pillow and OpenCV release the GIL while decoding and resizing.
     pool = Parallel(n_jobs=_n_jobs(n_jobs), backend="threading")

@@ -213,7 +213,8 @@ class TeamClustering(ClusterMixin, BaseEstimator):
 
         images = list(X)
         if len(images) < self.groups:
-            raise ValueError(f"need at least {self.groups} crops, got {len(images)}")
+            raise ValueError(f"need at least {self.groups} crops to make {self.groups} groups, got {len(images)}: "
+                             "give more crops, or ask for fewer groups (groups=)")
         if self.method == "colours":
             self.masks_ = player_masks(images, self.court, self.court_ratio)
             # Crops that are not court-dominated (tight crops, plain backgrounds) leave almost
