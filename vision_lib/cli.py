@@ -639,8 +639,9 @@ def _run_compress(args: argparse.Namespace) -> int:
             relative.append(Path(item.name))
     failed = 0
     for r in skipped:  # a folder's other files get their line too; broken.jpg (meant as a photo) is a failure
-        failed += entry_word(r) == "error"
-        print(to_jsonl({"path": r.source, entry_word(r): r.reason}), flush=True)
+        word = entry_word(r)
+        failed += word == "error"
+        print(to_jsonl({"path": r.source, word: r.reason}), flush=True)
     inputs = len(paths) + failed  # the photos plus the broken files meant as photos, each counted once
     skipped = [r for r in skipped if entry_word(r) == "skipped"]
     out_names = output_names(relative, args.k, args.dither)
