@@ -190,31 +190,41 @@ class Collection:
             con.execute("UPDATE faces SET person = NULL, decided_by = NULL WHERE decided_by = 'auto'")
             con.execute("DELETE FROM people WHERE name IS NULL AND hidden = 0 AND id NOT IN "
                         "(SELECT person FROM faces WHERE person IS NOT NULL)")
-            report.attached, report.grouped, report.new_people = self._assign(progress)
+            report.attached, report.grouped, report.new_people = self._assign(progress, everything=True)
         self._cache = None
         return report
 
-    def _assign(self, progress: bool) -> tuple[int, int, int]:
-        """The two phases over every face in no person that the user did not leave so; one
-        transaction. Returns (faces joined to existing people, faces grouped into new people, new people)."""
+    def _assign(self, progress: bool, everything: bool = False) -> tuple[int, int, int]:
+        """The two phases, in one transaction, over the faces in no person (and not left so by the
+        user) that came since the last assignment (``meta.assigned_through``: a run killed before
+        assigning leaves its faces to the next), with the older such faces within the same-person
+        distance of them (``everything``: over all of them). Returns (faces joined to existing
+        people, faces grouped into new people, new people)."""
         from ..cluster import core_faces
 
         store = self.store
-        with store.transaction():
+        with store.transaction() as con:
             ids, X = store.vectors()
             fid, person, user = store.assignments()
             if not np.array_equal(ids, fid):
                 raise RuntimeError(f"{self.path}: faces without descriptors (the file was changed by hand)")
+            through = con.execute("SELECT value FROM meta WHERE key = 'assigned_through'").fetchone()
             free = (person < 0) & ~user
-            if not free.any():
+            todo = free & ((fid > int(through[0])) if through and not everything else True)
+            t = self.same_person_distance
+            older = np.flatnonzero(free & ~todo)
+            if todo.any() and len(older):  # unassigned faces the new ones may now complete into a person
+                d, _ = nearest(X[older], X[todo], 1)
+                todo[older[d[:, 0] < t]] = True
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('assigned_through', ?)", (str(int(fid.max(initial=0))),))
+            if not todo.any():
                 return 0, 0, 0
             known = person >= 0
-            t = self.same_person_distance
             rule = calibrate(X[known], person[known], LOCAL_K)
             forbidden: dict[int, set[int]] = {}
             for f, p in store.forbidden():
                 forbidden.setdefault(f, set()).add(p)
-            rows = np.flatnonzero(free)
+            rows = np.flatnonzero(todo)
             found = attach(X[rows], X[known], person[known], t, LOCAL_K, forbidden=[forbidden.get(int(f)) for f in fid[rows]],
                            limit=None if rule is None else rule.threshold_)
             for p in np.unique(found[found >= 0]):
@@ -444,7 +454,9 @@ class Collection:
     # ------------------------------------------------------------------ search
     def _index(self) -> tuple:
         """Descriptors, persons, face rows and the open-set rule, cached until the collection changes."""
-        stamp = self.store.con.execute("SELECT max(id), count(*), (SELECT count(*) FROM decisions) FROM faces").fetchone()
+        stamp = self.store.con.execute(
+            "SELECT max(id), count(*), (SELECT count(*) FROM decisions), (SELECT max(id) FROM people), "
+            "(SELECT value FROM meta WHERE key = 'assigned_through') FROM faces").fetchone()
         if self._cache is None or self._cache[0] != stamp:
             ids, X = self.store.vectors()
             _, person, _ = self.store.assignments()
