@@ -204,6 +204,20 @@ class SQLiteStore:
         finally:
             self._depth = 0
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same state (WAL: writers go on meanwhile)."""
+        if self._depth:
+            yield self.con
+            return
+        self.con.execute("BEGIN")
+        self._depth = 1
+        try:
+            yield self.con
+        finally:
+            self._depth = 0
+            self.con.execute("COMMIT")
+
     # ------------------------------------------------------------------ photos and faces
     def root_id(self, path: str, kind: str, photos: str | None = None) -> int:
         """The id of root ``path`` (a folder, or a feature table), added when new; ``photos``: the

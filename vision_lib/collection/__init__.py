@@ -195,58 +195,77 @@ class Collection:
         return report
 
     def _assign(self, progress: bool, everything: bool = False) -> tuple[int, int, int]:
-        """The two phases, in one transaction, over the faces in no person (and not left so by the
-        user) that came since the last assignment (``meta.assigned_through``: a run killed before
-        assigning leaves its faces to the next), with the older such faces within the same-person
-        distance of them (``everything``: over all of them). Returns (faces joined to existing
-        people, faces grouped into new people, new people)."""
+        """The two phases over the faces in no person (and not left so by the user) that came since
+        the last assignment (``meta.assigned_through``: a run killed before assigning leaves its
+        faces to the next), with the older such faces within the same-person distance of them
+        (``everything``: over all of them). Planned on a snapshot, then written in one short
+        transaction that skips any face the user placed meanwhile (decisions never wait for a
+        clustering). Returns (faces joined to existing people, faces grouped into new people, new people)."""
+        plan, through = self._plan(progress, everything)
+        attached = grouped = new_people = 0
+        with self.store.transaction() as con:
+            for faces, target in plan:
+                new = target is None
+                if new:
+                    target = self.store.new_person()
+                    new_people += 1
+                # only faces still free, never against a "not this person", never to a person merged away
+                done = con.executemany(
+                    "UPDATE faces SET person = ?, decided_by = 'auto' WHERE id = ? AND person IS NULL AND decided_by IS NULL "
+                    "AND NOT EXISTS (SELECT 1 FROM not_person WHERE face = ? AND person = ?) "
+                    "AND EXISTS (SELECT 1 FROM people WHERE id = ?)",
+                    [(target, f, f, target, target) for f in map(int, faces)]).rowcount
+                if new:
+                    grouped += done
+                else:
+                    attached += done
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('assigned_through', ?)", (str(through),))
+        return attached, grouped, new_people
+
+    def _plan(self, progress: bool, everything: bool) -> tuple[list[tuple[np.ndarray, int | None]], int]:
+        """``([(face ids, person or None for a new one)], last face id covered)`` from one snapshot."""
         from ..cluster import core_faces
 
         store = self.store
-        with store.transaction() as con:
+        with store.snapshot() as con:
             ids, X = store.vectors()
             fid, person, user = store.assignments()
-            if not np.array_equal(ids, fid):
-                raise RuntimeError(f"{self.path}: faces without descriptors (the file was changed by hand)")
             through = con.execute("SELECT value FROM meta WHERE key = 'assigned_through'").fetchone()
-            free = (person < 0) & ~user
-            todo = free & ((fid > int(through[0])) if through and not everything else True)
-            t = self.same_person_distance
-            older = np.flatnonzero(free & ~todo)
-            if todo.any() and len(older):  # unassigned faces the new ones may now complete into a person
-                d, _ = nearest(X[older], X[todo], 1)
-                todo[older[d[:, 0] < t]] = True
-            con.execute("INSERT OR REPLACE INTO meta VALUES ('assigned_through', ?)", (str(int(fid.max(initial=0))),))
-            if not todo.any():
-                return 0, 0, 0
-            known = person >= 0
-            rule = calibrate(X[known], person[known], LOCAL_K)
             forbidden: dict[int, set[int]] = {}
             for f, p in store.forbidden():
                 forbidden.setdefault(f, set()).add(p)
-            rows = np.flatnonzero(todo)
-            found = attach(X[rows], X[known], person[known], t, LOCAL_K, forbidden=[forbidden.get(int(f)) for f in fid[rows]],
-                           limit=None if rule is None else rule.threshold_)
-            for p in np.unique(found[found >= 0]):
-                store.assign(fid[rows[found == p]], int(p), "auto")
-            person[rows] = found
-            attached = int((found >= 0).sum())
-            rest = rows[found < 0]
-            known = person >= 0
-            mask = core_faces(self._faces_table(rest)) if len(rest) else None
-            labels, joins = group_new(X[rest], X[known], person[known], t, LOCAL_K, descriptor=self.descriptor,
-                                      core_mask=mask, progress=progress)
-            new_people = grouped = 0
-            for g, target in enumerate(joins):
-                members = fid[rest[labels == g]]
-                if target < 0 or any(int(target) in forbidden.get(int(f), ()) for f in members):
-                    target = store.new_person()
-                    new_people += 1
-                    grouped += len(members)
-                else:
-                    attached += len(members)
-                store.assign(members, int(target), "auto")
-        return attached, grouped, new_people
+            rows_data = store.face_rows()
+        if not np.array_equal(ids, fid):
+            raise RuntimeError(f"{self.path}: faces without descriptors (the file was changed by hand)")
+        last = int(fid.max(initial=0))
+        free = (person < 0) & ~user
+        todo = free & ((fid > int(through[0])) if through and not everything else True)
+        t = self.same_person_distance
+        older = np.flatnonzero(free & ~todo)
+        if todo.any() and len(older):  # unassigned faces the new ones may now complete into a person
+            d, _ = nearest(X[older], X[todo], 1)
+            todo[older[d[:, 0] < t]] = True
+        if not todo.any():
+            return [], last
+        known = person >= 0
+        rule = calibrate(X[known], person[known], LOCAL_K)
+        rows = np.flatnonzero(todo)
+        found = attach(X[rows], X[known], person[known], t, LOCAL_K, forbidden=[forbidden.get(int(f)) for f in fid[rows]],
+                       limit=None if rule is None else rule.threshold_)
+        plan = [(fid[rows[found == p]], int(p)) for p in np.unique(found[found >= 0])]
+        person[rows] = found
+        rest = rows[found < 0]
+        known = person >= 0
+        mask = core_faces(self._faces_table(rest, rows_data, X)) if len(rest) else None
+        labels, joins = group_new(X[rest], X[known], person[known], t, LOCAL_K, descriptor=self.descriptor,
+                                  core_mask=mask, progress=progress)
+        for g, target in enumerate(joins):
+            members = fid[rest[labels == g]]
+            if target < 0 or any(int(target) in forbidden.get(int(f), ()) for f in members):
+                plan.append((members, None))
+            else:
+                plan.append((members, int(target)))
+        return plan, last
 
     # ------------------------------------------------------------------ people and decisions
     def people(self, *, hidden: bool = True) -> list[Person]:
@@ -407,14 +426,15 @@ class Collection:
         df["hidden"] = df["hidden"].fillna(0).astype(bool)
         return df
 
-    def _faces_table(self, rows: np.ndarray | None = None):
-        """The faces (all, or the given row numbers in face-id order) as a FaceTable."""
+    def _faces_table(self, rows: np.ndarray | None = None, data: list | None = None, X: np.ndarray | None = None):
+        """The faces (all, or the given row numbers in face-id order) as a FaceTable (``data``, ``X``:
+        the store's face rows and descriptors, when the caller has read them)."""
         import json
 
         from ..tables import FaceTable
 
-        data = self._rows()
-        _, X = self.store.vectors()
+        data = self._rows() if data is None else data
+        X = self.store.vectors()[1] if X is None else X
         if rows is not None:
             data, X = [data[i] for i in rows], X[rows]
         roots = self.store.roots()
