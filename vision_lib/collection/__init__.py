@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..store import SQLiteStore, check_file
-from .assign import attach, calibrate, group_new, nearest, person_distances
+from .assign import attach, calibrate, group_new, nearest, person_distances, rule_from_state, rule_state
 from .indexing import BATCH, AddReport, add_inputs, root_of
 
 __all__ = ["Collection", "Person", "AddReport", "LOCAL_K", "SEARCH_TOP"]
@@ -201,7 +201,7 @@ class Collection:
         (``everything``: over all of them). Planned on a snapshot, then written in one short
         transaction that skips any face the user placed meanwhile (decisions never wait for a
         clustering). Returns (faces joined to existing people, faces grouped into new people, new people)."""
-        plan, through = self._plan(progress, everything)
+        plan, through, rule = self._plan(progress, everything)
         attached = grouped = new_people = 0
         with self.store.transaction() as con:
             for faces, target in plan:
@@ -220,10 +220,19 @@ class Collection:
                 else:
                     attached += done
             con.execute("INSERT OR REPLACE INTO meta VALUES ('assigned_through', ?)", (str(through),))
+            saved = con.execute("SELECT 1 FROM meta WHERE key = 'openset'").fetchone()
+        if rule is None and saved is None and plan:  # the first people: calibrate on them
+            ids, X = self.store.vectors()
+            person = self.store.assignments()[1]
+            rule = calibrate(X[person >= 0], person[person >= 0], LOCAL_K)
+        if rule is not None:  # what search states its stranger rates with
+            with self.store.transaction() as con:
+                con.execute("INSERT OR REPLACE INTO meta VALUES ('openset', ?)", (rule_state(rule),))
         return attached, grouped, new_people
 
-    def _plan(self, progress: bool, everything: bool) -> tuple[list[tuple[np.ndarray, int | None]], int]:
-        """``([(face ids, person or None for a new one)], last face id covered)`` from one snapshot."""
+    def _plan(self, progress: bool, everything: bool) -> tuple[list[tuple[np.ndarray, int | None]], int, object]:
+        """``([(face ids, person or None for a new one)], last face id covered, the open-set rule
+        calibrated on the people as they were)`` from one snapshot."""
         from ..cluster import core_faces
 
         store = self.store
@@ -246,7 +255,7 @@ class Collection:
             d, _ = nearest(X[older], X[todo], 1)
             todo[older[d[:, 0] < t]] = True
         if not todo.any():
-            return [], last
+            return [], last, None
         known = person >= 0
         rule = calibrate(X[known], person[known], LOCAL_K)
         rows = np.flatnonzero(todo)
@@ -265,7 +274,7 @@ class Collection:
                 plan.append((members, None))
             else:
                 plan.append((members, int(target)))
-        return plan, last
+        return plan, last, rule
 
     # ------------------------------------------------------------------ people and decisions
     def people(self, *, hidden: bool = True) -> list[Person]:
@@ -480,7 +489,9 @@ class Collection:
         if self._cache is None or self._cache[0] != stamp:
             ids, X = self.store.vectors()
             _, person, _ = self.store.assignments()
-            rule = calibrate(X[person >= 0], person[person >= 0], LOCAL_K)
+            saved = self.store.con.execute("SELECT value FROM meta WHERE key = 'openset'").fetchone()
+            # calibrated by the last add (on the people as they were then); else now
+            rule = rule_from_state(saved[0]) if saved else calibrate(X[person >= 0], person[person >= 0], LOCAL_K)
             rows = self._rows()
             names = {i: n for i, n, *_ in self.store.people()}
             self._cache = (stamp, X, person, rows, rule, names)
