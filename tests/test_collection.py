@@ -355,3 +355,54 @@ def test_index_and_search_on_lfw_photos(tmp_path, capsys):
     assert faces and faces[0]["name"] == photos[0][0] and faces[0]["stranger_rate"] is not None
     assert faces[0]["matches"][0]["source"].startswith(photos[0][0] + "/")
     assert Collection(db).photo_path(faces[0]["matches"][0]["photo"]).is_file()
+    from vision_lib.io import load_image
+
+    same = Collection(db).search(load_image(query))  # an array: the same answer
+    assert [f["person"] for f in same] == [f["person"] for f in faces]
+
+
+@needs_models
+@needs_lfw
+def test_changed_and_removed_photos_are_listed_and_their_faces_updated(tmp_path):
+    import shutil
+
+    photos = lfw_photos(2, 2)
+    folder = tmp_path / "photos"
+    for person, src in photos:
+        (folder / person).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, folder / person / src.name)
+    people = Collection(tmp_path / "people.db")
+    people.add(folder, progress=False, n_jobs=1)
+    before = people.dataframe()
+    a, b = (f"{p}/{s.name}" for p, s in photos[:2])
+    (folder / b).unlink()
+    shutil.copy(photos[2][1], folder / a)  # the same name, another person's photo
+    os.utime(folder / a, ns=(os.stat(folder / a).st_atime_ns, 0))
+    report = people.add(folder, progress=False, n_jobs=1)
+    assert report.changed == [a] and report.removed == [b] and report.unchanged == 2
+    after = people.dataframe()
+    assert b not in set(after["source"]) and set(after["face"]) - set(before["face"])  # new rows for the changed one
+    old_box = before.loc[before["source"] == a, ["x", "y", "w", "h"]].to_numpy().tolist()
+    new_box = after.loc[after["source"] == a, ["x", "y", "w", "h"]].to_numpy().tolist()
+    assert old_box != new_box
+    assert ("removed" in {s for _, p, s, _ in people.not_used() if p == b})
+    report = people.add(folder, progress=False, n_jobs=1)  # nothing left to do
+    assert report.changed == [] and report.removed == [] and report.new == 0 and report.faces_added == 0
+
+
+@needs_models
+@needs_lfw
+def test_kill_9_while_reading_photos_then_the_same_add_gives_the_faces_of_a_clean_run(tmp_path):
+    import shutil
+
+    folder = tmp_path / "photos"
+    for person, src in lfw_photos(4, 6):
+        (folder / person).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, folder / person / src.name)
+    db = tmp_path / "people.db"
+    assert _kill_midway(db, folder, 2, at_least=6), "the add ended before it could be killed"
+    assert 6 <= len(faces_of(db)) and _photos_in(db) < 24
+    Collection(db).add(folder, progress=False)
+    clean = tmp_path / "clean.db"
+    Collection(clean).add(folder, progress=False)
+    assert faces_of(db) == faces_of(clean) and _people_of(db) == _people_of(clean)
