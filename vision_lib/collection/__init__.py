@@ -186,10 +186,8 @@ class Collection:
         faces and every other automatic one are assigned again by the two phases. User-placed faces,
         names, hidden people and "not this person" decisions stay."""
         report = AddReport()
-        with self._writer(wait, quiet=not progress), self.store.transaction() as con:
-            con.execute("UPDATE faces SET person = NULL, decided_by = NULL WHERE decided_by = 'auto'")
-            con.execute("DELETE FROM people WHERE name IS NULL AND hidden = 0 AND id NOT IN "
-                        "(SELECT person FROM faces WHERE person IS NOT NULL)")
+        with self._writer(wait, quiet=not progress), self.store.transaction():
+            self.store.reset_auto()
             report.attached, report.grouped, report.new_people = self._assign(progress, everything=True)
         self._cache = None
         return report
@@ -203,31 +201,25 @@ class Collection:
         clustering). Returns (faces joined to existing people, faces grouped into new people, new people)."""
         plan, through, rule = self._plan(progress, everything)
         attached = grouped = new_people = 0
-        with self.store.transaction() as con:
+        store = self.store
+        with store.transaction():
             for faces, target in plan:
                 new = target is None
                 if new:
-                    target = self.store.new_person()
+                    target = store.new_person()
                     new_people += 1
-                # only faces still free, never against a "not this person", never to a person merged away
-                done = con.executemany(
-                    "UPDATE faces SET person = ?, decided_by = 'auto' WHERE id = ? AND person IS NULL AND decided_by IS NULL "
-                    "AND NOT EXISTS (SELECT 1 FROM not_person WHERE face = ? AND person = ?) "
-                    "AND EXISTS (SELECT 1 FROM people WHERE id = ?)",
-                    [(target, f, f, target, target) for f in map(int, faces)]).rowcount
+                done = store.assign_free(faces, target)  # the user may have placed some meanwhile
                 if new:
                     grouped += done
                 else:
                     attached += done
-            con.execute("INSERT OR REPLACE INTO meta VALUES ('assigned_through', ?)", (str(through),))
-            saved = con.execute("SELECT 1 FROM meta WHERE key = 'openset'").fetchone()
-        if rule is None and saved is None and plan:  # the first people: calibrate on them
-            ids, X = self.store.vectors()
-            person = self.store.assignments()[1]
+            store.set_meta("assigned_through", str(through))
+        if rule is None and store.get_meta("openset") is None and plan:  # the first people: calibrate on them
+            ids, X = store.vectors()
+            person = store.assignments()[1]
             rule = calibrate(X[person >= 0], person[person >= 0], LOCAL_K)
         if rule is not None:  # what search states its stranger rates with
-            with self.store.transaction() as con:
-                con.execute("INSERT OR REPLACE INTO meta VALUES ('openset', ?)", (rule_state(rule),))
+            store.set_meta("openset", rule_state(rule))
         return attached, grouped, new_people
 
     def _plan(self, progress: bool, everything: bool) -> tuple[list[tuple[np.ndarray, int | None]], int, object]:
@@ -236,10 +228,10 @@ class Collection:
         from ..cluster import core_faces
 
         store = self.store
-        with store.snapshot() as con:
+        with store.snapshot():
             ids, X = store.vectors()
             fid, person, user = store.assignments()
-            through = con.execute("SELECT value FROM meta WHERE key = 'assigned_through'").fetchone()
+            through = store.get_meta("assigned_through")
             forbidden: dict[int, set[int]] = {}
             for f, p in store.forbidden():
                 forbidden.setdefault(f, set()).add(p)
@@ -248,7 +240,7 @@ class Collection:
             raise RuntimeError(f"{self.path}: faces without descriptors (the file was changed by hand)")
         last = int(fid.max(initial=0))
         free = (person < 0) & ~user
-        todo = free & ((fid > int(through[0])) if through and not everything else True)
+        todo = free & ((fid > int(through)) if through and not everything else True)
         t = self.same_person_distance
         older = np.flatnonzero(free & ~todo)
         if todo.any() and len(older):  # unassigned faces the new ones may now complete into a person
@@ -283,7 +275,7 @@ class Collection:
 
     def faces_of(self, person: int) -> list[int]:
         """The face ids of ``person``."""
-        return [r[0] for r in self.store.con.execute("SELECT id FROM faces WHERE person = ? ORDER BY id", (int(person),))]
+        return self.store.faces_of(person)
 
     def _person(self, person: int) -> int:
         if self.store.person(person) is None:
@@ -292,8 +284,7 @@ class Collection:
 
     def _faces(self, faces: Sequence[int]) -> list[int]:
         faces = [int(f) for f in faces]
-        found = {r[0] for r in self.store.con.execute(
-            f"SELECT id FROM faces WHERE id IN ({','.join('?' * len(faces))})", faces)} if faces else set()
+        found = set(self.store.persons_of(faces))
         missing = sorted(set(faces) - found)
         if missing:
             raise ValueError(f"no face {missing[0]} in {self.path}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
@@ -341,8 +332,8 @@ class Collection:
         person each was in: "not this person")."""
         faces = self._faces(faces)
         target = None if person is None else self._person(person)
-        with self.store.transaction() as con:
-            before = dict(con.execute(f"SELECT id, person FROM faces WHERE id IN ({','.join('?' * len(faces))})", faces))
+        with self.store.transaction():
+            before = self.store.persons_of(faces)
             self.store.assign(faces, target, "user")
             for old in {p for p in before.values() if p is not None and p != target}:
                 mine = [f for f, p in before.items() if p == old]
@@ -405,9 +396,8 @@ class Collection:
     def photo_path(self, photo: int) -> Path:
         """The file of photo ``photo`` (an id of the ``photos`` table), only ever inside the folder
         it was added from (a feature table's: the folder the table records); ``ValueError`` otherwise."""
-        row = self.store.con.execute("SELECT r.photos, p.path FROM photos p JOIN roots r ON r.id = p.root "
-                                     "WHERE p.id = ?", (int(photo),)).fetchone()
-        if row is None or row[0] is None:
+        row = self.store.photo_file(photo)
+        if row is None:
             raise ValueError(f"no photo file {photo} in {self.path}")
         root = Path(row[0]).resolve()
         path = (root / row[1]).resolve()
@@ -424,12 +414,8 @@ class Collection:
         ``person`` (nullable integer), ``name``, ``decided_by``, ``hidden``."""
         import pandas as pd
 
-        store = self.store
-        df = pd.read_sql_query(
-            "SELECT f.id AS face, f.photo, COALESCE(r.photos, r.path) AS root, p.path AS source, f.face_index, f.x, f.y, f.w, f.h, "
-            "f.score, f.sharpness, f.frontalness, f.subject, f.person, pe.name, f.decided_by, pe.hidden "
-            "FROM faces f JOIN photos p ON p.id = f.photo JOIN roots r ON r.id = p.root "
-            "LEFT JOIN people pe ON pe.id = f.person ORDER BY f.id", store.con)
+        columns, rows = self.store.face_table_rows()
+        df = pd.DataFrame(rows, columns=columns)
         df["person"] = df["person"].astype("Int64")
         df["subject"] = df["subject"].astype(bool)
         df["hidden"] = df["hidden"].fillna(0).astype(bool)
@@ -483,15 +469,13 @@ class Collection:
     # ------------------------------------------------------------------ search
     def _index(self) -> tuple:
         """Descriptors, persons, face rows and the open-set rule, cached until the collection changes."""
-        stamp = self.store.con.execute(
-            "SELECT max(id), count(*), (SELECT count(*) FROM decisions), (SELECT max(id) FROM people), "
-            "(SELECT value FROM meta WHERE key = 'assigned_through') FROM faces").fetchone()
+        stamp = self.store.stamp()
         if self._cache is None or self._cache[0] != stamp:
             ids, X = self.store.vectors()
             _, person, _ = self.store.assignments()
-            saved = self.store.con.execute("SELECT value FROM meta WHERE key = 'openset'").fetchone()
+            saved = self.store.get_meta("openset")
             # calibrated by the last add (on the people as they were then); else now
-            rule = rule_from_state(saved[0]) if saved else calibrate(X[person >= 0], person[person >= 0], LOCAL_K)
+            rule = rule_from_state(saved) if saved else calibrate(X[person >= 0], person[person >= 0], LOCAL_K)
             rows = self._rows()
             names = {i: n for i, n, *_ in self.store.people()}
             self._cache = (stamp, X, person, rows, rule, names)
