@@ -406,3 +406,25 @@ def test_kill_9_while_reading_photos_then_the_same_add_gives_the_faces_of_a_clea
     clean = tmp_path / "clean.db"
     Collection(clean).add(folder, progress=False)
     assert faces_of(db) == faces_of(clean) and _people_of(db) == _people_of(clean)
+
+
+@needs_models
+@needs_lfw
+def test_a_folder_inside_the_collection_adds_nothing_twice_and_one_around_it_is_refused(tmp_path):
+    import shutil
+
+    folder = tmp_path / "photos" / "2026"
+    for person, src in lfw_photos(2, 2):
+        (folder / person).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, folder / person / src.name)
+    db = tmp_path / "people.db"
+    people = Collection(db)
+    people.add(folder, progress=False, n_jobs=1)
+    faces = faces_of(db)
+    person = sorted(p for p in folder.iterdir())[0]
+    report = people.add([person, next(person.iterdir())], progress=False, n_jobs=1)
+    assert report.unchanged == 3 and report.new == 0 and report.removed == [] and faces_of(db) == faces
+    before = digest(db)
+    with pytest.raises(ValueError, match="already a folder of this collection"):
+        people.add(tmp_path / "photos", progress=False)
+    assert digest(db) == before and faces_of(db) == faces
