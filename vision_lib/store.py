@@ -139,6 +139,7 @@ class Store(Protocol):
     def vectors(self) -> tuple[np.ndarray, np.ndarray]: ...
     def face_rows(self) -> list[tuple]: ...
     def face_table_rows(self) -> tuple[list[str], list[tuple]]: ...
+    def face_geometry(self) -> tuple[np.ndarray, np.ndarray]: ...
     # people and decisions
     def assignments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
     def assign(self, faces: Sequence[int], person: int | None, by: str | None) -> None: ...
@@ -326,6 +327,12 @@ class SQLiteStore:
         row = self.con.execute("SELECT r.photos, p.path FROM photos p JOIN roots r ON r.id = p.root WHERE p.id = ?",
                                (int(photo),)).fetchone()
         return None if row is None or row[0] is None else row
+
+    def face_geometry(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(boxes (n, 4), detector scores (NaN: unknown))`` of every face, ordered by id."""
+        rows = self.con.execute("SELECT x, y, w, h, score FROM faces ORDER BY id").fetchall()
+        arr = np.array(rows, dtype=float).reshape(len(rows), 5)
+        return arr[:, :4].astype(int), arr[:, 4]
 
     def face_table_rows(self) -> tuple[list[str], list[tuple]]:
         """``(columns, rows)``: one row per face with its photo, root and person (for a DataFrame)."""

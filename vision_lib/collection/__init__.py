@@ -225,8 +225,6 @@ class Collection:
     def _plan(self, progress: bool, everything: bool) -> tuple[list[tuple[np.ndarray, int | None]], int, object]:
         """``([(face ids, person or None for a new one)], last face id covered, the open-set rule
         calibrated on the people as they were)`` from one snapshot."""
-        from ..cluster import core_faces
-
         store = self.store
         with store.snapshot():
             ids, X = store.vectors()
@@ -235,7 +233,7 @@ class Collection:
             forbidden: dict[int, set[int]] = {}
             for f, p in store.forbidden():
                 forbidden.setdefault(f, set()).add(p)
-            rows_data = store.face_rows()
+            boxes, scores = store.face_geometry()
         if not np.array_equal(ids, fid):
             raise RuntimeError(f"{self.path}: faces without descriptors (the file was changed by hand)")
         last = int(fid.max(initial=0))
@@ -257,7 +255,7 @@ class Collection:
         person[rows] = found
         rest = rows[found < 0]
         known = person >= 0
-        mask = core_faces(self._faces_table(rest, rows_data, X)) if len(rest) else None
+        mask = self._core_mask(X[rest], boxes[rest], scores[rest]) if len(rest) else None
         labels, joins = group_new(X[rest], X[known], person[known], t, LOCAL_K, descriptor=self.descriptor,
                                   core_mask=mask, progress=progress)
         for g, target in enumerate(joins):
@@ -421,17 +419,23 @@ class Collection:
         df["hidden"] = df["hidden"].fillna(0).astype(bool)
         return df
 
-    def _faces_table(self, rows: np.ndarray | None = None, data: list | None = None, X: np.ndarray | None = None):
-        """The faces (all, or the given row numbers in face-id order) as a FaceTable (``data``, ``X``:
-        the store's face rows and descriptors, when the caller has read them)."""
+    def _core_mask(self, X: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """The faces confident enough to build the clustering's cores (:func:`vision_lib.cluster.core_faces`)."""
+        from ..cluster import core_faces
+        from ..tables import FaceTable
+
+        n = len(X)
+        return core_faces(FaceTable("descriptor", X, [""] * n, [""] * n, np.zeros(n, int), boxes, [],
+                                    {"detector": self.detector}, scores=scores))
+
+    def _faces_table(self):
+        """Every face as a FaceTable (the rows of :meth:`to_table`)."""
         import json
 
         from ..tables import FaceTable
 
-        data = self._rows() if data is None else data
-        X = self.store.vectors()[1] if X is None else X
-        if rows is not None:
-            data, X = [data[i] for i in rows], X[rows]
+        data = self._rows()
+        X = self.store.vectors()[1]
         roots = self.store.roots()
         folders = {f for _, _, f in roots.values()}
         one = len(folders) == 1 and None not in folders
