@@ -428,3 +428,14 @@ def test_a_folder_inside_the_collection_adds_nothing_twice_and_one_around_it_is_
     with pytest.raises(ValueError, match="already a folder of this collection"):
         people.add(tmp_path / "photos", progress=False)
     assert digest(db) == before and faces_of(db) == faces
+
+
+def test_a_new_collection_takes_its_tables_descriptor_and_refuses_a_mix_before_it_exists(tmp_path, two_tables):
+    dlib = tmp_path / "dlib.npz"
+    make_table(dlib, _centres(2, 5), range(2), seed=3, descriptor_id=get_descriptor("dlib").id)
+    with pytest.raises(ValueError, match="one collection, one descriptor"):
+        Collection(tmp_path / "mixed.db").add([dlib, two_tables[0]], progress=False)
+    assert not (tmp_path / "mixed.db").exists()
+    people = Collection(tmp_path / "dlib.db")
+    people.add(dlib, progress=False)
+    assert people.descriptor == "dlib" and check_file(tmp_path / "dlib.db")["descriptor"] == get_descriptor("dlib").id

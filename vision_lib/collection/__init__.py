@@ -162,7 +162,7 @@ class Collection:
         inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
         kinds = [root_of(i) for i in inputs]  # every input checked before the file is created
         if self._store is None and not self.path.exists():
-            self._create(self._descriptor or self._table_descriptor(inputs, kinds))
+            self._create(self._table_descriptor(inputs, kinds))
         with self._writer(wait, quiet=not progress):
             report = add_inputs(self.store, inputs, detector=self.detector, descriptor=self.descriptor,
                                 n_jobs=n_jobs, progress=progress, batch=batch)
@@ -170,15 +170,25 @@ class Collection:
         self._cache = None
         return report
 
-    @staticmethod
-    def _table_descriptor(inputs, kinds) -> str | None:
-        """The descriptor of the first feature table among the inputs (a new collection takes it)."""
+    def _table_descriptor(self, inputs, kinds) -> str | None:
+        """The descriptor a new collection takes: the one asked for, else the feature tables' (all
+        alike, and known to this release), else None (the default); checked before the file exists."""
+        from ..models import get_descriptor
         from ..tables import load_descriptor_table
 
+        wanted = None if self._descriptor is None else get_descriptor(self._descriptor).id
+        name = self._descriptor
         for item, (_, kind) in zip(inputs, kinds):
-            if kind == "table":
-                return load_descriptor_table(item, "a collection").descriptor
-        return None
+            if kind != "table":
+                continue
+            table = load_descriptor_table(item, "a collection")
+            found = str(table.settings.get("descriptor"))
+            if table.descriptor is None:
+                raise ValueError(f"{item} holds descriptors {found}, which this vision_lib does not know")
+            if wanted is not None and found != wanted:
+                raise ValueError(f"{item} holds descriptors {found}, not {wanted} (one collection, one descriptor)")
+            wanted, name = found, table.descriptor
+        return name
 
     def recluster(self, *, progress: bool = True, wait: bool = True) -> AddReport:
         """Regroup every automatic assignment from scratch (an explicit action; adds never do it):
