@@ -226,6 +226,10 @@ def test_names_csv_and_faces_csv(two_tables, tmp_path, capsys):
     assert lines[0] == "source,face_index,person,name,decided_by" and len(lines) == 1 + 72
     assert any(line.endswith(",1,Ada,user") for line in lines)
     assert main(["people", "--db", str(db), "--faces", str(tmp_path / "faces.csv")]) == 2  # never overwritten
+    table = Collection(db).to_table()  # to the other stages
+    assert len(table) == 72 and table.X.shape == (72, DESC.dim) and table.descriptor == "facenet"
+    assert [r.source for r in table.rejected] == ["p000/unreadable.jpg"] and len(table.photos) == 73
+    assert np.array_equal(Collection(db).persons_of_faces() == 1, np.array([s.startswith("p000/") for s in table.sources]))
     (tmp_path / "bad.csv").write_text("person,name\n1,Ann\n999,Nobody\n")
     assert main(["people", "--db", str(db), "--names", str(tmp_path / "bad.csv")]) == 2
     assert Collection(db).store.person(1)[1] == "Ada"  # checked before any row was applied
