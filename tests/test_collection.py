@@ -443,3 +443,23 @@ def test_a_new_collection_takes_its_tables_descriptor_and_refuses_a_mix_before_i
     people = Collection(tmp_path / "dlib.db")
     people.add(dlib, progress=False)
     assert people.descriptor == "dlib" and check_file(tmp_path / "dlib.db")["descriptor"] == get_descriptor("dlib").id
+
+
+def test_a_decision_blocked_too_long_is_one_clear_error_and_saves_nothing(tmp_path, two_tables):
+    from vision_lib.store import SQLiteStore
+
+    db = tmp_path / "people.db"
+    Collection(db).add(two_tables[0], progress=False)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the file
+    people = Collection(db)
+    people._store = SQLiteStore(db, timeout=0.2)
+    try:
+        with pytest.raises(OSError, match="database is locked"):
+            people.name(1, "Ada")
+        assert people.people()[0].name is None  # reading goes on meanwhile
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    people.name(1, "Ada")
+    assert Collection(db).people()[0].name == "Ada"

@@ -214,15 +214,18 @@ class SQLiteStore:
             finally:
                 self._depth -= 1
             return
-        self.con.execute("BEGIN IMMEDIATE")
-        self._depth = 1
         try:
-            yield self.con
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        else:
-            self.con.execute("COMMIT")
+            self.con.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self.con
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            else:
+                self.con.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # locked too long, read-only file, disk full: one line
+            raise OSError(f"{self.path}: {exc} (nothing of this step was saved)") from None
         finally:
             self._depth = 0
 
