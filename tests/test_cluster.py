@@ -217,7 +217,7 @@ def test_export_is_whole_or_absent_and_locked(tmp_path, rng, monkeypatch):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(cluster, "copy_grouped", interrupted)
+        m.setattr(cluster.export, "copy_grouped", interrupted)
         with pytest.raises(KeyboardInterrupt):
             cluster.export_clusters(faces, [0, 0, 1, -1], out)
     assert os.listdir(tmp_path) == ["in"]  # nothing half-written; the folder it created is gone again
@@ -236,7 +236,7 @@ def test_cluster_folder_keeps_its_run_when_a_file_manager_drops_a_file_in(tmp_pa
         (out / ".DS_Store").write_bytes(b"x")
         return _fake_faces(tmp_path / "in", rng)
 
-    monkeypatch.setattr(cluster, "face_set", described)
+    monkeypatch.setattr(cluster.export, "face_set", described)
     (tmp_path / "in").mkdir()
     metrics = cluster.cluster_folder(tmp_path / "in", out, method="agglomerative", progress=False)
     assert metrics["faces"] == 4 and (out / "metrics.json").is_file() and (out / ".DS_Store").is_file()
@@ -257,7 +257,8 @@ def _count_core_faces(monkeypatch) -> tuple[list, list]:
         given.append(core_mask)
         return fit(self, X, y, core_mask=core_mask)
 
-    monkeypatch.setattr(cluster, "core_faces", counted)
+    for module in (cluster.export, cluster.galleries):  # the modules that call it
+        monkeypatch.setattr(module, "core_faces", counted)
     monkeypatch.setattr(IdentityClustering, "fit", fit_seen)
     return calls, given
 
@@ -265,7 +266,7 @@ def _count_core_faces(monkeypatch) -> tuple[list, list]:
 def test_export_computes_the_confident_cores_once(tmp_path, rng, monkeypatch):
     faces = _fake_faces(tmp_path / "in", rng)
     faces.boxes[:2] = (0, 0, 80, 80)  # two faces large enough to build cores, two too small
-    monkeypatch.setattr(cluster, "face_set", lambda in_dir, **kw: faces)
+    monkeypatch.setattr(cluster.export, "face_set", lambda in_dir, **kw: faces)
     calls, given = _count_core_faces(monkeypatch)
     metrics = cluster.cluster_folder(tmp_path / "in", tmp_path / "out", progress=False)
     assert len(calls) == 1  # one mask, for the clustering and the metrics alike

@@ -242,7 +242,7 @@ def test_auto_switches_to_the_graph_above_the_limit(monkeypatch):
     from vision_lib import cluster
 
     X, person = _people(n_people=20, per=10, spread=0.05)
-    monkeypatch.setattr(cluster, "GRAPH_LIMIT", 100)
+    monkeypatch.setattr(cluster.estimator, "GRAPH_LIMIT", 100)
     ran = _graph_runs(monkeypatch)
     model = IdentityClustering(threshold=0.6)
     assert model._use_graph(len(X)) and external_metrics(person, model.fit_predict(X))["bcubed_f"] > 0.95

@@ -32,6 +32,9 @@ app (``cli``; ``serve``, ``notebooks``, ``present``, ``widgets``, ``api``) -> st
                     functions re-exported from ``models.dlib``
 ``classify``        model comparison, cleaning of uncurated folders, predict, model bundles
 ``cluster``         identity clustering (number of people unknown) and its metrics
+``store``           the SQLite file of a face collection: schema, checks, transactions
+``collection``      :class:`~vision_lib.collection.Collection`: a face collection that grows
+                    (add photos, people that keep their names, search by face)
 ``teams``           clothing clustering of player crops
 ``average``         aligned average faces per person or cluster
 ``compress``        K-Means colour quantization, palette PNGs, fidelity figures (a sub-package:
@@ -64,8 +67,10 @@ _SUBMODULES = {
     "io", "native", "names", "config", "cache", "geometry", "models", "faces", "embeddings", "features",
     "extraction", "tables",
     "classify", "cluster", "teams", "average", "compress", "widgets", "plotting", "serve", "cli", "notebooks",
-    "present", "datasets", "api",
+    "present", "datasets", "api", "store", "collection",
 }
+#: Classes re-exported here (their module loads on first use).
+_CLASSES = {"Collection": "collection"}
 #: The facade (:mod:`vision_lib.api`): the common path in a handful of verbs.
 _VERBS = {"load_image", "detect_faces", "describe_faces", "faces_of_folder", "train", "predict",
           "cluster_identities", "average_faces", "quantize"}
@@ -75,9 +80,11 @@ def __getattr__(name: str):
     # Lazy: `import vision_lib` loads nothing heavy; `vision_lib.faces` or `vision_lib.train` load on use.
     if name in _VERBS:
         return getattr(importlib.import_module(f"{__name__}.api"), name)
+    if name in _CLASSES:
+        return getattr(importlib.import_module(f"{__name__}.{_CLASSES[name]}"), name)
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'vision_lib' has no attribute {name!r}")
 
 
-__all__ = sorted(_VERBS | _SUBMODULES)
+__all__ = sorted(_VERBS | _SUBMODULES | set(_CLASSES))

@@ -662,6 +662,114 @@ def _run_compress(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# --------------------------------------------------------------------------- collection (issue 33)
+def _add_index(sub) -> None:
+    p = sub.add_parser("index", help="add photos (or a descriptor table) to a face collection",
+                       description="Add folders, photos or `features --kind descriptor` tables to the collection "
+                       "DB (created when missing): unchanged photos are skipped, changed ones re-read, photos gone "
+                       "from a folder removed; new faces join the people they are, the rest form new people. Every "
+                       "file is accounted for; stopped at any point, the same command goes on (docs/collection.md).")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="PHOTOS_OR_TABLE",
+                   help="folder (searched recursively), photo, or descriptor table (.npz)")
+    p.add_argument("--db", type=Path, required=True, help="the collection file (e.g. people.db)")
+    _add_models(p, detector="face detector of a new collection (default: {detector})",
+                descriptor="face descriptor of a new collection (default: {descriptor}; a table's own)")
+    _add_workers(p)
+    p.set_defaults(handler=_run_index)
+
+
+def _listed(title: str, items: list) -> None:
+    from .io import LISTED_AT_MOST
+
+    for item in items[:LISTED_AT_MOST]:
+        print(f"  {title}: {item}")
+    if len(items) > LISTED_AT_MOST:
+        print(f"  {title}: ... and {len(items) - LISTED_AT_MOST} more")
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    from .collection import Collection
+
+    people = Collection(args.db, descriptor=args.descriptor, detector=args.detector)
+    report = people.add(args.inputs, n_jobs=args.jobs, progress=not args.quiet)
+    print(report.summary())
+    _listed("changed", report.changed)
+    _listed("removed", report.removed)
+    _listed("no usable face", [f"{r.source} ({r.reason})" for r in report.rejected])
+    _listed("skipped", [f"{r.source} ({r.reason})" for r in report.skipped])
+    print(f"{args.db}: {len(people.people())} people; `vision-lib people --db {args.db}` lists them")
+    return 0
+
+
+def _add_people(sub) -> None:
+    p = sub.add_parser("people", help="list, export or name the people of a face collection",
+                       description="One line per person (id, name, faces, photos); --faces writes one row per "
+                       "face; --names reads a CSV of person,name and names those people (saved at once).")
+    p.add_argument("--db", type=Path, required=True, help="the collection file")
+    p.add_argument("--json", action="store_true", help="one JSON object per person")
+    p.add_argument("--faces", type=Path, default=None, metavar="OUT.csv",
+                   help="write source,face_index,person,name,decided_by (one row per face)")
+    p.add_argument("--names", type=Path, default=None, metavar="IN.csv", help="name people from a person,name CSV")
+    _add_overwrite(p, "an existing --faces file")
+    p.set_defaults(handler=_run_people)
+
+
+def _run_people(args: argparse.Namespace) -> int:
+    import json
+
+    from .collection import Collection
+
+    people = Collection(args.db)
+    people.store  # noqa: B018 (a missing file is one clear error: only `index` creates a collection)
+    if args.names is not None:
+        people.name_from_csv(args.names)
+    if args.faces is not None:
+        print(f"wrote {people.write_faces_csv(args.faces, overwrite=args.overwrite)}")
+        return 0
+    for person in people.people():
+        if args.json:
+            print(json.dumps({"id": person.id, "name": person.name, "faces": person.faces, "photos": person.photos,
+                              "hidden": person.hidden}))
+        else:
+            print(f"{person.id}\t{person.name or ''}\t{person.faces} faces\t{person.photos} photos"
+                  + ("\thidden" if person.hidden else ""))
+    return 0
+
+
+def _add_search(sub) -> None:
+    p = sub.add_parser("search", help="who is in a photo, and where else they appear in a face collection",
+                       description="For each face of PHOTO: the person of the collection it is (or none), its "
+                       "stranger_rate, and the nearest faces of the collection, best first.")
+    p.add_argument("photo", type=Path, metavar="PHOTO")
+    p.add_argument("--db", type=Path, required=True, help="the collection file")
+    p.add_argument("--json", action="store_true", help="one JSON object per face")
+    p.add_argument("--top", type=int, default=10, help="matches per face")
+    p.set_defaults(handler=_run_search)
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    import json
+
+    from .collection import Collection
+
+    people = Collection(args.db)
+    people.store  # noqa: B018 (a missing file is one clear error)
+    faces = people.search(args.photo, top=args.top)
+    if not faces and not args.json:
+        print(f"{args.photo}: no face found")
+    for face in faces:
+        if args.json:
+            print(json.dumps(face))
+            continue
+        who = face["name"] or (f"person {face['person']}" if face["person"] is not None else "not anyone in this collection")
+        rate = "" if face["stranger_rate"] is None else f" (stranger_rate {face['stranger_rate']:.4f})"
+        print(f"{args.photo} {tuple(face['box'])}: {who}{rate}")
+        for m in face["matches"]:
+            print(f"  {m['distance']:.3f}  {m['source']}#{m['face_index']}  "
+                  + (m["name"] or (f"person {m['person']}" if m["person"] is not None else "-")))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vision-lib", description="Analyse photos of people: faces, features, models, clusters."
@@ -670,7 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     # In pipeline order (notebooks 01-06), then the app and the suite.
     for add in (_add_faces, _add_features, _add_train, _add_predict, _add_cluster, _add_teams, _add_average,
-                _add_compress, _add_serve, _add_notebooks, _add_present, _add_fetch):
+                _add_compress, _add_serve, _add_notebooks, _add_present, _add_fetch, _add_index, _add_people,
+                _add_search):
         add(sub)
     for action in sub._choices_actions:  # every command: a description, and its defaults shown
         command = sub.choices[action.dest]

@@ -1,0 +1,182 @@
+"""Who a face is, in a collection that already has people: the two phases of an add.
+
+1. :func:`attach`: a face joins an existing person when that person's ``k`` nearest faces are on
+   average nearer than the descriptor's same-person distance and no other person is that near (the
+   local test :class:`~vision_lib.cluster.IdentityClustering` attaches faces to its cores with,
+   ``_attach_local``: not the single nearest face, which a look-alike's one photo can win), and the
+   open-set rule calibrated on the collection's own people accepts that distance
+   (:func:`calibrate`). A face near several people goes to the one whose faces are on average
+   nearest, if that is nearer than the same-person distance.
+2. :func:`group_new`: the faces still in no person are clustered with ``IdentityClustering`` (its
+   graph path at scale) into new people; a new group whose faces pass the local test for exactly one
+   existing person joins that person instead (``_merge_local``'s rule).
+
+Candidates come from each face's :data:`CANDIDATES` nearest assigned faces (exact Euclidean
+distances, a matrix product in blocks), so the cost is linear in the collection.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["CANDIDATES", "CALIBRATION_PEOPLE", "nearest", "person_distances", "attach", "group_new", "calibrate",
+           "rule_state", "rule_from_state"]
+
+#: Nearest assigned faces looked at per face to find the people it may be.
+CANDIDATES = 64
+#: At most this many people (with two faces or more, chosen at random, seeded) calibrate the open-set
+#: rule: 50 x 49 gallery comparisons, about 1,000 stranger scores (a 1 % rate rests on ten of them).
+CALIBRATION_PEOPLE = 50
+
+
+def nearest(Q: np.ndarray, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``k`` nearest rows of ``X`` for each row of ``Q``: ``(distances, indices)``, ascending."""
+    Q, X = np.asarray(Q, np.float32), np.asarray(X, np.float32)
+    k = min(int(k), len(X))
+    block = max(1, min(256, (1 << 25) // max(len(X), 1)))  # at most 128 MB of distances at a time
+    dist = np.full((len(Q), k), np.inf, np.float32)
+    idx = np.zeros((len(Q), k), np.int64)
+    if k == 0:
+        return dist, idx
+    xx = np.einsum("ij,ij->i", X, X)
+    for s in range(0, len(Q), block):
+        q = Q[s:s + block]
+        d2 = xx[None, :] - 2 * q @ X.T + np.einsum("ij,ij->i", q, q)[:, None]
+        part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(X) else np.tile(np.arange(len(X)), (len(q), 1))
+        dd = np.take_along_axis(d2, part, axis=1)
+        order = np.argsort(dd, axis=1, kind="stable")
+        idx[s:s + len(q)] = np.take_along_axis(part, order, axis=1)
+        dist[s:s + len(q)] = np.sqrt(np.maximum(np.take_along_axis(dd, order, axis=1), 0))
+    return dist, idx
+
+
+def person_distances(Q: np.ndarray, X: np.ndarray, person: np.ndarray, k: int, candidates: int = CANDIDATES,
+                     cutoff: float = np.inf) -> list[dict[int, float]]:
+    """For each row of ``Q``: ``{person: mean distance to that person's k nearest faces}`` for the
+    people among its ``candidates`` nearest rows of ``X`` (``person`` per row of ``X``, all >= 0).
+    A person with faces beyond the candidates is scored exactly on all of its faces, unless even
+    the nearest possible (the missing faces at the farthest candidate's distance) is not under
+    ``cutoff``: then that bound is its score."""
+    from ..openset import pairwise
+
+    dist, idx = nearest(Q, X, candidates)
+    sizes = dict(zip(*np.unique(person, return_counts=True)))
+    members: dict[int, np.ndarray] = {}
+    out = []
+    for i in range(len(Q)):
+        found: dict[int, list[float]] = {}
+        for d, j in zip(dist[i], idx[i]):
+            found.setdefault(int(person[j]), []).append(float(d))
+        far = float(dist[i, -1]) if dist.shape[1] else np.inf
+        scores = {}
+        for p, ds in found.items():
+            m = min(k, int(sizes[p]))
+            bound = (sum(ds[:m]) + (m - len(ds[:m])) * far) / m
+            if len(ds) >= m or bound >= cutoff:
+                scores[p] = float(bound)
+            else:  # the person's other faces lie beyond the candidates: score it on all of them
+                if p not in members:
+                    members[p] = X[person == p]
+                scores[p] = float(np.sort(pairwise(Q[i:i + 1], members[p])[0])[:m].mean())
+        out.append(scores)
+    return out
+
+
+def _choose(scores: dict[int, float], mean_of, distance: float, limit: float | None) -> int:
+    """The local test's verdict for one face: a person id, or -1."""
+    near = [p for p, d in scores.items() if d < distance and (limit is None or d < limit)]
+    if len(near) == 1:
+        return near[0]
+    if len(near) > 1:  # near two people's faces: only a clear overall preference decides
+        means = {p: mean_of(p) for p in near}
+        best = min(means, key=means.get)
+        return best if means[best] < distance else -1
+    return -1
+
+
+def attach(Q: np.ndarray, X: np.ndarray, person: np.ndarray, distance: float, k: int, *,
+           forbidden: Sequence[set[int] | None] | None = None, limit: float | None = None,
+           scores: list[dict[int, float]] | None = None) -> np.ndarray:
+    """Phase 1: the existing person of each row of ``Q`` (``-1``: none) by the local test at
+    ``distance`` (and under the open-set rule's ``limit`` when given); ``forbidden[i]``: the people
+    row ``i`` must not join (the user said "not this person"); ``scores``: :func:`person_distances`
+    when the caller has them."""
+    from ..openset import pairwise
+
+    out = np.full(len(Q), -1, np.int64)
+    if not len(Q) or not len(X):
+        return out
+    scores = person_distances(Q, X, person, k, cutoff=distance) if scores is None else scores
+    for i, s in enumerate(scores):
+        if forbidden is not None and forbidden[i]:
+            s = {p: d for p, d in s.items() if p not in forbidden[i]}
+        out[i] = _choose(s, lambda p: float(pairwise(Q[i:i + 1], X[person == p]).mean()), distance, limit)
+    return out
+
+
+def group_new(Q: np.ndarray, X: np.ndarray, person: np.ndarray, distance: float, k: int, *, descriptor: str | None,
+              core_mask: np.ndarray | None = None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Phase 2: cluster the rows of ``Q`` (faces in no person) with
+    :class:`~vision_lib.cluster.IdentityClustering`; returns ``(group per row (-1: none), existing
+    person per group (-1: a new person))``: a group joins an existing person (rows of ``X``) when
+    its faces pass the local test, on average, for that person alone."""
+    from ..cluster import IdentityClustering
+
+    if len(Q) < 2:
+        return np.full(len(Q), -1, np.int64), np.zeros(0, np.int64)
+    model = IdentityClustering(descriptor=descriptor, random_state=0, progress=progress)
+    labels = model.fit(Q, core_mask=core_mask).labels_
+    joins = np.full(model.n_clusters_, -1, np.int64)
+    if len(X) and model.n_clusters_:
+        rows = np.flatnonzero(labels >= 0)
+        scores = person_distances(Q[rows], X, person, k, cutoff=distance)
+        for g in range(model.n_clusters_):
+            mine = [scores[i] for i in np.flatnonzero(labels[rows] == g)]
+            people = set().union(*(s.keys() for s in mine))
+            # a face of the group that has the person in no candidate is far from it: counts as far
+            mean = {p: np.mean([s.get(p, np.inf) for s in mine]) for p in people}
+            near = [p for p, d in mean.items() if d < distance]
+            if len(near) == 1:
+                joins[g] = near[0]
+    return labels, joins
+
+
+def calibrate(X: np.ndarray, person: np.ndarray, k: int, seed: int = 0):
+    """The open-set rule (:class:`~vision_lib.openset.OpenSetRule`, ``score="knn"``) fitted on up to
+    :data:`CALIBRATION_PEOPLE` of the collection's people with two faces or more (at most 20 faces
+    each), the others standing in for strangers; None with fewer than two such people."""
+    from ..openset import OpenSetRule
+
+    ids, counts = np.unique(person[person >= 0], return_counts=True)
+    ids = ids[counts >= 2]
+    if len(ids) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(ids, min(len(ids), CALIBRATION_PEOPLE), replace=False))
+    rows = np.concatenate([rng.permutation(np.flatnonzero(person == p))[:20] for p in ids])
+    return OpenSetRule(score="knn", k=k).fit(X[rows], person[rows].astype(str))
+
+
+def rule_state(rule) -> str:
+    """What :func:`rule_from_state` needs of a calibrated rule, as JSON (kept in the store's ``meta``)."""
+    import json
+
+    return json.dumps({"far": rule.far, "k": rule.k, "impostor_scores": [round(float(v), 6) for v in rule.impostor_scores_],
+                       "n_strangers": rule.n_strangers_})
+
+
+def rule_from_state(state: str | None):
+    """The open-set rule saved by :func:`rule_state` (None: none saved), ready for ``accept``/``far_at``."""
+    import json
+
+    from ..openset import OpenSetRule
+
+    if not state:
+        return None
+    data = json.loads(state)
+    rule = OpenSetRule(far=data["far"], score="knn", k=data["k"])
+    rule.impostor_scores_ = np.asarray(data["impostor_scores"], float)
+    rule.n_strangers_ = data["n_strangers"]
+    rule.threshold_, rule.far_ = rule.threshold_for(rule.far)
+    return rule
