@@ -340,3 +340,24 @@ def test_cli_serve_help_does_not_import_tensorflow():
             "import vision_lib.serve; print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- warm-up (issue 36)
+def test_warm_up_runs_the_model_on_a_photo_with_a_face(caplog):
+    from vision_lib import detect_faces
+    from vision_lib.serve import warm_up
+
+    model = RecordingModel()
+    assert warm_up(model) == 1 and len(model.images) == 1
+    photo = model.images[0]
+    assert photo.dtype == np.uint8 and photo.shape == (512, 512, 3) and photo.std() > 20  # not a grey square
+    # The default detector finds a face there, so the descriptor runs (and loads) during the warm-up.
+    assert len(detect_faces(photo)) >= 1
+
+    class Blind(RecordingModel):
+        def predict_image(self, image):
+            return {"label": None, "faces": []}
+
+    with caplog.at_level("WARNING", logger="vision_lib.serve"):
+        assert warm_up(Blind()) == 0
+    assert "found no face" in caplog.text
