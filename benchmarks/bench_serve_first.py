@@ -26,18 +26,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serve import TIMEOUT, make_bundle, photos_1024, start_server  # noqa: E402
 
 
-def one_server(model: Path, photos: list[tuple[str, bytes]], pythonpath: str | None) -> dict:
+def one_server(model: Path, photos: list[tuple[str, bytes]], pythonpath: str) -> dict:
     """Start a server, time its first answer and the next ones, stop it."""
     import requests
 
-    saved = os.environ.get("PYTHONPATH")
-    if pythonpath is not None:
-        os.environ["PYTHONPATH"] = pythonpath
+    # `python -m vision_lib` imports from its working folder first: start it in the checkout to time,
+    # with that checkout on PYTHONPATH too, and an empty disk cache (no answer known in advance).
+    saved, cwd = {k: os.environ.get(k) for k in ("PYTHONPATH", "VISION_LIB_CACHE")}, os.getcwd()
+    os.environ["PYTHONPATH"] = pythonpath
+    os.environ["VISION_LIB_CACHE"] = tempfile.mkdtemp(prefix="bench_serve_first_cache_")
+    os.chdir(pythonpath)
     try:
         proc, url, startup = start_server(model, 10, 2)
     finally:
-        if pythonpath is not None:
-            os.environ["PYTHONPATH"] = saved or ""
+        os.chdir(cwd)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     try:
         times, faces = [], []
         for name, data in photos:
@@ -65,7 +72,7 @@ def main() -> int:
 
     footballers = dataset("footballers")
     tmp = Path(tempfile.mkdtemp(prefix="bench_serve_first_"))
-    model, labelled = (args.model, []) if args.model else make_bundle(footballers, tmp, per_player=8)
+    model, labelled = (args.model.resolve(), []) if args.model else make_bundle(footballers, tmp, per_player=8)
     paths = [p for p, _ in labelled] or sorted(footballers.rglob("*.jpg"))[::37]
     photos = photos_1024(paths[: args.photos * args.rounds])
     ours = str(Path(__file__).resolve().parent.parent)
@@ -74,7 +81,7 @@ def main() -> int:
         batch = photos[k * args.photos:(k + 1) * args.photos]  # a different first photo each round
         runs["this"].append(one_server(model, batch, ours))
         if args.compare_with:
-            runs["baseline"].append(one_server(model, batch, args.compare_with))
+            runs["baseline"].append(one_server(model, batch, str(Path(args.compare_with).resolve())))
     out = {"target_first_s": 0.5, "photos_per_start": args.photos, "runs": runs,
            "this_first_s_max": max(r["first_s"] for r in runs["this"])}
     if runs["baseline"]:
