@@ -14,7 +14,7 @@ export VISION_LIB_DATA ?= $(if $(wildcard $(SHARED)/data),$(SHARED)/data,$(abspa
 export KERAS_HOME      ?= $(if $(wildcard $(SHARED)/models/keras),$(SHARED)/models/keras,$(HOME)/.keras)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test present venv browser clean-reports
+.PHONY: run test present lab venv browser clean-reports
 
 venv: $(STAMP) $(NPM_MODELS)
 
@@ -45,6 +45,11 @@ browser:
 
 run: $(STAMP) $(NPM_MODELS)
 	$(BIN)/vision-lib notebooks --out reports
+
+# Open the notebooks in JupyterLab (the widgets of notebooks 04 and 06 are live there), with the data
+# and weights folders above.
+lab: $(STAMP) $(NPM_MODELS)
+	$(BIN)/jupyter lab notebooks/
 
 # Offline slide decks + summary page from the executed notebooks of `make run` (reports/slides/).
 present: $(STAMP)

@@ -79,3 +79,15 @@ def threaded_server(app, threads: int = 4) -> Iterator:
         server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         thread.join(10)
         server.task_dispatcher.shutdown()
+
+
+def stop(proc) -> None:
+    """End a server subprocess: terminate, and kill it if it has not exited 20 s later."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -261,6 +261,38 @@ def test_cli_average_on_real_faces(lfw_folder, tmp_path):
     assert main(["average", str(root), "--out", str(root / "x"), "--quiet"]) == 2  # not inside IN
 
 
+def test_cli_average_refuses_a_flat_folder_of_unknown_people(tmp_path, capsys):
+    from vision_lib.cli import main
+
+    flat = tmp_path / "mine"
+    flat.mkdir()
+    for k in range(3):
+        Image.fromarray(np.full((32, 32, 3), 40 * k, np.uint8)).save(flat / f"p{k}.png")
+    assert main(["average", str(flat), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no person sub-folders" in err and "as one person 'mine'" in err
+    assert f"vision-lib cluster {flat}" in err and "--one-person" in err
+    assert not (tmp_path / "out").exists()  # nothing written
+    (flat / "ann").mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(flat / "ann" / "a.png")
+    (flat / "bob").mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(flat / "bob" / "b.png")
+    assert main(["average", str(flat), "--out", str(tmp_path / "out"), "--one-person", "--quiet"]) == 2
+    assert "--one-person is for a flat folder" in capsys.readouterr().err
+
+
+def test_reasons_show_enough_digits_to_be_true():
+    from vision_lib.words import compared
+
+    assert compared(1.1042, ">", 1.1) == "1.104 > 1.100"
+    assert compared(0.8996, "<", 0.9) == "0.8996 < 0.9000"
+    assert compared(0.5, "<", 0.9) == "0.50 < 0.90"
+    assert compared(1.1, ">=", 1.1) == "1.10 >= 1.10"
+    for value, op, limit in ((1.10001, ">", 1.1), (0.89999, "<", 0.9), (0.123456, "<", 0.1234567)):
+        a, _, b = compared(value, op, limit).partition(f" {op} ")
+        assert eval(f"{float(a)} {op} {float(b)}"), (value, op, limit)
+
+
 def test_average_keeps_identity_on_real_faces(lfw_folder):
     root, people = lfw_folder
     groups = {p: A.groups_from_folder(root)[p] for p in people}

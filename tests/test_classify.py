@@ -611,19 +611,20 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     (train_dir / "loose.png").unlink()
     (train_dir / "Nobody").rmdir()
     assert rc == 0, err
-    assert f"  {train_dir / 'Nobody'}: empty folder: no photos" in out
-    assert "excluded    1: empty folder: no photos" in out
-    assert "training faces" in out and "excluded" in out and model.is_file()
+    assert "       1  empty folder: no photos" in out  # counts by reason, not a line per photo
+    assert str(train_dir / "Nobody") not in out and "--report FILE.csv lists every photo" in out
+    assert "training faces" in out and "left out:" in out and model.is_file()
     assert "note: 1 photos lie directly in" in out and "loose.png" in out
     loaded = classify.load_model(model)
     info = loaded.info_
     assert f"  classifier: {info['model']} (5-fold CV accuracy " in out and "svm_rbf 0." in out
     assert f"descriptor, {info['model']}, unknown below p=" in out  # the bundle's repr names it too
-    # Every exclusion is listed with its reason, as the bundle's training report holds them.
+    # The counts add up to the exclusions the bundle's training report holds; the list itself is --report's.
     report = loaded.training_report_
-    assert report.excluded and "left out of training" in out
-    for e in report.excluded:
-        assert f"  {e.path}{'' if e.face_index is None else f' [face {e.face_index}]'}: {e.reason}" in out
+    assert report.excluded and sum(report.counts().values()) == len(report.excluded)
+    for reason, n in report.counts().items():
+        assert f"  {n:6d}  {reason}\n" in out
+    assert not any(e.path in out for e in report.excluded if e.path != str(train_dir / "Nobody"))
     rc, _, err = _cli("train", train_dir, "--out", model, "--quiet")
     assert rc == 2 and "--overwrite" in err
     rc, out, err = _cli("train", train_dir, "--out", tmp_path, "--overwrite", "--quiet")  # a folder: refused first

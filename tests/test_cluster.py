@@ -191,12 +191,17 @@ def _fake_faces(root: Path, rng) -> FaceTable:
 
 def test_export_writes_csv_copies_and_never_overwrites(tmp_path, rng):
     faces = _fake_faces(tmp_path / "in", rng)
+    faces.boxes = np.array([[5, 5, 10, 10], [0, 0, 20, 20], [2, 3, 6, 8], [12, 10, 6, 6]])
     before = {p: p.read_bytes() for p in faces.paths}
     out = cluster.export_clusters(faces, [0, 0, 1, -1], tmp_path / "out", metrics={"x": 1})
     rows = list(csv.DictReader(open(out / "clusters.csv")))
     assert [(r["source"], r["face_index"], r["cluster"]) for r in rows] == [
         ("p1/img0.jpg", "0", "0"), ("p1/img1.jpg", "0", "0"), ("p2/img2.jpg", "0", "1"), ("p2/img2.jpg", "1", "-1")]
-    assert sorted(p.name for p in (out / "cluster_00").iterdir()) == ["p1__img0.jpg", "p1__img1.jpg"]
+    assert sorted(p.name for p in (out / "cluster_00").iterdir()) == ["faces", "p1__img0.jpg", "p1__img1.jpg"]
+    # Beside the photo copies, a crop of the face that is in the group (box + 20 % margin, clamped).
+    sizes = {p.relative_to(out).as_posix(): Image.open(p).size for p in out.glob("*/faces/*.jpg")}
+    assert sizes == {"cluster_00/faces/p1__img0_face0.jpg": (14, 14), "cluster_00/faces/p1__img1_face0.jpg": (20, 20),
+                     "cluster_01/faces/p2__img2_face0.jpg": (8, 12), "unassigned/faces/p2__img2_face1.jpg": (8, 8)}
     assert (out / "cluster_01" / "p2__img2.jpg").read_bytes() == before[faces.paths[2]]
     assert (out / "unassigned" / "p2__img2.jpg").is_file()  # its second face is unassigned
     assert json.loads((out / "metrics.json").read_text()) == {"x": 1}

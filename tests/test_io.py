@@ -447,7 +447,7 @@ def test_missing_data_says_where_photos_go_and_skips_the_notebook(tmp_path, monk
     with pytest.raises(FileNotFoundError) as err:
         config.dataset("footballers")
     text = str(err.value)
-    assert str(tmp_path / "footballers") + "/<person>/*.jpg (one folder per person)" in text
+    assert str(tmp_path / "footballers") + "/<person>/*.jpg (one folder per person" in text
     assert f"vision-lib fetch lfw --out {tmp_path / 'footballers'}" in text and "in place of the footballers" in text
     assert "in place of" not in config.missing_data_message("lfw")
     results = notebooks.run_notebooks(tmp_path / "reports", only=["03"])  # no kernel is started
@@ -455,6 +455,25 @@ def test_missing_data_says_where_photos_go_and_skips_the_notebook(tmp_path, monk
     printed = capsys.readouterr().out
     assert "missing data" in results[0].error and "[skip] 03_model_development" in printed
     assert "0 notebooks ran, 1 skipped for missing data (see above), 0 failed" in printed
+    assert "Done: every notebook that has its data ran" in printed
+
+
+def test_every_missing_data_set_is_listed_at_once_with_its_layout(tmp_path, monkeypatch, capsys):
+    from vision_lib import cli, config
+
+    monkeypatch.setenv("VISION_LIB_DATA", str(tmp_path))
+    (tmp_path / "players" / "two_players_top").mkdir(parents=True)  # half a data set is still missing
+    assert not config.has_dataset("players")
+    assert cli.main(["notebooks", "--out", str(tmp_path / "reports"), "--only", "01", "04", "05"]) == 0
+    printed = capsys.readouterr().out
+    head = printed.split("[skip]")[0]  # listed once, before the first notebook
+    for name in ("footballers", "lfw", "players"):
+        assert f"- {name}, for notebook" in head, head
+    assert "players/two_players_top/*.jpg and two_players_bot/*.jpg" in head and "labels_top.csv" in head
+    players = head.split("- players")[1]
+    assert "fetch lfw" not in players and "<person>" not in players  # crops of two players, not people folders
+    assert "vision-lib fetch lfw --out " + str(tmp_path / "lfw") in head
+    assert printed.count("[skip]") == 3 and "0 failed" in printed
     (tmp_path / "footballers").mkdir()
     assert config.dataset("footballers") == tmp_path / "footballers"
 

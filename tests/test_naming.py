@@ -180,7 +180,9 @@ def test_csv_workflow_cluster_name_train_predict_on_lfw(lfw_dir, tmp_path):
     named = N.named_faces(rows)
     assert len(named) >= 3, Counter(r.cluster for r in rows)  # the clustering finds most of the people
 
-    rc, out, err = _cli("train", collection, "--names", names, "--out", tmp_path / "model.pkl", "--quiet")
+    report = tmp_path / "report.csv"
+    rc, out, err = _cli("train", collection, "--names", names, "--out", tmp_path / "model.pkl", "--quiet",
+                        "--report", report)
     assert rc == 0, err
     from vision_lib import classify
 
@@ -188,11 +190,17 @@ def test_csv_workflow_cluster_name_train_predict_on_lfw(lfw_dir, tmp_path):
     assert sorted(model.classes_) == sorted(named)
     assert model.info_["names"]["named_faces"] == len(model.training_report_.kept) == sum(map(len, named.values()))
     unnamed = [r for r in rows if not r.name]
-    for r in rows:  # every face left out is listed, with its reason
+    import csv
+
+    with open(report, newline="") as f:  # every face left out is in the report, with its reason
+        left_out = {(Path(r["source"]).name, r["face"]): r["reason"] for r in csv.DictReader(f)
+                    if r["status"] == "left out"}
+    for r in rows:
         if not r.name or r.name == N.NOT_OF_INTEREST:
             reason = N.NOT_NAMED if not r.name else N.MARKED_OUT
-            assert f"  {r.source} [face {r.face_index}]: {reason}\n" in out, out
-    assert f"excluded {len(unnamed):4d}: {N.NOT_NAMED}" in out
+            assert left_out[(Path(r.source).name, str(r.face_index))] == reason
+            assert f"{r.source} [face {r.face_index}]" not in out  # counts on the terminal, the list in the report
+    assert f"  {len(unnamed):6d}  {N.NOT_NAMED}\n" in out
 
     rc, out, err = _cli("predict", "--model", tmp_path / "model.pkl", held_out, "--json")
     assert rc == 0, err
@@ -234,36 +242,59 @@ def test_cluster_namer_widget_edits_the_table_and_saves_it(namer_inputs, tmp_pat
     namer = ClusterNamer(rows, root, boxes=boxes, out=out, thumb=32)
     namer.widget  # built without a browser; the controls' callbacks run as a click would run them
     c = namer._controls
+
+    def shown():
+        return [cell["key"] for cell in c["cells"] if cell["key"] is not None]
+
+    def said():
+        return c["status"].value
+
     assert [v for _, v in c["cluster"].options] == [0, 1, 2, -1] and namer.current == 0  # largest first
-    assert len(c["grid"].children) == 3
+    assert len(shown()) == 3 and str(out) in said()
     c["name"].value = "Ann"
     c["name_button"].click()
     assert [r.name for r in namer.rows[:3]] == ["Ann"] * 3 and "cluster 0: Ann (3 faces)" in c["cluster"].options[0]
+    cells = list(c["cells"])
     c["cluster"].value = 1
-    assert namer.current == 1 and len(c["ticks"]) == 3
-    assert ("b.jpg", 0) not in [k for k, _ in c["ticks"]]
+    assert namer.current == 1 and len(shown()) == 3 and ("b.jpg", 0) not in shown()
+    assert [cell["image"] for cell in c["cells"]][:3] == [cell["image"] for cell in cells][:3]  # reused, not rebuilt
+    before = list(namer.rows)
+    # Nothing is pre-selected, and an action without its choice refuses and changes nothing.
+    assert c["merge"].value is None and c["move"].value is None
+    c["merge_button"].click()
+    assert "Not done" in said() and "'with' menu" in said() and namer.rows == before
+    c["move"].value = -1
+    c["move_button"].click()  # nothing ticked
+    assert "Not done" in said() and "tick the faces" in said() and namer.rows == before
+    c["move"].value = None
+    next(cell for cell in c["cells"] if cell["key"] == ("b.jpg", 1))["tick"].value = True
+    c["move_button"].click()  # ticked, but no target: no "cluster None"
+    assert "Not done" in said() and "'to' menu" in said() and namer.rows == before
     c["merge"].value = 2
     c["merge_button"].click()  # cluster 2 was the same person
     assert [v for _, v in c["cluster"].options] == [1, 0, -1] and len(namer.faces(1)) == 4  # now the largest
-    c["ticks"][0][1].value = True  # b.jpg face 1: someone else
+    assert c["merge"].value is None and c["move"].value is None  # empty again after the edit
+    c["merge_button"].click()  # a second click merges nothing
+    assert "Not done" in said() and len(namer.faces(1)) == 4
+    assert namer.ticked() == [("b.jpg", 1)]  # still ticked: b.jpg face 1 is someone else
     c["move"].value = -1
     c["move_button"].click()
-    assert N.Row("b.jpg", 1, -1, "") in namer.rows and len(namer.faces(1)) == 3
+    assert N.Row("b.jpg", 1, -1, "") in namer.rows and len(namer.faces(1)) == 3 and namer.ticked() == []
     c["out_button"].click()  # the rest of cluster 1: fans
     assert {r.name for r in namer.faces(1)} == {N.NOT_OF_INTEREST}
     assert [v for _, v in c["cluster"].options] == [0, 1, -1] and "not of interest" in c["cluster"].options[1][0]
     c["cluster"].value = 0
     c["name"].value = "  "
     c["name_button"].click()  # an empty name is refused, said under the grid
-    assert "Not done" in c["status"].value and {r.name for r in namer.faces(0)} == {"Ann"}
+    assert "Not done" in said() and {r.name for r in namer.faces(0)} == {"Ann"}
     c["save_button"].click()
-    assert N.load_names(out) == namer.rows and "saved 8 rows" in c["status"].value
+    assert N.load_names(out) == namer.rows and f"saved 8 rows to {out}" in said()
     assert N.named_faces(N.load_names(out)) == {"Ann": [("a.jpg", 0), ("b.jpg", 0), ("c.jpg", 0)]}
     before = out.read_bytes()
     c["name"].value = "Ann Lee"
     c["name_button"].click()
     c["save_button"].click()  # never over an existing file unless asked
-    assert "exists" in c["status"].value and out.read_bytes() == before
+    assert "exists" in said() and out.read_bytes() == before
     c["overwrite"].value = True
     c["save_button"].click()
     assert {r.name for r in N.load_names(out) if r.cluster == 0} == {"Ann Lee"}
@@ -277,6 +308,37 @@ def test_cluster_namer_widget_edits_the_table_and_saves_it(namer_inputs, tmp_pat
     assert sheet.size == (260 + 3 * 36, 3 * 36)  # 3 clusters, at most 3 faces each
     html = snap._repr_mimebundle_()["text/html"]
     assert "data:image/png;base64," in html and "cluster 0: Ann Lee (3 faces)" in html
+
+
+def test_cluster_namer_pages_and_refuses_to_mark_faces_nobody_saw(namer_inputs, tmp_path, monkeypatch):
+    from vision_lib.widgets import ClusterNamer
+
+    root, rows, boxes = namer_inputs
+    rows = rows + [N.Row("e.jpg", 1, 3), N.Row("e.jpg", 2, 3), N.Row("d.jpg", 1, 3)]  # background faces
+    monkeypatch.chdir(tmp_path)
+    namer = ClusterNamer(rows, root, boxes=boxes, thumb=32, per_cluster=2)
+    assert namer.out == tmp_path / "names.csv" and namer.out.is_absolute()
+    # Cluster 3 is as large as cluster 0 but made of faces that are not their photo's subject: after the people.
+    assert namer.clusters() == [0, 1, 2, 3, -1] and "mostly background faces" in namer.label(3)
+    namer.widget
+    c = namer._controls
+    assert "page 1 of 2" in c["page"].value and c["prev"].disabled and not c["next"].disabled
+    before = list(namer.rows)
+    c["out_button"].click()
+    assert "1 of this cluster's 3 faces were not shown yet" in c["status"].value and namer.rows == before
+    c["next"].click()
+    assert "faces 3-3 of 3" in c["page"].value and [cell["key"] for cell in c["cells"]][:1] == [("c.jpg", 0)]
+    c["out_button"].click()  # every page seen now
+    assert {r.name for r in namer.faces(0)} == {N.NOT_OF_INTEREST}
+    for bad in (None, "1", 1.5, True, -2):
+        with pytest.raises(ValueError):
+            namer.move([("a.jpg", 0)], bad)
+    with pytest.raises(ValueError, match="tick"):
+        namer.move([], 1)
+    assert namer.rows[0] == N.Row("a.jpg", 0, 0, N.NOT_OF_INTEREST)
+    with pytest.raises(ValueError):  # a row load_names could not read back is never written
+        N.save_names([N.Row("a.jpg", 0, None)], tmp_path / "bad.csv")
+    assert not (tmp_path / "bad.csv").exists()
 
 
 def test_cluster_namer_reads_a_clusters_csv_and_saves_beside_it(namer_inputs, tmp_path):

@@ -340,3 +340,26 @@ def test_cli_serve_help_does_not_import_tensorflow():
             "import vision_lib.serve; print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- warm-up (issue 36)
+def test_warm_up_runs_the_model_on_a_photo_with_a_face(caplog):
+    from vision_lib import detect_faces
+    from vision_lib.serve import warm_up
+
+    model = RecordingModel()
+    assert warm_up(model) == [1, 1] and len(model.images) == 2
+    one, two = model.images
+    assert one.dtype == np.uint8 and one.shape == (512, 512, 3) and one.std() > 20  # not a grey square
+    assert two.shape == (512, 1024, 3)
+    # The default detector finds the faces, so the descriptor runs (and loads) during the warm-up,
+    # on batches of two sizes.
+    assert len(detect_faces(one)) == 1 and len(detect_faces(two)) == 2
+
+    class Blind(RecordingModel):
+        def predict_image(self, image):
+            return {"label": None, "faces": []}
+
+    with caplog.at_level("WARNING", logger="vision_lib.serve"):
+        assert warm_up(Blind()) == [0, 0]
+    assert "found no face" in caplog.text

@@ -83,12 +83,7 @@ def server_url(bundle):
                 break
         yield m.group(1)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _serve_support.stop(proc)
 
 
 @pytest.fixture(scope="module")

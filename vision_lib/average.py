@@ -41,6 +41,7 @@ from .io import CSV_TEXT, EMPTY_FOLDER, Rejected, csv_bytes, flat_name, load_ima
 from .models import get_detector, same_person_distance
 
 from .names import AVERAGE_METHODS
+from .words import compared
 
 
 #: A group member: a photo (every face in it is a candidate) or ``(photo, face_index)``.
@@ -304,12 +305,12 @@ def select_for_average(candidates: Sequence[Candidate], *, min_score: float | No
     front = np.array([np.nan if x.frontalness is None else x.frontalness for x in q])
     checks = [
         (np.array([x.score >= min_score for x in q]),
-         lambda i: f"low detector score ({q[i].score:.2f} < {min_score})"),
+         lambda i: f"low detector score ({compared(q[i].score, '<', min_score)})"),
         (np.array([x.size >= min_size for x in q]),
          lambda i: f"too small ({q[i].size} px < {min_size})"),
         # Without keypoints frontalness is unknown: such faces pass (yunet and mtcnn give keypoints; haar none).
         (np.isnan(front) | (np.nan_to_num(front, nan=1.0) >= min_frontalness),
-         lambda i: f"turned away (frontalness {front[i]:.2f} < {min_frontalness})"),
+         lambda i: f"turned away (frontalness {compared(front[i], '<', min_frontalness)})"),
     ]
     ok = np.ones(n, bool)
     for passed, why in checks:
@@ -330,7 +331,7 @@ def select_for_average(candidates: Sequence[Candidate], *, min_score: float | No
         distances[idx] = np.linalg.norm(desc - centre, axis=1)
         for i in idx:
             if distances[i] >= max_distance:
-                reasons[int(i)] = f"another person (descriptor distance {distances[i]:.2f} >= {max_distance:.2f})"
+                reasons[int(i)] = f"another person (descriptor distance {compared(distances[i], '>=', max_distance)})"
                 ok[i] = False
 
     # One face per photo (slot): the one nearest the centre, else the largest.

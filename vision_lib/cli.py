@@ -160,7 +160,8 @@ def _run_features(args: argparse.Namespace) -> int:
 def _add_notebooks(sub) -> None:
     p = sub.add_parser("notebooks", help="execute the notebook suite into a report folder",
                        description="Execute the numbered notebooks (papermill, parameters injected) into a "
-                                   "report folder, with an HTML copy of each; exits 1 when one fails.")
+                                   "report folder, with an HTML copy of each; exits 1 when one fails (0 when notebooks are "
+                                   "only skipped for missing data, which is listed).")
     p.add_argument("--out", type=Path, default=Path("reports"), help="where executed copies and HTML go")
     p.add_argument("--notebooks", type=Path, default=None, metavar="DIR",
                    help="folder holding the NN_name.ipynb notebooks (default: $VISION_LIB_NOTEBOOKS, else "
@@ -174,7 +175,7 @@ def _add_notebooks(sub) -> None:
 def _run_notebooks(args: argparse.Namespace) -> int:
     import ast
 
-    from .notebooks import run_notebooks
+    from .notebooks import run_notebooks, skipped_for_data
 
     params = {}
     for name, value in args.parameter:
@@ -190,7 +191,8 @@ def _run_notebooks(args: argparse.Namespace) -> int:
         # The aborted cell's asyncio task would log its whole traceback when collected at exit.
         logging.getLogger("asyncio").disabled = True
         raise
-    return 0 if all(r.ok for r in results) else 1
+    # A notebook skipped for missing data is not a failure: its data set was listed with where to get it.
+    return 0 if all(r.ok or skipped_for_data(r) for r in results) else 1
 
 
 # --------------------------------------------------------------------------- present (issue 22)
@@ -349,13 +351,13 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"  open set: named only within {o['score']} distance {o['threshold_']} (false-accept rate "
               f"{o['far_']} on {sum(o['n_strangers'].values())} stranger faces: {o['n_strangers']}; "
               f"{o['genuine_accepted']} of the training faces pass, leave one out)")
+    if rep.excluded:  # counts only: the photo-by-photo list is --report's CSV (hundreds of lines otherwise)
+        print(f"  left out: {len(rep.photos_excluded())} photos and "
+              f"{len(rep.excluded) - len(rep.photos_excluded())} faces of kept photos, by reason:")
     for reason, n in rep.counts().items():
-        print(f"  excluded {n:4d}: {reason}")
-    if rep.excluded:
-        print("left out of training (photo [face n]: reason):")
-        for e in sorted(rep.excluded, key=lambda e: (e.path, e.face_index if e.face_index is not None else -1)):
-            face = "" if e.face_index is None else f" [face {e.face_index}]"
-            print(f"  {e.path}{face}: {e.reason}")
+        print(f"  {n:6d}  {reason}")
+    if rep.excluded and args.report is None:
+        print("  (--report FILE.csv lists every photo and face with its reason)")
     print(f"wrote {args.out} (a pickle: load only files you trust)")
     if args.report is not None:
         from .io import check_output_file, csv_bytes, write_atomic
@@ -443,6 +445,9 @@ def _add_average(sub) -> None:
                    help="folder the clusters.csv sources are relative to (default: from metrics.json)")
     p.add_argument("--no-identity", action="store_true",
                    help="keep faces of other people (no identity filter)")
+    p.add_argument("--one-person", action="store_true",
+                   help="IN is a flat folder of photos of one person: average them as one group named after "
+                        "the folder (without it, a flat folder is refused: `vision-lib cluster` it first)")
     _add_models(p)
     _add_overwrite(p, "existing averages in OUT_DIR")
     _add_workers(p)
@@ -458,8 +463,16 @@ def _run_average(args: argparse.Namespace) -> int:
     folder_input = args.in_path.is_dir() and not (args.in_path / "clusters.csv").is_file()
     if folder_input and is_inside(args.out, args.in_path):  # a later run would take the averages for photos
         raise ValueError(f"output folder {args.out} is inside the input folder {args.in_path}; choose another")
+    if folder_input and not args.one_person and not any(
+            d.is_dir() and not d.name.startswith(".") for d in args.in_path.iterdir()):
+        raise ValueError(f"{args.in_path} has no person sub-folders: its photos would be averaged as one person "
+                         f"'{args.in_path.resolve().name}'. If they show several people, group them first: "
+                         f"`vision-lib cluster {args.in_path} --out CLUSTERS` then `vision-lib average CLUSTERS "
+                         f"--out {args.out}`; if they are all one person, add --one-person")
     skipped: list = []
     groups = groups_from_input(args.in_path, args.root, skipped=skipped)
+    if folder_input and args.one_person and len(groups) > 1:
+        raise ValueError(f"--one-person is for a flat folder; {args.in_path} has {len(groups)} person sub-folders")
     check_outputs(groups, args.out, overwrite=args.overwrite)  # before the work, not after it
     results = average_groups(groups, method=args.method, size=args.size, identity=not args.no_identity,
                              detector=args.detector, descriptor=args.descriptor,
@@ -515,7 +528,8 @@ _k_value = _positive_or("auto", int, "--clusters")
 def _add_cluster(sub) -> None:
     p = sub.add_parser("cluster", help="group faces by identity (number of people unknown)",
                        description="Detect faces, describe them (--detector, --descriptor), group them by person, and "
-                       "write OUT/cluster_NN/ photo copies, OUT/unassigned/, OUT/clusters.csv "
+                       "write OUT/cluster_NN/ photo copies with OUT/cluster_NN/faces/ crops of the grouped faces (to check "
+                       "each group), OUT/unassigned/, OUT/clusters.csv "
                        "(source,face_index,cluster; -1 = unassigned) and OUT/metrics.json. With labelled "
                        "sub-folders (one per person) the metrics also compare with the labels. IN may "
                        "also be the .npz table of `vision-lib features IN --kind descriptor` (no photo "
@@ -562,7 +576,7 @@ def _run_cluster(args: argparse.Namespace) -> int:
               "clusters that hold some photo's subject face):")
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in ext.items()}, indent=1))
     listed = ", rejected.csv" if metrics["photos_rejected"] or metrics.get("files_skipped") else ""
-    copies = " and the grouped copies" if args.in_dir.is_dir() else ""
+    copies = " and the grouped copies (cluster_NN/faces/: the face of each copy)" if args.in_dir.is_dir() else ""
     print(f"wrote {args.out}/clusters.csv{listed}, metrics.json{copies}")
     return 0
 

@@ -53,8 +53,23 @@ def rows_of(faces, labels: Sequence[int]) -> list[Row]:
     return [Row(str(s), int(j), int(c)) for s, j, c in zip(faces.sources, faces.face_index, labels)]
 
 
+def check_cluster(cluster) -> int:
+    """``cluster`` as a cluster id (a whole number, ``-1`` = unassigned), or ValueError: a table with
+    another value there could not be loaded again (``load_names``, ``vision-lib train --names``)."""
+    if isinstance(cluster, (bool, np.bool_)) or not isinstance(cluster, (int, np.integer)) or cluster < -1:
+        raise ValueError(f"choose a cluster (a whole number, -1 = unassigned), not {cluster!r}")
+    return int(cluster)
+
+
 def save_names(rows: list[Row], path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write the table; an existing file is replaced only with ``overwrite`` (via a temporary file)."""
+    """Write the table; an existing file is replaced only with ``overwrite`` (via a temporary file).
+    A row :func:`load_names` could not read back is refused before anything is written."""
+    for r in rows:
+        check_cluster(r.cluster)
+        if isinstance(r.face_index, bool) or not isinstance(r.face_index, (int, np.integer)) or r.face_index < 0:
+            raise ValueError(f"row {r}: face_index must be a whole number >= 0")
+        if any(ch in r.name for ch in "\r\n"):
+            raise ValueError(f"row {r}: a name must be one line")
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
@@ -69,11 +84,15 @@ def save_names(rows: list[Row], path: str | os.PathLike, *, overwrite: bool = Fa
 
 def name_cluster(rows: list[Row], cluster: int, name: str) -> list[Row]:
     """Give every face of ``cluster`` the name ``name`` (``NOT_OF_INTEREST`` to leave them out)."""
+    cluster = check_cluster(cluster)
+    if any(ch in name for ch in "\r\n"):
+        raise ValueError("a name must be one line")
     return [replace(r, name=name.strip()) if r.cluster == cluster else r for r in rows]
 
 
 def merge_clusters(rows: list[Row], keep: int, other: int) -> list[Row]:
     """Move every face of ``other`` into ``keep``; faces without a name take ``keep``'s name."""
+    keep, other = check_cluster(keep), check_cluster(other)
     names = {r.name for r in rows if r.cluster == keep and r.name}
     name = names.pop() if len(names) == 1 else ""
     return [replace(r, cluster=keep, name=r.name or name) if r.cluster == other else r for r in rows]
@@ -81,6 +100,7 @@ def merge_clusters(rows: list[Row], keep: int, other: int) -> list[Row]:
 
 def move_face(rows: list[Row], source: str, face_index: int, cluster: int) -> list[Row]:
     """Move one face to ``cluster`` (``-1``: out of every cluster), taking that cluster's name."""
+    cluster = check_cluster(cluster)
     if not any(r.source == source and r.face_index == face_index for r in rows):
         raise KeyError(f"no face {face_index} of {source} in the table")
     names = {r.name for r in rows if r.cluster == cluster and r.name} if cluster != -1 else set()
@@ -217,5 +237,5 @@ def train_from_names(names: "Sequence[Row] | str | os.PathLike", photos_root: st
     return model
 
 
-__all__ = ["NOT_OF_INTEREST", "COLUMNS", "Row", "load_names", "rows_of", "save_names", "name_cluster", "merge_clusters",
+__all__ = ["NOT_OF_INTEREST", "COLUMNS", "Row", "load_names", "rows_of", "check_cluster", "save_names", "name_cluster", "merge_clusters",
            "move_face", "named_faces", "train_from_names"]

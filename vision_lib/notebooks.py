@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import data_dir, missing_data_message, notebook_dir
+from .config import DATASETS, data_dir, has_dataset, notebook_dir
 
 #: Where the suite is looked for by default (see :func:`vision_lib.config.notebook_dir`).
 NOTEBOOK_DIR = notebook_dir()
@@ -25,6 +25,8 @@ REQUIRES = {
     "05_face_average": ["footballers", "lfw"],
     "06_image_compression": [],
 }
+#: Data sets a notebook uses when present and replaces otherwise (06: scikit-image's sample photos).
+OPTIONAL = {"06_image_compression": {"kodak": "notebook 06 uses scikit-image's sample photos instead"}}
 
 
 #: Kernel options for report runs. C-level start-up logs (TensorFlow/absl/oneDNN notices, which no
@@ -84,7 +86,33 @@ def list_notebooks(only: list[str] | None = None, folder: str | os.PathLike | No
 
 def missing_data(notebook: str) -> list[str]:
     """Data sets a notebook needs that are not under :func:`data_dir`."""
-    return [name for name in REQUIRES.get(notebook, []) if not (data_dir() / name).is_dir()]
+    return [name for name in REQUIRES.get(notebook, []) if not has_dataset(name)]
+
+
+def print_missing(books: list[Path]) -> list[str]:
+    """Print every data set the chosen notebooks miss, at once, with its layout and a source; return
+    the required ones."""
+    need: dict[str, list[str]] = {}
+    for book in books:
+        for name in missing_data(book.stem):
+            need.setdefault(name, []).append(book.stem[:2])
+    optional = {name: why for book in books for name, why in OPTIONAL.get(book.stem, {}).items()
+                if not has_dataset(name)}
+    if not need and not optional:
+        return []
+    print(f"Missing under {data_dir()} (set VISION_LIB_DATA to use another folder; docs/data.md):", flush=True)
+    for name, users in need.items():
+        spec, target = DATASETS[name], data_dir() / name
+        print(f"- {name}, for notebook{'s' if len(users) > 1 else ''} {', '.join(users)} (skipped):\n"
+              f"    put {name}/{spec.layout}\n    from {spec.source}", flush=True)
+        if spec.fetch_lfw:
+            print(f"    or, online: vision-lib fetch lfw --out {target}"
+                  + ("" if name == "lfw" else " (LFW people in their place)"), flush=True)
+    for name, why in optional.items():
+        print(f"- {name} (optional: {why}):\n    put {name}/{DATASETS[name].layout}\n"
+              f"    from {DATASETS[name].source}", flush=True)
+    print(flush=True)
+    return list(need)
 
 
 def execute_notebook(
@@ -152,11 +180,12 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
     _check_parameters(books, params or {})
     results = []
     print(f"data: {data_dir()}", flush=True)
+    missing = print_missing(books)
     for book in books:
-        missing = missing_data(book.stem)
-        if missing:
-            print(f"[skip] {book.stem}: " + missing_data_message(missing[0]), flush=True)
-            results.append(NotebookResult(book.stem, False, 0.0, error=f"missing data: {missing}"))
+        needs = missing_data(book.stem)
+        if needs:
+            print(f"[skip] {book.stem}: needs {', '.join(needs)} (see above)", flush=True)
+            results.append(NotebookResult(book.stem, False, 0.0, error=f"missing data: {needs}"))
             continue
         print(f"[run ] {book.stem} ...", flush=True)
         res = execute_notebook(book, out_dir, params)
@@ -165,15 +194,27 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
             status += f" ({len(res.stderr)} stderr outputs, e.g. cell {res.stderr[0][0]}: {res.stderr[0][1].strip()[:120]})"
         print(f"[{'done' if res.ok else 'fail'}] {book.stem} in {res.seconds:.0f} s: {status}", flush=True)
         results.append(res)
-    skipped = sum(1 for r in results if r.error and r.error.startswith("missing data"))
+    skipped = sum(1 for r in results if skipped_for_data(r))
     failed = sum(1 for r in results if not r.ok) - skipped
-    print(f"\n{sum(r.ok for r in results)} notebooks ran, {skipped} skipped for missing data (see above), "
+    ran = sum(r.ok for r in results)
+    print(f"\n{ran} notebook{'s' if ran != 1 else ''} ran, {skipped} skipped for missing data (see above), "
           f"{failed} failed", flush=True)
     print(f"Reports (executed notebooks and HTML) are in {out_dir}", flush=True)
-    missing = sorted({name for book in books for name in missing_data(book.stem)})
+    if failed:
+        print("Some notebooks FAILED (see above).", flush=True)
+    elif skipped:
+        print(f"Done: every notebook that has its data ran. Add {', '.join(missing)} (see above) and run again "
+              "for the others.", flush=True)
+    else:
+        print("Done: every notebook ran.", flush=True)
     if missing and _can_ask():
         _offer_fetch([name for name in missing if name in FETCHABLE])
     return results
+
+
+def skipped_for_data(result: NotebookResult) -> bool:
+    """True for a notebook not run because a data set is missing (not a failure)."""
+    return not result.ok and (result.error or "").startswith("missing data")
 
 
 def _check_parameters(books: list[Path], params: dict) -> None:
@@ -201,7 +242,7 @@ def _can_ask() -> bool:
 
 
 #: Data sets that a public face set (LFW, one folder per person) can stand in for.
-FETCHABLE = ("footballers", "lfw")
+FETCHABLE = tuple(name for name, spec in DATASETS.items() if spec.fetch_lfw)
 
 
 def _offer_fetch(names: list[str]) -> None:
@@ -221,5 +262,5 @@ def _offer_fetch(names: list[str]) -> None:
 
 
 #: The public names of this module.
-__all__ = ["NOTEBOOK_DIR", "REQUIRES", "KERNEL_ARGUMENTS", "kernel_config", "NotebookResult", "stderr_outputs", "list_notebooks", "missing_data",
+__all__ = ["NOTEBOOK_DIR", "REQUIRES", "OPTIONAL", "print_missing", "skipped_for_data", "KERNEL_ARGUMENTS", "kernel_config", "NotebookResult", "stderr_outputs", "list_notebooks", "missing_data",
            "execute_notebook", "run_notebooks", "FETCHABLE"]

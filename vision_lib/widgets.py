@@ -29,6 +29,7 @@ static :meth:`ClusterNamer.snapshot` for exported HTML.
 """
 from __future__ import annotations
 
+import html
 import io
 import os
 import time
@@ -225,36 +226,53 @@ class CompressionExplorer:
         import ipywidgets as w
 
         names = dict(zip(self.names, self.paths))
-        image_box = w.Dropdown(options=list(names.items()), value=self.path, description="photo")
+        image_box = w.Dropdown(options=list(names.items()), value=self.path, description="photo",
+                               layout=w.Layout(width="auto", max_width="100%"))
         k_box = w.IntSlider(value=self.k, min=2, max=256, step=1, description="k colours",
                             continuous_update=False)
         dither_box = w.ToggleButton(value=self.dither, description="dithering")
-        original = w.Image(format="png", layout=w.Layout(max_width="400px"))
-        compressed = w.Image(format="png", layout=w.Layout(max_width="400px"))
-        space = w.Image(format="png", layout=w.Layout(max_width="336px"))
-        figures = w.HTML()
+        # Each image keeps its own aspect ratio: a width and height:auto (a flex row would otherwise
+        # stretch it to the tallest item's height), in a row that wraps in a narrow window.
+        images = {name: w.Image(format="png", layout=w.Layout(width="100%", height="auto", object_fit="contain"))
+                  for name in ("original", "compressed", "space")}
+        captions = {name: w.HTML(f"<b>{text}</b>") for name, text in
+                    (("original", "original"), ("compressed", "quantized"), ("space", "colour space"))}
+        columns = [w.VBox([captions[name], images[name]],
+                          layout=w.Layout(width=f"{width}px", max_width="100%", margin="0 8px 8px 0"))
+                   for name, width in (("original", 400), ("compressed", 400), ("space", 336))]
+        figures, busy = w.HTML(), w.HTML()
         image_box.observe(lambda ch: self._show(path=ch["new"]), names="value")
         k_box.observe(lambda ch: self._show(k=ch["new"]), names="value")
         dither_box.observe(lambda ch: self._show(dither=ch["new"]), names="value")
-        box = w.VBox([w.HBox([image_box, k_box, dither_box]),
-                      w.HBox([original, compressed, space]), figures])
-        self._controls = {"box": box, "original": original, "compressed": compressed, "space": space,
-                          "figures": figures, "image": image_box, "k": k_box, "dither": dither_box}
+        wrap = w.Layout(display="flex", flex_flow="row wrap", align_items="flex-start")
+        box = w.VBox([w.Box([image_box, k_box, dither_box], layout=wrap), busy,
+                      w.Box(columns, layout=wrap), figures])
+        box.add_class("vl-explorer")
+        self._controls = {"box": box, **images, "captions": captions, "figures": figures, "busy": busy,
+                          "image": image_box, "k": k_box, "dither": dither_box}
 
     def _show(self, **change) -> None:
         """A control moved: update, and show an unreadable photo's reason in the figures area
         (an exception in an ipywidgets observer would only reach the kernel log)."""
-        import html
-
         from .io import ImageError
 
+        c = self._controls
+        path = Path(change["path"]) if change.get("path") is not None else self.path
+        first_view = path not in self._photos
+        if first_view:  # seconds of work ahead: say so, and dim the previous photo meanwhile
+            c["busy"].value = (f'<div class="vl-busy">Working: first view of <b>{html.escape(path.name)}</b> '
+                               "(its colour tree: a few seconds; later changes are instant)...</div>")
+            c["box"].add_class("vl-working")
         try:
             self.update(**change)
         except ImageError as exc:
-            c = self._controls
             for name in ("original", "compressed", "space"):
                 c[name].value = b""
             c["figures"].value = f"<b>Cannot show {html.escape(exc.path)}</b>: {html.escape(exc.reason)}"
+        finally:
+            if first_view:
+                c["busy"].value = ""
+                c["box"].remove_class("vl-working")
 
     def _refresh(self, photo: _Photo, result: dict) -> None:
         c = self._controls
@@ -264,7 +282,11 @@ class CompressionExplorer:
             c["original"].value = photo.preview_png
         c["compressed"].value = result["png"]
         c["space"].value = result["colour_space"]
-        c["figures"].value = _figures_html(result["report"])
+        r = result["report"]
+        c["captions"]["original"].value = f"<b>original</b> ({photo.image.shape[1]}x{photo.image.shape[0]})"
+        c["captions"]["compressed"].value = (f"<b>quantized</b>: {r['colors']} colours"
+                                             + (", dithered" if r["dither"] else ""))
+        c["figures"].value = _BUSY_STYLE + _figures_html(r)
 
     def snapshot(self) -> "Snapshot":
         """A static copy of the current view (photo, quantized photo, colour space and figures) as
@@ -272,27 +294,44 @@ class CompressionExplorer:
         widget cannot run."""
         self.update()
         photo, result = self._photo(self.path), self._results[(self.path, self.k, self.dither)]
-        return Snapshot(photo.preview_png, result["png"], result["colour_space"], result["report"])
+        return Snapshot(photo.preview_png, result["png"], result["colour_space"], result["report"],
+                        self.path.name)
+
+
+#: Dims the explorer while a new photo is prepared (the page's stylesheet; no script).
+_BUSY_STYLE = ("<style>.vl-working .widget-image{opacity:.35;transition:opacity .2s}"
+               ".vl-busy{padding:4px 8px;background:#fff3cd;border:1px solid #e0c36c;border-radius:4px}</style>")
 
 
 class Snapshot:
-    """The explorer's view frozen: displays as HTML with the images inlined (no widget, no CDN)."""
+    """The explorer's view frozen: displays as HTML with the images inlined (no widget, no CDN),
+    framed and titled as a snapshot so that it is not taken for a second, frozen explorer."""
 
-    def __init__(self, original: bytes, compressed: bytes, colour_space: bytes, report: dict):
+    def __init__(self, original: bytes, compressed: bytes, colour_space: bytes, report: dict, name: str = ""):
         self.original, self.compressed, self.colour_space, self.report = original, compressed, colour_space, report
+        self.name = name
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         import base64
+        import html
 
-        imgs = "".join(
-            f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{alt}" '
-            f'style="max-width:{width}px;margin-right:6px">'
-            for png, alt, width in ((self.original, "original", 400), (self.compressed, "quantized", 400),
-                                    (self.colour_space, "colour space", 336)))
         r = self.report
+        captions = ("original", f"quantized: {r['colors']} colours" + (", dithered" if r["dither"] else ""),
+                    "colour space")
+        imgs = "".join(
+            f'<figure style="margin:0 8px 8px 0;width:{width}px;max-width:100%">'
+            f'<figcaption style="font-weight:bold">{caption}</figcaption>'
+            f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{caption}" '
+            f'style="width:100%;height:auto"></figure>'
+            for png, caption, width in zip((self.original, self.compressed, self.colour_space), captions,
+                                           (400, 400, 336)))
+        title = (f"Snapshot (a still picture for exported pages): {html.escape(self.name)} at k={r['k']}"
+                 if self.name else f"Snapshot (a still picture for exported pages) at k={r['k']}")
         text = (f"k={r['k']}: PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.3f}, palette PNG {r['bytes'] / 1024:.1f} KiB "
                 f"(1/{r['ratio']:.1f} of the original file)")
-        return {"text/html": f'<div><div style="display:flex;flex-wrap:wrap">{imgs}</div>'
+        return {"text/html": f'<div class="vl-snapshot" style="border:1px dashed #999;padding:6px;background:#f7f7f7">'
+                             f'<div style="color:#555;font-style:italic;margin-bottom:4px">{title}</div>'
+                             f'<div style="display:flex;flex-wrap:wrap;align-items:flex-start">{imgs}</div>'
                              f"<div>{_figures_html(r)}</div></div>", "text/plain": text}
 
 
@@ -330,29 +369,39 @@ def _unique_names(paths: Sequence[Path]) -> list[str]:
 class ClusterNamer:
     """Browse identity clusters as face thumbnails and name them (docs/presentation.md).
 
-    Clusters come largest first; unassigned faces (``-1``) and clusters marked "not a person of
+    Clusters come largest first; clusters of background faces (more than half of their faces not
+    their photo's subject), unassigned faces (``-1``) and clusters marked "not a person of
     interest" come last. Every edit is a :mod:`vision_lib.naming` function on :attr:`rows`, so the
-    methods (:meth:`name`, :meth:`merge`, :meth:`move`, :meth:`save`) work without a front-end too.
+    methods (:meth:`name`, :meth:`merge`, :meth:`move`, :meth:`save`) work without a front-end too;
+    an edit that cannot do what it says raises ValueError and changes nothing (the widget shows the
+    reason). A large cluster is shown a page at a time; naming it, or marking it out, is refused
+    until every page has been seen.
 
     Args:
         names: a names table or ``clusters.csv`` (path), or rows of :func:`naming.load_names`.
         photos_root: the folder ``vision-lib cluster`` was run on (the sources are relative to it).
-        out: where :meth:`save` writes by default (default: ``names.csv`` beside a ``names`` path).
+        out: where :meth:`save` writes by default (default: ``names.csv`` beside a ``names`` path,
+            else in the working folder); kept as an absolute path.
         boxes: ``{(source, face_index): (x, y, w, h)}`` of the faces; default: detected (disk-cached,
             the same detector and numbering as ``vision-lib cluster``) when first shown.
+        subjects: the faces that are their photo's subject (``(source, face_index)``; default: face 0,
+            the largest, as ``vision-lib cluster`` numbers them).
         detector, descriptor: as given to ``vision-lib cluster`` (None: the defaults).
-        thumb: thumbnail side (px); per_cluster: at most this many faces shown per cluster.
+        thumb: thumbnail side (px); per_cluster: faces per page.
     """
 
     def __init__(self, names: "Sequence[naming.Row] | str | os.PathLike", photos_root: str | os.PathLike, *,
-                 out: str | os.PathLike | None = None, boxes: dict | None = None, detector: str | None = None,
-                 descriptor: str | None = None, thumb: int = 72, per_cluster: int = 48, progress: bool = False):
+                 out: str | os.PathLike | None = None, boxes: dict | None = None, subjects=None,
+                 detector: str | None = None, descriptor: str | None = None, thumb: int = 72,
+                 per_cluster: int = 48, progress: bool = False):
         from_path = isinstance(names, (str, os.PathLike))
         self.rows: list[naming.Row] = naming.load_names(names) if from_path else list(names)
         self.root = Path(photos_root)
-        self.out = Path(out) if out is not None else (Path(names).with_name("names.csv") if from_path else None)
+        default = Path(names).with_name("names.csv") if from_path else Path("names.csv")
+        self.out = Path(out if out is not None else default).expanduser().resolve()
         self.detector, self.descriptor, self.progress = detector, descriptor, progress
-        self.thumb, self.per_cluster = int(thumb), int(per_cluster)
+        self.thumb, self.per_cluster = int(thumb), max(1, int(per_cluster))
+        self.subjects = None if subjects is None else {(str(s), int(j)) for s, j in subjects}
         self._boxes: dict = dict(boxes) if boxes is not None else {}
         self._detect = boxes is None
         self._looked: set[str] = set()
@@ -360,16 +409,20 @@ class ClusterNamer:
         #: Faces whose thumbnail could not be made, with the reason: ``{(source, face_index): reason}``.
         self.problems: dict[tuple[str, int], str] = {}
         self.current: int | None = None
+        self.page = 0
+        self._seen: dict[int, set[int]] = {}  # cluster -> pages shown since its faces last changed
+        self._ticked: set[tuple[str, int]] = set()
         self._controls: dict | None = None
         self._refreshing = False
 
     # ------------------------------------------------------------------ the table
     def clusters(self) -> list[int]:
-        """Cluster ids, largest first; unassigned (-1) and clusters all marked ``-`` last."""
+        """Cluster ids: people largest first, then clusters of background faces, unassigned (-1) and
+        clusters all marked ``-``."""
         size: dict[int, int] = {}
         for r in self.rows:
             size[r.cluster] = size.get(r.cluster, 0) + 1
-        return sorted(size, key=lambda c: (c == -1, self._marked_out(c), -size[c], c))
+        return sorted(size, key=lambda c: (c == -1, self._marked_out(c), self.background(c), -size[c], c))
 
     def faces(self, cluster: int) -> list[naming.Row]:
         return [r for r in self.rows if r.cluster == cluster]
@@ -377,38 +430,81 @@ class ClusterNamer:
     def _marked_out(self, cluster: int) -> bool:
         return all(r.name == naming.NOT_OF_INTEREST for r in self.faces(cluster))
 
+    def background(self, cluster: int) -> bool:
+        """True when more than half of the cluster's faces are not their photo's subject (fans,
+        team-mates: rarely a person to name)."""
+        faces = self.faces(cluster)
+        if self.subjects is None:
+            others = sum(r.face_index != 0 for r in faces)
+        else:
+            others = sum((r.source, r.face_index) not in self.subjects for r in faces)
+        return cluster != -1 and others > 0.5 * len(faces)
+
     def label(self, cluster: int) -> str:
-        """``cluster 3: Ann (12 faces)``; unnamed, mixed and not-of-interest clusters said so."""
+        """``cluster 3: Ann (12 faces)``; unnamed, mixed, background and not-of-interest clusters said so."""
         faces = self.faces(cluster)
         names = sorted({r.name for r in faces if r.name})
         who = (", ".join("not of interest" if n == naming.NOT_OF_INTEREST else n for n in names) or "unnamed")
         if names and any(not r.name for r in faces):
             who += " + unnamed"
+        if not names and self.background(cluster):
+            who += ", mostly background faces"
         head = "unassigned" if cluster == -1 else f"cluster {cluster}"
         return f"{head}: {who} ({len(faces)} face{'s' if len(faces) != 1 else ''})"
 
-    def name(self, cluster: int, name: str) -> None:
-        """Name every face of ``cluster`` (``naming.NOT_OF_INTEREST``: leave them out of training)."""
+    def pages(self, cluster: int) -> int:
+        return max(1, -(-len(self.faces(cluster)) // self.per_cluster))
+
+    def unseen(self, cluster: int) -> int:
+        """How many faces of ``cluster`` have not been shown (pages not yet visited)."""
+        seen = self._seen.get(cluster, set())
+        n = len(self.faces(cluster))
+        return sum(min(self.per_cluster, n - p * self.per_cluster) for p in range(self.pages(cluster)) if p not in seen)
+
+    def name(self, cluster: int, name: str, *, seen_only: bool = False) -> None:
+        """Name every face of ``cluster`` (``naming.NOT_OF_INTEREST``: leave them out of training).
+        With ``seen_only`` (the widget), refused while some of its faces were never shown."""
         if not name.strip():
             raise ValueError("type a name first (or mark the cluster not of interest)")
+        self._check_seen(cluster, seen_only, "naming it" if name != naming.NOT_OF_INTEREST else "marking it out")
         self.rows = naming.name_cluster(self.rows, cluster, name)
+
+    def _check_seen(self, cluster, seen_only: bool, what: str) -> None:
+        if cluster is None or not self.faces(cluster):
+            raise ValueError("choose a cluster first")
+        missing = self.unseen(cluster) if seen_only else 0
+        if missing:
+            raise ValueError(f"{missing} of this cluster's {len(self.faces(cluster))} faces were not shown yet: "
+                             f"page through them (next) before {what}")
 
     def merge(self, keep: int, other: int) -> None:
         """Move every face of ``other`` into ``keep``."""
+        if other is None:
+            raise ValueError("choose the cluster to merge into this one (the 'with' menu)")
         if keep == other:
             raise ValueError("choose another cluster to merge")
+        if not self.faces(other):
+            raise ValueError(f"there is no cluster {other}")
         self.rows = naming.merge_clusters(self.rows, keep, other)
+        self._seen.pop(keep, None)  # new faces there, not seen yet
 
     def move(self, faces: "Sequence[tuple[str, int]]", cluster: int) -> None:
         """Move faces ``(source, face_index)`` to ``cluster`` (``-1``: out of every cluster)."""
-        for source, index in faces:
-            self.rows = naming.move_face(self.rows, source, index, cluster)
+        faces = list(faces)
+        if not faces:
+            raise ValueError("tick the faces to move first")
+        if cluster is None:
+            raise ValueError("choose where to move them (the 'to' menu)")
+        cluster = naming.check_cluster(cluster)
+        rows = self.rows
+        for source, index in faces:  # all or nothing: self.rows changes only if every face moved
+            rows = naming.move_face(rows, source, index, cluster)
+        self.rows = rows
+        self._seen.pop(cluster, None)
 
     def save(self, path: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
         """Write the names table (to :attr:`out` by default); an existing file only with ``overwrite``."""
-        path = path if path not in (None, "") else self.out
-        if path is None:
-            raise ValueError("give the file to write (e.g. names.csv)")
+        path = Path(path if path not in (None, "") else self.out).expanduser().resolve()
         return naming.save_names(self.rows, path, overwrite=overwrite)
 
     # ------------------------------------------------------------------ thumbnails
@@ -500,97 +596,168 @@ class ClusterNamer:
     def _build(self) -> None:
         import ipywidgets as w
 
+        auto = w.Layout(width="auto")
+        wide = w.Layout(width="640px", max_width="100%")
         c = self._controls = {
-            "cluster": w.Dropdown(description="cluster", layout=w.Layout(width="420px")),
-            "name": w.Text(placeholder="person's name", description="name"),
-            "name_button": w.Button(description="Name cluster", button_style="primary"),
-            "out_button": w.Button(description="Not a person of interest"),
-            "merge": w.Dropdown(description="with", layout=w.Layout(width="420px")),
-            "merge_button": w.Button(description="Merge into this cluster"),
-            "move": w.Dropdown(description="to", layout=w.Layout(width="420px")),
-            "move_button": w.Button(description="Move ticked faces"),
-            "path": w.Text(value="" if self.out is None else str(self.out), description="save as"),
-            "overwrite": w.Checkbox(value=False, description="overwrite"),
-            "save_button": w.Button(description="Save"),
-            "grid": w.GridBox(layout=w.Layout(grid_template_columns=f"repeat(auto-fill, {self.thumb + 40}px)")),
-            "status": w.HTML(),
-            "ticks": [],
+            "cluster": w.Dropdown(description="cluster", layout=wide),
+            "name": w.Text(placeholder="person's name", description="name", layout=w.Layout(width="320px")),
+            "name_button": w.Button(description="Name cluster", button_style="primary", layout=auto),
+            "out_button": w.Button(description="Not a person of interest", layout=auto),
+            "merge": w.Dropdown(description="with", layout=wide),
+            "merge_button": w.Button(description="Merge it into this cluster", layout=auto),
+            "move": w.Dropdown(description="to", layout=wide),
+            "move_button": w.Button(description="Move ticked faces", layout=auto),
+            "prev": w.Button(description="◀ previous", layout=auto),
+            "next": w.Button(description="next ▶", layout=auto),
+            "page": w.HTML(),
+            "path": w.Text(value=str(self.out), description="save as", layout=w.Layout(width="640px", max_width="100%")),
+            "overwrite": w.Checkbox(value=False, description="overwrite", indent=False, layout=auto),
+            "save_button": w.Button(description="Save", layout=auto),
+            "grid": w.GridBox(layout=w.Layout(grid_template_columns=f"repeat(auto-fill, {self.thumb + 48}px)",
+                                              grid_gap="6px")),
+            "status": w.HTML(layout=w.Layout(min_height="1.5em")),
+            "cells": [],
         }
         c["cluster"].observe(lambda ch: self._select(ch["new"]), names="value")
-        c["name_button"].on_click(lambda _: self._act(lambda: self.name(self.current, c["name"].value)))
-        c["out_button"].on_click(lambda _: self._act(lambda: self.name(self.current, naming.NOT_OF_INTEREST)))
+        c["name_button"].on_click(lambda _: self._act(
+            lambda: self.name(self.current, c["name"].value, seen_only=True)))
+        c["out_button"].on_click(lambda _: self._act(
+            lambda: self.name(self.current, naming.NOT_OF_INTEREST, seen_only=True)))
         c["merge_button"].on_click(lambda _: self._act(lambda: self.merge(self.current, c["merge"].value)))
-        c["move_button"].on_click(lambda _: self._act(lambda: self.move(self.ticked(), c["move"].value)))
+        c["move_button"].on_click(lambda _: self._act(self._move))
+        c["prev"].on_click(lambda _: self._turn(-1))
+        c["next"].on_click(lambda _: self._turn(+1))
         c["save_button"].on_click(lambda _: self._act(self._save, refresh=False))
+        row = w.Layout(display="flex", flex_flow="row wrap", align_items="center")
         c["box"] = w.VBox([
-            w.HBox([c["cluster"]]), w.HBox([c["name"], c["name_button"], c["out_button"]]),
-            w.HBox([c["merge"], c["merge_button"]]), w.HBox([c["move"], c["move_button"]]), c["grid"],
-            w.HBox([c["path"], c["overwrite"], c["save_button"]]), c["status"]])
+            w.Box([c["cluster"]], layout=row), w.Box([c["name"], c["name_button"], c["out_button"]], layout=row),
+            w.Box([c["merge"], c["merge_button"]], layout=row), w.Box([c["move"], c["move_button"]], layout=row),
+            w.Box([c["path"], c["overwrite"], c["save_button"]], layout=row),
+            c["status"],  # above the grid: seen where the buttons are, however long the grid
+            w.Box([c["prev"], c["page"], c["next"]], layout=row), c["grid"]])
+        c["box"].add_class("vl-namer")
+        c["status"].add_class("vl-status")
         self._refresh()
+        c["status"].value = html.escape(f"Saves to {self.out}")
+
+    def _cell(self, i: int):
+        """Grid cell ``i`` (thumbnail, tick box, full file name), made once and reused: a cluster
+        switch only changes values (new widgets per switch took 0.6 s)."""
+        import ipywidgets as w
+
+        c = self._controls
+        while len(c["cells"]) <= i:
+            k = len(c["cells"])
+            image = w.Image(format="png", width=self.thumb, height=self.thumb)
+            tick = w.Checkbox(value=False, description="tick", indent=False, layout=w.Layout(width="auto"))
+            caption = w.HTML(layout=w.Layout(width=f"{self.thumb + 44}px"))
+            tick.observe(lambda ch, k=k: self._tick(k, ch["new"]), names="value")
+            c["cells"].append({"box": w.VBox([image, tick, caption]), "image": image, "tick": tick,
+                               "caption": caption, "key": None})
+        return c["cells"][i]
+
+    def _tick(self, i: int, value: bool) -> None:
+        key = self._controls["cells"][i]["key"]
+        if self._refreshing or key is None:
+            return
+        (self._ticked.add if value else self._ticked.discard)(key)
 
     def ticked(self) -> list[tuple[str, int]]:
-        """The faces whose box is ticked in the grid."""
-        return [key for key, box in (self._controls or {}).get("ticks", []) if box.value]
+        """The faces of the current cluster whose box is ticked (on any of its pages)."""
+        here = {(r.source, r.face_index) for r in self.faces(self.current)} if self.current is not None else set()
+        return sorted(self._ticked & here)
+
+    def _move(self) -> None:
+        self.move(self.ticked(), self._controls["move"].value)
+        self._ticked.clear()
 
     def _select(self, cluster) -> None:
         if not self._refreshing and cluster is not None and cluster != self.current:
-            self.current = cluster
+            self.current, self.page = cluster, 0
+            self._ticked.clear()
             self._refresh()
+
+    def _turn(self, step: int) -> None:
+        self.page = min(max(0, self.page + step), self.pages(self.current) - 1) if self.current is not None else 0
+        self._refresh()
 
     def _save(self) -> str:
         c = self._controls
         path = self.save(c["path"].value.strip() or None, overwrite=c["overwrite"].value)
+        c["path"].value = str(path)
         return f"saved {len(self.rows)} rows to {path}"
 
     def _act(self, action, refresh: bool = True) -> None:
-        """Run an edit and redraw; its error is shown under the grid (an exception in a callback
-        would only reach the kernel log)."""
-        import html
-
+        """Run an edit and redraw; a refusal is shown under the grid and changes nothing (an
+        exception in a callback would only reach the kernel log)."""
         try:
             said = action()
         except (ValueError, KeyError, OSError) as exc:
-            self._controls["status"].value = f"<b>Not done</b>: {html.escape(str(exc))}"
+            self._controls["status"].value = f"<b>Not done</b>: {html.escape(str(exc).strip(chr(39)), quote=False)}"
             return
         if refresh:
             self._refresh()
-        self._controls["status"].value = html.escape(said if isinstance(said, str) else self._summary())
+        self._controls["status"].value = html.escape(said if isinstance(said, str) else self._summary(), quote=False)
 
     def _summary(self) -> str:
         named = naming.named_faces(self.rows)
         return (f"{sum(map(len, named.values()))} faces named ({len(named)} people), "
                 f"{sum(r.name == naming.NOT_OF_INTEREST for r in self.rows)} not of interest, "
-                f"{sum(not r.name for r in self.rows)} unnamed")
+                f"{sum(not r.name for r in self.rows)} unnamed; not saved yet ({self.out})")
 
     def _refresh(self) -> None:
-        import ipywidgets as w
-
         c = self._controls
         order = self.clusters()
         if self.current not in order:
-            self.current = order[0] if order else None
+            self.current, self.page = (order[0] if order else None), 0
         options = [(self.label(k), k) for k in order]
         others = [o for o in options if o[1] not in (self.current, -1)]
         self._refreshing = True  # new options move the dropdowns' values: not a choice of the user
         try:
-            c["cluster"].options = options
+            if tuple(c["cluster"].options) != tuple(options):
+                c["cluster"].options = options
             c["cluster"].value = self.current
-            c["merge"].options = others
-            c["move"].options = [("out of every cluster (-1)", -1)] + others
+            # Nothing pre-selected: a second click must not merge or move into a cluster nobody chose.
+            merge = [("(choose a cluster)", None)] + others
+            move = [("(choose where)", None), ("out of every cluster (-1)", -1)] + others
+            for name, opts in (("merge", merge), ("move", move)):
+                if tuple(c[name].options) != tuple(opts):
+                    c[name].options = opts
+                c[name].index = None  # then 0: always sent, whatever the page last showed
+                c[name].index = 0  # the "(choose ...)" entry, whose value is None
+            self._show_page()
         finally:
             self._refreshing = False
         faces = self.faces(self.current) if self.current is not None else []
-        shown = faces[:self.per_cluster]
-        ticks, cells = [], []
-        for r, png in zip(shown, self.thumbnails(shown)):
-            box = w.Checkbox(value=False, description=f"{r.source}#{r.face_index}", indent=False,
-                             layout=w.Layout(width=f"{self.thumb + 36}px"))
-            ticks.append(((r.source, r.face_index), box))
-            cells.append(w.VBox([w.Image(value=png, format="png", width=self.thumb, height=self.thumb), box]))
-        if len(faces) > len(shown):
-            cells.append(w.HTML(f"... and {len(faces) - len(shown)} more"))
-        c["ticks"], c["grid"].children = ticks, cells
         c["name"].value = next((r.name for r in faces if r.name and r.name != naming.NOT_OF_INTEREST), "")
+
+    def _show_page(self) -> None:
+        c = self._controls
+        faces = self.faces(self.current) if self.current is not None else []
+        self.page = min(self.page, self.pages(self.current) - 1) if faces else 0
+        start = self.page * self.per_cluster
+        shown = faces[start:start + self.per_cluster]
+        if faces:
+            self._seen.setdefault(self.current, set()).add(self.page)
+        for i, (r, png) in enumerate(zip(shown, self.thumbnails(shown))):
+            cell, key = self._cell(i), (r.source, r.face_index)
+            if cell["image"].value != png:
+                cell["image"].value = png
+            cell["key"] = key
+            cell["tick"].value = key in self._ticked
+            cell["caption"].value = (f'<div style="font-size:11px;line-height:1.2;word-break:break-all">'
+                                     f"{html.escape(r.source)} #{r.face_index}</div>")
+            cell["box"].layout.display = None
+        for cell in c["cells"][len(shown):]:
+            cell["key"] = None
+            cell["box"].layout.display = "none"
+        boxes = [cell["box"] for cell in c["cells"]]
+        if list(c["grid"].children) != boxes:
+            c["grid"].children = boxes
+        n, pages = len(faces), self.pages(self.current) if faces else 1
+        c["page"].value = (f"&nbsp;faces {start + 1}-{start + len(shown)} of {n} (page {self.page + 1} of {pages})&nbsp;"
+                           if n else "&nbsp;no faces&nbsp;")
+        c["prev"].disabled, c["next"].disabled = self.page == 0, self.page >= pages - 1
 
 
 class NamesSnapshot:

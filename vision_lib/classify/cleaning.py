@@ -9,6 +9,7 @@ import numpy as np
 
 from ..extraction import PhotoFeatures
 from ..models import same_person_distance
+from ..words import compared
 
 CLEANING = ("agreement", "largest", "none")
 
@@ -184,7 +185,7 @@ def clean_training_set(photos: Sequence[PhotoFeatures], labels: Sequence[str], c
                 report.excluded.append(Excluded(str(photos[i].path), lab, f"face too small (< {min_size} px)"))
             else:
                 report.excluded.append(Excluded(
-                    str(photos[i].path), lab, f"{_NOT_PERSON} (closest {dist[k]:.2f} > {thr:.2f})",
+                    str(photos[i].path), lab, f"{_NOT_PERSON} (closest {compared(dist[k], '>', thr)})",
                     distance=float(dist[k])))
     final = []
     for i, j in picked:
@@ -197,7 +198,7 @@ def clean_training_set(photos: Sequence[PhotoFeatures], labels: Sequence[str], c
             if other is not None and d[other] < d_own:
                 # Filed in the wrong folder: this face agrees better with another person's photos.
                 report.excluded.append(Excluded(
-                    str(ph.path), lab, f"closer to another person's faces ({other} {d[other]:.2f} < {d_own:.2f})",
+                    str(ph.path), lab, f"closer to another person's faces ({other} {compared(d[other], '<', d_own)})",
                     j, ph.faces[j].box, d_own, other))
                 continue
         final.append((i, j))

@@ -79,6 +79,7 @@ def export_clusters(faces: FaceTable, labels: Sequence[int], out_dir: str | os.P
 
 
 def _write_export(faces: FaceTable, labels: Sequence[int], out: Path, *, metrics: dict | None, link: bool) -> None:
+    from ..faces.export import write_face_crops
     from ..io import staged_folder
 
     labels = np.asarray(labels, dtype=int)
@@ -97,6 +98,8 @@ def _write_export(faces: FaceTable, labels: Sequence[int], out: Path, *, metrics
                 w.writerows([r.source, r.reason] for r in faces.not_used)
         copy_grouped(((p, tmp / group_folder(c) / flat_name(s))
                       for p, s, c in zip(faces.paths, faces.sources, labels)), link=link)
+        write_face_crops((p, b, tmp / group_folder(c) / "faces" / f"{Path(flat_name(s)).stem}_face{j}.jpg")
+                         for p, s, c, b, j in zip(faces.paths, faces.sources, labels, faces.boxes, faces.face_index))
         (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
 
 
