@@ -416,8 +416,10 @@ def openset_curve(ax, curve: Sequence[Mapping], known: str = "known_accuracy_all
 
 # --------------------------------------------------------------------------- clustering (issue 4)
 def cluster_galleries(groups: Mapping[str, Sequence[np.ndarray]], per_group: int = 8, size: float = 1.1,
-                      titles: Mapping[str, Sequence[str]] | None = None, note: str | None = None):
+                      titles: Mapping[str, Sequence[str]] | None = None, note: str | None = None,
+                      fontsize: float = 6):
     """One row per group (its name on the left), up to ``per_group`` thumbnails each; returns the figure.
+    ``fontsize`` is the thumbnail titles' (group names and the note are a third larger).
 
     ``groups`` maps a group name (e.g. ``Serena Williams (12/13)`` or ``unassigned (8)``) to its
     images; names and thumbnail titles are wrapped at word boundaries (:func:`short_text`).
@@ -436,13 +438,13 @@ def cluster_galleries(groups: Mapping[str, Sequence[np.ndarray]], per_group: int
         ax.axis("off")
     for r, name in enumerate(names):
         axes[r, 0].text(1.0, 0.5, short_text(name, 20, 3), transform=axes[r, 0].transAxes, ha="right",
-                        va="center", fontsize=8)
+                        va="center", fontsize=fontsize * 4 / 3)
         for c, img in enumerate(list(groups[name])[:per_group]):
             axes[r, c + 1].imshow(img)
             if titles is not None and c < len(titles.get(name, [])):
-                axes[r, c + 1].set_title(short_text(titles[name][c], 13, 2), fontsize=6)
+                axes[r, c + 1].set_title(short_text(titles[name][c], 13, 2), fontsize=fontsize)
     if note:
-        fig.supxlabel(note, fontsize=8, color="0.3")
+        fig.supxlabel(note, fontsize=fontsize * 4 / 3, color="0.3", wrap=True)
     return fig
 
 
