@@ -24,6 +24,7 @@ import numpy as np
 
 from . import plotting
 from .faces.rating import MIN_SIZE
+from .models import same_person_distance
 from .tables import FaceTable
 
 #: Below this detector score a face is marked ``low quality`` (a blurry patch, a printed face on a
@@ -71,20 +72,13 @@ def low_quality(faces: FaceTable, min_score: float = MIN_SCORE, min_frontalness:
         return (size < min_size) | (faces.scores < min_score) | (faces.frontalness < min_frontalness)
 
 
-def same_person_distance(faces: FaceTable) -> float:
-    """The descriptor's own same-person distance (its calibrated threshold) for a face table."""
-    from .models import get_descriptor
-
-    return float(get_descriptor(faces.descriptor).threshold)
-
-
 def ordered(faces: FaceTable, members: Sequence[int], threshold: float | None = None,
             poor: np.ndarray | None = None) -> tuple[list[int], list[str]]:
     """``members`` most typical first (distance to their medoid), faces farther than ``threshold``
     (default: the descriptor's same-person distance) marked :data:`OTHER`, poor ones :data:`LOW`,
     marked faces last. Returns the ordered rows and their marks."""
     members = np.asarray(members, int)
-    threshold = same_person_distance(faces) if threshold is None else threshold
+    threshold = same_person_distance(faces.descriptor) if threshold is None else threshold
     poor = low_quality(faces) if poor is None else poor
     dist = medoid_distances(faces.descriptors, members)
     marks = [OTHER if d > threshold else LOW if poor[i] else "" for i, d in zip(members, dist)]
@@ -110,7 +104,7 @@ def identity_groups(faces: FaceTable, labels: Sequence[int], *, n_clusters: int 
     if (labels < 0).any():
         chosen.add(-1)
     poor = low_quality(faces)
-    threshold = same_person_distance(faces) if threshold is None else threshold
+    threshold = same_person_distance(faces.descriptor) if threshold is None else threshold
     rows = []
     for c in captions:  # junk_last order
         if c in chosen:
@@ -151,7 +145,7 @@ def typical_faces(faces: FaceTable, rows: Sequence[int], n: int, *, threshold: f
     descriptors, closer than a quarter of the threshold, count as one). Drawings, cartoons and
     strangers are far from the person's typical face and drop out. Returns the rows and the counts
     of what was left out, by reason."""
-    threshold = same_person_distance(faces) if threshold is None else threshold
+    threshold = same_person_distance(faces.descriptor) if threshold is None else threshold
     index, marks = ordered(faces, rows, threshold)
     left_out: Counter = Counter(m for m in marks if m)
     chosen: list[int] = []
@@ -191,5 +185,5 @@ def spread_sample(keys: Sequence[Hashable], copies: Sequence[Hashable], n: int,
 
 #: The public names of this module.
 __all__ = ["MIN_SCORE", "MIN_FRONTALNESS", "OTHER", "LOW", "Group", "medoid_distances", "low_quality",
-           "same_person_distance", "ordered", "identity_groups", "thumbnail_titles", "identity_gallery",
+           "ordered", "identity_groups", "thumbnail_titles", "identity_gallery",
            "GALLERY_NOTE", "typical_faces", "spread_sample"]

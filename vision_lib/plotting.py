@@ -275,18 +275,18 @@ def model_comparison(ax, rows: Sequence[Mapping], metric: str = "accuracy"):
 
 
 def confusion(ax, matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str] | None = None,
-              title: str | None = None, max_label: int = 14):
+              title: str | None = None, max_label: int = 18):
     """A confusion matrix as a heat map with counts (rows: truth, columns: prediction)."""
     matrix = np.asarray(matrix)
     cols = list(rows) if cols is None else list(cols)
-    short = [s if len(s) <= max_label else s[: max_label - 1] + "…" for s in list(rows) + cols]
+    short = [short_text(s, max_label, 2) for s in list(rows) + cols]  # whole words on two lines, never cut mid-name
     ax.imshow(matrix, cmap="Blues")
     top = matrix.max() if matrix.size else 0
     for (i, j), v in np.ndenumerate(matrix):
         if v:
             ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > top / 2 else "black")
-    ax.set_xticks(range(len(cols)), short[len(rows):], rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(len(rows)), short[: len(rows)], fontsize=7)
+    ax.set_xticks(range(len(cols)), short[len(rows):], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), short[: len(rows)], fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("folder (truth)")
     if title:
@@ -405,6 +405,13 @@ def openset_curve(ax, curve: Sequence[Mapping], known: str = "known_accuracy_all
             ax.plot(p["strangers_named_share"], p[known], "*", color="crimson", markersize=14,
                     label=f"default (threshold {p['threshold']:.3f})")
     ax.set_xscale("symlog", linthresh=0.01)
+    # symlog's own ticks leave a single label on a 0-30 % axis: fixed ticks, as percentages
+    from matplotlib.ticker import FixedLocator, NullLocator, PercentFormatter
+
+    top = max(x, default=1.0)
+    ax.xaxis.set_major_locator(FixedLocator([t for t in (0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1) if t <= 1.5 * top + 0.01]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(PercentFormatter(1, decimals=0))
     ax.set_xlabel("stranger photos named (share)")
     ax.set_ylabel("known photos named right (share)" if known == "known_accuracy_all" else known)
     ax.grid(True, alpha=0.3)

@@ -62,11 +62,17 @@ def plot_rate_quality(rows: Sequence[dict], axes=None, *, x: str = "k"):
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 4))
     methods = list(dict.fromkeys(r["method"] for r in rows))
+    # This library's line is drawn last, thick and on top: it often lies on full-pixel K-Means's,
+    # which is drawn dashed with hollow markers so both stay visible.
+    methods = [m for m in methods if m != "vision_lib"] + (["vision_lib"] if "vision_lib" in methods else [])
     for m in methods:
         sub = sorted((r for r in rows if r["method"] == m), key=lambda r: r[x])
         xs = [r[x] for r in sub]
-        axes[0].plot(xs, [r["psnr"] for r in sub], marker="o", label=m)
-        axes[1].plot(xs, [r["bytes"] / 1024 for r in sub], marker="o", label=m)
+        style = ({"lw": 3, "marker": "o", "zorder": 5, "color": "black"} if m == "vision_lib" else
+                 {"lw": 1.5, "ls": "--", "marker": "s", "mfc": "none", "ms": 9} if m == "kmeans" else
+                 {"lw": 1.2, "marker": "."})
+        axes[0].plot(xs, [r["psnr"] for r in sub], label=m, **style)
+        axes[1].plot(xs, [r["bytes"] / 1024 for r in sub], label=m, **style)
     for ax, ylabel in zip(axes, ("PSNR (dB)", "palette PNG (KiB)")):
         ax.set_xscale("log", base=2)
         ax.set(xlabel=x, ylabel=ylabel)
