@@ -164,9 +164,11 @@ def test_key_numbers_is_a_short_table_not_a_dict():
 
     from vision_lib.present import key_numbers
 
-    t = key_numbers({"photos": 120, "coverage": {"haar": 0.7123456, "mtcnn": np.float64(0.98765)}, "ok": True})
-    assert t.rows == [("photos", "120"), ("coverage · haar", "0.712"), ("coverage · mtcnn", "0.988"), ("ok", "True")]
-    assert t._repr_html_().count("<tr>") == 4 and "{" not in repr(t)
+    t = key_numbers({"photos": 120, "coverage": {"haar": 0.7123456, "mtcnn": np.float64(0.98765)}, "ok": True,
+                     "accuracy": None, "recall": float("nan")})
+    assert t.rows == [("photos", "120"), ("coverage · haar", "0.712"), ("coverage · mtcnn", "0.988"), ("ok", "True"),
+                      ("accuracy", "–"), ("recall", "–")]
+    assert t._repr_html_().count("<tr>") == 6 and "{" not in repr(t) and "None" not in repr(t)
 
 
 def _crowded(folder: Path) -> Path:

@@ -299,7 +299,9 @@ def build_presentation(reports: str | os.PathLike, out: str | os.PathLike | None
 # --------------------------------------------------------------------------- numbers in notebooks
 class KeyNumbers:
     """A short two-column table of a (nested) dict of numbers, for a notebook's last cell: floats
-    to 3 significant digits, nested keys joined with " · " (instead of a raw dict or JSON)."""
+    to 3 significant digits, nested keys joined with " · " (instead of a raw dict or JSON), a missing
+    value (None, NaN) as "–". Keys are shown as given: write them for a reader, with the
+    denominator ("named right (of 309 photos)"), not as variable names."""
 
     def __init__(self, numbers: dict, title: str | None = None):
         self.rows = list(_flatten(numbers))
@@ -329,10 +331,12 @@ def _flatten(value, prefix: str = ""):
 
 
 def _short(value) -> str:
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        return "–"  # not measured: a dash, not the word None
+    if isinstance(value, bool):
         return str(value)
     if isinstance(value, float) or type(value).__name__.startswith("float"):
-        return f"{float(value):.3g}"
+        return "–" if value != value else f"{float(value):.3g}"
     if isinstance(value, (list, tuple)):
         return ", ".join(_short(v) for v in value)
     return str(value)
