@@ -41,7 +41,7 @@ from .bins import ColourBins, colour_bins
 from .examples import bundled_images, example_images, example_names, example_paths, graphic_image
 from .files import MAX_MEGAPIXELS, compress_file, compress_files, to_jsonl
 from .metrics import SSIM, fidelity, psnr, size_report, ssim
-from .plots import plot_colour_space, plot_rate_quality, plot_side_by_side, sample_pixels
+from .plots import plot_colour_space, plot_equal_bytes, plot_rate_quality, plot_side_by_side, sample_pixels
 from .png import output_name, output_names, palette_png_bytes, plain_png_bytes, write_new_file
 from .quantizer import (ColourQuantizer, ColourTable, PaletteTree, Quantized, _dither, _nearest,  # noqa: F401
                         colour_table, map_to_palette, palette_tree, quantize, refit)
@@ -62,5 +62,5 @@ __all__ = ["BASELINES", "ColourBins", "colour_bins", "ColourQuantizer", "ColourT
            "pngquant_available", "quantize_with", "compare_quantizers", "CODECS", "encode_with", "codec_at_bytes",
            "equal_bytes", "summarise", "format_table", "graphic_image",
            "example_images", "example_names", "example_paths", "bundled_images", "sample_pixels",
-           "plot_colour_space", "plot_side_by_side", "plot_rate_quality", "to_jsonl",
+           "plot_colour_space", "plot_side_by_side", "plot_rate_quality", "plot_equal_bytes", "to_jsonl",
            "ColourHistogram", "colour_histogram", "quality", "compare_methods"]

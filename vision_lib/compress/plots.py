@@ -9,7 +9,7 @@ import numpy as np
 from .metrics import fidelity
 from .quantizer import Quantized
 
-__all__ = ["sample_pixels", "plot_colour_space", "plot_side_by_side", "plot_rate_quality"]
+__all__ = ["sample_pixels", "plot_colour_space", "plot_side_by_side", "plot_rate_quality", "plot_equal_bytes"]
 
 
 def sample_pixels(image: np.ndarray, n: int = 2000, random_state: int | None = 0) -> np.ndarray:
@@ -79,3 +79,23 @@ def plot_rate_quality(rows: Sequence[dict], axes=None, *, x: str = "k"):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     return axes
+
+
+def plot_equal_bytes(rows: Sequence[dict], ax=None):
+    """PSNR of each method of :func:`~vision_lib.compress.equal_bytes` rows, one group of bars per
+    image (methods side by side at the same byte budget)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(12, 3.8), layout="constrained")
+    names = list(dict.fromkeys(r["image"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    psnr = {(r["image"], r["method"]): r["psnr"] for r in rows}
+    width = 0.8 / len(methods)
+    for j, method in enumerate(methods):
+        ax.bar(np.arange(len(names)) + (j - (len(methods) - 1) / 2) * width,
+               [psnr.get((n, method), np.nan) for n in names], width, label=method)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylabel("PSNR (dB) at equal bytes")
+    ax.legend(ncols=len(methods))
+    return ax
