@@ -3,7 +3,7 @@
 A cluster's or a folder's faces are ordered by their descriptor distance to the group's *medoid*
 (the member with the smallest median distance to the others), so the first faces are the person
 the group is about. A face farther from the medoid than the descriptor's own same-person distance
-is marked ``other person?`` and a face the detector is unsure of, turned away or small is marked
+is marked ``other person?`` and a face the detector is unsure of, or a small one, is marked
 ``low quality``; marked faces come last. Nothing is tuned to a data set: the rules use the
 descriptor's calibrated threshold and the face-quality limits of :mod:`vision_lib.faces`.
 
@@ -31,8 +31,6 @@ from .tables import FaceTable
 #: shirt): YuNet's own default acceptance score (and MTCNN's here). The library detects down to 0.6
 #: to keep small and turned faces, but a gallery's first faces are those the detector is sure of.
 MIN_SCORE = 0.9
-#: Below this frontalness a face is turned away (the limit :func:`vision_lib.faces.best_faces` ranks by).
-MIN_FRONTALNESS = 0.5
 OTHER, LOW = "other person?", "low quality"
 
 
@@ -63,13 +61,13 @@ def medoid_distances(X: np.ndarray, members: Sequence[int]) -> np.ndarray:
     return D[medoid]
 
 
-def low_quality(faces: FaceTable, min_score: float = MIN_SCORE, min_frontalness: float = MIN_FRONTALNESS,
-                min_size: int = MIN_SIZE) -> np.ndarray:
-    """True per face the detector is unsure of, that is turned away, or smaller than ``min_size`` px
-    (unknown qualities, NaN, count as fine)."""
+def low_quality(faces: FaceTable, min_score: float = MIN_SCORE, min_size: int = MIN_SIZE) -> np.ndarray:
+    """True per face the detector is unsure of (score under ``min_score``) or smaller than
+    ``min_size`` px (an unknown score, NaN, counts as fine). Turned-away faces are not marked: they
+    are still the person, and their distance to the typical face already puts them later."""
     size = np.minimum(faces.boxes[:, 2], faces.boxes[:, 3])
     with np.errstate(invalid="ignore"):
-        return (size < min_size) | (faces.scores < min_score) | (faces.frontalness < min_frontalness)
+        return (size < min_size) | (faces.scores < min_score)
 
 
 def ordered(faces: FaceTable, members: Sequence[int], threshold: float | None = None,
@@ -116,9 +114,9 @@ def identity_groups(faces: FaceTable, labels: Sequence[int], *, n_clusters: int 
 
 
 def thumbnail_titles(faces: FaceTable, group: Group) -> list[str]:
-    """Per face: its mark when it has one, else its photo's folder for a subject face, else "other face"."""
-    return [m or (faces.labels[i] if faces.labelled and faces.subject[i] else "other face")
-            for i, m in zip(group.index, group.marks)]
+    """Per face: its mark when it has one, "other face" when it is not its photo's subject (its
+    folder says nothing about who it is), else nothing (the row's caption says who)."""
+    return [m or ("" if faces.subject[i] else "other face") for i, m in zip(group.index, group.marks)]
 
 
 def identity_gallery(faces: FaceTable, labels: Sequence[int], thumbnails: Callable, *, n_clusters: int = 6,
@@ -184,6 +182,6 @@ def spread_sample(keys: Sequence[Hashable], copies: Sequence[Hashable], n: int,
 
 
 #: The public names of this module.
-__all__ = ["MIN_SCORE", "MIN_FRONTALNESS", "OTHER", "LOW", "Group", "medoid_distances", "low_quality",
+__all__ = ["MIN_SCORE", "OTHER", "LOW", "Group", "medoid_distances", "low_quality",
            "ordered", "identity_groups", "thumbnail_titles", "identity_gallery",
            "GALLERY_NOTE", "typical_faces", "spread_sample"]
