@@ -200,6 +200,10 @@ body { overflow: hidden; }
              align-items: center; justify-content: center; }
 .media > img { object-fit: contain; width: 100%; height: 100%; }
 .media .html { overflow: hidden; } .media .html img { max-height: 100%; object-fit: contain; }
+/* HTML outputs laid out for a notebook page (a widget's static copy: photos in a wrapping row) keep
+   their row on a slide and shrink to fit, instead of wrapping below the screen's edge */
+.media .html [style*="flex-wrap"] { flex-wrap: nowrap !important; }
+.media .html [style*="flex"] > img { min-width: 0; flex: 0 1 auto; max-height: 56vh; }
 nav { position: fixed; left: 0; right: 0; bottom: 0; height: 56px; display: flex; gap: 1em; align-items: center;
       justify-content: center; background: #1d2330; color: #fff; }
 nav button { font-size: 20px; padding: .15em 1em; border: 0; border-radius: 4px; cursor: pointer; }
