@@ -71,3 +71,25 @@ def test_spread_sample_takes_turns_across_people_and_skips_copies():
     assert galleries.spread_sample(keys, copies, 50) == [0, 6, 8, 2, 7, 3, 4, 5]
     with pytest.raises(IndexError):
         galleries.spread_sample(keys, copies[:2], 3)
+
+
+def test_identity_gallery_figure_captions_rows_and_marks(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    faces = _table({"Serena_Williams": 6, "x": 3}, rng, intruders=1)
+    faces.subject[6:] = False  # the second group: background faces
+    thumbs = lambda faces, idx: [np.full((8, 8, 3), 100, np.uint8) for _ in idx]  # noqa: E731
+    labels = np.array([0] * 6 + [1] * 3)
+    rows = galleries.identity_groups(faces, labels, threshold=T)
+    assert [g.caption for g in rows] == ["Serena Williams (6/6)", "bystanders (3)"]
+    assert rows[0].marks[-1] == galleries.OTHER and rows[0].index[-1] == 0
+    fig = galleries.gallery_figure(faces, rows, thumbs, per_group=6)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts == ["Serena Williams\n(6/6)", "bystanders (3)"]
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles.count("other person?") == 1 and titles.count("other face") == 3
+    assert fig.get_supxlabel() == galleries.GALLERY_NOTE
+    plt.close(fig)

@@ -119,16 +119,23 @@ def thumbnail_titles(faces: FaceTable, group: Group) -> list[str]:
     return [m or ("" if faces.subject[i] else "other face") for i, m in zip(group.index, group.marks)]
 
 
-def identity_gallery(faces: FaceTable, labels: Sequence[int], thumbnails: Callable, *, n_clusters: int = 6,
-                     per_group: int = 6, always: Sequence[str] = (), size: float = 1.5):
-    """The figure of :func:`identity_groups`: one row per cluster, its most typical faces first,
-    marked faces titled by their mark. ``thumbnails(faces, rows)`` gives the images (e.g.
-    :func:`vision_lib.cluster.face_thumbnails`). Returns the figure."""
-    groups = identity_groups(faces, labels, n_clusters=n_clusters, always=always)
+def gallery_figure(faces: FaceTable, groups: Sequence[Group], thumbnails: Callable, *, per_group: int = 6,
+                   size: float = 1.5):
+    """One row per group (its caption on the left), its first ``per_group`` faces titled by
+    :func:`thumbnail_titles`, the note :data:`GALLERY_NOTE` under them. ``thumbnails(faces, rows)``
+    gives the images (e.g. :func:`vision_lib.cluster.face_thumbnails`). Returns the figure."""
     images = {g.caption: thumbnails(faces, g.index[:per_group]) for g in groups}
     titles = {g.caption: thumbnail_titles(faces, g)[:per_group] for g in groups}
     return plotting.cluster_galleries(images, per_group=per_group, size=size, titles=titles, note=GALLERY_NOTE,
                                       fontsize=9)
+
+
+def identity_gallery(faces: FaceTable, labels: Sequence[int], thumbnails: Callable, *, n_clusters: int = 6,
+                     per_group: int = 6, always: Sequence[str] = (), size: float = 1.5):
+    """The figure (:func:`gallery_figure`) of :func:`identity_groups`: one row per cluster, its
+    most typical faces first, marked faces titled by their mark."""
+    groups = identity_groups(faces, labels, n_clusters=n_clusters, always=always)
+    return gallery_figure(faces, groups, thumbnails, per_group=per_group, size=size)
 
 
 GALLERY_NOTE = ("Faces most typical of their cluster first; \"other person?\": farther from the cluster's "
@@ -183,5 +190,5 @@ def spread_sample(keys: Sequence[Hashable], copies: Sequence[Hashable], n: int,
 
 #: The public names of this module.
 __all__ = ["MIN_SCORE", "OTHER", "LOW", "Group", "medoid_distances", "low_quality",
-           "ordered", "identity_groups", "thumbnail_titles", "identity_gallery",
+           "ordered", "identity_groups", "thumbnail_titles", "gallery_figure", "identity_gallery",
            "GALLERY_NOTE", "typical_faces", "spread_sample"]

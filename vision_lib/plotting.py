@@ -513,35 +513,6 @@ def junk_last(captions: Mapping[int, str], sizes: Mapping[int, int]) -> list[int
     return sorted(captions, key=rank)
 
 
-def identity_galleries(faces, labels: Sequence[int], thumbnails, n_clusters: int = 6, per_group: int = 8,
-                       size: float = 1.1):
-    """Galleries of an identity clustering captioned by who is in each cluster
-    (:func:`cluster_captions`): the ``n_clusters`` largest clusters, the junk ones ("bystanders")
-    moved last, then the unassigned faces, with a line explaining the junk captions.
-
-    ``faces`` is a :class:`vision_lib.cluster.FaceSet` (its ``labels`` and ``subject``);
-    ``thumbnails(faces, indices)`` gives the images (e.g. :func:`vision_lib.cluster.face_thumbnails`).
-    Each thumbnail is titled with its photo's folder, or "other face" for a face that is not its
-    photo's subject. Returns the figure.
-    """
-    from collections import Counter
-
-    labels = np.asarray(labels, int)
-    folders = getattr(faces, "labels", None)
-    subject = getattr(faces, "subject", None)
-    captions = cluster_captions(labels, folders, subject)
-    largest = {c for c, _ in Counter(c for c in labels.tolist() if c >= 0).most_common(n_clusters)}
-    shown = [c for c in captions if c in largest or c < 0]
-    groups, titles = {}, {}
-    for c in shown:
-        idx = np.flatnonzero(labels == c)[:per_group]
-        groups[captions[c]] = thumbnails(faces, idx)
-        titles[captions[c]] = [folders[i] if folders and (subject is None or subject[i]) else "other face"
-                               for i in idx]
-    junk = any(captions[c].startswith(("bystanders", "unassigned")) for c in shown)
-    return cluster_galleries(groups, per_group=per_group, size=size, titles=titles, note=JUNK_NOTE if junk else None)
-
-
 def masked_crops(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], ncols: int = 8, size: float = 1.2,
                  titles: Sequence[str] | None = None, fill=(255, 0, 255)):
     """Each crop above its player mask (masked-out pixels painted ``fill``); returns the figure."""
@@ -735,4 +706,4 @@ __all__ = ["display_name", "percent", "grid", "wavelet_pairs", "draw_regions", "
            "left_out_bars", "model_comparison", "confusion", "boxed_thumbnails", "excluded_thumbnails",
            "predicted_faces", "cluster_galleries", "masked_crops", "metric_bars", "draw_faces", "gallery",
            "count_bars", "detector_comparison", "short_text", "display_stretch", "cluster_captions", "junk_last",
-           "JUNK_NOTE", "identity_galleries", "distance_distributions", "DETECTOR_COLOURS", "detections", "model_bars", "top_colours"]
+           "JUNK_NOTE", "distance_distributions", "DETECTOR_COLOURS", "detections", "model_bars", "top_colours"]
