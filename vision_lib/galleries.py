@@ -127,7 +127,7 @@ def gallery_figure(faces: FaceTable, groups: Sequence[Group], thumbnails: Callab
     images = {g.caption: thumbnails(faces, g.index[:per_group]) for g in groups}
     titles = {g.caption: thumbnail_titles(faces, g)[:per_group] for g in groups}
     return plotting.cluster_galleries(images, per_group=per_group, size=size, titles=titles, note=GALLERY_NOTE,
-                                      fontsize=9)
+                                      fontsize=11)  # read on a slide, scaled to half its size
 
 
 def identity_gallery(faces: FaceTable, labels: Sequence[int], thumbnails: Callable, *, n_clusters: int = 6,
