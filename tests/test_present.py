@@ -168,7 +168,9 @@ def test_key_numbers_is_a_short_table_not_a_dict():
                      "accuracy": None, "recall": float("nan")})
     assert t.rows == [("photos", "120"), ("coverage · haar", "0.712"), ("coverage · mtcnn", "0.988"), ("ok", "True"),
                       ("accuracy", "–"), ("recall", "–")]
-    assert t._repr_html_().count("<tr>") == 6 and "{" not in repr(t) and "None" not in repr(t)
+    page = t._repr_html_()
+    assert page.count("<tr") == 7 and "{" not in repr(t) and "None" not in repr(t)
+    assert page.count("coverage") == 1 and '<td style="padding-left:1.8em">haar</td><td>0.712</td>' in page
 
 
 def _crowded(folder: Path) -> Path:

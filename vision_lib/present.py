@@ -308,13 +308,25 @@ class KeyNumbers:
     denominator ("named right (of 309 photos)"), not as variable names."""
 
     def __init__(self, numbers: dict, title: str | None = None):
+        self.numbers = numbers
         self.rows = list(_flatten(numbers))
         self.title = title
 
     def _repr_html_(self) -> str:
+        # A nested dict's label is said once, on a row of its own, its entries indented under it
+        # (on a slide, "coverage · yunet", "coverage · mtcnn", ... repeat the label's words).
+        def rows(value: dict, depth: int) -> str:
+            out = ""
+            for k, v in value.items():
+                pad = f' style="padding-left:{0.6 + 1.2 * depth:.1f}em"' if depth else ""
+                if isinstance(v, dict):
+                    out += f'<tr><td colspan="2"{pad}>{html.escape(str(k))}</td></tr>' + rows(v, depth + 1)
+                else:
+                    out += f"<tr><td{pad}>{html.escape(str(k))}</td><td>{html.escape(_short(v))}</td></tr>"
+            return out
+
         cap = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
-        body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in self.rows)
-        return f"<table>{cap}{body}</table>"
+        return f"<table>{cap}{rows(self.numbers, 0)}</table>"
 
     def __repr__(self) -> str:
         width = max((len(k) for k, _ in self.rows), default=0)
