@@ -165,9 +165,10 @@ def notebook_deck(nb: dict, name: str) -> Deck:
                                                       and source.lstrip().startswith("#"))
         if starts or not slides:
             slides.append([])
-        body = cell_html(cell, deck=True)
-        if body.strip():
-            slides[-1].append(body)
+        # one part per output: a figure and the sentence printed under it go to different places
+        parts = ([output_html(o, deck=True) for o in cell.get("outputs", [])] if cell.get("cell_type") == "code"
+                 else [cell_html(cell, deck=True)])
+        slides[-1] += [part for part in parts if part.strip()]
     failed = bool(nb.get("metadata", {}).get("papermill", {}).get("exception"))
     return Deck(name, title, [_slide(s) for s in slides if s], headlines, figures, failed)
 
