@@ -101,3 +101,24 @@ def _clean_executed_notebooks(request):
         if meta.get("input_path"):  # an executed copy, not a notebook a test generated as input
             noise = stderr_outputs(book)
             assert not noise, f"{book.name} has stderr output in cell(s) {[i for i, _ in noise]}: {noise[0][1][:300]!r}"
+            _check_deck(book)
+
+
+def _check_deck(book: Path) -> None:
+    """The deck of an executed suite notebook fits 1280x720 (tests/_deck_check.py), when Chromium is here."""
+    import shutil
+    import sys
+
+    if not book.name[:2].isdigit() or not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()):
+        return
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _deck_check import check_decks
+
+    from vision_lib.present import deck_html, notebook_deck
+    import nbformat
+
+    deck = notebook_deck(nbformat.read(book, as_version=4), book.stem)
+    page = book.with_suffix(".deck.html")
+    page.write_text(deck_html(deck), encoding="utf-8")
+    problems = check_decks([page])
+    assert not problems, f"{book.name}'s deck at 1280x720: " + "; ".join(problems)

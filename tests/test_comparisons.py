@@ -91,3 +91,22 @@ def test_detector_comparison_draws_coverage_and_milliseconds():
     assert [round(p.get_height(), 3) for p in axes[1].patches] == [31.0, 250.0]
     assert axes[1].get_ylabel().startswith("ms per photo")
     plt.close(fig)
+
+
+def test_every_face_scores_count_bystanders_that_subject_scores_ignore():
+    from vision_lib.cluster import external_metrics
+    from vision_lib.tables import FaceTable
+
+    # Two photos each of two people; each photo also has a bystander, all four bystanders lumped
+    # into person a's cluster.
+    sources = ["a/1", "a/1", "a/2", "a/2", "b/1", "b/1", "b/2", "b/2"]
+    labels = [s.split("/")[0] for s in sources]
+    subject = np.array([True, False] * 4)
+    faces = FaceTable("descriptor", np.zeros((8, 4)), sources, labels, np.array([0, 1] * 4), np.zeros((8, 4)),
+                      [], {}, subject=subject, photo_labels=["a", "a", "b", "b"])
+    clusters = np.array([0, 0, 0, 0, 1, 0, 1, 0])
+    assert external_metrics(faces.photo_labels, faces.photo_clusters(clusters))["bcubed_f"] == pytest.approx(1.0)
+    every = comparisons.every_face_scores(faces, clusters)
+    assert every["bcubed_f"] < 0.6
+    clean = np.array([0, 2, 0, 3, 1, 4, 1, 5])  # bystanders each alone: every face right too
+    assert comparisons.every_face_scores(faces, clean)["bcubed_f"] == pytest.approx(1.0)

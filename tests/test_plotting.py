@@ -112,21 +112,6 @@ def test_cluster_captions_name_the_majority_and_put_junk_last():
         plotting.cluster_captions([0, 1], ["a"])
 
 
-def test_identity_galleries_caption_rows_and_explain_the_junk():
-    class Faces:  # the two FaceSet attributes the galleries read
-        labels = ["Serena_Williams"] * 3 + ["x", "y"]
-        subject = [True, True, True, False, False]
-
-    thumbs = lambda faces, idx: [np.full((8, 8, 3), 100, np.uint8) for _ in idx]  # noqa: E731
-    fig = plotting.identity_galleries(Faces(), [0, 0, 0, 1, 1], thumbs, per_group=3)
-    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert texts == ["Serena Williams\n(3/3)", "bystanders (2)"]
-    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert titles == ["Serena\nWilliams"] * 3 + ["other face"] * 2
-    assert fig.get_supxlabel() == plotting.JUNK_NOTE
-    plt.close(fig)
-
-
 def test_projection_colours_only_the_largest_groups_with_a_legend():
     labels = ["a"] * 5 + ["b"] * 3 + ["c"] * 2 + ["d"] + ["unassigned (2)"] * 2
     points = np.arange(2 * len(labels), dtype=float).reshape(-1, 2)

@@ -40,7 +40,7 @@ def _slide(kind: str) -> dict:
 
 def _executed(title: str, colour: str, *, slideshow: bool = True) -> nbformat.NotebookNode:
     """A small notebook as papermill leaves it: markdown, code with outputs, tags and slide metadata."""
-    md = (lambda src, kind, **kw: new_markdown_cell(src, metadata=_slide(kind) if slideshow else {}, **kw))
+    md = (lambda src, kind, **kw: new_markdown_cell(src, **{"metadata": _slide(kind) if slideshow else {}, **kw}))
     code = new_code_cell(f"{SECRET_CODE} = 1\nplot()", metadata={"tags": ["key-figure"],
                                                                  **(_slide("-") if slideshow else {})})
     code.outputs = [new_output("display_data", data={"image/png": _png(colour), "text/plain": "<Figure>"}),
@@ -51,8 +51,9 @@ def _executed(title: str, colour: str, *, slideshow: bool = True) -> nbformat.No
                      '<script src="https://cdn.example.com/x.js"></script>',
         "text/plain": "..."})]
     params = new_code_cell("seed = 0", metadata={"tags": ["parameters"], **(_slide("skip") if slideshow else {})})
-    cells = [md(f"# {title}\nIntro text.", "slide"), params,
-             md("## A figure\n![remote](https://example.com/logo.png)", "slide"), code,
+    cells = [md(f"# {title}\nIntro text for the notebook only.", "slide"), params,
+             md("## A figure\n![remote](https://example.com/logo.png)", "slide", metadata={
+                 "tags": ["slide-text"], **(_slide("slide") if slideshow else {})}), code,
              md("## Numbers", "slide"), table, md("speaker notes", "notes")]
     nb = new_notebook(cells=cells)
     nb.metadata["papermill"] = {"exception": None}
@@ -75,13 +76,14 @@ def test_deck_follows_slide_metadata_and_hides_code_stderr_and_notes():
     html = "".join(deck.slides)
     assert SECRET_CODE not in html and "seed = 0" not in html
     assert "oneDNN" not in html and "speaker notes" not in html
+    assert "Intro text" not in html  # prose stays in the notebook: a markdown cell gives its heading
     assert "data:image/png;base64," in deck.slides[1]
     assert len(deck.figures) == 1 and "<td>31.2</td>" in deck.headlines[0]
 
 
 def test_deck_without_metadata_splits_at_headings_and_drops_remote_references():
     deck = notebook_deck(_executed("02 · Second", "tab:orange", slideshow=False), "02_second")
-    assert len(deck.slides) == 3 and "speaker notes" in deck.slides[-1]
+    assert len(deck.slides) == 3 and "speaker notes" not in deck.slides[-1]
     html = "".join(deck.slides)
     assert "example.com" not in html and "<script" not in html
     assert "[image left out offline: remote]" in deck.slides[1]
@@ -162,6 +164,44 @@ def test_key_numbers_is_a_short_table_not_a_dict():
 
     from vision_lib.present import key_numbers
 
-    t = key_numbers({"photos": 120, "coverage": {"haar": 0.7123456, "mtcnn": np.float64(0.98765)}, "ok": True})
-    assert t.rows == [("photos", "120"), ("coverage · haar", "0.712"), ("coverage · mtcnn", "0.988"), ("ok", "True")]
-    assert t._repr_html_().count("<tr>") == 4 and "{" not in repr(t)
+    t = key_numbers({"photos": 120, "coverage": {"haar": 0.7123456, "mtcnn": np.float64(0.98765)}, "ok": True,
+                     "accuracy": None, "recall": float("nan")})
+    assert t.rows == [("photos", "120"), ("coverage · haar", "0.712"), ("coverage · mtcnn", "0.988"), ("ok", "True"),
+                      ("accuracy", "–"), ("recall", "–")]
+    page = t._repr_html_()
+    assert page.count("<tr") == 7 and "{" not in repr(t) and "None" not in repr(t)
+    assert page.count("coverage") == 1 and '<td style="padding-left:1.8em">haar</td><td>0.712</td>' in page
+
+
+def _crowded(folder: Path) -> Path:
+    """A notebook written as prose, with a repr, a path and a tall table on its slides."""
+    prose = " ".join(["This slide carries the notebook's whole paragraph instead of one point."] * 12)
+    text = new_markdown_cell(f"## Too much\n{prose}", metadata={"tags": ["slide-text"], **_slide("slide")})
+    rows = "".join(f"<tr><td>{i}</td><td>{i * i}</td></tr>" for i in range(40))  # 80 words, too tall
+    table = new_code_cell("big()", metadata=_slide("slide"))
+    table.outputs = [new_output("execute_result", execution_count=1, data={"text/html": f"<table>{rows}</table>"})]
+    repr_cell = new_code_cell("model", metadata=_slide("slide"))
+    repr_cell.outputs = [new_output("execute_result", execution_count=2, data={
+        "text/html": "<p>FaceClassifier(6 people, detector='yunet') saved in /tmp/vision_lib_01_x/model.pkl</p>"})]
+    printed = new_code_cell("print(model)", metadata=_slide("-"))
+    printed.outputs = [new_output("stream", name="stdout", text="FaceClassifier(6 people, detector='yunet')\n")]
+    nb = new_notebook(cells=[new_markdown_cell("# 03 · Crowded", metadata=_slide("slide")), text, table,
+                             repr_cell, printed])
+    nbformat.write(nb, folder / "03_crowded.ipynb")
+    return folder
+
+
+@pytest.mark.browser
+def test_decks_fit_1280x720_and_the_checker_finds_crowded_slides(reports):
+    from _deck_check import check_decks
+
+    decks, _ = build_presentation(reports)
+    assert check_decks([d.path for d in decks]) == []
+    decks, _ = build_presentation(_crowded(reports))
+    problems = check_decks([decks[-1].path])
+    assert any("03_crowded.html#2: " in p and "words" in p for p in problems), problems
+    assert any("03_crowded.html#3: overflows" in p for p in problems), problems
+    assert any("03_crowded.html#4: a local path" in p for p in problems), problems
+    assert any("03_crowded.html#4: a raw repr" in p for p in problems), problems
+    assert "print(model)" not in decks[-1].path.read_text()  # printed text stays in the notebook
+    assert len(problems) == 4, problems

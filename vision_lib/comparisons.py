@@ -5,7 +5,8 @@ notebooks' comparison figures draw (issue 18).
 - :func:`verification`: per descriptor, the distances of same-person and different-person pairs and
   the true-accept rate at a fixed false-accept rate;
 - :func:`identity_models`: identity clustering (the default method) with each detector + descriptor
-  pair, scored by BCubed F against the photos' folders.
+  pair, scored by BCubed F against the photos' folders;
+- :func:`every_face_scores`: a clustering scored over every face, not only each photo's subject.
 
 The figures are in :mod:`vision_lib.plotting` (``detector_comparison``, ``distance_distributions``,
 ``metric_bars``).
@@ -106,6 +107,20 @@ def identity_models(root: str | os.PathLike, paths: Sequence[str | os.PathLike],
     return rows
 
 
+def every_face_scores(faces, labels: Sequence[int]) -> dict:
+    """External metrics of an identity clustering over **every face** of a labelled face table,
+    where :func:`vision_lib.cluster.compare_presets` scores each photo by its subject face only.
+
+    A subject face's truth is its photo's folder. Any other face (a bystander, a team-mate) has no
+    known identity, so each counts as a person of its own: a cluster that mixes bystanders into a
+    person's faces, or groups strangers together, loses precision. (Two photos of one bystander
+    are then scored as two people, so this figure is a lower bound.)"""
+    from .cluster import external_metrics
+
+    truth = [lab if s else f"other face {i}" for i, (lab, s) in enumerate(zip(faces.labels, faces.subject))]
+    return external_metrics(truth, labels)
+
+
 #: The public names of this module.
 __all__ = ["CLASSIC", "modern", "detectors", "pair_distances", "true_accept_rate", "verification",
-           "identity_models"]
+           "identity_models", "every_face_scores"]

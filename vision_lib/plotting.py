@@ -275,18 +275,18 @@ def model_comparison(ax, rows: Sequence[Mapping], metric: str = "accuracy"):
 
 
 def confusion(ax, matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str] | None = None,
-              title: str | None = None, max_label: int = 14):
+              title: str | None = None, max_label: int = 18):
     """A confusion matrix as a heat map with counts (rows: truth, columns: prediction)."""
     matrix = np.asarray(matrix)
     cols = list(rows) if cols is None else list(cols)
-    short = [s if len(s) <= max_label else s[: max_label - 1] + "…" for s in list(rows) + cols]
+    short = [short_text(s, max_label, 2) for s in list(rows) + cols]  # whole words on two lines, never cut mid-name
     ax.imshow(matrix, cmap="Blues")
     top = matrix.max() if matrix.size else 0
     for (i, j), v in np.ndenumerate(matrix):
         if v:
             ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > top / 2 else "black")
-    ax.set_xticks(range(len(cols)), short[len(rows):], rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(len(rows)), short[: len(rows)], fontsize=7)
+    ax.set_xticks(range(len(cols)), short[len(rows):], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), short[: len(rows)], fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("folder (truth)")
     if title:
@@ -405,6 +405,13 @@ def openset_curve(ax, curve: Sequence[Mapping], known: str = "known_accuracy_all
             ax.plot(p["strangers_named_share"], p[known], "*", color="crimson", markersize=14,
                     label=f"default (threshold {p['threshold']:.3f})")
     ax.set_xscale("symlog", linthresh=0.01)
+    # symlog's own ticks leave a single label on a 0-30 % axis: fixed ticks, as percentages
+    from matplotlib.ticker import FixedLocator, NullLocator, PercentFormatter
+
+    top = max(x, default=1.0)
+    ax.xaxis.set_major_locator(FixedLocator([t for t in (0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1) if t <= 1.5 * top + 0.01]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(PercentFormatter(1, decimals=0))
     ax.set_xlabel("stranger photos named (share)")
     ax.set_ylabel("known photos named right (share)" if known == "known_accuracy_all" else known)
     ax.grid(True, alpha=0.3)
@@ -416,8 +423,10 @@ def openset_curve(ax, curve: Sequence[Mapping], known: str = "known_accuracy_all
 
 # --------------------------------------------------------------------------- clustering (issue 4)
 def cluster_galleries(groups: Mapping[str, Sequence[np.ndarray]], per_group: int = 8, size: float = 1.1,
-                      titles: Mapping[str, Sequence[str]] | None = None, note: str | None = None):
+                      titles: Mapping[str, Sequence[str]] | None = None, note: str | None = None,
+                      fontsize: float = 6):
     """One row per group (its name on the left), up to ``per_group`` thumbnails each; returns the figure.
+    ``fontsize`` is the thumbnail titles' (group names and the note are a third larger).
 
     ``groups`` maps a group name (e.g. ``Serena Williams (12/13)`` or ``unassigned (8)``) to its
     images; names and thumbnail titles are wrapped at word boundaries (:func:`short_text`).
@@ -436,13 +445,13 @@ def cluster_galleries(groups: Mapping[str, Sequence[np.ndarray]], per_group: int
         ax.axis("off")
     for r, name in enumerate(names):
         axes[r, 0].text(1.0, 0.5, short_text(name, 20, 3), transform=axes[r, 0].transAxes, ha="right",
-                        va="center", fontsize=8)
+                        va="center", fontsize=fontsize * 4 / 3)
         for c, img in enumerate(list(groups[name])[:per_group]):
             axes[r, c + 1].imshow(img)
             if titles is not None and c < len(titles.get(name, [])):
-                axes[r, c + 1].set_title(short_text(titles[name][c], 13, 2), fontsize=6)
+                axes[r, c + 1].set_title(short_text(titles[name][c], 13, 2), fontsize=fontsize)
     if note:
-        fig.supxlabel(note, fontsize=8, color="0.3")
+        fig.supxlabel(note, fontsize=fontsize * 4 / 3, color="0.3", wrap=True)
     return fig
 
 
@@ -502,35 +511,6 @@ def junk_last(captions: Mapping[int, str], sizes: Mapping[int, int]) -> list[int
         return kind, -sizes[c], c
 
     return sorted(captions, key=rank)
-
-
-def identity_galleries(faces, labels: Sequence[int], thumbnails, n_clusters: int = 6, per_group: int = 8,
-                       size: float = 1.1):
-    """Galleries of an identity clustering captioned by who is in each cluster
-    (:func:`cluster_captions`): the ``n_clusters`` largest clusters, the junk ones ("bystanders")
-    moved last, then the unassigned faces, with a line explaining the junk captions.
-
-    ``faces`` is a :class:`vision_lib.cluster.FaceSet` (its ``labels`` and ``subject``);
-    ``thumbnails(faces, indices)`` gives the images (e.g. :func:`vision_lib.cluster.face_thumbnails`).
-    Each thumbnail is titled with its photo's folder, or "other face" for a face that is not its
-    photo's subject. Returns the figure.
-    """
-    from collections import Counter
-
-    labels = np.asarray(labels, int)
-    folders = getattr(faces, "labels", None)
-    subject = getattr(faces, "subject", None)
-    captions = cluster_captions(labels, folders, subject)
-    largest = {c for c, _ in Counter(c for c in labels.tolist() if c >= 0).most_common(n_clusters)}
-    shown = [c for c in captions if c in largest or c < 0]
-    groups, titles = {}, {}
-    for c in shown:
-        idx = np.flatnonzero(labels == c)[:per_group]
-        groups[captions[c]] = thumbnails(faces, idx)
-        titles[captions[c]] = [folders[i] if folders and (subject is None or subject[i]) else "other face"
-                               for i in idx]
-    junk = any(captions[c].startswith(("bystanders", "unassigned")) for c in shown)
-    return cluster_galleries(groups, per_group=per_group, size=size, titles=titles, note=JUNK_NOTE if junk else None)
 
 
 def masked_crops(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], ncols: int = 8, size: float = 1.2,
@@ -726,4 +706,4 @@ __all__ = ["display_name", "percent", "grid", "wavelet_pairs", "draw_regions", "
            "left_out_bars", "model_comparison", "confusion", "boxed_thumbnails", "excluded_thumbnails",
            "predicted_faces", "cluster_galleries", "masked_crops", "metric_bars", "draw_faces", "gallery",
            "count_bars", "detector_comparison", "short_text", "display_stretch", "cluster_captions", "junk_last",
-           "JUNK_NOTE", "identity_galleries", "distance_distributions", "DETECTOR_COLOURS", "detections", "model_bars", "top_colours"]
+           "JUNK_NOTE", "distance_distributions", "DETECTOR_COLOURS", "detections", "model_bars", "top_colours"]

@@ -23,6 +23,8 @@ GENERATOR = "vision-lib present"
 STARTS = {"slide", "subslide"}
 LEFT_OUT = {"skip", "notes"}
 HEADLINE, KEY_FIGURE = "headline", "key-figure"
+#: A markdown cell tagged so goes on its slide whole; other markdown cells give only their headings.
+SLIDE_TEXT = "slide-text"
 
 
 @dataclass
@@ -69,11 +71,16 @@ def _img(mime: str, data: str, cls: str = "") -> str:
     return f'<img class="{cls}" src="data:{mime};base64,{data}" alt="figure">'
 
 
-def output_html(out: dict) -> str:
-    """One output as deck HTML; '' for what a slide does not show (stderr, progress-bar widgets)."""
+def output_html(out: dict, *, deck: bool = False) -> str:
+    """One output as HTML; '' for what a page does not show (stderr, progress-bar widgets).
+
+    With ``deck`` only what makes a slide is kept: figures, HTML (tables, static widget copies) and
+    markdown; printed text, plain reprs and tracebacks stay in the notebook (an error is one line)."""
     kind = out.get("output_type")
     if kind == "stream":
-        return "" if out.get("name") == "stderr" else f'<pre class="out">{html.escape(_text(out["text"]))}</pre>'
+        if deck or out.get("name") == "stderr":
+            return ""
+        return f'<pre class="out">{html.escape(_text(out["text"]))}</pre>'
     if kind == "error":
         return f'<pre class="error">{html.escape(out.get("ename", ""))}: {html.escape(out.get("evalue", ""))}</pre>'
     data = out.get("data", {})
@@ -88,17 +95,23 @@ def output_html(out: dict) -> str:
         return f'<div class="html">{_local_html(_text(data["text/html"]))}</div>'
     if "text/markdown" in data:
         return _markdown(_text(data["text/markdown"]))
-    if "text/plain" in data:
+    if "text/plain" in data and not deck:
         return f'<pre class="out">{html.escape(_text(data["text/plain"]))}</pre>'
     return ""
 
 
-def cell_html(cell: dict) -> str:
-    """A markdown cell rendered, or a code cell's outputs (the code itself is never shown)."""
+def cell_html(cell: dict, *, deck: bool = False) -> str:
+    """A markdown cell rendered, or a code cell's outputs (the code itself is never shown).
+
+    With ``deck`` a markdown cell gives only its headings unless it is tagged ``slide-text`` (words
+    written for the slide); code cells give what :func:`output_html` keeps for a deck."""
     if cell.get("cell_type") == "markdown":
-        return _markdown(_text(cell.get("source", "")))
+        source = _text(cell.get("source", ""))
+        if deck and SLIDE_TEXT not in _tags(cell):
+            source = "\n".join(line for line in source.splitlines() if re.match(r"\s{0,3}#{1,3}\s", line))
+        return _markdown(source) if source.strip() else ""
     if cell.get("cell_type") == "code":
-        return "".join(output_html(o) for o in cell.get("outputs", []))
+        return "".join(output_html(o, deck=deck) for o in cell.get("outputs", []))
     return ""
 
 
@@ -108,6 +121,21 @@ def _slide_type(cell: dict) -> str:
 
 def _tags(cell: dict) -> set[str]:
     return set(cell.get("metadata", {}).get("tags", []))
+
+
+_HEADING = re.compile(r"^(\s*<h[1-6][^>]*>.*?</h[1-6]>\s*)+", re.S)
+
+
+def _slide(parts: list[str]) -> str:
+    """A slide's HTML: its headings and words on top, its figures and tables sharing the rest."""
+    words, media = [], []
+    for part in parts:
+        if part.startswith(("<img", '<div class="svg">', '<div class="html">', '<pre class="error">')):
+            media.append(part)
+        else:
+            words.append(part)
+    body = "".join(words)
+    return body + (f'<div class="media n{min(len(media), 4)}">{"".join(media)}</div>' if media else "")
 
 
 def notebook_deck(nb: dict, name: str) -> Deck:
@@ -124,22 +152,25 @@ def notebook_deck(nb: dict, name: str) -> Deck:
             if m:
                 title = m.group(1).strip()
         kind = _slide_type(cell)
-        body = cell_html(cell)
         tags = _tags(cell)
-        if HEADLINE in tags and body:
-            headlines.append(body)
-        if KEY_FIGURE in tags:
-            figures += re.findall(r'<img [^>]*>|<div class="svg">.*?</div>', body, re.S)
-        if kind in LEFT_OUT or (not has_metadata and "parameters" in tags):
+        if HEADLINE in tags or KEY_FIGURE in tags:
+            summary = cell_html(cell, deck=True)
+            if HEADLINE in tags and summary:
+                headlines.append(summary)
+            if KEY_FIGURE in tags:
+                figures += re.findall(r'<img [^>]*>|<div class="svg">.*?</div>', summary, re.S)
+        if kind in LEFT_OUT or "parameters" in tags:
             continue
         starts = kind in STARTS if has_metadata else (cell.get("cell_type") == "markdown"
                                                       and source.lstrip().startswith("#"))
         if starts or not slides:
             slides.append([])
-        if body.strip():
-            slides[-1].append(body)
+        # one part per output: a figure and the sentence printed under it go to different places
+        parts = ([output_html(o, deck=True) for o in cell.get("outputs", [])] if cell.get("cell_type") == "code"
+                 else [cell_html(cell, deck=True)])
+        slides[-1] += [part for part in parts if part.strip()]
     failed = bool(nb.get("metadata", {}).get("papermill", {}).get("exception"))
-    return Deck(name, title, ["".join(s) for s in slides if s], headlines, figures, failed)
+    return Deck(name, title, [_slide(s) for s in slides if s], headlines, figures, failed)
 
 
 # --------------------------------------------------------------------------- pages
@@ -159,11 +190,21 @@ th:first-child, td:first-child { text-align: left; }
 
 _DECK_CSS = _CSS + """
 body { overflow: hidden; }
-.slide { display: none; position: absolute; inset: 0 0 56px 0; padding: 2.5vh 5vw; overflow: auto;
-         background: #fff; }
-.slide.current { display: block; }
-.slide img { display: block; margin: .4em auto; max-height: 78vh; width: auto; }
-.slide h1 { font-size: 2.1em; margin-top: 12vh; } .slide h2 { font-size: 1.6em; }
+.slide { display: none; position: absolute; inset: 0 0 56px 0; padding: 3vh 5vw 2vh; overflow: hidden;
+         background: #fff; flex-direction: column; font-size: 24px; }
+.slide.current { display: flex; }
+.slide h1 { font-size: 44px; margin: 18vh 0 .4em; } .slide h2, .slide h3 { font-size: 34px; margin: 0 0 .3em; }
+.slide p, .slide li { margin: .2em 0 .4em; max-width: 60em; } .slide ul { margin: 0; }
+.slide table { font-size: 20px; } .slide caption { font-weight: 600; padding-bottom: .3em; }
+.media { flex: 1 1 0; min-height: 0; display: flex; gap: 1vw; align-items: center; justify-content: center; }
+.media > * { flex: 1 1 0; min-width: 0; max-height: 100%; display: flex; flex-direction: column;
+             align-items: center; justify-content: center; }
+.media > img { object-fit: contain; width: 100%; height: 100%; }
+.media .html { overflow: hidden; } .media .html img { max-height: 100%; object-fit: contain; }
+/* HTML outputs laid out for a notebook page (a widget's static copy: photos in a wrapping row) keep
+   their row on a slide and shrink to fit, instead of wrapping below the screen's edge */
+.media .html [style*="flex-wrap"] { flex-wrap: nowrap !important; }
+.media .html [style*="flex"] > img { min-width: 0; flex: 0 1 auto; max-height: 56vh; }
 nav { position: fixed; left: 0; right: 0; bottom: 0; height: 56px; display: flex; gap: 1em; align-items: center;
       justify-content: center; background: #1d2330; color: #fff; }
 nav button { font-size: 20px; padding: .15em 1em; border: 0; border-radius: 4px; cursor: pointer; }
@@ -263,16 +304,30 @@ def build_presentation(reports: str | os.PathLike, out: str | os.PathLike | None
 # --------------------------------------------------------------------------- numbers in notebooks
 class KeyNumbers:
     """A short two-column table of a (nested) dict of numbers, for a notebook's last cell: floats
-    to 3 significant digits, nested keys joined with " · " (instead of a raw dict or JSON)."""
+    to 3 significant digits, nested keys joined with " · " (instead of a raw dict or JSON), a missing
+    value (None, NaN) as "–". Keys are shown as given: write them for a reader, with the
+    denominator ("named right (of 309 photos)"), not as variable names."""
 
     def __init__(self, numbers: dict, title: str | None = None):
+        self.numbers = numbers
         self.rows = list(_flatten(numbers))
         self.title = title
 
     def _repr_html_(self) -> str:
+        # A nested dict's label is said once, on a row of its own, its entries indented under it
+        # (on a slide, "coverage · yunet", "coverage · mtcnn", ... repeat the label's words).
+        def rows(value: dict, depth: int) -> str:
+            out = ""
+            for k, v in value.items():
+                pad = f' style="padding-left:{0.6 + 1.2 * depth:.1f}em"' if depth else ""
+                if isinstance(v, dict):
+                    out += f'<tr><td colspan="2"{pad}>{html.escape(str(k))}</td></tr>' + rows(v, depth + 1)
+                else:
+                    out += f"<tr><td{pad}>{html.escape(str(k))}</td><td>{html.escape(_short(v))}</td></tr>"
+            return out
+
         cap = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
-        body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in self.rows)
-        return f"<table>{cap}{body}</table>"
+        return f"<table>{cap}{rows(self.numbers, 0)}</table>"
 
     def __repr__(self) -> str:
         width = max((len(k) for k, _ in self.rows), default=0)
@@ -293,10 +348,12 @@ def _flatten(value, prefix: str = ""):
 
 
 def _short(value) -> str:
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        return "–"  # not measured: a dash, not the word None
+    if isinstance(value, bool):
         return str(value)
     if isinstance(value, float) or type(value).__name__.startswith("float"):
-        return f"{float(value):.3g}"
+        return "–" if value != value else f"{float(value):.3g}"
     if isinstance(value, (list, tuple)):
         return ", ".join(_short(v) for v in value)
     return str(value)

@@ -26,7 +26,8 @@ One module per job, every public name re-exported here (``from vision_lib import
 ``png``         palette and plain PNG bytes, :func:`write_new_file`, output names
 ``metrics``     :func:`psnr`, :func:`ssim`, :func:`fidelity` (both), :func:`size_report`
 ``files``       :func:`compress_file`, :func:`compress_files` (``vision-lib compress``)
-``baselines``   :func:`quantize_with` (scikit-learn, Pillow, pngquant), :func:`compare_quantizers`
+``baselines``   :func:`quantize_with` (scikit-learn, Pillow, pngquant), :func:`compare_quantizers`,
+                JPEG and WebP at the palette PNG's bytes (:func:`equal_bytes`)
 ``examples``    the Kodak photos or the bundled images
 ``plots``       the notebook's plots
 ==============  ==========================================================================
@@ -34,12 +35,13 @@ One module per job, every public name re-exported here (``from vision_lib import
 from __future__ import annotations
 
 from ..io import load_image  # noqa: F401 (used by the tests as compress.load_image)
-from .baselines import BASELINES, compare_quantizers, format_table, pngquant_available, quantize_with, summarise
+from .baselines import (BASELINES, CODECS, codec_at_bytes, compare_quantizers, encode_with, equal_bytes, format_table,
+                        pngquant_available, quantize_with, summarise)
 from .bins import ColourBins, colour_bins
-from .examples import bundled_images, example_images, example_names, example_paths
+from .examples import bundled_images, example_images, example_names, example_paths, graphic_image
 from .files import MAX_MEGAPIXELS, compress_file, compress_files, to_jsonl
 from .metrics import SSIM, fidelity, psnr, size_report, ssim
-from .plots import plot_colour_space, plot_rate_quality, plot_side_by_side, sample_pixels
+from .plots import plot_colour_space, plot_equal_bytes, plot_rate_quality, plot_side_by_side, sample_pixels
 from .png import output_name, output_names, palette_png_bytes, plain_png_bytes, write_new_file
 from .quantizer import (ColourQuantizer, ColourTable, PaletteTree, Quantized, _dither, _nearest,  # noqa: F401
                         colour_table, map_to_palette, palette_tree, quantize, refit)
@@ -57,7 +59,8 @@ __all__ = ["BASELINES", "ColourBins", "colour_bins", "ColourQuantizer", "ColourT
            "colour_table", "PaletteTree", "palette_tree", "refit", "map_to_palette", "Quantized", "quantize",
            "palette_png_bytes", "plain_png_bytes", "write_new_file", "output_name", "output_names", "psnr",
            "ssim", "SSIM", "fidelity", "size_report", "MAX_MEGAPIXELS", "compress_file", "compress_files",
-           "pngquant_available", "quantize_with", "compare_quantizers", "summarise", "format_table",
+           "pngquant_available", "quantize_with", "compare_quantizers", "CODECS", "encode_with", "codec_at_bytes",
+           "equal_bytes", "summarise", "format_table", "graphic_image",
            "example_images", "example_names", "example_paths", "bundled_images", "sample_pixels",
-           "plot_colour_space", "plot_side_by_side", "plot_rate_quality", "to_jsonl",
+           "plot_colour_space", "plot_side_by_side", "plot_rate_quality", "plot_equal_bytes", "to_jsonl",
            "ColourHistogram", "colour_histogram", "quality", "compare_methods"]

@@ -17,7 +17,8 @@ from ..io import check_rgb
 from .metrics import fidelity
 from .quantizer import Quantized, _dither, quantize
 
-__all__ = ["quantize_with", "BASELINES", "pngquant_available", "compare_quantizers", "summarise", "format_table"]
+__all__ = ["quantize_with", "BASELINES", "pngquant_available", "compare_quantizers", "CODECS", "encode_with",
+           "codec_at_bytes", "equal_bytes", "summarise", "format_table"]
 
 
 #: Methods :func:`quantize_with` knows, besides this module's own (``"vision_lib"``).
@@ -103,6 +104,55 @@ def compare_quantizers(image: np.ndarray, ks: Sequence[int] = (4, 8, 16, 32, 64)
             q = quantize_with(method, image, k, dither=dither, random_state=random_state)
             rows.append({"image": name, "method": method, "k": int(k), "seconds": round(q.seconds, 4),
                          **fidelity(image, q), "bytes": len(q.png_bytes())})
+    return rows
+
+
+#: Lossy photo codecs (Pillow) compared at the palette PNG's byte budget.
+CODECS = ("jpeg", "webp")
+
+
+def encode_with(codec: str, image: np.ndarray, quality: int) -> bytes:
+    """``image`` as a JPEG (4:2:0, optimized Huffman tables) or lossy WebP file at ``quality`` (1-100)."""
+    import io
+
+    from PIL import Image
+
+    if codec not in CODECS:
+        raise ValueError(f"unknown codec {codec!r}; choose from {', '.join(CODECS)}")
+    buf = io.BytesIO()
+    options = {"optimize": True} if codec == "jpeg" else {"method": 4}
+    Image.fromarray(check_rgb(image)).save(buf, format=codec.upper(), quality=int(quality), **options)
+    return buf.getvalue()
+
+
+def codec_at_bytes(codec: str, image: np.ndarray, budget: int) -> dict:
+    """The best ``codec`` file of ``image`` within ``budget`` bytes: the highest quality (found by
+    bisection: size grows with quality) whose file fits, with its bytes, PSNR and SSIM. When even
+    quality 1 does not fit, that file is reported with ``fits`` False."""
+    import io
+
+    from PIL import Image
+
+    lo, hi, best = 1, 100, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        data = encode_with(codec, image, mid)
+        if len(data) <= budget:
+            best, lo = (mid, data), mid + 1
+        else:
+            hi = mid - 1
+    fits = best is not None
+    quality, data = best if fits else (1, encode_with(codec, image, 1))
+    decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    return {"method": codec, "quality": quality, "bytes": len(data), "fits": fits, **fidelity(image, decoded)}
+
+
+def equal_bytes(image: np.ndarray, q: Quantized, *, name: str = "", codecs: Sequence[str] = CODECS) -> list[dict]:
+    """The palette PNG of ``q`` beside each codec at the same byte budget (the PNG's size): one row
+    each with ``image``, ``method``, ``k``, ``bytes``, ``psnr``, ``ssim`` (and the codec's ``quality``)."""
+    budget = len(q.png_bytes())
+    rows = [{"image": name, "method": "palette PNG", "k": q.k, "bytes": budget, **fidelity(image, q)}]
+    rows += [{"image": name, "k": q.k, **codec_at_bytes(c, image, budget)} for c in codecs]
     return rows
 
 

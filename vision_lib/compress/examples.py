@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 
-__all__ = ["example_images", "example_names", "example_paths", "bundled_images"]
+__all__ = ["example_images", "example_names", "example_paths", "bundled_images", "graphic_image"]
 
 
 def example_images(data_dir: str | os.PathLike | None = None, *, limit: int | None = None) -> dict[str, np.ndarray]:
@@ -90,3 +90,27 @@ def bundled_images(*, limit: int | None = None) -> dict[str, np.ndarray]:
         pass
     names = list(out)[:limit] if limit else list(out)
     return {n: out[n] for n in names}
+
+
+def graphic_image(width: int = 768, height: int = 512, seed: int = 0) -> np.ndarray:
+    """A generated few-colour graphic (a bar chart with a legend and labels on a flat background):
+    the kind of image a palette wins on, beside the photos it does not."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    colours = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
+    img = Image.new("RGB", (width, height), (250, 250, 250))
+    draw = ImageDraw.Draw(img)
+    base, left = height - 60, 70
+    draw.line([(left, 30), (left, base), (width - 30, base)], fill=(40, 40, 40), width=2)
+    n = 12
+    step = (width - left - 60) / n
+    for i in range(n):
+        h = int(rng.uniform(0.15, 0.85) * (base - 40))
+        x = left + 15 + i * step
+        draw.rectangle([x, base - h, x + step * 0.7, base], fill=colours[i % len(colours)])
+        draw.text((x, base + 10), f"Q{i + 1}", fill=(40, 40, 40))
+    for j, c in enumerate(colours):
+        draw.rectangle([width - 150, 30 + 22 * j, width - 136, 44 + 22 * j], fill=c)
+        draw.text((width - 128, 31 + 22 * j), f"series {j + 1}", fill=(40, 40, 40))
+    return np.asarray(img)

@@ -9,7 +9,7 @@ import numpy as np
 from .metrics import fidelity
 from .quantizer import Quantized
 
-__all__ = ["sample_pixels", "plot_colour_space", "plot_side_by_side", "plot_rate_quality"]
+__all__ = ["sample_pixels", "plot_colour_space", "plot_side_by_side", "plot_rate_quality", "plot_equal_bytes"]
 
 
 def sample_pixels(image: np.ndarray, n: int = 2000, random_state: int | None = 0) -> np.ndarray:
@@ -62,14 +62,40 @@ def plot_rate_quality(rows: Sequence[dict], axes=None, *, x: str = "k"):
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 4))
     methods = list(dict.fromkeys(r["method"] for r in rows))
+    # This library's line is drawn last, thick and on top: it often lies on full-pixel K-Means's,
+    # which is drawn dashed with hollow markers so both stay visible.
+    methods = [m for m in methods if m != "vision_lib"] + (["vision_lib"] if "vision_lib" in methods else [])
     for m in methods:
         sub = sorted((r for r in rows if r["method"] == m), key=lambda r: r[x])
         xs = [r[x] for r in sub]
-        axes[0].plot(xs, [r["psnr"] for r in sub], marker="o", label=m)
-        axes[1].plot(xs, [r["bytes"] / 1024 for r in sub], marker="o", label=m)
+        style = ({"lw": 3, "marker": "o", "zorder": 5, "color": "black"} if m == "vision_lib" else
+                 {"lw": 1.5, "ls": "--", "marker": "s", "mfc": "none", "ms": 9} if m == "kmeans" else
+                 {"lw": 1.2, "marker": "."})
+        axes[0].plot(xs, [r["psnr"] for r in sub], label=m, **style)
+        axes[1].plot(xs, [r["bytes"] / 1024 for r in sub], label=m, **style)
     for ax, ylabel in zip(axes, ("PSNR (dB)", "palette PNG (KiB)")):
         ax.set_xscale("log", base=2)
         ax.set(xlabel=x, ylabel=ylabel)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     return axes
+
+
+def plot_equal_bytes(rows: Sequence[dict], ax=None):
+    """PSNR of each method of :func:`~vision_lib.compress.equal_bytes` rows, one group of bars per
+    image (methods side by side at the same byte budget)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(12, 3.8), layout="constrained")
+    names = list(dict.fromkeys(r["image"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    psnr = {(r["image"], r["method"]): r["psnr"] for r in rows}
+    width = 0.8 / len(methods)
+    for j, method in enumerate(methods):
+        ax.bar(np.arange(len(names)) + (j - (len(methods) - 1) / 2) * width,
+               [psnr.get((n, method), np.nan) for n in names], width, label=method)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylabel("PSNR (dB) at equal bytes")
+    ax.legend(ncols=len(methods))
+    return ax

@@ -54,7 +54,8 @@ def curated_faces(rows: Sequence[dict], root: str | os.PathLike, n: int, *, desc
     - ``duplicate``: it is within ``duplicate_share`` of that distance of a face kept before it
       (the same photo twice).
 
-    The rules use only the descriptor's calibrated threshold, a published colour scale and the
+    The faces kept are shown most typical first (smallest median distance to the core), so the
+    gallery opens with the person, not with the sharpest drawing of them. The rules use only the descriptor's calibrated threshold, a published colour scale and the
     ranking's own limits, nothing fitted to a data set. A face whose photo cannot be read is left
     out as ``unreadable``.
     """
@@ -97,7 +98,9 @@ def curated_faces(rows: Sequence[dict], root: str | os.PathLike, n: int, *, desc
         core = L[np.argsort(np.nanmedian(inner, axis=1))[: max(2, len(L) // 2)]]
         typical = np.array([np.median([D[j, c] for c in core if c != j]) for j in range(len(kept))])
     chosen: list[int] = []  # counts are over the whole pool, so "left out" says what the gallery was spared
-    for j in range(len(kept)):
+    # Most typical first: a drawing or cartoon in colour, or a look-alike, is farther from the
+    # person's core faces than their photos are, so it falls to the end of the pool, not the front.
+    for j in np.argsort(typical, kind="stable"):
         if typical[j] > threshold:
             left_out["another person"] += 1
         elif any(D[j, c] < duplicate_share * threshold for c in chosen):
