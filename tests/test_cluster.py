@@ -262,7 +262,7 @@ def _count_core_faces(monkeypatch) -> tuple[list, list]:
         given.append(core_mask)
         return fit(self, X, y, core_mask=core_mask)
 
-    for module in (cluster.export, cluster.galleries):  # the modules that call it
+    for module in (cluster.export, cluster.compare):  # the modules that call it
         monkeypatch.setattr(module, "core_faces", counted)
     monkeypatch.setattr(IdentityClustering, "fit", fit_seen)
     return calls, given
@@ -287,17 +287,6 @@ def test_presets_share_one_core_mask(tmp_path, rng, monkeypatch):
     rows = cluster.compare_presets(faces, presets)
     assert len(calls) == 1 and [r["name"] for r in rows] == list(presets)
     assert given[0] is calls[0] and given[1] is None and given[2] is calls[0]
-
-
-def test_gallery_groups_name_clusters_and_title_bystanders(tmp_path, rng):
-    import dataclasses
-
-    faces = dataclasses.replace(_fake_faces(tmp_path / "in", rng), boxes=np.tile([2, 2, 10, 10], (4, 1)))
-    groups, titles = cluster.gallery_groups(faces, np.array([0, 0, 1, -1]), n_clusters=1, per_group=1)
-    assert list(groups) == ["cluster_00 (2)", "unassigned (1)"]  # cluster 1 is past n_clusters
-    assert [len(v) for v in groups.values()] == [1, 1] and groups["cluster_00 (2)"][0].shape == (72, 72, 3)
-    # the unassigned face is not its photo's subject: its folder says nothing about who it is
-    assert titles == {"cluster_00 (2)": ["p1"], "unassigned (1)": ["other face"]}
 
 
 def test_hard_links_when_asked(tmp_path, rng):

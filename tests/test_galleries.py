@@ -93,3 +93,16 @@ def test_identity_gallery_figure_captions_rows_and_marks(rng):
     assert titles.count("other person?") == 1 and titles.count("other face") == 3
     assert fig.get_supxlabel() == galleries.GALLERY_NOTE
     plt.close(fig)
+
+
+def test_face_thumbnails_are_square_crops_of_the_face_boxes(tmp_path):
+    from PIL import Image
+
+    image = np.zeros((60, 80, 3), np.uint8)
+    image[20:40, 30:50] = (200, 10, 10)  # the "face": a red square in a black photo
+    Image.fromarray(image).save(tmp_path / "a.png")
+    faces = FaceTable("descriptor", np.zeros((1, 4)), ["a.png"], ["a"], np.zeros(1, int), np.array([[30, 20, 20, 20]]),
+                      [], {}, root=tmp_path)
+    (thumb,) = galleries.face_thumbnails(faces, [0], size=24, margin=0.0)
+    assert thumb.shape == (24, 24, 3)
+    assert (thumb[..., 0] > 150).all() and (thumb[..., 1] < 60).all()  # all face, no black margin

@@ -119,18 +119,34 @@ def thumbnail_titles(faces: FaceTable, group: Group) -> list[str]:
     return [m or ("" if faces.subject[i] else "other face") for i, m in zip(group.index, group.marks)]
 
 
-def gallery_figure(faces: FaceTable, groups: Sequence[Group], thumbnails: Callable, *, per_group: int = 6,
+def face_thumbnails(faces: FaceTable, index: Sequence[int], size: int = 72, margin: float = 0.3) -> list[np.ndarray]:
+    """Square crops (with ``margin``) of the given faces of a :class:`~vision_lib.tables.FaceTable`, for galleries."""
+    import cv2
+
+    from .faces import Face, crop
+    from .io import load_image
+
+    out = []
+    for i in index:
+        image = load_image(faces.paths[i])
+        patch = crop(image, Face(tuple(int(v) for v in faces.boxes[i]), 1.0), margin)
+        out.append(cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA))
+    return out
+
+
+def gallery_figure(faces: FaceTable, groups: Sequence[Group], thumbnails: Callable | None = None, *, per_group: int = 6,
                    size: float = 1.5):
     """One row per group (its caption on the left), its first ``per_group`` faces titled by
     :func:`thumbnail_titles`, the note :data:`GALLERY_NOTE` under them. ``thumbnails(faces, rows)``
-    gives the images (e.g. :func:`vision_lib.cluster.face_thumbnails`). Returns the figure."""
+    gives the images (default :func:`face_thumbnails`). Returns the figure."""
+    thumbnails = thumbnails or face_thumbnails
     images = {g.caption: thumbnails(faces, g.index[:per_group]) for g in groups}
     titles = {g.caption: thumbnail_titles(faces, g)[:per_group] for g in groups}
     return plotting.cluster_galleries(images, per_group=per_group, size=size, titles=titles, note=GALLERY_NOTE,
                                       fontsize=11)  # read on a slide, scaled to half its size
 
 
-def identity_gallery(faces: FaceTable, labels: Sequence[int], thumbnails: Callable, *, n_clusters: int = 6,
+def identity_gallery(faces: FaceTable, labels: Sequence[int], thumbnails: Callable | None = None, *, n_clusters: int = 6,
                      per_group: int = 6, always: Sequence[str] = (), size: float = 1.5):
     """The figure (:func:`gallery_figure`) of :func:`identity_groups`: one row per cluster, its
     most typical faces first, marked faces titled by their mark."""

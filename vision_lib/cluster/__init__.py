@@ -56,13 +56,11 @@ from .estimator import (ALGORITHMS, ATTACH_RULES, CLUSTER_METHODS, CONFIDENT_COR
                         _attach_noise, _rejoin_pieces, cluster_faces)
 from .export import (FaceSet, cluster_folder, cluster_table, cluster_table_faces, core_faces, export_clusters,
                      face_set, group_folder, load_descriptor_table, table_faces, table_threshold)
-from .galleries import (METHOD_PRESETS, compare_methods, compare_presets, face_thumbnails, format_rows,
-                        gallery_groups)
+from .compare import METHOD_PRESETS, compare_methods, compare_presets, format_rows
 from .metrics import INTERNAL_SAMPLE, external_metrics, internal_metrics, singletons_for_noise
 
 __all__ = ["CLUSTER_METHODS", "THRESHOLD_SHARES", "DEFAULT_THRESHOLDS", "HYBRID_CORE_SIZE", "GRAPH_LIMIT",
            "ALGORITHMS", "ATTACH_RULES", "IdentityClustering", "cluster_faces", "INTERNAL_SAMPLE", "internal_metrics",
            "singletons_for_noise", "external_metrics", "FaceTable", "FaceSet", "subject_face", "face_set", "group_folder",
            "export_clusters", "cluster_folder", "load_descriptor_table", "table_threshold", "table_faces",
-           "cluster_table", "METHOD_PRESETS", "compare_presets", "compare_methods", "format_rows", "gallery_groups",
-           "face_thumbnails"]
+           "cluster_table", "METHOD_PRESETS", "compare_presets", "compare_methods", "format_rows"]

@@ -1,19 +1,18 @@
-"""Method comparisons and galleries for notebook 04 and the benchmark."""
+"""Method comparisons for notebook 04 and the benchmark."""
 from __future__ import annotations
 
 import time
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ..models import same_person_distance
 from ..tables import FaceTable
 from .estimator import CONFIDENT_CORES, IdentityClustering
-from .export import cluster_table_faces, core_faces, group_folder
+from .export import cluster_table_faces, core_faces
 from .metrics import external_metrics, internal_metrics
 
 
-# --------------------------------------------------------------------------- comparisons (notebook, benchmark)
 #: Named settings compared in notebook 04 and the benchmark (``k="true"``: the known number of people).
 #: Cuts are shares of the descriptor's same-person distance (``threshold_share``; none given: the
 #: method's :data:`THRESHOLD_SHARES`), so a preset means the same for any descriptor; each row of
@@ -81,38 +80,4 @@ def format_rows(rows: Sequence[dict], columns: Sequence[str], digits: int = 3) -
     return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
 
 
-def gallery_groups(faces: FaceTable, labels: np.ndarray, n_clusters: int = 6, per_group: int = 8
-                   ) -> tuple[dict[str, list[np.ndarray]], dict[str, list[str]]]:
-    """Thumbnails of the first ``n_clusters`` clusters and of the unassigned faces, up to ``per_group``
-    each, named ``cluster_NN (size)``, and a title per thumbnail: the photo's folder for a subject face,
-    "other face" for a bystander (the folder name says nothing about who that is). Feed both to
-    :func:`vision_lib.plotting.cluster_galleries`."""
-    labels = np.asarray(labels)
-    groups, titles = {}, {}
-    for c in list(range(min(n_clusters, int(labels.max()) + 1))) + [-1]:
-        idx = np.flatnonzero(labels == c)[:per_group]
-        if len(idx):
-            name = f"{group_folder(c)} ({int((labels == c).sum())})"
-            groups[name] = face_thumbnails(faces, idx)
-            titles[name] = [faces.labels[i][:12] if faces.labelled and faces.subject[i] else "other face" for i in idx]
-    return groups, titles
-
-
-def face_thumbnails(faces: FaceTable, index: Iterable[int], size: int = 72, margin: float = 0.3) -> list[np.ndarray]:
-    """Square crops (with ``margin``) of the given faces of a :class:`~vision_lib.tables.FaceTable`, for galleries."""
-    import cv2
-
-    from ..faces import Face, crop
-    from ..io import load_image
-
-    out = []
-    for i in index:
-        image = load_image(faces.paths[i])
-        patch = crop(image, Face(tuple(int(v) for v in faces.boxes[i]), 1.0), margin)
-        out.append(cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA))
-    return out
-
-
-
-
-__all__ = ["METHOD_PRESETS", "compare_presets", "compare_methods", "format_rows", "gallery_groups", "face_thumbnails"]
+__all__ = ["METHOD_PRESETS", "compare_presets", "compare_methods", "format_rows"]
