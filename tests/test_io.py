@@ -225,7 +225,7 @@ def test_folder_lock_refuses_an_unwritable_folder_before_the_work(tmp_path, monk
     with pytest.raises(PermissionError, match="Permission denied: '.*ro'"), \
             io.folder_lock(tmp_path / "ro"):
         pytest.fail("the block must not run")
-    assert io._HELD == {}
+    assert io.outputs._HELD == {}
     from vision_lib import average
 
     with pytest.raises(PermissionError, match="Permission denied"):  # average asks before its work
@@ -283,13 +283,13 @@ def test_staged_folder_is_not_cut_by_an_interrupt_while_moving(tmp_path, monkeyp
 
     out = tmp_path / "out"
     out.mkdir()
-    move = io._move_new
+    move = io.outputs._move_new
 
     def interrupted_move(src, dst):
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C after the first entry's move has begun
         return move(src, dst)
 
-    monkeypatch.setattr(io, "_move_new", interrupted_move)
+    monkeypatch.setattr(io.outputs, "_move_new", interrupted_move)
     with pytest.raises(KeyboardInterrupt), io.staged_folder(out) as tmp:
         for name in ("a", "b"):
             (tmp / name).mkdir()
@@ -299,7 +299,7 @@ def test_staged_folder_is_not_cut_by_an_interrupt_while_moving(tmp_path, monkeyp
     def no_hard_links(src, dst):  # FAT, exFAT, some network shares
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(io, "_move_new", move)
+    monkeypatch.setattr(io.outputs, "_move_new", move)
     monkeypatch.setattr(os, "link", no_hard_links)
     with io.staged_folder(out) as tmp:
         (tmp / "metrics.json").write_text("{}")
