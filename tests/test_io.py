@@ -99,6 +99,48 @@ def test_cmyk_palette_and_grey_become_rgb(tmp_path):
     assert tuple(io.load_image(tmp_path / "grey.png")[0, 0]) == (77, 77, 77)
 
 
+def _big_scene(h: int = 3000, w: int = 4000) -> np.ndarray:
+    """A smooth generated scene with a red block at the top-left (which side is up must survive)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([(xx * 255 // w), (yy * 255 // h), np.full_like(xx, 90)], axis=2).astype(np.uint8)
+    rgb[: h // 6, : w // 6] = (255, 0, 0)
+    return rgb
+
+
+@pytest.mark.parametrize("kind", ["rgb", "exif_rotated", "cmyk", "grey"])
+def test_reduced_decode_is_the_photo_at_a_quarter(tmp_path, kind):
+    import cv2
+
+    upright = _big_scene()
+    path = tmp_path / "big.jpg"
+    if kind == "exif_rotated":
+        save_exif_rotated(upright, path)
+    else:
+        Image.fromarray(upright).convert({"rgb": "RGB", "cmyk": "CMYK", "grey": "L"}[kind]).save(path, quality=90)
+    full = io.load_image(path)
+    out = io.load_image_reduced(path, 640)
+    assert out.scale == 0.25 and out.shape == full.shape[:2] == (3000, 4000)  # upright, whole-photo size
+    assert out.image.shape == (750, 1000, 3) and out.image.dtype == np.uint8
+    # The same picture as the full decode shrunk: orientation, colours and CMYK conversion kept.
+    shrunk = cv2.resize(full, (1000, 750), interpolation=cv2.INTER_AREA)
+    assert np.abs(out.image.astype(int) - shrunk).mean() < 3
+    assert out.image[:100, :100, 0].mean() > 200 or kind == "grey"
+    # A side beyond the photo, or a larger need, reduces less or not at all.
+    assert io.load_image_reduced(path, 1600).scale == 0.5
+    whole = io.load_image_reduced(path, 5000)
+    assert whole.scale == 1.0 and np.array_equal(whole.image, full)
+
+
+def test_reduced_decode_leaves_other_formats_and_small_photos_whole(tmp_path):
+    Image.fromarray(_big_scene(600, 800)).save(tmp_path / "big.png")
+    Image.fromarray(_big_scene(300, 400)).save(tmp_path / "small.jpg", quality=90)
+    for name in ("big.png", "small.jpg"):
+        out = io.load_image_reduced(tmp_path / name, 100 if name == "big.png" else 640)
+        assert out.scale == 1.0 and np.array_equal(out.image, io.load_image(tmp_path / name))
+    with pytest.raises(io.ImageError, match="too large"):  # the same checks as load_image
+        io.load_image_reduced(tmp_path / "big.png", 100, max_pixels=1000)
+
+
 def test_load_image_bytes_matches_load_image(corpus):
     path = corpus / "formats" / "rgba.png"
     np.testing.assert_array_equal(io.load_image_bytes(path.read_bytes()), io.load_image(path))

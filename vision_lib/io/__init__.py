@@ -11,7 +11,7 @@ that into a :class:`Rejected` record instead of stopping. Originals are only eve
 """
 from __future__ import annotations
 
-from .decode import MAX_PIXELS, check_rgb, load_image, load_image_bytes, resize_max_side
+from .decode import MAX_PIXELS, Decoded, check_rgb, load_image, load_image_bytes, load_image_reduced, resize_max_side
 from .outputs import (CSV_TEXT, STAGING_PREFIX, check_output_file, check_output_folder, check_writable, copy_grouped,
                       csv_bytes, flat_name, folder_lock, holds_no_output, is_inside, locked_output,
                       make_writable_folder, prepare_output, signals_deferred, staged_folder, write_atomic)
