@@ -55,22 +55,12 @@ def notebook_dir() -> Path:
     return (PROJECT_ROOT / "notebooks").resolve()
 
 
-def _user_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vision_lib"
-
-
 def cache_dir() -> Path:
     """Disk cache for detections and embeddings: ``$VISION_LIB_CACHE`` or ``~/.cache/vision_lib``."""
-    path = Path(os.environ.get("VISION_LIB_CACHE") or _user_cache()).expanduser()
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vision_lib"
+    path = Path(os.environ.get("VISION_LIB_CACHE") or default).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def model_cache_dir() -> Path:
-    """Model files derived here from checked ones (FaceNet's ONNX graph), built once and kept:
-    ``$VISION_LIB_MODEL_CACHE`` or ``~/.cache/vision_lib/models``. Not created here, and not
-    switched off by ``VISION_LIB_CACHE=off`` (a model, not results)."""
-    return Path(os.environ.get("VISION_LIB_MODEL_CACHE") or _user_cache() / "models").expanduser()
 
 
 def n_jobs(requested: int | None = None) -> int:
@@ -83,4 +73,4 @@ def n_jobs(requested: int | None = None) -> int:
 
 #: The public names of this module.
 __all__ = ["CHECKOUT", "PROJECT_ROOT", "SHARED_DIR", "data_dir", "dataset", "missing_data_message",
-           "notebook_dir", "cache_dir", "model_cache_dir", "n_jobs"]
+           "notebook_dir", "cache_dir", "n_jobs"]
