@@ -153,6 +153,11 @@ def _upright(img):
     from PIL import Image, ImageOps
 
     try:
+        if img.getexif().get(0x0112, 1) == 1:
+            return img  # upright already (most photos): no copy of a 12 MP decode
+    except Exception:  # noqa: BLE001 - unreadable EXIF: exif_transpose and the fallback decide
+        pass
+    try:
         return ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - any failure inside the EXIF rewrite
         try:
@@ -211,7 +216,7 @@ def _to_rgb(img) -> np.ndarray:
         canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         canvas.alpha_composite(rgba)
         img = canvas
-    arr = np.asarray(img.convert("RGB"))
+    arr = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))  # convert() would copy an RGB photo
     return np.ascontiguousarray(arr, dtype=np.uint8)
 
 
