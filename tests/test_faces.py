@@ -504,3 +504,35 @@ def test_crop_stems_are_distinct_even_when_a_name_looks_like_another_with_its_ex
     stems = _crop_stems(paths, tmp_path)
     assert len(set(stems.values())) == 3, stems
     assert _crop_stems([tmp_path / "p" / "a.png"], tmp_path, taken={"p/a"}) == {tmp_path / "p" / "a.png": "p/a_png"}
+
+
+# --------------------------------------------------------------------------- camera-size photos
+def test_a_camera_size_photo_is_detected_on_a_reduced_decode_and_described_as_on_the_full_one(
+        face_image, tmp_path, monkeypatch):
+    """A real face photo enlarged to 4000 px and stored sideways with EXIF orientation 6: faces come
+    back in the whole photo's pixels, and descriptors within the tolerance of docs/scale.md of those
+    of the full decode (far below the same-person distance)."""
+    from _corpus import save_exif_rotated
+    from vision_lib.faces import scaled
+    from vision_lib.models import get_descriptor, get_detector
+
+    monkeypatch.setenv("VISION_LIB_CACHE", "off")
+    h, w = face_image.shape[:2]
+    k = 4000 / max(h, w)
+    big = np.asarray(Image.fromarray(face_image).resize((round(w * k), round(h * k)), Image.LANCZOS))
+    path = tmp_path / "camera.jpg"
+    save_exif_rotated(big, path)
+    det, desc = get_detector(), get_descriptor()
+    faces, view = scaled.detect_photo(path, det)
+    assert view.scale < 1 and view.shape == big.shape[:2]
+    [r] = F.detect_paths([path], n_jobs=1, progress=False, cache=False, descriptors=True)
+    assert r.shape == big.shape[:2] and [f.box for f in r.faces] == [f.box for f in faces]
+    full = load_image(path)
+    reference = det.detect(full)
+    assert len(r.faces) == len(reference) >= 1
+    x, y, bw, bh = r.faces[0].box  # the same face as the small photo's, at 4000 px
+    sx, sy, sw, sh = det.detect(face_image)[0].box
+    assert abs(x - sx * k) < 0.05 * bw and abs(y - sy * k) < 0.05 * bh and abs(bw / (sw * k) - 1) < 0.1
+    gap = np.linalg.norm(r.descriptors[0] - desc.describe(full, reference[:1])[0])
+    assert gap < 0.25 * desc.threshold, gap
+    assert r.qualities[0].size == r.faces[0].size

@@ -99,6 +99,48 @@ def test_cmyk_palette_and_grey_become_rgb(tmp_path):
     assert tuple(io.load_image(tmp_path / "grey.png")[0, 0]) == (77, 77, 77)
 
 
+def _big_scene(h: int = 3000, w: int = 4000) -> np.ndarray:
+    """A smooth generated scene with a red block at the top-left (which side is up must survive)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([(xx * 255 // w), (yy * 255 // h), np.full_like(xx, 90)], axis=2).astype(np.uint8)
+    rgb[: h // 6, : w // 6] = (255, 0, 0)
+    return rgb
+
+
+@pytest.mark.parametrize("kind", ["rgb", "exif_rotated", "cmyk", "grey"])
+def test_reduced_decode_is_the_photo_at_a_quarter(tmp_path, kind):
+    import cv2
+
+    upright = _big_scene()
+    path = tmp_path / "big.jpg"
+    if kind == "exif_rotated":
+        save_exif_rotated(upright, path)
+    else:
+        Image.fromarray(upright).convert({"rgb": "RGB", "cmyk": "CMYK", "grey": "L"}[kind]).save(path, quality=90)
+    full = io.load_image(path)
+    out = io.load_image_reduced(path, 640)
+    assert out.scale == 0.25 and out.shape == full.shape[:2] == (3000, 4000)  # upright, whole-photo size
+    assert out.image.shape == (750, 1000, 3) and out.image.dtype == np.uint8
+    # The same picture as the full decode shrunk: orientation, colours and CMYK conversion kept.
+    shrunk = cv2.resize(full, (1000, 750), interpolation=cv2.INTER_AREA)
+    assert np.abs(out.image.astype(int) - shrunk).mean() < 3
+    assert out.image[:100, :100, 0].mean() > 200 or kind == "grey"
+    # A side beyond the photo, or a larger need, reduces less or not at all.
+    assert io.load_image_reduced(path, 1600).scale == 0.5
+    whole = io.load_image_reduced(path, 5000)
+    assert whole.scale == 1.0 and np.array_equal(whole.image, full)
+
+
+def test_reduced_decode_leaves_other_formats_and_small_photos_whole(tmp_path):
+    Image.fromarray(_big_scene(600, 800)).save(tmp_path / "big.png")
+    Image.fromarray(_big_scene(300, 400)).save(tmp_path / "small.jpg", quality=90)
+    for name in ("big.png", "small.jpg"):
+        out = io.load_image_reduced(tmp_path / name, 100 if name == "big.png" else 640)
+        assert out.scale == 1.0 and np.array_equal(out.image, io.load_image(tmp_path / name))
+    with pytest.raises(io.ImageError, match="too large"):  # the same checks as load_image
+        io.load_image_reduced(tmp_path / "big.png", 100, max_pixels=1000)
+
+
 def test_load_image_bytes_matches_load_image(corpus):
     path = corpus / "formats" / "rgba.png"
     np.testing.assert_array_equal(io.load_image_bytes(path.read_bytes()), io.load_image(path))
@@ -225,7 +267,7 @@ def test_folder_lock_refuses_an_unwritable_folder_before_the_work(tmp_path, monk
     with pytest.raises(PermissionError, match="Permission denied: '.*ro'"), \
             io.folder_lock(tmp_path / "ro"):
         pytest.fail("the block must not run")
-    assert io._HELD == {}
+    assert io.outputs._HELD == {}
     from vision_lib import average
 
     with pytest.raises(PermissionError, match="Permission denied"):  # average asks before its work
@@ -283,13 +325,13 @@ def test_staged_folder_is_not_cut_by_an_interrupt_while_moving(tmp_path, monkeyp
 
     out = tmp_path / "out"
     out.mkdir()
-    move = io._move_new
+    move = io.outputs._move_new
 
     def interrupted_move(src, dst):
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C after the first entry's move has begun
         return move(src, dst)
 
-    monkeypatch.setattr(io, "_move_new", interrupted_move)
+    monkeypatch.setattr(io.outputs, "_move_new", interrupted_move)
     with pytest.raises(KeyboardInterrupt), io.staged_folder(out) as tmp:
         for name in ("a", "b"):
             (tmp / name).mkdir()
@@ -299,7 +341,7 @@ def test_staged_folder_is_not_cut_by_an_interrupt_while_moving(tmp_path, monkeyp
     def no_hard_links(src, dst):  # FAT, exFAT, some network shares
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(io, "_move_new", move)
+    monkeypatch.setattr(io.outputs, "_move_new", move)
     monkeypatch.setattr(os, "link", no_hard_links)
     with io.staged_folder(out) as tmp:
         (tmp / "metrics.json").write_text("{}")

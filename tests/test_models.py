@@ -341,3 +341,56 @@ def test_bench_models_says_which_cpu_and_isa_cap_it_measured_on(monkeypatch):
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
         assert got["avx512"] == ("avx512f" in flags.split()) and isinstance(got["avx2"], bool)
         assert got["cpu"]
+
+
+@needs_yunet
+@needs_facenet
+@needs_lfw
+def test_default_people_pipeline_runs_facenet_without_tensorflow(tmp_path):
+    """YuNet + FaceNet (the defaults) describe a real face under ONNX Runtime in a fresh process
+    that never imports TensorFlow, and give the Keras network's descriptor (same weights)."""
+    import os
+    import subprocess
+    import sys
+
+    [(_, path)] = lfw_photos(1, 1)
+    script = ("import sys, numpy as np\n"
+              "from vision_lib.io import load_image\nfrom vision_lib import models\n"
+              f"im = load_image({str(path)!r})\nfaces = models.get_detector().detect(im)\n"
+              "d = models.get_descriptor().describe(im, faces[:1])\n"
+              "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+              f"np.save({str(tmp_path / 'd.npy')!r}, d)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+           "VISION_LIB_MODEL_CACHE": str(tmp_path / "models")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "False"]
+    cached = list((tmp_path / "models").glob("facenet-*.onnx"))
+    assert len(cached) == 1 and (cached[0].parent / (cached[0].name + ".sha256")).is_file()
+    from vision_lib.io import load_image
+
+    im = load_image(path)
+    keras = models.get_descriptor("facenet", runtime="keras")
+    ref = keras.describe(im, models.get_detector().detect(im)[:1])
+    assert np.abs(np.load(tmp_path / "d.npy") - ref).max() < 1e-5
+
+
+@needs_facenet
+def test_facenet_onnx_cache_is_checked_and_rebuilt_when_damaged(tmp_path, monkeypatch):
+    from vision_lib.models import facenet_onnx
+
+    monkeypatch.setenv("VISION_LIB_MODEL_CACHE", str(tmp_path))
+    h5, sha = str(files.model_path("facenet")), files.MODEL_FILES["facenet"].sha256
+    first = facenet_onnx.cached_onnx(h5, sha)
+    assert isinstance(first, bytes)  # built now; kept for the next run
+    [kept] = tmp_path.glob("facenet-*.onnx")
+    assert facenet_onnx.cached_onnx(h5, sha) == str(kept)
+    with open(kept, "r+b") as f:  # one damaged byte: refused by its SHA-256, built and kept again
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    assert isinstance(facenet_onnx.cached_onnx(h5, sha), bytes)
+    assert facenet_onnx.cached_onnx(h5, sha) == str(kept)
+    with pytest.raises(ValueError, match="unknown FaceNet runtime"):
+        models.get_descriptor("facenet", runtime="torch")

@@ -10,10 +10,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..geometry import Face
-from ..io import ImageError, cannot_read, load_image
+from ..io import Decoded, ImageError, cannot_read
 from ..models import DEFAULT_DETECTOR, DETECTORS, get_detector
 from ..parallel import map_chunks
-from .rating import FaceQuality, quality
+from .rating import FaceQuality
+from .scaled import describe_in, detect_photo, face_view, in_view, qualities_in
 
 
 @dataclass
@@ -80,18 +81,24 @@ def _describe_impl(digest: str, detector: str, params: tuple, descriptor: str, p
     model = descriptor_for_id(descriptor)
     if model is None:
         raise ValueError(f"no registered descriptor has the id {descriptor!r}")
-    faces, _, error, _, _ = _cached_detections(digest, detector, params, path, threads)
+    faces, shape, error, _, _ = _cached_detections(digest, detector, params, path, threads)
+    if error is not None:
+        return None
     try:
-        image = load_image(path)
+        view = face_view(path, faces, shape=shape)
     except ImageError:
         return None
-    return _describe(model.name, image, faces, threads) if error is None else None
+    return _describe(model.name, view, faces, threads)
 
 
-def _describe(name: str, image: np.ndarray, faces: list[Face], threads: int | None) -> np.ndarray:
+def _describe(name: str, view: Decoded, faces: list[Face], threads: int | None) -> np.ndarray:
+    return describe_in(_descriptor(name, threads), view, faces)
+
+
+def _descriptor(name: str, threads: int | None):
     from ..models import get_descriptor
 
-    return (get_descriptor(name, threads=threads) if threads else get_descriptor(name)).describe(image, faces)
+    return get_descriptor(name, threads=threads) if threads else get_descriptor(name)
 
 
 #: Detector parameters that change speed, never detections (not part of the cache key).
@@ -99,19 +106,27 @@ _SPEED_ONLY = ("threads", "compiled")
 
 
 def _detect_uncached(path: str, detector: str, params: dict, descriptors: str | bool | None,
-                     image: np.ndarray | None = None):
-    if image is None:
-        try:
-            image = load_image(path)
-        except ImageError as exc:
-            return [], None, exc.reason, None, None
-    faces = get_detector(detector, **params).detect(image)
-    qualities = [quality(image, f) for f in faces]
+                     image: np.ndarray | None = None, views: list | None = None):
+    """Detect (and describe) one photo; a file is decoded only as far as needed (:mod:`.scaled`).
+    ``views``, when given, receives the decode its faces are described from."""
+    det = get_detector(detector, **params)
+    try:
+        if image is not None:
+            view = Decoded(image, 1.0, image.shape[:2])
+            faces = det.detect(image)
+        else:
+            faces, view = detect_photo(path, det)
+        view = face_view(path, faces, view)
+    except ImageError as exc:
+        return [], None, exc.reason, None, None
+    qualities = qualities_in(view, faces)
+    if views is not None:
+        views.append(view)
     desc = None
     if descriptors:
         # True: an entry of the cache's first layout, where descriptors were always dlib's.
-        desc = _describe("dlib" if descriptors is True else descriptors, image, faces, params.get("threads"))
-    return faces, image.shape[:2], None, desc, qualities
+        desc = _describe("dlib" if descriptors is True else descriptors, view, faces, params.get("threads"))
+    return faces, view.shape, None, desc, qualities
 
 
 def _detect_cached_impl(digest: str, detector: str, params: tuple, descriptors: bool, path: str,
@@ -168,20 +183,17 @@ def _detect_chunk(paths: list[Path], detector: str, params: dict, use_cache: boo
         return [_detect_path(p, detector, params, use_cache, descriptors) for p in paths]
     # Uncached: detect every photo of the chunk, then describe all their faces in one batch (a
     # network call per photo would pay the call's overhead for one or two faces).
-    from ..models import describe_many, get_descriptor
+    from ..models import describe_many
 
-    results, images = [], []
+    results, views = [], []
     for p in paths:
-        try:
-            image = load_image(p)
-        except ImageError as exc:
-            results.append(PhotoFaces(p, [], None, exc.reason))
-            continue
-        faces, shape, error, _, qualities = _detect_uncached(str(p), detector, params, None, image=image)
+        seen: list[Decoded] = []
+        faces, shape, error, _, qualities = _detect_uncached(str(p), detector, params, None, views=seen)
         results.append(PhotoFaces(p, faces, shape, error, None, qualities))
-        images.append((results[-1], image))
-    model = get_descriptor(descriptors, threads=threads) if threads else get_descriptor(descriptors)
-    for (res, _), desc in zip(images, describe_many(model, [(im, res.faces) for res, im in images])):
+        if error is None:
+            views.append((results[-1], seen[0]))
+    model = _descriptor(descriptors, threads)
+    for (res, _), desc in zip(views, describe_many(model, [(v.image, in_view(res.faces, v)) for res, v in views])):
         res.descriptors = desc
     return results
 

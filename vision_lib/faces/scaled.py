@@ -1,0 +1,80 @@
+"""Faces of camera-size photos without decoding every pixel: a JPEG is decoded at a reduced scale
+for the detector (which works at a few hundred pixels anyway), and its faces are described and
+rated from a decode where each still has :data:`FACE_SIDE` pixels: the detector's decode when that
+is enough (one decode), else a second one at the scale that gives it.
+
+Faces are always returned in the whole photo's pixels. Photos that are not JPEGs, or too small to
+reduce, are decoded once, whole, as before (docs/scale.md has the measurements).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Sequence
+
+import numpy as np
+
+from ..geometry import Face, clamp_face
+from ..io import Decoded, load_image_reduced
+from .rating import FaceQuality, quality
+
+#: Shorter box side (px) a face keeps in the image it is described and rated from, so that no chip
+#: pixel is interpolated from less than one photo pixel: FaceNet's 160 px chip spans about 1.3 YuNet
+#: boxes (median 1.28 over 50 LFW faces), dlib's 150 px chip 1.5 boxes, so a box of 125 px feeds
+#: either at full resolution. The tolerance against a full decode is measured in docs/scale.md.
+FACE_SIDE = 125
+
+
+def detection_side(detector) -> int | None:
+    """The longest side the detector ever looks at (its ``max_side`` and second looks); None when
+    it does not say (a plug-in without ``max_side``): the photo is then decoded whole."""
+    side = getattr(detector, "max_side", None)
+    return None if side is None else max([int(side), *(int(s) for s in getattr(detector, "second_look", ()))])
+
+
+def _decode_for(path: str | os.PathLike, side: int | None) -> Decoded:
+    # A side of None decodes the whole photo.
+    return load_image_reduced(path, side if side is not None else 1 << 30)
+
+
+def detect_photo(path: str | os.PathLike, detector) -> tuple[list[Face], Decoded]:
+    """The detector's faces in the photo file (in the whole photo's pixels), and the reduced
+    decode they were found in. Raises :class:`~vision_lib.io.ImageError` as ``load_image`` does."""
+    view = _decode_for(path, detection_side(detector))
+    faces = detector.detect(view.image)
+    if view.scale != 1.0:
+        h, w = view.shape
+        faces = [f for f in (clamp_face(f.scaled(1 / view.scale), w, h) for f in faces) if f is not None]
+    return faces, view
+
+
+def face_view(path: str | os.PathLike, faces: Sequence[Face], view: Decoded | None = None,
+              shape: tuple[int, int] | None = None) -> Decoded:
+    """The decode to describe and rate ``faces`` from: ``view`` when every face keeps
+    :data:`FACE_SIDE` px in it, else the photo decoded at the smallest scale where they do
+    (``shape``, the photo's ``(H, W)``, tells that scale when there is no ``view``; without
+    either the photo is decoded whole)."""
+    need = min(1.0, FACE_SIDE / max(1, min(f.size for f in faces))) if faces else 0.0
+    if view is not None and view.scale >= need:
+        return view
+    shape = view.shape if view is not None else shape
+    return _decode_for(path, None if shape is None else math.ceil(max(shape) * need))
+
+
+def in_view(faces: Sequence[Face], view: Decoded) -> list[Face]:
+    """``faces`` (whole-photo pixels) in the pixels of ``view``."""
+    return list(faces) if view.scale == 1.0 else [f.scaled(view.scale) for f in faces]
+
+
+def qualities_in(view: Decoded, faces: Sequence[Face]) -> list[FaceQuality]:
+    """:func:`~vision_lib.faces.quality` of each face, measured in ``view``; sizes in photo pixels."""
+    return [dataclasses.replace(quality(view.image, g), size=f.size) for f, g in zip(faces, in_view(faces, view))]
+
+
+def describe_in(descriptor, view: Decoded, faces: Sequence[Face]) -> np.ndarray:
+    """``descriptor.describe`` of ``faces`` (photo pixels) from the decode ``view``."""
+    return descriptor.describe(view.image, in_view(faces, view))
+
+
+__all__ = ["FACE_SIDE", "detection_side", "detect_photo", "face_view", "in_view", "qualities_in", "describe_in"]
