@@ -2,46 +2,22 @@
 named people, `average --db --person`, and their refusals."""
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
-from _corpus import LFW, have_model_files, lfw_photos
-from test_collection import make_table, _centres
+from _collection_support import HAVE_REAL, WHY_NOT, named_lfw_collection
+from test_collection import _centres, make_table
 
 from vision_lib import Collection
 from vision_lib.cli import main
 from vision_lib.collection_stages import average_person, names_of_collection, person_id, train_from_collection
 
-needs_real = pytest.mark.skipif(not (LFW.is_dir() and have_model_files("yunet", "facenet")),
-                                reason=f"needs the LFW photos in {LFW}/ and the YuNet/FaceNet model files")
+needs_real = pytest.mark.skipif(not HAVE_REAL, reason=WHY_NOT)
 
 
 @pytest.fixture(scope="module")
 def named_collection(tmp_path_factory):
-    """LFW photos of 3 people (6 each: 4 in one folder, 2 in another, two roots), each person named
-    after the folder most of its subject faces come from; the 7th photo of each held out."""
     tmp = tmp_path_factory.mktemp("stages")
-    photos = lfw_photos(3, 7)
-    held = {}
-    for person, src in photos:
-        k = int(src.stem[-4:])
-        if k == 7:
-            held[person] = src
-            continue
-        part = "a" if k <= 4 else "b"
-        (tmp / part / person).mkdir(parents=True, exist_ok=True)
-        shutil.copy(src, tmp / part / person / src.name)
-    db = tmp / "people.db"
-    assert main(["index", str(tmp / "a"), str(tmp / "b"), "--db", str(db), "--quiet", "--jobs", "1"]) == 0
-    people = Collection(db)
-    df = people.dataframe()
-    subject = df[df["subject"]]
-    for person, rows in subject.groupby(subject["source"].str.split("/").str[0]):
-        people.name(int(rows["person"].mode()[0]), person)
-    people.close()
-    return tmp, db, held
+    return (tmp, *named_lfw_collection(tmp))
 
 
 @needs_real

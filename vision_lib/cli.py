@@ -511,7 +511,9 @@ def _add_serve(sub) -> None:
                        description="Serve a page where a photo can be dropped (or chosen) and is "
                        "classified by MODEL; also POST /api/classify (multipart field 'file', or JSON "
                        "{\"image\": data URL}, or the raw photo with an image/* Content-Type), answering like `vision-lib predict --json`.")
-    p.add_argument("--model", type=Path, required=True, help="model bundle written by `vision-lib train`")
+    p.add_argument("--model", type=Path, default=None, help="model bundle written by `vision-lib train`")
+    p.add_argument("--db", type=Path, default=None, help="a face collection (`vision-lib index`): who each face is "
+                   "there, and a strip of the other photos of that person (with or without --model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port, printed at start)")
     p.add_argument("--max-upload-mb", type=float, default=10, help="largest photo accepted, in MB")
@@ -524,12 +526,14 @@ def _add_serve(sub) -> None:
 def _run_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
-    if not args.model.is_file():
+    if args.model is None and args.db is None:
+        raise ValueError("give a model (--model, from `vision-lib train`) or a face collection (--db), or both")
+    if args.model is not None and not args.model.is_file():
         raise FileNotFoundError(f"no such model file: {args.model} (make one with `vision-lib train`)")
     if args.max_upload_mb <= 0 or args.max_megapixels <= 0 or args.threads < 1 or not 0 <= args.port <= 65535:
         raise ValueError("--max-upload-mb and --max-megapixels must be > 0, --threads >= 1 and --port within 0..65535")
     serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, threads=args.threads,
-          max_megapixels=args.max_megapixels)
+          max_megapixels=args.max_megapixels, db=args.db)
     return 0
 
 
