@@ -226,6 +226,10 @@ def test_names_csv_and_faces_csv(two_tables, tmp_path, capsys):
     assert lines[0] == "source,face_index,person,name,decided_by" and len(lines) == 1 + 72
     assert any(line.endswith(",1,Ada,user") for line in lines)
     assert main(["people", "--db", str(db), "--faces", str(tmp_path / "faces.csv")]) == 2  # never overwritten
+    table = Collection(db).to_table()  # to the other stages
+    assert len(table) == 72 and table.X.shape == (72, DESC.dim) and table.descriptor == "facenet"
+    assert [r.source for r in table.rejected] == ["p000/unreadable.jpg"] and len(table.photos) == 73
+    assert np.array_equal(Collection(db).persons_of_faces() == 1, np.array([s.startswith("p000/") for s in table.sources]))
     (tmp_path / "bad.csv").write_text("person,name\n1,Ann\n999,Nobody\n")
     assert main(["people", "--db", str(db), "--names", str(tmp_path / "bad.csv")]) == 2
     assert Collection(db).store.person(1)[1] == "Ada"  # checked before any row was applied
@@ -355,3 +359,107 @@ def test_index_and_search_on_lfw_photos(tmp_path, capsys):
     assert faces and faces[0]["name"] == photos[0][0] and faces[0]["stranger_rate"] is not None
     assert faces[0]["matches"][0]["source"].startswith(photos[0][0] + "/")
     assert Collection(db).photo_path(faces[0]["matches"][0]["photo"]).is_file()
+    from vision_lib.io import load_image
+
+    same = Collection(db).search(load_image(query))  # an array: the same answer
+    assert [f["person"] for f in same] == [f["person"] for f in faces]
+
+
+@needs_models
+@needs_lfw
+def test_changed_and_removed_photos_are_listed_and_their_faces_updated(tmp_path):
+    import shutil
+
+    photos = lfw_photos(2, 2)
+    folder = tmp_path / "photos"
+    for person, src in photos:
+        (folder / person).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, folder / person / src.name)
+    people = Collection(tmp_path / "people.db")
+    people.add(folder, progress=False, n_jobs=1)
+    before = people.dataframe()
+    a, b = (f"{p}/{s.name}" for p, s in photos[:2])
+    (folder / b).unlink()
+    shutil.copy(photos[2][1], folder / a)  # the same name, another person's photo
+    os.utime(folder / a, ns=(os.stat(folder / a).st_atime_ns, 0))
+    report = people.add(folder, progress=False, n_jobs=1)
+    assert report.changed == [a] and report.removed == [b] and report.unchanged == 2
+    after = people.dataframe()
+    assert b not in set(after["source"]) and set(after["face"]) - set(before["face"])  # new rows for the changed one
+    old_box = before.loc[before["source"] == a, ["x", "y", "w", "h"]].to_numpy().tolist()
+    new_box = after.loc[after["source"] == a, ["x", "y", "w", "h"]].to_numpy().tolist()
+    assert old_box != new_box
+    assert ("removed" in {s for _, p, s, _ in people.not_used() if p == b})
+    report = people.add(folder, progress=False, n_jobs=1)  # nothing left to do
+    assert report.changed == [] and report.removed == [] and report.new == 0 and report.faces_added == 0
+
+
+@needs_models
+@needs_lfw
+def test_kill_9_while_reading_photos_then_the_same_add_gives_the_faces_of_a_clean_run(tmp_path):
+    import shutil
+
+    folder = tmp_path / "photos"
+    for person, src in lfw_photos(4, 6):
+        (folder / person).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, folder / person / src.name)
+    db = tmp_path / "people.db"
+    assert _kill_midway(db, folder, 2, at_least=6), "the add ended before it could be killed"
+    assert 6 <= len(faces_of(db)) and _photos_in(db) < 24
+    Collection(db).add(folder, progress=False)
+    clean = tmp_path / "clean.db"
+    Collection(clean).add(folder, progress=False)
+    assert faces_of(db) == faces_of(clean) and _people_of(db) == _people_of(clean)
+
+
+@needs_models
+@needs_lfw
+def test_a_folder_inside_the_collection_adds_nothing_twice_and_one_around_it_is_refused(tmp_path):
+    import shutil
+
+    folder = tmp_path / "photos" / "2026"
+    for person, src in lfw_photos(2, 2):
+        (folder / person).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, folder / person / src.name)
+    db = tmp_path / "people.db"
+    people = Collection(db)
+    people.add(folder, progress=False, n_jobs=1)
+    faces = faces_of(db)
+    person = sorted(p for p in folder.iterdir())[0]
+    report = people.add([person, next(person.iterdir())], progress=False, n_jobs=1)
+    assert report.unchanged == 3 and report.new == 0 and report.removed == [] and faces_of(db) == faces
+    before = digest(db)
+    with pytest.raises(ValueError, match="already a folder of this collection"):
+        people.add(tmp_path / "photos", progress=False)
+    assert digest(db) == before and faces_of(db) == faces
+
+
+def test_a_new_collection_takes_its_tables_descriptor_and_refuses_a_mix_before_it_exists(tmp_path, two_tables):
+    dlib = tmp_path / "dlib.npz"
+    make_table(dlib, _centres(2, 5), range(2), seed=3, descriptor_id=get_descriptor("dlib").id)
+    with pytest.raises(ValueError, match="one collection, one descriptor"):
+        Collection(tmp_path / "mixed.db").add([dlib, two_tables[0]], progress=False)
+    assert not (tmp_path / "mixed.db").exists()
+    people = Collection(tmp_path / "dlib.db")
+    people.add(dlib, progress=False)
+    assert people.descriptor == "dlib" and check_file(tmp_path / "dlib.db")["descriptor"] == get_descriptor("dlib").id
+
+
+def test_a_decision_blocked_too_long_is_one_clear_error_and_saves_nothing(tmp_path, two_tables):
+    from vision_lib.store import SQLiteStore
+
+    db = tmp_path / "people.db"
+    Collection(db).add(two_tables[0], progress=False)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the file
+    people = Collection(db)
+    people._store = SQLiteStore(db, timeout=0.2)
+    try:
+        with pytest.raises(OSError, match="database is locked"):
+            people.name(1, "Ada")
+        assert people.people()[0].name is None  # reading goes on meanwhile
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    people.name(1, "Ada")
+    assert Collection(db).people()[0].name == "Ada"

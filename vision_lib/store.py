@@ -118,22 +118,44 @@ def check_file(path: str | os.PathLike, descriptor_id: str | None = None) -> dic
 
 
 class Store(Protocol):
-    """What a collection needs of its store (:class:`SQLiteStore`; a server database could follow)."""
+    """What a collection asks of its store (:class:`SQLiteStore`; a server database could follow)."""
 
     meta: dict
 
     def transaction(self) -> contextlib.AbstractContextManager: ...
-    def root_id(self, path: str, kind: str) -> int: ...
-    def roots(self) -> dict[int, tuple[str, str]]: ...
+    def snapshot(self) -> contextlib.AbstractContextManager: ...
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def stamp(self) -> tuple: ...
+    # photos and faces
+    def root_id(self, path: str, kind: str, photos: str | None = None) -> int: ...
+    def roots(self) -> dict[int, tuple[str, str, str | None]]: ...
     def photos_of(self, root: int) -> dict[str, tuple]: ...
     def write_photos(self, root: int, photos: Sequence[PhotoRow], faces: dict[str, list[FaceRow]]) -> int: ...
+    def touch_photos(self, rows: Iterable[tuple[int, int, int]]) -> None: ...
     def remove_photos(self, ids: Sequence[int]) -> int: ...
+    def photo_file(self, photo: int) -> tuple[str, str] | None: ...
+    def not_used(self) -> list[tuple[int, str, str, str]]: ...
     def vectors(self) -> tuple[np.ndarray, np.ndarray]: ...
     def face_rows(self) -> list[tuple]: ...
+    def face_table_rows(self) -> tuple[list[str], list[tuple]]: ...
+    def face_geometry(self) -> tuple[np.ndarray, np.ndarray]: ...
+    # people and decisions
     def assignments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
     def assign(self, faces: Sequence[int], person: int | None, by: str | None) -> None: ...
+    def assign_free(self, faces: Sequence[int], person: int) -> int: ...
+    def reset_auto(self) -> None: ...
+    def faces_of(self, person: int) -> list[int]: ...
+    def persons_of(self, faces: Sequence[int]) -> dict[int, int | None]: ...
     def new_person(self, name: str | None = None) -> int: ...
+    def people(self) -> list[tuple]: ...
+    def person(self, person: int) -> tuple | None: ...
+    def update_person(self, person: int, **values) -> None: ...
+    def delete_person(self, person: int) -> None: ...
+    def forbid(self, faces: Sequence[int], person: int) -> None: ...
+    def forbidden(self) -> set[tuple[int, int]]: ...
     def log(self, kind: str, person=None, other=None, faces=(), value=None) -> None: ...
+    def decisions(self) -> list[tuple]: ...
 
 
 class SQLiteStore:
@@ -192,15 +214,18 @@ class SQLiteStore:
             finally:
                 self._depth -= 1
             return
-        self.con.execute("BEGIN IMMEDIATE")
-        self._depth = 1
         try:
-            yield self.con
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        else:
-            self.con.execute("COMMIT")
+            self.con.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self.con
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            else:
+                self.con.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # locked too long, read-only file, disk full: one line
+            raise OSError(f"{self.path}: {exc} (nothing of this step was saved)") from None
         finally:
             self._depth = 0
 
@@ -300,6 +325,45 @@ class SQLiteStore:
         return self.con.execute("SELECT root, path, status, reason FROM photos WHERE status != 'ok' "
                                 "ORDER BY root, path").fetchall()
 
+    def photo_file(self, photo: int) -> tuple[str, str] | None:
+        """``(photo folder of its root, path)`` of a photo (None: no such photo or no folder known)."""
+        row = self.con.execute("SELECT r.photos, p.path FROM photos p JOIN roots r ON r.id = p.root WHERE p.id = ?",
+                               (int(photo),)).fetchone()
+        return None if row is None or row[0] is None else row
+
+    def face_geometry(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(boxes (n, 4), detector scores (NaN: unknown))`` of every face, ordered by id."""
+        rows = self.con.execute("SELECT x, y, w, h, score FROM faces ORDER BY id").fetchall()
+        arr = np.array(rows, dtype=float).reshape(len(rows), 5)
+        return arr[:, :4].astype(int), arr[:, 4]
+
+    def face_table_rows(self) -> tuple[list[str], list[tuple]]:
+        """``(columns, rows)``: one row per face with its photo, root and person (for a DataFrame)."""
+        cur = self.con.execute(
+            "SELECT f.id AS face, f.photo, COALESCE(r.photos, r.path) AS root, p.path AS source, f.face_index, f.x, f.y, "
+            "f.w, f.h, f.score, f.sharpness, f.frontalness, f.subject, f.person, pe.name, f.decided_by, pe.hidden "
+            "FROM faces f JOIN photos p ON p.id = f.photo JOIN roots r ON r.id = p.root "
+            "LEFT JOIN people pe ON pe.id = f.person ORDER BY f.id")
+        return [c[0] for c in cur.description], cur.fetchall()
+
+    def get_meta(self, key: str) -> str | None:
+        """A ``meta`` value (None: not set)."""
+        row = self.con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a ``meta`` value (not ``app``, ``schema`` or ``descriptor``: those make the file what it is)."""
+        if key in ("app", "schema", "descriptor"):
+            raise ValueError(f"meta {key} is fixed")
+        with self.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
+
+    def stamp(self) -> tuple:
+        """Changes whenever faces, people, assignments or decisions change (for caches)."""
+        return self.con.execute(
+            "SELECT max(id), count(*), (SELECT count(*) FROM decisions), (SELECT max(id) FROM people), "
+            "(SELECT value FROM meta WHERE key = 'assigned_through') FROM faces").fetchone()
+
     # ------------------------------------------------------------------ people
     def assignments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(face ids, person (-1: none), placed by the user)`` ordered by face id."""
@@ -312,6 +376,37 @@ class SQLiteStore:
         with self.transaction() as con:
             con.executemany("UPDATE faces SET person = ?, decided_by = ? WHERE id = ?",
                             [(person, by, int(f)) for f in faces])
+
+    def assign_free(self, faces: Sequence[int], person: int) -> int:
+        """Give ``faces`` to ``person`` automatically, only those still in no person and not placed by
+        the user, never against a "not this person", never to a person merged away meanwhile;
+        returns how many were given."""
+        with self.transaction() as con:
+            return con.executemany(
+                "UPDATE faces SET person = ?, decided_by = 'auto' WHERE id = ? AND person IS NULL AND decided_by IS NULL "
+                "AND NOT EXISTS (SELECT 1 FROM not_person WHERE face = ? AND person = ?) "
+                "AND EXISTS (SELECT 1 FROM people WHERE id = ?)",
+                [(int(person), f, f, int(person), int(person)) for f in map(int, faces)]).rowcount
+
+    def reset_auto(self) -> None:
+        """Undo every automatic assignment and drop the people left with no face, no name and not hidden."""
+        with self.transaction() as con:
+            con.execute("UPDATE faces SET person = NULL, decided_by = NULL WHERE decided_by = 'auto'")
+            con.execute("DELETE FROM people WHERE name IS NULL AND hidden = 0 AND id NOT IN "
+                        "(SELECT person FROM faces WHERE person IS NOT NULL)")
+
+    def faces_of(self, person: int) -> list[int]:
+        """The face ids of ``person``."""
+        return [r[0] for r in self.con.execute("SELECT id FROM faces WHERE person = ? ORDER BY id", (int(person),))]
+
+    def persons_of(self, faces: Sequence[int]) -> dict[int, int | None]:
+        """``{face: person or None}`` for those of ``faces`` that exist."""
+        faces = [int(f) for f in faces]
+        out: dict[int, int | None] = {}
+        for start in range(0, len(faces), 500):  # SQLite's limit on parameters
+            part = faces[start:start + 500]
+            out.update(self.con.execute(f"SELECT id, person FROM faces WHERE id IN ({','.join('?' * len(part))})", part))
+        return out
 
     def new_person(self, name: str | None = None) -> int:
         """A new person's id (ids are never reused: AUTOINCREMENT)."""

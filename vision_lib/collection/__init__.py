@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..store import SQLiteStore, check_file
-from .assign import attach, calibrate, group_new, nearest, person_distances
+from .assign import attach, calibrate, group_new, nearest, person_distances, rule_from_state, rule_state
 from .indexing import BATCH, AddReport, add_inputs, root_of
 
 __all__ = ["Collection", "Person", "AddReport", "LOCAL_K", "SEARCH_TOP"]
@@ -162,7 +162,7 @@ class Collection:
         inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
         kinds = [root_of(i) for i in inputs]  # every input checked before the file is created
         if self._store is None and not self.path.exists():
-            self._create(self._descriptor or self._table_descriptor(inputs, kinds))
+            self._create(self._table_descriptor(inputs, kinds))
         with self._writer(wait, quiet=not progress):
             report = add_inputs(self.store, inputs, detector=self.detector, descriptor=self.descriptor,
                                 n_jobs=n_jobs, progress=progress, batch=batch)
@@ -170,15 +170,25 @@ class Collection:
         self._cache = None
         return report
 
-    @staticmethod
-    def _table_descriptor(inputs, kinds) -> str | None:
-        """The descriptor of the first feature table among the inputs (a new collection takes it)."""
+    def _table_descriptor(self, inputs, kinds) -> str | None:
+        """The descriptor a new collection takes: the one asked for, else the feature tables' (all
+        alike, and known to this release), else None (the default); checked before the file exists."""
+        from ..models import get_descriptor
         from ..tables import load_descriptor_table
 
+        wanted = None if self._descriptor is None else get_descriptor(self._descriptor).id
+        name = self._descriptor
         for item, (_, kind) in zip(inputs, kinds):
-            if kind == "table":
-                return load_descriptor_table(item, "a collection").descriptor
-        return None
+            if kind != "table":
+                continue
+            table = load_descriptor_table(item, "a collection")
+            found = str(table.settings.get("descriptor"))
+            if table.descriptor is None:
+                raise ValueError(f"{item} holds descriptors {found}, which this vision_lib does not know")
+            if wanted is not None and found != wanted:
+                raise ValueError(f"{item} holds descriptors {found}, not {wanted} (one collection, one descriptor)")
+            wanted, name = found, table.descriptor
+        return name
 
     def recluster(self, *, progress: bool = True, wait: bool = True) -> AddReport:
         """Regroup every automatic assignment from scratch (an explicit action; adds never do it):
@@ -186,10 +196,8 @@ class Collection:
         faces and every other automatic one are assigned again by the two phases. User-placed faces,
         names, hidden people and "not this person" decisions stay."""
         report = AddReport()
-        with self._writer(wait, quiet=not progress), self.store.transaction() as con:
-            con.execute("UPDATE faces SET person = NULL, decided_by = NULL WHERE decided_by = 'auto'")
-            con.execute("DELETE FROM people WHERE name IS NULL AND hidden = 0 AND id NOT IN "
-                        "(SELECT person FROM faces WHERE person IS NOT NULL)")
+        with self._writer(wait, quiet=not progress), self.store.transaction():
+            self.store.reset_auto()
             report.attached, report.grouped, report.new_people = self._assign(progress, everything=True)
         self._cache = None
         return report
@@ -201,52 +209,53 @@ class Collection:
         (``everything``: over all of them). Planned on a snapshot, then written in one short
         transaction that skips any face the user placed meanwhile (decisions never wait for a
         clustering). Returns (faces joined to existing people, faces grouped into new people, new people)."""
-        plan, through = self._plan(progress, everything)
+        plan, through, rule = self._plan(progress, everything)
         attached = grouped = new_people = 0
-        with self.store.transaction() as con:
+        store = self.store
+        with store.transaction():
             for faces, target in plan:
                 new = target is None
                 if new:
-                    target = self.store.new_person()
+                    target = store.new_person()
                     new_people += 1
-                # only faces still free, never against a "not this person", never to a person merged away
-                done = con.executemany(
-                    "UPDATE faces SET person = ?, decided_by = 'auto' WHERE id = ? AND person IS NULL AND decided_by IS NULL "
-                    "AND NOT EXISTS (SELECT 1 FROM not_person WHERE face = ? AND person = ?) "
-                    "AND EXISTS (SELECT 1 FROM people WHERE id = ?)",
-                    [(target, f, f, target, target) for f in map(int, faces)]).rowcount
+                done = store.assign_free(faces, target)  # the user may have placed some meanwhile
                 if new:
                     grouped += done
                 else:
                     attached += done
-            con.execute("INSERT OR REPLACE INTO meta VALUES ('assigned_through', ?)", (str(through),))
+            store.set_meta("assigned_through", str(through))
+        if rule is None and store.get_meta("openset") is None and plan:  # the first people: calibrate on them
+            ids, X = store.vectors()
+            person = store.assignments()[1]
+            rule = calibrate(X[person >= 0], person[person >= 0], LOCAL_K)
+        if rule is not None:  # what search states its stranger rates with
+            store.set_meta("openset", rule_state(rule))
         return attached, grouped, new_people
 
-    def _plan(self, progress: bool, everything: bool) -> tuple[list[tuple[np.ndarray, int | None]], int]:
-        """``([(face ids, person or None for a new one)], last face id covered)`` from one snapshot."""
-        from ..cluster import core_faces
-
+    def _plan(self, progress: bool, everything: bool) -> tuple[list[tuple[np.ndarray, int | None]], int, object]:
+        """``([(face ids, person or None for a new one)], last face id covered, the open-set rule
+        calibrated on the people as they were)`` from one snapshot."""
         store = self.store
-        with store.snapshot() as con:
+        with store.snapshot():
             ids, X = store.vectors()
             fid, person, user = store.assignments()
-            through = con.execute("SELECT value FROM meta WHERE key = 'assigned_through'").fetchone()
+            through = store.get_meta("assigned_through")
             forbidden: dict[int, set[int]] = {}
             for f, p in store.forbidden():
                 forbidden.setdefault(f, set()).add(p)
-            rows_data = store.face_rows()
+            boxes, scores = store.face_geometry()
         if not np.array_equal(ids, fid):
             raise RuntimeError(f"{self.path}: faces without descriptors (the file was changed by hand)")
         last = int(fid.max(initial=0))
         free = (person < 0) & ~user
-        todo = free & ((fid > int(through[0])) if through and not everything else True)
+        todo = free & ((fid > int(through)) if through and not everything else True)
         t = self.same_person_distance
         older = np.flatnonzero(free & ~todo)
         if todo.any() and len(older):  # unassigned faces the new ones may now complete into a person
             d, _ = nearest(X[older], X[todo], 1)
             todo[older[d[:, 0] < t]] = True
         if not todo.any():
-            return [], last
+            return [], last, None
         known = person >= 0
         rule = calibrate(X[known], person[known], LOCAL_K)
         rows = np.flatnonzero(todo)
@@ -256,7 +265,7 @@ class Collection:
         person[rows] = found
         rest = rows[found < 0]
         known = person >= 0
-        mask = core_faces(self._faces_table(rest, rows_data, X)) if len(rest) else None
+        mask = self._core_mask(X[rest], boxes[rest], scores[rest]) if len(rest) else None
         labels, joins = group_new(X[rest], X[known], person[known], t, LOCAL_K, descriptor=self.descriptor,
                                   core_mask=mask, progress=progress)
         for g, target in enumerate(joins):
@@ -265,7 +274,7 @@ class Collection:
                 plan.append((members, None))
             else:
                 plan.append((members, int(target)))
-        return plan, last
+        return plan, last, rule
 
     # ------------------------------------------------------------------ people and decisions
     def people(self, *, hidden: bool = True) -> list[Person]:
@@ -274,7 +283,7 @@ class Collection:
 
     def faces_of(self, person: int) -> list[int]:
         """The face ids of ``person``."""
-        return [r[0] for r in self.store.con.execute("SELECT id FROM faces WHERE person = ? ORDER BY id", (int(person),))]
+        return self.store.faces_of(person)
 
     def _person(self, person: int) -> int:
         if self.store.person(person) is None:
@@ -283,8 +292,7 @@ class Collection:
 
     def _faces(self, faces: Sequence[int]) -> list[int]:
         faces = [int(f) for f in faces]
-        found = {r[0] for r in self.store.con.execute(
-            f"SELECT id FROM faces WHERE id IN ({','.join('?' * len(faces))})", faces)} if faces else set()
+        found = set(self.store.persons_of(faces))
         missing = sorted(set(faces) - found)
         if missing:
             raise ValueError(f"no face {missing[0]} in {self.path}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
@@ -332,8 +340,8 @@ class Collection:
         person each was in: "not this person")."""
         faces = self._faces(faces)
         target = None if person is None else self._person(person)
-        with self.store.transaction() as con:
-            before = dict(con.execute(f"SELECT id, person FROM faces WHERE id IN ({','.join('?' * len(faces))})", faces))
+        with self.store.transaction():
+            before = self.store.persons_of(faces)
             self.store.assign(faces, target, "user")
             for old in {p for p in before.values() if p is not None and p != target}:
                 mine = [f for f, p in before.items() if p == old]
@@ -396,9 +404,8 @@ class Collection:
     def photo_path(self, photo: int) -> Path:
         """The file of photo ``photo`` (an id of the ``photos`` table), only ever inside the folder
         it was added from (a feature table's: the folder the table records); ``ValueError`` otherwise."""
-        row = self.store.con.execute("SELECT r.photos, p.path FROM photos p JOIN roots r ON r.id = p.root "
-                                     "WHERE p.id = ?", (int(photo),)).fetchone()
-        if row is None or row[0] is None:
+        row = self.store.photo_file(photo)
+        if row is None:
             raise ValueError(f"no photo file {photo} in {self.path}")
         root = Path(row[0]).resolve()
         path = (root / row[1]).resolve()
@@ -415,28 +422,30 @@ class Collection:
         ``person`` (nullable integer), ``name``, ``decided_by``, ``hidden``."""
         import pandas as pd
 
-        store = self.store
-        df = pd.read_sql_query(
-            "SELECT f.id AS face, f.photo, COALESCE(r.photos, r.path) AS root, p.path AS source, f.face_index, f.x, f.y, f.w, f.h, "
-            "f.score, f.sharpness, f.frontalness, f.subject, f.person, pe.name, f.decided_by, pe.hidden "
-            "FROM faces f JOIN photos p ON p.id = f.photo JOIN roots r ON r.id = p.root "
-            "LEFT JOIN people pe ON pe.id = f.person ORDER BY f.id", store.con)
+        columns, rows = self.store.face_table_rows()
+        df = pd.DataFrame(rows, columns=columns)
         df["person"] = df["person"].astype("Int64")
         df["subject"] = df["subject"].astype(bool)
         df["hidden"] = df["hidden"].fillna(0).astype(bool)
         return df
 
-    def _faces_table(self, rows: np.ndarray | None = None, data: list | None = None, X: np.ndarray | None = None):
-        """The faces (all, or the given row numbers in face-id order) as a FaceTable (``data``, ``X``:
-        the store's face rows and descriptors, when the caller has read them)."""
+    def _core_mask(self, X: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """The faces confident enough to build the clustering's cores (:func:`vision_lib.cluster.core_faces`)."""
+        from ..cluster import core_faces
+        from ..tables import FaceTable
+
+        n = len(X)
+        return core_faces(FaceTable("descriptor", X, [""] * n, [""] * n, np.zeros(n, int), boxes, [],
+                                    {"detector": self.detector}, scores=scores))
+
+    def _faces_table(self):
+        """Every face as a FaceTable (the rows of :meth:`to_table`)."""
         import json
 
         from ..tables import FaceTable
 
-        data = self._rows() if data is None else data
-        X = self.store.vectors()[1] if X is None else X
-        if rows is not None:
-            data, X = [data[i] for i in rows], X[rows]
+        data = self._rows()
+        X = self.store.vectors()[1]
         roots = self.store.roots()
         folders = {f for _, _, f in roots.values()}
         one = len(folders) == 1 and None not in folders
@@ -474,13 +483,13 @@ class Collection:
     # ------------------------------------------------------------------ search
     def _index(self) -> tuple:
         """Descriptors, persons, face rows and the open-set rule, cached until the collection changes."""
-        stamp = self.store.con.execute(
-            "SELECT max(id), count(*), (SELECT count(*) FROM decisions), (SELECT max(id) FROM people), "
-            "(SELECT value FROM meta WHERE key = 'assigned_through') FROM faces").fetchone()
+        stamp = self.store.stamp()
         if self._cache is None or self._cache[0] != stamp:
             ids, X = self.store.vectors()
             _, person, _ = self.store.assignments()
-            rule = calibrate(X[person >= 0], person[person >= 0], LOCAL_K)
+            saved = self.store.get_meta("openset")
+            # calibrated by the last add (on the people as they were then); else now
+            rule = rule_from_state(saved) if saved else calibrate(X[person >= 0], person[person >= 0], LOCAL_K)
             rows = self._rows()
             names = {i: n for i, n, *_ in self.store.people()}
             self._cache = (stamp, X, person, rows, rule, names)

@@ -20,12 +20,14 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["CANDIDATES", "CALIBRATION_PEOPLE", "nearest", "person_distances", "attach", "group_new", "calibrate"]
+__all__ = ["CANDIDATES", "CALIBRATION_PEOPLE", "nearest", "person_distances", "attach", "group_new", "calibrate",
+           "rule_state", "rule_from_state"]
 
 #: Nearest assigned faces looked at per face to find the people it may be.
 CANDIDATES = 64
-#: At most this many people (with two faces or more, chosen at random, seeded) calibrate the open-set rule.
-CALIBRATION_PEOPLE = 100
+#: At most this many people (with two faces or more, chosen at random, seeded) calibrate the open-set
+#: rule: 50 x 49 gallery comparisons, about 1,000 stranger scores (a 1 % rate rests on ten of them).
+CALIBRATION_PEOPLE = 50
 
 
 def nearest(Q: np.ndarray, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,11 +51,13 @@ def nearest(Q: np.ndarray, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     return dist, idx
 
 
-def person_distances(Q: np.ndarray, X: np.ndarray, person: np.ndarray, k: int,
-                     candidates: int = CANDIDATES) -> list[dict[int, float]]:
+def person_distances(Q: np.ndarray, X: np.ndarray, person: np.ndarray, k: int, candidates: int = CANDIDATES,
+                     cutoff: float = np.inf) -> list[dict[int, float]]:
     """For each row of ``Q``: ``{person: mean distance to that person's k nearest faces}`` for the
     people among its ``candidates`` nearest rows of ``X`` (``person`` per row of ``X``, all >= 0).
-    A person with faces beyond the candidates is scored exactly on all of its faces."""
+    A person with faces beyond the candidates is scored exactly on all of its faces, unless even
+    the nearest possible (the missing faces at the farthest candidate's distance) is not under
+    ``cutoff``: then that bound is its score."""
     from ..openset import pairwise
 
     dist, idx = nearest(Q, X, candidates)
@@ -64,16 +68,17 @@ def person_distances(Q: np.ndarray, X: np.ndarray, person: np.ndarray, k: int,
         found: dict[int, list[float]] = {}
         for d, j in zip(dist[i], idx[i]):
             found.setdefault(int(person[j]), []).append(float(d))
+        far = float(dist[i, -1]) if dist.shape[1] else np.inf
         scores = {}
         for p, ds in found.items():
             m = min(k, int(sizes[p]))
-            if len(ds) >= m:
-                scores[p] = float(np.mean(ds[:m]))
+            bound = (sum(ds[:m]) + (m - len(ds[:m])) * far) / m
+            if len(ds) >= m or bound >= cutoff:
+                scores[p] = float(bound)
             else:  # the person's other faces lie beyond the candidates: score it on all of them
                 if p not in members:
                     members[p] = X[person == p]
-                d = np.sort(pairwise(Q[i:i + 1], members[p])[0])[:m]
-                scores[p] = float(d.mean())
+                scores[p] = float(np.sort(pairwise(Q[i:i + 1], members[p])[0])[:m].mean())
         out.append(scores)
     return out
 
@@ -102,7 +107,7 @@ def attach(Q: np.ndarray, X: np.ndarray, person: np.ndarray, distance: float, k:
     out = np.full(len(Q), -1, np.int64)
     if not len(Q) or not len(X):
         return out
-    scores = person_distances(Q, X, person, k) if scores is None else scores
+    scores = person_distances(Q, X, person, k, cutoff=distance) if scores is None else scores
     for i, s in enumerate(scores):
         if forbidden is not None and forbidden[i]:
             s = {p: d for p, d in s.items() if p not in forbidden[i]}
@@ -125,7 +130,7 @@ def group_new(Q: np.ndarray, X: np.ndarray, person: np.ndarray, distance: float,
     joins = np.full(model.n_clusters_, -1, np.int64)
     if len(X) and model.n_clusters_:
         rows = np.flatnonzero(labels >= 0)
-        scores = person_distances(Q[rows], X, person, k)
+        scores = person_distances(Q[rows], X, person, k, cutoff=distance)
         for g in range(model.n_clusters_):
             mine = [scores[i] for i in np.flatnonzero(labels[rows] == g)]
             people = set().union(*(s.keys() for s in mine))
@@ -151,3 +156,27 @@ def calibrate(X: np.ndarray, person: np.ndarray, k: int, seed: int = 0):
     ids = np.sort(rng.choice(ids, min(len(ids), CALIBRATION_PEOPLE), replace=False))
     rows = np.concatenate([rng.permutation(np.flatnonzero(person == p))[:20] for p in ids])
     return OpenSetRule(score="knn", k=k).fit(X[rows], person[rows].astype(str))
+
+
+def rule_state(rule) -> str:
+    """What :func:`rule_from_state` needs of a calibrated rule, as JSON (kept in the store's ``meta``)."""
+    import json
+
+    return json.dumps({"far": rule.far, "k": rule.k, "impostor_scores": [round(float(v), 6) for v in rule.impostor_scores_],
+                       "n_strangers": rule.n_strangers_})
+
+
+def rule_from_state(state: str | None):
+    """The open-set rule saved by :func:`rule_state` (None: none saved), ready for ``accept``/``far_at``."""
+    import json
+
+    from ..openset import OpenSetRule
+
+    if not state:
+        return None
+    data = json.loads(state)
+    rule = OpenSetRule(far=data["far"], score="knn", k=data["k"])
+    rule.impostor_scores_ = np.asarray(data["impostor_scores"], float)
+    rule.n_strangers_ = data["n_strangers"]
+    rule.threshold_, rule.far_ = rule.threshold_for(rule.far)
+    return rule

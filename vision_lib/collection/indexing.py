@@ -19,7 +19,7 @@ import numpy as np
 from ..io import Rejected
 from ..store import SQLiteStore
 
-__all__ = ["BATCH", "TABLE_BATCH", "AddReport", "add_inputs", "root_of"]
+__all__ = ["BATCH", "TABLE_BATCH", "AddReport", "add_inputs", "root_of", "folder_root"]
 
 #: Photos per committed batch (each batch is extracted in parallel, then written by this process).
 BATCH = 64
@@ -72,18 +72,38 @@ def add_inputs(store: SQLiteStore, inputs: Sequence[str | os.PathLike], *, detec
                descriptor: str, n_jobs: int | None = None, progress: bool = True, batch: int = BATCH) -> AddReport:
     """Bring every input (folders, photos, descriptor tables) into ``store``; see the module docstring."""
     report = AddReport()
-    for item in inputs:
-        root, kind = root_of(item)
-        if kind == "table":
-            _add_table(store, Path(item), report)
+    plans = [(Path(item), *folder_root(store, item)) for item in inputs]  # every input checked first
+    for item, root, prefix in plans:
+        if root is None:
+            _add_table(store, item, report)
         else:
-            _add_photos(store, Path(item), Path(root), report, detector=detector, descriptor=descriptor,
+            _add_photos(store, item, root, prefix, report, detector=detector, descriptor=descriptor,
                         n_jobs=n_jobs, progress=progress, batch=batch)
     return report
 
 
-def _add_photos(store: SQLiteStore, item: Path, root: Path, report: AddReport, *, detector, descriptor, n_jobs,
-                progress, batch) -> None:
+def folder_root(store: SQLiteStore, item: str | os.PathLike) -> tuple[Path | None, str]:
+    """``(root, prefix)`` of a folder or photo: the folder of the collection it lies in (its photos
+    keep their paths relative to that folder: ``prefix`` + path under ``item``), or its own folder
+    when it lies in none; ``(None, "")`` for a feature table. A folder that holds a folder already in
+    the collection is refused (its photos would be there twice)."""
+    path, kind = root_of(item)
+    if kind == "table":
+        return None, ""
+    where = Path(path)
+    folders = [Path(p) for p, k, _ in store.roots().values() if k == "folder"]
+    outer = next((r for r in folders if where.is_relative_to(r)), None)
+    inner = [r for r in folders if r != where and r.is_relative_to(where)]
+    if outer is None and inner:
+        raise ValueError(f"{item} holds {inner[0]}, already a folder of this collection (its photos would be "
+                         f"there twice): add the folders inside it one by one, or start another collection")
+    root = outer or where
+    inside = where.relative_to(root).as_posix()
+    return root, "" if inside == "." else inside + "/"
+
+
+def _add_photos(store: SQLiteStore, item: Path, root: Path, prefix: str, report: AddReport, *, detector,
+                descriptor, n_jobs, progress, batch) -> None:
     from ..cache import file_digest
     from ..io import cannot_read, scan_folder
     from ..progress import tqdm
@@ -91,12 +111,13 @@ def _add_photos(store: SQLiteStore, item: Path, root: Path, report: AddReport, *
     rid = store.root_id(str(root), "folder")
     scan = scan_folder(item)
     known = store.photos_of(rid)
-    # sources as faces.csv gives them: relative to the folder given (a photo given alone: its name)
-    rel = {p: p.relative_to(item).as_posix() if item.is_dir() else p.name for p in scan.photos}
-    skipped = scan.relative_skipped()
-    if item.is_dir():  # the folder given whole: what the collection has and the folder no longer does is gone
+    # sources as faces.csv gives them, relative to the collection's folder (a photo given alone: its name)
+    rel = {p: prefix + (p.relative_to(item).as_posix() if item.is_dir() else p.name) for p in scan.photos}
+    skipped = [Rejected(prefix + r.source, r.reason) for r in scan.relative_skipped()] if item.is_dir() else []
+    if item.is_dir():  # the folder given whole: what the collection has under it and it no longer does is gone
         listed = set(rel.values()) | {r.source for r in skipped}
-        gone = [path for path, row in known.items() if row[4] != "removed" and path not in listed]
+        gone = [path for path, row in known.items() if row[4] != "removed" and path not in listed
+                and path.startswith(prefix)]
         report.removed += [p for p in gone if known[p][4] != "skipped"]  # photos; a gone other file is just gone
         report.faces_removed += store.remove_photos([known[p][0] for p in gone])
     report.skipped += skipped
