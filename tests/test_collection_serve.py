@@ -9,7 +9,6 @@ import os
 import sqlite3
 from pathlib import Path
 
-import numpy as np
 import pytest
 from _collection_support import HAVE_REAL, WHY_NOT, named_lfw_collection
 
