@@ -21,7 +21,7 @@ out of the timings; peak RSS of each child): build a collection from the table, 
 search each query (median and p95 latency after a warm-up query).
 
 Faults: a folder of LFW photos, half of it indexed and two people named; then ``vision-lib index``
-of the whole folder is killed (SIGKILL) at 10 random moments of a clean run's duration and run again;
+of the whole folder (described for real: the disk cache off, so that kills land in the work) is killed (SIGKILL) at 10 random moments of a clean run's duration and run again;
 each end state is compared with the clean run's: duplicate and missing faces, ``PRAGMA
 integrity_check``, the named people's names and faces; then two ``index`` at once on one file.
 
@@ -316,8 +316,12 @@ def _state(db: Path) -> dict:
     return {"integrity": ok, "named_faces": named}
 
 
-def _index(folder: Path, db: Path) -> list[str]:
-    return [sys.executable, "-m", "vision_lib", "index", str(folder), "--db", str(db), "--quiet"]
+def _index(folder: Path, db: Path, quiet: bool = True) -> list[str]:
+    return [sys.executable, "-m", "vision_lib", "index", str(folder), "--db", str(db)] + (["--quiet"] if quiet else [])
+
+
+#: The fault runs describe the photos for real (no disk cache), so that a kill lands in the work, not only in start-up.
+_NO_CACHE = {**os.environ, "VISION_LIB_CACHE": "off"}
 
 
 def faults(tmp: Path, photos: int, kills: int, seed: int = 0) -> dict:
@@ -332,7 +336,7 @@ def faults(tmp: Path, photos: int, kills: int, seed: int = 0) -> dict:
             (folder / p.parent.name).mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, folder / p.parent.name / p.name)
     base = tmp / "base.db"
-    subprocess.run(_index(folder, base), check=True, capture_output=True)
+    subprocess.run(_index(folder, base), check=True, capture_output=True, env=_NO_CACHE)
     with Collection(base) as people:  # the user's decisions before the faults
         big = sorted(people.people(), key=lambda q: -q.faces)[:2]
         for k, person in enumerate(big):
@@ -345,7 +349,7 @@ def faults(tmp: Path, photos: int, kills: int, seed: int = 0) -> dict:
     clean = tmp / "clean.db"
     shutil.copy2(base, clean)
     start = time.perf_counter()
-    subprocess.run(_index(folder, clean), check=True, capture_output=True)
+    subprocess.run(_index(folder, clean), check=True, capture_output=True, env=_NO_CACHE)
     duration = time.perf_counter() - start
     clean_faces = Counter(_faces(clean))
     runs = []
@@ -353,7 +357,7 @@ def faults(tmp: Path, photos: int, kills: int, seed: int = 0) -> dict:
         db = tmp / f"kill_{k}.db"
         shutil.copy2(base, db)
         at = rng.uniform(0, duration)
-        proc = subprocess.Popen(_index(folder, db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(_index(folder, db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_NO_CACHE)
         try:
             proc.wait(timeout=at)
             killed = False
@@ -361,30 +365,37 @@ def faults(tmp: Path, photos: int, kills: int, seed: int = 0) -> dict:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             killed = True
-        again = subprocess.run(_index(folder, db), capture_output=True, text=True)
+        at_kill = len(_faces(db))
+        again = subprocess.run(_index(folder, db), capture_output=True, text=True, env=_NO_CACHE)
         got = Counter(_faces(db))
         state = _state(db)
-        runs.append({"kill_at_seconds": round(at, 2), "killed_before_end": killed, "rerun_exit_code": again.returncode,
+        runs.append({"kill_at_seconds": round(at, 2), "killed_before_end": killed, "faces_at_kill": at_kill,
+                     "rerun_exit_code": again.returncode,
                      "duplicates": sum(c - 1 for c in got.values() if c > 1),
                      "missing_vs_clean": sum((clean_faces - got).values()), "extra_vs_clean": sum((got - clean_faces).values()),
                      "integrity_check": state["integrity"],
                      "user_decisions_kept": set(decided) <= set(state["named_faces"])})
     both = tmp / "both.db"
     shutil.copy2(base, both)
-    procs = [subprocess.Popen(_index(folder, both), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = []
+    for _ in range(2):  # the second starts while the first describes photos
+        procs.append(subprocess.Popen(_index(folder, both, quiet=False), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, env=_NO_CACHE))
+        time.sleep(duration / 4)
     outs = [p.communicate() for p in procs]
     got = Counter(_faces(both))
     two = {"exit_codes": [p.returncode for p in procs],
            "a_run_said_it_waits": any("waiting" in e for _, e in outs),
            "duplicates": sum(c - 1 for c in got.values() if c > 1),
            "missing_vs_clean": sum((clean_faces - got).values()), "integrity_check": _state(both)["integrity"]}
-    return {"photos": len(chosen), "clean_faces": sum(clean_faces.values()), "named_faces": len(decided),
+    base_faces = len(_faces(base))
+    return {"photos": len(chosen), "base_faces": base_faces, "clean_faces": sum(clean_faces.values()), "named_faces": len(decided),
             "clean_run_seconds": round(duration, 1), "kills": runs,
             "all_kills_exact": all(r["duplicates"] == 0 and r["missing_vs_clean"] == 0 and r["extra_vs_clean"] == 0
                                    and r["integrity_check"] == "ok" and r["user_decisions_kept"]
                                    and r["rerun_exit_code"] == 0 for r in runs),
             "kills_that_hit_a_running_index": sum(r["killed_before_end"] for r in runs),
+            "kills_after_some_new_faces_were_written": sum(base_faces < r["faces_at_kill"] for r in runs),
             "two_index_at_once": two}
 
 
@@ -429,7 +440,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--skip", nargs="*", default=[], choices=["lfw", "footballers", "scale", "faults"])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    ap.add_argument("--fault-photos", type=int, default=80, help="LFW photos of the fault runs")
+    ap.add_argument("--fault-photos", type=int, default=200, help="LFW photos of the fault runs")
     ap.add_argument("--kills", type=int, default=10)
     args = ap.parse_args()
     result: dict = {"machine": {"cores": os.cpu_count(), "load_average": os.getloadavg()}}
