@@ -395,7 +395,8 @@ def faults(tmp: Path, photos: int, kills: int, seed: int = 0) -> dict:
                                    and r["integrity_check"] == "ok" and r["user_decisions_kept"]
                                    and r["rerun_exit_code"] == 0 for r in runs),
             "kills_that_hit_a_running_index": sum(r["killed_before_end"] for r in runs),
-            "kills_after_some_new_faces_were_written": sum(base_faces < r["faces_at_kill"] for r in runs),
+            "kills_after_some_new_faces_were_written": sum(r["killed_before_end"] and base_faces < r["faces_at_kill"]
+                                                           for r in runs),
             "two_index_at_once": two}
 
 
