@@ -47,7 +47,7 @@ def _named(rule: OpenSetRule, S: np.ndarray) -> float:
 def test_strangers_are_named_at_about_the_requested_rate(world, score, far):
     X, y, fresh, fresh_y, S = world
     rule = OpenSetRule(far=far, score=score).fit(X, y)
-    assert rule.n_strangers_ == {"other_people": len(X), "supplied": 0}
+    assert rule.n_strangers_ == {"other_people": len(X), "supplied": 0, "web": 0}
     assert rule.far_ <= far
     named = _named(rule, S)
     # Calibrated on the other known people only, yet fresh strangers are named at about that rate.
@@ -73,7 +73,7 @@ def test_supplied_strangers_tighten_the_rule_and_are_counted(world):
     # Strangers who sit close to the known people (harder than the population): the rule tightens.
     hard = X[::5] + 0.1 * (S[: len(X[::5])] - S[: len(X[::5])].mean(axis=0))
     both = OpenSetRule(far=0.05).fit(X, y, strangers=hard)
-    assert both.n_strangers_ == {"other_people": len(X), "supplied": len(hard)}
+    assert both.n_strangers_ == {"other_people": len(X), "supplied": len(hard), "web": 0}
     assert both.threshold_ < base.threshold_
     # One person alone can be calibrated on supplied strangers only; without any it is refused.
     one = y == "p0"

@@ -237,6 +237,29 @@ def _run_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- models (issue 34)
+def _add_models_command(sub) -> None:
+    p = sub.add_parser("models", help="get model files that do not ship with the library (needs internet)",
+                       description="`vision-lib models fetch arcface --accept-license`: download insightface's "
+                                   "buffalo_l release and keep its w600k_r50.onnx (non-commercial research use "
+                                   "only) for `--descriptor arcface` (docs/models.md).")
+    p.add_argument("action", choices=["fetch"])
+    p.add_argument("model", choices=["arcface"])
+    p.add_argument("--accept-license", action="store_true", help="accept the model's licence (printed)")
+    p.add_argument("--dest", type=Path, default=None, help="folder to put the file in (default: inside the "
+                   "environment; a folder of your own then goes in $VISION_LIB_MODELS)")
+    p.set_defaults(handler=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from .models.arcface import LICENCE, fetch_arcface
+
+    print(f"licence: {LICENCE}")
+    path = fetch_arcface(args.accept_license, args.dest)
+    print(f"wrote {path}; use it with --descriptor arcface (or VISION_LIB_DESCRIPTOR=arcface)")
+    return 0
+
+
 # --------------------------------------------------------------------------- train / predict (issue 3)
 _max_distance = _positive_or("adaptive", float, "--max-distance", "adaptive")
 _far = _positive_or("off", float, "--far", None)
@@ -670,7 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     # In pipeline order (notebooks 01-06), then the app and the suite.
     for add in (_add_faces, _add_features, _add_train, _add_predict, _add_cluster, _add_teams, _add_average,
-                _add_compress, _add_serve, _add_notebooks, _add_present, _add_fetch):
+                _add_compress, _add_serve, _add_notebooks, _add_present, _add_fetch, _add_models_command):
         add(sub)
     for action in sub._choices_actions:  # every command: a description, and its defaults shown
         command = sub.choices[action.dest]
