@@ -680,6 +680,10 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
         for f in by_name[name]["faces"]:
             assert (f"{f['label']} {percent(f['probability'])}" if f["probability"] is not None
                     else f"{f['label']} ({f['verdict']})") in rows[name][2]
+        # Last, the answer a presenter can read out, in the web page's words (one shared function).
+        from vision_lib.plotting import verdict_words
+
+        assert rows[name][3] == verdict_words(by_name[name], len(model_labels(model)))
     rc, _, err = _cli("predict", model, nested, "--json")
     assert rc == 0, err
     (tmp_path / "empty").mkdir()

@@ -168,3 +168,22 @@ def test_footballers_rule_rejects_lfw_strangers_on_real_descriptors(footballers_
     assert all(f["probability"] is None for r in with_face for f in r["faces"] if f["label"] == "unknown")
     ev = classify.evaluate(model, test_set, progress=False).scores()
     assert ev["accuracy_named"] >= 0.9 and ev["coverage"] >= 0.6, ev
+
+
+def test_verdict_words_read_out_the_answer():
+    """``vision-lib predict`` and the web page say the same sentence (vision_lib.plotting)."""
+    from vision_lib.plotting import closeness_words, verdict_words
+    from vision_lib.serve import prediction_record
+
+    named = {"label": "leo_messi", "faces": [{"label": "leo_messi", "verdict": "named", "stranger_rate": 1 / 300}]}
+    assert verdict_words(named, 6) == "Leo Messi — about 1 in 300 strangers look this close"
+    assert closeness_words(0.0004) == "fewer than 1 in 1,000 strangers look this close"
+    assert closeness_words(None) is None
+    unsure = {"label": None, "faces": [{"label": "unknown", "verdict": "unsure", "stranger_rate": 0.1}]}
+    assert verdict_words(unsure, 6).startswith("Not sure who this is")
+    stranger = {"label": None, "faces": [{"label": "unknown", "verdict": "stranger", "stranger_rate": 0.9}]}
+    assert verdict_words(stranger, 6) == "Not one of the 6 people this model knows"
+    assert verdict_words({"label": None, "faces": []}) == "No face found in this photo"
+    record = prediction_record("a.jpg", named, 6)
+    assert record["answer"] == verdict_words(named, 6)
+    assert record["faces"][0]["closeness"] == "about 1 in 300 strangers look this close"

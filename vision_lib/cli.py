@@ -407,7 +407,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     from .classify import load_model
     from .io import entry_word, scan_folder
-    from .plotting import percent
+    from .plotting import percent, verdict_words
 
     if args.model is None:  # the older form: `predict MODEL INPUT...`
         if len(args.inputs) < 2:
@@ -441,7 +441,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         else:
             faces = ", ".join(f"{f['label']} {percent(f['probability'])}" if f["probability"] is not None
                               else f"{f['label']} ({f.get('verdict', 'unknown')})" for f in res["faces"]) or "no face"
-            print(f"{res['path']}\t{res['label'] or '-'}\t({faces})")
+            # Last, the answer in words a presenter can read out (as the web page says it).
+            print(f"{res['path']}\t{res['label'] or '-'}\t({faces})\t{verdict_words(res, len(model.classes_))}")
     # As `compress`: every input gets its line, and the exit code says whether any of them failed.
     return 1 if failed or any("error" in res for res in results) else 0
 

@@ -124,7 +124,7 @@ def create_app(model: Any, max_upload_mb: float = 10, max_megapixels: float = WE
             return too_large()
         image = load_image_bytes(data, name=name, max_pixels=max_pixels)
         result = predict(image)
-        return jsonify(prediction_record(name, result))
+        return jsonify(prediction_record(name, result, len(getattr(model, "classes_", []))))
 
     @app.errorhandler(_BadUpload)
     def bad_upload(exc: "_BadUpload"):
@@ -150,9 +150,14 @@ def create_app(model: Any, max_upload_mb: float = 10, max_megapixels: float = WE
     return app
 
 
-def prediction_record(name: str, result: dict) -> dict:
-    """The JSON object for one photo, as ``vision-lib predict --json`` prints it."""
-    return _jsonable({"path": name, "label": result.get("label"), "faces": result.get("faces", [])})
+def prediction_record(name: str, result: dict, n_people: int | None = None) -> dict:
+    """The JSON object for one photo, as ``vision-lib predict --json`` prints it, plus the words the
+    page shows (``answer``: :func:`~vision_lib.plotting.verdict_words`; per face ``closeness``)."""
+    from .plotting import closeness_words, verdict_words
+
+    faces = [{**f, "closeness": closeness_words(f.get("stranger_rate"))} for f in result.get("faces", [])]
+    return _jsonable({"path": name, "label": result.get("label"), "faces": faces,
+                      "answer": verdict_words(result, n_people)})
 
 
 def model_record(model: Any) -> dict:
