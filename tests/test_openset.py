@@ -187,3 +187,103 @@ def test_verdict_words_read_out_the_answer():
     record = prediction_record("a.jpg", named, 6)
     assert record["answer"] == verdict_words(named, 6)
     assert record["faces"][0]["closeness"] == "about 1 in 300 strangers look this close"
+
+
+# --------------------------------------------------------------------------- web-stranger curves (issue 34)
+def _web(rng, n_people: int = 80, per: int = 6):
+    """A 'web' population: many people, a few photos each, every photo one face (as LFW's)."""
+    X, y = _people(rng, n_people, per)
+    return [x[None] for x in X], y, [0] * len(X)
+
+
+def test_web_curve_states_the_rate_strangers_are_named_at():
+    """A curve measured on one population (the calibration half) states how often strangers of
+    *other* people of that population are named, for any number of known people: within 0.5x-2x."""
+    from vision_lib.stranger_curves import measure_curve
+
+    rng = np.random.default_rng(3)
+    photos, people, subject = _web(rng)
+    curve = measure_curve(photos, people, subject)
+    assert curve["pairs"] == len(photos) * 79 and curve["people"] == 80
+    assert np.all(np.diff(curve["rates"]) > 0) and np.all(np.diff(curve["scores"]) >= 0)
+    S, _ = _people(rng, 3000, 1)  # strangers: people the curve never saw
+    for n_known in (3, 6, 20):
+        X, y = _people(rng, n_known, 30)
+        for far in (0.01, 0.05):
+            rule = OpenSetRule(far=far, score="direction", descriptor="test")
+            with_curve = _with_curve(rule, curve).fit(X, y)
+            assert with_curve.population_ == "web" and with_curve.n_strangers_["web"] == curve["pairs"]
+            named = _named(with_curve, S)
+            assert 0.5 * far <= named <= 2 * far, (n_known, far, named)
+            assert with_curve.far_at(with_curve.threshold_) == pytest.approx(far, rel=0.05)
+    # A looser rate means a looser threshold; an unmeasurably small one stops at the curve's end.
+    assert _with_curve(OpenSetRule(far=0.1, score="direction", descriptor="test"), curve).fit(X, y).threshold_ > \
+        with_curve.threshold_
+    tiny = _with_curve(OpenSetRule(far=1e-9, score="direction", descriptor="test"), curve).fit(X, y)
+    assert tiny.threshold_ == pytest.approx(curve["scores"][0]) and tiny.far_ > 1e-9
+
+
+def _with_curve(rule: OpenSetRule, curve: dict) -> OpenSetRule:
+    """``rule`` whose descriptor's shipped curve is ``curve`` (as if in stranger_curves.json)."""
+    import vision_lib.stranger_curves as sc
+
+    real = sc.curve_for
+    fit = rule.fit
+
+    def fit_with(*a, **k):
+        sc.curve_for = lambda d, s: curve if (d, s) == ("test", "direction") else real(d, s)
+        try:
+            return fit(*a, **k)
+        finally:
+            sc.curve_for = real
+    rule.fit = fit_with
+    return rule
+
+
+def test_population_falls_back_and_supplied_strangers_come_first(world):
+    X, y, _, _, S = world
+    # No curve for this descriptor (or score): the training people, as before.
+    assert OpenSetRule(far=0.05, descriptor="none/1").fit(X, y).population_ == "training"
+    # A descriptor with a shipped curve, but another score: no curve either.
+    from vision_lib.stranger_curves import load_curves
+
+    shipped = next(iter(load_curves()))
+    assert OpenSetRule(far=0.05, score="centroid", descriptor=shipped).fit(X, y).population_ == "training"
+    web = OpenSetRule(far=0.05, score="direction", descriptor=shipped).fit(X, y)
+    assert web.population_ == "web" and web.curve_ is not None
+    assert OpenSetRule(far=0.05, score="direction", descriptor=shipped, population="training").fit(
+        X, y).population_ == "training"
+    own = OpenSetRule(far=0.05, score="direction", descriptor=shipped).fit(X, y, strangers=S)
+    assert own.population_ == "supplied" and own.curve_ is None and own.n_strangers_["supplied"] == len(S)
+    with pytest.raises(ValueError, match="population"):
+        OpenSetRule(population="nope").fit(X, y)
+    # A rule pickled before the web curves (no population, descriptor, curve_) still answers.
+    old = OpenSetRule(far=0.05).fit(X, y)
+    for name in ("population", "descriptor", "population_", "curve_"):
+        old.__dict__.pop(name, None)
+    again = pickle.loads(pickle.dumps(old))
+    assert again.population_ == "training" and again.far_at(0.0) > 0 and "population" in repr(again)
+
+
+def test_shipped_curves_are_numbers_only():
+    """The package ships quantiles of distances per descriptor: no faces, descriptors or names."""
+    from vision_lib.models import get_descriptor
+    from vision_lib.stranger_curves import CURVES_FILE, load_curves
+
+    curves = load_curves()
+    assert get_descriptor("facenet").id in curves  # the default descriptor has its curve
+    assert CURVES_FILE.stat().st_size < 50_000
+    for per_score in curves.values():
+        for c in per_score.values():
+            assert len(c["rates"]) == len(c["scores"]) <= 100
+            assert all(isinstance(v, (int, float)) for v in c["rates"] + c["scores"])
+            assert np.all(np.diff(c["scores"]) >= 0) and c["rates"][-1] == 1.0
+
+
+def test_lfw_halves_are_fixed_and_both_used(lfw_dir):
+    from vision_lib.openset import lfw_half
+
+    assert lfw_half("Tony_Blair") == lfw_half("Tony_Blair")
+    people = sorted(p.name for p in lfw_dir.iterdir() if p.is_dir())
+    halves = [lfw_half(p) for p in people]
+    assert 0.3 < halves.count("calibrate") / len(people) < 0.7

@@ -296,11 +296,13 @@ def _add_train(sub) -> None:
                    f"{same_person_distance(DEFAULT_DESCRIPTOR):g} for {DEFAULT_DESCRIPTOR}); 'adaptive' tightens it, never past that "
                    "distance, for people whose photos are alike (fewer strangers named, e.g. for a web app)")
     p.add_argument("--far", type=_far, default=names.DEFAULT_FAR, metavar="RATE|off",
-                   help="open-set rule: name a face only where at most RATE of the strangers come as close "
-                   f"(default {names.DEFAULT_FAR}, calibrated on the other people of LABELLED_DIR; docs/openset.md); "
-                   "'off': name every face the classifier is sure of")
+                   help="open-set rule: name someone in at most RATE of the photos of strangers "
+                   f"(default {names.DEFAULT_FAR}; calibrated on public web photos of strangers, shipped with the "
+                   "library as numbers for the descriptor, else on the other people of LABELLED_DIR; "
+                   "docs/openset.md); 'off': name every face the classifier is sure of")
     p.add_argument("--strangers", type=Path, default=None, metavar="DIR",
-                   help="photos of people not in LABELLED_DIR, added to the stranger calibration")
+                   help="photos of people not in LABELLED_DIR (your own strangers): the calibration uses them "
+                        "with the other people of LABELLED_DIR instead of the shipped web strangers")
     p.add_argument("--report", type=Path, default=None, metavar="CSV",
                    help="also write every training photo and face to this CSV: kept, or left out and why "
                         "(source, person, face, status, reason, distance)")
@@ -369,8 +371,12 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f"  {len(rep.kept)} training faces from {len({k[0] for k in rep.kept})} photos")
     if model.openset_ is not None:
         o = model.openset_.summary()
+        whom = {"web": f"web strangers ({o['n_strangers']['web']} photo-person pairs, LFW)",
+                "training": f"{o['n_strangers']['other_people']} faces of the other people here",
+                "supplied": f"{o['n_strangers']['supplied']} supplied stranger faces and "
+                            f"{o['n_strangers']['other_people']} of the other people here"}[o["population"]]
         print(f"  open set: named only within {o['score']} distance {o['threshold_']} (false-accept rate "
-              f"{o['far_']} on {sum(o['n_strangers'].values())} stranger faces: {o['n_strangers']}; "
+              f"{o['far_']} of stranger photos, calibrated on {whom}; "
               f"{o['genuine_accepted']} of the training faces pass, leave one out)")
     for reason, n in rep.counts().items():
         print(f"  excluded {n:4d}: {reason}")
