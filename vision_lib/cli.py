@@ -413,7 +413,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     from .classify import load_model
     from .io import entry_word, scan_folder
-    from .plotting import percent, verdict_words
+    from .plotting import percent, verdict_words, with_words
 
     if args.model is None:  # the older form: `predict MODEL INPUT...`
         if len(args.inputs) < 2:
@@ -440,8 +440,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     results = model.predict_paths(paths, n_jobs=args.jobs,
                                   progress=not (args.quiet or args.json) and sys.stderr.isatty())
     for res in results:
-        if args.json:
-            print(json.dumps(res), flush=True)
+        if args.json:  # with the words the web page shows (answer, closeness)
+            print(json.dumps(with_words(res, len(model.classes_))), flush=True)
         elif "error" in res:
             print(f"{res['path']}\terror: {res['error']}")
         else:

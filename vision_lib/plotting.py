@@ -59,6 +59,16 @@ def verdict_words(result: Mapping, n_people: int | None = None) -> str:
     return display_name(label) + (f" — {close}" if close else "")
 
 
+def with_words(result: Mapping, n_people: int | None = None) -> dict:
+    """A photo's prediction with its words, as ``vision-lib predict --json`` and the web page give
+    it: ``answer`` (:func:`verdict_words`) and each face's ``closeness`` (:func:`closeness_words`).
+    A result with an ``error`` is returned as it is."""
+    if "error" in result:
+        return dict(result)
+    faces = [{**f, "closeness": closeness_words(f.get("stranger_rate"))} for f in result.get("faces", [])]
+    return {**result, "faces": faces, "answer": verdict_words(result, n_people)}
+
+
 def short_text(text, width: int = 14, lines: int = 2) -> str:
     """``text`` for a caption: underscores as spaces, wrapped at word boundaries into at most ``lines``
     lines of about ``width`` characters; what does not fit is cut at a word boundary and marked "…"
@@ -751,7 +761,7 @@ def model_bars(ax, per_set: Mapping[str, Sequence[Mapping]], metric: str = "bcub
     return ax
 
 #: The public names of this module.
-__all__ = ["display_name", "percent", "closeness_words", "verdict_words", "grid", "wavelet_pairs", "draw_regions", "colour_histogram_bars", "projection", "average_grid",
+__all__ = ["display_name", "percent", "closeness_words", "verdict_words", "with_words", "grid", "wavelet_pairs", "draw_regions", "colour_histogram_bars", "projection", "average_grid",
            "left_out_bars", "model_comparison", "confusion", "boxed_thumbnails", "excluded_thumbnails",
            "predicted_faces", "cluster_galleries", "masked_crops", "metric_bars", "draw_faces", "gallery",
            "count_bars", "detector_comparison", "short_text", "display_stretch", "cluster_captions", "junk_last",

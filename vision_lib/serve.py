@@ -151,13 +151,12 @@ def create_app(model: Any, max_upload_mb: float = 10, max_megapixels: float = WE
 
 
 def prediction_record(name: str, result: dict, n_people: int | None = None) -> dict:
-    """The JSON object for one photo, as ``vision-lib predict --json`` prints it, plus the words the
-    page shows (``answer``: :func:`~vision_lib.plotting.verdict_words`; per face ``closeness``)."""
-    from .plotting import closeness_words, verdict_words
+    """The JSON object for one photo, as ``vision-lib predict --json`` prints it: with the words the
+    page shows (:func:`~vision_lib.plotting.with_words`: ``answer``, and each face's ``closeness``)."""
+    from .plotting import with_words
 
-    faces = [{**f, "closeness": closeness_words(f.get("stranger_rate"))} for f in result.get("faces", [])]
-    return _jsonable({"path": name, "label": result.get("label"), "faces": faces,
-                      "answer": verdict_words(result, n_people)})
+    return _jsonable(with_words({"path": name, "label": result.get("label"), "faces": result.get("faces", [])},
+                                n_people))
 
 
 def model_record(model: Any) -> dict:
