@@ -221,3 +221,15 @@ def test_pipeline_runs_with_arcface(arcface_env, lfw_dir, tmp_path, capsys):
     assert len(lines) == 18 and all("faces" in x for x in lines)
     assert main(["cluster", str(src), "--out", str(tmp_path / "c"), "--descriptor", "arcface", *common]) == 0
     assert (tmp_path / "c" / "clusters.csv").is_file()
+    # The web app serves the arcface model as any other.
+    import io
+
+    from vision_lib.classify import load_model
+    from vision_lib.serve import create_app
+
+    model = load_model(tmp_path / "m.pkl")
+    assert model.recipe.descriptor == "arcface"
+    photo = next(src.rglob("*.jpg"))
+    r = create_app(model).test_client().post("/api/classify", data={"file": (io.BytesIO(photo.read_bytes()), "a.jpg")},
+                                             content_type="multipart/form-data")
+    assert r.status_code == 200 and r.json["faces"] and "answer" in r.json
