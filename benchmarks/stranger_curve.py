@@ -8,11 +8,13 @@ Protocol (issue 34; docs/openset.md, "Where the strangers come from"):
 * **Faces**: the default recipe's detector with ``--descriptor`` (every face of every photo); a
   person's own face in a photo is its largest face (LFW photos are centred on the person).
 * **Curve**: each person's centroid (their own faces) against every photo of the other people of
-  the half, the photo's closest face kept: the per-person rate at each cosine distance
-  (:func:`vision_lib.stranger_curves.measure_curve`).
+  the half, the photo's closest face kept: the per-person rate at each ``cohort`` score (the
+  cosine to the centroid normalised by the half's mean and spread of faces along it, those moments
+  leaving the person's own faces out; :func:`vision_lib.stranger_curves.measure_curve`).
 
 Prints JSON; ``--write`` stores the curve in ``vision_lib/stranger_curves.json`` under the
-descriptor's id (numbers only: no face, descriptor or name). Run it for a descriptor that has no
+descriptor's id (numbers only: quantiles and the faces' mean and covariance; no face, descriptor
+or name). Run it for a descriptor that has no
 curve yet (e.g. ``arcface`` with the real weights) before trusting its ``--far``:
 ``python benchmarks/stranger_curve.py --descriptor arcface --write``.
 """
@@ -54,11 +56,12 @@ def main() -> None:
     did = recipe.descriptor_model.id
     if args.write:
         data = json.loads(CURVES_FILE.read_text()) if CURVES_FILE.is_file() else {}
-        data.setdefault(did, {})["direction"] = curve
-        CURVES_FILE.write_text(json.dumps(data, indent=1) + "\n")
+        data[did] = {"cohort": curve}  # one score per descriptor
+        CURVES_FILE.write_text(json.dumps(data, separators=(",", ":")) + "\n")  # compact: a 128x128 covariance
     print(json.dumps({"descriptor": did, "people": curve["people"], "photos": curve["photos"],
                       "pairs": curve["pairs"], "written": args.write,
-                      "seconds": round(time.perf_counter() - start, 1), "curve": curve}, indent=1))
+                      "seconds": round(time.perf_counter() - start, 1),
+                      "curve": {k: v for k, v in curve.items() if k not in ("mean", "cov")}}, indent=1))
 
 
 if __name__ == "__main__":

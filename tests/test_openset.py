@@ -210,16 +210,16 @@ def test_web_curve_states_the_rate_strangers_are_named_at():
     for n_known in (3, 6, 20):
         X, y = _people(rng, n_known, 30)
         for far in (0.01, 0.05):
-            rule = OpenSetRule(far=far, score="direction", descriptor="test")
+            rule = OpenSetRule(far=far, score="cohort", descriptor="test")
             with_curve = _with_curve(rule, curve).fit(X, y)
             assert with_curve.population_ == "web" and with_curve.n_strangers_["web"] == curve["pairs"]
             named = _named(with_curve, S)
             assert 0.5 * far <= named <= 2 * far, (n_known, far, named)
             assert with_curve.far_at(with_curve.threshold_) == pytest.approx(far, rel=0.05)
     # A looser rate means a looser threshold; an unmeasurably small one stops at the curve's end.
-    assert _with_curve(OpenSetRule(far=0.1, score="direction", descriptor="test"), curve).fit(X, y).threshold_ > \
+    assert _with_curve(OpenSetRule(far=0.1, score="cohort", descriptor="test"), curve).fit(X, y).threshold_ > \
         with_curve.threshold_
-    tiny = _with_curve(OpenSetRule(far=1e-9, score="direction", descriptor="test"), curve).fit(X, y)
+    tiny = _with_curve(OpenSetRule(far=1e-9, score="cohort", descriptor="test"), curve).fit(X, y)
     assert tiny.threshold_ == pytest.approx(curve["scores"][0]) and tiny.far_ > 1e-9
 
 
@@ -231,7 +231,7 @@ def _with_curve(rule: OpenSetRule, curve: dict) -> OpenSetRule:
     fit = rule.fit
 
     def fit_with(*a, **k):
-        sc.curve_for = lambda d, s: curve if (d, s) == ("test", "direction") else real(d, s)
+        sc.curve_for = lambda d, s: curve if (d, s) == ("test", "cohort") else real(d, s)
         try:
             return fit(*a, **k)
         finally:
@@ -244,22 +244,27 @@ def test_population_falls_back_and_supplied_strangers_come_first(world):
     X, y, _, _, S = world
     # No curve for this descriptor (or score): the training people, as before.
     assert OpenSetRule(far=0.05, descriptor="none/1").fit(X, y).population_ == "training"
+    # Without a curve the cohort score is the plain direction (cosine) score.
+    plain = OpenSetRule(far=0.05, score="cohort", descriptor="none/1").fit(X, y)
+    assert plain.score_ == "direction" and plain.population_ == "training" and plain.cohort_ is None
     # A descriptor with a shipped curve, but another score: no curve either.
     from vision_lib.stranger_curves import load_curves
 
     shipped = next(iter(load_curves()))
+    X, S = X / np.linalg.norm(X, axis=1, keepdims=True), S / np.linalg.norm(S, axis=1, keepdims=True)
+    X, S = np.pad(X, ((0, 0), (0, 96))), np.pad(S, ((0, 0), (0, 96)))  # the shipped curve's 128 dimensions
     assert OpenSetRule(far=0.05, score="centroid", descriptor=shipped).fit(X, y).population_ == "training"
-    web = OpenSetRule(far=0.05, score="direction", descriptor=shipped).fit(X, y)
-    assert web.population_ == "web" and web.curve_ is not None
-    assert OpenSetRule(far=0.05, score="direction", descriptor=shipped, population="training").fit(
-        X, y).population_ == "training"
-    own = OpenSetRule(far=0.05, score="direction", descriptor=shipped).fit(X, y, strangers=S)
+    web = OpenSetRule(far=0.05, score="cohort", descriptor=shipped).fit(X, y)
+    assert web.population_ == "web" and web.curve_ is not None and web.score_ == "cohort"
+    lopo = OpenSetRule(far=0.05, score="cohort", descriptor=shipped, population="training").fit(X, y)
+    assert lopo.population_ == "training" and lopo.score_ == "cohort" and lopo.curve_ is None
+    own = OpenSetRule(far=0.05, score="cohort", descriptor=shipped).fit(X, y, strangers=S)
     assert own.population_ == "supplied" and own.curve_ is None and own.n_strangers_["supplied"] == len(S)
     with pytest.raises(ValueError, match="population"):
         OpenSetRule(population="nope").fit(X, y)
     # A rule pickled before the web curves (no population, descriptor, curve_) still answers.
     old = OpenSetRule(far=0.05).fit(X, y)
-    for name in ("population", "descriptor", "population_", "curve_"):
+    for name in ("population", "descriptor", "population_", "curve_", "cohort_", "_score_used"):
         old.__dict__.pop(name, None)
     again = pickle.loads(pickle.dumps(old))
     assert again.population_ == "training" and again.far_at(0.0) > 0 and "population" in repr(again)
@@ -272,12 +277,16 @@ def test_shipped_curves_are_numbers_only():
 
     curves = load_curves()
     assert get_descriptor("facenet").id in curves  # the default descriptor has its curve
-    assert CURVES_FILE.stat().st_size < 50_000
+    assert CURVES_FILE.stat().st_size < 300_000
     for per_score in curves.values():
         for c in per_score.values():
             assert len(c["rates"]) == len(c["scores"]) <= 100
             assert all(isinstance(v, (int, float)) for v in c["rates"] + c["scores"])
             assert np.all(np.diff(c["scores"]) >= 0) and c["rates"][-1] == 1.0
+            # Population statistics over many people, not anyone's descriptor: the mean of unit
+            # descriptors of many people is far shorter than one descriptor.
+            assert c["people"] >= 20 and c["photos"] >= 500
+            assert np.linalg.norm(c["mean"]) < 0.9 and np.shape(c["cov"]) == (len(c["mean"]),) * 2
 
 
 def test_lfw_halves_are_fixed_and_both_used(lfw_dir):

@@ -40,9 +40,10 @@ import numpy as np
 
 from .names import DEFAULT_FAR
 
-#: ``direction``: cosine distance to the person's centroid (scale-free: a stranger's score does not
-#: depend on how spread the person's gallery is, so one curve serves every gallery).
-SCORES = ("knn", "centroid", "direction")
+#: ``direction``: cosine distance to the person's centroid (scale-free); ``cohort``: that cosine
+#: normalised by the web strangers' mean and spread along the person's direction (Z-norm; needs the
+#: descriptor's shipped curve, else it is ``direction``), so one curve serves every gallery.
+SCORES = ("knn", "centroid", "direction", "cohort")
 #: Where the calibration strangers come from: public web photos (the shipped curve of the
 #: descriptor), or the other people of the training folders (leave one person out).
 POPULATIONS = ("web", "training")
@@ -79,8 +80,9 @@ class OpenSetRule:
     Args:
         far: the false-accept rate to calibrate for (share of stranger photos that would be named).
         score: ``"knn"`` (mean distance to the ``k`` nearest training faces of the person),
-            ``"centroid"`` (distance to the mean of the person's training faces) or ``"direction"``
-            (cosine distance to that mean: the score of the shipped web curves).
+            ``"centroid"`` (distance to the mean of the person's training faces), ``"direction"``
+            (cosine distance to that mean) or ``"cohort"`` (that cosine normalised by the web
+            strangers' statistics: the score of the shipped curves; ``direction`` without one).
         k: neighbours of ``score="knn"`` (fewer when a person has fewer faces).
         metric: the descriptor's metric (``"euclidean"`` or ``"cosine"``; ``direction`` is cosine).
         population: ``"web"`` (the descriptor's shipped curve of web strangers, when it has one for
@@ -94,6 +96,7 @@ class OpenSetRule:
         far_: the false-accept rate the threshold promises on the calibration strangers
             (<= ``far``, or the smallest rate the strangers can support).
         population_: the strangers the threshold came from: ``"web"``, ``"training"`` or ``"supplied"``.
+        score_: the score used (``score``, or ``"direction"`` for ``"cohort"`` without a curve).
         curve_: the web curve used (``{"scores", "rates", ...}``), or None.
         impostor_scores_: sorted scores of the training (and supplied) strangers against their
             closest known person (also kept with the web curve, for diagnostics).
@@ -104,7 +107,17 @@ class OpenSetRule:
     #: Bundles saved before the web curves were calibrated on the training people (and pickles
     #: restore no ``__init__`` parameter they did not have).
     population = population_ = "training"
-    descriptor = curve_ = None
+    descriptor = curve_ = cohort_ = None
+
+    @property
+    def score_(self) -> str:
+        """The score used: ``score``, or ``"direction"`` for ``"cohort"`` without web statistics
+        (a fitted attribute; this default serves rules pickled before it existed)."""
+        return self.__dict__.get("_score_used", self.score)
+
+    @score_.setter
+    def score_(self, value: str) -> None:
+        self.__dict__["_score_used"] = value
 
     def __init__(self, far: float = DEFAULT_FAR, score: str = "centroid", k: int = 3, metric: str = "euclidean",
                  population: str = "web", descriptor: str | None = None):
@@ -133,11 +146,18 @@ class OpenSetRule:
         y = np.asarray(y).astype(str)
         self.classes_ = sorted(set(y.tolist()))
         supplied_given = strangers is not None and len(strangers)
-        curve = None
-        if self.population == "web" and not supplied_given:
-            from .stranger_curves import curve_for
+        from .stranger_curves import curve_for
 
-            curve = curve_for(self.descriptor, self.score)
+        curve = curve_for(self.descriptor, self.score)
+        if curve is not None and len(curve["mean"]) != X.shape[1]:
+            curve = None  # descriptors of another size than the curve's (generated data): no web statistics
+        # The cohort score needs the web statistics (kept as ``cohort_``); without them it is the
+        # direction score. The web curve calibrates only when no strangers are supplied.
+        self.score_ = self.score if self.score != "cohort" or curve is not None else "direction"
+        self.cohort_ = (np.asarray(curve["mean"]), np.asarray(curve["cov"])) if self.score_ == "cohort" else None
+        if self.population != "web" or supplied_given:
+            curve = None
+        self.curve_ = curve
         if len(self.classes_) < 2 and not supplied_given and curve is None:
             raise ValueError("calibration needs strangers: two or more people, or supplied stranger faces")
         self.galleries_ = {c: X[y == c] for c in self.classes_}
@@ -149,7 +169,6 @@ class OpenSetRule:
             supplied = self.scores(np.asarray(strangers, np.float64), self.classes_).min(axis=1)
         lopo = np.concatenate(lopo) if lopo else np.zeros(0)
         self.impostor_scores_ = np.sort(np.concatenate([lopo, supplied]))
-        self.curve_ = curve
         self.population_ = "supplied" if supplied_given else "web" if curve is not None else "training"
         self.n_strangers_ = {"other_people": int(len(lopo)), "supplied": int(len(supplied)),
                              "web": int(curve["pairs"]) if curve is not None else 0}
@@ -176,9 +195,9 @@ class OpenSetRule:
         g = self.galleries_[c]
         if len(g) < 2:
             return np.zeros(0)
-        if self.score != "knn":
+        if self.score_ != "knn":
             rest = (g.sum(axis=0)[None] - g) / (len(g) - 1)
-            return np.array([pairwise(g[i:i + 1], rest[i:i + 1], self._metric)[0, 0] for i in range(len(g))])
+            return np.array([self._to_centroid(g[i:i + 1], rest[i])[0] for i in range(len(g))])
         d = pairwise(g, g, self.metric)
         np.fill_diagonal(d, np.inf)
         return self._knn(d)
@@ -187,9 +206,14 @@ class OpenSetRule:
         k = max(1, min(self.k, int(np.isfinite(d[0]).sum()) if len(d) else 1))
         return np.sort(d, axis=1)[:, :k].mean(axis=1)
 
-    @property
-    def _metric(self) -> str:
-        return "cosine" if self.score == "direction" else self.metric
+    def _to_centroid(self, X: np.ndarray, centroid: np.ndarray) -> np.ndarray:
+        """Scores of faces ``X`` against one centroid, in this rule's score."""
+        if self.score_ == "cohort":
+            from .stranger_curves import cohort_scores
+
+            return cohort_scores(X, centroid, *self.cohort_)[:, 0]
+        metric = "cosine" if self.score_ == "direction" else self.metric
+        return pairwise(X, centroid[None], metric)[:, 0]
 
     # ------------------------------------------------------------------ scoring
     def scores(self, X: np.ndarray, people: Sequence[str] | None = None) -> np.ndarray:
@@ -198,8 +222,8 @@ class OpenSetRule:
         X = np.asarray(X, np.float64)
         out = np.zeros((len(X), len(people)))
         for j, c in enumerate(people):
-            if self.score != "knn":
-                out[:, j] = pairwise(X, self.centroids_[c][None], self._metric)[:, 0]
+            if self.score_ != "knn":
+                out[:, j] = self._to_centroid(X, self.centroids_[c])
             else:
                 out[:, j] = self._knn(pairwise(X, self.galleries_[c], self.metric))
         return out
@@ -239,7 +263,7 @@ class OpenSetRule:
     def summary(self) -> dict:
         """Plain values for bundles, the CLI and benchmarks."""
         return {"far": self.far, "far_": round(self.far_, 5), "threshold_": round(self.threshold_, 4),
-                "score": self.score, "k": self.k, "metric": self.metric, "population": self.population_,
+                "score": self.score_, "k": self.k, "metric": self.metric, "population": self.population_,
                 "n_strangers": dict(self.n_strangers_),
                 "genuine_accepted": round(float(self.accept(self.genuine_scores_).mean()), 4)
                 if len(self.genuine_scores_) else None}

@@ -115,7 +115,7 @@ def train(data: FaceTable | PhotoSet | str | os.PathLike, features: str = "embed
           max_distance: float | str | None = None, sure_quantile: float | None = 0.95,
           subject_tie: float | None | str = "auto", min_size: int = 0,
           feature_params: dict | None = None, far: float | None = DEFAULT_FAR,
-          strangers: "np.ndarray | PhotoSet | str | os.PathLike | None" = None, openset_score: str = "direction", population: str = "web",
+          strangers: "np.ndarray | PhotoSet | str | os.PathLike | None" = None, openset_score: str = "cohort", population: str = "web",
           retry: bool | None = None, random_state: int = 0, n_jobs: int | None = None, progress: bool = True,
           photos: Sequence[PhotoFeatures] | None = None) -> FaceClassifier:
     """Train a classifier of known people from a folder of sub-folders (one per person), uncurated.
@@ -155,9 +155,11 @@ def train(data: FaceTable | PhotoSet | str | os.PathLike, features: str = "embed
             open-set rule (the closed-set classifier names every face it is sure of).
         strangers: faces of people *not* in ``data`` for that calibration: a folder of photos (every
             face found counts), a :class:`~vision_lib.io.PhotoSet`, or an ``(n, dim)`` descriptor array.
-        openset_score: ``"direction"`` (cosine distance to the mean of the person's training faces:
-            the score of the shipped web curves), ``"centroid"`` (distance to that mean, in the
-            descriptor's metric) or ``"knn"`` (mean distance to the 3 nearest); docs/openset.md.
+        openset_score: ``"cohort"`` (cosine to the mean of the person's training faces, normalised
+            by the web strangers' statistics: the score of the shipped curves; ``"direction"``, the
+            plain cosine distance, for a descriptor without one), ``"direction"``, ``"centroid"``
+            (distance to that mean, in the descriptor's metric) or ``"knn"`` (mean distance to the 3
+            nearest); docs/openset.md.
         population: the calibration strangers without ``strangers``: ``"web"`` (the descriptor's
             curve measured on public web photos, :mod:`vision_lib.stranger_curves`, where it has
             one; else the training people) or ``"training"`` (the other people of ``data``, leave
