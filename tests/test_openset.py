@@ -208,17 +208,18 @@ def test_web_curve_states_the_rate_strangers_are_named_at():
     assert np.all(np.diff(curve["rates"]) > 0) and np.all(np.diff(curve["scores"]) >= 0)
     S, _ = _people(rng, 3000, 1)  # strangers: people the curve never saw
     for n_known in (3, 6, 20):
-        X, y = _people(rng, n_known, 30)
         for far in (0.01, 0.05):
-            rule = OpenSetRule(far=far, score="cohort", descriptor="test")
-            with_curve = _with_curve(rule, curve).fit(X, y)
-            assert with_curve.population_ == "web" and with_curve.n_strangers_["web"] == curve["pairs"]
-            named = _named(with_curve, S)
-            assert 0.5 * far <= named <= 2 * far, (n_known, far, named)
-            assert with_curve.far_at(with_curve.threshold_) == pytest.approx(far, rel=0.05)
+            named = []
+            for _ in range(6):  # galleries differ: the rate is a promise on average over them
+                X, y = _people(rng, n_known, 30)
+                rule = _with_curve(OpenSetRule(far=far, score="cohort", descriptor="test"), curve).fit(X, y)
+                assert rule.population_ == "web" and rule.n_strangers_["web"] == curve["pairs"]
+                assert rule.far_at(rule.threshold_) == pytest.approx(far, rel=0.05)
+                named.append(_named(rule, S))
+            assert 0.5 * far <= np.mean(named) <= 2 * far, (n_known, far, named)
     # A looser rate means a looser threshold; an unmeasurably small one stops at the curve's end.
     assert _with_curve(OpenSetRule(far=0.1, score="cohort", descriptor="test"), curve).fit(X, y).threshold_ > \
-        with_curve.threshold_
+        rule.threshold_
     tiny = _with_curve(OpenSetRule(far=1e-9, score="cohort", descriptor="test"), curve).fit(X, y)
     assert tiny.threshold_ == pytest.approx(curve["scores"][0]) and tiny.far_ > 1e-9
 
