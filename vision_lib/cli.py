@@ -437,18 +437,19 @@ def _run_predict(args: argparse.Namespace) -> int:
               flush=True)
     if not paths:
         return 1
+    n_people = len(getattr(model, "classes_", ()))  # for "Not one of the N people this model knows"
     results = model.predict_paths(paths, n_jobs=args.jobs,
                                   progress=not (args.quiet or args.json) and sys.stderr.isatty())
     for res in results:
         if args.json:  # with the words the web page shows (answer, closeness)
-            print(json.dumps(with_words(res, len(model.classes_))), flush=True)
+            print(json.dumps(with_words(res, n_people)), flush=True)
         elif "error" in res:
             print(f"{res['path']}\terror: {res['error']}")
         else:
             faces = ", ".join(f"{f['label']} {percent(f['probability'])}" if f["probability"] is not None
                               else f"{f['label']} ({f.get('verdict', 'unknown')})" for f in res["faces"]) or "no face"
             # Last, the answer in words a presenter can read out (as the web page says it).
-            print(f"{res['path']}\t{res['label'] or '-'}\t({faces})\t{verdict_words(res, len(model.classes_))}")
+            print(f"{res['path']}\t{res['label'] or '-'}\t({faces})\t{verdict_words(res, n_people)}")
     # As `compress`: every input gets its line, and the exit code says whether any of them failed.
     return 1 if failed or any("error" in res for res in results) else 0
 
