@@ -308,7 +308,7 @@ def test_real_model_photo_without_a_face(real_model):
     noise = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
     r = post_file(create_app(real_model).test_client(), encode(noise, "PNG"), "noise.png")
     assert r.status_code == 200
-    assert r.json == {"path": "noise.png", "label": None, "faces": []}
+    assert r.json == {"path": "noise.png", "label": None, "faces": [], "answer": "No face found in this photo"}
 
 
 def test_real_server_under_concurrent_load(real_model, photos):
