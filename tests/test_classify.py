@@ -658,12 +658,14 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
     assert set(by_name) == {"deep.jpg", "broken.jpg", "pipe.jpg", "blank.png", photos[1].name}
     assert set(by_name["broken.jpg"]) == {"path", "error"}
     assert by_name["pipe.jpg"]["error"] == "cannot read: not a regular file"
-    assert by_name["blank.png"] == {"path": str(inbox / "blank.png"), "label": None, "faces": []}
+    assert by_name["blank.png"] == {"path": str(inbox / "blank.png"), "label": None, "faces": [],
+                                    "answer": "No face found in this photo"}
     for r in (by_name["deep.jpg"], by_name[photos[1].name]):
-        assert set(r) == {"path", "label", "faces"}
+        assert set(r) == {"path", "label", "faces", "answer"}
         assert r["faces"], r  # held-out player photos: their faces are found and answered
         for f in r["faces"]:
-            assert set(f) == {"box", "label", "probability", "verdict", "stranger_rate"} and len(f["box"]) == 4
+            assert set(f) == {"box", "label", "probability", "verdict", "stranger_rate", "closeness"}
+            assert len(f["box"]) == 4
             assert f["label"] in model_labels(model) + ["unknown"]
             assert (f["probability"] is None) == (f["label"] == "unknown")  # no percentage on an unknown face
         assert r["label"] is None or r["label"] in [f["label"] for f in r["faces"]]
@@ -681,6 +683,10 @@ def test_cli_train_then_predict_json(small_sets, tmp_path):
         for f in by_name[name]["faces"]:
             assert (f"{f['label']} {percent(f['probability'])}" if f["probability"] is not None
                     else f"{f['label']} ({f['verdict']})") in rows[name][2]
+        # Last, the answer a presenter can read out, in the web page's words (one shared function).
+        from vision_lib.plotting import verdict_words
+
+        assert rows[name][3] == verdict_words(by_name[name], len(model_labels(model))) == by_name[name]["answer"]
     rc, _, err = _cli("predict", model, nested, "--json")
     assert rc == 0, err
     (tmp_path / "empty").mkdir()

@@ -47,7 +47,7 @@ def _named(rule: OpenSetRule, S: np.ndarray) -> float:
 def test_strangers_are_named_at_about_the_requested_rate(world, score, far):
     X, y, fresh, fresh_y, S = world
     rule = OpenSetRule(far=far, score=score).fit(X, y)
-    assert rule.n_strangers_ == {"other_people": len(X), "supplied": 0}
+    assert rule.n_strangers_ == {"other_people": len(X), "supplied": 0, "web": 0}
     assert rule.far_ <= far
     named = _named(rule, S)
     # Calibrated on the other known people only, yet fresh strangers are named at about that rate.
@@ -73,7 +73,7 @@ def test_supplied_strangers_tighten_the_rule_and_are_counted(world):
     # Strangers who sit close to the known people (harder than the population): the rule tightens.
     hard = X[::5] + 0.1 * (S[: len(X[::5])] - S[: len(X[::5])].mean(axis=0))
     both = OpenSetRule(far=0.05).fit(X, y, strangers=hard)
-    assert both.n_strangers_ == {"other_people": len(X), "supplied": len(hard)}
+    assert both.n_strangers_ == {"other_people": len(X), "supplied": len(hard), "web": 0}
     assert both.threshold_ < base.threshold_
     # One person alone can be calibrated on supplied strangers only; without any it is refused.
     one = y == "p0"
@@ -168,3 +168,132 @@ def test_footballers_rule_rejects_lfw_strangers_on_real_descriptors(footballers_
     assert all(f["probability"] is None for r in with_face for f in r["faces"] if f["label"] == "unknown")
     ev = classify.evaluate(model, test_set, progress=False).scores()
     assert ev["accuracy_named"] >= 0.9 and ev["coverage"] >= 0.6, ev
+
+
+def test_verdict_words_read_out_the_answer():
+    """``vision-lib predict`` and the web page say the same sentence (vision_lib.plotting)."""
+    from vision_lib.plotting import closeness_words, verdict_words
+    from vision_lib.serve import prediction_record
+
+    named = {"label": "leo_messi", "faces": [{"label": "leo_messi", "verdict": "named", "stranger_rate": 1 / 300}]}
+    assert verdict_words(named, 6) == "Leo Messi — about 1 in 300 strangers look this close"
+    assert closeness_words(0.0004) == "fewer than 1 in 1,000 strangers look this close"
+    assert closeness_words(None) is None
+    unsure = {"label": None, "faces": [{"label": "unknown", "verdict": "unsure", "stranger_rate": 0.1}]}
+    assert verdict_words(unsure, 6).startswith("Not sure who this is")
+    stranger = {"label": None, "faces": [{"label": "unknown", "verdict": "stranger", "stranger_rate": 0.9}]}
+    assert verdict_words(stranger, 6) == "Not one of the 6 people this model knows"
+    assert verdict_words({"label": None, "faces": []}) == "No face found in this photo"
+    record = prediction_record("a.jpg", named, 6)
+    assert record["answer"] == verdict_words(named, 6)
+    assert record["faces"][0]["closeness"] == "about 1 in 300 strangers look this close"
+
+
+# --------------------------------------------------------------------------- web-stranger curves (issue 34)
+def _web(rng, n_people: int = 80, per: int = 6):
+    """A 'web' population: many people, a few photos each, every photo one face (as LFW's)."""
+    X, y = _people(rng, n_people, per)
+    return [x[None] for x in X], y, [0] * len(X)
+
+
+def test_web_curve_states_the_rate_strangers_are_named_at():
+    """A curve measured on one population (the calibration half) states how often strangers of
+    *other* people of that population are named, for any number of known people: within 0.5x-2x."""
+    from vision_lib.stranger_curves import measure_curve
+
+    rng = np.random.default_rng(3)
+    photos, people, subject = _web(rng)
+    curve = measure_curve(photos, people, subject)
+    assert curve["pairs"] == len(photos) * 79 and curve["people"] == 80
+    assert np.all(np.diff(curve["rates"]) > 0) and np.all(np.diff(curve["scores"]) >= 0)
+    S, _ = _people(rng, 3000, 1)  # strangers: people the curve never saw
+    for n_known in (3, 6, 20):
+        for far in (0.01, 0.05):
+            named = []
+            for _ in range(6):  # galleries differ: the rate is a promise on average over them
+                X, y = _people(rng, n_known, 30)
+                rule = _with_curve(OpenSetRule(far=far, score="cohort", descriptor="test"), curve).fit(X, y)
+                assert rule.population_ == "web" and rule.n_strangers_["web"] == curve["pairs"]
+                assert rule.far_at(rule.threshold_) == pytest.approx(far, rel=0.05)
+                named.append(_named(rule, S))
+            assert 0.5 * far <= np.mean(named) <= 2 * far, (n_known, far, named)
+    # A looser rate means a looser threshold; an unmeasurably small one stops at the curve's end.
+    assert _with_curve(OpenSetRule(far=0.1, score="cohort", descriptor="test"), curve).fit(X, y).threshold_ > \
+        rule.threshold_
+    tiny = _with_curve(OpenSetRule(far=1e-9, score="cohort", descriptor="test"), curve).fit(X, y)
+    assert tiny.threshold_ == pytest.approx(curve["scores"][0]) and tiny.far_ > 1e-9
+
+
+def _with_curve(rule: OpenSetRule, curve: dict) -> OpenSetRule:
+    """``rule`` whose descriptor's shipped curve is ``curve`` (as if in stranger_curves.json)."""
+    import vision_lib.stranger_curves as sc
+
+    real = sc.curve_for
+    fit = rule.fit
+
+    def fit_with(*a, **k):
+        sc.curve_for = lambda d, s: curve if (d, s) == ("test", "cohort") else real(d, s)
+        try:
+            return fit(*a, **k)
+        finally:
+            sc.curve_for = real
+    rule.fit = fit_with
+    return rule
+
+
+def test_population_falls_back_and_supplied_strangers_come_first(world):
+    X, y, _, _, S = world
+    # No curve for this descriptor (or score): the training people, as before.
+    assert OpenSetRule(far=0.05, descriptor="none/1").fit(X, y).population_ == "training"
+    # Without a curve the cohort score is the plain direction (cosine) score.
+    plain = OpenSetRule(far=0.05, score="cohort", descriptor="none/1").fit(X, y)
+    assert plain.score_ == "direction" and plain.population_ == "training" and plain.cohort_ is None
+    # A descriptor with a shipped curve, but another score: no curve either.
+    from vision_lib.stranger_curves import load_curves
+
+    shipped = next(iter(load_curves()))
+    X, S = X / np.linalg.norm(X, axis=1, keepdims=True), S / np.linalg.norm(S, axis=1, keepdims=True)
+    X, S = np.pad(X, ((0, 0), (0, 96))), np.pad(S, ((0, 0), (0, 96)))  # the shipped curve's 128 dimensions
+    assert OpenSetRule(far=0.05, score="centroid", descriptor=shipped).fit(X, y).population_ == "training"
+    web = OpenSetRule(far=0.05, score="cohort", descriptor=shipped).fit(X, y)
+    assert web.population_ == "web" and web.curve_ is not None and web.score_ == "cohort"
+    lopo = OpenSetRule(far=0.05, score="cohort", descriptor=shipped, population="training").fit(X, y)
+    assert lopo.population_ == "training" and lopo.score_ == "cohort" and lopo.curve_ is None
+    own = OpenSetRule(far=0.05, score="cohort", descriptor=shipped).fit(X, y, strangers=S)
+    assert own.population_ == "supplied" and own.curve_ is None and own.n_strangers_["supplied"] == len(S)
+    with pytest.raises(ValueError, match="population"):
+        OpenSetRule(population="nope").fit(X, y)
+    # A rule pickled before the web curves (no population, descriptor, curve_) still answers.
+    old = OpenSetRule(far=0.05).fit(X, y)
+    for name in ("population", "descriptor", "population_", "curve_", "cohort_", "_score_used"):
+        old.__dict__.pop(name, None)
+    again = pickle.loads(pickle.dumps(old))
+    assert again.population_ == "training" and again.far_at(0.0) > 0 and "population" in repr(again)
+
+
+def test_shipped_curves_are_numbers_only():
+    """The package ships quantiles of distances per descriptor: no faces, descriptors or names."""
+    from vision_lib.models import get_descriptor
+    from vision_lib.stranger_curves import CURVES_FILE, load_curves
+
+    curves = load_curves()
+    assert get_descriptor("facenet").id in curves  # the default descriptor has its curve
+    assert CURVES_FILE.stat().st_size < 300_000
+    for per_score in curves.values():
+        for c in per_score.values():
+            assert len(c["rates"]) == len(c["scores"]) <= 100
+            assert all(isinstance(v, (int, float)) for v in c["rates"] + c["scores"])
+            assert np.all(np.diff(c["scores"]) >= 0) and c["rates"][-1] == 1.0
+            # Population statistics over many people, not anyone's descriptor: the mean of unit
+            # descriptors of many people is far shorter than one descriptor.
+            assert c["people"] >= 20 and c["photos"] >= 500
+            assert np.linalg.norm(c["mean"]) < 0.9 and np.shape(c["cov"]) == (len(c["mean"]),) * 2
+
+
+def test_lfw_halves_are_fixed_and_both_used(lfw_dir):
+    from vision_lib.openset import lfw_half
+
+    assert lfw_half("Tony_Blair") == lfw_half("Tony_Blair")
+    people = sorted(p.name for p in lfw_dir.iterdir() if p.is_dir())
+    halves = [lfw_half(p) for p in people]
+    assert 0.3 < halves.count("calibrate") / len(people) < 0.7

@@ -118,9 +118,9 @@ def test_multipart_upload_answers_like_predict_json(client, model):
     image = gradient()
     r = post_file(client, encode(image, "PNG"), "some/folder/me.png")
     assert r.status_code == 200, r.json
-    assert r.json == {"path": "me.png", "label": "alice",
-                      "faces": [{"box": [1, 2, 32, 24], "label": "alice", "probability": 0.75}]}
-    assert list(r.json) == ["path", "label", "faces"]
+    assert r.json == {"path": "me.png", "label": "alice", "answer": "Alice",
+                      "faces": [{"box": [1, 2, 32, 24], "label": "alice", "probability": 0.75, "closeness": None}]}
+    assert list(r.json) == ["path", "label", "faces", "answer"]
     np.testing.assert_array_equal(model.images[-1], image)  # lossless PNG reaches the model unchanged
 
 
@@ -293,8 +293,12 @@ def test_real_photo_answer_matches_predict_path_and_the_player(real_model, photo
     for path, player in photos:
         r = post_file(client, path.read_bytes(), path.name)
         assert r.status_code == 200, r.json
-        expected = real_model.predict_path(path)  # what `vision-lib predict --json` prints
+        from vision_lib.plotting import display_name, with_words
+
+        # what `vision-lib predict --json` prints
+        expected = with_words(real_model.predict_path(path), len(real_model.classes_))
         assert r.json == {**expected, "path": path.name}
+        assert r.json["answer"].startswith(display_name(player))
         assert r.json["label"] == player, f"held-out {path.name}: model says {r.json}"
         assert len(r.json["faces"]) == 1
 
@@ -304,7 +308,7 @@ def test_real_model_photo_without_a_face(real_model):
     noise = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
     r = post_file(create_app(real_model).test_client(), encode(noise, "PNG"), "noise.png")
     assert r.status_code == 200
-    assert r.json == {"path": "noise.png", "label": None, "faces": []}
+    assert r.json == {"path": "noise.png", "label": None, "faces": [], "answer": "No face found in this photo"}
 
 
 def test_real_server_under_concurrent_load(real_model, photos):

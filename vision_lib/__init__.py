@@ -19,9 +19,9 @@ app (``cli``; ``serve``, ``notebooks``, ``present``, ``widgets``, ``api``) -> st
                     similarity transforms (numpy only; below the models)
 ``models``          face detectors (``yunet`` default, ``mtcnn``, ``haar``: ``DETECTORS``) and
                     descriptors (``facenet`` default, ``facenet_flip``, ``dlib``, ``faceres``,
-                    ``facenet+faceres``: ``DESCRIPTORS``), each with its own same-person distance
-                    (``threshold``), as plug-ins by name (``get_detector``, ``get_descriptor``);
-                    model files found and checked by SHA-256
+                    ``facenet+faceres``, opt-in ``arcface``: ``DESCRIPTORS``), each with its own
+                    same-person distance (``threshold``), as plug-ins by name (``get_detector``,
+                    ``get_descriptor``); model files found and checked by SHA-256
 ``faces``           detect (by name, from ``models``), crop, align, quality, best-N, batch export
 ``features``        wavelet recipe, colour histograms of body regions (functions + transformers)
 ``extraction``      photos to a feature row per face, the way a saved model redoes it

@@ -198,10 +198,10 @@ def collect_faces(groups: Mapping[str, Sequence[Item]], *, detector: str | None 
     Members given as ``(photo, face_index)`` contribute that face only; plain photos contribute
     all their faces (the selection then picks the group's person).
     """
-    from .models import DEFAULT_DESCRIPTOR
+    from .models import default_descriptor
     from .tables import NO_FACE, face_table
 
-    descriptor = descriptor or DEFAULT_DESCRIPTOR
+    descriptor = descriptor or default_descriptor()
     items = {name: [_as_item(it) for it in members] for name, members in groups.items()}
     unique = sorted({p for members in items.values() for p, _ in members})
     table = face_table(unique, detector=detector, descriptor=descriptor, n_jobs=n_jobs, progress=progress)

@@ -239,6 +239,29 @@ def _run_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- models (issue 34)
+def _add_models_command(sub) -> None:
+    p = sub.add_parser("models", help="get model files that do not ship with the library (needs internet)",
+                       description="`vision-lib models fetch arcface --accept-license`: download insightface's "
+                                   "buffalo_l release and keep its w600k_r50.onnx (non-commercial research use "
+                                   "only) for `--descriptor arcface` (docs/models.md).")
+    p.add_argument("action", choices=["fetch"])
+    p.add_argument("model", choices=["arcface"])
+    p.add_argument("--accept-license", action="store_true", help="accept the model's licence (printed)")
+    p.add_argument("--dest", type=Path, default=None, help="folder to put the file in (default: inside the "
+                   "environment; a folder of your own then goes in $VISION_LIB_MODELS)")
+    p.set_defaults(handler=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from .models.arcface import LICENCE, fetch_arcface
+
+    print(f"licence: {LICENCE}")
+    path = fetch_arcface(args.accept_license, args.dest)
+    print(f"wrote {path}; use it with --descriptor arcface (or VISION_LIB_DESCRIPTOR=arcface)")
+    return 0
+
+
 # --------------------------------------------------------------------------- train / predict (issue 3)
 _max_distance = _positive_or("adaptive", float, "--max-distance", "adaptive")
 _far = _positive_or("off", float, "--far", None)
@@ -277,11 +300,13 @@ def _add_train(sub) -> None:
                    f"{same_person_distance(DEFAULT_DESCRIPTOR):g} for {DEFAULT_DESCRIPTOR}); 'adaptive' tightens it, never past that "
                    "distance, for people whose photos are alike (fewer strangers named, e.g. for a web app)")
     p.add_argument("--far", type=_far, default=names.DEFAULT_FAR, metavar="RATE|off",
-                   help="open-set rule: name a face only where at most RATE of the strangers come as close "
-                   f"(default {names.DEFAULT_FAR}, calibrated on the other people of LABELLED_DIR; docs/openset.md); "
-                   "'off': name every face the classifier is sure of")
+                   help="open-set rule: name someone in at most RATE of the photos of strangers "
+                   f"(default {names.DEFAULT_FAR}; calibrated on public web photos of strangers, shipped with the "
+                   "library as numbers for the descriptor, else on the other people of LABELLED_DIR; "
+                   "docs/openset.md); 'off': name every face the classifier is sure of")
     p.add_argument("--strangers", type=Path, default=None, metavar="DIR",
-                   help="photos of people not in LABELLED_DIR, added to the stranger calibration")
+                   help="photos of people not in LABELLED_DIR (your own strangers): the calibration uses them "
+                        "with the other people of LABELLED_DIR instead of the shipped web strangers")
     p.add_argument("--report", type=Path, default=None, metavar="CSV",
                    help="also write every training photo and face to this CSV: kept, or left out and why "
                         "(source, person, face, status, reason, distance)")
@@ -359,8 +384,12 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f"  {len(rep.kept)} training faces from {len({k[0] for k in rep.kept})} photos")
     if model.openset_ is not None:
         o = model.openset_.summary()
+        whom = {"web": f"web strangers ({o['n_strangers']['web']} photo-person pairs, LFW)",
+                "training": f"{o['n_strangers']['other_people']} faces of the other people here",
+                "supplied": f"{o['n_strangers']['supplied']} supplied stranger faces and "
+                            f"{o['n_strangers']['other_people']} of the other people here"}[o["population"]]
         print(f"  open set: named only within {o['score']} distance {o['threshold_']} (false-accept rate "
-              f"{o['far_']} on {sum(o['n_strangers'].values())} stranger faces: {o['n_strangers']}; "
+              f"{o['far_']} of stranger photos, calibrated on {whom}; "
               f"{o['genuine_accepted']} of the training faces pass, leave one out)")
     if rep.excluded:  # counts only: the photo-by-photo list is --report's CSV (hundreds of lines otherwise)
         print(f"  left out: {len(rep.photos_excluded())} photos and "
@@ -397,7 +426,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     from .classify import load_model
     from .io import entry_word, scan_folder
-    from .plotting import percent
+    from .plotting import percent, verdict_words, with_words
 
     if args.model is None:  # the older form: `predict MODEL INPUT...`
         if len(args.inputs) < 2:
@@ -421,17 +450,19 @@ def _run_predict(args: argparse.Namespace) -> int:
               flush=True)
     if not paths:
         return 1
+    n_people = len(getattr(model, "classes_", ()))  # for "Not one of the N people this model knows"
     results = model.predict_paths(paths, n_jobs=args.jobs,
                                   progress=not (args.quiet or args.json) and sys.stderr.isatty())
     for res in results:
-        if args.json:
-            print(json.dumps(res), flush=True)
+        if args.json:  # with the words the web page shows (answer, closeness)
+            print(json.dumps(with_words(res, n_people)), flush=True)
         elif "error" in res:
             print(f"{res['path']}\terror: {res['error']}")
         else:
             faces = ", ".join(f"{f['label']} {percent(f['probability'])}" if f["probability"] is not None
                               else f"{f['label']} ({f.get('verdict', 'unknown')})" for f in res["faces"]) or "no face"
-            print(f"{res['path']}\t{res['label'] or '-'}\t({faces})")
+            # Last, the answer in words a presenter can read out (as the web page says it).
+            print(f"{res['path']}\t{res['label'] or '-'}\t({faces})\t{verdict_words(res, n_people)}")
     # As `compress`: every input gets its line, and the exit code says whether any of them failed.
     return 1 if failed or any("error" in res for res in results) else 0
 
@@ -821,8 +852,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     # In pipeline order (notebooks 01-06), then the app and the suite.
     for add in (_add_faces, _add_features, _add_train, _add_predict, _add_cluster, _add_teams, _add_average,
-                _add_compress, _add_serve, _add_notebooks, _add_present, _add_fetch, _add_index, _add_people,
-                _add_search):
+                _add_compress, _add_serve, _add_notebooks, _add_present, _add_fetch, _add_models_command, _add_index,
+                _add_people, _add_search):
         add(sub)
     for action in sub._choices_actions:  # every command: a description, and its defaults shown
         command = sub.choices[action.dest]

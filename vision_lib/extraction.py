@@ -47,12 +47,12 @@ class Recipe:
     descriptor: str | None = None
 
     def __post_init__(self):
-        from .models import DEFAULT_DESCRIPTOR, DEFAULT_DETECTOR, DESCRIPTORS, DETECTORS
+        from .models import DEFAULT_DETECTOR, DESCRIPTORS, DETECTORS, default_descriptor
 
         if self.detector is None:
             object.__setattr__(self, "detector", DEFAULT_DETECTOR)
         if self.descriptor is None:
-            object.__setattr__(self, "descriptor", DEFAULT_DESCRIPTOR)
+            object.__setattr__(self, "descriptor", default_descriptor())
         if self.features not in FEATURES:
             raise ValueError(f"unknown features {self.features!r}; choose from {FEATURES}")
         if self.detector not in DETECTORS:

@@ -23,10 +23,10 @@ CLASSIFIERS = ("svm_rbf", "svm_linear", "logistic_regression", "random_forest", 
 #: "unknown" less often than logistic regression at the same cross-validated accuracy.
 AUTO_CLASSIFIERS = ("svm_rbf", "svm_linear", "logistic_regression", "knn")
 #: Default false-accept rate of the open-set naming rule (``train(far=...)``, ``vision-lib train
-#: --far``): the share of the calibration strangers (the other people of the training folders,
-#: leave one person out) allowed as close as a named face. Chosen by benchmarks/calibrate_far.py on
-#: the AT&T faces, which no benchmark scores (docs/decisions/default-far.md): no rate of its grid kept
-#: held-out AT&T strangers named at or under 1 %, so it is the strictest of the grid.
+#: --far``): the share of photos of strangers that may get a name, calibrated on the descriptor's
+#: web-stranger curve (LFW, calibration half; docs/openset.md) where it has one, else on the other
+#: people of the training folders. Half of the 2 % a web app may name (issue 19), a margin for
+#: people and photos unlike LFW's; first chosen on AT&T (docs/decisions/default-far.md).
 DEFAULT_FAR = 0.01
 #: Identity clustering methods (number of people unknown); ``hybrid`` is the default.
 CLUSTER_METHODS = ("hybrid", "agglomerative", "chinese_whispers", "hdbscan", "dbscan", "kmeans")

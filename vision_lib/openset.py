@@ -14,15 +14,25 @@ Where the strangers come from (:meth:`OpenSetRule.fit`):
 * **Photos the user supplies** (``strangers``: descriptors of faces of people *not* in the
   training folders, e.g. ``vision-lib train --strangers DIR``), scored against every gallery.
 
-Both sets are pooled into ``impostor_scores_``. The threshold is chosen so that the estimated
-false-accept rate, ``(# impostor scores <= d + 1) / (n + 1)`` (the share of calibration strangers
-at least as close, counted conservatively), stays at or under ``far``. :meth:`far_at` gives that
-estimate for any face: the **match score** the predictions carry ("about this share of strangers
-come this close"). With too few strangers for the requested rate, the threshold is the closest
-stranger and ``far_`` says what can actually be promised.
+* **Strangers from public web photos, shipped as numbers** (the default where the descriptor has
+  one: ``population="web"``): :mod:`vision_lib.stranger_curves` holds, per descriptor, a curve from
+  score to the share of stranger photos that come at least this close to one person, measured once
+  on the calibration half of LFW (:func:`lfw_half`; ``benchmarks/stranger_curve.py``). No face and
+  no descriptor of anyone ships: only ~60 quantiles of distances.
+
+With supplied strangers the first two are pooled into ``impostor_scores_`` and the threshold is
+chosen so that the estimated false-accept rate, ``(# impostor scores <= d + 1) / (n + 1)`` (the
+share of calibration strangers at least as close, counted conservatively), stays at or under
+``far``. Without them, the web curve decides where the descriptor has one (a stranger photo is
+named when it is that close to any of the N known people: ``1 - (1 - p(d))^N``), else the
+leave-one-person-out strangers do. :meth:`far_at` gives that estimate for any face: the **match
+score** the predictions carry ("about this share of strangers come this close"). With too few
+strangers for the requested rate, the threshold is the closest stranger and ``far_`` says what can
+actually be promised.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Sequence
 
@@ -30,7 +40,13 @@ import numpy as np
 
 from .names import DEFAULT_FAR
 
-SCORES = ("knn", "centroid")
+#: ``direction``: cosine distance to the person's centroid (scale-free); ``cohort``: that cosine
+#: normalised by the web strangers' mean and spread along the person's direction (Z-norm; needs the
+#: descriptor's shipped curve, else it is ``direction``), so one curve serves every gallery.
+SCORES = ("knn", "centroid", "direction", "cohort")
+#: Where the calibration strangers come from: public web photos (the shipped curve of the
+#: descriptor), or the other people of the training folders (leave one person out).
+POPULATIONS = ("web", "training")
 METRICS = ("euclidean", "cosine")
 #: A face the rule turns down is "not sure" (rather than "not one of the people this model knows")
 #: while at most this share of the calibration strangers come as close to the person.
@@ -50,63 +66,125 @@ def pairwise(A: np.ndarray, B: np.ndarray, metric: str = "euclidean") -> np.ndar
     return pairwise_distances(np.asarray(A, np.float64), np.asarray(B, np.float64), metric=metric)
 
 
+def lfw_half(person: str) -> str:
+    """Which half of the LFW people a person (folder name) belongs to: ``"calibrate"`` when the
+    first hex digit of the SHA-256 of the UTF-8 name is 0-7, else ``"score"``. Deterministic and
+    independent of which other people a copy of LFW holds: the stranger curves are measured on the
+    first half only, and benchmarks score strangers on the second half only."""
+    return "calibrate" if hashlib.sha256(person.encode("utf-8")).hexdigest()[0] in "01234567" else "score"
+
+
 class OpenSetRule:
     """Accept a face as person P only when it is closer to P's training faces than strangers get.
 
     Args:
-        far: the false-accept rate to calibrate for (share of strangers who would be named).
-        score: ``"knn"`` (mean distance to the ``k`` nearest training faces of the person) or
-            ``"centroid"`` (distance to the mean of the person's training faces).
+        far: the false-accept rate to calibrate for (share of stranger photos that would be named).
+        score: ``"knn"`` (mean distance to the ``k`` nearest training faces of the person),
+            ``"centroid"`` (distance to the mean of the person's training faces), ``"direction"``
+            (cosine distance to that mean) or ``"cohort"`` (that cosine normalised by the web
+            strangers' statistics: the score of the shipped curves; ``direction`` without one).
         k: neighbours of ``score="knn"`` (fewer when a person has fewer faces).
-        metric: the descriptor's metric (``"euclidean"`` or ``"cosine"``).
+        metric: the descriptor's metric (``"euclidean"`` or ``"cosine"``; ``direction`` is cosine).
+        population: ``"web"`` (the descriptor's shipped curve of web strangers, when it has one for
+            ``score``; else the training people) or ``"training"`` (leave one person out). Supplied
+            strangers always take precedence (pooled with the training people).
+        descriptor: the descriptor's ``id`` (which shipped curve applies).
 
     Attributes (after :meth:`fit`):
         classes_: the known people.
         threshold_: a face is accepted when its score is strictly below this.
         far_: the false-accept rate the threshold promises on the calibration strangers
-            (<= ``far``, or the smallest rate ``n`` strangers can support).
-        impostor_scores_: sorted scores of the calibration strangers against their closest known person.
+            (<= ``far``, or the smallest rate the strangers can support).
+        population_: the strangers the threshold came from: ``"web"``, ``"training"`` or ``"supplied"``.
+        score_: the score used (``score``, or ``"direction"`` for ``"cohort"`` without a curve).
+        curve_: the web curve used (``{"scores", "rates", ...}``), or None.
+        impostor_scores_: sorted scores of the training (and supplied) strangers against their
+            closest known person (also kept with the web curve, for diagnostics).
         genuine_scores_: leave-one-out scores of the training faces against their own person.
-        n_strangers_: ``{"other_people": n, "supplied": m}`` faces in the calibration.
+        n_strangers_: ``{"other_people": n, "supplied": m, "web": pairs}`` in the calibration.
     """
 
-    def __init__(self, far: float = DEFAULT_FAR, score: str = "centroid", k: int = 3, metric: str = "euclidean"):
+    #: Bundles saved before the web curves were calibrated on the training people (and pickles
+    #: restore no ``__init__`` parameter they did not have).
+    population = population_ = "training"
+    descriptor = curve_ = cohort_ = None
+
+    @property
+    def score_(self) -> str:
+        """The score used: ``score``, or ``"direction"`` for ``"cohort"`` without web statistics
+        (a fitted attribute; this default serves rules pickled before it existed)."""
+        return self.__dict__.get("_score_used", self.score)
+
+    @score_.setter
+    def score_(self, value: str) -> None:
+        self.__dict__["_score_used"] = value
+
+    def __init__(self, far: float = DEFAULT_FAR, score: str = "centroid", k: int = 3, metric: str = "euclidean",
+                 population: str = "web", descriptor: str | None = None):
         self.far = far
         self.score = score
         self.k = k
         self.metric = metric
+        self.population = population
+        self.descriptor = descriptor
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: np.ndarray, y: Sequence[str], strangers: np.ndarray | None = None) -> "OpenSetRule":
         """Keep the galleries ``X`` (one row per training face, label ``y``) and calibrate the
-        threshold on the leave-one-person-out impostors plus ``strangers`` (faces of other people)."""
+        threshold: on ``strangers`` (faces of other people) pooled with the leave-one-person-out
+        impostors when given, else on the descriptor's web curve (``population="web"``), else on
+        the leave-one-person-out impostors."""
         if not 0 < self.far < 1:
             raise ValueError(f"far must be in (0, 1), got {self.far}")
         if self.score not in SCORES:
             raise ValueError(f"unknown score {self.score!r}; choose from {SCORES}")
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; choose from {METRICS}")
+        if self.population not in POPULATIONS:
+            raise ValueError(f"unknown population {self.population!r}; choose from {POPULATIONS}")
         X = np.asarray(X, np.float64)
         y = np.asarray(y).astype(str)
         self.classes_ = sorted(set(y.tolist()))
-        if len(self.classes_) < 2 and (strangers is None or not len(strangers)):
+        supplied_given = strangers is not None and len(strangers)
+        from .stranger_curves import curve_for
+
+        curve = curve_for(self.descriptor, self.score)
+        if curve is not None and len(curve["mean"]) != X.shape[1]:
+            curve = None  # descriptors of another size than the curve's (generated data): no web statistics
+        # The cohort score needs the web statistics (kept as ``cohort_``); without them it is the
+        # direction score. The web curve calibrates only when no strangers are supplied.
+        self.score_ = self.score if self.score != "cohort" or curve is not None else "direction"
+        self.cohort_ = (np.asarray(curve["mean"]), np.asarray(curve["cov"])) if self.score_ == "cohort" else None
+        if self.population != "web" or supplied_given:
+            curve = None
+        self.curve_ = curve
+        if len(self.classes_) < 2 and not supplied_given and curve is None:
             raise ValueError("calibration needs strangers: two or more people, or supplied stranger faces")
         self.galleries_ = {c: X[y == c] for c in self.classes_}
         self.centroids_ = {c: g.mean(axis=0) for c, g in self.galleries_.items()}
         lopo = [self.scores(self.galleries_[c], [q for q in self.classes_ if q != c]).min(axis=1)
                 for c in self.classes_ if len(self.classes_) > 1]
         supplied = np.zeros(0)
-        if strangers is not None and len(strangers):
+        if supplied_given:
             supplied = self.scores(np.asarray(strangers, np.float64), self.classes_).min(axis=1)
         lopo = np.concatenate(lopo) if lopo else np.zeros(0)
         self.impostor_scores_ = np.sort(np.concatenate([lopo, supplied]))
-        self.n_strangers_ = {"other_people": int(len(lopo)), "supplied": int(len(supplied))}
+        self.population_ = "supplied" if supplied_given else "web" if curve is not None else "training"
+        self.n_strangers_ = {"other_people": int(len(lopo)), "supplied": int(len(supplied)),
+                             "web": int(curve["pairs"]) if curve is not None else 0}
         self.genuine_scores_ = np.concatenate([self._leave_one_out(c) for c in self.classes_])
         self.threshold_, self.far_ = self.threshold_for(self.far)
         return self
 
     def threshold_for(self, far: float) -> tuple[float, float]:
         """``(threshold, promised rate)`` for a false-accept rate ``far`` on the calibration strangers."""
+        if self.curve_ is not None:
+            # A stranger photo is named when it comes this close to any of the N people: with the
+            # per-person rate p, 1 - (1 - p)^N = far.
+            n = len(self.classes_)
+            p = max(1.0 - (1.0 - far) ** (1.0 / n), self.curve_["rates"][0])
+            t = float(np.interp(np.log(p), np.log(self.curve_["rates"]), self.curve_["scores"]))
+            return t, float(self.far_at(t))
         n = len(self.impostor_scores_)
         # Accept d when (#impostors <= d) + 1 <= far (n + 1), i.e. d < the m-th smallest impostor.
         m = min(n - 1, max(0, math.floor(far * (n + 1) + 1e-9) - 1))
@@ -117,9 +195,9 @@ class OpenSetRule:
         g = self.galleries_[c]
         if len(g) < 2:
             return np.zeros(0)
-        if self.score == "centroid":
+        if self.score_ != "knn":
             rest = (g.sum(axis=0)[None] - g) / (len(g) - 1)
-            return np.array([pairwise(g[i:i + 1], rest[i:i + 1], self.metric)[0, 0] for i in range(len(g))])
+            return np.array([self._to_centroid(g[i:i + 1], rest[i])[0] for i in range(len(g))])
         d = pairwise(g, g, self.metric)
         np.fill_diagonal(d, np.inf)
         return self._knn(d)
@@ -128,6 +206,15 @@ class OpenSetRule:
         k = max(1, min(self.k, int(np.isfinite(d[0]).sum()) if len(d) else 1))
         return np.sort(d, axis=1)[:, :k].mean(axis=1)
 
+    def _to_centroid(self, X: np.ndarray, centroid: np.ndarray) -> np.ndarray:
+        """Scores of faces ``X`` against one centroid, in this rule's score."""
+        if self.score_ == "cohort":
+            from .stranger_curves import cohort_scores
+
+            return cohort_scores(X, centroid, *self.cohort_)[:, 0]
+        metric = "cosine" if self.score_ == "direction" else self.metric
+        return pairwise(X, centroid[None], metric)[:, 0]
+
     # ------------------------------------------------------------------ scoring
     def scores(self, X: np.ndarray, people: Sequence[str] | None = None) -> np.ndarray:
         """``(len(X), len(people))``: each face's score (distance) against each person's gallery."""
@@ -135,8 +222,8 @@ class OpenSetRule:
         X = np.asarray(X, np.float64)
         out = np.zeros((len(X), len(people)))
         for j, c in enumerate(people):
-            if self.score == "centroid":
-                out[:, j] = pairwise(X, self.centroids_[c][None], self.metric)[:, 0]
+            if self.score_ != "knn":
+                out[:, j] = self._to_centroid(X, self.centroids_[c])
             else:
                 out[:, j] = self._knn(pairwise(X, self.galleries_[c], self.metric))
         return out
@@ -148,9 +235,16 @@ class OpenSetRule:
 
     def far_at(self, d: np.ndarray | float) -> np.ndarray | float:
         """Estimated false-accept rate at score ``d``: the share of calibration strangers at least
-        this close, ``(count + 1) / (n + 1)`` (never 0: ``n`` strangers cannot prove less)."""
-        n = len(self.impostor_scores_)
-        out = (np.searchsorted(self.impostor_scores_, d, side="right") + 1) / (n + 1)
+        this close. Web curve: ``1 - (1 - p(d))^N`` over the N known people (never under the
+        curve's smallest measured rate); else ``(count + 1) / (n + 1)`` (never 0: ``n`` strangers
+        cannot prove less)."""
+        if self.curve_ is not None:
+            rates, scores = np.asarray(self.curve_["rates"]), np.asarray(self.curve_["scores"])
+            p = np.exp(np.interp(d, scores, np.log(rates), right=0.0))
+            out = 1.0 - (1.0 - p) ** len(self.classes_)
+        else:
+            n = len(self.impostor_scores_)
+            out = (np.searchsorted(self.impostor_scores_, d, side="right") + 1) / (n + 1)
         return float(out) if np.ndim(out) == 0 else out
 
     def accept(self, d: np.ndarray | float) -> np.ndarray | bool:
@@ -169,13 +263,15 @@ class OpenSetRule:
     def summary(self) -> dict:
         """Plain values for bundles, the CLI and benchmarks."""
         return {"far": self.far, "far_": round(self.far_, 5), "threshold_": round(self.threshold_, 4),
-                "score": self.score, "k": self.k, "metric": self.metric, "n_strangers": dict(self.n_strangers_),
+                "score": self.score_, "k": self.k, "metric": self.metric, "population": self.population_,
+                "n_strangers": dict(self.n_strangers_),
                 "genuine_accepted": round(float(self.accept(self.genuine_scores_).mean()), 4)
                 if len(self.genuine_scores_) else None}
 
     def __repr__(self) -> str:
         fitted = f", threshold_={self.threshold_:.3f}" if hasattr(self, "threshold_") else ""
-        return f"OpenSetRule(far={self.far}, score={self.score!r}, k={self.k}, metric={self.metric!r}{fitted})"
+        return (f"OpenSetRule(far={self.far}, score={self.score!r}, k={self.k}, metric={self.metric!r}, "
+                f"population={self.population!r}{fitted})")
 
 
 def operating_curve(rule: OpenSetRule, thresholds: np.ndarray, genuine: np.ndarray, impostor: np.ndarray,
@@ -192,4 +288,4 @@ def operating_curve(rule: OpenSetRule, thresholds: np.ndarray, genuine: np.ndarr
     return out
 
 
-__all__ = ["SCORES", "METRICS", "UNSURE_RATE", "VERDICTS", "pairwise", "OpenSetRule", "operating_curve"]
+__all__ = ["SCORES", "POPULATIONS", "METRICS", "lfw_half", "UNSURE_RATE", "VERDICTS", "pairwise", "OpenSetRule", "operating_curve"]

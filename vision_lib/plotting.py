@@ -30,6 +30,45 @@ def percent(p: float) -> str:
     return ">99%" if p >= 0.995 else f"{p:.0%}"
 
 
+def closeness_words(rate: float | None) -> str | None:
+    """What a face's ``stranger_rate`` means, in words a presenter can read out: ``0.0033`` ->
+    ``"about 1 in 300 strangers look this close"`` (None: no open-set rule)."""
+    if rate is None:
+        return None
+    if rate <= 0.001:
+        return "fewer than 1 in 1,000 strangers look this close"
+    return f"about 1 in {max(1, round(1 / rate)):,} strangers look this close"
+
+
+def verdict_words(result: Mapping, n_people: int | None = None) -> str:
+    """A photo's answer (``predict_*`` result: ``label`` and ``faces``) in one sentence, as the web
+    page and ``vision-lib predict`` say it: ``"Leo Messi — about 1 in 300 strangers look this close"``,
+    ``"Not sure who this is: ..."``, ``"Not one of the 6 people this model knows"``."""
+    faces = result.get("faces") or []
+    if "error" in result:
+        return f"Not a usable photo: {result['error']}"
+    if not faces:
+        return "No face found in this photo"
+    label = result.get("label")
+    if label is None:
+        if any(f.get("verdict") == "unsure" for f in faces):
+            return "Not sure who this is: a face is close to someone it knows, but not close enough to name"
+        return f"Not one of the {n_people} people this model knows" if n_people else "Not someone this model knows"
+    face = next((f for f in faces if f.get("label") == label), {})
+    close = closeness_words(face.get("stranger_rate"))
+    return display_name(label) + (f" — {close}" if close else "")
+
+
+def with_words(result: Mapping, n_people: int | None = None) -> dict:
+    """A photo's prediction with its words, as ``vision-lib predict --json`` and the web page give
+    it: ``answer`` (:func:`verdict_words`) and each face's ``closeness`` (:func:`closeness_words`).
+    A result with an ``error`` is returned as it is."""
+    if "error" in result:
+        return dict(result)
+    faces = [{**f, "closeness": closeness_words(f.get("stranger_rate"))} for f in result.get("faces", [])]
+    return {**result, "faces": faces, "answer": verdict_words(result, n_people)}
+
+
 def short_text(text, width: int = 14, lines: int = 2) -> str:
     """``text`` for a caption: underscores as spaces, wrapped at word boundaries into at most ``lines``
     lines of about ``width`` characters; what does not fit is cut at a word boundary and marked "…"
@@ -702,7 +741,7 @@ def model_bars(ax, per_set: Mapping[str, Sequence[Mapping]], metric: str = "bcub
     return ax
 
 #: The public names of this module.
-__all__ = ["display_name", "percent", "grid", "wavelet_pairs", "draw_regions", "colour_histogram_bars", "projection", "average_grid",
+__all__ = ["display_name", "percent", "closeness_words", "verdict_words", "with_words", "grid", "wavelet_pairs", "draw_regions", "colour_histogram_bars", "projection", "average_grid",
            "left_out_bars", "model_comparison", "confusion", "boxed_thumbnails", "excluded_thumbnails",
            "predicted_faces", "cluster_galleries", "masked_crops", "metric_bars", "draw_faces", "gallery",
            "count_bars", "detector_comparison", "short_text", "display_stretch", "cluster_captions", "junk_last",

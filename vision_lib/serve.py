@@ -125,7 +125,7 @@ def create_app(model: Any, max_upload_mb: float = 10, max_megapixels: float = WE
             return too_large()
         image = load_image_bytes(data, name=name, max_pixels=max_pixels)
         result = predict(image)
-        return jsonify(prediction_record(name, result))
+        return jsonify(prediction_record(name, result, len(getattr(model, "classes_", []))))
 
     if isinstance(model, CollectionModel):
         _collection_routes(app, model, error)
@@ -154,9 +154,13 @@ def create_app(model: Any, max_upload_mb: float = 10, max_megapixels: float = WE
     return app
 
 
-def prediction_record(name: str, result: dict) -> dict:
-    """The JSON object for one photo, as ``vision-lib predict --json`` prints it."""
-    return _jsonable({"path": name, "label": result.get("label"), "faces": result.get("faces", [])})
+def prediction_record(name: str, result: dict, n_people: int | None = None) -> dict:
+    """The JSON object for one photo, as ``vision-lib predict --json`` prints it: with the words the
+    page shows (:func:`~vision_lib.plotting.with_words`: ``answer``, and each face's ``closeness``)."""
+    from .plotting import with_words
+
+    return _jsonable(with_words({"path": name, "label": result.get("label"), "faces": result.get("faces", [])},
+                                n_people))
 
 
 def model_record(model: Any) -> dict:

@@ -313,7 +313,7 @@ def face_table(photos: str | os.PathLike | Iterable[str | os.PathLike], *, root:
     Detections and descriptors come from the disk cache when the photo was seen before. Unreadable
     photos and photos without a face are ``rejected`` with the reason, never fatal.
     """
-    from .models import DEFAULT_DESCRIPTOR, get_descriptor
+    from .models import default_descriptor, get_descriptor
 
     if kind not in FACE_KINDS:
         raise ValueError(f"unknown kind {kind!r} of face table; choose from {FACE_KINDS}")
@@ -322,7 +322,7 @@ def face_table(photos: str | os.PathLike | Iterable[str | os.PathLike], *, root:
     if labelled is None:
         labelled = bool(rel) and all("/" in r for r in rel)
     photo_labels = [r.split("/")[0] for r in rel] if labelled else None
-    descriptor = descriptor or DEFAULT_DESCRIPTOR
+    descriptor = descriptor or default_descriptor()
     settings: dict = {}
     if kind == "descriptor":
         from .extraction import Recipe, second_look

@@ -115,7 +115,7 @@ def train(data: FaceTable | PhotoSet | str | os.PathLike, features: str = "embed
           max_distance: float | str | None = None, sure_quantile: float | None = 0.95,
           subject_tie: float | None | str = "auto", min_size: int = 0,
           feature_params: dict | None = None, far: float | None = DEFAULT_FAR,
-          strangers: "np.ndarray | PhotoSet | str | os.PathLike | None" = None, openset_score: str = "centroid",
+          strangers: "np.ndarray | PhotoSet | str | os.PathLike | None" = None, openset_score: str = "cohort", population: str = "web",
           retry: bool | None = None, random_state: int = 0, n_jobs: int | None = None, progress: bool = True,
           photos: Sequence[PhotoFeatures] | None = None) -> FaceClassifier:
     """Train a classifier of known people from a folder of sub-folders (one per person), uncurated.
@@ -149,15 +149,21 @@ def train(data: FaceTable | PhotoSet | str | os.PathLike, features: str = "embed
             a low probability (:attr:`FaceClassifier.sure_distance`; None: never).
         subject_tie: see :attr:`FaceClassifier.subject_tie` (photo subject among near-equal faces);
             ``"auto"``: :data:`SUBJECT_TIE_SHARE` of the descriptor's same-person distance.
-        far: false-accept rate of the open-set naming rule (:class:`~vision_lib.openset.OpenSetRule`),
-            calibrated on the other people of the training folders (leave one person out) plus
-            ``strangers``, in the descriptor's own metric; None: no open-set rule (the closed-set
-            classifier names every face it is sure of).
+        far: false-accept rate of the open-set naming rule (:class:`~vision_lib.openset.OpenSetRule`):
+            the share of stranger photos it may name, calibrated on ``population`` (or on the
+            other people of the training folders plus ``strangers``, when given); None: no
+            open-set rule (the closed-set classifier names every face it is sure of).
         strangers: faces of people *not* in ``data`` for that calibration: a folder of photos (every
             face found counts), a :class:`~vision_lib.io.PhotoSet`, or an ``(n, dim)`` descriptor array.
-        openset_score: ``"centroid"`` (distance to the mean of the person's training faces; it
-            separated strangers better on the footballers, docs/openset.md) or ``"knn"`` (mean
-            distance to the 3 nearest).
+        openset_score: ``"cohort"`` (cosine to the mean of the person's training faces, normalised
+            by the web strangers' statistics: the score of the shipped curves; ``"direction"``, the
+            plain cosine distance, for a descriptor without one), ``"direction"``, ``"centroid"``
+            (distance to that mean, in the descriptor's metric) or ``"knn"`` (mean distance to the 3
+            nearest); docs/openset.md.
+        population: the calibration strangers without ``strangers``: ``"web"`` (the descriptor's
+            curve measured on public web photos, :mod:`vision_lib.stranger_curves`, where it has
+            one; else the training people) or ``"training"`` (the other people of ``data``, leave
+            one person out).
         min_size: faces with a shorter side (px) are not used for training.
         retry: with the ``mtcnn`` detector, look again harder where it finds no face (default:
             True; other detectors never retry).
@@ -233,7 +239,8 @@ def train(data: FaceTable | PhotoSet | str | os.PathLike, features: str = "embed
     if far is not None and D is not None:
         from ..openset import OpenSetRule
 
-        rule = OpenSetRule(far=far, score=openset_score, metric=recipe.descriptor_model.metric).fit(
+        rule = OpenSetRule(far=far, score=openset_score, metric=recipe.descriptor_model.metric,
+                           population=population, descriptor=recipe.descriptor_model.id).fit(
             D, y, strangers=_stranger_descriptors(strangers, recipe, n_jobs, progress))
     info = {"model": model, "clean": clean, "n_photos": len(labels), "n_faces": len(y), "root": str(root),
             "seconds": round(time.perf_counter() - start, 1), "comparison": comparison,

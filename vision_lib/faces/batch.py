@@ -212,12 +212,12 @@ def detect_paths(paths: Iterable[str | os.PathLike], detector: str | None = None
     """
     from ..progress import tqdm
 
-    from ..models import DEFAULT_DESCRIPTOR, DESCRIPTORS
+    from ..models import DESCRIPTORS, default_descriptor
 
     detector = DEFAULT_DETECTOR if detector is None else detector
     if detector not in DETECTORS:
         raise ValueError(f"unknown detector {detector!r}; choose from {', '.join(DETECTORS)}")
-    descriptors = (DEFAULT_DESCRIPTOR if descriptors is True else descriptors) or None
+    descriptors = (default_descriptor() if descriptors is True else descriptors) or None
     if descriptors is not None and descriptors not in DESCRIPTORS:
         raise ValueError(f"unknown descriptor {descriptors!r}; choose from {', '.join(DESCRIPTORS)}")
     paths = [Path(p) for p in paths]

@@ -16,26 +16,37 @@ with a dependency are found and checked by :mod:`vision_lib.models.files`.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from ..geometry import Face
 
-__all__ = ["DEFAULT_DESCRIPTOR", "DEFAULT_DETECTOR", "DESCRIPTORS", "DETECTORS", "Descriptor", "Detector",
-           "describe_many", "descriptor_for_id", "get_descriptor", "get_detector", "same_person_distance"]
+__all__ = ["DEFAULT_DESCRIPTOR", "DEFAULT_DETECTOR", "DESCRIPTORS", "DETECTORS", "DESCRIPTOR_ENV", "Descriptor",
+           "Detector", "default_descriptor", "describe_many", "descriptor_for_id", "get_descriptor", "get_detector", "same_person_distance"]
 
 #: Detector names, fastest modern first.
 DETECTORS = ("yunet", "mtcnn", "haar")
 #: Descriptor names. ``faceres``: a TF.js graph model from an npm package (models/human.py, files.py);
-#: ``facenet+faceres``: both, L2-normalised halves concatenated (models/concat.py).
-DESCRIPTORS = ("facenet", "facenet_flip", "dlib", "faceres", "facenet+faceres")
+#: ``facenet+faceres``: both, L2-normalised halves concatenated (models/concat.py); ``arcface``: an
+#: insightface-format ONNX model the user supplies (models/arcface.py; opt-in, never the default).
+DESCRIPTORS = ("facenet", "facenet_flip", "dlib", "faceres", "facenet+faceres", "arcface")
 #: Same-person distance of each concatenation, by FaceNet's AT&T procedure (docs/models.md):
 #: facenet+faceres 1.056 at dlib's 2.3% false accepts, rounded down.
 _CONCAT_THRESHOLDS = {"facenet+faceres": 1.05}
 #: Defaults of every stage (chosen by measurement: docs/models.md).
 DEFAULT_DETECTOR = "yunet"
 DEFAULT_DESCRIPTOR = "facenet"
+#: Environment variable that names the descriptor used where none is given (e.g. ``arcface``).
+DESCRIPTOR_ENV = "VISION_LIB_DESCRIPTOR"
+
+
+def default_descriptor() -> str:
+    """The descriptor used where none is given: ``$VISION_LIB_DESCRIPTOR``, else :data:`DEFAULT_DESCRIPTOR`."""
+    name = os.environ.get(DESCRIPTOR_ENV) or DEFAULT_DESCRIPTOR
+    _check(f"descriptor (${DESCRIPTOR_ENV})", name, DESCRIPTORS)
+    return name
 
 
 @runtime_checkable
@@ -81,16 +92,23 @@ def get_detector(name: str | None = None, **params) -> Detector:
     return cls(**params)
 
 
-@functools.lru_cache(maxsize=16)
 def get_descriptor(name: str | None = None, **params) -> Descriptor:
-    """A descriptor by name (default :data:`DEFAULT_DESCRIPTOR`), cached per process and
+    """A descriptor by name (default :func:`default_descriptor`), cached per process and
     parameters (``threads`` for pool workers); its model loads on first use."""
-    name = DEFAULT_DESCRIPTOR if name is None else name
+    return _descriptor(default_descriptor() if name is None else name, **params)
+
+
+@functools.lru_cache(maxsize=16)
+def _descriptor(name: str, **params) -> Descriptor:
     _check("descriptor", name, DESCRIPTORS)
     if name in ("facenet", "facenet_flip"):
         from .facenet import FaceNetDescriptor, FaceNetFlipDescriptor
 
         return (FaceNetDescriptor if name == "facenet" else FaceNetFlipDescriptor)(**params)
+    if name == "arcface":
+        from .arcface import ArcFaceDescriptor
+
+        return ArcFaceDescriptor(**params)
     if name == "faceres":
         from .human import FaceResDescriptor
 

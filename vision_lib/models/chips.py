@@ -7,10 +7,25 @@ from typing import Sequence
 
 import numpy as np
 
-from ..geometry import Face
+from ..geometry import Face, crop, warp_to_template
 from ..io import check_rgb
 
-__all__ = ["ChipDescriptor"]
+__all__ = ["ChipDescriptor", "template_chips"]
+
+
+def template_chips(image: np.ndarray, faces: Sequence[Face], template: np.ndarray, size: int,
+                   margin: float) -> np.ndarray:
+    """``(n, size, size, 3)`` uint8 chips: each face's five keypoints onto ``template`` (pixels of
+    the chip); a face without keypoints (Haar) gets its box grown by ``margin`` per side, resized."""
+    import cv2
+
+    out = np.empty((len(faces), size, size, 3), np.uint8)
+    for i, f in enumerate(faces):
+        chip = warp_to_template(image, f, template, size)
+        if chip is None:
+            chip = cv2.resize(crop(image, f, margin=margin), (size, size), interpolation=cv2.INTER_AREA)
+        out[i] = chip
+    return out
 
 
 class ChipDescriptor:

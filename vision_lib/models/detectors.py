@@ -41,13 +41,48 @@ def tensorflow(threads: int | None = None):
 
 def _with_second_look(det, image: np.ndarray) -> list[Face]:
     """``det._detect_at`` at ``det.max_side``; when nothing is found, at each side of
-    ``det.second_look`` in turn with a black border of ``det.border``. Largest first."""
+    ``det.second_look`` in turn with a black border of ``det.border``, then (detectors with
+    ``rotations``) on the photo turned by each angle in turn. Largest first."""
     faces = det._detect_at(image, det.max_side, 0.0)
     for side in det.second_look:
         if faces:
             break
         faces = det._detect_at(image, side, det.border)
+    for angle in getattr(det, "rotations", ()):
+        if faces:
+            break
+        faces = _turned_look(det, image, angle)
     return largest_first(faces)
+
+
+def _turned_look(det, image: np.ndarray, angle: float) -> list[Face]:
+    """Faces found on the photo turned by ``angle`` degrees (counter-clockwise, on a canvas that
+    holds all of it), mapped back: keypoints exactly, the box as a box of the same size around
+    the same centre (a tilted head's box, upright)."""
+    import cv2
+
+    H, W = image.shape[:2]
+    M = cv2.getRotationMatrix2D((W / 2, H / 2), angle, 1.0)
+    c, s = abs(M[0, 0]), abs(M[0, 1])
+    W2, H2 = int(np.ceil(W * c + H * s)), int(np.ceil(W * s + H * c))
+    M[0, 2] += W2 / 2 - W / 2
+    M[1, 2] += H2 / 2 - H / 2
+    turned = cv2.warpAffine(np.ascontiguousarray(image), M, (W2, H2), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT)
+    back = cv2.invertAffineTransform(M)
+
+    def undo(x: float, y: float) -> tuple[float, float]:
+        return (float(back[0, 0] * x + back[0, 1] * y + back[0, 2]), float(back[1, 0] * x + back[1, 1] * y + back[1, 2]))
+
+    out = []
+    for f in det._detect_at(turned, det.max_side, 0.0):
+        x, y, w, h = f.box
+        cx, cy = undo(x + w / 2, y + h / 2)
+        face = clamp_face(Face((int(round(cx - w / 2)), int(round(cy - h / 2)), w, h), f.score,
+                               {k: undo(*p) for k, p in f.keypoints.items()}), W, H)
+        if face is not None:
+            out.append(face)
+    return out
 
 
 class HaarDetector:
@@ -213,6 +248,8 @@ class YuNetDetector:
             about 10 px and faces of small photos that fill the frame).
         second_look: when nothing is found, look again at these longest sides, with a black border
             of ``border`` (fraction of the side): faces that fill the frame or touch its edges.
+        rotations: when still nothing is found, look at the photo turned by each of these angles
+            (degrees) in turn: heads tilted beyond what YuNet finds upright.
         threads: OpenCV threads for this process (None: OpenCV's default).
     """
 
@@ -222,7 +259,9 @@ class YuNetDetector:
     confident_score = 0.9
 
     def __init__(self, min_score: float = 0.6, nms: float = 0.3, max_side: int = 640, min_side: int = 320,
-                 second_look: tuple[int, ...] = (640,), border: float = 0.15, threads: int | None = None):
+                 second_look: tuple[int, ...] = (640,), border: float = 0.15, rotations: tuple[float, ...] = (),
+                 threads: int | None = None):
+        self.rotations = tuple(rotations)
         self.min_score = min_score
         self.nms = nms
         self.max_side = max_side
@@ -234,7 +273,8 @@ class YuNetDetector:
     def params(self) -> tuple:
         """Everything that changes detections, as ``(name, value)`` pairs (part of the cache key)."""
         return (("border", self.border), ("max_side", self.max_side), ("min_score", self.min_score),
-                ("min_side", self.min_side), ("nms", self.nms), ("second_look", self.second_look))
+                ("min_side", self.min_side), ("nms", self.nms), ("second_look", self.second_look)) + \
+            ((("rotations", self.rotations),) if self.rotations else ())  # old cache keys stay valid without
 
     @functools.cached_property
     def _model(self):

@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..geometry import Face, crop, warp_to_template
-from .chips import ChipDescriptor
+from ..geometry import Face
+from .chips import ChipDescriptor, template_chips
 
 __all__ = ["FACENET_SIZE", "FACENET_TEMPLATE", "FaceNetDescriptor", "FaceNetFlipDescriptor", "build_inception_resnet_v1",
            "inception_resnet_v1", "fold_batchnorm", "load_weights_by_name", "prewhiten"]
@@ -261,16 +261,7 @@ def _network(path: str, threads: int | None):
 def face_chips(image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
     """``(n, 160, 160, 3)`` uint8 chips: five keypoints onto :data:`FACENET_TEMPLATE`; a face without
     keypoints (Haar) gets its box grown by :data:`BOX_MARGIN` per side, resized as the training crops were."""
-    import cv2
-
-    out = np.empty((len(faces), FACENET_SIZE, FACENET_SIZE, 3), np.uint8)
-    for i, f in enumerate(faces):
-        chip = warp_to_template(image, f, FACENET_TEMPLATE, FACENET_SIZE)
-        if chip is None:
-            chip = cv2.resize(crop(image, f, margin=BOX_MARGIN), (FACENET_SIZE, FACENET_SIZE),
-                              interpolation=cv2.INTER_AREA)
-        out[i] = chip
-    return out
+    return template_chips(image, faces, FACENET_TEMPLATE, FACENET_SIZE, BOX_MARGIN)
 
 
 class FaceNetDescriptor(ChipDescriptor):

