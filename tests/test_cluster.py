@@ -356,6 +356,10 @@ def test_notebook_04_runs_on_small_parameters(tmp_path, lfw_dir, players_dir, fo
     assert summary["two_players_top"]["crops"] == 40 and summary["two_players_top"]["accuracy"] >= 0.95
     assert summary["two_players_bot"]["frame_pairs"] >= 0.95
     assert set(summary["two_players_top"]["recipe"]) >= {"accuracy", "frame_pairs", "vote"}
+    grown = summary["collection"]  # half of each person's photos, named, then the rest added
+    assert grown["named"] == 5 and grown["right"] + grown["wrong"] + grown["elsewhere"] == grown["total"] > 0
+    assert grown["right"] >= 0.8 * grown["total"] and grown["wrong"] <= 1
+    assert grown["search"]["found"][:1] == [grown["search"]["person"]]  # the held-out photo's person is found
 
 
 def test_identity_clustering_passes_scikit_learns_estimator_checks():

@@ -6,7 +6,12 @@ notebooks' comparison figures draw (issue 18).
   the true-accept rate at a fixed false-accept rate;
 - :func:`identity_models`: identity clustering (the default method) with each detector + descriptor
   pair, scored by BCubed F against the photos' folders;
-- :func:`every_face_scores`: a clustering scored over every face, not only each photo's subject.
+- :func:`every_face_scores`: a clustering scored over every face, not only each photo's subject;
+- a face collection that grows (notebook 04, docs/collection.md): :func:`split_photos` and
+  :func:`table_of_photos` (the photos it starts from, those added later, one held out to search by),
+  :func:`name_by_majority` (name the people as a user who knows them would) and
+  :func:`found_their_people` (did the added photos join the right named person?),
+  :func:`search_gallery` (a search's best matches as face crops).
 
 The figures are in :mod:`vision_lib.plotting` (``detector_comparison``, ``distance_distributions``,
 ``metric_bars``).
@@ -121,6 +126,122 @@ def every_face_scores(faces, labels: Sequence[int]) -> dict:
     return external_metrics(truth, labels)
 
 
+# --------------------------------------------------------------------------- a collection that grows
+def split_photos(faces, share: float = 0.5) -> tuple[list[str], list[str], str | None]:
+    """A labelled face table's photos as a collection would meet them: ``(first, later, query)``.
+    ``first``: the first ``share`` of each person's photos (by name; at least one), ``later``: the
+    rest, ``query``: the last later photo of the person with the most photos, held out of both (a
+    photo not in the collection to search by; None when no person has two later photos)."""
+    by: dict[str, list[str]] = {}
+    for p, lab in zip(faces.photos, faces.photo_labels):
+        by.setdefault(lab, []).append(p)
+    first, later, query = [], [], None
+    for lab in sorted(by, key=lambda k: (-len(by[k]), k)):
+        photos = sorted(by[lab])
+        cut = max(1, round(len(photos) * share))
+        rest = photos[cut:]
+        if query is None and len(rest) >= 2:
+            query, rest = rest[-1], rest[:-1]
+        first += photos[:cut]
+        later += rest
+    return first, later, query
+
+
+def table_of_photos(faces, photos: Sequence[str]):
+    """The rows (and photos without a face) of ``photos`` in a face table, as a table of its own
+    (what ``vision-lib features --kind descriptor`` would write for those photos)."""
+    from .tables import FaceTable
+
+    keep = set(photos)
+    rows = np.array([s in keep for s in faces.sources], bool)
+    take = np.flatnonzero(rows)
+    labelled = faces.photo_labels is not None
+    return FaceTable(faces.kind, faces.X[take], [faces.sources[i] for i in take], [faces.labels[i] for i in take],
+                     faces.face_index[take], faces.boxes[take], [r for r in faces.rejected if r.source in keep],
+                     dict(faces.settings), keypoints=faces.keypoints[take], scores=faces.scores[take],
+                     sharpness=faces.sharpness[take], frontalness=faces.frontalness[take], subject=faces.subject[take],
+                     photos=[p for p in faces.photos if p in keep],
+                     photo_labels=[lab for p, lab in zip(faces.photos, faces.photo_labels) if p in keep] if labelled else None,
+                     skipped=[r for r in faces.skipped if r.source in keep], root=faces.root)
+
+
+def _folders(faces) -> dict[str, str]:
+    """Each photo's person, as a user would type the name (the folder's underscores as spaces)."""
+    return {p: lab.replace("_", " ") for p, lab in zip(faces.photos, faces.photo_labels)}
+
+
+def name_by_majority(collection, faces) -> dict:
+    """Name every person of ``collection`` (a :class:`vision_lib.Collection` of ``faces``' photos)
+    after the folder most of its subject faces come from, as a user who knows them would
+    (``Collection.name``); a second person of an already-named folder is merged into the first
+    (``Collection.merge``). Returns ``{"named": people named, "merged": people merged}``."""
+    from collections import Counter
+
+    folder = _folders(faces)
+    df = collection.dataframe()
+    df = df[df["person"].notna()]
+    named: dict[str, int] = {}
+    merged = 0
+    for person, rows in df.groupby("person"):
+        votes = Counter(folder[s] for s in rows.loc[rows["subject"], "source"]) or Counter(folder[s] for s in rows["source"])
+        label = votes.most_common(1)[0][0]
+        if label in named:
+            collection.merge(named[label], int(person))
+            merged += 1
+        else:
+            collection.name(int(person), label)
+            named[label] = int(person)
+    return {"named": len(named), "merged": merged}
+
+
+def found_their_people(collection, faces, photos: Sequence[str]) -> dict:
+    """Of ``photos`` (added later) whose folder is a named person of ``collection``, the subject
+    faces now with that person (``right``) and with another named person (``wrong``); the others
+    are with an unnamed person or nobody. Counts, with ``total`` as the denominator."""
+    folder = _folders(faces)
+    df = collection.dataframe()
+    names = set(df["name"].dropna())
+    wanted = set(photos)
+    subjects = df[df["subject"] & df["source"].isin(wanted)]
+    right = wrong = total = 0
+    for source, name in zip(subjects["source"], subjects["name"]):
+        if folder[source] not in names:
+            continue
+        total += 1
+        got = name if isinstance(name, str) else None
+        right += got == folder[source]
+        wrong += got is not None and got != folder[source]
+    return {"right": right, "wrong": wrong, "elsewhere": total - right - wrong, "total": total}
+
+
+def search_gallery(collection, photo: str | os.PathLike, top: int = 6) -> tuple[list[dict], dict, dict]:
+    """``Collection.search(photo)`` and its faces as galleries: ``(found, groups, titles)`` where
+    ``groups`` maps one line per face of the photo (who it is said to be, with the stated
+    stranger rate) to the face crop then its ``top`` best matches, and ``titles`` gives each
+    thumbnail's caption (``query``, then each match's person and distance), ready for
+    :func:`vision_lib.plotting.cluster_galleries`."""
+    from .geometry import Face, crop
+    from .io import load_image
+
+    found = collection.search(photo, top=top)
+    df = collection.dataframe().set_index("face")
+    image = load_image(photo)
+    groups, titles = {}, {}
+    for k, hit in enumerate(found):
+        who = hit["name"] or (f"person {hit['person']}" if hit["person"] is not None else "not anyone in the collection")
+        rate = "" if hit["stranger_rate"] is None else f", stranger rate {hit['stranger_rate']:.3f}"
+        key = f"face {k}: {who}{rate}"
+        crops, caps = [crop(image, Face(tuple(hit["box"]), 1.0))], ["query"]
+        for m in hit["matches"]:
+            row = df.loc[m["face"]]
+            crops.append(crop(load_image(collection.photo_path(m["photo"])),
+                              Face((int(row["x"]), int(row["y"]), int(row["w"]), int(row["h"])), 1.0)))
+            caps.append(f"{m['name'] or m['person'] or '-'} ({m['distance']:.2f})")
+        groups[key], titles[key] = crops, caps
+    return found, groups, titles
+
+
 #: The public names of this module.
 __all__ = ["CLASSIC", "modern", "detectors", "pair_distances", "true_accept_rate", "verification",
-           "identity_models", "every_face_scores"]
+           "identity_models", "every_face_scores", "split_photos", "table_of_photos", "name_by_majority",
+           "found_their_people", "search_gallery"]

@@ -415,6 +415,11 @@ class ClusterNamer:
         self._controls: dict | None = None
         self._refreshing = False
 
+    @classmethod
+    def from_collection(cls, collection, **options) -> "CollectionNamer":
+        """The namer on a face collection, saving every decision to it at once (:class:`CollectionNamer`)."""
+        return CollectionNamer(collection, **options)
+
     # ------------------------------------------------------------------ the table
     def clusters(self) -> list[int]:
         """Cluster ids: people largest first, then clusters of background faces, unassigned (-1) and
@@ -508,6 +513,10 @@ class ClusterNamer:
         return naming.save_names(self.rows, path, overwrite=overwrite)
 
     # ------------------------------------------------------------------ thumbnails
+    def _photo(self, source: str) -> Path:
+        """The file of a row's photo."""
+        return self.root / source
+
     def _find_boxes(self, rows: Sequence[naming.Row]) -> None:
         if not self._detect:
             return
@@ -545,7 +554,7 @@ class ClusterNamer:
                     if box is None:
                         raise ValueError(self.problems.get(key) or f"face {r.face_index} not found in the photo")
                     if r.source not in images:
-                        images[r.source] = load_image(self.root / r.source)
+                        images[r.source] = load_image(self._photo(r.source))
                     face = crop(images[r.source], Face(tuple(int(v) for v in box), 1.0))
                 except (ImageError, ValueError, OSError) as exc:
                     self.problems[key] = getattr(exc, "reason", None) or str(exc)
@@ -760,6 +769,110 @@ class ClusterNamer:
         c["prev"].disabled, c["next"].disabled = self.page == 0, self.page >= pages - 1
 
 
+class CollectionNamer(ClusterNamer):
+    """:class:`ClusterNamer` on a face collection (:class:`vision_lib.Collection`, docs/collection.md):
+    its people are the clusters (by person id), a face in no person is unassigned (``-1``). Every
+    decision is saved to the collection at once through its methods (name, merge, move, "not a
+    person of interest" = :meth:`~vision_lib.Collection.hide`), then the rows are read back from it:
+    what is shown is always what the file holds. A refused decision raises ValueError (the widget
+    says why) and leaves the file as it was. **Save** still exports the names table
+    (``cluster`` = person id). Boxes come from the collection: nothing is detected again.
+
+    Args:
+        collection: an open :class:`vision_lib.Collection`.
+        out: where **Save** exports the names table (default: ``names.csv`` beside the collection).
+        thumb, per_cluster: as :class:`ClusterNamer`.
+    """
+
+    def __init__(self, collection, *, out: str | os.PathLike | None = None, thumb: int = 72,
+                 per_cluster: int = 48, progress: bool = False):
+        self.collection = collection
+        super().__init__([], Path(collection.path).parent, boxes={}, thumb=thumb, per_cluster=per_cluster,
+                         out=out if out is not None else Path(collection.path).with_name("names.csv"), progress=progress)
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the rows again from the collection (after an add made elsewhere, say). With photos
+        under several folders a row's source is the photo's full path (a relative one may repeat)."""
+        import pandas as pd
+
+        df = self.collection.dataframe()
+        several = df["root"].nunique() > 1
+        rows, self._face_ids, self._photo_ids, subjects = [], {}, {}, set()
+        for face, photo, root, source, j, x, y, w, h, person, name, hidden, subject in zip(
+                df["face"], df["photo"], df["root"], df["source"], df["face_index"], df["x"], df["y"], df["w"],
+                df["h"], df["person"], df["name"], df["hidden"], df["subject"]):
+            src = str(Path(root) / source) if several else source
+            key = (src, int(j))
+            cluster = -1 if pd.isna(person) else int(person)
+            label = naming.NOT_OF_INTEREST if hidden and cluster >= 0 else (name if isinstance(name, str) else "")
+            rows.append(naming.Row(src, int(j), cluster, label))
+            self._face_ids[key], self._photo_ids[src] = int(face), int(photo)
+            self._boxes[key] = (int(x), int(y), int(w), int(h))
+            if subject:
+                subjects.add(key)
+        self.rows, self.subjects = rows, subjects
+
+    def _saved(self, write) -> None:
+        """Run one decision on the collection, then show what the file holds (also after a refusal)."""
+        try:
+            write()
+        finally:
+            self.reload()
+
+    def _person(self, cluster, what: str) -> int:
+        if cluster == -1:
+            raise ValueError(f"the unassigned faces are in no person: tick them and move them to a person before {what}")
+        return cluster
+
+    def name(self, cluster: int, name: str, *, seen_only: bool = False) -> None:
+        """Name person ``cluster`` (``naming.NOT_OF_INTEREST``: hide them, "not a person of interest")."""
+        self._person(cluster, "naming them")
+        hidden = bool(self.faces(cluster)) and self._marked_out(cluster)
+        super().name(cluster, name, seen_only=seen_only)  # its checks; the rows are read back below
+        name = name.strip()
+
+        def write():
+            if name == naming.NOT_OF_INTEREST:
+                self.collection.hide(cluster)
+                return
+            self.collection.name(cluster, name)
+            if hidden:  # named after all: of interest again
+                self.collection.hide(cluster, False)
+
+        self._saved(write)
+
+    def merge(self, keep: int, other: int) -> None:
+        """Merge person ``other`` into person ``keep`` (``other``'s id is retired)."""
+        self._person(keep, "merging")
+        self._person(other, "merging")
+        super().merge(keep, other)
+        self._saved(lambda: self.collection.merge(keep, other))
+
+    def move(self, faces: "Sequence[tuple[str, int]]", cluster: int) -> None:
+        """Move faces ``(source, face_index)`` to person ``cluster`` (``-1``: to nobody, and never
+        again automatically with the person each was in)."""
+        faces = list(faces)
+        super().move(faces, cluster)
+        ids = [self._face_ids[f] for f in faces]
+        self._saved(lambda: self.collection.move(ids, None if cluster == -1 else cluster))
+
+    def label(self, cluster: int) -> str:
+        """``person 3: Ann (12 faces)``; as :meth:`ClusterNamer.label` otherwise."""
+        text = super().label(cluster)
+        return "person" + text[len("cluster"):] if text.startswith("cluster ") else text
+
+    def _photo(self, source: str) -> Path:
+        return self.collection.photo_path(self._photo_ids[source])
+
+    def _summary(self) -> str:
+        return super()._summary().rsplit("; ", 1)[0] + f"; saved in {self.collection.path}"
+
+    def _build(self) -> None:
+        super()._build()
+        self._controls["status"].value = html.escape(f"Every decision is saved in {self.collection.path} at once")
+
+
 class NamesSnapshot:
     """The clusters and their names frozen as an image (inline PNG: no widget, no CDN)."""
 
@@ -779,4 +892,4 @@ class NamesSnapshot:
 
 
 #: The public names of this module.
-__all__ = ["CompressionExplorer", "ClusterNamer"]
+__all__ = ["CompressionExplorer", "ClusterNamer", "CollectionNamer"]
