@@ -205,6 +205,11 @@ body { overflow: hidden; }
    their row on a slide and shrink to fit, instead of wrapping below the screen's edge */
 .media .html [style*="flex-wrap"] { flex-wrap: nowrap !important; }
 .media .html [style*="flex"] > img { min-width: 0; flex: 0 1 auto; max-height: 56vh; }
+.media .html [style*="flex"] > figure { min-width: 0; flex: 0 1 auto; width: auto !important; }
+.media .html figure img { width: auto !important; max-width: 100%; max-height: 46vh; }
+/* a slide is a still picture anyway: the snapshot's "this is a snapshot" title and fine print stay on the page */
+.media .html .vl-snapshot { border: 0 !important; padding: 0 !important; }
+.media .html .vl-snapshot > div:first-child, .media .html .vl-snapshot small { display: none; }
 nav { position: fixed; left: 0; right: 0; bottom: 0; height: 56px; display: flex; gap: 1em; align-items: center;
       justify-content: center; background: #1d2330; color: #fff; }
 nav button { font-size: 20px; padding: .15em 1em; border: 0; border-radius: 4px; cursor: pointer; }
