@@ -137,9 +137,15 @@ class Store(Protocol):
     def photo_file(self, photo: int) -> tuple[str, str] | None: ...
     def not_used(self) -> list[tuple[int, str, str, str]]: ...
     def vectors(self) -> tuple[np.ndarray, np.ndarray]: ...
+    def face_stamp(self) -> tuple[int, int]: ...
+    def count_through(self, last: int) -> int: ...
+    def vector_chunks(self, after: int = 0, where: str = "") -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+    def vectors_of(self, faces: Sequence[int]) -> np.ndarray: ...
+    def person_vectors(self, person: int) -> np.ndarray: ...
+    def face_rows_of(self, faces: Sequence[int]) -> dict[int, tuple]: ...
     def face_rows(self) -> list[tuple]: ...
     def face_table_rows(self) -> tuple[list[str], list[tuple]]: ...
-    def face_geometry(self) -> tuple[np.ndarray, np.ndarray]: ...
+    def face_geometry(self, faces: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
     # people and decisions
     def assignments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
     def assign(self, faces: Sequence[int], person: int | None, by: str | None) -> None: ...
@@ -304,13 +310,59 @@ class SQLiteStore:
             return n
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(face ids, descriptors)`` of every face, ordered by id (float32)."""
-        rows = self.con.execute("SELECT face, vector FROM descriptors ORDER BY face").fetchall()
-        dim = int(self.meta.get("dim", 0))
-        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        X = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), dim) if rows else \
-            np.zeros((0, dim), np.float32)
-        return ids, X
+        """``(face ids, descriptors)`` of every face, ordered by id (float32), read in chunks."""
+        parts = list(self.vector_chunks())
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    @property
+    def dim(self) -> int:
+        """The descriptor's length."""
+        return int(self.meta.get("dim", 0))
+
+    def _matrix(self, blobs: Sequence[bytes]) -> np.ndarray:
+        return np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), self.dim)
+
+    def face_stamp(self) -> tuple[int, int]:
+        """``(largest face id, number of faces)`` with a descriptor: ids are never reused
+        (AUTOINCREMENT), so the faces seen at one stamp are the faces at the same stamp later."""
+        last, n = self.con.execute("SELECT max(face), count(*) FROM descriptors").fetchone()
+        return int(last or 0), int(n)
+
+    def count_through(self, last: int) -> int:
+        """How many faces with a descriptor have an id up to ``last``."""
+        return int(self.con.execute("SELECT count(*) FROM descriptors WHERE face <= ?", (int(last),)).fetchone()[0])
+
+    def vector_chunks(self, after: int = 0, where: str = "", chunk: int = 50_000
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(face ids, descriptors)`` of the faces with an id above ``after`` (and ``where``: a fixed
+        SQL condition on ``face``), by id, ``chunk`` at a time (memory bounded by the chunk)."""
+        last = int(after)
+        while True:
+            rows = self.con.execute(f"SELECT face, vector FROM descriptors WHERE face > ? {where} ORDER BY face "
+                                    "LIMIT ?", (last, chunk)).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            yield ids, self._matrix([r[1] for r in rows])
+            last = int(ids[-1])
+
+    def vectors_of(self, faces: Sequence[int]) -> np.ndarray:
+        """The descriptors of ``faces`` (ids that exist), in the order given."""
+        faces = [int(f) for f in faces]
+        found: dict[int, bytes] = {}
+        for start in range(0, len(faces), 500):  # SQLite's limit on parameters
+            part = faces[start:start + 500]
+            found.update(self.con.execute(f"SELECT face, vector FROM descriptors WHERE face IN "
+                                          f"({','.join('?' * len(part))})", part))
+        return self._matrix([found[f] for f in faces]) if faces else np.zeros((0, self.dim), np.float32)
+
+    def person_vectors(self, person: int) -> np.ndarray:
+        """The descriptors of ``person``'s faces, by face id."""
+        rows = self.con.execute("SELECT d.vector FROM faces f JOIN descriptors d ON d.face = f.id WHERE f.person = ? "
+                                "ORDER BY f.id", (int(person),)).fetchall()
+        return self._matrix([r[0] for r in rows]) if rows else np.zeros((0, self.dim), np.float32)
 
     def face_rows(self) -> list[tuple]:
         """Every face with its photo, ordered by face id: ``(id, root, path, face_index, x, y, w, h,
@@ -319,6 +371,18 @@ class SQLiteStore:
             "SELECT f.id, p.root, p.path, f.face_index, f.x, f.y, f.w, f.h, f.keypoints, f.score, f.sharpness, "
             "f.frontalness, f.subject, f.person, f.decided_by, f.photo FROM faces f JOIN photos p ON p.id = f.photo "
             "ORDER BY f.id").fetchall()
+
+    def face_rows_of(self, faces: Sequence[int]) -> dict[int, tuple]:
+        """``{id: row of :meth:`face_rows`}`` for those of ``faces`` that exist."""
+        faces = [int(f) for f in faces]
+        out: dict[int, tuple] = {}
+        for start in range(0, len(faces), 500):
+            part = faces[start:start + 500]
+            out.update((r[0], r) for r in self.con.execute(
+                "SELECT f.id, p.root, p.path, f.face_index, f.x, f.y, f.w, f.h, f.keypoints, f.score, f.sharpness, "
+                "f.frontalness, f.subject, f.person, f.decided_by, f.photo FROM faces f JOIN photos p ON p.id = f.photo "
+                f"WHERE f.id IN ({','.join('?' * len(part))})", part))
+        return out
 
     def not_used(self) -> list[tuple[int, str, str, str]]:
         """Photos and files without a face: ``(root, path, status, reason)``."""
@@ -331,9 +395,16 @@ class SQLiteStore:
                                (int(photo),)).fetchone()
         return None if row is None or row[0] is None else row
 
-    def face_geometry(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(boxes (n, 4), detector scores (NaN: unknown))`` of every face, ordered by id."""
-        rows = self.con.execute("SELECT x, y, w, h, score FROM faces ORDER BY id").fetchall()
+    def face_geometry(self, faces: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(boxes (n, 4), detector scores (NaN: unknown))`` of every face (or of ``faces``), ordered by id."""
+        if faces is None:
+            rows = self.con.execute("SELECT x, y, w, h, score FROM faces ORDER BY id").fetchall()
+        else:
+            faces, rows = sorted(int(f) for f in faces), []
+            for start in range(0, len(faces), 500):
+                part = faces[start:start + 500]
+                rows += self.con.execute(f"SELECT x, y, w, h, score FROM faces WHERE id IN ({','.join('?' * len(part))}) "
+                                         "ORDER BY id", part).fetchall()
         arr = np.array(rows, dtype=float).reshape(len(rows), 5)
         return arr[:, :4].astype(int), arr[:, 4]
 
@@ -367,9 +438,10 @@ class SQLiteStore:
     # ------------------------------------------------------------------ people
     def assignments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(face ids, person (-1: none), placed by the user)`` ordered by face id."""
-        rows = self.con.execute("SELECT id, person, decided_by FROM faces ORDER BY id").fetchall()
-        return (np.array([r[0] for r in rows], np.int64), np.array([-1 if r[1] is None else r[1] for r in rows], np.int64),
-                np.array([r[2] == "user" for r in rows], bool))
+        rows = self.con.execute("SELECT id, COALESCE(person, -1), COALESCE(decided_by = 'user', 0) FROM faces "
+                                "ORDER BY id").fetchall()
+        arr = np.array(rows, np.int64).reshape(len(rows), 3)  # one C conversion, no loop per face
+        return arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2] == 1
 
     def assign(self, faces: Sequence[int], person: int | None, by: str | None) -> None:
         """Give ``faces`` to ``person`` (None: to nobody), decided ``by`` ``"auto"`` or ``"user"``."""
