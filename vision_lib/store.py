@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol, Sequence
@@ -25,7 +26,7 @@ from typing import Iterable, Iterator, Protocol, Sequence
 import numpy as np
 
 __all__ = ["APP", "SCHEMA_VERSION", "DECISIONS", "PHOTO_STATUSES", "Store", "SQLiteStore", "check_file",
-           "FaceRow", "PhotoRow"]
+           "FaceRow", "PhotoRow", "file_handle"]
 
 #: ``meta.app`` of every collection file.
 APP = "vision_lib collection"
@@ -74,14 +75,27 @@ def _refuse(path: Path, why: str) -> ValueError:
     return ValueError(f"{path} is not usable as a face collection: {why} (the file was left as it was)")
 
 
+_HANDLES: dict[tuple[int, int], tuple[int, threading.Lock]] = {}
+
+
+def file_handle(path: str | os.PathLike) -> tuple[int, threading.Lock]:
+    """A read-only descriptor of ``path`` (and a lock for this process's threads), one per file and
+    process, never closed: closing any descriptor of a file drops every POSIX lock the process holds
+    on it, SQLite's included (an open connection would then see its WAL checkpointed away under it)."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino)
+    if key not in _HANDLES:
+        _HANDLES[key] = (os.open(path, os.O_RDONLY), threading.Lock())
+    return _HANDLES[key]
+
+
 def check_file(path: str | os.PathLike, descriptor_id: str | None = None) -> dict:
     """The ``meta`` of the collection at ``path``, read without writing anything; ``ValueError``
     (one line) when the file is not a collection this release can use: not SQLite (a text file, an
     empty file), SQLite but not a collection, truncated, a newer or unknown schema, or (with
     ``descriptor_id``) a collection of another descriptor."""
     path = Path(path)
-    with open(path, "rb") as f:  # a missing or unreadable file: the OSError says so
-        head = f.read(100)
+    head = os.pread(file_handle(path)[0], 100, 0)  # a missing or unreadable file: the OSError says so
     if len(head) < 100 or not head.startswith(_SQLITE_MAGIC):
         raise _refuse(path, "not a SQLite database")
     page = int.from_bytes(head[16:18], "big")

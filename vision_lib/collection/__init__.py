@@ -28,7 +28,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..store import SQLiteStore, check_file
+from ..store import SQLiteStore, check_file, file_handle
 from .assign import CANDIDATES, attach, calibrate, group_new, person_distances, rule_from_state, rule_state
 from .indexing import BATCH, AddReport, add_inputs, root_of
 from .neighbours import FaceIndex, IndexGallery
@@ -136,7 +136,11 @@ class Collection:
     def _writer(self, wait: bool, quiet: bool) -> Iterator[None]:
         """One add (or recluster) at a time per file: an advisory lock on the file itself (SQLite's
         own locks are per transaction; two adds interleaving batches would extract photos twice)."""
-        fd = os.open(self.path, os.O_RDONLY)
+        fd, local = file_handle(self.path)
+        if not local.acquire(blocking=False):  # another Collection of this process is adding
+            if not wait:
+                raise BlockingIOError(f"another run is adding to {self.path}; try again when it has finished")
+            local.acquire()
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -147,9 +151,12 @@ class Collection:
                     print(f"{self.path}: another run is adding to this collection; waiting for it to finish",
                           file=sys.stderr, flush=True)
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            os.close(fd)  # releases the lock
+            local.release()
 
     # ------------------------------------------------------------------ adding
     def add(self, inputs: str | os.PathLike | Sequence[str | os.PathLike], *, n_jobs: int | None = None,
