@@ -52,12 +52,11 @@ def identity(detector: str | None = None, descriptor: str | None = None) -> dict
 def identity_footballers(detector: str | None = None, descriptor: str | None = None) -> dict:
     """Identity clustering of the raw footballer photos (default method), each photo scored by the
     cluster of its largest face against its folder (and, for contrast, by its subject face)."""
-    from vision_lib import cluster, config
+    from _common import labelled_faces, score_by_largest_face, score_by_subject_face
 
-    start = time.perf_counter()
-    faces = cluster.face_set(config.dataset("footballers"), labelled=True, progress=False, detector=detector,
-                             descriptor=descriptor)
-    prep = time.perf_counter() - start
+    from vision_lib import cluster
+
+    faces, prep = labelled_faces("footballers", detector, descriptor)
     model = cluster.IdentityClustering(descriptor=faces.descriptor)
     cores = cluster.core_faces(faces)
     labels = cluster.cluster_table_faces(model, faces, cores=cores)
@@ -66,12 +65,9 @@ def identity_footballers(detector: str | None = None, descriptor: str | None = N
            "detect_describe_seconds": round(prep, 1), "confident_cores": cluster.CONFIDENT_CORES,
            "core_faces": int(cores.sum())}
     other_name = "largest_face_cores_from_every_face" if cluster.CONFIDENT_CORES else "largest_face_confident_cores"
-    for name, clusters in (("largest_face", faces.largest_face_clusters(labels)),
-                           ("subject_face", faces.photo_clusters(labels)),
-                           (other_name, faces.largest_face_clusters(other))):
-        m = cluster.external_metrics(faces.photo_labels, clusters)
-        out[f"by_{name}"] = {k: round(m[k], 4) for k in ("bcubed_f", "bcubed_precision", "bcubed_recall")}
-        out[f"by_{name}"]["clusters"] = m["n_clusters"]
+    out["by_largest_face"] = score_by_largest_face(faces, labels)
+    out["by_subject_face"] = score_by_subject_face(faces, labels)
+    out[f"by_{other_name}"] = score_by_largest_face(faces, other)
     return out
 
 

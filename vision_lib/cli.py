@@ -253,9 +253,11 @@ def _add_train(sub) -> None:
                        "--names, from an unlabelled collection whose clusters were named by hand: "
                        "`vision-lib train PHOTOS --names names.csv --out MODEL` (docs/presentation.md). The "
                        "model file is a pickle: load only files you trust.")
-    p.add_argument("labelled_dir", type=Path, metavar="LABELLED_DIR|TABLE.npz|PHOTOS",
+    p.add_argument("labelled_dir", type=Path, metavar="LABELLED_DIR|TABLE.npz|PHOTOS", nargs="?",
                    help="folder with one sub-folder of photos per person, or its descriptor table; with --names, the folder "
                         "`vision-lib cluster` was run on (the table's sources are relative to it)")
+    p.add_argument("--db", type=Path, default=None, help="train on the named people of this face collection instead "
+                   "(a hidden person's faces calibrate the open-set rule as strangers)")
     p.add_argument("--names", type=Path, default=None, metavar="NAMES_CSV",
                    help="train on the named faces of this names table (`vision-lib cluster`'s clusters.csv "
                         "plus a name column; '-' = not a person of interest, left out and used as strangers)")
@@ -300,18 +302,22 @@ def _run_train(args: argparse.Namespace) -> int:
         if args.report.resolve() == args.out.resolve():
             raise ValueError("--report must be another file than the model (--out)")
         check_output_file(args.report, overwrite=args.overwrite, what="report")
+    if (args.db is None) == (args.labelled_dir is None):
+        raise ValueError("give LABELLED_DIR (or a table, or PHOTOS with --names), or --db COLLECTION, not both")
+    if args.db is not None and (args.names is not None or args.features != "embedding"):
+        raise ValueError("--db trains on the collection's named faces: --names and --features do not apply")
     table = None
-    if args.names is None and args.labelled_dir.is_file():  # a descriptor table, or a clear error
+    if args.db is None and args.names is None and args.labelled_dir.is_file():  # a descriptor table, or a clear error
         from .tables import load_descriptor_table
 
         if args.features != "embedding":
             raise ValueError("a face table trains on its face descriptors: --features wavelet does not apply")
         table = load_descriptor_table(args.labelled_dir, "training")
-    elif not args.labelled_dir.is_dir():
+    elif args.db is None and not args.labelled_dir.is_dir():
         raise FileNotFoundError(f"no such folder: {args.labelled_dir}")
     if args.names is not None and args.features != "embedding":
         raise ValueError("--names trains on face descriptors: --features wavelet does not apply")
-    loose = [] if args.names is not None or table is not None else list_images(args.labelled_dir, recursive=False)
+    loose = [] if args.names is not None or table is not None or args.db else list_images(args.labelled_dir, recursive=False)
     if loose:  # they have no person (sub-folder), so they cannot teach anything: say so
         print(f"note: {len(loose)} photos lie directly in {args.labelled_dir}, not in a person's sub-folder; "
               f"they are not used (e.g. {loose[0].name})")
@@ -322,7 +328,12 @@ def _run_train(args: argparse.Namespace) -> int:
     common = dict(detector=args.detector, descriptor=args.descriptor, model=args.classifier,
                   max_distance=args.max_distance, far=args.far, strangers=args.strangers, n_jobs=args.jobs,
                   progress=not args.quiet)
-    if args.names is not None:
+    if args.db is not None:
+        from .collection_stages import train_from_collection
+
+        common = {k: v for k, v in common.items() if k not in ("detector", "descriptor")}  # the collection's own
+        model = train_from_collection(args.db, **common)
+    elif args.names is not None:
         from .naming import train_from_names
 
         if not args.names.is_file():
@@ -433,7 +444,9 @@ def _add_average(sub) -> None:
                     "used) and OUT_DIR/left_out.csv (group,source,reason); "
                     "existing files are never overwritten "
                     "unless --overwrite is given.")
-    p.add_argument("in_path", type=Path, metavar="IN", help="folder of sub-folders, or clusters.csv")
+    p.add_argument("in_path", type=Path, metavar="IN", nargs="?", help="folder of sub-folders, or clusters.csv")
+    p.add_argument("--db", type=Path, default=None, help="a face collection, instead of IN (with --person)")
+    p.add_argument("--person", default=None, metavar="N|NAME", help="with --db: the person (id or name) to average")
     p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output folder (not inside IN)")
     p.add_argument("--method", choices=names.AVERAGE_METHODS, default="landmarks",
                    help="landmarks: warp dlib's 68 landmarks onto the mean shape (sharpest); "
@@ -455,11 +468,23 @@ def _run_average(args: argparse.Namespace) -> int:
 
     if args.size < 16:
         raise ValueError("--size must be at least 16 pixels")
-    folder_input = args.in_path.is_dir() and not (args.in_path / "clusters.csv").is_file()
+    folder_input = args.in_path is not None and args.in_path.is_dir() and not (args.in_path / "clusters.csv").is_file()
     if folder_input and is_inside(args.out, args.in_path):  # a later run would take the averages for photos
         raise ValueError(f"output folder {args.out} is inside the input folder {args.in_path}; choose another")
     skipped: list = []
-    groups = groups_from_input(args.in_path, args.root, skipped=skipped)
+    if (args.db is None) == (args.in_path is None) or (args.db is None) != (args.person is None):
+        raise ValueError("give IN, or --db COLLECTION with --person N|NAME")
+    if args.db is not None:
+        from .collection_stages import open_collection, person_group
+
+        people = open_collection(args.db)
+        groups = person_group(people, args.person)
+        args.detector, args.descriptor = people.detector, people.descriptor  # the collection's own models
+        for path, kind, _ in people.store.roots().values():
+            if kind == "folder" and is_inside(args.out, path):  # the next index would take the averages for photos
+                raise ValueError(f"output folder {args.out} is inside the collection's folder {path}; choose another")
+    else:
+        groups = groups_from_input(args.in_path, args.root, skipped=skipped)
     check_outputs(groups, args.out, overwrite=args.overwrite)  # before the work, not after it
     results = average_groups(groups, method=args.method, size=args.size, identity=not args.no_identity,
                              detector=args.detector, descriptor=args.descriptor,
@@ -486,7 +511,9 @@ def _add_serve(sub) -> None:
                        description="Serve a page where a photo can be dropped (or chosen) and is "
                        "classified by MODEL; also POST /api/classify (multipart field 'file', or JSON "
                        "{\"image\": data URL}, or the raw photo with an image/* Content-Type), answering like `vision-lib predict --json`.")
-    p.add_argument("--model", type=Path, required=True, help="model bundle written by `vision-lib train`")
+    p.add_argument("--model", type=Path, default=None, help="model bundle written by `vision-lib train`")
+    p.add_argument("--db", type=Path, default=None, help="a face collection (`vision-lib index`): who each face is "
+                   "there, and a strip of the other photos of that person (with or without --model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port, printed at start)")
     p.add_argument("--max-upload-mb", type=float, default=10, help="largest photo accepted, in MB")
@@ -499,12 +526,14 @@ def _add_serve(sub) -> None:
 def _run_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
-    if not args.model.is_file():
+    if args.model is None and args.db is None:
+        raise ValueError("give a model (--model, from `vision-lib train`) or a face collection (--db), or both")
+    if args.model is not None and not args.model.is_file():
         raise FileNotFoundError(f"no such model file: {args.model} (make one with `vision-lib train`)")
     if args.max_upload_mb <= 0 or args.max_megapixels <= 0 or args.threads < 1 or not 0 <= args.port <= 65535:
         raise ValueError("--max-upload-mb and --max-megapixels must be > 0, --threads >= 1 and --port within 0..65535")
     serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, threads=args.threads,
-          max_megapixels=args.max_megapixels)
+          max_megapixels=args.max_megapixels, db=args.db)
     return 0
 
 

@@ -126,6 +126,9 @@ def create_app(model: Any, max_upload_mb: float = 10, max_megapixels: float = WE
         result = predict(image)
         return jsonify(prediction_record(name, result))
 
+    if isinstance(model, CollectionModel):
+        _collection_routes(app, model, error)
+
     @app.errorhandler(_BadUpload)
     def bad_upload(exc: "_BadUpload"):
         return error(400, str(exc))
@@ -159,8 +162,113 @@ def model_record(model: Any) -> dict:
     """Who the model knows (``label`` and readable ``name``) and its open-set rule, for the page."""
     labels = [str(c) for c in getattr(model, "classes_", [])]
     rule = getattr(model, "openset_", None)
-    return {"people": [{"label": c, "name": display_name(c)} for c in labels],
-            "far": None if rule is None else round(float(rule.far_), 4)}
+    out = {"people": [{"label": c, "name": display_name(c)} for c in labels],
+           "far": None if rule is None else round(float(rule.far_), 4)}
+    if getattr(model, "people", None) is not None:
+        out["collection"] = True  # the page then says "not anyone in this collection"
+    return out
+
+
+# --------------------------------------------------------------------------- a face collection (issue 33)
+#: Photos of a person shown in the strip under each face; longest side of their thumbnails, in pixels.
+STRIP_PHOTOS = 12
+THUMB_PIXELS = 160
+
+
+class CollectionModel:
+    """A face collection (and, optionally, a trained model) behind the app's ``predict_image``.
+
+    Each face of the photo gets the collection's answer (:meth:`~vision_lib.collection.Collection.search`):
+    ``person``, ``name``, ``stranger_rate`` and ``photos``, the ids of up to :data:`STRIP_PHOTOS`
+    other photos of that person (best matches first; the nearest faces' photos for a face of nobody
+    in the collection), thumbnails of which ``GET /api/photo/<id>/thumb`` serves. Without ``model``
+    the label is the person's name (``person N`` when unnamed); with one, the model names the face
+    (its label and probability) and the collection's answer comes with it (the collection face of
+    the same box, by overlap). All calls are serialised by the app's lock (one SQLite connection)."""
+
+    def __init__(self, people, model: Any = None):
+        self.people, self.model = people, model
+        self.lock = threading.RLock()
+        if model is not None:
+            self.classes_ = list(getattr(model, "classes_", []))
+            self.openset_ = getattr(model, "openset_", None)
+        else:
+            self.classes_ = [p.name for p in people.people(hidden=False) if p.name]
+            self.openset_ = None
+
+    def predict_image(self, image: np.ndarray) -> dict:
+        with self.lock:
+            found = self.people.search(image, top=4 * STRIP_PHOTOS)
+            for face in found:
+                face["photos"] = self._strip(face)
+                del face["matches"]
+        if self.model is None:
+            faces = [{"box": f["box"], "label": f["name"] or (None if f["person"] is None else f"person {f['person']}"),
+                      "probability": None, "verdict": "known" if f["person"] is not None else "unknown",
+                      **{k: f[k] for k in ("stranger_rate", "person", "name", "distance", "photos")}} for f in found]
+            label = next((f["label"] for f in faces if f["label"] is not None), None)
+            return {"label": label, "faces": faces}
+        result = self.model.predict_image(image)
+        for face in result.get("faces", []):
+            best = max(found, key=lambda f: _overlap(face["box"], f["box"]), default=None)
+            if best is not None and _overlap(face["box"], best["box"]) >= 0.3:
+                face.update(collection={k: best[k] for k in ("person", "name", "stranger_rate")}, photos=best["photos"])
+        return result
+
+    def _strip(self, face: dict) -> list[dict]:
+        """The photos for the strip under ``face``: its person's (best matches first, then the others), or the nearest."""
+        person = face["person"]
+        seen, out = set(), []
+        for m in face["matches"]:
+            if (person is None or m["person"] == person) and m["photo"] not in seen:
+                seen.add(m["photo"])
+                out.append({"id": m["photo"], "source": m["source"], "distance": m["distance"]})
+        if person is not None and len(out) < STRIP_PHOTOS:
+            rows = self.people.store.con.execute(
+                "SELECT f.photo, p.path FROM faces f JOIN photos p ON p.id = f.photo WHERE f.person = ? "
+                "GROUP BY f.photo ORDER BY MIN(f.id) LIMIT ?", (int(person), 2 * STRIP_PHOTOS)).fetchall()
+            out += [{"id": int(i), "source": src, "distance": None} for i, src in rows if i not in seen]
+        return out[:STRIP_PHOTOS]
+
+    def thumbnail(self, photo: int) -> bytes:
+        """A JPEG thumbnail of photo ``photo``, made from the original (read, never written);
+        ``ValueError`` for an id that is not a photo of the collection or a file outside its folder."""
+        from io import BytesIO
+
+        from PIL import Image
+
+        from .io import load_image
+
+        with self.lock:
+            path = self.people.photo_path(photo)  # only ever inside the folder the photo was added from
+        small = Image.fromarray(load_image(path))
+        small.thumbnail((THUMB_PIXELS, THUMB_PIXELS))
+        buf = BytesIO()
+        small.save(buf, "JPEG", quality=85)
+        return buf.getvalue()
+
+
+def _overlap(a, b) -> float:
+    """Intersection over union of two ``(x, y, w, h)`` boxes."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / max(a[2] * a[3] + b[2] * b[3] - inter, 1)
+
+
+def _collection_routes(app, model: CollectionModel, error) -> None:
+    """``GET /api/photo/<id>/thumb``: photos addressed by id only (no path ever comes from a request)."""
+    from flask import Response
+
+    from .io import ImageError
+
+    @app.get("/api/photo/<int:photo>/thumb")
+    def thumbnail(photo: int):
+        try:
+            data = model.thumbnail(photo)
+        except (ValueError, ImageError, OSError):  # not a photo of the collection, outside its folder, gone
+            return error(404, "no such photo")
+        return Response(data, mimetype="image/jpeg")
 
 
 def make_server(app, host: str = "127.0.0.1", port: int = 8000, threads: int = 4):
@@ -176,13 +284,15 @@ def make_server(app, host: str = "127.0.0.1", port: int = 8000, threads: int = 4
                          ident="vision-lib", clear_untrusted_proxy_headers=True)
 
 
-def serve(model_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
+def serve(model_path: str | os.PathLike | None, host: str = "127.0.0.1", port: int = 8000,
           max_upload_mb: float = 10, threads: int = 4, max_megapixels: float = WEB_MAX_MEGAPIXELS,
-          on_ready: Callable[[str], None] | None = None) -> None:
+          on_ready: Callable[[str], None] | None = None, db: str | os.PathLike | None = None) -> None:
     """Load the bundle at ``model_path`` once and serve the app with waitress until interrupted.
 
     Args:
-        model_path: a bundle saved by ``vision-lib train``.
+        model_path: a bundle saved by ``vision-lib train`` (None: with ``db``, the collection alone names faces).
+        db: a face collection (``vision-lib index``): each face also gets its person there and a
+            strip of the other photos of that person (:class:`CollectionModel`).
         host, port: where to listen (port 0 picks a free port; the URL is passed to ``on_ready``).
         max_upload_mb: largest photo accepted.
         max_megapixels: largest photo decoded (see :func:`create_app`).
@@ -193,12 +303,21 @@ def serve(model_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 80
     from .classify import load_model
 
     warn_if_exposed(host)
-    model = load_model(model_path)
+    if model_path is None and db is None:
+        raise ValueError("give a model (--model) or a face collection (--db), or both")
+    model = None if model_path is None else load_model(model_path)
+    if db is not None:
+        from .collection import Collection
+
+        people = Collection(db)
+        people.store  # noqa: B018 (a missing file: one clear error, nothing created)
+        model = CollectionModel(people, model)
     # The first prediction loads the recipe's models and builds their graphs: pay for it before the first user.
     model.predict_image(np.full((256, 256, 3), 128, dtype=np.uint8))
     server = make_server(create_app(model, max_upload_mb=max_upload_mb, max_megapixels=max_megapixels), host, port, threads)
     url = f"http://{_url_host(host)}:{server.effective_port}/"
-    (on_ready or (lambda u: print(f"vision-lib serve: model {model_path} on {u}", flush=True)))(url)
+    what = " and ".join(f"{k} {v}" for k, v in (("model", model_path), ("collection", db)) if v is not None)
+    (on_ready or (lambda u: print(f"vision-lib serve: {what} on {u}", flush=True)))(url)
     try:
         server.run()
     except KeyboardInterrupt:  # pragma: no cover - interactive stop
@@ -325,4 +444,5 @@ def _url_host(host: str) -> str:
 
 
 #: The public names of this module.
-__all__ = ["STATIC_DIR", "WEB_MAX_MEGAPIXELS", "create_app", "prediction_record", "make_server", "serve"]
+__all__ = ["STATIC_DIR", "WEB_MAX_MEGAPIXELS", "STRIP_PHOTOS", "THUMB_PIXELS", "CollectionModel", "create_app",
+           "prediction_record", "make_server", "serve"]

@@ -15,6 +15,7 @@
   const detailEl = document.getElementById("detail");
   const knownEl = document.getElementById("known");
   let people = [];          // [{label, name}] the model knows
+  let collection = false;   // served with a face collection (--db): faces come with photos of their person
   const names = {};         // label -> readable name
   let current = 0;          // only the latest photo's answer is shown
   let objectUrl = null;
@@ -26,11 +27,12 @@
   }
 
   // A probability among the known people, in whole percent; never "100%" (rounding would claim certainty).
-  function pct(p) { return p >= 0.995 ? ">99%" : (100 * p).toFixed(0) + "%"; }
+  function pct(p) { if (p == null) return ""; return p >= 0.995 ? ">99%" : (100 * p).toFixed(0) + "%"; }
   function nameOf(label) {
     return names[label] || String(label).replace(/[_-]+/g, " ").replace(/\b\w/g, (c) => c.toUpperCase());
   }
   function nobody() {
+    if (collection) return "not anyone in this collection";
     return people.length ? "not one of the " + people.length + " people this model knows" : "not someone this model knows";
   }
   // "about 1 in 300 strangers come this close": what the face's stranger_rate means.
@@ -43,8 +45,10 @@
   fetch("/api/model").then((r) => (r.ok ? r.json() : null)).then((m) => {
     if (!m || !m.people) return;
     people = m.people;
+    collection = !!m.collection;
     people.forEach((p) => { names[p.label] = p.name; });
-    knownEl.textContent = "This model knows " + people.length + " people: " + people.map((p) => p.name).join(", ") + ".";
+    knownEl.textContent = (collection ? "This collection has " + people.length + " named people" : "This model knows "
+      + people.length + " people") + (people.length ? ": " + people.map((p) => p.name).join(", ") : "") + ".";
   }, () => {});
 
   function showPhoto(file) {
@@ -137,7 +141,7 @@
   function known(face) { return face.label != null && face.label !== "unknown"; }
   // On the photo: the name and its percentage, or plainly that the model does not know the face.
   function shortText(face) {
-    if (known(face)) return nameOf(face.label) + " " + pct(face.probability);
+    if (known(face)) return (nameOf(face.label) + " " + pct(face.probability)).trim();
     return face.verdict === "unsure" ? "not sure" : "not known";
   }
   // In the list: what the numbers mean. An unknown face carries no percentage (the model's guess
@@ -145,6 +149,7 @@
   function longText(face) {
     if (known(face)) {
       const close = strangerText(face.stranger_rate);
+      if (face.probability == null) return nameOf(face.label) + (close ? " (" + close + ")" : "");
       return nameOf(face.label) + " (" + pct(face.probability) + " among the people it knows"
         + (close ? "; " + close : "") + ")";
     }
@@ -162,6 +167,7 @@
     faces.forEach((face) => {
       const li = document.createElement("li");
       li.textContent = longText(face);
+      if (face.photos) li.appendChild(strip(face));
       facesList.appendChild(li);
     });
     answerEl.hidden = false;
@@ -183,6 +189,29 @@
     }
     const n = faces.length;
     setStatus(n === 1 ? "1 face found." : n + " faces found.", "done");
+  }
+
+  // The other photos of the face's person in the collection (or its nearest faces' photos), by id:
+  // thumbnails the server makes from the originals.
+  function strip(face) {
+    const div = document.createElement("div");
+    div.className = "strip";
+    const title = document.createElement("p");
+    title.className = "strip-title";
+    const who = face.collection ? face.collection.person : face.person;
+    title.textContent = face.photos.length === 0 ? "No other photo in the collection."
+      : who != null ? "Other photos of this person in the collection:" : "The nearest faces in the collection:";
+    div.appendChild(title);
+    face.photos.forEach((p) => {
+      const img = document.createElement("img");
+      img.src = "/api/photo/" + encodeURIComponent(p.id) + "/thumb";
+      img.alt = p.source;
+      img.title = p.source;
+      img.loading = "lazy";
+      img.dataset.photo = String(p.id);
+      div.appendChild(img);
+    });
+    return div;
   }
 
   async function classify(file) {
