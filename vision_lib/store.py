@@ -176,6 +176,7 @@ class Store(Protocol):
     def forbidden(self) -> set[tuple[int, int]]: ...
     def log(self, kind: str, person=None, other=None, faces=(), value=None) -> None: ...
     def decisions(self) -> list[tuple]: ...
+    def last_decision(self) -> int: ...
 
 
 class SQLiteStore:
@@ -539,6 +540,10 @@ class SQLiteStore:
             con.execute("INSERT INTO decisions (at, kind, person, other, faces, value) VALUES (?, ?, ?, ?, ?, ?)",
                         (time.time(), kind, person, other, json.dumps([int(f) for f in faces]) if len(faces) else None,
                          value))
+
+    def last_decision(self) -> int:
+        """The id of the last user decision (0: none)."""
+        return int(self.con.execute("SELECT COALESCE(max(id), 0) FROM decisions").fetchone()[0])
 
     def decisions(self) -> list[tuple]:
         """The decisions log: ``(id, at, kind, person, other, faces, value)``."""

@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..store import SQLiteStore, check_file, file_handle
-from .assign import CANDIDATES, attach, calibrate, group_new, person_distances, rule_from_state, rule_state
+from .assign import CALIBRATION_PEOPLE, CANDIDATES, attach, calibrate, group_new, person_distances, rule_from_state, rule_state
 from .indexing import BATCH, AddReport, add_inputs, root_of
 from .neighbours import FaceIndex, IndexGallery
 
@@ -250,6 +250,8 @@ class Collection:
             for f, p in store.forbidden():
                 forbidden.setdefault(f, set()).add(p)
             index = self._nn.sync(store)  # in the same snapshot: the index holds exactly these faces
+            saved = store.get_meta("openset")
+            decided = store.last_decision()
         last = int(fid.max(initial=0))
         free = (person < 0) & ~user
         todo = free & ((fid > int(through)) if through and not everything else True)
@@ -261,7 +263,7 @@ class Collection:
             todo[pos[free[pos]]] = True
         if not todo.any():
             return [], last, None
-        rule = self._calibrate(fid, person)
+        rule = self._rule(fid, person, saved, decided)
         rows = np.flatnonzero(todo)
         Xq = self._vectors(fid, rows)
         found = np.full(len(rows), -1, np.int64)
@@ -300,10 +302,26 @@ class Collection:
             at += len(ids)
         return np.concatenate(parts) if parts else np.zeros((0, self.store.dim), np.float32)
 
-    def _calibrate(self, fid: np.ndarray, person: np.ndarray):
-        """The open-set rule on the people as they are (only the faces it samples are read)."""
+    def _calibrate(self, fid: np.ndarray, person: np.ndarray, decided: int | None = None):
+        """The open-set rule on the people as they are (only the faces it samples are read), with
+        what :meth:`_rule` compares later: people of two faces or more, the last decision."""
         known = person >= 0
-        return calibrate(lambda r: self.store.vectors_of(fid[known][r]), person[known], LOCAL_K)
+        rule = calibrate(lambda r: self.store.vectors_of(fid[known][r]), person[known], LOCAL_K)
+        if rule is not None:
+            rule.people_, rule.decided_ = _eligible(person), self.store.last_decision() if decided is None else decided
+        return rule
+
+    def _rule(self, fid: np.ndarray, person: np.ndarray, saved: str | None, decided: int):
+        """The rule saved by the last add while the people it was calibrated on still stand: no user
+        decision since, and as many people of two faces (or, past the people calibration samples,
+        fewer than a quarter more). Calibrating costs seconds whatever the size: an add of a few
+        faces would spend most of its time there."""
+        rule = rule_from_state(saved)
+        if rule is not None and rule.decided_ == decided:
+            n, then = _eligible(person), rule.people_
+            if n == then or (then is not None and then >= CALIBRATION_PEOPLE and then <= n < 1.25 * then):
+                return rule
+        return self._calibrate(fid, person, decided)
 
     # ------------------------------------------------------------------ people and decisions
     def people(self, *, hidden: bool = True) -> list[Person]:
@@ -588,6 +606,11 @@ class Collection:
         faces = detect(np.asarray(image), self.detector)
         X = get_descriptor(self.descriptor).describe(image, faces) if faces else np.zeros((0, 1), np.float32)
         return [f.box for f in faces], np.asarray(X, np.float32)
+
+
+def _eligible(person: np.ndarray) -> int:
+    """People with two faces or more (those the open-set rule can be calibrated on)."""
+    return int((np.unique(person[person >= 0], return_counts=True)[1] >= 2).sum())
 
 
 def is_collection(path: str | os.PathLike) -> bool:

@@ -163,7 +163,8 @@ def rule_state(rule) -> str:
     import json
 
     return json.dumps({"far": rule.far, "k": rule.k, "impostor_scores": [round(float(v), 6) for v in rule.impostor_scores_],
-                       "n_strangers": rule.n_strangers_})
+                       "n_strangers": rule.n_strangers_, "people": getattr(rule, "people_", None),
+                       "decided": getattr(rule, "decided_", None)})
 
 
 def rule_from_state(state: str | None):
@@ -178,5 +179,7 @@ def rule_from_state(state: str | None):
     rule = OpenSetRule(far=data["far"], score="knn", k=data["k"])
     rule.impostor_scores_ = np.asarray(data["impostor_scores"], float)
     rule.n_strangers_ = data["n_strangers"]
+    # what it was calibrated on (people of two faces, last user decision): None when not recorded
+    rule.people_, rule.decided_ = data.get("people"), data.get("decided", -1)
     rule.threshold_, rule.far_ = rule.threshold_for(rule.far)
     return rule
