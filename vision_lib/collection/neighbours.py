@@ -1,7 +1,7 @@
 """The nearest-neighbour index beside a collection (``people.db.faiss``) and the galleries the two
 phases and search look people up in.
 
-The database is the truth. The index file records what it covers: the largest face id and the
+The database is the truth. The index file (magic, FAISS bytes, a JSON header, its length) records what it covers: the largest face id and the
 number of faces at that point (ids are never reused, so that pair names one set of faces), the
 descriptor, and a CRC of the FAISS bytes. At every use it is checked against the database: faces
 added since are appended; a face removed since (the covered count no longer matches), another
@@ -108,18 +108,33 @@ class FaceIndex:
             self.index.add_with_ids(X, ids)
 
     def _load(self, store) -> None:
-        """The saved index when it is readable and of this collection's descriptor; else none (rebuilt)."""
+        """The saved index when it is whole and of this collection's descriptor; else none (rebuilt).
+        Layout: magic, the FAISS bytes, a JSON header, the header's length (4 bytes): streamed both
+        ways, so the index is never held twice in memory."""
         try:
             with open(self.file, "rb") as f:
-                if f.read(8) != _MAGIC:
+                size = os.fstat(f.fileno()).st_size
+                if size < 12 or f.read(8) != _MAGIC:
                     raise ValueError("not an index file")
-                head = json.loads(f.read(struct.unpack("<I", f.read(4))[0]))
-                body = f.read()
-            if zlib.crc32(body) != head["crc"] or head["descriptor"] != store.meta.get("descriptor") \
-                    or head["dim"] != store.dim:
-                raise ValueError("checksum or descriptor differs")
-            faiss = _faiss()
-            index = faiss.deserialize_index(np.frombuffer(body, np.uint8))
+                f.seek(size - 4)
+                n = struct.unpack("<I", f.read(4))[0]
+                body = size - 4 - n - 8
+                if body < 0:
+                    raise ValueError("truncated")
+                f.seek(8 + body)
+                head = json.loads(f.read(n))
+                if head["descriptor"] != store.meta.get("descriptor") or head["dim"] != store.dim:
+                    raise ValueError("another descriptor")
+                f.seek(8)
+                crc, left = 0, body
+                while left:  # the checksum before FAISS reads a byte of it
+                    chunk = f.read(min(left, 1 << 24))
+                    crc, left = zlib.crc32(chunk, crc), left - len(chunk)
+                if crc != head["crc"]:
+                    raise ValueError("checksum differs")
+                f.seek(8)
+                faiss = _faiss()
+                index = faiss.read_index(faiss.PyCallbackIOReader(f.read))
             if index.ntotal != head["covers"][1]:
                 raise ValueError("face count differs")
         except FileNotFoundError:
@@ -132,14 +147,21 @@ class FaceIndex:
         self.index, self.covers, self.kind, self.trained_on = index, tuple(head["covers"]), head["kind"], head["trained_on"]
 
     def _save(self, store) -> None:
-        body = _faiss().serialize_index(self.index).tobytes()
-        head = json.dumps({"covers": list(self.covers), "kind": self.kind, "trained_on": self.trained_on,
-                           "descriptor": store.meta.get("descriptor"), "dim": store.dim, "crc": zlib.crc32(body)}).encode()
         tmp = self.file.with_name(f".{self.file.name}.part-{os.getpid()}")
+        crc = 0
         try:
             with open(tmp, "wb") as f:
-                f.write(_MAGIC + struct.pack("<I", len(head)) + head)
-                f.write(body)
+                def write(chunk: bytes) -> None:
+                    nonlocal crc
+                    crc = zlib.crc32(chunk, crc)
+                    f.write(chunk)
+
+                f.write(_MAGIC)
+                faiss = _faiss()
+                faiss.write_index(self.index, faiss.PyCallbackIOWriter(write))
+                head = json.dumps({"covers": list(self.covers), "kind": self.kind, "trained_on": self.trained_on,
+                                   "descriptor": store.meta.get("descriptor"), "dim": store.dim, "crc": crc}).encode()
+                f.write(head + struct.pack("<I", len(head)))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.file)
