@@ -463,3 +463,89 @@ def test_a_decision_blocked_too_long_is_one_clear_error_and_saves_nothing(tmp_pa
         other.close()
     people.name(1, "Ada")
     assert Collection(db).people()[0].name == "Ada"
+
+
+# --------------------------------------------------------------------------- the FAISS index beside the file
+def _search_described(people: Collection, Q: np.ndarray, top: int) -> list[dict]:
+    """``Collection.search`` on faces already described (no photo, no models needed)."""
+    people._describe = lambda image: ([(0, 0, 10, 10)] * len(Q), np.asarray(Q, np.float32))
+    return people.search(None, top=top)
+
+
+def _exact_ranking(db: Path, q: np.ndarray) -> list[int]:
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT face, vector FROM descriptors ORDER BY face").fetchall()
+    con.close()
+    X = np.array([np.frombuffer(v, np.float32) for _, v in rows])
+    d = np.linalg.norm(X.astype(np.float64) - q, axis=1)
+    return [rows[i][0] for i in np.argsort(d, kind="stable")]
+
+
+def test_index_missing_is_rebuilt_and_corrupted_is_rebuilt_never_a_crash(two_tables, tmp_path, capsys):
+    first = two_tables[0]
+    db = tmp_path / "people.db"
+    Collection(db).add(first, progress=False)
+    index = Path(f"{db}.faiss")
+    assert index.is_file()  # written by the add
+    q = _centres(12, 0)[3:4] + 0.01
+    want = _search_described(Collection(db), q, 5)
+    index.unlink()
+    people = Collection(db)
+    assert _search_described(people, q, 5) == want and people._nn.last_action == "rebuilt" and index.is_file()
+    good = index.read_bytes()
+    flipped = good[:100] + bytes([good[100] ^ 1]) + good[101:]  # one bit inside the FAISS bytes: the CRC catches it
+    for damage in (b"not an index", good[:len(good) // 2], good[:-9] + bytes(9), b"", flipped):
+        index.write_bytes(damage)
+        people = Collection(db)
+        assert _search_described(people, q, 5) == want and people._nn.last_action == "rebuilt"
+        assert index.read_bytes() == good  # rewritten from the database
+    assert "rebuilding it from the collection" in capsys.readouterr().err
+    people = Collection(db)
+    _search_described(people, q, 5)
+    assert people._nn.last_action == "loaded"
+
+
+def test_an_index_stale_after_an_add_from_another_process_is_appended_to(two_tables, tmp_path):
+    first, second, t1, t2 = two_tables
+    db = tmp_path / "people.db"
+    Collection(db).add(first, progress=False)
+    people = Collection(db)  # kept open, as a server keeps it
+    q = np.asarray(t2.X[:1])
+    before = _search_described(people, q, 200)[0]
+    assert len(before["matches"]) == len(t1)
+    proc = _add_process(db, second, 1000)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    after = _search_described(people, q, 200)[0]
+    assert people._nn.last_action == "appended" and len(after["matches"]) == len(t1) + len(t2)
+    assert after["matches"][0]["distance"] == 0  # the query's own face, added by the other process
+    assert [m["face"] for m in after["matches"]] == _exact_ranking(db, q[0])
+    # a removal (the table written again without some photos) is a rebuild, never a stale hit
+    make_table(second, _centres(12, 0)[:6], range(6, 10), seed=2)
+    Collection(db).add(second, progress=False)
+    found = _search_described(people, q, 200)[0]["matches"]
+    assert people._nn.last_action in ("rebuilt", "loaded")  # the add rebuilt and saved it; this run loads or rebuilds
+    assert [m["face"] for m in found] == _exact_ranking(db, q[0])
+
+
+@pytest.mark.parametrize("flat_up_to", [10**9, 10], ids=["flat", "ivf"])
+def test_index_search_and_add_equal_the_exact_path(two_tables, tmp_path, monkeypatch, flat_up_to):
+    from vision_lib.collection import assign, neighbours
+
+    monkeypatch.setattr(neighbours, "FLAT_UP_TO", flat_up_to)
+    first, second, t1, t2 = two_tables
+    db = tmp_path / "people.db"
+    people = Collection(db)
+    people.add(first, progress=False)
+    people.add(second, progress=False)
+    assert (b'"ivf"' if flat_up_to == 10 else b'"flat"') in Path(f"{db}.faiss").read_bytes()[-300:]
+    # the collection's verdicts equal the exact local test on all descriptors in memory
+    ids, X = people.store.vectors()
+    person = people.store.assignments()[1]
+    Q = np.concatenate([_centres(12, 0) + 0.02, _centres(3, 5)]).astype(np.float32)
+    gallery = neighbours.ArrayGallery(X[person >= 0], person[person >= 0])
+    exact = assign.attach(Q, gallery, people.same_person_distance, 5, scores=assign.person_distances(Q, gallery, 5))
+    found = _search_described(people, Q, len(ids))
+    assert [-1 if f["person"] is None else f["person"] for f in found] == exact.tolist()
+    assert (exact[:12] >= 0).all() and (exact[12:] < 0).all()
+    for i, f in enumerate(found):
+        assert [m["face"] for m in f["matches"]] == _exact_ranking(db, Q[i])

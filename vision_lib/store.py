@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol, Sequence
@@ -25,7 +26,7 @@ from typing import Iterable, Iterator, Protocol, Sequence
 import numpy as np
 
 __all__ = ["APP", "SCHEMA_VERSION", "DECISIONS", "PHOTO_STATUSES", "Store", "SQLiteStore", "check_file",
-           "FaceRow", "PhotoRow"]
+           "FaceRow", "PhotoRow", "file_handle"]
 
 #: ``meta.app`` of every collection file.
 APP = "vision_lib collection"
@@ -74,14 +75,27 @@ def _refuse(path: Path, why: str) -> ValueError:
     return ValueError(f"{path} is not usable as a face collection: {why} (the file was left as it was)")
 
 
+_HANDLES: dict[tuple[int, int], tuple[int, threading.Lock]] = {}
+
+
+def file_handle(path: str | os.PathLike) -> tuple[int, threading.Lock]:
+    """A read-only descriptor of ``path`` (and a lock for this process's threads), one per file and
+    process, never closed: closing any descriptor of a file drops every POSIX lock the process holds
+    on it, SQLite's included (an open connection would then see its WAL checkpointed away under it)."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino)
+    if key not in _HANDLES:
+        _HANDLES[key] = (os.open(path, os.O_RDONLY), threading.Lock())
+    return _HANDLES[key]
+
+
 def check_file(path: str | os.PathLike, descriptor_id: str | None = None) -> dict:
     """The ``meta`` of the collection at ``path``, read without writing anything; ``ValueError``
     (one line) when the file is not a collection this release can use: not SQLite (a text file, an
     empty file), SQLite but not a collection, truncated, a newer or unknown schema, or (with
     ``descriptor_id``) a collection of another descriptor."""
     path = Path(path)
-    with open(path, "rb") as f:  # a missing or unreadable file: the OSError says so
-        head = f.read(100)
+    head = os.pread(file_handle(path)[0], 100, 0)  # a missing or unreadable file: the OSError says so
     if len(head) < 100 or not head.startswith(_SQLITE_MAGIC):
         raise _refuse(path, "not a SQLite database")
     page = int.from_bytes(head[16:18], "big")
@@ -137,9 +151,15 @@ class Store(Protocol):
     def photo_file(self, photo: int) -> tuple[str, str] | None: ...
     def not_used(self) -> list[tuple[int, str, str, str]]: ...
     def vectors(self) -> tuple[np.ndarray, np.ndarray]: ...
+    def face_stamp(self) -> tuple[int, int]: ...
+    def count_through(self, last: int) -> int: ...
+    def vector_chunks(self, after: int = 0, where: str = "") -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+    def vectors_of(self, faces: Sequence[int]) -> np.ndarray: ...
+    def person_vectors(self, person: int) -> np.ndarray: ...
+    def face_rows_of(self, faces: Sequence[int]) -> dict[int, tuple]: ...
     def face_rows(self) -> list[tuple]: ...
     def face_table_rows(self) -> tuple[list[str], list[tuple]]: ...
-    def face_geometry(self) -> tuple[np.ndarray, np.ndarray]: ...
+    def face_geometry(self, faces: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
     # people and decisions
     def assignments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
     def assign(self, faces: Sequence[int], person: int | None, by: str | None) -> None: ...
@@ -156,6 +176,7 @@ class Store(Protocol):
     def forbidden(self) -> set[tuple[int, int]]: ...
     def log(self, kind: str, person=None, other=None, faces=(), value=None) -> None: ...
     def decisions(self) -> list[tuple]: ...
+    def last_decision(self) -> int: ...
 
 
 class SQLiteStore:
@@ -304,13 +325,59 @@ class SQLiteStore:
             return n
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(face ids, descriptors)`` of every face, ordered by id (float32)."""
-        rows = self.con.execute("SELECT face, vector FROM descriptors ORDER BY face").fetchall()
-        dim = int(self.meta.get("dim", 0))
-        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        X = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), dim) if rows else \
-            np.zeros((0, dim), np.float32)
-        return ids, X
+        """``(face ids, descriptors)`` of every face, ordered by id (float32), read in chunks."""
+        parts = list(self.vector_chunks())
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    @property
+    def dim(self) -> int:
+        """The descriptor's length."""
+        return int(self.meta.get("dim", 0))
+
+    def _matrix(self, blobs: Sequence[bytes]) -> np.ndarray:
+        return np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), self.dim)
+
+    def face_stamp(self) -> tuple[int, int]:
+        """``(largest face id, number of faces)`` with a descriptor: ids are never reused
+        (AUTOINCREMENT), so the faces seen at one stamp are the faces at the same stamp later."""
+        last, n = self.con.execute("SELECT max(face), count(*) FROM descriptors").fetchone()
+        return int(last or 0), int(n)
+
+    def count_through(self, last: int) -> int:
+        """How many faces with a descriptor have an id up to ``last``."""
+        return int(self.con.execute("SELECT count(*) FROM descriptors WHERE face <= ?", (int(last),)).fetchone()[0])
+
+    def vector_chunks(self, after: int = 0, where: str = "", chunk: int = 50_000
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(face ids, descriptors)`` of the faces with an id above ``after`` (and ``where``: a fixed
+        SQL condition on ``face``), by id, ``chunk`` at a time (memory bounded by the chunk)."""
+        last = int(after)
+        while True:
+            rows = self.con.execute(f"SELECT face, vector FROM descriptors WHERE face > ? {where} ORDER BY face "
+                                    "LIMIT ?", (last, chunk)).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            yield ids, self._matrix([r[1] for r in rows])
+            last = int(ids[-1])
+
+    def vectors_of(self, faces: Sequence[int]) -> np.ndarray:
+        """The descriptors of ``faces`` (ids that exist), in the order given."""
+        faces = [int(f) for f in faces]
+        found: dict[int, bytes] = {}
+        for start in range(0, len(faces), 500):  # SQLite's limit on parameters
+            part = faces[start:start + 500]
+            found.update(self.con.execute(f"SELECT face, vector FROM descriptors WHERE face IN "
+                                          f"({','.join('?' * len(part))})", part))
+        return self._matrix([found[f] for f in faces]) if faces else np.zeros((0, self.dim), np.float32)
+
+    def person_vectors(self, person: int) -> np.ndarray:
+        """The descriptors of ``person``'s faces, by face id."""
+        rows = self.con.execute("SELECT d.vector FROM faces f JOIN descriptors d ON d.face = f.id WHERE f.person = ? "
+                                "ORDER BY f.id", (int(person),)).fetchall()
+        return self._matrix([r[0] for r in rows]) if rows else np.zeros((0, self.dim), np.float32)
 
     def face_rows(self) -> list[tuple]:
         """Every face with its photo, ordered by face id: ``(id, root, path, face_index, x, y, w, h,
@@ -319,6 +386,18 @@ class SQLiteStore:
             "SELECT f.id, p.root, p.path, f.face_index, f.x, f.y, f.w, f.h, f.keypoints, f.score, f.sharpness, "
             "f.frontalness, f.subject, f.person, f.decided_by, f.photo FROM faces f JOIN photos p ON p.id = f.photo "
             "ORDER BY f.id").fetchall()
+
+    def face_rows_of(self, faces: Sequence[int]) -> dict[int, tuple]:
+        """``{id: row of :meth:`face_rows`}`` for those of ``faces`` that exist."""
+        faces = [int(f) for f in faces]
+        out: dict[int, tuple] = {}
+        for start in range(0, len(faces), 500):
+            part = faces[start:start + 500]
+            out.update((r[0], r) for r in self.con.execute(
+                "SELECT f.id, p.root, p.path, f.face_index, f.x, f.y, f.w, f.h, f.keypoints, f.score, f.sharpness, "
+                "f.frontalness, f.subject, f.person, f.decided_by, f.photo FROM faces f JOIN photos p ON p.id = f.photo "
+                f"WHERE f.id IN ({','.join('?' * len(part))})", part))
+        return out
 
     def not_used(self) -> list[tuple[int, str, str, str]]:
         """Photos and files without a face: ``(root, path, status, reason)``."""
@@ -331,9 +410,16 @@ class SQLiteStore:
                                (int(photo),)).fetchone()
         return None if row is None or row[0] is None else row
 
-    def face_geometry(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(boxes (n, 4), detector scores (NaN: unknown))`` of every face, ordered by id."""
-        rows = self.con.execute("SELECT x, y, w, h, score FROM faces ORDER BY id").fetchall()
+    def face_geometry(self, faces: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(boxes (n, 4), detector scores (NaN: unknown))`` of every face (or of ``faces``), ordered by id."""
+        if faces is None:
+            rows = self.con.execute("SELECT x, y, w, h, score FROM faces ORDER BY id").fetchall()
+        else:
+            faces, rows = sorted(int(f) for f in faces), []
+            for start in range(0, len(faces), 500):
+                part = faces[start:start + 500]
+                rows += self.con.execute(f"SELECT x, y, w, h, score FROM faces WHERE id IN ({','.join('?' * len(part))}) "
+                                         "ORDER BY id", part).fetchall()
         arr = np.array(rows, dtype=float).reshape(len(rows), 5)
         return arr[:, :4].astype(int), arr[:, 4]
 
@@ -359,17 +445,17 @@ class SQLiteStore:
             con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
 
     def stamp(self) -> tuple:
-        """Changes whenever faces, people, assignments or decisions change (for caches)."""
-        return self.con.execute(
-            "SELECT max(id), count(*), (SELECT count(*) FROM decisions), (SELECT max(id) FROM people), "
-            "(SELECT value FROM meta WHERE key = 'assigned_through') FROM faces").fetchone()
+        """Changes whenever the file changes (for caches), in O(1): ``PRAGMA data_version`` moves when
+        another connection (or process) commits, ``total_changes`` when this one writes."""
+        return self.con.execute("PRAGMA data_version").fetchone()[0], self.con.total_changes
 
     # ------------------------------------------------------------------ people
     def assignments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(face ids, person (-1: none), placed by the user)`` ordered by face id."""
-        rows = self.con.execute("SELECT id, person, decided_by FROM faces ORDER BY id").fetchall()
-        return (np.array([r[0] for r in rows], np.int64), np.array([-1 if r[1] is None else r[1] for r in rows], np.int64),
-                np.array([r[2] == "user" for r in rows], bool))
+        rows = self.con.execute("SELECT id, COALESCE(person, -1), COALESCE(decided_by = 'user', 0) FROM faces "
+                                "ORDER BY id").fetchall()
+        arr = np.array(rows, np.int64).reshape(len(rows), 3)  # one C conversion, no loop per face
+        return arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2] == 1
 
     def assign(self, faces: Sequence[int], person: int | None, by: str | None) -> None:
         """Give ``faces`` to ``person`` (None: to nobody), decided ``by`` ``"auto"`` or ``"user"``."""
@@ -454,6 +540,10 @@ class SQLiteStore:
             con.execute("INSERT INTO decisions (at, kind, person, other, faces, value) VALUES (?, ?, ?, ?, ?, ?)",
                         (time.time(), kind, person, other, json.dumps([int(f) for f in faces]) if len(faces) else None,
                          value))
+
+    def last_decision(self) -> int:
+        """The id of the last user decision (0: none)."""
+        return int(self.con.execute("SELECT COALESCE(max(id), 0) FROM decisions").fetchone()[0])
 
     def decisions(self) -> list[tuple]:
         """The decisions log: ``(id, at, kind, person, other, faces, value)``."""

@@ -28,9 +28,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..store import SQLiteStore, check_file
-from .assign import attach, calibrate, group_new, nearest, person_distances, rule_from_state, rule_state
+from ..store import SQLiteStore, check_file, file_handle
+from .assign import CALIBRATION_PEOPLE, CANDIDATES, attach, calibrate, group_new, person_distances, rule_from_state, rule_state
 from .indexing import BATCH, AddReport, add_inputs, root_of
+from .neighbours import FaceIndex, IndexGallery
 
 __all__ = ["Collection", "Person", "AddReport", "LOCAL_K", "SEARCH_TOP"]
 
@@ -72,6 +73,7 @@ class Collection:
         self._detector = detector
         self._store: SQLiteStore | None = None
         self._cache: tuple | None = None
+        self._nn = FaceIndex(self.path)  # people.db.faiss, kept in step with the file
         if self.path.exists() or self.path.is_symlink():
             self._open(None if descriptor is None else get_descriptor(descriptor).id)
             if detector is not None and detector != self.detector:
@@ -134,7 +136,11 @@ class Collection:
     def _writer(self, wait: bool, quiet: bool) -> Iterator[None]:
         """One add (or recluster) at a time per file: an advisory lock on the file itself (SQLite's
         own locks are per transaction; two adds interleaving batches would extract photos twice)."""
-        fd = os.open(self.path, os.O_RDONLY)
+        fd, local = file_handle(self.path)
+        if not local.acquire(blocking=False):  # another Collection of this process is adding
+            if not wait:
+                raise BlockingIOError(f"another run is adding to {self.path}; try again when it has finished")
+            local.acquire()
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -145,9 +151,12 @@ class Collection:
                     print(f"{self.path}: another run is adding to this collection; waiting for it to finish",
                           file=sys.stderr, flush=True)
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            os.close(fd)  # releases the lock
+            local.release()
 
     # ------------------------------------------------------------------ adding
     def add(self, inputs: str | os.PathLike | Sequence[str | os.PathLike], *, n_jobs: int | None = None,
@@ -225,9 +234,7 @@ class Collection:
                     attached += done
             store.set_meta("assigned_through", str(through))
         if rule is None and store.get_meta("openset") is None and plan:  # the first people: calibrate on them
-            ids, X = store.vectors()
-            person = store.assignments()[1]
-            rule = calibrate(X[person >= 0], person[person >= 0], LOCAL_K)
+            rule = self._calibrate(*store.assignments()[:2])
         if rule is not None:  # what search states its stranger rates with
             store.set_meta("openset", rule_state(rule))
         return attached, grouped, new_people
@@ -237,44 +244,84 @@ class Collection:
         calibrated on the people as they were)`` from one snapshot."""
         store = self.store
         with store.snapshot():
-            ids, X = store.vectors()
             fid, person, user = store.assignments()
             through = store.get_meta("assigned_through")
             forbidden: dict[int, set[int]] = {}
             for f, p in store.forbidden():
                 forbidden.setdefault(f, set()).add(p)
-            boxes, scores = store.face_geometry()
-        if not np.array_equal(ids, fid):
-            raise RuntimeError(f"{self.path}: faces without descriptors (the file was changed by hand)")
+            index = self._nn.sync(store)  # in the same snapshot: the index holds exactly these faces
+            saved = store.get_meta("openset")
+            decided = store.last_decision()
         last = int(fid.max(initial=0))
         free = (person < 0) & ~user
         todo = free & ((fid > int(through)) if through and not everything else True)
         t = self.same_person_distance
-        older = np.flatnonzero(free & ~todo)
-        if todo.any() and len(older):  # unassigned faces the new ones may now complete into a person
-            d, _ = nearest(X[older], X[todo], 1)
-            todo[older[d[:, 0] < t]] = True
+        if todo.any() and (free & ~todo).any():  # unassigned faces the new ones may now complete into a person
+            dist, near = index.search(store.vectors_of(fid[todo]), CANDIDATES)
+            near = np.unique(near[(dist < t) & (near >= 0)])
+            pos = np.searchsorted(fid, near)
+            todo[pos[free[pos]]] = True
         if not todo.any():
             return [], last, None
-        known = person >= 0
-        rule = calibrate(X[known], person[known], LOCAL_K)
+        rule = self._rule(fid, person, saved, decided)
         rows = np.flatnonzero(todo)
-        found = attach(X[rows], X[known], person[known], t, LOCAL_K, forbidden=[forbidden.get(int(f)) for f in fid[rows]],
-                       limit=None if rule is None else rule.threshold_)
+        Xq = self._vectors(fid, rows)
+        found = np.full(len(rows), -1, np.int64)
+
+        def vectors_of(p: int) -> np.ndarray:  # a person's faces: in the file, and those this add gave it
+            return np.concatenate([store.person_vectors(p), Xq[found == p]])
+
+        gallery = IndexGallery(index, fid, person, vectors_of)
+        found[:] = attach(Xq, gallery, t, LOCAL_K, forbidden=[forbidden.get(int(f)) for f in fid[rows]],
+                          limit=None if rule is None else rule.threshold_)
         plan = [(fid[rows[found == p]], int(p)) for p in np.unique(found[found >= 0])]
-        person[rows] = found
-        rest = rows[found < 0]
-        known = person >= 0
-        mask = self._core_mask(X[rest], boxes[rest], scores[rest]) if len(rest) else None
-        labels, joins = group_new(X[rest], X[known], person[known], t, LOCAL_K, descriptor=self.descriptor,
+        person[rows] = found  # the gallery's persons too
+        gallery = IndexGallery(index, fid, person, vectors_of)  # no person's faces cached from before
+        rest = found < 0
+        boxes, scores = store.face_geometry(fid[rows[rest]])
+        mask = self._core_mask(Xq[rest], boxes, scores) if rest.any() else None
+        labels, joins = group_new(Xq[rest], gallery, t, LOCAL_K, descriptor=self.descriptor,
                                   core_mask=mask, progress=progress)
         for g, target in enumerate(joins):
-            members = fid[rest[labels == g]]
+            members = fid[rows[rest][labels == g]]
             if target < 0 or any(int(target) in forbidden.get(int(f), ()) for f in members):
                 plan.append((members, None))
             else:
                 plan.append((members, int(target)))
         return plan, last, rule
+
+    def _vectors(self, fid: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The descriptors of faces ``fid[rows]`` (rows ascending): by id when few, else read in chunks."""
+        if len(rows) * 4 < len(fid):
+            return self.store.vectors_of(fid[rows])
+        want = np.zeros(len(fid), bool)
+        want[rows] = True
+        parts, at = [], 0
+        for ids, X in self.store.vector_chunks():
+            parts.append(X[want[at:at + len(ids)]])  # same order: both by face id
+            at += len(ids)
+        return np.concatenate(parts) if parts else np.zeros((0, self.store.dim), np.float32)
+
+    def _calibrate(self, fid: np.ndarray, person: np.ndarray, decided: int | None = None):
+        """The open-set rule on the people as they are (only the faces it samples are read), with
+        what :meth:`_rule` compares later: people of two faces or more, the last decision."""
+        known = person >= 0
+        rule = calibrate(lambda r: self.store.vectors_of(fid[known][r]), person[known], LOCAL_K)
+        if rule is not None:
+            rule.people_, rule.decided_ = _eligible(person), self.store.last_decision() if decided is None else decided
+        return rule
+
+    def _rule(self, fid: np.ndarray, person: np.ndarray, saved: str | None, decided: int):
+        """The rule saved by the last add while the people it was calibrated on still stand: no user
+        decision since, and as many people of two faces (or, past the people calibration samples,
+        fewer than a quarter more). Calibrating costs seconds whatever the size: an add of a few
+        faces would spend most of its time there."""
+        rule = rule_from_state(saved)
+        if rule is not None and rule.decided_ == decided:
+            n, then = _eligible(person), rule.people_
+            if n == then or (then is not None and then >= CALIBRATION_PEOPLE and then <= n < 1.25 * then):
+                return rule
+        return self._calibrate(fid, person, decided)
 
     # ------------------------------------------------------------------ people and decisions
     def people(self, *, hidden: bool = True) -> list[Person]:
@@ -481,18 +528,20 @@ class Collection:
         return [(roots[r][2] or roots[r][0], p, s, reason or "") for r, p, s, reason in self.store.not_used()]
 
     # ------------------------------------------------------------------ search
-    def _index(self) -> tuple:
-        """Descriptors, persons, face rows and the open-set rule, cached until the collection changes."""
-        stamp = self.store.stamp()
+    def _search_state(self) -> tuple:
+        """The gallery (index, persons), the open-set rule and names, cached until the collection changes."""
+        store = self.store
+        stamp = store.stamp()
         if self._cache is None or self._cache[0] != stamp:
-            ids, X = self.store.vectors()
-            _, person, _ = self.store.assignments()
-            saved = self.store.get_meta("openset")
+            with store.snapshot():
+                fid, person, _ = store.assignments()
+                index = self._nn.sync(store)
+                saved = store.get_meta("openset")
+                names = {i: n for i, n, *_ in store.people()}
+                roots = store.roots()
             # calibrated by the last add (on the people as they were then); else now
-            rule = rule_from_state(saved) if saved else calibrate(X[person >= 0], person[person >= 0], LOCAL_K)
-            rows = self._rows()
-            names = {i: n for i, n, *_ in self.store.people()}
-            self._cache = (stamp, X, person, rows, rule, names)
+            rule = rule_from_state(saved) if saved else self._calibrate(fid, person)
+            self._cache = (stamp, IndexGallery(index, fid, person, store.person_vectors), rule, names, roots)
         return self._cache[1:]
 
     def search(self, image, *, top: int = SEARCH_TOP) -> list[dict]:
@@ -501,28 +550,33 @@ class Collection:
         ``distance`` (to that person's nearest faces), ``stranger_rate`` (the share of the
         collection's strangers that come as close, as ``predict`` states it; None without two people
         to calibrate on) and ``matches``: the ``top`` nearest faces of the collection, best first
-        (``source``, ``root``, ``photo``, ``face_index``, ``face``, ``person``, ``name``, ``distance``)."""
+        (``source``, ``root``, ``photo``, ``face_index``, ``face``, ``person``, ``name``, ``distance``).
+        Candidates come from the FAISS index beside the file; every distance stated is computed
+        exactly from the candidates' descriptors."""
+        from ..openset import pairwise
+
         boxes, Q = self._describe(image)
-        X, person, rows, rule, names = self._index()
-        known = person >= 0
+        gallery, rule, names, roots = self._search_state()
         t = self.same_person_distance
-        scores = person_distances(Q, X[known], person[known], LOCAL_K) if known.any() else [{} for _ in Q]
-        found = attach(Q, X[known], person[known], t, LOCAL_K, limit=None if rule is None else rule.threshold_,
-                       scores=scores)
-        dist, idx = nearest(Q, X, top)
-        roots = self.store.roots()
+        scores = person_distances(Q, gallery, LOCAL_K) if len(gallery) else [{} for _ in Q]
+        found = attach(Q, gallery, t, LOCAL_K, limit=None if rule is None else rule.threshold_, scores=scores)
+        _, near = gallery.index.search(Q, top)
         out = []
         for i, box in enumerate(boxes):
             p = int(found[i])
             best = min(scores[i], key=scores[i].get) if scores[i] else None
             d = scores[i].get(p if p >= 0 else best) if best is not None else None
+            ids = near[i][near[i] >= 0]
+            rows = self.store.face_rows_of(ids)
+            ids = np.array([f for f in ids.tolist() if f in rows], np.int64)  # removed meanwhile: dropped
+            exact = pairwise(Q[i:i + 1], self.store.vectors_of(ids))[0] if len(ids) else np.zeros(0)
             matches = []
-            for dj, j in zip(dist[i], idx[i]):
-                r = rows[j]
-                q = int(person[j])
-                matches.append({"source": r[2], "root": roots[r[1]][2] or roots[r[1]][0], "face_index": int(r[3]), "face": int(r[0]),
-                                "photo": int(r[15]), "person": q if q >= 0 else None,
-                                "name": names.get(q) if q >= 0 else None, "distance": round(float(dj), 4)})
+            for j in np.argsort(exact, kind="stable"):
+                r = rows[int(ids[j])]
+                q = -1 if r[13] is None else int(r[13])
+                matches.append({"source": r[2], "root": roots[r[1]][2] or roots[r[1]][0], "face_index": int(r[3]),
+                                "face": int(r[0]), "photo": int(r[15]), "person": q if q >= 0 else None,
+                                "name": names.get(q) if q >= 0 else None, "distance": round(float(exact[j]), 4)})
             out.append({"box": [int(v) for v in box], "person": p if p >= 0 else None,
                         "name": names.get(p) if p >= 0 else None,
                         "distance": None if d is None else round(float(d), 4),
@@ -552,6 +606,11 @@ class Collection:
         faces = detect(np.asarray(image), self.detector)
         X = get_descriptor(self.descriptor).describe(image, faces) if faces else np.zeros((0, 1), np.float32)
         return [f.box for f in faces], np.asarray(X, np.float32)
+
+
+def _eligible(person: np.ndarray) -> int:
+    """People with two faces or more (those the open-set rule can be calibrated on)."""
+    return int((np.unique(person[person >= 0], return_counts=True)[1] >= 2).sum())
 
 
 def is_collection(path: str | os.PathLike) -> bool:

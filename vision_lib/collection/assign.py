@@ -11,8 +11,9 @@
    graph path at scale) into new people; a new group whose faces pass the local test for exactly one
    existing person joins that person instead (``_merge_local``'s rule).
 
-Candidates come from each face's :data:`CANDIDATES` nearest assigned faces (exact Euclidean
-distances, a matrix product in blocks), so the cost is linear in the collection.
+Candidates come from each face's :data:`CANDIDATES` nearest assigned faces: in memory (exact, a
+matrix product in blocks) or through the collection's FAISS index
+(:mod:`vision_lib.collection.neighbours`); the local test's distances are exact either way.
 """
 from __future__ import annotations
 
@@ -51,34 +52,32 @@ def nearest(Q: np.ndarray, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     return dist, idx
 
 
-def person_distances(Q: np.ndarray, X: np.ndarray, person: np.ndarray, k: int, candidates: int = CANDIDATES,
+def person_distances(Q: np.ndarray, gallery, k: int, candidates: int = CANDIDATES,
                      cutoff: float = np.inf) -> list[dict[int, float]]:
     """For each row of ``Q``: ``{person: mean distance to that person's k nearest faces}`` for the
-    people among its ``candidates`` nearest rows of ``X`` (``person`` per row of ``X``, all >= 0).
-    A person with faces beyond the candidates is scored exactly on all of its faces, unless even
-    the nearest possible (the missing faces at the farthest candidate's distance) is not under
-    ``cutoff``: then that bound is its score."""
+    people among its ``candidates`` nearest faces of ``gallery`` (an
+    :class:`~vision_lib.collection.neighbours.ArrayGallery` or ``IndexGallery``). A person with
+    faces beyond the candidates is scored exactly on all of its faces, unless even the nearest
+    possible (the missing faces at the farthest distance looked at) is not under ``cutoff``: then
+    that bound is its score."""
     from ..openset import pairwise
 
-    dist, idx = nearest(Q, X, candidates)
-    sizes = dict(zip(*np.unique(person, return_counts=True)))
-    members: dict[int, np.ndarray] = {}
+    dist, owner, far = gallery.nearest(Q, candidates)
+    sizes = gallery.sizes()
     out = []
     for i in range(len(Q)):
         found: dict[int, list[float]] = {}
-        for d, j in zip(dist[i], idx[i]):
-            found.setdefault(int(person[j]), []).append(float(d))
-        far = float(dist[i, -1]) if dist.shape[1] else np.inf
+        for d, p in zip(dist[i].tolist(), owner[i].tolist()):
+            if p >= 0 and d < np.inf:
+                found.setdefault(p, []).append(d)
         scores = {}
         for p, ds in found.items():
             m = min(k, int(sizes[p]))
-            bound = (sum(ds[:m]) + (m - len(ds[:m])) * far) / m
+            bound = (sum(ds[:m]) + (m - len(ds[:m])) * float(far[i])) / m
             if len(ds) >= m or bound >= cutoff:
                 scores[p] = float(bound)
             else:  # the person's other faces lie beyond the candidates: score it on all of them
-                if p not in members:
-                    members[p] = X[person == p]
-                scores[p] = float(np.sort(pairwise(Q[i:i + 1], members[p])[0])[:m].mean())
+                scores[p] = float(np.sort(pairwise(Q[i:i + 1], gallery.vectors_of(p))[0])[:m].mean())
         out.append(scores)
     return out
 
@@ -95,31 +94,31 @@ def _choose(scores: dict[int, float], mean_of, distance: float, limit: float | N
     return -1
 
 
-def attach(Q: np.ndarray, X: np.ndarray, person: np.ndarray, distance: float, k: int, *,
+def attach(Q: np.ndarray, gallery, distance: float, k: int, *,
            forbidden: Sequence[set[int] | None] | None = None, limit: float | None = None,
            scores: list[dict[int, float]] | None = None) -> np.ndarray:
-    """Phase 1: the existing person of each row of ``Q`` (``-1``: none) by the local test at
+    """Phase 1: the person of ``gallery`` each row of ``Q`` is (``-1``: none) by the local test at
     ``distance`` (and under the open-set rule's ``limit`` when given); ``forbidden[i]``: the people
     row ``i`` must not join (the user said "not this person"); ``scores``: :func:`person_distances`
     when the caller has them."""
     from ..openset import pairwise
 
     out = np.full(len(Q), -1, np.int64)
-    if not len(Q) or not len(X):
+    if not len(Q) or not len(gallery):
         return out
-    scores = person_distances(Q, X, person, k, cutoff=distance) if scores is None else scores
+    scores = person_distances(Q, gallery, k, cutoff=distance) if scores is None else scores
     for i, s in enumerate(scores):
         if forbidden is not None and forbidden[i]:
             s = {p: d for p, d in s.items() if p not in forbidden[i]}
-        out[i] = _choose(s, lambda p: float(pairwise(Q[i:i + 1], X[person == p]).mean()), distance, limit)
+        out[i] = _choose(s, lambda p: float(pairwise(Q[i:i + 1], gallery.vectors_of(p)).mean()), distance, limit)
     return out
 
 
-def group_new(Q: np.ndarray, X: np.ndarray, person: np.ndarray, distance: float, k: int, *, descriptor: str | None,
+def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: str | None,
               core_mask: np.ndarray | None = None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Phase 2: cluster the rows of ``Q`` (faces in no person) with
     :class:`~vision_lib.cluster.IdentityClustering`; returns ``(group per row (-1: none), existing
-    person per group (-1: a new person))``: a group joins an existing person (rows of ``X``) when
+    person per group (-1: a new person))``: a group joins an existing person of ``gallery`` when
     its faces pass the local test, on average, for that person alone."""
     from ..cluster import IdentityClustering
 
@@ -128,9 +127,9 @@ def group_new(Q: np.ndarray, X: np.ndarray, person: np.ndarray, distance: float,
     model = IdentityClustering(descriptor=descriptor, random_state=0, progress=progress)
     labels = model.fit(Q, core_mask=core_mask).labels_
     joins = np.full(model.n_clusters_, -1, np.int64)
-    if len(X) and model.n_clusters_:
+    if len(gallery) and model.n_clusters_:
         rows = np.flatnonzero(labels >= 0)
-        scores = person_distances(Q[rows], X, person, k, cutoff=distance)
+        scores = person_distances(Q[rows], gallery, k, cutoff=distance)
         for g in range(model.n_clusters_):
             mine = [scores[i] for i in np.flatnonzero(labels[rows] == g)]
             people = set().union(*(s.keys() for s in mine))
@@ -155,7 +154,8 @@ def calibrate(X: np.ndarray, person: np.ndarray, k: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     ids = np.sort(rng.choice(ids, min(len(ids), CALIBRATION_PEOPLE), replace=False))
     rows = np.concatenate([rng.permutation(np.flatnonzero(person == p))[:20] for p in ids])
-    return OpenSetRule(score="knn", k=k).fit(X[rows], person[rows].astype(str))
+    # X: the descriptors, or a function giving those of rows (a collection reads only these)
+    return OpenSetRule(score="knn", k=k).fit(X(rows) if callable(X) else X[rows], person[rows].astype(str))
 
 
 def rule_state(rule) -> str:
@@ -163,7 +163,8 @@ def rule_state(rule) -> str:
     import json
 
     return json.dumps({"far": rule.far, "k": rule.k, "impostor_scores": [round(float(v), 6) for v in rule.impostor_scores_],
-                       "n_strangers": rule.n_strangers_})
+                       "n_strangers": rule.n_strangers_, "people": getattr(rule, "people_", None),
+                       "decided": getattr(rule, "decided_", None)})
 
 
 def rule_from_state(state: str | None):
@@ -178,5 +179,7 @@ def rule_from_state(state: str | None):
     rule = OpenSetRule(far=data["far"], score="knn", k=data["k"])
     rule.impostor_scores_ = np.asarray(data["impostor_scores"], float)
     rule.n_strangers_ = data["n_strangers"]
+    # what it was calibrated on (people of two faces, last user decision): None when not recorded
+    rule.people_, rule.decided_ = data.get("people"), data.get("decided", -1)
     rule.threshold_, rule.far_ = rule.threshold_for(rule.far)
     return rule

@@ -1,0 +1,253 @@
+"""The nearest-neighbour index beside a collection (``people.db.faiss``) and the galleries the two
+phases and search look people up in.
+
+The database is the truth. The index file (magic, FAISS bytes, a JSON header, its length) records what it covers: the largest face id and the
+number of faces at that point (ids are never reused, so that pair names one set of faces), the
+descriptor, and a CRC of the FAISS bytes. At every use it is checked against the database: faces
+added since are appended; a face removed since (the covered count no longer matches), another
+descriptor, an unreadable, truncated or corrupted file, or a missing one: rebuilt from the
+descriptors, read in chunks. It is written atomically (a temporary file renamed over it); a folder
+that cannot be written keeps it in memory only.
+
+Up to :data:`FLAT_UP_TO` faces it is exact (``IndexFlatL2``); above, FAISS IVF-Flat as the graph
+clustering uses (``4 sqrt(n)`` lists, :data:`NPROBE` searched), retrained when the collection has
+grown :data:`RETRAIN_GROWTH` times since. IVF-Flat keeps the full float32 vectors, so the distances
+it returns are exact; only which faces come back is approximate.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["FLAT_UP_TO", "NPROBE", "FaceIndex", "ArrayGallery", "IndexGallery"]
+
+#: Faces up to which the index is exact. IVF at 100k (nprobe 32) made an add 1.9 s instead of 3.9 s
+#: but attached 236 of 1,000 new faces where the exact index attached 284 (bench_collection, scale): exact
+#: up to here, where a flat pass still costs well under a second per 1,000 new faces.
+FLAT_UP_TO = 200_000
+#: IVF lists searched per query.
+NPROBE = 32
+#: An IVF index is retrained (rebuilt) when the collection has this many times the faces it was trained on.
+RETRAIN_GROWTH = 4
+_MAGIC = b"VLFAISS1"
+
+
+def _faiss():
+    import faiss
+
+    from ..config import n_jobs
+
+    faiss.omp_set_num_threads(n_jobs(None))
+    return faiss
+
+
+class FaceIndex:
+    """The FAISS index of a collection's faces, kept in step with its store (:meth:`sync`) and
+    searched by face id (:meth:`search`)."""
+
+    def __init__(self, db_path: str | os.PathLike):
+        self.file = Path(f"{db_path}.faiss")
+        self.index = None
+        self.covers = (0, 0)  # (largest face id, faces) the index holds
+        self.trained_on = 0
+        self.kind = ""
+        self.last_action = ""  # "loaded", "appended", "rebuilt", "" (already in step): for tests and reports
+
+    # ------------------------------------------------------------------ keeping in step
+    def sync(self, store) -> "FaceIndex":
+        """Bring the index in step with ``store`` (loaded from its file, appended to or rebuilt)."""
+        self.last_action = ""
+        now = store.face_stamp()
+        if self.index is not None and self.covers == now:
+            return self
+        if self.index is None:
+            self._load(store)
+            if self.index is not None and self.covers == now:
+                self.last_action = "loaded"
+                return self
+        last, count = self.covers
+        appendable = (self.index is not None and last <= now[0] and store.count_through(last) == count
+                      and self._kind_for(now[1]) == self.kind
+                      and (self.kind == "flat" or now[1] <= RETRAIN_GROWTH * self.trained_on))
+        if appendable:
+            for ids, X in store.vector_chunks(after=last):
+                self.index.add_with_ids(X, ids)
+            self.last_action = "appended"
+        else:
+            self._build(store, now[1])
+            self.last_action = "rebuilt"
+        self.covers = now
+        self._save(store)
+        return self
+
+    @staticmethod
+    def _kind_for(n: int) -> str:
+        return "flat" if n <= FLAT_UP_TO else "ivf"
+
+    def _build(self, store, n: int) -> None:
+        faiss = _faiss()
+        d = store.dim
+        self.kind = self._kind_for(n)
+        if self.kind == "flat":
+            self.index = faiss.IndexIDMap2(faiss.IndexFlatL2(d))
+            self.trained_on = n
+        else:
+            lists = max(1, min(int(4 * np.sqrt(n)), n // 39))  # as graph_cluster.knn_graph
+            step = max(1, n // (40 * lists))
+            sample = np.concatenate([X for _, X in store.vector_chunks(where=f"AND face % {step} = 0")])
+            self.index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, lists)
+            self.index.train(sample)
+            self.index.nprobe = min(NPROBE, lists)
+            self.trained_on = n
+        for ids, X in store.vector_chunks():
+            self.index.add_with_ids(X, ids)
+
+    def _load(self, store) -> None:
+        """The saved index when it is whole and of this collection's descriptor; else none (rebuilt).
+        Layout: magic, the FAISS bytes, a JSON header, the header's length (4 bytes): streamed both
+        ways, so the index is never held twice in memory."""
+        try:
+            with open(self.file, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < 12 or f.read(8) != _MAGIC:
+                    raise ValueError("not an index file")
+                f.seek(size - 4)
+                n = struct.unpack("<I", f.read(4))[0]
+                body = size - 4 - n - 8
+                if body < 0:
+                    raise ValueError("truncated")
+                f.seek(8 + body)
+                head = json.loads(f.read(n))
+                if head["descriptor"] != store.meta.get("descriptor") or head["dim"] != store.dim:
+                    raise ValueError("another descriptor")
+                f.seek(8)
+                crc, left = 0, body
+                while left:  # the checksum before FAISS reads a byte of it
+                    chunk = f.read(min(left, 1 << 24))
+                    crc, left = zlib.crc32(chunk, crc), left - len(chunk)
+                if crc != head["crc"]:
+                    raise ValueError("checksum differs")
+                f.seek(8)
+                faiss = _faiss()
+                index = faiss.read_index(faiss.PyCallbackIOReader(f.read))
+            if index.ntotal != head["covers"][1]:
+                raise ValueError("face count differs")
+        except FileNotFoundError:
+            return
+        except Exception as exc:  # noqa: BLE001 - any damage: the database is the truth, rebuild
+            print(f"{self.file}: unreadable ({str(exc)[:80]}); rebuilding it from the collection", file=sys.stderr)
+            return
+        if head["kind"] == "ivf":
+            index.nprobe = min(NPROBE, index.nlist)
+        self.index, self.covers, self.kind, self.trained_on = index, tuple(head["covers"]), head["kind"], head["trained_on"]
+
+    def _save(self, store) -> None:
+        tmp = self.file.with_name(f".{self.file.name}.part-{os.getpid()}")
+        crc = 0
+        try:
+            with open(tmp, "wb") as f:
+                def write(chunk: bytes) -> None:
+                    nonlocal crc
+                    crc = zlib.crc32(chunk, crc)
+                    f.write(chunk)
+
+                f.write(_MAGIC)
+                faiss = _faiss()
+                faiss.write_index(self.index, faiss.PyCallbackIOWriter(write))
+                head = json.dumps({"covers": list(self.covers), "kind": self.kind, "trained_on": self.trained_on,
+                                   "descriptor": store.meta.get("descriptor"), "dim": store.dim, "crc": crc}).encode()
+                f.write(head + struct.pack("<I", len(head)))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.file)
+        except OSError:  # a read-only folder: the index lives in memory only
+            tmp.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ searching
+    def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(distances, face ids)`` of the ``k`` nearest faces of each row of ``Q``, ascending
+        (Euclidean; ``inf`` / ``-1`` where fewer were found)."""
+        Q = np.ascontiguousarray(Q, np.float32)
+        k = min(int(k), int(self.index.ntotal))
+        if k == 0 or not len(Q):
+            return np.full((len(Q), max(k, 0)), np.inf, np.float32), np.full((len(Q), max(k, 0)), -1, np.int64)
+        D, ids = self.index.search(Q, k)
+        D = np.sqrt(np.maximum(D, 0))
+        D[ids < 0] = np.inf
+        return D, ids
+
+
+class ArrayGallery:
+    """People's faces held in memory (``X`` rows, ``person`` per row, all >= 0): exact search."""
+
+    def __init__(self, X: np.ndarray, person: np.ndarray):
+        self.X, self.person = np.asarray(X, np.float32), np.asarray(person)
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def nearest(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(distances, person per neighbour, distance beyond which faces were not looked at)``."""
+        from .assign import nearest
+
+        dist, idx = nearest(Q, self.X, k)
+        far = dist[:, -1] if dist.shape[1] else np.full(len(Q), np.inf, np.float32)
+        return dist, self.person[idx], far
+
+    def sizes(self) -> dict[int, int]:
+        return dict(zip(*(v.tolist() for v in np.unique(self.person, return_counts=True))))
+
+    def vectors_of(self, person: int) -> np.ndarray:
+        return self.X[self.person == person]
+
+
+class IndexGallery:
+    """The assigned faces of a collection through its :class:`FaceIndex`: ``fid`` (sorted face ids)
+    and ``person`` (per face, ``-1``: none; updated by the caller as faces are assigned);
+    ``person_vectors`` reads a person's descriptors from the store for the exact checks."""
+
+    #: Neighbours asked of the index per candidate wanted (the index also holds faces in no person).
+    WIDEN = 4
+
+    def __init__(self, index: FaceIndex, fid: np.ndarray, person: np.ndarray,
+                 person_vectors: Callable[[int], np.ndarray]):
+        self.index, self.fid, self.person, self.person_vectors = index, fid, person, person_vectors
+        self._members: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return int((self.person >= 0).sum())
+
+    def persons_of(self, ids: np.ndarray) -> np.ndarray:
+        """The person of each face id (``-1``: none, or not a face any more)."""
+        pos = np.clip(np.searchsorted(self.fid, ids), 0, max(len(self.fid) - 1, 0))
+        ok = (ids >= 0) & (len(self.fid) > 0)
+        ok &= self.fid[pos] == ids if len(self.fid) else False
+        return np.where(ok, self.person[pos] if len(self.fid) else -1, -1)
+
+    def nearest(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`ArrayGallery.nearest`, among the faces in a person: the index's ``WIDEN * k``
+        nearest faces, those in no person dropped; ``far`` is the farthest looked at, so a person
+        face not returned is at least that far."""
+        D, ids = self.index.search(Q, self.WIDEN * k)
+        p = self.persons_of(ids)
+        keep = p >= 0
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # assigned first, distance order kept
+        dist = np.take_along_axis(np.where(keep, D, np.inf), order, axis=1)
+        far = D[:, -1] if D.shape[1] else np.full(len(Q), np.inf, np.float32)
+        return dist, np.take_along_axis(p, order, axis=1), far
+
+    def sizes(self) -> dict[int, int]:
+        p = self.person[self.person >= 0]
+        return dict(zip(*(v.tolist() for v in np.unique(p, return_counts=True))))
+
+    def vectors_of(self, person: int) -> np.ndarray:
+        if person not in self._members:
+            self._members[person] = self.person_vectors(person)
+        return self._members[person]
