@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from . import files
-from .facenet import BN_KEYS, FACENET_SIZE, fold_batchnorm, inception_resnet_v1
+from .facenet_net import BN_KEYS, FACENET_SIZE, fold_batchnorm, inception_resnet_v1
 
 __all__ = ["GRAPH_VERSION", "OPSET", "build_onnx", "cached_onnx", "onnx_network"]
 
