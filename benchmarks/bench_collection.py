@@ -211,7 +211,7 @@ def search_quality(people, faces, rows: dict[str, int], second: list[str], truth
     Xc = faces.X[[key[(s, int(j))] for s, j in zip(subject["source"], subject["face_index"])]]
     labels_c = np.array([truth_of[s] for s in subject["source"]])
     subject_faces = set(subject["face"].astype(int))
-    ap, ap_exact, verdict, names = [], [], [], {}
+    ap, ap_exact, verdict = [], [], []
     latency = []
     for p in second:
         lab = truth_of[p]

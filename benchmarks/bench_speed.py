@@ -250,7 +250,6 @@ def _training_folder(training, work: Path) -> Path:
 
 def pipeline(photos: int, seed: int) -> dict:
     """bench_models' race, one process each, one thread each (TensorFlow, OpenCV, ONNX Runtime)."""
-    from vision_lib import models
     from vision_lib.config import dataset
     from vision_lib.io import photo_set
 

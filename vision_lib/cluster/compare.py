@@ -4,8 +4,6 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-import numpy as np
-
 from ..models import same_person_distance
 from ..tables import FaceTable
 from .estimator import CONFIDENT_CORES, IdentityClustering
