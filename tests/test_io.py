@@ -141,6 +141,90 @@ def test_reduced_decode_leaves_other_formats_and_small_photos_whole(tmp_path):
         io.load_image_reduced(tmp_path / "big.png", 100, max_pixels=1000)
 
 
+def _pillow_only(monkeypatch):
+    """Decode as before the fast path: every JPEG through Pillow."""
+    from vision_lib.io import decode
+
+    monkeypatch.setattr(decode, "decode_jpeg", lambda *a, **k: None)
+
+
+def _jpeg_variants(tmp_path) -> dict[str, Path]:
+    """A detailed 600x400 scene as the JPEGs people have: baseline 4:2:0 and 4:4:4, progressive,
+    grey, an MPO (a phone's JPEG with a second image), and each EXIF orientation 2..8."""
+    rng = np.random.default_rng(0)
+    scene = _big_scene(400, 600)
+    scene = np.clip(scene.astype(int) + rng.integers(-40, 40, scene.shape), 0, 255).astype(np.uint8)
+    im = Image.fromarray(scene)
+    out = {}
+    for name, kw in {"baseline": {}, "444": {"subsampling": 0}, "progressive": {"progressive": True}}.items():
+        im.save(tmp_path / f"{name}.jpg", quality=90, **kw)
+        out[name] = tmp_path / f"{name}.jpg"
+    im.convert("L").save(tmp_path / "grey.jpg", quality=90)
+    out["grey"] = tmp_path / "grey.jpg"
+    im.save(tmp_path / "two.mpo", "MPO", save_all=True, append_images=[im.resize((300, 200))], quality=90)
+    out["mpo"] = tmp_path / "two.mpo"
+    for o in range(2, 9):
+        exif = Image.Exif()
+        exif[0x0112] = o
+        im.save(tmp_path / f"orient{o}.jpg", quality=90, exif=exif.tobytes())
+        out[f"orient{o}"] = tmp_path / f"orient{o}.jpg"
+    return out
+
+
+def test_fast_jpeg_path_gives_pillows_pixels(tmp_path, monkeypatch):
+    pytest.importorskip("simplejpeg", reason="the fast JPEG path needs the simplejpeg wheel (requirements.txt)")
+    from vision_lib.io import jpeg
+
+    files = _jpeg_variants(tmp_path)
+    with Image.open(files["mpo"]) as im:
+        assert im.format == "MPO"
+    decoded = []  # what the fast decoder gave each time: an array, or None (fallback)
+    real = jpeg.decode_jpeg
+    monkeypatch.setattr(io.decode, "decode_jpeg", lambda *a, **k: decoded.append(real(*a, **k)) or decoded[-1])
+    fast = {name: [io.load_image_reduced(p, side) for side in (600, 300, 150, 75)] for name, p in files.items()}
+    assert len(decoded) == 4 * len(files) and all(d is not None for d in decoded)  # no fallback to Pillow
+    _pillow_only(monkeypatch)
+    for name, p in files.items():
+        for side, got in zip((600, 300, 150, 75), fast[name]):
+            ref = io.load_image_reduced(p, side)
+            assert (got.scale, got.shape) == (ref.scale, ref.shape), (name, side)
+            assert got.image.flags.c_contiguous and got.image.dtype == np.uint8
+            assert np.array_equal(got.image, ref.image), (name, side)
+    assert [d.scale for d in fast["baseline"]] == [1.0, 0.5, 0.25, 0.125]
+    assert fast["orient6"][0].shape == (600, 400)  # whole-photo size, upright
+
+
+def test_jpegs_the_fast_path_leaves_keep_pillows_answer(tmp_path, monkeypatch):
+    pytest.importorskip("simplejpeg", reason="the fast JPEG path needs the simplejpeg wheel (requirements.txt)")
+    files = _jpeg_variants(tmp_path)
+    data = files["baseline"].read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    Image.fromarray(_big_scene(400, 600)).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=90)
+    save_exif_rotated(_big_scene(40, 60), tmp_path / "odd_exif.jpg", malformed=True)
+    before = {}
+    with monkeypatch.context() as m:
+        _pillow_only(m)
+        for name in ("cmyk.jpg", "odd_exif.jpg"):
+            before[name] = io.load_image_reduced(tmp_path / name, 150)
+        with pytest.raises(io.ImageError) as old:
+            io.load_image(tmp_path / "cut.jpg")
+    with pytest.raises(io.ImageError) as new:
+        io.load_image(tmp_path / "cut.jpg")
+    assert new.value.reason == old.value.reason == "cannot decode: truncated image file"
+    for name, ref in before.items():
+        got = io.load_image_reduced(tmp_path / name, 150)
+        assert (got.scale, got.shape) == (ref.scale, ref.shape) and np.array_equal(got.image, ref.image)
+
+
+def test_without_the_fast_decoder_every_jpeg_still_loads(tmp_path, monkeypatch):
+    import sys
+
+    files = _jpeg_variants(tmp_path)
+    monkeypatch.setitem(sys.modules, "simplejpeg", None)  # import simplejpeg raises ImportError
+    out = io.load_image_reduced(files["orient6"], 150)
+    assert out.scale == 0.25 and out.shape == (600, 400) and out.image.shape == (150, 100, 3)
+
+
 def test_load_image_bytes_matches_load_image(corpus):
     path = corpus / "formats" / "rgba.png"
     np.testing.assert_array_equal(io.load_image_bytes(path.read_bytes()), io.load_image(path))

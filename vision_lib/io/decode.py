@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .jpeg import FAST_MODES, decode_jpeg
 from .reasons import ImageError, cannot_read
 from .sniff import SNIFF_BYTES, sniff_bytes, sniff_file
 
@@ -100,10 +101,13 @@ def _decode(source, name, size, max_pixels: int, min_side: int | None = None) ->
                     raise ImageError(name, f"too large: {w}x{h} pixels (limit {max_pixels:,})")
                 if w < 2 or h < 2:
                     raise ImageError(name, f"too small: {w}x{h} pixels")
-                reduction = _reduce_in_decoder(img, min_side) if min_side else 1
-                img.load()
-                image = _to_rgb(_upright(img))
-                turned = (image.shape[1], image.shape[0]) != img.size  # EXIF turned it by 90 degrees
+                reduction = _reduction(img, min_side) if min_side else 1
+                image = _decode_fast(img, source, reduction)
+                if image is None:  # Pillow: every format, and the JPEGs the fast path leaves
+                    reduction = _reduce_in_decoder(img, reduction)
+                    img.load()
+                    image = _to_rgb(_upright(img))
+                turned = (image.shape[1], image.shape[0]) != (-(-w // reduction), -(-h // reduction))
                 return Decoded(image, 1.0 / reduction, (w, h) if turned else (h, w))
     except ImageError:
         raise
@@ -120,19 +124,60 @@ def _decode(source, name, size, max_pixels: int, min_side: int | None = None) ->
         raise ImageError(name, f"cannot decode: {msg}") from None
 
 
-def _reduce_in_decoder(img, min_side: int) -> int:
-    """Ask Pillow's JPEG decoder (``draft``) for the largest DCT reduction that keeps the longest
-    side at least ``min_side``; returns the reduction made (1 when none)."""
-    w, h = img.size
-    if img.format != "JPEG":
+def _reduction(img, min_side: int) -> int:
+    """The largest DCT reduction (8, 4, 2) of a JPEG whose longest side stays at least ``min_side``
+    (1: none, and for every other format)."""
+    if img.format not in _JPEG_FORMATS:
         return 1
-    for k in _DCT_REDUCTIONS:
-        if -(-max(w, h) // k) >= min_side:
-            # The mode is kept (CMYK stays CMYK until _to_rgb); draft may refuse (returns None).
-            img.draft(img.mode, (w // k, h // k))  # Pillow divides by these sizes, rounding down
-            break
+    side = max(img.size)
+    return next((k for k in _DCT_REDUCTIONS if -(-side // k) >= min_side), 1)
+
+
+def _reduce_in_decoder(img, reduction: int) -> int:
+    """Ask Pillow's JPEG decoder (``draft``) for ``reduction``; returns the reduction it will make
+    (1 when none: ``draft`` may refuse)."""
+    if reduction == 1:
+        return 1
+    w, h = img.size
+    # The mode is kept (CMYK stays CMYK until _to_rgb); Pillow divides by these sizes, rounding down.
+    img.draft(img.mode, (w // reduction, h // reduction))
     # What the decoder will really do: its output size is the original's divided by k, rounded up.
     return next((k for k in _DCT_REDUCTIONS if img.size == (-(-w // k), -(-h // k))), 1)
+
+
+def _decode_fast(img, source, reduction: int) -> np.ndarray | None:
+    """The upright RGB photo decoded by libjpeg-turbo directly (:mod:`.jpeg`), or None when that
+    path does not apply (not a plain RGB / grey JPEG, unreadable EXIF, a decoder warning)."""
+    if img.format not in _JPEG_FORMATS or img.mode not in FAST_MODES:
+        return None
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block: _upright's fallbacks decide
+        return None
+    if not isinstance(orientation, int):  # an odd tag's type: _upright decides too
+        return None
+    # An MPO (phones' JPEGs with a depth map or a preview) starts with its primary JPEG.
+    data = source.read_bytes() if isinstance(source, Path) else source.getvalue()
+    image = decode_jpeg(data, img.size, reduction)
+    if image is None:
+        return None
+    return _numpy_upright(image, orientation)
+
+
+#: Formats whose files are JPEG streams (an MPO's first image is a plain JPEG at offset 0).
+_JPEG_FORMATS = ("JPEG", "MPO")
+
+
+def _numpy_upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` turned as EXIF ``orientation`` says: Pillow's transposes (:data:`_ORIENTATION`) in numpy."""
+    turn = _NUMPY_TURNS.get(orientation)
+    return image if turn is None else np.ascontiguousarray(turn(image))
+
+
+#: EXIF orientation -> the numpy view of :data:`_ORIENTATION`'s transpose (tests compare the two).
+_NUMPY_TURNS = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+                5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, 3),
+                7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
 
 
 def _unidentified_reason(source) -> str:
