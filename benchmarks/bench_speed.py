@@ -102,6 +102,63 @@ def cost_per_extra_photo(paths, work: Path, small: int, repeats: int) -> dict:
             "cpu_ms_per_extra_photo": round(1000 * (cpu[len(paths)] - cpu[small]) / extra, 1)}
 
 
+def stage_costs(web, cam, repeats: int) -> dict:
+    """CPU ms per photo of each stage of one pool worker (this process, one thread), ~0.5 MP against
+    12 MP, min of ``repeats`` interleaved passes: with the libjpeg-turbo decoder (``io/jpeg.py``,
+    the default) and with Pillow's (the decoder before it, for the same run's before / after)."""
+    import contextlib
+    from unittest import mock
+
+    import cv2
+    import numpy as np
+
+    from vision_lib.faces import scaled
+    from vision_lib.io import decode, resize_max_side
+    from vision_lib.models import get_descriptor, get_detector
+
+    cv2.setNumThreads(1)
+    det, desc = get_detector(threads=1), get_descriptor(threads=1)
+
+    def one_pass(paths) -> dict:
+        t = dict.fromkeys(("decode", "resize", "detect", "second_decode", "rate_and_chips", "descriptor"), 0.0)
+        clock = time.process_time
+        chips, seconds = [], 0
+        for i, p in enumerate(paths):
+            a = clock(); view = scaled.detection_view(p, det); b = clock()
+            resize_max_side(view.image, det.max_side); c = clock()
+            faces = scaled.detect_in(view, det); d = clock()
+            used = scaled.face_view(p, faces, view); e = clock()
+            scaled.qualities_in(used, faces)
+            chips.append(desc.chips(used.image, scaled.in_view(faces, used))); f = clock()
+            if len(chips) == 8 or i == len(paths) - 1:  # a worker's chunk: one network call
+                desc.describe_chips(np.concatenate(chips))
+                chips = []
+            g = clock()
+            seconds += used is not view
+            for k, v in zip(t, (b - a, c - b, (d - c) - (c - b), e - d, f - e, g - f)):
+                t[k] += v
+        return {**{k: 1000 * v / len(paths) for k, v in t.items()}, "second_decodes": seconds}
+
+    decoders = {"libjpeg_turbo": contextlib.nullcontext,
+                "pillow": lambda: mock.patch.object(decode, "decode_jpeg", lambda *a, **k: None)}
+    best: dict = {}
+    one_pass(web[:4])
+    for _ in range(repeats):
+        for name, ctx in decoders.items():
+            for size, paths in (("web", web), ("camera", cam)):
+                with ctx():
+                    run = one_pass(paths)
+                key = (name, size)
+                best[key] = run if key not in best else {k: min(v, run[k]) for k, v in best[key].items()}
+    out = {}
+    for name in decoders:
+        w, c = best[(name, "web")], best[(name, "camera")]
+        tw, tc = (sum(v for k, v in r.items() if k != "second_decodes") for r in (w, c))
+        out[name] = {"web": {k: round(v, 2) for k, v in w.items()}, "camera": {k: round(v, 2) for k, v in c.items()},
+                     "total_ms": {"web": round(tw, 1), "camera": round(tc, 1)}, "cpu_ratio_camera_vs_web": round(tc / tw, 3)}
+    return {**out, "photos": len(web), "what": "one process, one thread; detect excludes the resize; descriptor in chunks of 8 photos"}
+
+
 def agreement(paths) -> dict:
     """The library's faces and descriptors (:func:`vision_lib.faces.detect_paths`, reduced decodes)
     against the full decode (``load_image`` + detect + describe, as before), faces matched by IoU."""
@@ -215,6 +272,7 @@ def main(argv=None) -> int:
                 "what": "vision-lib features --kind descriptor (YuNet + FaceNet, every core), fresh processes, "
                         "(T(N) - T(n)) / (N - n), min of the repeats",
             }
+            report["camera_size"]["stages_one_worker"] = stage_costs(pick, big, args.repeats)
             report["accuracy"] = {"camera": agreement(big), "web": agreement(pick),
                                   "facenet_onnxruntime_vs_keras": runtimes_agree(pick[:20])}
         if "cold_start" not in args.skip:

@@ -41,12 +41,22 @@ def _decode_for(path: str | os.PathLike, side: int | None) -> Decoded:
 def detect_photo(path: str | os.PathLike, detector) -> tuple[list[Face], Decoded]:
     """The detector's faces in the photo file (in the whole photo's pixels), and the reduced
     decode they were found in. Raises :class:`~vision_lib.io.ImageError` as ``load_image`` does."""
-    view = _decode_for(path, detection_side(detector))
+    view = detection_view(path, detector)
+    return detect_in(view, detector), view
+
+
+def detection_view(path: str | os.PathLike, detector) -> Decoded:
+    """The photo decoded only as far as the detector looks (:func:`detection_side`)."""
+    return _decode_for(path, detection_side(detector))
+
+
+def detect_in(view: Decoded, detector) -> list[Face]:
+    """The detector's faces in the decode ``view``, in the whole photo's pixels."""
     faces = detector.detect(view.image)
     if view.scale != 1.0:
         h, w = view.shape
         faces = [f for f in (clamp_face(f.scaled(1 / view.scale), w, h) for f in faces) if f is not None]
-    return faces, view
+    return faces
 
 
 def face_view(path: str | os.PathLike, faces: Sequence[Face], view: Decoded | None = None,
@@ -77,4 +87,4 @@ def describe_in(descriptor, view: Decoded, faces: Sequence[Face]) -> np.ndarray:
     return descriptor.describe(view.image, in_view(faces, view))
 
 
-__all__ = ["FACE_SIDE", "detection_side", "detect_photo", "face_view", "in_view", "qualities_in", "describe_in"]
+__all__ = ["FACE_SIDE", "detection_side", "detect_photo", "detection_view", "detect_in", "face_view", "in_view", "qualities_in", "describe_in"]
