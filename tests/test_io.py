@@ -146,6 +146,7 @@ def _pillow_only(monkeypatch):
     from vision_lib.io import decode
 
     monkeypatch.setattr(decode, "decode_jpeg", lambda *a, **k: None)
+    monkeypatch.setattr(decode, "decode_jpeg_rows", lambda *a, **k: None)
 
 
 def _jpeg_variants(tmp_path) -> dict[str, Path]:
@@ -214,6 +215,40 @@ def test_jpegs_the_fast_path_leaves_keep_pillows_answer(tmp_path, monkeypatch):
     for name, ref in before.items():
         got = io.load_image_reduced(tmp_path / name, 150)
         assert (got.scale, got.shape) == (ref.scale, ref.shape) and np.array_equal(got.image, ref.image)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_region_is_decoded_as_in_the_whole_decode_and_the_rest_skipped(tmp_path, orientation):
+    pytest.importorskip("simplejpeg", reason="the fast JPEG path needs the simplejpeg wheel (requirements.txt)")
+    rng = np.random.default_rng(orientation)
+    scene = np.clip(_big_scene(1200, 1600).astype(int) + rng.integers(-40, 40, (1200, 1600, 3)), 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(scene.astype(np.uint8)).save(path, quality=90, exif=exif.tobytes())
+    for side, region in ((1600, (100, 60, 400, 300)), (800, (900, 700, 1100, 800)), (400, (0, 0, 50, 50))):
+        whole = io.load_image_reduced(path, side)
+        part = io.load_image_reduced(path, side, region=region)
+        assert (part.scale, part.shape, part.image.shape) == (whole.scale, whole.shape, whole.image.shape)
+        x0, y0, x1, y1 = (round(v * whole.scale) for v in region)
+        assert np.array_equal(part.image[y0:y1, x0:x1], whole.image[y0:y1, x0:x1]), (side, region)
+        if not part.complete:  # the decoder stopped early: what it skipped is black, not the photo
+            assert not np.array_equal(part.image, whole.image) and (part.image == 0).all(axis=2).any()
+    # The part a region needs lies at the top of the file for these turns: the decoder stops early.
+    top = io.load_image_reduced(path, 1600, region=(0, 0, 200, 200))
+    assert top.complete is (orientation not in (1, 2, 5, 8))
+
+
+def test_a_region_of_a_progressive_or_damaged_jpeg_is_decoded_as_before(tmp_path, monkeypatch):
+    pytest.importorskip("simplejpeg", reason="the fast JPEG path needs the simplejpeg wheel (requirements.txt)")
+    files = _jpeg_variants(tmp_path)
+    prog = io.load_image_reduced(files["progressive"], 300, region=(0, 0, 50, 50))
+    assert prog.complete and np.array_equal(prog.image, io.load_image_reduced(files["progressive"], 300).image)
+    data = files["baseline"].read_bytes()
+    for name, cut in (("cut_in_region.jpg", len(data) // 10), ("cut_below.jpg", len(data) * 9 // 10)):
+        (tmp_path / name).write_bytes(data[:cut])
+        with pytest.raises(io.ImageError, match="truncated image file"):
+            io.load_image_reduced(tmp_path / name, 600, region=(0, 0, 100, 60))
 
 
 def test_without_the_fast_decoder_every_jpeg_still_loads(tmp_path, monkeypatch):
