@@ -7,11 +7,15 @@ benchmarks/bench_speed.py``.
   pipeline: YuNet + FaceNet, as a user runs it, every core) on held-out footballer photos at their
   own size (~0.5 MP) and on the same photos re-encoded at 4000 px, quality 90 (12 MP; generated in a
   temporary folder, deleted afterwards): ``(T(N photos) - T(n photos)) / (N - n)``, which takes the
-  start-up out; the ratio 12 MP / 0.5 MP (target <= 1.3).
+  start-up out; the ratio 12 MP / 0.5 MP (target <= 1.3), of wall and of CPU time (the command's and
+  its pool workers'). ``stages_one_worker``: where a worker's CPU goes, per photo and stage (decode
+  for detection, resize, detection, second decode for the descriptor, rating and chips, FaceNet),
+  with the libjpeg-turbo decoder and with Pillow's (the decoder before it), same run.
 * ``accuracy``: on those 12 MP photos, faces found and descriptors of the library (reduced decode)
   against the full decode (``load_image`` + detect + describe, the code before the change), with the
   distances' median / 95th percentile / max beside the same-person distance; the same on the ~0.5 MP
-  photos (where nothing is reduced); and FaceNet under ONNX Runtime against the Keras network.
+  photos (where nothing is reduced); the libjpeg-turbo decoder against Pillow's on the 12 MP photos
+  (boxes, qualities and descriptors: identical); and FaceNet under ONNX Runtime against the Keras network.
 * ``cold_start``: wall and CPU seconds of fresh processes: ``vision-lib --help`` (target <= 0.5 s)
   and ``vision-lib predict MODEL one.jpg`` (target <= 3 s) with a small model trained first (3
   players x 8 photos), median of ``--repeats``; and the one-time first use (FaceNet's ONNX graph
@@ -102,18 +106,49 @@ def cost_per_extra_photo(paths, work: Path, small: int, repeats: int) -> dict:
             "cpu_ms_per_extra_photo": round(1000 * (cpu[len(paths)] - cpu[small]) / extra, 1)}
 
 
+def pillow_decoder():
+    """A context in which every JPEG is decoded by Pillow, as before ``io/jpeg.py``."""
+    import contextlib
+    from unittest import mock
+
+    from vision_lib.io import decode
+
+    stack = contextlib.ExitStack()
+    for name in ("decode_jpeg", "decode_jpeg_rows"):
+        stack.enter_context(mock.patch.object(decode, name, lambda *a, **k: None))
+    return stack
+
+
+def same_as_pillow_decoder(paths) -> dict:
+    """The library's faces, qualities and descriptors with the libjpeg-turbo decoder against Pillow's."""
+    import numpy as np
+
+    from vision_lib.faces import detect_paths
+
+    def run():
+        return detect_paths(paths, n_jobs=1, cache=False, progress=False, descriptors=True)
+
+    fast = run()
+    with pillow_decoder():
+        slow = run()
+    return {"photos": len(paths), "faces": sum(len(r.faces) for r in fast),
+            "boxes_identical": all([f.box for f in a.faces] == [f.box for f in b.faces] for a, b in zip(fast, slow)),
+            "qualities_identical": all(a.qualities == b.qualities for a, b in zip(fast, slow)),
+            "max_abs_descriptor_difference": max((float(np.abs(a.descriptors - b.descriptors).max())
+                                                  for a, b in zip(fast, slow) if a.faces), default=0.0)}
+
+
 def stage_costs(web, cam, repeats: int) -> dict:
     """CPU ms per photo of each stage of one pool worker (this process, one thread), ~0.5 MP against
     12 MP, min of ``repeats`` interleaved passes: with the libjpeg-turbo decoder (``io/jpeg.py``,
     the default) and with Pillow's (the decoder before it, for the same run's before / after)."""
     import contextlib
-    from unittest import mock
 
     import cv2
     import numpy as np
 
     from vision_lib.faces import scaled
-    from vision_lib.io import decode, resize_max_side
+    from vision_lib.io import resize_max_side
     from vision_lib.models import get_descriptor, get_detector
 
     cv2.setNumThreads(1)
@@ -139,13 +174,7 @@ def stage_costs(web, cam, repeats: int) -> dict:
                 t[k] += v
         return {**{k: 1000 * v / len(paths) for k, v in t.items()}, "second_decodes": seconds}
 
-    def pillow():
-        stack = contextlib.ExitStack()
-        for name in ("decode_jpeg", "decode_jpeg_rows"):
-            stack.enter_context(mock.patch.object(decode, name, lambda *a, **k: None))
-        return stack
-
-    decoders = {"libjpeg_turbo": contextlib.nullcontext, "pillow": pillow}
+    decoders = {"libjpeg_turbo": contextlib.nullcontext, "pillow": pillow_decoder}
     best: dict = {}
     one_pass(web[:4])
     for _ in range(repeats):
@@ -279,6 +308,7 @@ def main(argv=None) -> int:
             }
             report["camera_size"]["stages_one_worker"] = stage_costs(pick, big, args.repeats)
             report["accuracy"] = {"camera": agreement(big), "web": agreement(pick),
+                                  "camera_libjpeg_turbo_vs_pillow_decoder": same_as_pillow_decoder(big),
                                   "facenet_onnxruntime_vs_keras": runtimes_agree(pick[:20])}
         if "cold_start" not in args.skip:
             one = held.paths[0]
