@@ -151,13 +151,15 @@ def _pillow_only(monkeypatch):
 
 def _jpeg_variants(tmp_path) -> dict[str, Path]:
     """A detailed 600x400 scene as the JPEGs people have: baseline 4:2:0 and 4:4:4, progressive,
-    grey, an MPO (a phone's JPEG with a second image), and each EXIF orientation 2..8."""
+    with restart markers, grey, an MPO (a phone's JPEG with a second image), and each EXIF
+    orientation 2..8."""
     rng = np.random.default_rng(0)
     scene = _big_scene(400, 600)
     scene = np.clip(scene.astype(int) + rng.integers(-40, 40, scene.shape), 0, 255).astype(np.uint8)
     im = Image.fromarray(scene)
     out = {}
-    for name, kw in {"baseline": {}, "444": {"subsampling": 0}, "progressive": {"progressive": True}}.items():
+    for name, kw in {"baseline": {}, "444": {"subsampling": 0}, "progressive": {"progressive": True},
+                     "restart": {"restart_marker_rows": 1}}.items():
         im.save(tmp_path / f"{name}.jpg", quality=90, **kw)
         out[name] = tmp_path / f"{name}.jpg"
     im.convert("L").save(tmp_path / "grey.jpg", quality=90)
@@ -244,6 +246,10 @@ def test_a_region_of_a_progressive_or_damaged_jpeg_is_decoded_as_before(tmp_path
     files = _jpeg_variants(tmp_path)
     prog = io.load_image_reduced(files["progressive"], 300, region=(0, 0, 50, 50))
     assert prog.complete and np.array_equal(prog.image, io.load_image_reduced(files["progressive"], 300).image)
+    for name in ("restart", "mpo"):  # the decoder skips to a restart or end marker: still a clean stop
+        part = io.load_image_reduced(files[name], 300, region=(0, 0, 50, 50))
+        assert not part.complete
+        assert np.array_equal(part.image[:25, :25], io.load_image_reduced(files[name], 300).image[:25, :25])
     data = files["baseline"].read_bytes()
     for name, cut in (("cut_in_region.jpg", len(data) // 10), ("cut_below.jpg", len(data) * 9 // 10)):
         (tmp_path / name).write_bytes(data[:cut])
