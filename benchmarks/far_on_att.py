@@ -91,7 +91,7 @@ def main() -> None:
               "protocol": "per repeat: n known people drawn at random, 70/30 split of their photos, "
                           f"classify.train on the 70 % (population={args.population!r}); strangers = all "
                           "photos of the other AT&T people; stated far against the share of their photos named",
-              "repeats": args.repeats, "grid": list(grid), "population": args.population, "by_known": {}}
+              "repeats": args.repeats, "grid": list(grid), "calibration": args.population, "by_known": {}}
     for n in args.known:
         curves = [one_draw(ps, photos, n, seed, grid, args.population) for seed in range(args.repeats)]
         result["by_known"][str(n)] = summarise(curves, grid)

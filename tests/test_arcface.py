@@ -267,7 +267,9 @@ def test_collection_with_arcface(arcface_env, lfw_dir, tmp_path, capsys, monkeyp
     assert best["source"] == photo.relative_to(src).as_posix() and best["distance"] < 1e-3  # itself
     assert Collection(db).descriptor == "arcface"
 
-    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
     before = digest(db)
     # Another descriptor asked for an arcface collection: refused, exit 2, file unchanged.
     assert main(["index", str(src), "--db", str(db), "--descriptor", "facenet", *common]) == 2
@@ -285,7 +287,7 @@ def test_collection_with_arcface(arcface_env, lfw_dir, tmp_path, capsys, monkeyp
     # And a facenet collection refuses arcface.
     monkeypatch.setenv("VISION_LIB_ARCFACE_MODEL", "test_arcface.onnx")
     fdb = tmp_path / "facenet.db"
-    assert main(["index", str(src / sorted(p.name for p in src.iterdir())[0]), "--db", str(fdb), *common]) == 0
+    assert main(["index", str(src / min(p.name for p in src.iterdir())), "--db", str(fdb), *common]) == 0
     capsys.readouterr()
     assert main(["index", str(src), "--db", str(fdb), "--descriptor", "arcface", *common]) == 2
     assert "one collection, one descriptor" in capsys.readouterr().err
