@@ -172,12 +172,24 @@ class Collection:
         kinds = [root_of(i) for i in inputs]  # every input checked before the file is created
         if self._store is None and not self.path.exists():
             self._create(self._table_descriptor(inputs, kinds))
+        if any(kind != "table" for _, kind in kinds):
+            self._check_model()
         with self._writer(wait, quiet=not progress):
             report = add_inputs(self.store, inputs, detector=self.detector, descriptor=self.descriptor,
                                 n_jobs=n_jobs, progress=progress, batch=batch)
             report.attached, report.grouped, report.new_people = self._assign(progress)
         self._cache = None
         return report
+
+    def _check_model(self) -> None:
+        """Refuse to describe photos with another model than the collection's: the same name can
+        compute other descriptors (``arcface`` with another file), which would never match its faces."""
+        from ..models import get_descriptor
+
+        now, mine = get_descriptor(self.descriptor).id, self.store.meta["descriptor"]
+        if now != mine:
+            raise ValueError(f"{self.path}: a collection of descriptor {mine}, but {self.descriptor} computes {now} "
+                             "here (one collection, one descriptor: use the model file it was made with)")
 
     def _table_descriptor(self, inputs, kinds) -> str | None:
         """The descriptor a new collection takes: the one asked for, else the feature tables' (all
@@ -588,6 +600,7 @@ class Collection:
         """Boxes and descriptors of the faces of a photo path (the add's own pipeline and cache) or an array."""
         from ..models import get_descriptor
 
+        self._check_model()
         if isinstance(image, (str, os.PathLike)):
             from ..tables import face_table
 
