@@ -590,6 +590,20 @@ def test_photo_set_labels_and_reproducible_limit(tmp_path):
     assert len(io.photo_set(tmp_path)) == 9
 
 
+def test_photo_set_people_draws_whole_people_reproducibly(tmp_path):
+    for person in "abcdef":
+        (tmp_path / person).mkdir()
+        for i in range(ord(person) - ord("a") + 1):
+            Image.new("RGB", (4, 4)).save(tmp_path / person / f"{i}.png")
+    ps = io.photo_set(tmp_path, labelled=True)
+    three = ps.people(3, seed=1)
+    assert len(three.classes) == 3 and three.paths == ps.people(3, seed=1).paths
+    assert all(three.labels.count(p) == ps.labels.count(p) for p in three.classes)  # every photo of each
+    assert {tuple(ps.people(3, seed=s).classes) for s in range(8)} != {tuple(three.classes)}  # the seed draws
+    assert set(three.people(2, seed=1).paths) <= set(three.paths)
+    assert ps.people(None).paths == ps.people(10).paths == ps.paths
+
+
 def test_resize_max_side():
     img = np.zeros((100, 400, 3), np.uint8)
     small, scale = io.resize_max_side(img, 200)
