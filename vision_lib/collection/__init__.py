@@ -281,7 +281,7 @@ class Collection:
         boxes, scores = store.face_geometry(fid[rows[rest]])
         mask = self._core_mask(Xq[rest], boxes, scores) if rest.any() else None
         labels, joins = group_new(Xq[rest], gallery, t, LOCAL_K, descriptor=self.descriptor,
-                                  core_mask=mask, progress=progress)
+                                  core_mask=mask, limit=None if rule is None else rule.threshold_, progress=progress)
         for g, target in enumerate(joins):
             members = fid[rows[rest][labels == g]]
             if target < 0 or any(int(target) in forbidden.get(int(f), ()) for f in members):

@@ -8,8 +8,11 @@
    (:func:`calibrate`). A face near several people goes to the one whose faces are on average
    nearest, if that is nearer than the same-person distance.
 2. :func:`group_new`: the faces still in no person are clustered with ``IdentityClustering`` (its
-   graph path at scale) into new people; a new group whose faces pass the local test for exactly one
-   existing person joins that person instead (``_merge_local``'s rule).
+   graph path at scale) into new people; a new group whose faces pass the local test on average for
+   exactly one existing person (``_merge_local``'s rule) *and* under the open-set rule's limit (the
+   test a single face of phase 1 must pass) joins that person instead. A group of faces each
+   refused as a stranger is not let in by averaging them: on the raw footballer photos that is how
+   a team-mate, a coach or a look-alike (six groups, seven photos) joined a named player.
 
 Candidates come from each face's :data:`CANDIDATES` nearest assigned faces: in memory (exact, a
 matrix product in blocks) or through the collection's FAISS index
@@ -115,11 +118,15 @@ def attach(Q: np.ndarray, gallery, distance: float, k: int, *,
 
 
 def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: str | None,
-              core_mask: np.ndarray | None = None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+              core_mask: np.ndarray | None = None, limit: float | None = None,
+              progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Phase 2: cluster the rows of ``Q`` (faces in no person) with
     :class:`~vision_lib.cluster.IdentityClustering`; returns ``(group per row (-1: none), existing
     person per group (-1: a new person))``: a group joins an existing person of ``gallery`` when
-    its faces pass the local test, on average, for that person alone."""
+    its faces pass the local test, on average, for that person alone, and that average is under
+    ``limit`` (the open-set rule's threshold, as :func:`attach`; None: no such limit). The group's
+    mean is held to a single face's limit because a group's faces are one person: their distances
+    to a stranger's faces rise and fall together, so averaging them buys no certainty."""
     from ..cluster import IdentityClustering
 
     if len(Q) < 2:
@@ -136,7 +143,7 @@ def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: st
             # a face of the group that has the person in no candidate is far from it: counts as far
             mean = {p: np.mean([s.get(p, np.inf) for s in mine]) for p in people}
             near = [p for p, d in mean.items() if d < distance]
-            if len(near) == 1:
+            if len(near) == 1 and (limit is None or mean[near[0]] < limit):
                 joins[g] = near[0]
     return labels, joins
 
