@@ -306,7 +306,16 @@ class Collection:
         """The open-set rule on the people as they are (only the faces it samples are read), with
         what :meth:`_rule` compares later: people of two faces or more, the last decision."""
         known = person >= 0
-        rule = calibrate(lambda r: self.store.vectors_of(fid[known][r]), person[known], LOCAL_K)
+
+        def confident(rows: np.ndarray) -> np.ndarray:  # clear faces only calibrate (assign.calibrate)
+            ids = fid[known][rows]
+            order = np.argsort(ids, kind="stable")
+            boxes, scores = self.store.face_geometry(ids)  # by id
+            out = np.zeros(len(ids), bool)
+            out[order] = self._core_mask(np.zeros((len(ids), 0)), boxes, scores)
+            return out
+
+        rule = calibrate(lambda r: self.store.vectors_of(fid[known][r]), person[known], LOCAL_K, confident=confident)
         if rule is not None:
             rule.people_, rule.decided_ = _eligible(person), self.store.last_decision() if decided is None else decided
         return rule

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["CANDIDATES", "CALIBRATION_PEOPLE", "nearest", "person_distances", "attach", "group_new", "calibrate",
+__all__ = ["CANDIDATES", "CALIBRATION_PEOPLE", "CALIBRATION_FACES", "nearest", "person_distances", "attach", "group_new", "calibrate",
            "rule_state", "rule_from_state"]
 
 #: Nearest assigned faces looked at per face to find the people it may be.
@@ -32,6 +32,11 @@ CANDIDATES = 64
 #: At most this many people (with two faces or more, chosen at random, seeded) calibrate the open-set
 #: rule: 50 x 49 gallery comparisons, about 1,000 stranger scores (a 1 % rate rests on ten of them).
 CALIBRATION_PEOPLE = 50
+#: Faces the calibration samples in all (at least 20 a person): with few people, more faces of each,
+#: so that a 1 % rate still rests on about ten stranger scores (six people of 20 faces gave 120: the
+#: threshold was then the single nearest stranger, 0.79 to 0.95 from one seed to the next on the
+#: footballer photos).
+CALIBRATION_FACES = 1000
 
 
 def nearest(Q: np.ndarray, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,10 +153,17 @@ def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: st
     return labels, joins
 
 
-def calibrate(X: np.ndarray, person: np.ndarray, k: int, seed: int = 0):
+def calibrate(X: np.ndarray, person: np.ndarray, k: int, seed: int = 0, confident=None):
     """The open-set rule (:class:`~vision_lib.openset.OpenSetRule`, ``score="knn"``) fitted on up to
     :data:`CALIBRATION_PEOPLE` of the collection's people with two faces or more (at most 20 faces
-    each), the others standing in for strangers; None with fewer than two such people."""
+    each, or :data:`CALIBRATION_FACES` shared among fewer people), the others standing in for
+    strangers; None with fewer than two such people.
+
+    ``confident``: a function giving, for rows, whether each is a clear face
+    (:func:`vision_lib.cluster.core_faces`: the faces the clustering builds its cores from); only
+    those calibrate. Unsure detections (crowd, hands, blur) are no one's face: two of them in two
+    people are a "stranger" pair as near as a person's own photos, and set the threshold (on the
+    footballer photos 0.73 with them, 0.91 without: the same-person distance is 1.1)."""
     from ..openset import OpenSetRule
 
     ids, counts = np.unique(person[person >= 0], return_counts=True)
@@ -160,7 +172,16 @@ def calibrate(X: np.ndarray, person: np.ndarray, k: int, seed: int = 0):
         return None
     rng = np.random.default_rng(seed)
     ids = np.sort(rng.choice(ids, min(len(ids), CALIBRATION_PEOPLE), replace=False))
-    rows = np.concatenate([rng.permutation(np.flatnonzero(person == p))[:20] for p in ids])
+    each = max(20, -(-CALIBRATION_FACES // len(ids)))
+    picks = [rng.permutation(np.flatnonzero(person == p)) for p in ids]
+    if confident is not None:  # the clear faces among a few times the faces wanted (the rest never read)
+        seen = [r[:4 * each] for r in picks]
+        ok = np.asarray(confident(np.concatenate(seen)), bool)
+        parts = np.split(ok, np.cumsum([len(r) for r in seen])[:-1])
+        clear = [r[m] for r, m in zip(seen, parts)]
+        if sum(len(r) >= 2 for r in clear) >= 2:  # else (no scores known, say) every face calibrates
+            picks = [r for r in clear if len(r) >= 2]
+    rows = np.concatenate([r[:each] for r in picks])
     # X: the descriptors, or a function giving those of rows (a collection reads only these)
     return OpenSetRule(score="knn", k=k).fit(X(rows) if callable(X) else X[rows], person[rows].astype(str))
 
