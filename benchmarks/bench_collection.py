@@ -4,8 +4,9 @@ Incremental: LFW (scored on each photo's subject face) and the raw footballer ph
 photo's largest face, as bench_cluster.py does). A collection is built from the first half of each
 person's photos (a descriptor table of them: the same disk-cached faces every stage uses), every
 person is named by ``vision_lib.comparisons.name_by_majority``: after the folder most of its scored
-faces come from (a person with none, only background faces, stays unnamed; a second person of the
-same majority is merged into the first, as a user would), then the second half is added. Two user
+faces come from (each photo's subject or largest face; all its faces when it has none of those; a
+second person of the same majority is merged into the first, as a user would), then the second half
+is added. Two user
 models, each in its own collection: the issue's (names by majority without looking: the targets) and
 a user who reviews the faces before naming (splits out the faces of other people they know), which
 separates the add's own errors from the first build's.
@@ -139,7 +140,7 @@ def incremental(dataset: str, by: str, tmp: Path, search_too: bool = False, revi
     named_by = name_by_majority(people, faces, by=by, review=review)
     out |= {"user": "reviews the faces (splits out other known people)" if review else "names by majority unseen",
             "people_named": named_by["named"], "people_merged_into_a_named_one": named_by["merged"],
-            "people_left_unnamed": named_by["unnamed"], "faces_split_out": named_by["split_out"]}
+            "faces_split_out": named_by["split_out"]}
 
     def state():
         """Person of each row of ``faces`` (-1: none) and the names of the named people."""

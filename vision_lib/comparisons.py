@@ -179,10 +179,9 @@ def name_by_majority(collection, faces, *, by: str = "subject", review: bool = F
     """Name every person of ``collection`` (a :class:`vision_lib.Collection` of ``faces``' photos)
     as a user who knows the people of the folders would (``Collection.name``): after the folder most
     of its faces come from, counting the faces whose person the folder names (``by``: each photo's
-    ``subject`` face, or its ``largest``; :data:`SCORED_FACE`). A person with no such face (only
-    background faces: team-mates, crowd) is nobody this user knows and stays unnamed. A second person
-    of an already-given name is merged into the first (``Collection.merge``), as a user seeing the
-    same person twice would.
+    ``subject`` face, or its ``largest``; :data:`SCORED_FACE`), or all its faces when it has none of
+    those. A second person of an already-given name is merged into the first (``Collection.merge``),
+    as a user seeing the same person twice would.
 
     ``review``: the user also looks at each person's faces before naming it, and splits out the
     (counted) faces of another person of the folders (``Collection.split``): into that person when
@@ -190,8 +189,8 @@ def name_by_majority(collection, faces, *, by: str = "subject", review: bool = F
     unseen (the issue's benchmark user); with it, by what a careful user who knows everyone of the
     folders would end up with.
 
-    Returns ``{"named", "merged", "unnamed", "split_out"}``: people named, people merged into a named
-    one, people left unnamed, faces split out."""
+    Returns ``{"named", "merged", "split_out"}``: people named, people merged into a named one, faces
+    split out."""
     from collections import Counter
 
     if by not in SCORED_FACE:
@@ -201,7 +200,7 @@ def name_by_majority(collection, faces, *, by: str = "subject", review: bool = F
     df = df[df["person"].notna()]
     counted = df["subject"] if by == "subject" else df["face_index"] == 0
     named: dict[str, int] = {}
-    merged = unnamed = split_out = 0
+    merged = split_out = 0
     for person, rows in df.groupby("person"):
         mine = rows[counted[rows.index]]
         # a person with no counted face (background faces only): the user still recognises most of
@@ -224,7 +223,7 @@ def name_by_majority(collection, faces, *, by: str = "subject", review: bool = F
         else:
             collection.name(int(person), label)
             named[label] = int(person)
-    return {"named": len(named), "merged": merged, "unnamed": unnamed, "split_out": split_out}
+    return {"named": len(named), "merged": merged, "split_out": split_out}
 
 
 def found_their_people(collection, faces, photos: Sequence[str]) -> dict:
