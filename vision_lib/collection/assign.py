@@ -14,6 +14,11 @@
    refused as a stranger is not let in by averaging them: on the raw footballer photos that is how
    a team-mate, a coach or a look-alike (six groups, seven photos) joined a named player.
 
+A collection gives both phases a gallery of its people's *clear* faces only (those
+:func:`vision_lib.cluster.core_faces` lets build the clustering's cores; :func:`calibrate` likewise):
+an unsure detection (crowd, a hand, blur) is no one's face, and a person holding some would take in
+every new one like them.
+
 Candidates come from each face's :data:`CANDIDATES` nearest assigned faces: in memory (exact, a
 matrix product in blocks) or through the collection's FAISS index
 (:mod:`vision_lib.collection.neighbours`); the local test's distances are exact either way.
