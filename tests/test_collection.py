@@ -127,7 +127,8 @@ def test_files_that_are_not_collections_are_refused_and_left_as_they_were(tmp_pa
 
 def test_a_collection_of_another_descriptor_is_refused(tmp_path, two_tables, capsys):
     db = tmp_path / "people.db"
-    Collection(db).add(two_tables[0], progress=False)
+    with Collection(db) as people:  # closed: its WAL checkpointed now, not whenever it is collected
+        people.add(two_tables[0], progress=False)
     before = digest(db)
     with pytest.raises(ValueError, match="one collection, one descriptor"):
         Collection(db, descriptor="dlib")
