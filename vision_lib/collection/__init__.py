@@ -256,27 +256,35 @@ class Collection:
         free = (person < 0) & ~user
         todo = free & ((fid > int(through)) if through and not everything else True)
         t = self.same_person_distance
-        if todo.any() and (free & ~todo).any():  # unassigned faces the new ones may now complete into a person
-            dist, near = index.search(store.vectors_of(fid[todo]), CANDIDATES)
-            near = np.unique(near[(dist < t) & (near >= 0)])
-            pos = np.searchsorted(fid, near)
-            todo[pos[free[pos]]] = True
         if not todo.any():
             return [], last, None
+        wide = IndexGallery.WIDEN * CANDIDATES
+        known: dict = {}  # one index search per face for the whole add (both phases ask about the same faces)
+        fetch = IndexGallery(index, fid, person, store.person_vectors, known)
+        Xq = self._vectors(fid, np.flatnonzero(todo))
+        if (free & ~todo).any():  # unassigned faces the new ones may now complete into a person
+            dist, near = fetch.prefetch(Xq, wide)
+            dist, near = dist[:, :CANDIDATES], near[:, :CANDIDATES]
+            near = np.unique(near[(dist < t) & (near >= 0)])
+            pos = np.searchsorted(fid, near)
+            older = pos[free[pos] & ~todo[pos]]
+            if len(older):
+                todo[older] = True
+                Xq = self._vectors(fid, np.flatnonzero(todo))
         rule = self._rule(fid, person, saved, decided)
         rows = np.flatnonzero(todo)
-        Xq = self._vectors(fid, rows)
+        fetch.prefetch(Xq[[q.tobytes() not in known for q in Xq]], wide)
         found = np.full(len(rows), -1, np.int64)
 
         def vectors_of(p: int) -> np.ndarray:  # a person's faces: in the file, and those this add gave it
             return np.concatenate([store.person_vectors(p), Xq[found == p]])
 
-        gallery = IndexGallery(index, fid, person, vectors_of)
+        gallery = IndexGallery(index, fid, person, vectors_of, known)
         found[:] = attach(Xq, gallery, t, LOCAL_K, forbidden=[forbidden.get(int(f)) for f in fid[rows]],
                           limit=None if rule is None else rule.threshold_)
         plan = [(fid[rows[found == p]], int(p)) for p in np.unique(found[found >= 0])]
         person[rows] = found  # the gallery's persons too
-        gallery = IndexGallery(index, fid, person, vectors_of)  # no person's faces cached from before
+        gallery = IndexGallery(index, fid, person, vectors_of, known)  # no person's faces cached from before
         rest = found < 0
         boxes, scores = store.face_geometry(fid[rows[rest]])
         mask = self._core_mask(Xq[rest], boxes, scores) if rest.any() else None

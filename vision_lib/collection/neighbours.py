@@ -210,19 +210,42 @@ class ArrayGallery:
 
 class IndexGallery:
     """The assigned faces of a collection through its :class:`FaceIndex`: ``fid`` (sorted face ids)
-    and ``person`` (per face, ``-1``: none; updated by the caller as faces are assigned);
-    ``person_vectors`` reads a person's descriptors from the store for the exact checks."""
+    and ``person`` (per face, ``-1``: none; a gallery is made again after the caller assigns faces:
+    its sizes are counted once); ``person_vectors`` reads a person's descriptors from the store for
+    the exact checks. :meth:`prefetch` searches the index once for faces an add looks up several
+    times (its phases ask about the same new faces)."""
 
     #: Neighbours asked of the index per candidate wanted (the index also holds faces in no person).
     WIDEN = 4
 
     def __init__(self, index: FaceIndex, fid: np.ndarray, person: np.ndarray,
-                 person_vectors: Callable[[int], np.ndarray]):
+                 person_vectors: Callable[[int], np.ndarray], known: dict | None = None):
         self.index, self.fid, self.person, self.person_vectors = index, fid, person, person_vectors
         self._members: dict[int, np.ndarray] = {}
+        self._sizes: dict[int, int] | None = None
+        self._known = {} if known is None else known  # row bytes -> (distances, ids), shared between galleries
 
     def __len__(self) -> int:
-        return int((self.person >= 0).sum())
+        self.sizes()
+        return self._count
+
+    def prefetch(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Search ``Q`` once (``k`` neighbours, any person or none) and keep the answers for later
+        searches of the same rows: ``(distances, ids)``."""
+        D, ids = self.index.search(Q, k)
+        for q, d, i in zip(np.ascontiguousarray(Q, np.float32), D, ids):
+            self._known[q.tobytes()] = (d, i)
+        return D, ids
+
+    def neighbours(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The index's ``k`` nearest faces of each row of ``Q`` (any person or none): from
+        :meth:`prefetch` when every row was fetched with at least ``k``, else searched."""
+        Q = np.ascontiguousarray(Q, np.float32)
+        got = [self._known.get(q.tobytes()) for q in Q]
+        if len(Q) and all(g is not None and len(g[0]) >= min(k, self.index.index.ntotal) for g in got):
+            k = min(k, len(got[0][0]))
+            return np.array([g[0][:k] for g in got]), np.array([g[1][:k] for g in got])
+        return self.index.search(Q, k)
 
     def persons_of(self, ids: np.ndarray) -> np.ndarray:
         """The person of each face id (``-1``: none, or not a face any more)."""
@@ -233,19 +256,27 @@ class IndexGallery:
 
     def nearest(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """As :meth:`ArrayGallery.nearest`, among the faces in a person: the index's ``WIDEN * k``
-        nearest faces, those in no person dropped; ``far`` is the farthest looked at, so a person
-        face not returned is at least that far."""
-        D, ids = self.index.search(Q, self.WIDEN * k)
+        nearest faces, those in no person dropped; ``far``: no face in a person that was not
+        returned is nearer."""
+        D, ids = self.neighbours(Q, self.WIDEN * k)
         p = self.persons_of(ids)
         keep = p >= 0
         order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # assigned first, distance order kept
         dist = np.take_along_axis(np.where(keep, D, np.inf), order, axis=1)
+        # Faces not looked at are at least this far: the farthest returned, unless k assigned faces
+        # were kept, then the k-th of them (those between it and the farthest were cut, not absent;
+        # a person's face among them is nearer than the farthest, so that bound would be too high).
         far = D[:, -1] if D.shape[1] else np.full(len(Q), np.inf, np.float32)
+        if dist.shape[1] == k and k:
+            far = np.where(np.isfinite(dist[:, -1]), dist[:, -1], far)
         return dist, np.take_along_axis(p, order, axis=1), far
 
     def sizes(self) -> dict[int, int]:
-        p = self.person[self.person >= 0]
-        return dict(zip(*(v.tolist() for v in np.unique(p, return_counts=True))))
+        if self._sizes is None:  # once per gallery: a search or a phase asks it for every face
+            p = self.person[self.person >= 0]
+            self._sizes = dict(zip(*(v.tolist() for v in np.unique(p, return_counts=True))))
+            self._count = len(p)
+        return self._sizes
 
     def vectors_of(self, person: int) -> np.ndarray:
         if person not in self._members:
