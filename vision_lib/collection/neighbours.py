@@ -34,7 +34,7 @@ __all__ = ["FLAT_UP_TO", "HNSW_M", "EF_SEARCH", "FaceIndex", "ArrayGallery", "In
 #: Faces up to which the index is exact (a flat pass costs an add O(new x n): above, a graph).
 FLAT_UP_TO = 50_000
 #: Links per face of the HNSW graph, and the candidates kept while building it.
-HNSW_M, EF_CONSTRUCTION = 32, 40
+HNSW_M, EF_CONSTRUCTION = 32, 80
 #: Candidates kept while searching the graph (at least the 256 an add asks per face).
 EF_SEARCH = 256
 _MAGIC = b"VLFAISS1"
