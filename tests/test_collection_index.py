@@ -140,3 +140,30 @@ def test_the_index_gallery_answers_prefetched_rows_as_the_index_does(tmp_path):
         d, i = gallery.neighbours(X[rows], k)
         d0, i0 = index.search(X[rows], k)
         assert np.array_equal(i, i0) and np.allclose(d, d0)
+
+
+def test_a_small_add_leaves_the_index_file_and_the_next_use_appends_what_it_lacks(tmp_path):
+    X, people = _crowded(40, 10, seed=7)
+    db = tmp_path / "people.db"
+    with Collection(db) as collection:
+        collection.add(_table(tmp_path / "a.npz", X[:360], people[:360], "a"), progress=False)
+    index = Path(f"{db}.faiss")
+    written = index.read_bytes()
+    with Collection(db) as collection:  # 20 faces: under SAVE_AFTER of the 360 the file holds
+        assert collection.add(_table(tmp_path / "b.npz", X[360:380], people[360:380], "b"), progress=False).faces_added == 20
+        assert collection._nn.last_action == "appended"
+    assert index.read_bytes() == written
+    with Collection(db) as collection:
+        q = X[375:376]
+        collection._describe = lambda image: ([(0, 0, 10, 10)], q)
+        found = collection.search(None, top=400)[0]["matches"]
+        assert collection._nn.last_action == "appended" and len(found) == 380
+        ids, V = collection.store.vectors()
+        assert [m["face"] for m in found] == ids[np.argsort(np.linalg.norm(V - q, axis=1), kind="stable")].tolist()
+    with Collection(db) as collection:  # 20 more: 40 since the file was written, past a tenth of 360
+        collection.add(_table(tmp_path / "c.npz", X[380:], people[380:], "c"), progress=False)
+    assert index.read_bytes() != written and b'"covers": [' in index.read_bytes()[-300:]
+    with Collection(db) as collection:
+        collection._describe = lambda image: ([(0, 0, 10, 10)], X[:1])
+        collection.search(None)
+        assert collection._nn.last_action == "loaded" and collection._nn.covers == collection.store.face_stamp() == (400, 400)

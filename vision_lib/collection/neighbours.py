@@ -37,6 +37,10 @@ FLAT_UP_TO = 50_000
 HNSW_M, EF_CONSTRUCTION = 32, 80
 #: Candidates kept while searching the graph (at least the 256 an add asks per face).
 EF_SEARCH = 256
+#: The file is written again once the faces appended since it was written pass this share of the
+#: faces it holds (or when rebuilt): an add of 1 % does not rewrite a million faces; the next use
+#: appends the faces it lacks from the database, as after any add of another process.
+SAVE_AFTER = 0.1
 _MAGIC = b"VLFAISS1"
 
 
@@ -59,6 +63,7 @@ class FaceIndex:
         self.covers = (0, 0)  # (largest face id, faces) the index holds
         self.trained_on = 0
         self.kind = ""
+        self.saved = 0  # faces held by the file as last read or written
         self.last_action = ""  # "loaded", "appended", "rebuilt", "" (already in step): for tests and reports
 
     # ------------------------------------------------------------------ keeping in step
@@ -84,7 +89,8 @@ class FaceIndex:
             self._build(store, now[1])
             self.last_action = "rebuilt"
         self.covers = now
-        self._save(store)
+        if self.last_action == "rebuilt" or now[1] - self.saved > SAVE_AFTER * self.saved:
+            self._save(store)
         return self
 
     @staticmethod
@@ -142,6 +148,7 @@ class FaceIndex:
             print(f"{self.file}: unreadable ({str(exc)[:80]}); rebuilding it from the collection", file=sys.stderr)
             return
         self.index, self.covers, self.kind, self.trained_on = index, tuple(head["covers"]), head["kind"], head["trained_on"]
+        self.saved = self.covers[1]
         self._tune()
 
     def _tune(self) -> None:
@@ -167,6 +174,7 @@ class FaceIndex:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.file)
+            self.saved = self.covers[1]
         except OSError:  # a read-only folder: the index lives in memory only
             tmp.unlink(missing_ok=True)
 
