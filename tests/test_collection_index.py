@@ -129,17 +129,21 @@ def test_an_add_searches_the_index_once_per_new_face(tmp_path, monkeypatch):
     assert sum(searched) == report.faces_added  # both phases reuse the one search of each new face
 
 
-def test_the_index_gallery_answers_prefetched_rows_as_the_index_does(tmp_path):
+def test_the_index_gallery_answers_rows_asked_before_as_the_index_does(tmp_path, monkeypatch):
     X, person = _crowded(10, 6, seed=5)
     index = neighbours.FaceIndex(tmp_path / "x.db")
     index._build(_Store(X), len(X))
     fid = np.arange(1, len(X) + 1)
-    gallery = neighbours.IndexGallery(index, fid, person, lambda p: X[person == p])
-    gallery.prefetch(X[:7], 20)
-    for rows, k in ((slice(0, 7), 20), (slice(0, 7), 5), (slice(3, 12), 20)):  # fetched, fewer, partly not
+    gallery = neighbours.IndexGallery(index, fid, person, lambda p: X[person == p], known={})
+    searched = []
+    real = index.search
+    monkeypatch.setattr(index, "search", lambda Q, k: searched.append(len(Q)) or real(Q, k))
+    gallery.neighbours(X[:7], 20)
+    for rows, k in ((slice(0, 7), 20), (slice(0, 7), 5), (slice(3, 12), 20)):  # asked, fewer, partly not
         d, i = gallery.neighbours(X[rows], k)
-        d0, i0 = index.search(X[rows], k)
+        d0, i0 = real(X[rows], k)
         assert np.array_equal(i, i0) and np.allclose(d, d0)
+    assert searched == [7, 5]  # rows 7-11 only: the others were answered from the first search
 
 
 def test_a_small_add_leaves_the_index_file_and_the_next_use_appends_what_it_lacks(tmp_path):
@@ -167,3 +171,13 @@ def test_a_small_add_leaves_the_index_file_and_the_next_use_appends_what_it_lack
         collection._describe = lambda image: ([(0, 0, 10, 10)], X[:1])
         collection.search(None)
         assert collection._nn.last_action == "loaded" and collection._nn.covers == collection.store.face_stamp() == (400, 400)
+
+
+def test_a_build_from_scratch_searches_nothing(tmp_path, monkeypatch):
+    X, people = _crowded(20, 6, seed=9)
+    searched = []
+    real = neighbours.FaceIndex.search
+    monkeypatch.setattr(neighbours.FaceIndex, "search", lambda self, Q, k: searched.append(len(Q)) or real(self, Q, k))
+    with Collection(tmp_path / "people.db") as collection:
+        report = collection.add(_table(tmp_path / "a.npz", X, people, "a"), progress=False)
+    assert report.grouped > 0 and searched == []  # no person yet: nothing to look up (a million faces would cost minutes)

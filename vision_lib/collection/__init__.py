@@ -260,10 +260,9 @@ class Collection:
             return [], last, None
         wide = IndexGallery.WIDEN * CANDIDATES
         known: dict = {}  # one index search per face for the whole add (both phases ask about the same faces)
-        fetch = IndexGallery(index, fid, person, store.person_vectors, known)
         Xq = self._vectors(fid, np.flatnonzero(todo))
         if (free & ~todo).any():  # unassigned faces the new ones may now complete into a person
-            dist, near = fetch.prefetch(Xq, wide)
+            dist, near = IndexGallery(index, fid, person, store.person_vectors, known).neighbours(Xq, wide)
             dist, near = dist[:, :CANDIDATES], near[:, :CANDIDATES]
             near = np.unique(near[(dist < t) & (near >= 0)])
             pos = np.searchsorted(fid, near)
@@ -273,7 +272,6 @@ class Collection:
                 Xq = self._vectors(fid, np.flatnonzero(todo))
         rule = self._rule(fid, person, saved, decided)
         rows = np.flatnonzero(todo)
-        fetch.prefetch(Xq[[q.tobytes() not in known for q in Xq]], wide)
         found = np.full(len(rows), -1, np.int64)
 
         def vectors_of(p: int) -> np.ndarray:  # a person's faces: in the file, and those this add gave it

@@ -220,40 +220,41 @@ class IndexGallery:
     """The assigned faces of a collection through its :class:`FaceIndex`: ``fid`` (sorted face ids)
     and ``person`` (per face, ``-1``: none; a gallery is made again after the caller assigns faces:
     its sizes are counted once); ``person_vectors`` reads a person's descriptors from the store for
-    the exact checks. :meth:`prefetch` searches the index once for faces an add looks up several
-    times (its phases ask about the same new faces)."""
+    the exact checks; ``known``: see :meth:`neighbours`."""
 
     #: Neighbours asked of the index per candidate wanted (the index also holds faces in no person).
     WIDEN = 4
+    #: Rows of one search whose answers are kept for the next (a search of more is not kept: memory).
+    REMEMBER = 100_000
 
     def __init__(self, index: FaceIndex, fid: np.ndarray, person: np.ndarray,
                  person_vectors: Callable[[int], np.ndarray], known: dict | None = None):
         self.index, self.fid, self.person, self.person_vectors = index, fid, person, person_vectors
         self._members: dict[int, np.ndarray] = {}
         self._sizes: dict[int, int] | None = None
-        self._known = {} if known is None else known  # row bytes -> (distances, ids), shared between galleries
+        self._known = known  # row bytes -> (distances, ids) of the index's answers, shared between galleries
 
     def __len__(self) -> int:
         self.sizes()
         return self._count
 
-    def prefetch(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Search ``Q`` once (``k`` neighbours, any person or none) and keep the answers for later
-        searches of the same rows: ``(distances, ids)``."""
-        D, ids = self.index.search(Q, k)
-        for q, d, i in zip(np.ascontiguousarray(Q, np.float32), D, ids):
-            self._known[q.tobytes()] = (d, i)
-        return D, ids
-
     def neighbours(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The index's ``k`` nearest faces of each row of ``Q`` (any person or none): from
-        :meth:`prefetch` when every row was fetched with at least ``k``, else searched."""
+        """The index's ``k`` nearest faces of each row of ``Q`` (any person or none). With ``known``
+        (a dict shared by the galleries of one add), rows asked before with at least ``k`` are
+        answered from it and the others searched once and kept (up to :data:`REMEMBER` rows at a
+        time): the phases of an add ask about the same new faces."""
         Q = np.ascontiguousarray(Q, np.float32)
-        got = [self._known.get(q.tobytes()) for q in Q]
-        if len(Q) and all(g is not None and len(g[0]) >= min(k, self.index.index.ntotal) for g in got):
-            k = min(k, len(got[0][0]))
-            return np.array([g[0][:k] for g in got]), np.array([g[1][:k] for g in got])
-        return self.index.search(Q, k)
+        if self._known is None or not len(Q) or len(Q) > self.REMEMBER:
+            return self.index.search(Q, k)
+        keys = [q.tobytes() for q in Q]
+        want = min(k, int(self.index.index.ntotal))
+        missing = [i for i, key in enumerate(keys) if key not in self._known or len(self._known[key][0]) < want]
+        if missing:
+            D, ids = self.index.search(Q[missing], k)
+            for i, d, j in zip(missing, D, ids):
+                self._known[keys[i]] = (d, j)
+        got = [self._known[key] for key in keys]
+        return np.array([g[0][:want] for g in got]), np.array([g[1][:want] for g in got])
 
     def persons_of(self, ids: np.ndarray) -> np.ndarray:
         """The person of each face id (``-1``: none, or not a face any more)."""
