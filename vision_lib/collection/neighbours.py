@@ -44,12 +44,17 @@ SAVE_AFTER = 0.1
 _MAGIC = b"VLFAISS1"
 
 
-def _faiss():
+#: Searches of fewer faces run on one thread: a query or two gain nothing from more, and OpenMP's
+#: threads waiting for a busy core made one HNSW query of 100k faces 7.5 ms instead of 0.6 ms.
+ONE_THREAD_BELOW = 64
+
+
+def _faiss(threads: int | None = None):
     import faiss
 
     from ..config import n_jobs
 
-    faiss.omp_set_num_threads(n_jobs(None))
+    faiss.omp_set_num_threads(threads or n_jobs(None))
     return faiss
 
 
@@ -186,6 +191,7 @@ class FaceIndex:
         k = min(int(k), int(self.index.ntotal))
         if k == 0 or not len(Q):
             return np.full((len(Q), max(k, 0)), np.inf, np.float32), np.full((len(Q), max(k, 0)), -1, np.int64)
+        _faiss(1 if len(Q) < ONE_THREAD_BELOW else None)
         D, ids = self.index.search(Q, k)
         D = np.sqrt(np.maximum(D, 0))
         D[ids < 0] = np.inf
