@@ -321,7 +321,7 @@ def compare_with_flat(db: Path, flat: Path, before: tuple[int, int], row: dict) 
             "flat_add_seconds_index_built_in_it": row.get("seconds")}
 
 
-def scale(sizes: list[int], tmp: Path) -> dict:
+def scale(sizes: list[int], tmp: Path, keep: Path | None = None) -> dict:
     from bench_scale import lfw_rows, write_table
 
     from vision_lib.collection import neighbours
@@ -337,6 +337,11 @@ def scale(sizes: list[int], tmp: Path) -> dict:
         np.save(tmp / f"queries_{n}.npy", X[n + extra:])
         db = tmp / f"scale_{n}.db"
         row = {"faces": n, "added": extra, "build": run_child("build", str(db), str(base))}
+        if keep is not None and db.exists():  # the build as it was, before the add (for profiling an add)
+            keep.mkdir(parents=True, exist_ok=True)
+            for f in (db, Path(f"{db}.faiss")):
+                if f.exists():
+                    shutil.copy(f, keep / f.name)
         flat = None
         if n > neighbours.FLAT_UP_TO and db.exists():  # the same build, to add the same 1 % with the exact index
             flat = tmp / f"flat_{n}.db"
@@ -511,6 +516,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--fault-photos", type=int, default=200, help="LFW photos of the fault runs")
     ap.add_argument("--kills", type=int, default=10)
+    ap.add_argument("--keep", type=Path, help="copy each scale build (before its add) into this folder")
     args = ap.parse_args()
     result: dict = {"machine": {"cores": os.cpu_count(), "load_average": os.getloadavg()}}
     with tempfile.TemporaryDirectory(prefix="bench_collection_") as tmp:
@@ -527,7 +533,7 @@ def main() -> None:
             print(json.dumps(result["faults"]), file=sys.stderr, flush=True)
         if "scale" not in args.skip:
             (tmp / "scale").mkdir()
-            result["scale"] = scale(args.sizes, tmp / "scale")
+            result["scale"] = scale(args.sizes, tmp / "scale", args.keep)
     result["targets"] = targets(result)
     print(json.dumps(result, indent=1))
 
