@@ -45,9 +45,10 @@ SAVE_AFTER = 0.1
 _MAGIC = b"VLFAISS1"
 
 
-#: Searches of fewer faces run on one thread: a query or two gain nothing from more, and OpenMP's
-#: threads waiting for a busy core made one HNSW query of 100k faces 7.5 ms instead of 0.6 ms.
-ONE_THREAD_BELOW = 64
+#: Searches of fewer faces (or, in the flat index, of fewer distances) run on one thread: they gain
+#: nothing from more, and OpenMP's threads waiting for a busy core made one HNSW query of 100k faces
+#: 7.5 ms instead of 0.6 ms.
+ONE_THREAD_BELOW, ONE_THREAD_FLAT_BELOW = 64, 20_000_000
 
 
 def _faiss(threads: int | None = None):
@@ -192,7 +193,8 @@ class FaceIndex:
         k = min(int(k), int(self.index.ntotal))
         if k == 0 or not len(Q):
             return np.full((len(Q), max(k, 0)), np.inf, np.float32), np.full((len(Q), max(k, 0)), -1, np.int64)
-        _faiss(1 if len(Q) < ONE_THREAD_BELOW else None)
+        small = len(Q) < ONE_THREAD_BELOW or (self.kind == "flat" and len(Q) * self.index.ntotal < ONE_THREAD_FLAT_BELOW)
+        _faiss(1 if small else None)
         D, ids = self.index.search(Q, k)
         D = np.sqrt(np.maximum(D, 0))
         D[ids < 0] = np.inf
