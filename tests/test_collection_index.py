@@ -181,3 +181,25 @@ def test_a_build_from_scratch_searches_nothing(tmp_path, monkeypatch):
     with Collection(tmp_path / "people.db") as collection:
         report = collection.add(_table(tmp_path / "a.npz", X, people, "a"), progress=False)
     assert report.grouped > 0 and searched == []  # no person yet: nothing to look up (a million faces would cost minutes)
+
+
+def test_an_adds_batch_scans_every_face_and_a_search_walks_the_graph(tmp_path, monkeypatch):
+    X, _ = _crowded(50, 10, seed=1)
+    flat = neighbours.FaceIndex(tmp_path / "flat.db")
+    flat._build(_Store(X), len(X))
+    monkeypatch.setattr(neighbours, "FLAT_UP_TO", 10)
+    graph = neighbours.FaceIndex(tmp_path / "graph.db")
+    graph._build(_Store(X), len(X))
+    assert (flat.kind, graph.kind) == ("flat", "hnsw")
+    batch = X[:neighbours.EXACT_FROM] + 0.01
+    D0, I0 = flat.search(batch, 64)
+    D1, I1 = graph.search(batch, 64)
+    assert np.array_equal(I0, I1) and np.allclose(D0, D1)  # the flat index's answer, face for face
+    graph.index.add_with_ids(X[:3] + 0.001, np.array([9001, 9002, 9003]))  # ids of faces added later
+    assert graph.search(np.repeat(X[:3], 30, axis=0), 2)[1][::30, :2].tolist() == [[1, 9001], [2, 9002], [3, 9003]]
+    walked = []
+    inner = graph.index
+    monkeypatch.setattr(graph, "index", type("Spy", (), {"ntotal": inner.ntotal, "index": inner.index, "id_map": inner.id_map,
+                                                         "search": lambda self, Q, k: walked.append(len(Q)) or inner.search(Q, k)})())
+    graph.search(X[:2], 10)
+    assert walked == [2]  # a search's few faces go through the graph
