@@ -9,14 +9,15 @@ descriptor, an unreadable, truncated or corrupted file, or a missing one: rebuil
 descriptors, read in chunks. It is written atomically (a temporary file renamed over it); a folder
 that cannot be written keeps it in memory only.
 
-Up to :data:`FLAT_UP_TO` faces it is exact (``IndexFlatL2``); above, a FAISS HNSW graph
+Up to :data:`FLAT_UP_TO` faces it is a flat index; above, a FAISS HNSW graph
 (``IndexHNSWFlat``, :data:`HNSW_M` links, searched with :data:`EF_SEARCH`), which new faces join
-without retraining. HNSW keeps the full float32 vectors, so the distances it returns are exact; only
-which faces come back is approximate. IVF-Flat (as the graph clustering uses) was tried first and
-dropped: the add's rule needs each face's 64 nearest faces in a person, which on face descriptors
-lie near the same-person distance, far for an IVF (on rotated LFW copies, the exact 64 needed a
-third of the lists probed, median); HNSW finds 96 % of them (100k faces), and the faces it misses
-are the farthest, which rarely decide (docs/collection.md: the decisions against the flat index).
+without retraining and which keeps the float32 vectors. An add's searches (:data:`EXACT_FROM` faces
+or more) scan every face of those vectors, exact at every size; the graph answers a search's few
+faces. IVF-Flat (as the graph clustering uses) was tried first and dropped, and the graph is not
+used for adds: the add's rule needs each face's 64 nearest faces in a person, which on face
+descriptors lie near the same-person distance, far neighbours (on rotated LFW copies the exact 64
+needed a third of an IVF's lists probed, median; the graph changed 1,862 of 10,000 decisions of an
+add at 1M faces against the flat index: docs/collection.md).
 """
 from __future__ import annotations
 
