@@ -6,8 +6,9 @@ number of faces at that point (ids are never reused, so that pair names one set 
 descriptor, and a CRC of the FAISS bytes. At every use it is checked against the database: faces
 added since are appended; a face removed since (the covered count no longer matches), another
 descriptor, an unreadable, truncated or corrupted file, or a missing one: rebuilt from the
-descriptors, read in chunks. It is written atomically (a temporary file renamed over it); a folder
-that cannot be written keeps it in memory only.
+descriptors, read in chunks. It is written atomically (a temporary file renamed over it) after a
+rebuild or once :data:`SAVE_AFTER` more faces were appended; a folder that cannot be written keeps
+it in memory only.
 
 Up to :data:`FLAT_UP_TO` faces it is a flat index; above, a FAISS HNSW graph
 (``IndexHNSWFlat``, :data:`HNSW_M` links, searched with :data:`EF_SEARCH`), which new faces join
@@ -31,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["FLAT_UP_TO", "HNSW_M", "EF_SEARCH", "FaceIndex", "ArrayGallery", "IndexGallery"]
+__all__ = ["FLAT_UP_TO", "HNSW_M", "EF_SEARCH", "EXACT_FROM", "SAVE_AFTER", "FaceIndex", "ArrayGallery", "IndexGallery"]
 
 #: Faces up to which the index is exact (a flat pass costs an add O(new x n): above, a graph).
 FLAT_UP_TO = 50_000
