@@ -45,6 +45,10 @@ the shipped web-stranger curve was measured on the other half (``benchmarks/stra
 ``open_set_rule_training_population`` is the same model calibrated the earlier way (the training
 people, leave one person out), scored on the same photos.
 
+Ceiling (issue 34, ``ceiling``): what the descriptor and classifier allow on the held-out photos
+whatever the open-set rule: photos named right with no rule at all, by other photo-level decisions,
+and which rule turns down the rest (:func:`ceiling`).
+
 Open-set rule (issue 19, ``open_set_rule``): the default model's naming rule calibrated on strangers
 (:mod:`vision_lib.openset`): its calibration, the share of the *other* set's photos (with a face)
 it names, known accuracy and coverage on the held-out photos at the default ``far``, and the curve
@@ -218,6 +222,65 @@ def other_splits(ps, photos: dict, seeds: list[int], test_size: float, **recipe)
     return out
 
 
+def ceiling(model: classify.FaceClassifier, test_set, photos) -> dict:
+    """What the descriptor and classifier allow on the held-out photos, whatever the open-set rule
+    (issue 34): photos answered right with no rule at all (closed set: every photo with a face named),
+    by two other photo-level decisions (the face nearest to any training face, its person; the best
+    cohort score over faces and people), the photos where some face's nearest training face is the
+    folder's person, and which rule turns down the player's closest face in the photos left unnamed.
+    A diagnosis, to read the targets against: nothing here is tuned."""
+    import copy
+
+    import numpy as np
+
+    rule, truth = model.openset_, list(test_set.labels)
+    closed = copy.copy(model)
+    closed.openset_, closed.unknown_below, closed.max_distance = None, 0.0, float("inf")
+    only_rule = copy.copy(closed)
+    only_rule.openset_ = rule
+    out = {"photos": len(truth), "photos_with_face": sum(1 for ph in photos if ph.faces)}
+    for name, m in (("closed_set", closed), ("open_set_rule_alone", only_rule), ("default", model)):
+        labels = [r.get("label") for r in m.predict_photos(photos)]
+        out[name] = {"named": sum(x is not None for x in labels), "right": sum(x == t for x, t in zip(labels, truth))}
+    if rule is None:
+        return out
+    G = np.concatenate([rule.galleries_[c] for c in rule.classes_])
+    owner = np.concatenate([[c] * len(rule.galleries_[c]) for c in rule.classes_])
+    nearest_right = cohort_right = some_nearest = single = single_other = 0
+    why: dict[str, int] = {}
+    default_labels = [r.get("label") for r in model.predict_photos(photos)]
+    for ph, t, named in zip(photos, truth, default_labels):
+        if not ph.faces:
+            continue
+        D = np.asarray(ph.descriptors, np.float64)
+        dist = np.linalg.norm(D[:, None] - G[None], axis=2)
+        nn = owner[dist.argmin(axis=1)]
+        nearest_right += nn[dist.min(axis=1).argmin()] == t
+        some_nearest += t in nn
+        single += len(D) == 1
+        single_other += len(D) == 1 and nn[0] != t
+        S = rule.scores(D)
+        cohort_right += rule.classes_[np.unravel_index(S.argmin(), S.shape)[1]] == t
+        if named is None:
+            best = np.asarray(model.classes_)[model.estimator.predict_proba(ph.features).argmax(axis=1)]
+            ks = [k for k in range(len(D)) if best[k] == t and t in rule.classes_]
+            if not ks:
+                key = "no face classified as the player"
+            else:
+                k = min(ks, key=lambda k: S[k, rule.classes_.index(t)])
+                dc = float(np.linalg.norm(model.centroids_[t] - D[k])) if t in model.centroids_ else 0.0
+                p = float(model.estimator.predict_proba(ph.features[k:k + 1]).max())
+                sure = model.sure_distance is not None and dc <= model.sure_distance
+                key = "+".join(r for r, hit in (("open_set", not rule.accept(S[k, rule.classes_.index(t)])),
+                                                ("max_distance", model.max_distance is not None and dc > model.max_distance),
+                                                ("probability", p < model.unknown_below and not sure)) if hit) or "other"
+            why[key] = why.get(key, 0) + 1
+    out.update({"nearest_training_face_right": int(nearest_right), "best_cohort_score_right": int(cohort_right),
+                "some_face_nearest_is_the_player": int(some_nearest), "single_face_photos": int(single),
+                "single_face_nearest_is_another_person": int(single_other), "unnamed_with_face_turned_down_by": why})
+    return out
+
+
 def run_set(name: str, recipes: list[str], test_size: float, seed: int, limit: int | None,
             other: str | None = None, other_seeds: list[int] = (), cv: bool = True, ablate: bool = True,
             supplied: str | None = None) -> dict:
@@ -261,6 +324,7 @@ def run_set(name: str, recipes: list[str], test_size: float, seed: int, limit: i
             what = f"all photos of {other}" + (" people of the scoring half (lfw_half)" if other == "lfw" else "")
             if model.openset_ is not None:
                 out[r]["open_set_rule"] = {"strangers": what, **open_set_rule(model, test_set, photos, other_photos)}
+                out[r]["ceiling"] = ceiling(model, test_set, photos)
                 # The same model calibrated the earlier way (the training people, leave one person
                 # out), scored on the same photos: the before of the web curves.
                 lopo = classify.train(train_set, **RECIPES[r], population="training", photos=train_photos,

@@ -3,8 +3,13 @@
 Incremental: LFW (scored on each photo's subject face) and the raw footballer photos (scored on each
 photo's largest face, as bench_cluster.py does). A collection is built from the first half of each
 person's photos (a descriptor table of them: the same disk-cached faces every stage uses), every
-person is named after the majority of its faces' folders with ``Collection.name`` (a second cluster
-of the same majority is merged into the first, as a user would), then the second half is added.
+person is named by ``vision_lib.comparisons.name_by_majority``: after the folder most of its scored
+faces come from (each photo's subject or largest face; all its faces when it has none of those; a
+second person of the same majority is merged into the first, as a user would), then the second half
+is added. Two user
+models, each in its own collection: the issue's (names by majority without looking: the targets) and
+a user who reviews the faces before naming (splits out the faces of other people they know), which
+separates the add's own errors from the first build's.
 Reported: the share of second-half faces of named people now with the right named person and with
 a wrong one, BCubed F of the final collection, and in the same run the from-scratch clustering of
 every photo and a naive nearest-face rule (a new face joins the person of its nearest named face
@@ -80,35 +85,21 @@ def scoring_rows(faces, by: str) -> dict[str, int]:
     return {s: i for i, (s, m) in enumerate(zip(faces.sources, mask)) if m}
 
 
-def name_by_majority(people, truth_of: dict[str, str]) -> dict:
-    """Name every person after the folder most of its faces come from (``Collection.name``); a person
-    whose majority is already a name is merged into that named person (``Collection.merge``)."""
-    df = people.dataframe()
-    named: dict[str, int] = {}
-    merged = 0
-    for pid, rows in df[df["person"].notna()].groupby("person"):
-        label = Counter(truth_of[s] for s in rows["source"]).most_common(1)[0][0]
-        if label in named:
-            people.merge(named[label], int(pid))
-            merged += 1
-        else:
-            people.name(int(pid), label)
-            named[label] = int(pid)
-    return {"people_named": len(named), "people_merged_into_a_named_one": merged}
-
-
 def attach_scores(faces, person: np.ndarray, name_of: dict, rows: dict[str, int], second: list[str],
                   named: set[str]) -> dict:
     """Right / wrong shares over the second-half photos of named people that have a scored face."""
+    from vision_lib.comparisons import folder_names
+
     right = wrong = total = 0
-    for p, lab in zip(faces.photos, faces.photo_labels):
+    for p, lab in folder_names(faces).items():
         if lab not in named or p not in second or p not in rows:
             continue
         total += 1
         got = name_of.get(int(person[rows[p]]))
         right += got == lab
         wrong += got is not None and got != lab
-    return {"faces": total, "right": round(right / max(total, 1), 4), "wrong": round(wrong / max(total, 1), 4)}
+    return {"faces": total, "right": round(right / max(total, 1), 4), "wrong": round(wrong / max(total, 1), 4),
+            "right_count": right, "wrong_count": wrong}
 
 
 def naive_nearest(X_old: np.ndarray, p_old: np.ndarray, X_new: np.ndarray, distance: float, descriptor) -> np.ndarray:
@@ -127,25 +118,32 @@ def naive_nearest(X_old: np.ndarray, p_old: np.ndarray, X_new: np.ndarray, dista
     return out
 
 
-def incremental(dataset: str, by: str, tmp: Path, search_too: bool = False) -> dict:
+def incremental(dataset: str, by: str, tmp: Path, search_too: bool = False, review: bool = False) -> dict:
+    """The incremental run on one data set; ``review``: the user names after looking at the faces
+    (:func:`vision_lib.comparisons.name_by_majority`)."""
     from vision_lib import Collection
+    from vision_lib.comparisons import folder_names, name_by_majority
 
     faces, prep = labelled_faces(dataset)
-    truth_of = dict(zip(faces.photos, faces.photo_labels))
+    truth_of = folder_names(faces)  # each photo's person, as the user names them
     first, second = halves(faces)
     second_set = set(second)
-    t1 = table_of_photos(faces, first).save(tmp / f"{dataset}_first.npz")
-    t2 = table_of_photos(faces, second).save(tmp / f"{dataset}_second.npz")
+    tag = f"{dataset}_review" if review else dataset
+    t1 = table_of_photos(faces, first).save(tmp / f"{tag}_first.npz")
+    t2 = table_of_photos(faces, second).save(tmp / f"{tag}_second.npz")
     rows = scoring_rows(faces, by)
     key = {(s, int(j)): i for i, (s, j) in enumerate(zip(faces.sources, faces.face_index))}
     out = {"photos": len(faces.photos), "faces": len(faces), "first_half_photos": len(first),
            "second_half_photos": len(second), "scored_on": f"{by} face", "detect_describe_seconds": round(prep, 1)}
 
-    people = Collection(tmp / f"{dataset}.db")
+    people = Collection(tmp / f"{tag}.db")
     start = time.perf_counter()
     people.add([t1], progress=False)
     out["build_seconds"] = round(time.perf_counter() - start, 2)
-    out |= name_by_majority(people, truth_of)
+    named_by = name_by_majority(people, faces, by=by, review=review)
+    out |= {"user": "reviews the faces (splits out other known people)" if review else "names by majority unseen",
+            "people_named": named_by["named"], "people_merged_into_a_named_one": named_by["merged"],
+            "faces_split_out": named_by["split_out"]}
 
     def state():
         """Person of each row of ``faces`` (-1: none) and the names of the named people."""
@@ -512,7 +510,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         return child(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--skip", nargs="*", default=[], choices=["lfw", "footballers", "scale", "faults"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["lfw", "footballers", "review", "scale", "faults"])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--fault-photos", type=int, default=200, help="LFW photos of the fault runs")
     ap.add_argument("--kills", type=int, default=10)
@@ -527,6 +525,10 @@ def main() -> None:
         if "footballers" not in args.skip:
             result["incremental_footballers"] = incremental("footballers", "largest", tmp)
             print(json.dumps(result["incremental_footballers"]), file=sys.stderr, flush=True)
+        for name, by in (("lfw", "subject"), ("footballers", "largest")):
+            if name not in args.skip and "review" not in args.skip:  # the other user model, same run
+                result[f"incremental_{name}_reviewing_user"] = incremental(name, by, tmp, review=True)
+                print(json.dumps(result[f"incremental_{name}_reviewing_user"]), file=sys.stderr, flush=True)
         if "faults" not in args.skip:
             (tmp / "faults").mkdir()
             result["faults"] = faults(tmp / "faults", args.fault_photos, args.kills)

@@ -7,11 +7,15 @@ benchmarks/bench_speed.py``.
   pipeline: YuNet + FaceNet, as a user runs it, every core) on held-out footballer photos at their
   own size (~0.5 MP) and on the same photos re-encoded at 4000 px, quality 90 (12 MP; generated in a
   temporary folder, deleted afterwards): ``(T(N photos) - T(n photos)) / (N - n)``, which takes the
-  start-up out; the ratio 12 MP / 0.5 MP (target <= 1.3).
+  start-up out; the ratio 12 MP / 0.5 MP (target <= 1.3), of wall and of CPU time (the command's and
+  its pool workers'). ``stages_one_worker``: where a worker's CPU goes, per photo and stage (decode
+  for detection, resize, detection, second decode for the descriptor, rating and chips, FaceNet),
+  with the libjpeg-turbo decoder and with Pillow's (the decoder before it), same run.
 * ``accuracy``: on those 12 MP photos, faces found and descriptors of the library (reduced decode)
   against the full decode (``load_image`` + detect + describe, the code before the change), with the
   distances' median / 95th percentile / max beside the same-person distance; the same on the ~0.5 MP
-  photos (where nothing is reduced); and FaceNet under ONNX Runtime against the Keras network.
+  photos (where nothing is reduced); the libjpeg-turbo decoder against Pillow's on the 12 MP photos
+  (boxes, qualities and descriptors: identical); and FaceNet under ONNX Runtime against the Keras network.
 * ``cold_start``: wall and CPU seconds of fresh processes: ``vision-lib --help`` (target <= 0.5 s)
   and ``vision-lib predict MODEL one.jpg`` (target <= 3 s) with a small model trained first (3
   players x 8 photos), median of ``--repeats``; and the one-time first use (FaceNet's ONNX graph
@@ -100,6 +104,93 @@ def cost_per_extra_photo(paths, work: Path, small: int, repeats: int) -> dict:
             "ms_per_extra_photo": round(1000 * (wall[len(paths)] - wall[small]) / extra, 1),
             # CPU of the command and its pool workers: hardly moved by other jobs on the machine.
             "cpu_ms_per_extra_photo": round(1000 * (cpu[len(paths)] - cpu[small]) / extra, 1)}
+
+
+def pillow_decoder():
+    """A context in which every JPEG is decoded by Pillow, as before ``io/jpeg.py``."""
+    import contextlib
+    from unittest import mock
+
+    from vision_lib.io import decode
+
+    stack = contextlib.ExitStack()
+    for name in ("decode_jpeg", "decode_jpeg_rows"):
+        stack.enter_context(mock.patch.object(decode, name, lambda *a, **k: None))
+    return stack
+
+
+def same_as_pillow_decoder(paths) -> dict:
+    """The library's faces, qualities and descriptors with the libjpeg-turbo decoder against Pillow's."""
+    import numpy as np
+
+    from vision_lib.faces import detect_paths
+
+    def run():
+        return detect_paths(paths, n_jobs=1, cache=False, progress=False, descriptors=True)
+
+    fast = run()
+    with pillow_decoder():
+        slow = run()
+    return {"photos": len(paths), "faces": sum(len(r.faces) for r in fast),
+            "boxes_identical": all([f.box for f in a.faces] == [f.box for f in b.faces] for a, b in zip(fast, slow)),
+            "qualities_identical": all(a.qualities == b.qualities for a, b in zip(fast, slow)),
+            "max_abs_descriptor_difference": max((float(np.abs(a.descriptors - b.descriptors).max())
+                                                  for a, b in zip(fast, slow) if a.faces), default=0.0)}
+
+
+def stage_costs(web, cam, repeats: int) -> dict:
+    """CPU ms per photo of each stage of one pool worker (this process, one thread), ~0.5 MP against
+    12 MP, min of ``repeats`` interleaved passes: with the libjpeg-turbo decoder (``io/jpeg.py``,
+    the default) and with Pillow's (the decoder before it, for the same run's before / after)."""
+    import contextlib
+
+    import cv2
+    import numpy as np
+
+    from vision_lib.faces import scaled
+    from vision_lib.io import resize_max_side
+    from vision_lib.models import get_descriptor, get_detector
+
+    cv2.setNumThreads(1)
+    det, desc = get_detector(threads=1), get_descriptor(threads=1)
+
+    def one_pass(paths) -> dict:
+        t = dict.fromkeys(("decode", "resize", "detect", "second_decode", "rate_and_chips", "descriptor"), 0.0)
+        clock = time.process_time
+        chips, seconds = [], 0
+        for i, p in enumerate(paths):
+            a = clock(); view = scaled.detection_view(p, det); b = clock()
+            resize_max_side(view.image, det.max_side); c = clock()
+            faces = scaled.detect_in(view, det); d = clock()
+            used = scaled.face_view(p, faces, view); e = clock()
+            scaled.qualities_in(used, faces)
+            chips.append(desc.chips(used.image, scaled.in_view(faces, used))); f = clock()
+            if len(chips) == 8 or i == len(paths) - 1:  # a worker's chunk: one network call
+                desc.describe_chips(np.concatenate(chips))
+                chips = []
+            g = clock()
+            seconds += used is not view
+            for k, v in zip(t, (b - a, c - b, (d - c) - (c - b), e - d, f - e, g - f)):
+                t[k] += v
+        return {**{k: 1000 * v / len(paths) for k, v in t.items()}, "second_decodes": seconds}
+
+    decoders = {"libjpeg_turbo": contextlib.nullcontext, "pillow": pillow_decoder}
+    best: dict = {}
+    one_pass(web[:4])
+    for _ in range(repeats):
+        for name, ctx in decoders.items():
+            for size, paths in (("web", web), ("camera", cam)):
+                with ctx():
+                    run = one_pass(paths)
+                key = (name, size)
+                best[key] = run if key not in best else {k: min(v, run[k]) for k, v in best[key].items()}
+    out = {}
+    for name in decoders:
+        w, c = best[(name, "web")], best[(name, "camera")]
+        tw, tc = (sum(v for k, v in r.items() if k != "second_decodes") for r in (w, c))
+        out[name] = {"web": {k: round(v, 2) for k, v in w.items()}, "camera": {k: round(v, 2) for k, v in c.items()},
+                     "total_ms": {"web": round(tw, 1), "camera": round(tc, 1)}, "cpu_ratio_camera_vs_web": round(tc / tw, 3)}
+    return {**out, "photos": len(web), "what": "one process, one thread; detect excludes the resize; descriptor in chunks of 8 photos"}
 
 
 def agreement(paths) -> dict:
@@ -215,7 +306,9 @@ def main(argv=None) -> int:
                 "what": "vision-lib features --kind descriptor (YuNet + FaceNet, every core), fresh processes, "
                         "(T(N) - T(n)) / (N - n), min of the repeats",
             }
+            report["camera_size"]["stages_one_worker"] = stage_costs(pick, big, args.repeats)
             report["accuracy"] = {"camera": agreement(big), "web": agreement(pick),
+                                  "camera_libjpeg_turbo_vs_pillow_decoder": same_as_pillow_decoder(big),
                                   "facenet_onnxruntime_vs_keras": runtimes_agree(pick[:20])}
         if "cold_start" not in args.skip:
             one = held.paths[0]

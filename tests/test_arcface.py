@@ -233,3 +233,61 @@ def test_pipeline_runs_with_arcface(arcface_env, lfw_dir, tmp_path, capsys):
     r = create_app(model).test_client().post("/api/classify", data={"file": (io.BytesIO(photo.read_bytes()), "a.jpg")},
                                              content_type="multipart/form-data")
     assert r.status_code == 200 and r.json["faces"] and "answer" in r.json
+
+
+def test_collection_with_arcface(arcface_env, lfw_dir, tmp_path, capsys, monkeypatch):
+    """index / people / search with ``--descriptor arcface``; a collection of another descriptor, or of
+    another arcface file, is refused and left as it was (the generated network's descriptors mean
+    nothing: plumbing only)."""
+    import hashlib
+
+    from vision_lib.cli import main
+    from vision_lib.collection import Collection
+    from vision_lib.store import check_file
+
+    src = tmp_path / "people"
+    for person in sorted(p.name for p in lfw_dir.iterdir() if p.is_dir())[:2]:
+        (src / person).mkdir(parents=True)
+        for photo in sorted((lfw_dir / person).iterdir())[:4]:
+            (src / person / photo.name).write_bytes(photo.read_bytes())
+    db = tmp_path / "people.db"
+    common = ["--quiet", "--jobs", "1"]
+    assert main(["index", str(src), "--db", str(db), "--descriptor", "arcface", *common]) == 0
+    capsys.readouterr()
+    meta = check_file(db)
+    assert meta["descriptor"].startswith("arcface/test_arcface.onnx/") and int(meta["dim"]) == 512
+    assert main(["people", "--db", str(db), "--json"]) == 0
+    people = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert people and sum(p["faces"] for p in people) >= 8  # every photo holds a face
+    photo = next(src.rglob("*.jpg"))
+    assert main(["search", str(photo), "--db", str(db), "--json"]) == 0
+    found = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert found and found[0]["matches"]
+    best = found[0]["matches"][0]
+    assert best["source"] == photo.relative_to(src).as_posix() and best["distance"] < 1e-3  # itself
+    assert Collection(db).descriptor == "arcface"
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    before = digest(db)
+    # Another descriptor asked for an arcface collection: refused, exit 2, file unchanged.
+    assert main(["index", str(src), "--db", str(db), "--descriptor", "facenet", *common]) == 2
+    assert "one collection, one descriptor" in capsys.readouterr().err
+    # Another arcface file (another name, so another id): add and search refuse rather than mix.
+    make_model(arcface_env / "other.onnx", seed=5)
+    extra = sorted((lfw_dir / photo.parent.name).iterdir())[4]
+    (photo.parent / extra.name).write_bytes(extra.read_bytes())  # a new photo its model would describe
+    monkeypatch.setenv("VISION_LIB_ARCFACE_MODEL", "other.onnx")
+    assert main(["index", str(src), "--db", str(db), *common]) == 2
+    assert "one collection, one descriptor" in capsys.readouterr().err
+    assert main(["search", str(photo), "--db", str(db)]) == 2
+    assert "one collection, one descriptor" in capsys.readouterr().err
+    assert digest(db) == before
+    # And a facenet collection refuses arcface.
+    monkeypatch.setenv("VISION_LIB_ARCFACE_MODEL", "test_arcface.onnx")
+    fdb = tmp_path / "facenet.db"
+    assert main(["index", str(src / min(p.name for p in src.iterdir())), "--db", str(fdb), *common]) == 0
+    capsys.readouterr()
+    assert main(["index", str(src), "--db", str(fdb), "--descriptor", "arcface", *common]) == 2
+    assert "one collection, one descriptor" in capsys.readouterr().err

@@ -292,6 +292,24 @@ def test_compare_quantizers_rows(rng):
         C.quantize_with("nope", img, 4)
 
 
+def test_tables_over_photos_on_two_cores_equal_the_photo_by_photo_rows(rng, tmp_path):
+    images = {f"p{i}": _photo(rng, 64, 80 + 8 * i) for i in range(3)}
+    files = {}
+    for name, img in images.items():
+        files[name] = tmp_path / f"{name}.png"
+        Image.fromarray(img).save(files[name])
+    sizes = C.size_table(images, [4, 8], files=files, n_jobs=2)
+    assert [(r["image"], r["k"]) for r in sizes] == [(n, k) for n in images for k in (4, 8)]  # photos in order
+    for r in sizes:
+        q = C.quantize(images[r["image"]], r["k"])
+        alone = C.size_report(images[r["image"]], q, original_bytes=files[r["image"]].stat().st_size)
+        assert {k: r[k] for k in alone} == alone and r["seconds"] > 0
+    budget = C.equal_bytes_table(images, 8, n_jobs=2)
+    assert budget == [row for n, img in images.items() for row in C.equal_bytes(img, C.quantize(img, 8), name=n)]
+    methods = C.compare_table(images, [4], methods=["vision_lib", "median_cut"], n_jobs=2)
+    assert [(r["image"], r["method"]) for r in methods] == [(n, m) for n in images for m in ("vision_lib", "median_cut")]
+
+
 def test_example_images_fall_back_to_bundled_images(tmp_path):
     imgs = C.example_images(tmp_path, limit=2)  # an empty folder: no kodak/
     assert len(imgs) == 2

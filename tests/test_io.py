@@ -141,6 +141,131 @@ def test_reduced_decode_leaves_other_formats_and_small_photos_whole(tmp_path):
         io.load_image_reduced(tmp_path / "big.png", 100, max_pixels=1000)
 
 
+def _pillow_only(monkeypatch):
+    """Decode as before the fast path: every JPEG through Pillow."""
+    from vision_lib.io import decode
+
+    monkeypatch.setattr(decode, "decode_jpeg", lambda *a, **k: None)
+    monkeypatch.setattr(decode, "decode_jpeg_rows", lambda *a, **k: None)
+
+
+def _jpeg_variants(tmp_path) -> dict[str, Path]:
+    """A detailed 600x400 scene as the JPEGs people have: baseline 4:2:0 and 4:4:4, progressive,
+    with restart markers, grey, an MPO (a phone's JPEG with a second image), and each EXIF
+    orientation 2..8."""
+    rng = np.random.default_rng(0)
+    scene = _big_scene(400, 600)
+    scene = np.clip(scene.astype(int) + rng.integers(-40, 40, scene.shape), 0, 255).astype(np.uint8)
+    im = Image.fromarray(scene)
+    out = {}
+    for name, kw in {"baseline": {}, "444": {"subsampling": 0}, "progressive": {"progressive": True},
+                     "restart": {"restart_marker_rows": 1}}.items():
+        im.save(tmp_path / f"{name}.jpg", quality=90, **kw)
+        out[name] = tmp_path / f"{name}.jpg"
+    im.convert("L").save(tmp_path / "grey.jpg", quality=90)
+    out["grey"] = tmp_path / "grey.jpg"
+    im.save(tmp_path / "two.mpo", "MPO", save_all=True, append_images=[im.resize((300, 200))], quality=90)
+    out["mpo"] = tmp_path / "two.mpo"
+    for o in range(2, 9):
+        exif = Image.Exif()
+        exif[0x0112] = o
+        im.save(tmp_path / f"orient{o}.jpg", quality=90, exif=exif.tobytes())
+        out[f"orient{o}"] = tmp_path / f"orient{o}.jpg"
+    return out
+
+
+def test_fast_jpeg_path_gives_pillows_pixels(tmp_path, monkeypatch):
+    pytest.importorskip("simplejpeg", reason="the fast JPEG path needs the simplejpeg wheel (requirements.txt)")
+    from vision_lib.io import jpeg
+
+    files = _jpeg_variants(tmp_path)
+    with Image.open(files["mpo"]) as im:
+        assert im.format == "MPO"
+    decoded = []  # what the fast decoder gave each time: an array, or None (fallback)
+    real = jpeg.decode_jpeg
+    monkeypatch.setattr(io.decode, "decode_jpeg", lambda *a, **k: decoded.append(real(*a, **k)) or decoded[-1])
+    fast = {name: [io.load_image_reduced(p, side) for side in (600, 300, 150, 75)] for name, p in files.items()}
+    assert len(decoded) == 4 * len(files) and all(d is not None for d in decoded)  # no fallback to Pillow
+    _pillow_only(monkeypatch)
+    for name, p in files.items():
+        for side, got in zip((600, 300, 150, 75), fast[name]):
+            ref = io.load_image_reduced(p, side)
+            assert (got.scale, got.shape) == (ref.scale, ref.shape), (name, side)
+            assert got.image.flags.c_contiguous and got.image.dtype == np.uint8
+            assert np.array_equal(got.image, ref.image), (name, side)
+    assert [d.scale for d in fast["baseline"]] == [1.0, 0.5, 0.25, 0.125]
+    assert fast["orient6"][0].shape == (600, 400)  # whole-photo size, upright
+
+
+def test_jpegs_the_fast_path_leaves_keep_pillows_answer(tmp_path, monkeypatch):
+    pytest.importorskip("simplejpeg", reason="the fast JPEG path needs the simplejpeg wheel (requirements.txt)")
+    files = _jpeg_variants(tmp_path)
+    data = files["baseline"].read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    Image.fromarray(_big_scene(400, 600)).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=90)
+    save_exif_rotated(_big_scene(40, 60), tmp_path / "odd_exif.jpg", malformed=True)
+    before = {}
+    with monkeypatch.context() as m:
+        _pillow_only(m)
+        for name in ("cmyk.jpg", "odd_exif.jpg"):
+            before[name] = io.load_image_reduced(tmp_path / name, 150)
+        with pytest.raises(io.ImageError) as old:
+            io.load_image(tmp_path / "cut.jpg")
+    with pytest.raises(io.ImageError) as new:
+        io.load_image(tmp_path / "cut.jpg")
+    assert new.value.reason == old.value.reason == "cannot decode: truncated image file"
+    for name, ref in before.items():
+        got = io.load_image_reduced(tmp_path / name, 150)
+        assert (got.scale, got.shape) == (ref.scale, ref.shape) and np.array_equal(got.image, ref.image)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_region_is_decoded_as_in_the_whole_decode_and_the_rest_skipped(tmp_path, orientation):
+    pytest.importorskip("simplejpeg", reason="the fast JPEG path needs the simplejpeg wheel (requirements.txt)")
+    rng = np.random.default_rng(orientation)
+    scene = np.clip(_big_scene(1200, 1600).astype(int) + rng.integers(-40, 40, (1200, 1600, 3)), 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(scene.astype(np.uint8)).save(path, quality=90, exif=exif.tobytes())
+    for side, region in ((1600, (100, 60, 400, 300)), (800, (900, 700, 1100, 800)), (400, (0, 0, 50, 50))):
+        whole = io.load_image_reduced(path, side)
+        part = io.load_image_reduced(path, side, region=region)
+        assert (part.scale, part.shape, part.image.shape) == (whole.scale, whole.shape, whole.image.shape)
+        x0, y0, x1, y1 = (round(v * whole.scale) for v in region)
+        assert np.array_equal(part.image[y0:y1, x0:x1], whole.image[y0:y1, x0:x1]), (side, region)
+        if not part.complete:  # the decoder stopped early: what it skipped is black, not the photo
+            assert not np.array_equal(part.image, whole.image) and (part.image == 0).all(axis=2).any()
+    # The part a region needs lies at the top of the file for these turns: the decoder stops early.
+    top = io.load_image_reduced(path, 1600, region=(0, 0, 200, 200))
+    assert top.complete is (orientation not in (1, 2, 5, 8))
+
+
+def test_a_region_of_a_progressive_or_damaged_jpeg_is_decoded_as_before(tmp_path, monkeypatch):
+    pytest.importorskip("simplejpeg", reason="the fast JPEG path needs the simplejpeg wheel (requirements.txt)")
+    files = _jpeg_variants(tmp_path)
+    prog = io.load_image_reduced(files["progressive"], 300, region=(0, 0, 50, 50))
+    assert prog.complete and np.array_equal(prog.image, io.load_image_reduced(files["progressive"], 300).image)
+    for name in ("restart", "mpo"):  # the decoder skips to a restart or end marker: still a clean stop
+        part = io.load_image_reduced(files[name], 300, region=(0, 0, 50, 50))
+        assert not part.complete
+        assert np.array_equal(part.image[:25, :25], io.load_image_reduced(files[name], 300).image[:25, :25])
+    data = files["baseline"].read_bytes()
+    for name, cut in (("cut_in_region.jpg", len(data) // 10), ("cut_below.jpg", len(data) * 9 // 10)):
+        (tmp_path / name).write_bytes(data[:cut])
+        with pytest.raises(io.ImageError, match="truncated image file"):
+            io.load_image_reduced(tmp_path / name, 600, region=(0, 0, 100, 60))
+
+
+def test_without_the_fast_decoder_every_jpeg_still_loads(tmp_path, monkeypatch):
+    import sys
+
+    files = _jpeg_variants(tmp_path)
+    monkeypatch.setitem(sys.modules, "simplejpeg", None)  # import simplejpeg raises ImportError
+    out = io.load_image_reduced(files["orient6"], 150)
+    assert out.scale == 0.25 and out.shape == (600, 400) and out.image.shape == (150, 100, 3)
+
+
 def test_load_image_bytes_matches_load_image(corpus):
     path = corpus / "formats" / "rgba.png"
     np.testing.assert_array_equal(io.load_image_bytes(path.read_bytes()), io.load_image(path))
@@ -463,6 +588,20 @@ def test_photo_set_labels_and_reproducible_limit(tmp_path):
     assert small.paths == ps.limit(per_label=2, seed=3).paths
     assert len(ps.limit(total=3)) == 3
     assert len(io.photo_set(tmp_path)) == 9
+
+
+def test_photo_set_people_draws_whole_people_reproducibly(tmp_path):
+    for person in "abcdef":
+        (tmp_path / person).mkdir()
+        for i in range(ord(person) - ord("a") + 1):
+            Image.new("RGB", (4, 4)).save(tmp_path / person / f"{i}.png")
+    ps = io.photo_set(tmp_path, labelled=True)
+    three = ps.people(3, seed=1)
+    assert len(three.classes) == 3 and three.paths == ps.people(3, seed=1).paths
+    assert all(three.labels.count(p) == ps.labels.count(p) for p in three.classes)  # every photo of each
+    assert {tuple(ps.people(3, seed=s).classes) for s in range(8)} != {tuple(three.classes)}  # the seed draws
+    assert set(three.people(2, seed=1).paths) <= set(three.paths)
+    assert ps.people(None).paths == ps.people(10).paths == ps.paths
 
 
 def test_resize_max_side():

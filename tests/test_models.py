@@ -147,6 +147,34 @@ def test_yunet_turned_look_maps_faces_back_to_the_photo():
     assert YuNetDetector(rotations=(25,)).detect(np.zeros((200, 300, 3), np.uint8)) == []
 
 
+@needs_yunet
+@needs_lfw
+def test_yunet_finds_close_ups_that_overflow_the_frame():
+    """A face cut on every side (a close-up: the crop is 0.65 of its box) and enlarged to 700 px is
+    larger than YuNet's largest anchors at 640 px; the bordered look at 320 px finds it."""
+    import cv2
+
+    from vision_lib.io import load_image
+    from vision_lib.models.detectors import YuNetDetector
+
+    before, now = YuNetDetector(second_look=(640,)), YuNetDetector()
+    assert now.second_look == (640, 320)
+    missed_before = 0
+    for _, path in lfw_photos(8, 1):
+        image = load_image(path)
+        x, y, w, h = now.detect(image)[0].box
+        half = 0.65 * max(w, h) / 2
+        cx, cy = x + w / 2, y + h / 2
+        close = cv2.resize(image[max(0, int(cy - half)):int(cy + half), max(0, int(cx - half)):int(cx + half)],
+                           (700, 700), interpolation=cv2.INTER_CUBIC)
+        faces = now.detect(close)
+        assert faces, path  # every close-up is found
+        missed_before += not before.detect(close)
+        f = faces[0]
+        assert f.box[2] > 350 and 150 < f.box[0] + f.box[2] / 2 < 550  # the face, mapped back to 700 px
+    assert missed_before >= 1, "these close-ups need the extra look (else the test shows nothing)"
+
+
 @needs_facenet
 def test_facenet_network_matches_the_files_layers():
     """The network built in code has the file's weighted layers, with the file's shapes (read as data)."""

@@ -172,12 +172,24 @@ class Collection:
         kinds = [root_of(i) for i in inputs]  # every input checked before the file is created
         if self._store is None and not self.path.exists():
             self._create(self._table_descriptor(inputs, kinds))
+        if any(kind != "table" for _, kind in kinds):
+            self._check_model()
         with self._writer(wait, quiet=not progress):
             report = add_inputs(self.store, inputs, detector=self.detector, descriptor=self.descriptor,
                                 n_jobs=n_jobs, progress=progress, batch=batch)
             report.attached, report.grouped, report.new_people = self._assign(progress)
         self._cache = None
         return report
+
+    def _check_model(self) -> None:
+        """Refuse to describe photos with another model than the collection's: the same name can
+        compute other descriptors (``arcface`` with another file), which would never match its faces."""
+        from ..models import get_descriptor
+
+        now, mine = get_descriptor(self.descriptor).id, self.store.meta["descriptor"]
+        if now != mine:
+            raise ValueError(f"{self.path}: a collection of descriptor {mine}, but {self.descriptor} computes {now} "
+                             "here (one collection, one descriptor: use the model file it was made with)")
 
     def _table_descriptor(self, inputs, kinds) -> str | None:
         """The descriptor a new collection takes: the one asked for, else the feature tables' (all
@@ -252,6 +264,7 @@ class Collection:
             index = self._nn.sync(store)  # in the same snapshot: the index holds exactly these faces
             saved = store.get_meta("openset")
             decided = store.last_decision()
+            geometry = store.face_geometry()  # every face's box and score, by id as fid
         last = int(fid.max(initial=0))
         free = (person < 0) & ~user
         todo = free & ((fid > int(through)) if through and not everything else True)
@@ -274,20 +287,31 @@ class Collection:
         rows = np.flatnonzero(todo)
         found = np.full(len(rows), -1, np.int64)
 
-        def vectors_of(p: int) -> np.ndarray:  # a person's faces: in the file, and those this add gave it
-            return np.concatenate([store.person_vectors(p), Xq[found == p]])
+        # People are known by their clear faces (cluster.core_faces: those IdentityClustering builds
+        # its cores of, and attaches the others to): an unsure detection (crowd, a hand, blur) is no
+        # one's face, and a person holding some would take in every new one (assign.py).
+        clear = self._core_mask(np.zeros((len(fid), 0)), *geometry)
+        before = person.copy()  # as in the file; this add's own attachments are found below
 
-        gallery = IndexGallery(index, fid, person, vectors_of, known)
-        found[:] = attach(Xq, gallery, t, LOCAL_K, forbidden=[forbidden.get(int(f)) for f in fid[rows]],
-                          limit=None if rule is None else rule.threshold_)
+        # a person's faces found once by sorting (not a scan of every face per person asked about)
+        order = np.argsort(before, kind="stable")
+        sorted_person = before[order]
+
+        def vectors_of(p: int) -> np.ndarray:  # a person's clear faces: in the file, and those this add gave it
+            lo, hi = np.searchsorted(sorted_person, [p, p + 1])
+            mine = np.sort(order[lo:hi])
+            return np.concatenate([store.vectors_of(fid[mine[clear[mine]]]), Xq[(found == p) & clear[rows]]])
+
+        limit = None if rule is None else rule.threshold_
+        gallery = IndexGallery(index, fid, np.where(clear, person, -1), vectors_of, known)
+        found[:] = attach(Xq, gallery, t, LOCAL_K, forbidden=[forbidden.get(int(f)) for f in fid[rows]], limit=limit)
         plan = [(fid[rows[found == p]], int(p)) for p in np.unique(found[found >= 0])]
         person[rows] = found  # the gallery's persons too
-        gallery = IndexGallery(index, fid, person, vectors_of, known)  # no person's faces cached from before
+        gallery = IndexGallery(index, fid, np.where(clear, person, -1), vectors_of, known)  # no person's faces cached
         rest = found < 0
-        boxes, scores = store.face_geometry(fid[rows[rest]])
-        mask = self._core_mask(Xq[rest], boxes, scores) if rest.any() else None
+        mask = clear[rows[rest]] if rest.any() else None  # the confident faces build the new groups' cores
         labels, joins = group_new(Xq[rest], gallery, t, LOCAL_K, descriptor=self.descriptor,
-                                  core_mask=mask, progress=progress)
+                                  core_mask=mask, limit=limit, progress=progress)
         for g, target in enumerate(joins):
             members = fid[rows[rest][labels == g]]
             if target < 0 or any(int(target) in forbidden.get(int(f), ()) for f in members):
@@ -312,7 +336,16 @@ class Collection:
         """The open-set rule on the people as they are (only the faces it samples are read), with
         what :meth:`_rule` compares later: people of two faces or more, the last decision."""
         known = person >= 0
-        rule = calibrate(lambda r: self.store.vectors_of(fid[known][r]), person[known], LOCAL_K)
+
+        def confident(rows: np.ndarray) -> np.ndarray:  # clear faces only calibrate (assign.calibrate)
+            ids = fid[known][rows]
+            order = np.argsort(ids, kind="stable")
+            boxes, scores = self.store.face_geometry(ids)  # by id
+            out = np.zeros(len(ids), bool)
+            out[order] = self._core_mask(np.zeros((len(ids), 0)), boxes, scores)
+            return out
+
+        rule = calibrate(lambda r: self.store.vectors_of(fid[known][r]), person[known], LOCAL_K, confident=confident)
         if rule is not None:
             rule.people_, rule.decided_ = _eligible(person), self.store.last_decision() if decided is None else decided
         return rule
@@ -594,6 +627,7 @@ class Collection:
         """Boxes and descriptors of the faces of a photo path (the add's own pipeline and cache) or an array."""
         from ..models import get_descriptor
 
+        self._check_model()
         if isinstance(image, (str, os.PathLike)):
             from ..tables import face_table
 

@@ -8,8 +8,16 @@
    (:func:`calibrate`). A face near several people goes to the one whose faces are on average
    nearest, if that is nearer than the same-person distance.
 2. :func:`group_new`: the faces still in no person are clustered with ``IdentityClustering`` (its
-   graph path at scale) into new people; a new group whose faces pass the local test for exactly one
-   existing person joins that person instead (``_merge_local``'s rule).
+   graph path at scale) into new people; a new group whose faces pass the local test on average for
+   exactly one existing person (``_merge_local``'s rule) *and* under the open-set rule's limit (the
+   test a single face of phase 1 must pass) joins that person instead. A group of faces each
+   refused as a stranger is not let in by averaging them: on the raw footballer photos that is how
+   a team-mate, a coach or a look-alike (six groups, seven photos) joined a named player.
+
+A collection gives both phases a gallery of its people's *clear* faces only (those
+:func:`vision_lib.cluster.core_faces` lets build the clustering's cores; :func:`calibrate` likewise):
+an unsure detection (crowd, a hand, blur) is no one's face, and a person holding some would take in
+every new one like them.
 
 Candidates come from each face's :data:`CANDIDATES` nearest assigned faces: in memory (exact, a
 matrix product in blocks) or through the collection's FAISS index
@@ -21,7 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["CANDIDATES", "CALIBRATION_PEOPLE", "nearest", "distances_to", "person_distances", "attach", "group_new", "calibrate",
+__all__ = ["CANDIDATES", "CALIBRATION_PEOPLE", "CALIBRATION_FACES", "nearest", "distances_to", "person_distances", "attach",
+           "group_new", "calibrate",
            "rule_state", "rule_from_state"]
 
 #: Nearest assigned faces looked at per face to find the people it may be.
@@ -29,6 +38,11 @@ CANDIDATES = 64
 #: At most this many people (with two faces or more, chosen at random, seeded) calibrate the open-set
 #: rule: 50 x 49 gallery comparisons, about 1,000 stranger scores (a 1 % rate rests on ten of them).
 CALIBRATION_PEOPLE = 50
+#: Faces the calibration samples in all (at least 20 a person): with few people, more faces of each,
+#: so that a 1 % rate still rests on about ten stranger scores (six people of 20 faces gave 120: the
+#: threshold was then the single nearest stranger, 0.79 to 0.95 from one seed to the next on the
+#: footballer photos).
+CALIBRATION_FACES = 1000
 
 
 def nearest(Q: np.ndarray, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,11 +132,15 @@ def attach(Q: np.ndarray, gallery, distance: float, k: int, *,
 
 
 def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: str | None,
-              core_mask: np.ndarray | None = None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+              core_mask: np.ndarray | None = None, limit: float | None = None,
+              progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Phase 2: cluster the rows of ``Q`` (faces in no person) with
     :class:`~vision_lib.cluster.IdentityClustering`; returns ``(group per row (-1: none), existing
     person per group (-1: a new person))``: a group joins an existing person of ``gallery`` when
-    its faces pass the local test, on average, for that person alone."""
+    its faces pass the local test, on average, for that person alone, and that average is under
+    ``limit`` (the open-set rule's threshold, as :func:`attach`; None: no such limit). The group's
+    mean is held to a single face's limit because a group's faces are one person: their distances
+    to a stranger's faces rise and fall together, so averaging them buys no certainty."""
     from ..cluster import IdentityClustering
 
     if len(Q) < 2:
@@ -139,15 +157,22 @@ def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: st
             # a face of the group that has the person in no candidate is far from it: counts as far
             mean = {p: np.mean([s.get(p, np.inf) for s in mine]) for p in people}
             near = [p for p, d in mean.items() if d < distance]
-            if len(near) == 1:
+            if len(near) == 1 and (limit is None or mean[near[0]] < limit):
                 joins[g] = near[0]
     return labels, joins
 
 
-def calibrate(X: np.ndarray, person: np.ndarray, k: int, seed: int = 0):
+def calibrate(X: np.ndarray, person: np.ndarray, k: int, seed: int = 0, confident=None):
     """The open-set rule (:class:`~vision_lib.openset.OpenSetRule`, ``score="knn"``) fitted on up to
     :data:`CALIBRATION_PEOPLE` of the collection's people with two faces or more (at most 20 faces
-    each), the others standing in for strangers; None with fewer than two such people."""
+    each, or :data:`CALIBRATION_FACES` shared among fewer people), the others standing in for
+    strangers; None with fewer than two such people.
+
+    ``confident``: a function giving, for rows, whether each is a clear face
+    (:func:`vision_lib.cluster.core_faces`: the faces the clustering builds its cores from); only
+    those calibrate. Unsure detections (crowd, hands, blur) are no one's face: two of them in two
+    people are a "stranger" pair as near as a person's own photos, and set the threshold (on the
+    footballer photos 0.73 with them, 0.91 without: the same-person distance is 1.1)."""
     from ..openset import OpenSetRule
 
     ids, counts = np.unique(person[person >= 0], return_counts=True)
@@ -156,7 +181,16 @@ def calibrate(X: np.ndarray, person: np.ndarray, k: int, seed: int = 0):
         return None
     rng = np.random.default_rng(seed)
     ids = np.sort(rng.choice(ids, min(len(ids), CALIBRATION_PEOPLE), replace=False))
-    rows = np.concatenate([rng.permutation(np.flatnonzero(person == p))[:20] for p in ids])
+    each = max(20, -(-CALIBRATION_FACES // len(ids)))
+    picks = [rng.permutation(np.flatnonzero(person == p)) for p in ids]
+    if confident is not None:  # the clear faces among a few times the faces wanted (the rest never read)
+        seen = [r[:4 * each] for r in picks]
+        ok = np.asarray(confident(np.concatenate(seen)), bool)
+        parts = np.split(ok, np.cumsum([len(r) for r in seen])[:-1])
+        clear = [r[m] for r, m in zip(seen, parts)]
+        if sum(len(r) >= 2 for r in clear) >= 2:  # else (no scores known, say) every face calibrates
+            picks = [r for r in clear if len(r) >= 2]
+    rows = np.concatenate([r[:each] for r in picks])
     # X: the descriptors, or a function giving those of rows (a collection reads only these)
     return OpenSetRule(score="knn", k=k).fit(X(rows) if callable(X) else X[rows], person[rows].astype(str))
 

@@ -28,6 +28,8 @@ One module per job, every public name re-exported here (``from vision_lib import
 ``files``       :func:`compress_file`, :func:`compress_files` (``vision-lib compress``)
 ``baselines``   :func:`quantize_with` (scikit-learn, Pillow, pngquant), :func:`compare_quantizers`,
                 JPEG and WebP at the palette PNG's bytes (:func:`equal_bytes`)
+``tables``      the tables above over many photos, on every core (:func:`size_table`,
+                :func:`equal_bytes_table`, :func:`compare_table`)
 ``examples``    the Kodak photos or the bundled images
 ``plots``       the notebook's plots
 ==============  ==========================================================================
@@ -45,6 +47,7 @@ from .plots import plot_colour_space, plot_equal_bytes, plot_rate_quality, plot_
 from .png import output_name, output_names, palette_png_bytes, plain_png_bytes, write_new_file
 from .quantizer import (ColourQuantizer, ColourTable, PaletteTree, Quantized, _dither, _nearest,  # noqa: F401
                         colour_table, map_to_palette, palette_tree, quantize, refit)
+from .tables import compare_table, equal_bytes_table, size_table
 
 #: Older names (notebook 06 and widgets used them): a colour *histogram* is a feature of
 #: :mod:`vision_lib.features`, *quality* a face's (:class:`vision_lib.faces.FaceQuality`), and
@@ -63,4 +66,5 @@ __all__ = ["BASELINES", "ColourBins", "colour_bins", "ColourQuantizer", "ColourT
            "equal_bytes", "summarise", "format_table", "graphic_image",
            "example_images", "example_names", "example_paths", "bundled_images", "sample_pixels",
            "plot_colour_space", "plot_side_by_side", "plot_rate_quality", "plot_equal_bytes", "to_jsonl",
+           "size_table", "equal_bytes_table", "compare_table",
            "ColourHistogram", "colour_histogram", "quality", "compare_methods"]

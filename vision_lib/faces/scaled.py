@@ -1,7 +1,8 @@
 """Faces of camera-size photos without decoding every pixel: a JPEG is decoded at a reduced scale
 for the detector (which works at a few hundred pixels anyway), and its faces are described and
 rated from a decode where each still has :data:`FACE_SIDE` pixels: the detector's decode when that
-is enough (one decode), else a second one at the scale that gives it.
+is enough (one decode), else a second one at the scale that gives it, which stops at the last
+row of the file the faces need (:func:`~vision_lib.io.load_image_reduced`'s ``region``).
 
 Faces are always returned in the whole photo's pixels. Photos that are not JPEGs, or too small to
 reduce, are decoded once, whole, as before (docs/scale.md has the measurements).
@@ -41,12 +42,22 @@ def _decode_for(path: str | os.PathLike, side: int | None) -> Decoded:
 def detect_photo(path: str | os.PathLike, detector) -> tuple[list[Face], Decoded]:
     """The detector's faces in the photo file (in the whole photo's pixels), and the reduced
     decode they were found in. Raises :class:`~vision_lib.io.ImageError` as ``load_image`` does."""
-    view = _decode_for(path, detection_side(detector))
+    view = detection_view(path, detector)
+    return detect_in(view, detector), view
+
+
+def detection_view(path: str | os.PathLike, detector) -> Decoded:
+    """The photo decoded only as far as the detector looks (:func:`detection_side`)."""
+    return _decode_for(path, detection_side(detector))
+
+
+def detect_in(view: Decoded, detector) -> list[Face]:
+    """The detector's faces in the decode ``view``, in the whole photo's pixels."""
     faces = detector.detect(view.image)
     if view.scale != 1.0:
         h, w = view.shape
         faces = [f for f in (clamp_face(f.scaled(1 / view.scale), w, h) for f in faces) if f is not None]
-    return faces, view
+    return faces
 
 
 def face_view(path: str | os.PathLike, faces: Sequence[Face], view: Decoded | None = None,
@@ -54,12 +65,22 @@ def face_view(path: str | os.PathLike, faces: Sequence[Face], view: Decoded | No
     """The decode to describe and rate ``faces`` from: ``view`` when every face keeps
     :data:`FACE_SIDE` px in it, else the photo decoded at the smallest scale where they do
     (``shape``, the photo's ``(H, W)``, tells that scale when there is no ``view``; without
-    either the photo is decoded whole)."""
+    either the photo is decoded whole), a JPEG only down to the rows around its faces."""
     need = min(1.0, FACE_SIDE / max(1, min(f.size for f in faces))) if faces else 0.0
     if view is not None and view.scale >= need:
         return view
     shape = view.shape if view is not None else shape
-    return _decode_for(path, None if shape is None else math.ceil(max(shape) * need))
+    side = 1 << 30 if shape is None else math.ceil(max(shape) * need)
+    return load_image_reduced(path, side, region=_around(faces))
+
+
+def _around(faces: Sequence[Face]) -> tuple[int, int, int, int] | None:
+    """The part of the photo that describing and rating ``faces`` may read: each box with its own
+    size again on every side (chips span 1.3-1.5 boxes, turned by the face's tilt)."""
+    if not faces:
+        return None
+    return (min(f.box[0] - f.box[2] for f in faces), min(f.box[1] - f.box[3] for f in faces),
+            max(f.box[0] + 2 * f.box[2] for f in faces), max(f.box[1] + 2 * f.box[3] for f in faces))
 
 
 def in_view(faces: Sequence[Face], view: Decoded) -> list[Face]:
@@ -77,4 +98,4 @@ def describe_in(descriptor, view: Decoded, faces: Sequence[Face]) -> np.ndarray:
     return descriptor.describe(view.image, in_view(faces, view))
 
 
-__all__ = ["FACE_SIDE", "detection_side", "detect_photo", "face_view", "in_view", "qualities_in", "describe_in"]
+__all__ = ["FACE_SIDE", "detection_side", "detect_photo", "detection_view", "detect_in", "face_view", "in_view", "qualities_in", "describe_in"]

@@ -1,6 +1,7 @@
 """Photos in, files out: one import path (``vision_lib.io``) for three concerns, each in its own module.
 
 - :mod:`~vision_lib.io.decode`: one photo -> an RGB ``uint8`` array (EXIF, CMYK, 16-bit, bombs).
+- :mod:`~vision_lib.io.jpeg`: JPEGs through libjpeg-turbo directly (scaled, or only down to the rows needed).
 - :mod:`~vision_lib.io.sniff`: what a file is, by its first bytes.
 - :mod:`~vision_lib.io.scan`: folders -> photos and skipped entries with a reason; labelled sets.
 - :mod:`~vision_lib.io.outputs`: output checks, atomic writes, folder locks, staged folders.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .jpeg import FAST_MODES, decode_jpeg, decode_jpeg_rows
 from .reasons import ImageError, cannot_read
 from .sniff import SNIFF_BYTES, sniff_bytes, sniff_file
 
@@ -37,29 +38,37 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.n
 @dataclass(frozen=True)
 class Decoded:
     """A photo decoded at some scale: ``image`` (RGB uint8) is the whole photo, whose upright size
-    is ``shape`` ``(H, W)``, with every side multiplied by ``scale`` (1, 1/2, 1/4 or 1/8)."""
+    is ``shape`` ``(H, W)``, with every side multiplied by ``scale`` (1, 1/2, 1/4 or 1/8).
+    ``complete`` is False when only a ``region`` was asked for and the decoder stopped below it:
+    pixels outside that region may then be black."""
 
     image: np.ndarray
     scale: float
     shape: tuple[int, int]
+    complete: bool = True
 
 
 #: The reductions a JPEG decoder does inside its inverse DCT (libjpeg's 1/2, 1/4, 1/8), largest first.
 _DCT_REDUCTIONS = (8, 4, 2)
 
 
-def load_image_reduced(path: str | os.PathLike, min_side: int, *, max_pixels: int = MAX_PIXELS) -> Decoded:
+def load_image_reduced(path: str | os.PathLike, min_side: int, *, max_pixels: int = MAX_PIXELS,
+                       region: tuple[int, int, int, int] | None = None) -> Decoded:
     """:func:`load_image` decoding only what is needed: a JPEG at the smallest DCT scale (1/2, 1/4
     or 1/8 of its sides) whose longest side is still at least ``min_side``; other formats, and
     JPEGs too small to reduce, whole (``scale`` 1). The reduction happens inside the decoder, so a
     12 MP JPEG read for a 640 px detector costs a fraction of a full decode. Same conversions and
     checks as :func:`load_image` (EXIF orientation, CMYK, bombs).
 
+    ``region`` ``(x0, y0, x1, y1)``, in the upright whole photo's pixels, is the part that is
+    needed: a sequential JPEG is then decoded only down to the last row of the file that holds
+    it (the rest of its data is skipped, not decoded) and the result is ``complete`` False.
+
     Raises:
         ImageError: as :func:`load_image`.
     """
     path = Path(path)
-    return _decode(path, path, lambda: _regular_file_size(path), max_pixels, min_side=min_side)
+    return _decode(path, path, lambda: _regular_file_size(path), max_pixels, min_side=min_side, region=region)
 
 
 def _regular_file_size(path: Path) -> int:
@@ -85,7 +94,7 @@ def load_image_bytes(data: bytes, *, name: str = "<bytes>", max_pixels: int = MA
     return _decode(BytesIO(data), name, lambda: len(data), max_pixels).image
 
 
-def _decode(source, name, size, max_pixels: int, min_side: int | None = None) -> Decoded:
+def _decode(source, name, size, max_pixels: int, min_side: int | None = None, region=None) -> Decoded:
     # One decoding path for files and bytes, so EXIF, CMYK and bomb handling cannot drift apart.
     from PIL import Image, UnidentifiedImageError
 
@@ -100,11 +109,14 @@ def _decode(source, name, size, max_pixels: int, min_side: int | None = None) ->
                     raise ImageError(name, f"too large: {w}x{h} pixels (limit {max_pixels:,})")
                 if w < 2 or h < 2:
                     raise ImageError(name, f"too small: {w}x{h} pixels")
-                reduction = _reduce_in_decoder(img, min_side) if min_side else 1
-                img.load()
-                image = _to_rgb(_upright(img))
-                turned = (image.shape[1], image.shape[0]) != img.size  # EXIF turned it by 90 degrees
-                return Decoded(image, 1.0 / reduction, (w, h) if turned else (h, w))
+                reduction = _reduction(img, min_side) if min_side else 1
+                image, complete = _decode_fast(img, source, reduction, region)
+                if image is None:  # Pillow: every format, and the JPEGs the fast path leaves
+                    reduction = _reduce_in_decoder(img, reduction)
+                    img.load()
+                    image = _to_rgb(_upright(img))
+                turned = (image.shape[1], image.shape[0]) != (-(-w // reduction), -(-h // reduction))
+                return Decoded(image, 1.0 / reduction, (w, h) if turned else (h, w), complete)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -120,19 +132,73 @@ def _decode(source, name, size, max_pixels: int, min_side: int | None = None) ->
         raise ImageError(name, f"cannot decode: {msg}") from None
 
 
-def _reduce_in_decoder(img, min_side: int) -> int:
-    """Ask Pillow's JPEG decoder (``draft``) for the largest DCT reduction that keeps the longest
-    side at least ``min_side``; returns the reduction made (1 when none)."""
-    w, h = img.size
-    if img.format != "JPEG":
+def _reduction(img, min_side: int) -> int:
+    """The largest DCT reduction (8, 4, 2) of a JPEG whose longest side stays at least ``min_side``
+    (1: none, and for every other format)."""
+    if img.format not in _JPEG_FORMATS:
         return 1
-    for k in _DCT_REDUCTIONS:
-        if -(-max(w, h) // k) >= min_side:
-            # The mode is kept (CMYK stays CMYK until _to_rgb); draft may refuse (returns None).
-            img.draft(img.mode, (w // k, h // k))  # Pillow divides by these sizes, rounding down
-            break
+    side = max(img.size)
+    return next((k for k in _DCT_REDUCTIONS if -(-side // k) >= min_side), 1)
+
+
+def _reduce_in_decoder(img, reduction: int) -> int:
+    """Ask Pillow's JPEG decoder (``draft``) for ``reduction``; returns the reduction it will make
+    (1 when none: ``draft`` may refuse)."""
+    if reduction == 1:
+        return 1
+    w, h = img.size
+    # The mode is kept (CMYK stays CMYK until _to_rgb); Pillow divides by these sizes, rounding down.
+    img.draft(img.mode, (w // reduction, h // reduction))
     # What the decoder will really do: its output size is the original's divided by k, rounded up.
     return next((k for k in _DCT_REDUCTIONS if img.size == (-(-w // k), -(-h // k))), 1)
+
+
+def _decode_fast(img, source, reduction: int, region) -> tuple[np.ndarray | None, bool]:
+    """``(image, complete)``: the upright RGB photo decoded by libjpeg-turbo directly (:mod:`.jpeg`),
+    only down to the file row that ``region`` needs when it is given; image None when that path
+    does not apply (not a plain RGB / grey JPEG, unreadable EXIF, a decoder warning)."""
+    if img.format not in _JPEG_FORMATS or img.mode not in FAST_MODES:
+        return None, True
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block: _upright's fallbacks decide
+        return None, True
+    if not isinstance(orientation, int):  # an odd tag's type: _upright decides too
+        return None, True
+    # An MPO (phones' JPEGs with a depth map or a preview) starts with its primary JPEG.
+    data = source.read_bytes() if isinstance(source, Path) else source.getvalue()
+    image = None
+    if region is not None:
+        image = decode_jpeg_rows(data, img.size, reduction, _file_rows(region, orientation, img.size[1]))
+    complete = image is None
+    if image is None:
+        image = decode_jpeg(data, img.size, reduction)
+    return (None if image is None else _numpy_upright(image, orientation)), complete
+
+
+def _file_rows(region, orientation: int, file_height: int) -> int:
+    """How many of the file's rows (from the top, full size) hold the upright ``region``
+    ``(x0, y0, x1, y1)``, given the EXIF ``orientation`` that turns the file upright."""
+    x0, y0, x1, y1 = (int(v) for v in region)
+    # The upright side that runs along the file's rows, and whether it runs backwards (_NUMPY_TURNS).
+    return {3: file_height - y0, 4: file_height - y0, 5: x1, 8: x1,
+            6: file_height - x0, 7: file_height - x0}.get(orientation, y1)
+
+
+#: Formats whose files are JPEG streams (an MPO's first image is a plain JPEG at offset 0).
+_JPEG_FORMATS = ("JPEG", "MPO")
+
+
+def _numpy_upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` turned as EXIF ``orientation`` says: Pillow's transposes (:data:`_ORIENTATION`) in numpy."""
+    turn = _NUMPY_TURNS.get(orientation)
+    return image if turn is None else np.ascontiguousarray(turn(image))
+
+
+#: EXIF orientation -> the numpy view of :data:`_ORIENTATION`'s transpose (tests compare the two).
+_NUMPY_TURNS = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+                5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, 3),
+                7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
 
 
 def _unidentified_reason(source) -> str:

@@ -185,6 +185,16 @@ class PhotoSet:
             keep.append(i)
         return self.subset(sorted(keep[:total] if total is not None else keep))
 
+    def people(self, n: int | None, seed: int = 0) -> "PhotoSet":
+        """All the photos of ``n`` labels drawn at random (reproducible; None, or more than there
+        are: every label). A few people drawn from a larger draw (``people(40).people(8)``) keep to
+        its photos, so the faces cached for the larger draw serve both."""
+        classes = self.classes
+        if n is None or n >= len(classes):
+            return self.subset(range(len(self.paths)))
+        chosen = set(np.random.default_rng(seed).choice(classes, size=n, replace=False))
+        return self.subset(i for i, label in enumerate(self.labels) if label in chosen)
+
 
 def photo_set(root: str | os.PathLike, *, labelled: bool = False) -> PhotoSet:
     """All photos under ``root``; with ``labelled=True`` the label is the first sub-folder's name.

@@ -247,7 +247,9 @@ class YuNetDetector:
         min_side: smaller photos are upscaled to this longest side (YuNet misses faces under
             about 10 px and faces of small photos that fill the frame).
         second_look: when nothing is found, look again at these longest sides, with a black border
-            of ``border`` (fraction of the side): faces that fill the frame or touch its edges.
+            of ``border`` (fraction of the side): faces that fill the frame or touch its edges; the
+            look at 320 px finds close-ups larger than YuNet's largest anchors at 640 px (issue 34,
+            ``benchmarks/bench_second_look.py``).
         rotations: when still nothing is found, look at the photo turned by each of these angles
             (degrees) in turn: heads tilted beyond what YuNet finds upright.
         threads: OpenCV threads for this process (None: OpenCV's default).
@@ -259,7 +261,7 @@ class YuNetDetector:
     confident_score = 0.9
 
     def __init__(self, min_score: float = 0.6, nms: float = 0.3, max_side: int = 640, min_side: int = 320,
-                 second_look: tuple[int, ...] = (640,), border: float = 0.15, rotations: tuple[float, ...] = (),
+                 second_look: tuple[int, ...] = (640, 320), border: float = 0.15, rotations: tuple[float, ...] = (),
                  threads: int | None = None):
         self.rotations = tuple(rotations)
         self.min_score = min_score

@@ -1,0 +1,118 @@
+"""The collection's assignment rule (vision_lib.collection.assign) on small generated descriptors: a
+group of new faces joins an existing person only by the rule a single face must pass, the open-set
+rule included; and the benchmark's simulated user (comparisons.name_by_majority)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vision_lib import Collection
+from vision_lib.collection.assign import group_new
+from vision_lib.collection.neighbours import ArrayGallery
+from vision_lib.models import get_descriptor
+from vision_lib.tables import FaceTable
+
+DESC = get_descriptor("facenet")
+T = DESC.threshold  # the same-person distance (1.1)
+
+
+def _axes(n: int) -> np.ndarray:
+    """``n`` orthonormal directions of the descriptor space (fixed)."""
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(DESC.dim, n)))
+    return q.T
+
+
+def _faces(centre: np.ndarray, n: int, seed: int, spread: float = 0.03) -> np.ndarray:
+    """``n`` faces within about ``spread`` of ``centre``."""
+    rng = np.random.default_rng(seed)
+    return (centre + rng.normal(scale=spread / np.sqrt(DESC.dim), size=(n, DESC.dim))).astype(np.float32)
+
+
+def _table(path: Path, groups: dict[str, np.ndarray], unsure: tuple[str, ...] = ()) -> Path:
+    """A descriptor table with one folder of photos per group (one face per photo); the faces of the
+    ``unsure`` groups have a detector score under YuNet's confident 0.9 (crowd, hands, blur)."""
+    X = np.concatenate(list(groups.values()))
+    src = [f"{name}/img{j:03d}.jpg" for name, rows in groups.items() for j in range(len(rows))]
+    n = len(src)
+    scores = np.array([0.7 if s.split("/")[0] in unsure else 0.99 for s in src])
+    FaceTable("descriptor", X, src, [s.split("/")[0] for s in src], np.zeros(n, int), np.tile([10, 10, 80, 80], (n, 1)),
+              [], {"descriptor": DESC.id, "detector": "yunet", "root": str(path.parent / "photos")},
+              scores=scores).save(path, overwrite=True)
+    return path
+
+
+def test_a_group_joins_a_person_only_under_the_open_set_limit_too():
+    e = _axes(3)
+    gallery = ArrayGallery(_faces(e[0], 8, 1), np.zeros(8, int))
+    group = _faces(e[0] + 0.9 * e[1], 6, 2)  # one person, about 0.9 from person 0's faces: under 1.1
+    labels, joins = group_new(group, gallery, T, 5, descriptor="facenet")
+    assert (labels == 0).all() and joins.tolist() == [0]  # the same-person distance alone lets it join
+    labels, joins = group_new(group, gallery, T, 5, descriptor="facenet", limit=0.8)
+    assert (labels == 0).all() and joins.tolist() == [-1]  # a stranger by the open-set rule: a new person
+    labels, joins = group_new(group, gallery, T, 5, descriptor="facenet", limit=1.0)
+    assert joins.tolist() == [0]  # the limit only refuses what lies beyond it
+
+
+def test_a_look_alike_group_forms_a_new_person_instead_of_joining_a_named_one(tmp_path):
+    # A and B: two people 0.95 apart (strangers that close calibrate the open-set rule under 1.1),
+    # C far from both; then six photos of L, a look-alike of A: 1.0 from A's faces, far from B's.
+    e = _axes(4)
+    A, B, C = e[0], e[0] + 0.95 * e[1], e[0] + 2.0 * e[2]
+    people = Collection(tmp_path / "people.db")
+    people.add(_table(tmp_path / "first.npz", {"A": _faces(A, 8, 1), "B": _faces(B, 8, 2), "C": _faces(C, 8, 3)}),
+               progress=False)
+    df = people.dataframe()
+    who = {s.split("/")[0]: int(p) for s, p in zip(df["source"], df["person"])}
+    assert len(set(who.values())) == 3  # three people
+    for name, person in who.items():
+        people.name(person, name)
+    report = people.add(_table(tmp_path / "later.npz", {"L": _faces(A + 1.0 * e[3], 6, 4), "A": _faces(A, 3, 5)}),
+                        progress=False)
+    df = people.dataframe().set_index("source")
+    assert (df.loc[[f"A/img{j:03d}.jpg" for j in range(3)], "name"] == "A").all()  # A's new photos found A
+    later = df.loc[[f"L/img{j:03d}.jpg" for j in range(6)]]
+    assert later["name"].isna().all()  # not with A (nor anyone named)
+    assert later["person"].nunique() == 1 and report.new_people == 1  # one new person
+
+
+def test_unsure_detections_a_user_put_with_a_person_do_not_pull_in_new_ones(tmp_path):
+    # J: unsure detections (not faces: crowd, a hand) the user merged into A, as the benchmark's
+    # user merges a cluster whose photos are mostly A's; new ones like them must not join A through
+    # them: a person is known by their clear faces. A's new clear photos still find A.
+    e = _axes(3)
+    A, B, J = e[0], e[0] + 2.0 * e[1], e[0] + 1.3 * e[2]
+    people = Collection(tmp_path / "people.db")
+    people.add(_table(tmp_path / "first.npz", {"A": _faces(A, 8, 1), "B": _faces(B, 8, 2), "J": _faces(J, 6, 3)},
+                      unsure=("J",)), progress=False)
+    df = people.dataframe()
+    who = {s.split("/")[0]: int(p) for s, p in zip(df["source"], df["person"])}
+    assert len(set(who.values())) == 3
+    people.merge(who["A"], who["J"])
+    people.name(who["A"], "A")
+    people.name(who["B"], "B")
+    people.add(_table(tmp_path / "later.npz", {"Jn": _faces(J, 4, 4), "An": _faces(A, 3, 5)}, unsure=("Jn",)),
+               progress=False)
+    df = people.dataframe().set_index("source")
+    assert (df.loc[[f"An/img{j:03d}.jpg" for j in range(3)], "name"] == "A").all()
+    assert df.loc[[f"Jn/img{j:03d}.jpg" for j in range(4)], "name"].isna().all()
+
+
+def test_name_by_majority_names_merges_and_a_reviewing_user_splits_out_known_people(tmp_path):
+    from vision_lib.comparisons import name_by_majority
+
+    # folder A's 8 photos and folder B's first 2 photos show one face each near A (a first build
+    # puts them in one person); B's other 6 photos form a person of their own.
+    e = _axes(3)
+    groups = {"A": _faces(e[0], 8, 1), "B": np.concatenate([_faces(e[0], 2, 2), _faces(e[0] + 2.0 * e[1], 6, 3)])}
+    path = _table(tmp_path / "faces.npz", groups)
+    faces = FaceTable.load(path)
+    faces.photos, faces.photo_labels = list(faces.sources), [s.split("/")[0] for s in faces.sources]
+    for review, split, merged in ((False, 0, 0), (True, 2, 1)):  # B's split-out faces, then B's own person merged in
+        people = Collection(tmp_path / f"people_{review}.db")
+        people.add(path, progress=False)
+        assert name_by_majority(people, faces, review=review) == {"named": 2, "merged": merged, "split_out": split}
+        df = people.dataframe().set_index("source")
+        assert (df.loc[[f"A/img{j:03d}.jpg" for j in range(8)], "name"] == "A").all()
+        assert (df.loc[["B/img000.jpg", "B/img001.jpg"], "name"] == ("B" if review else "A")).all()
+        assert (df.loc[[f"B/img{j:03d}.jpg" for j in range(2, 8)], "name"] == "B").all()
