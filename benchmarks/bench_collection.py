@@ -62,6 +62,9 @@ from _common import bcubed, from_scratch, labelled_faces, table_of_photos  # noq
 #: Photos of each person in the first half (the rest are added later).
 FIRST_SHARE = 0.5
 QUERIES = 200
+#: The box side of the scale tables' faces: a real face's size, so that a collection counts them as
+#: clear faces (zero-size boxes are no one's face since collquality: nothing would join anyone).
+SCALE_BOX = 160
 
 
 # --------------------------------------------------------------------------- incremental
@@ -246,7 +249,8 @@ def warm_up(descriptor_id: str, threshold: float, dim: int) -> None:
          + rng.normal(scale=0.02, size=(32, dim))).astype(np.float32)
     info = {"descriptor": descriptor_id, "threshold": threshold}
     with tempfile.TemporaryDirectory(prefix="bench_collection_warm_") as tmp:
-        halves = [write_table(X[i::2], np.repeat(np.arange(4), 8)[i::2], Path(tmp) / f"{i}.npz", info) for i in (0, 1)]
+        halves = [write_table(X[i::2], np.repeat(np.arange(4), 8)[i::2], Path(tmp) / f"{i}.npz", info, box=SCALE_BOX)
+                  for i in (0, 1)]
         with Collection(Path(tmp) / "warm.db") as people:
             for table in halves:
                 people.add([table], progress=False)
@@ -330,8 +334,8 @@ def scale(sizes: list[int], tmp: Path, keep: Path | None = None) -> dict:
     for n in sizes:
         extra = max(1, n // 100)
         X, ident = rotated_copies(X0, labels, n + extra + QUERIES, seed=0)
-        base = write_table(X[:n], ident[:n], tmp / f"base_{n}.npz", info)
-        more = write_table(X[n:n + extra], ident[n:n + extra], tmp / f"more_{n}.npz", info)
+        base = write_table(X[:n], ident[:n], tmp / f"base_{n}.npz", info, box=SCALE_BOX)
+        more = write_table(X[n:n + extra], ident[n:n + extra], tmp / f"more_{n}.npz", info, box=SCALE_BOX)
         np.save(tmp / f"queries_{n}.npy", X[n + extra:])
         db = tmp / f"scale_{n}.db"
         row = {"faces": n, "added": extra, "build": run_child("build", str(db), str(base))}
