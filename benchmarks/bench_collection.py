@@ -21,9 +21,12 @@ mean average precision of the ranked matches (subject faces of the collection, r
 person), against exact nearest neighbours of the same descriptors.
 
 Scale: descriptor tables of n faces made as bench_scale.py makes them (rotated copies of the LFW
-subject faces), n + 1 % as a second table, 200 more as queries. In child processes (imports left
-out of the timings; peak RSS of each child): build a collection from the table, add the 1 %, then
-search each query (median and p95 latency after a warm-up query).
+subject faces), n + 1 % as a second table, 200 more as queries. In child processes (peak RSS of
+each child): build a collection from the table, add the 1 %, then search each query (median and p95
+latency after a warm-up query). Start-up is left out of the build and add timings: each child first
+builds and adds to a throwaway collection of 32 generated faces (every lazy import of an add done).
+Above the flat index's size (``neighbours.FLAT_UP_TO``) the same 1 % is also added to a copy of the
+same build with the exact flat index forced, and the two adds are compared face by face.
 
 Faults: a folder of LFW photos, half of it indexed and two people named; then ``vision-lib index``
 of the whole folder (described for real: the disk cache off, so that kills land in the work) is killed (SIGKILL) at 10 random moments of a clean run's duration and run again;
@@ -59,6 +62,9 @@ from _common import bcubed, from_scratch, labelled_faces, table_of_photos  # noq
 #: Photos of each person in the first half (the rest are added later).
 FIRST_SHARE = 0.5
 QUERIES = 200
+#: The box side of the scale tables' faces: a real face's size, so that a collection counts them as
+#: clear faces (zero-size boxes are no one's face since collquality: nothing would join anyone).
+SCALE_BOX = 160
 
 
 # --------------------------------------------------------------------------- incremental
@@ -231,23 +237,52 @@ def search_quality(people, faces, rows: dict[str, int], second: list[str], truth
 
 
 # --------------------------------------------------------------------------- scale (children)
-def child(args: list[str]) -> None:
-    """``build DB TABLE`` / ``add DB TABLE`` / ``search DB QUERIES.npy``: one timed step, JSON on stdout."""
+def warm_up(descriptor_id: str, threshold: float, dim: int) -> None:
+    """Every lazy import of a build and an add, done on a throwaway collection of 32 generated faces."""
+    from bench_scale import write_table
+
     from vision_lib import Collection
 
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, dim))
+    X = (np.repeat(centres / np.linalg.norm(centres, axis=1, keepdims=True), 8, axis=0)
+         + rng.normal(scale=0.02, size=(32, dim))).astype(np.float32)
+    info = {"descriptor": descriptor_id, "threshold": threshold}
+    with tempfile.TemporaryDirectory(prefix="bench_collection_warm_") as tmp:
+        halves = [write_table(X[i::2], np.repeat(np.arange(4), 8)[i::2], Path(tmp) / f"{i}.npz", info, box=SCALE_BOX)
+                  for i in (0, 1)]
+        with Collection(Path(tmp) / "warm.db") as people:
+            for table in halves:
+                people.add([table], progress=False)
+
+
+def child(args: list[str]) -> None:
+    """``build DB TABLE`` / ``add DB TABLE`` / ``add-flat DB TABLE`` (the exact flat index forced) /
+    ``search DB QUERIES.npy``: one timed step, JSON on stdout."""
+    from vision_lib import Collection
+    from vision_lib.collection import neighbours
+    from vision_lib.models import get_descriptor
+
     step, db, what = args
-    people = Collection(db)
     out: dict = {}
-    if step in ("build", "add"):
+    if step in ("build", "add", "add-flat"):
+        model = get_descriptor(None)
+        warm_up(model.id, model.threshold, model.dim)
+        out["start_up"] = "left out (a throwaway collection built and added to first, in this process)"
+    if step == "add-flat":
+        neighbours.FLAT_UP_TO = 1 << 62
+    people = Collection(db)
+    if step in ("build", "add", "add-flat"):
         start = time.perf_counter()
         report = people.add([what], progress=False)
-        out = {"seconds": round(time.perf_counter() - start, 2), "faces_added": report.faces_added,
-               "attached": report.attached, "grouped": report.grouped, "new_people": report.new_people}
+        out |= {"seconds": round(time.perf_counter() - start, 2), "faces_added": report.faces_added,
+                "attached": report.attached, "grouped": report.grouped, "new_people": report.new_people,
+                "index": people._nn.kind}
     else:
         Q = np.load(what)
         box = [(0, 0, 100, 100)]
         start = time.perf_counter()
-        search_described(people, box, Q[:1], 10)  # loads the descriptors and the open-set rule once
+        search_described(people, box, Q[:1], 10)  # loads the index, the people and the open-set rule once
         out["first_query_seconds"] = round(time.perf_counter() - start, 2)
         times = []
         for q in Q:
@@ -255,7 +290,7 @@ def child(args: list[str]) -> None:
             search_described(people, box, q[None], 10)
             times.append(time.perf_counter() - t)
         out |= {"queries": len(Q), "median_ms": round(1000 * float(np.median(times)), 1),
-                "p95_ms": round(1000 * float(np.percentile(times, 95)), 1)}
+                "p95_ms": round(1000 * float(np.percentile(times, 95)), 1), "index": people._nn.kind}
     out["peak_memory_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     print(json.dumps(out))
 
@@ -267,9 +302,31 @@ def run_child(*args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def scale(sizes: list[int], tmp: Path) -> dict:
+def new_faces(db: Path, after_face: int, after_person: int) -> np.ndarray:
+    """Per face with an id above ``after_face``: the existing person it joined, -2 a new person, -1 none."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT COALESCE(person, -1) FROM faces WHERE id > ? ORDER BY id", (after_face,)).fetchall()
+    finally:
+        con.close()
+    p = np.array([r[0] for r in rows], np.int64)
+    return np.where(p > after_person, -2, p)
+
+
+def compare_with_flat(db: Path, flat: Path, before: tuple[int, int], row: dict) -> dict:
+    """The add through the collection's index against the same add with the exact flat index."""
+    a, b = new_faces(db, *before), new_faces(flat, *before)
+    return {"faces": int(len(a)), "same_decision": int((a == b).sum()),
+            "attached_index_vs_flat": [int((a >= 0).sum()), int((b >= 0).sum())],
+            "grouped_index_vs_flat": [int((a == -2).sum()), int((b == -2).sum())],
+            "joined_another_existing_person": int(((a >= 0) & (b >= 0) & (a != b)).sum()),
+            "flat_add_seconds_index_built_in_it": row.get("seconds")}
+
+
+def scale(sizes: list[int], tmp: Path, keep: Path | None = None) -> dict:
     from bench_scale import lfw_rows, write_table
 
+    from vision_lib.collection import neighbours
     from vision_lib.graph_cluster import rotated_copies
 
     X0, labels, info = lfw_rows()
@@ -277,14 +334,31 @@ def scale(sizes: list[int], tmp: Path) -> dict:
     for n in sizes:
         extra = max(1, n // 100)
         X, ident = rotated_copies(X0, labels, n + extra + QUERIES, seed=0)
-        base = write_table(X[:n], ident[:n], tmp / f"base_{n}.npz", info)
-        more = write_table(X[n:n + extra], ident[n:n + extra], tmp / f"more_{n}.npz", info)
+        base = write_table(X[:n], ident[:n], tmp / f"base_{n}.npz", info, box=SCALE_BOX)
+        more = write_table(X[n:n + extra], ident[n:n + extra], tmp / f"more_{n}.npz", info, box=SCALE_BOX)
         np.save(tmp / f"queries_{n}.npy", X[n + extra:])
         db = tmp / f"scale_{n}.db"
         row = {"faces": n, "added": extra, "build": run_child("build", str(db), str(base))}
+        if keep is not None and db.exists():  # the build as it was, before the add (for profiling an add)
+            keep.mkdir(parents=True, exist_ok=True)
+            for f in (db, Path(f"{db}.faiss")):
+                if f.exists():
+                    shutil.copy(f, keep / f.name)
+        flat = None
+        if n > neighbours.FLAT_UP_TO and db.exists():  # the same build, to add the same 1 % with the exact index
+            flat = tmp / f"flat_{n}.db"
+            shutil.copy(db, flat)
+            con = sqlite3.connect(db)
+            before = tuple(int(v or 0) for v in con.execute("SELECT (SELECT max(id) FROM faces), (SELECT max(id) FROM people)").fetchone())
+            con.close()
         row["add_1_percent"] = run_child("add", str(db), str(more))
         if "seconds" in row["build"] and "seconds" in row["add_1_percent"]:
             row["add_over_build"] = round(row["add_1_percent"]["seconds"] / row["build"]["seconds"], 4)
+        if flat is not None:
+            exact = run_child("add-flat", str(flat), str(more))
+            row["index_vs_exact_flat"] = compare_with_flat(db, flat, before, exact) if "seconds" in exact else exact
+            for f in tmp.glob(f"flat_{n}.db*"):
+                f.unlink()
         row["search"] = run_child("search", str(db), str(tmp / f"queries_{n}.npy"))
         row["db_mb"] = round(db.stat().st_size / 2**20, 1)
         print(json.dumps(row), file=sys.stderr, flush=True)
@@ -426,6 +500,9 @@ def targets(result: dict) -> dict:
             out["1M: peak <= 8 GB"] = check(max(row[k].get("peak_memory_gb", 0) for k in ("build", "add_1_percent", "search")),
                                             lambda v: v <= 8)
             out["1M: search <= 50 ms (median)"] = check(row["search"].get("median_ms"), lambda v: v <= 50)
+        same = row.get("index_vs_exact_flat", {})
+        if "same_decision" in same:
+            out[f"{n}: index decides as the exact flat index (>= 99 %)"] = same["same_decision"] >= 0.99 * same["faces"]
     out["faults: every kill exact"] = get("faults", "all_kills_exact")
     two = get("faults", "two_index_at_once")
     out["faults: two index at once wait, exact"] = None if two is None else (
@@ -441,6 +518,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--fault-photos", type=int, default=200, help="LFW photos of the fault runs")
     ap.add_argument("--kills", type=int, default=10)
+    ap.add_argument("--keep", type=Path, help="copy each scale build (before its add) into this folder")
     args = ap.parse_args()
     result: dict = {"machine": {"cores": os.cpu_count(), "load_average": os.getloadavg()}}
     with tempfile.TemporaryDirectory(prefix="bench_collection_") as tmp:
@@ -461,7 +539,7 @@ def main() -> None:
             print(json.dumps(result["faults"]), file=sys.stderr, flush=True)
         if "scale" not in args.skip:
             (tmp / "scale").mkdir()
-            result["scale"] = scale(args.sizes, tmp / "scale")
+            result["scale"] = scale(args.sizes, tmp / "scale", args.keep)
     result["targets"] = targets(result)
     print(json.dumps(result, indent=1))
 

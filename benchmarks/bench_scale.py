@@ -47,12 +47,15 @@ def lfw_rows() -> tuple[np.ndarray, np.ndarray, dict]:
                        "rows": int(len(X)), "people": int(len(set(labels)))}
 
 
-def write_table(X: np.ndarray, ident: np.ndarray, where: Path, info: dict) -> Path:
+def write_table(X: np.ndarray, ident: np.ndarray, where: Path, info: dict, box: int = 0) -> Path:
+    """A descriptor table of ``X`` (one photo per row, person folder ``p<identity>``); ``box``: the side
+    of every face's box (0: none recorded; a collection counts only faces of a real size as clear)."""
     from vision_lib.tables import FeatureTable
 
     sources = [f"p{c}/f{i}.jpg" for i, c in enumerate(ident)]
+    boxes = np.tile([0, 0, box, box], (len(X), 1))
     table = FeatureTable("descriptor", X, sources, [s.split("/")[0] for s in sources], np.zeros(len(X), int),
-                         np.zeros((len(X), 4), int), [], {"descriptor": info["descriptor"], "threshold": info["threshold"]})
+                         boxes, [], {"descriptor": info["descriptor"], "threshold": info["threshold"]})
     return table.save(where)
 
 

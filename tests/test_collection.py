@@ -528,7 +528,7 @@ def test_an_index_stale_after_an_add_from_another_process_is_appended_to(two_tab
     assert [m["face"] for m in found] == _exact_ranking(db, q[0])
 
 
-@pytest.mark.parametrize("flat_up_to", [10**9, 10], ids=["flat", "ivf"])
+@pytest.mark.parametrize("flat_up_to", [10**9, 10], ids=["flat", "hnsw"])
 def test_index_search_and_add_equal_the_exact_path(two_tables, tmp_path, monkeypatch, flat_up_to):
     from vision_lib.collection import assign, neighbours
 
@@ -538,7 +538,7 @@ def test_index_search_and_add_equal_the_exact_path(two_tables, tmp_path, monkeyp
     people = Collection(db)
     people.add(first, progress=False)
     people.add(second, progress=False)
-    assert (b'"ivf"' if flat_up_to == 10 else b'"flat"') in Path(f"{db}.faiss").read_bytes()[-300:]
+    assert (b'"hnsw"' if flat_up_to == 10 else b'"flat"') in Path(f"{db}.faiss").read_bytes()[-300:]
     # the collection's verdicts equal the exact local test on all descriptors in memory
     ids, X = people.store.vectors()
     person = people.store.assignments()[1]

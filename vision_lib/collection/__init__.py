@@ -269,16 +269,22 @@ class Collection:
         free = (person < 0) & ~user
         todo = free & ((fid > int(through)) if through and not everything else True)
         t = self.same_person_distance
-        if todo.any() and (free & ~todo).any():  # unassigned faces the new ones may now complete into a person
-            dist, near = index.search(store.vectors_of(fid[todo]), CANDIDATES)
-            near = np.unique(near[(dist < t) & (near >= 0)])
-            pos = np.searchsorted(fid, near)
-            todo[pos[free[pos]]] = True
         if not todo.any():
             return [], last, None
+        wide = IndexGallery.WIDEN * CANDIDATES
+        known: dict = {}  # one index search per face for the whole add (both phases ask about the same faces)
+        Xq = self._vectors(fid, np.flatnonzero(todo))
+        if (free & ~todo).any():  # unassigned faces the new ones may now complete into a person
+            dist, near = IndexGallery(index, fid, person, store.person_vectors, known).neighbours(Xq, wide)
+            dist, near = dist[:, :CANDIDATES], near[:, :CANDIDATES]
+            near = np.unique(near[(dist < t) & (near >= 0)])
+            pos = np.searchsorted(fid, near)
+            older = pos[free[pos] & ~todo[pos]]
+            if len(older):
+                todo[older] = True
+                Xq = self._vectors(fid, np.flatnonzero(todo))
         rule = self._rule(fid, person, saved, decided)
         rows = np.flatnonzero(todo)
-        Xq = self._vectors(fid, rows)
         found = np.full(len(rows), -1, np.int64)
 
         # People are known by their clear faces (cluster.core_faces: those IdentityClustering builds
@@ -287,15 +293,21 @@ class Collection:
         clear = self._core_mask(np.zeros((len(fid), 0)), *geometry)
         before = person.copy()  # as in the file; this add's own attachments are found below
 
+        # a person's faces found once by sorting (not a scan of every face per person asked about)
+        order = np.argsort(before, kind="stable")
+        sorted_person = before[order]
+
         def vectors_of(p: int) -> np.ndarray:  # a person's clear faces: in the file, and those this add gave it
-            return np.concatenate([store.vectors_of(fid[(before == p) & clear]), Xq[(found == p) & clear[rows]]])
+            lo, hi = np.searchsorted(sorted_person, [p, p + 1])
+            mine = np.sort(order[lo:hi])
+            return np.concatenate([store.vectors_of(fid[mine[clear[mine]]]), Xq[(found == p) & clear[rows]]])
 
         limit = None if rule is None else rule.threshold_
-        gallery = IndexGallery(index, fid, np.where(clear, person, -1), vectors_of)
+        gallery = IndexGallery(index, fid, np.where(clear, person, -1), vectors_of, known)
         found[:] = attach(Xq, gallery, t, LOCAL_K, forbidden=[forbidden.get(int(f)) for f in fid[rows]], limit=limit)
         plan = [(fid[rows[found == p]], int(p)) for p in np.unique(found[found >= 0])]
         person[rows] = found  # the gallery's persons too
-        gallery = IndexGallery(index, fid, np.where(clear, person, -1), vectors_of)  # nothing cached from before
+        gallery = IndexGallery(index, fid, np.where(clear, person, -1), vectors_of, known)  # no person's faces cached
         rest = found < 0
         mask = clear[rows[rest]] if rest.any() else None  # the confident faces build the new groups' cores
         labels, joins = group_new(Xq[rest], gallery, t, LOCAL_K, descriptor=self.descriptor,

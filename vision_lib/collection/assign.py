@@ -29,7 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["CANDIDATES", "CALIBRATION_PEOPLE", "CALIBRATION_FACES", "nearest", "person_distances", "attach", "group_new", "calibrate",
+__all__ = ["CANDIDATES", "CALIBRATION_PEOPLE", "CALIBRATION_FACES", "nearest", "distances_to", "person_distances", "attach",
+           "group_new", "calibrate",
            "rule_state", "rule_from_state"]
 
 #: Nearest assigned faces looked at per face to find the people it may be.
@@ -65,6 +66,13 @@ def nearest(Q: np.ndarray, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     return dist, idx
 
 
+def distances_to(q: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Exact Euclidean distances (float64) of one face ``q`` to the rows of ``X``: the values of
+    ``openset.pairwise`` without its per-call checks (an add asks this thousands of times)."""
+    diff = np.asarray(X, np.float64) - np.asarray(q, np.float64)
+    return np.sqrt(np.einsum("ij,ij->i", diff, diff))
+
+
 def person_distances(Q: np.ndarray, gallery, k: int, candidates: int = CANDIDATES,
                      cutoff: float = np.inf) -> list[dict[int, float]]:
     """For each row of ``Q``: ``{person: mean distance to that person's k nearest faces}`` for the
@@ -73,8 +81,6 @@ def person_distances(Q: np.ndarray, gallery, k: int, candidates: int = CANDIDATE
     faces beyond the candidates is scored exactly on all of its faces, unless even the nearest
     possible (the missing faces at the farthest distance looked at) is not under ``cutoff``: then
     that bound is its score."""
-    from ..openset import pairwise
-
     dist, owner, far = gallery.nearest(Q, candidates)
     sizes = gallery.sizes()
     out = []
@@ -90,7 +96,7 @@ def person_distances(Q: np.ndarray, gallery, k: int, candidates: int = CANDIDATE
             if len(ds) >= m or bound >= cutoff:
                 scores[p] = float(bound)
             else:  # the person's other faces lie beyond the candidates: score it on all of them
-                scores[p] = float(np.sort(pairwise(Q[i:i + 1], gallery.vectors_of(p))[0])[:m].mean())
+                scores[p] = float(np.sort(distances_to(Q[i], gallery.vectors_of(p)))[:m].mean())
         out.append(scores)
     return out
 
@@ -114,8 +120,6 @@ def attach(Q: np.ndarray, gallery, distance: float, k: int, *,
     ``distance`` (and under the open-set rule's ``limit`` when given); ``forbidden[i]``: the people
     row ``i`` must not join (the user said "not this person"); ``scores``: :func:`person_distances`
     when the caller has them."""
-    from ..openset import pairwise
-
     out = np.full(len(Q), -1, np.int64)
     if not len(Q) or not len(gallery):
         return out
@@ -123,7 +127,7 @@ def attach(Q: np.ndarray, gallery, distance: float, k: int, *,
     for i, s in enumerate(scores):
         if forbidden is not None and forbidden[i]:
             s = {p: d for p, d in s.items() if p not in forbidden[i]}
-        out[i] = _choose(s, lambda p: float(pairwise(Q[i:i + 1], gallery.vectors_of(p)).mean()), distance, limit)
+        out[i] = _choose(s, lambda p: float(distances_to(Q[i], gallery.vectors_of(p)).mean()), distance, limit)
     return out
 
 

@@ -6,13 +6,19 @@ number of faces at that point (ids are never reused, so that pair names one set 
 descriptor, and a CRC of the FAISS bytes. At every use it is checked against the database: faces
 added since are appended; a face removed since (the covered count no longer matches), another
 descriptor, an unreadable, truncated or corrupted file, or a missing one: rebuilt from the
-descriptors, read in chunks. It is written atomically (a temporary file renamed over it); a folder
-that cannot be written keeps it in memory only.
+descriptors, read in chunks. It is written atomically (a temporary file renamed over it) after a
+rebuild or once :data:`SAVE_AFTER` more faces were appended; a folder that cannot be written keeps
+it in memory only.
 
-Up to :data:`FLAT_UP_TO` faces it is exact (``IndexFlatL2``); above, FAISS IVF-Flat as the graph
-clustering uses (``4 sqrt(n)`` lists, :data:`NPROBE` searched), retrained when the collection has
-grown :data:`RETRAIN_GROWTH` times since. IVF-Flat keeps the full float32 vectors, so the distances
-it returns are exact; only which faces come back is approximate.
+Up to :data:`FLAT_UP_TO` faces it is a flat index; above, a FAISS HNSW graph
+(``IndexHNSWFlat``, :data:`HNSW_M` links, searched with :data:`EF_SEARCH`), which new faces join
+without retraining and which keeps the float32 vectors. An add's searches (:data:`EXACT_FROM` faces
+or more) scan every face of those vectors, exact at every size; the graph answers a search's few
+faces. IVF-Flat (as the graph clustering uses) was tried first and dropped, and the graph is not
+used for adds: the add's rule needs each face's 64 nearest faces in a person, which on face
+descriptors lie near the same-person distance, far neighbours (on rotated LFW copies the exact 64
+needed a third of an IVF's lists probed, median; the graph changed 1,862 of 10,000 decisions of an
+add at 1M faces against the flat index: docs/collection.md).
 """
 from __future__ import annotations
 
@@ -26,25 +32,38 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["FLAT_UP_TO", "NPROBE", "FaceIndex", "ArrayGallery", "IndexGallery"]
+__all__ = ["FLAT_UP_TO", "HNSW_M", "EF_SEARCH", "EXACT_FROM", "SAVE_AFTER", "FaceIndex", "ArrayGallery", "IndexGallery"]
 
-#: Faces up to which the index is exact. IVF at 100k (nprobe 32) made an add 1.9 s instead of 3.9 s
-#: but attached 236 of 1,000 new faces where the exact index attached 284 (bench_collection, scale): exact
-#: up to here, where a flat pass still costs well under a second per 1,000 new faces.
-FLAT_UP_TO = 200_000
-#: IVF lists searched per query.
-NPROBE = 32
-#: An IVF index is retrained (rebuilt) when the collection has this many times the faces it was trained on.
-RETRAIN_GROWTH = 4
+#: Faces up to which the index is exact (a flat pass costs an add O(new x n): above, a graph).
+FLAT_UP_TO = 50_000
+#: Links per face of the HNSW graph, and the candidates kept while building it.
+HNSW_M, EF_CONSTRUCTION = 32, 80
+#: Candidates kept while searching the graph (at least the 256 an add asks per face).
+EF_SEARCH = 256
+#: Searches of this many faces or more (an add's) scan every face instead of walking the graph: the
+#: add's rule hinges on neighbours about the same-person distance away, which the graph misses often
+#: enough to change decisions (1M faces: 1,862 of 10,000 against the flat index); a search's few
+#: faces take the graph (3.9 ms a query at 1M).
+EXACT_FROM = 64
+#: The file is written again once the faces appended since it was written pass this share of the
+#: faces it holds (or when rebuilt): an add of 1 % does not rewrite a million faces; the next use
+#: appends the faces it lacks from the database, as after any add of another process.
+SAVE_AFTER = 0.1
 _MAGIC = b"VLFAISS1"
 
 
-def _faiss():
+#: Searches of fewer faces (or, in the flat index, of fewer distances) run on one thread: they gain
+#: nothing from more, and OpenMP's threads waiting for a busy core made one HNSW query of 100k faces
+#: 7.5 ms instead of 0.6 ms.
+ONE_THREAD_BELOW, ONE_THREAD_FLAT_BELOW = 64, 20_000_000
+
+
+def _faiss(threads: int | None = None):
     import faiss
 
     from ..config import n_jobs
 
-    faiss.omp_set_num_threads(n_jobs(None))
+    faiss.omp_set_num_threads(threads or n_jobs(None))
     return faiss
 
 
@@ -58,6 +77,8 @@ class FaceIndex:
         self.covers = (0, 0)  # (largest face id, faces) the index holds
         self.trained_on = 0
         self.kind = ""
+        self.saved = 0  # faces held by the file as last read or written
+        self._id_rows: np.ndarray | None = None
         self.last_action = ""  # "loaded", "appended", "rebuilt", "" (already in step): for tests and reports
 
     # ------------------------------------------------------------------ keeping in step
@@ -74,8 +95,7 @@ class FaceIndex:
                 return self
         last, count = self.covers
         appendable = (self.index is not None and last <= now[0] and store.count_through(last) == count
-                      and self._kind_for(now[1]) == self.kind
-                      and (self.kind == "flat" or now[1] <= RETRAIN_GROWTH * self.trained_on))
+                      and self._kind_for(now[1]) == self.kind)
         if appendable:
             for ids, X in store.vector_chunks(after=last):
                 self.index.add_with_ids(X, ids)
@@ -84,28 +104,27 @@ class FaceIndex:
             self._build(store, now[1])
             self.last_action = "rebuilt"
         self.covers = now
-        self._save(store)
+        if self.last_action == "rebuilt" or now[1] - self.saved > SAVE_AFTER * self.saved:
+            self._save(store)
         return self
 
     @staticmethod
     def _kind_for(n: int) -> str:
-        return "flat" if n <= FLAT_UP_TO else "ivf"
+        return "flat" if n <= FLAT_UP_TO else "hnsw"
 
     def _build(self, store, n: int) -> None:
         faiss = _faiss()
         d = store.dim
         self.kind = self._kind_for(n)
+        self._id_rows = None
         if self.kind == "flat":
             self.index = faiss.IndexIDMap2(faiss.IndexFlatL2(d))
-            self.trained_on = n
         else:
-            lists = max(1, min(int(4 * np.sqrt(n)), n // 39))  # as graph_cluster.knn_graph
-            step = max(1, n // (40 * lists))
-            sample = np.concatenate([X for _, X in store.vector_chunks(where=f"AND face % {step} = 0")])
-            self.index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, lists)
-            self.index.train(sample)
-            self.index.nprobe = min(NPROBE, lists)
-            self.trained_on = n
+            graph = faiss.IndexHNSWFlat(d, HNSW_M)
+            graph.hnsw.efConstruction = EF_CONSTRUCTION
+            self.index = faiss.IndexIDMap2(graph)
+            self._tune()
+        self.trained_on = n
         for ids, X in store.vector_chunks():
             self.index.add_with_ids(X, ids)
 
@@ -144,9 +163,14 @@ class FaceIndex:
         except Exception as exc:  # noqa: BLE001 - any damage: the database is the truth, rebuild
             print(f"{self.file}: unreadable ({str(exc)[:80]}); rebuilding it from the collection", file=sys.stderr)
             return
-        if head["kind"] == "ivf":
-            index.nprobe = min(NPROBE, index.nlist)
         self.index, self.covers, self.kind, self.trained_on = index, tuple(head["covers"]), head["kind"], head["trained_on"]
+        self.saved = self.covers[1]
+        self._id_rows = None
+        self._tune()
+
+    def _tune(self) -> None:
+        if self.kind == "hnsw":
+            _faiss().downcast_index(self.index.index).hnsw.efSearch = EF_SEARCH
 
     def _save(self, store) -> None:
         tmp = self.file.with_name(f".{self.file.name}.part-{os.getpid()}")
@@ -167,10 +191,17 @@ class FaceIndex:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.file)
+            self.saved = self.covers[1]
         except OSError:  # a read-only folder: the index lives in memory only
             tmp.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ searching
+    def _ids(self) -> np.ndarray:
+        """Face id of each row of the index's storage (kept until the index grows)."""
+        if self._id_rows is None or len(self._id_rows) != self.index.ntotal:
+            self._id_rows = _faiss().vector_to_array(self.index.id_map)
+        return self._id_rows
+
     def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(distances, face ids)`` of the ``k`` nearest faces of each row of ``Q``, ascending
         (Euclidean; ``inf`` / ``-1`` where fewer were found)."""
@@ -178,7 +209,15 @@ class FaceIndex:
         k = min(int(k), int(self.index.ntotal))
         if k == 0 or not len(Q):
             return np.full((len(Q), max(k, 0)), np.inf, np.float32), np.full((len(Q), max(k, 0)), -1, np.int64)
-        D, ids = self.index.search(Q, k)
+        small = len(Q) < ONE_THREAD_BELOW or (self.kind == "flat" and len(Q) * self.index.ntotal < ONE_THREAD_FLAT_BELOW)
+        faiss = _faiss(1 if small else None)
+        if self.kind == "hnsw" and len(Q) >= EXACT_FROM:
+            # an add's batch: every face scanned (the graph's own float32 vectors), so the add decides
+            # as the flat index would; the graph answers the few faces of a search
+            D, rows = faiss.downcast_index(faiss.downcast_index(self.index.index).storage).search(Q, k)
+            ids = np.where(rows >= 0, self._ids()[np.maximum(rows, 0)], -1)
+        else:
+            D, ids = self.index.search(Q, k)
         D = np.sqrt(np.maximum(D, 0))
         D[ids < 0] = np.inf
         return D, ids
@@ -210,19 +249,43 @@ class ArrayGallery:
 
 class IndexGallery:
     """The assigned faces of a collection through its :class:`FaceIndex`: ``fid`` (sorted face ids)
-    and ``person`` (per face, ``-1``: none; updated by the caller as faces are assigned);
-    ``person_vectors`` reads a person's descriptors from the store for the exact checks."""
+    and ``person`` (per face, ``-1``: none; a gallery is made again after the caller assigns faces:
+    its sizes are counted once); ``person_vectors`` reads a person's descriptors from the store for
+    the exact checks; ``known``: see :meth:`neighbours`."""
 
     #: Neighbours asked of the index per candidate wanted (the index also holds faces in no person).
     WIDEN = 4
+    #: Rows of one search whose answers are kept for the next (a search of more is not kept: memory).
+    REMEMBER = 100_000
 
     def __init__(self, index: FaceIndex, fid: np.ndarray, person: np.ndarray,
-                 person_vectors: Callable[[int], np.ndarray]):
+                 person_vectors: Callable[[int], np.ndarray], known: dict | None = None):
         self.index, self.fid, self.person, self.person_vectors = index, fid, person, person_vectors
         self._members: dict[int, np.ndarray] = {}
+        self._sizes: dict[int, int] | None = None
+        self._known = known  # row bytes -> (distances, ids) of the index's answers, shared between galleries
 
     def __len__(self) -> int:
-        return int((self.person >= 0).sum())
+        self.sizes()
+        return self._count
+
+    def neighbours(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The index's ``k`` nearest faces of each row of ``Q`` (any person or none). With ``known``
+        (a dict shared by the galleries of one add), rows asked before with at least ``k`` are
+        answered from it and the others searched once and kept (up to :data:`REMEMBER` rows at a
+        time): the phases of an add ask about the same new faces."""
+        Q = np.ascontiguousarray(Q, np.float32)
+        if self._known is None or not len(Q) or len(Q) > self.REMEMBER:
+            return self.index.search(Q, k)
+        keys = [q.tobytes() for q in Q]
+        want = min(k, int(self.index.index.ntotal))
+        missing = [i for i, key in enumerate(keys) if key not in self._known or len(self._known[key][0]) < want]
+        if missing:
+            D, ids = self.index.search(Q[missing], k)
+            for i, d, j in zip(missing, D, ids):
+                self._known[keys[i]] = (d, j)
+        got = [self._known[key] for key in keys]
+        return np.array([g[0][:want] for g in got]), np.array([g[1][:want] for g in got])
 
     def persons_of(self, ids: np.ndarray) -> np.ndarray:
         """The person of each face id (``-1``: none, or not a face any more)."""
@@ -233,19 +296,27 @@ class IndexGallery:
 
     def nearest(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """As :meth:`ArrayGallery.nearest`, among the faces in a person: the index's ``WIDEN * k``
-        nearest faces, those in no person dropped; ``far`` is the farthest looked at, so a person
-        face not returned is at least that far."""
-        D, ids = self.index.search(Q, self.WIDEN * k)
+        nearest faces, those in no person dropped; ``far``: no face in a person that was not
+        returned is nearer."""
+        D, ids = self.neighbours(Q, self.WIDEN * k)
         p = self.persons_of(ids)
         keep = p >= 0
         order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # assigned first, distance order kept
         dist = np.take_along_axis(np.where(keep, D, np.inf), order, axis=1)
+        # Faces not looked at are at least this far: the farthest returned, unless k assigned faces
+        # were kept, then the k-th of them (those between it and the farthest were cut, not absent;
+        # a person's face among them is nearer than the farthest, so that bound would be too high).
         far = D[:, -1] if D.shape[1] else np.full(len(Q), np.inf, np.float32)
+        if dist.shape[1] == k and k:
+            far = np.where(np.isfinite(dist[:, -1]), dist[:, -1], far)
         return dist, np.take_along_axis(p, order, axis=1), far
 
     def sizes(self) -> dict[int, int]:
-        p = self.person[self.person >= 0]
-        return dict(zip(*(v.tolist() for v in np.unique(p, return_counts=True))))
+        if self._sizes is None:  # once per gallery: a search or a phase asks it for every face
+            p = self.person[self.person >= 0]
+            self._sizes = dict(zip(*(v.tolist() for v in np.unique(p, return_counts=True))))
+            self._count = len(p)
+        return self._sizes
 
     def vectors_of(self, person: int) -> np.ndarray:
         if person not in self._members:
