@@ -239,6 +239,7 @@ def test_collection_with_arcface(arcface_env, lfw_dir, tmp_path, capsys, monkeyp
     """index / people / search with ``--descriptor arcface``; a collection of another descriptor, or of
     another arcface file, is refused and left as it was (the generated network's descriptors mean
     nothing: plumbing only)."""
+    import gc
     import hashlib
 
     from vision_lib.cli import main
@@ -265,11 +266,13 @@ def test_collection_with_arcface(arcface_env, lfw_dir, tmp_path, capsys, monkeyp
     assert found and found[0]["matches"]
     best = found[0]["matches"][0]
     assert best["source"] == photo.relative_to(src).as_posix() and best["distance"] < 1e-3  # itself
-    assert Collection(db).descriptor == "arcface"
+    with Collection(db) as people:
+        assert people.descriptor == "arcface"
 
     def digest(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
 
+    gc.collect()  # collections the commands left unreferenced close (checkpointing their WAL) now, not later
     before = digest(db)
     # Another descriptor asked for an arcface collection: refused, exit 2, file unchanged.
     assert main(["index", str(src), "--db", str(db), "--descriptor", "facenet", *common]) == 2
