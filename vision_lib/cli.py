@@ -764,15 +764,16 @@ def _listed(title: str, items: list) -> None:
 def _run_index(args: argparse.Namespace) -> int:
     from .collection import Collection
 
-    people = Collection(args.db, descriptor=args.descriptor, detector=args.detector)
-    report = people.add(args.inputs, n_jobs=args.jobs, progress=not args.quiet)
-    print(report.summary())
-    _listed("changed", report.changed)
-    _listed("removed", report.removed)
-    _listed("no usable face", [f"{r.source} ({r.reason})" for r in report.rejected])
-    _listed("skipped", [f"{r.source} ({r.reason})" for r in report.skipped])
-    print(f"{args.db}: {len(people.people())} people; `vision-lib people --db {args.db}` lists them")
-    return 0
+    # Closed on return (its WAL checkpointed then), not whenever a garbage collection frees it.
+    with Collection(args.db, descriptor=args.descriptor, detector=args.detector) as people:
+        report = people.add(args.inputs, n_jobs=args.jobs, progress=not args.quiet)
+        print(report.summary())
+        _listed("changed", report.changed)
+        _listed("removed", report.removed)
+        _listed("no usable face", [f"{r.source} ({r.reason})" for r in report.rejected])
+        _listed("skipped", [f"{r.source} ({r.reason})" for r in report.skipped])
+        print(f"{args.db}: {len(people.people())} people; `vision-lib people --db {args.db}` lists them")
+        return 0
 
 
 def _add_people(sub) -> None:
@@ -793,21 +794,21 @@ def _run_people(args: argparse.Namespace) -> int:
 
     from .collection import Collection
 
-    people = Collection(args.db)
-    people.store  # noqa: B018 (a missing file is one clear error: only `index` creates a collection)
-    if args.names is not None:
-        people.name_from_csv(args.names)
-    if args.faces is not None:
-        print(f"wrote {people.write_faces_csv(args.faces, overwrite=args.overwrite)}")
+    with Collection(args.db) as people:
+        people.store  # noqa: B018 (a missing file is one clear error: only `index` creates a collection)
+        if args.names is not None:
+            people.name_from_csv(args.names)
+        if args.faces is not None:
+            print(f"wrote {people.write_faces_csv(args.faces, overwrite=args.overwrite)}")
+            return 0
+        for person in people.people():
+            if args.json:
+                print(json.dumps({"id": person.id, "name": person.name, "faces": person.faces, "photos": person.photos,
+                                  "hidden": person.hidden}))
+            else:
+                print(f"{person.id}\t{person.name or ''}\t{person.faces} faces\t{person.photos} photos"
+                      + ("\thidden" if person.hidden else ""))
         return 0
-    for person in people.people():
-        if args.json:
-            print(json.dumps({"id": person.id, "name": person.name, "faces": person.faces, "photos": person.photos,
-                              "hidden": person.hidden}))
-        else:
-            print(f"{person.id}\t{person.name or ''}\t{person.faces} faces\t{person.photos} photos"
-                  + ("\thidden" if person.hidden else ""))
-    return 0
 
 
 def _add_search(sub) -> None:
@@ -826,22 +827,22 @@ def _run_search(args: argparse.Namespace) -> int:
 
     from .collection import Collection
 
-    people = Collection(args.db)
-    people.store  # noqa: B018 (a missing file is one clear error)
-    faces = people.search(args.photo, top=args.top)
-    if not faces and not args.json:
-        print(f"{args.photo}: no face found")
-    for face in faces:
-        if args.json:
-            print(json.dumps(face))
-            continue
-        who = face["name"] or (f"person {face['person']}" if face["person"] is not None else "not anyone in this collection")
-        rate = "" if face["stranger_rate"] is None else f" (stranger_rate {face['stranger_rate']:.4f})"
-        print(f"{args.photo} {tuple(face['box'])}: {who}{rate}")
-        for m in face["matches"]:
-            print(f"  {m['distance']:.3f}  {m['source']}#{m['face_index']}  "
-                  + (m["name"] or (f"person {m['person']}" if m["person"] is not None else "-")))
-    return 0
+    with Collection(args.db) as people:
+        people.store  # noqa: B018 (a missing file is one clear error)
+        faces = people.search(args.photo, top=args.top)
+        if not faces and not args.json:
+            print(f"{args.photo}: no face found")
+        for face in faces:
+            if args.json:
+                print(json.dumps(face))
+                continue
+            who = face["name"] or (f"person {face['person']}" if face["person"] is not None else "not anyone in this collection")
+            rate = "" if face["stranger_rate"] is None else f" (stranger_rate {face['stranger_rate']:.4f})"
+            print(f"{args.photo} {tuple(face['box'])}: {who}{rate}")
+            for m in face["matches"]:
+                print(f"  {m['distance']:.3f}  {m['source']}#{m['face_index']}  "
+                      + (m["name"] or (f"person {m['person']}" if m["person"] is not None else "-")))
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
