@@ -172,6 +172,7 @@ class Store(Protocol):
     def face_rows(self) -> list[tuple]: ...
     def face_table_rows(self) -> tuple[list[str], list[tuple]]: ...
     def face_geometry(self, faces: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+    def unclear_faces(self, score: float, side: int) -> np.ndarray: ...
     # people and decisions
     def assignments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(face ids, person (-1: none), placed by the user)`` ordered by face id."""
@@ -441,6 +442,13 @@ class SQLiteStore:
                                          "ORDER BY id", part).fetchall()
         arr = np.array(rows, dtype=float).reshape(len(rows), 5)
         return arr[:, :4].astype(int), arr[:, 4]
+
+    def unclear_faces(self, score: float, side: int) -> np.ndarray:
+        """Ids (ascending) of the faces whose detector score is below ``score`` or whose shorter box
+        side is below ``side``; an unknown score (NULL) is not below. Only these rows leave SQLite:
+        an add asks for them over the whole collection, and they are few."""
+        cur = self.con.execute("SELECT id FROM faces WHERE score < ? OR min(w, h) < ? ORDER BY id", (float(score), int(side)))
+        return np.fromiter((r[0] for r in cur), np.int64)
 
     def face_table_rows(self) -> tuple[list[str], list[tuple]]:
         """``(columns, rows)``: one row per face with its photo, root and person (for a DataFrame)."""
