@@ -233,3 +233,23 @@ def test_the_clear_mask_read_from_sqlite_is_the_core_mask_of_every_face(tmp_path
     # and against the table's own values (the store keeps them as given)
     sure = np.isnan(scores) | (scores >= floor)
     np.testing.assert_array_equal(people._clear_mask(fid), sure & (side.min(axis=1) >= MIN_SIZE))
+
+
+def test_the_assignments_read_as_one_string_are_those_of_every_face_by_id(tmp_path):
+    """store.assignments parses one string of (id, person) in whatever order SQLite scans: the same
+    arrays as a query ordered by id, with the faces the user placed flagged."""
+    X, people = _crowded(6, 12, seed=5)
+    people_ = Collection(tmp_path / "a.db")
+    people_.add([_table(tmp_path / "a.npz", X, people, "a")], progress=False)
+    store = people_.store
+    fid, person, user = store.assignments()
+    with store.transaction():
+        store.assign(fid[[3, 40]], int(person.max()), "user")
+        store.assign(fid[[7]], None, "user")
+    fid, person, user = store.assignments()
+    rows = np.array(store.con.execute("SELECT id, COALESCE(person, -1), decided_by IS 'user' FROM faces ORDER BY id")
+                    .fetchall(), np.int64)
+    assert len(np.unique(person[person >= 0])) > 1 and user.sum() == 3
+    np.testing.assert_array_equal(fid, rows[:, 0])
+    np.testing.assert_array_equal(person, rows[:, 1])
+    np.testing.assert_array_equal(user, rows[:, 2] == 1)
