@@ -203,3 +203,53 @@ def test_an_adds_batch_scans_every_face_and_a_search_walks_the_graph(tmp_path, m
                                                          "search": lambda self, Q, k: walked.append(len(Q)) or inner.search(Q, k)})())
     graph.search(X[:2], 10)
     assert walked == [2]  # a search's few faces go through the graph
+
+
+def test_the_clear_mask_read_from_sqlite_is_the_core_mask_of_every_face(tmp_path):
+    """An add lists the faces that are not clear in SQLite (not every face's box and score): the same
+    mask as cluster.core_faces on the boxes and scores, unknown (NaN) scores and small boxes included."""
+    from vision_lib.faces.rating import MIN_SIZE
+    from vision_lib.models import get_detector
+
+    rng = np.random.default_rng(3)
+    n = 300
+    floor = get_detector("yunet").confident_score
+    X = rng.normal(size=(n, DESC.dim)).astype(np.float32)
+    src = [f"p{i % 7:03d}/g{i:04d}.jpg" for i in range(n)]
+    side = rng.choice([MIN_SIZE - 1, MIN_SIZE, MIN_SIZE + 1, 12, 90], size=(n, 2))
+    boxes = np.column_stack([rng.integers(0, 50, (n, 2)), side])
+    scores = rng.choice([floor - 0.01, floor, floor + 0.01, 0.2, 0.99, np.nan], size=n)
+    path = FaceTable("descriptor", X, src, [s.split("/")[0] for s in src], np.zeros(n, int), boxes, [],
+                     {"descriptor": DESC.id, "detector": "yunet", "root": str(tmp_path / "photos")},
+                     scores=scores).save(tmp_path / "mixed.npz", overwrite=True)
+    people = Collection(tmp_path / "mixed.db")
+    people.add([path], progress=False)
+    fid = people.store.assignments()[0]
+    boxes_read, scores_read = people.store.face_geometry()
+    assert len(fid) == n and np.isnan(scores_read).sum() == np.isnan(scores).sum() > 0
+    expected = people._core_mask(np.zeros((n, 0)), boxes_read, scores_read)
+    assert 0 < expected.sum() < n  # both kinds present, else the comparison proves nothing
+    np.testing.assert_array_equal(people._clear_mask(fid), expected)
+    # and against the table's own values (the store keeps them as given)
+    sure = np.isnan(scores) | (scores >= floor)
+    np.testing.assert_array_equal(people._clear_mask(fid), sure & (side.min(axis=1) >= MIN_SIZE))
+
+
+def test_the_assignments_read_as_one_string_are_those_of_every_face_by_id(tmp_path):
+    """store.assignments parses one string of (id, person) in whatever order SQLite scans: the same
+    arrays as a query ordered by id, with the faces the user placed flagged."""
+    X, people = _crowded(6, 12, seed=5)
+    people_ = Collection(tmp_path / "a.db")
+    people_.add([_table(tmp_path / "a.npz", X, people, "a")], progress=False)
+    store = people_.store
+    fid, person, user = store.assignments()
+    with store.transaction():
+        store.assign(fid[[3, 40]], int(person.max()), "user")
+        store.assign(fid[[7]], None, "user")
+    fid, person, user = store.assignments()
+    rows = np.array(store.con.execute("SELECT id, COALESCE(person, -1), decided_by IS 'user' FROM faces ORDER BY id")
+                    .fetchall(), np.int64)
+    assert len(np.unique(person[person >= 0])) > 1 and user.sum() == 3
+    np.testing.assert_array_equal(fid, rows[:, 0])
+    np.testing.assert_array_equal(person, rows[:, 1])
+    np.testing.assert_array_equal(user, rows[:, 2] == 1)

@@ -172,6 +172,7 @@ class Store(Protocol):
     def face_rows(self) -> list[tuple]: ...
     def face_table_rows(self) -> tuple[list[str], list[tuple]]: ...
     def face_geometry(self, faces: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+    def unclear_faces(self, score: float, side: int) -> np.ndarray: ...
     # people and decisions
     def assignments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(face ids, person (-1: none), placed by the user)`` ordered by face id."""
@@ -442,6 +443,13 @@ class SQLiteStore:
         arr = np.array(rows, dtype=float).reshape(len(rows), 5)
         return arr[:, :4].astype(int), arr[:, 4]
 
+    def unclear_faces(self, score: float, side: int) -> np.ndarray:
+        """Ids (ascending) of the faces whose detector score is below ``score`` or whose shorter box
+        side is below ``side``; an unknown score (NULL) is not below. Only these rows leave SQLite:
+        an add asks for them over the whole collection, and they are few."""
+        cur = self.con.execute("SELECT id FROM faces WHERE score < ? OR min(w, h) < ? ORDER BY id", (float(score), int(side)))
+        return np.fromiter((r[0] for r in cur), np.int64)
+
     def face_table_rows(self) -> tuple[list[str], list[tuple]]:
         """``(columns, rows)``: one row per face with its photo, root and person (for a DataFrame)."""
         cur = self.con.execute(
@@ -471,10 +479,14 @@ class SQLiteStore:
     # ------------------------------------------------------------------ people
     def assignments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(face ids, person (-1: none), placed by the user)`` ordered by face id."""
-        rows = self.con.execute("SELECT id, COALESCE(person, -1), COALESCE(decided_by = 'user', 0) FROM faces "
-                                "ORDER BY id").fetchall()
-        arr = np.array(rows, np.int64).reshape(len(rows), 3)  # one C conversion, no loop per face
-        return arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2] == 1
+        # one string of every (id, person) parsed in C: no Python tuple per face (an add reads them all)
+        text = self.con.execute("SELECT group_concat(id || ',' || COALESCE(person, -1)) FROM faces").fetchone()[0]
+        arr = np.fromstring(text or "", np.int64, sep=",").reshape(-1, 2)
+        if np.any(arr[1:, 0] < arr[:-1, 0]):  # in the order SQLite scanned (often the person index)
+            arr = arr[np.argsort(arr[:, 0])]
+        # the faces the user placed are few, listed apart
+        user = np.fromiter((r[0] for r in self.con.execute("SELECT id FROM faces WHERE decided_by = 'user'")), np.int64)
+        return arr[:, 0].copy(), arr[:, 1].copy(), np.isin(arr[:, 0], user)
 
     def assign(self, faces: Sequence[int], person: int | None, by: str | None) -> None:
         """Give ``faces`` to ``person`` (None: to nobody), decided ``by`` ``"auto"`` or ``"user"``."""

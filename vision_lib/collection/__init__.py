@@ -264,7 +264,7 @@ class Collection:
             index = self._nn.sync(store)  # in the same snapshot: the index holds exactly these faces
             saved = store.get_meta("openset")
             decided = store.last_decision()
-            geometry = store.face_geometry()  # every face's box and score, by id as fid
+            clear = self._clear_mask(fid)
         last = int(fid.max(initial=0))
         free = (person < 0) & ~user
         todo = free & ((fid > int(through)) if through and not everything else True)
@@ -290,7 +290,6 @@ class Collection:
         # People are known by their clear faces (cluster.core_faces: those IdentityClustering builds
         # its cores of, and attaches the others to): an unsure detection (crowd, a hand, blur) is no
         # one's face, and a person holding some would take in every new one (assign.py).
-        clear = self._core_mask(np.zeros((len(fid), 0)), *geometry)
         before = person.copy()  # as in the file; this add's own attachments are found below
 
         # a person's faces found once by sorting (not a scan of every face per person asked about)
@@ -523,6 +522,15 @@ class Collection:
         n = len(X)
         return core_faces(FaceTable("descriptor", X, [""] * n, [""] * n, np.zeros(n, int), boxes, [],
                                     {"detector": self.detector}, scores=scores))
+
+    def _clear_mask(self, fid: np.ndarray) -> np.ndarray:
+        """:meth:`_core_mask` of every face ``fid`` (all the faces, by id) without reading their boxes
+        and scores: SQLite lists the faces that are not clear (few), by the same two tests."""
+        from ..faces.rating import MIN_SIZE
+        from ..models import DETECTORS, get_detector
+
+        floor = get_detector(self.detector).confident_score if self.detector in DETECTORS else -np.inf
+        return ~np.isin(fid, self.store.unclear_faces(floor, MIN_SIZE), assume_unique=True)
 
     def _faces_table(self):
         """Every face as a FaceTable (the rows of :meth:`to_table`)."""
