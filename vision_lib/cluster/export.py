@@ -31,6 +31,14 @@ def face_set(root: str | os.PathLike, *, labelled: bool | None = None, paths: It
                       progress=progress, detector=detector, descriptor=descriptor)
 
 
+def confident_floor(detector: str | None) -> float:
+    """The detector score from which a face is confident (:func:`core_faces`): the detector's own
+    ``confident_score``, or -inf for a detector not in the registry."""
+    from ..models import DETECTORS, get_detector
+
+    return get_detector(detector).confident_score if detector in DETECTORS else -np.inf
+
+
 def core_faces(faces: FaceTable) -> np.ndarray:
     """The faces of ``faces`` confident enough to build the cores of ``hybrid`` (``core_mask`` of
     :meth:`IdentityClustering.fit`): detector score at least the detector's own ``confident_score``
@@ -38,10 +46,8 @@ def core_faces(faces: FaceTable) -> np.ndarray:
     :data:`vision_lib.faces.rating.MIN_SIZE`. An unknown score (NaN: a table written before scores
     were kept), or a detector not in the registry, does not count against a face."""
     from ..faces.rating import MIN_SIZE
-    from ..models import DETECTORS, get_detector
 
-    detector = faces.settings.get("detector")
-    floor = get_detector(detector).confident_score if detector in DETECTORS else -np.inf
+    floor = confident_floor(faces.settings.get("detector"))
     sure = np.isnan(faces.scores) | (faces.scores >= floor)
     return sure & (np.minimum(faces.boxes[:, 2], faces.boxes[:, 3]) >= MIN_SIZE)
 

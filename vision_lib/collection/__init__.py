@@ -526,11 +526,10 @@ class Collection:
     def _clear_mask(self, fid: np.ndarray) -> np.ndarray:
         """:meth:`_core_mask` of every face ``fid`` (all the faces, by id) without reading their boxes
         and scores: SQLite lists the faces that are not clear (few), by the same two tests."""
+        from ..cluster.export import confident_floor
         from ..faces.rating import MIN_SIZE
-        from ..models import DETECTORS, get_detector
 
-        floor = get_detector(self.detector).confident_score if self.detector in DETECTORS else -np.inf
-        return ~np.isin(fid, self.store.unclear_faces(floor, MIN_SIZE), assume_unique=True)
+        return ~np.isin(fid, self.store.unclear_faces(confident_floor(self.detector), MIN_SIZE), assume_unique=True)
 
     def _faces_table(self):
         """Every face as a FaceTable (the rows of :meth:`to_table`)."""
