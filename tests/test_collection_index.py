@@ -118,9 +118,9 @@ def test_an_add_searches_the_index_once_per_new_face(tmp_path, monkeypatch):
     searched = []
     real = neighbours.FaceIndex.search
 
-    def counting(self, Q, k):
+    def counting(self, Q, k, **kw):
         searched.append(len(Q))
-        return real(self, Q, k)
+        return real(self, Q, k, **kw)
 
     monkeypatch.setattr(neighbours.FaceIndex, "search", counting)
     with Collection(flat) as people:
@@ -137,7 +137,7 @@ def test_the_index_gallery_answers_rows_asked_before_as_the_index_does(tmp_path,
     gallery = neighbours.IndexGallery(index, fid, person, lambda p: X[person == p], known={})
     searched = []
     real = index.search
-    monkeypatch.setattr(index, "search", lambda Q, k: searched.append(len(Q)) or real(Q, k))
+    monkeypatch.setattr(index, "search", lambda Q, k, **kw: searched.append(len(Q)) or real(Q, k, **kw))
     gallery.neighbours(X[:7], 20)
     for rows, k in ((slice(0, 7), 20), (slice(0, 7), 5), (slice(3, 12), 20)):  # asked, fewer, partly not
         d, i = gallery.neighbours(X[rows], k)
@@ -177,7 +177,7 @@ def test_a_build_from_scratch_searches_nothing(tmp_path, monkeypatch):
     X, people = _crowded(20, 6, seed=9)
     searched = []
     real = neighbours.FaceIndex.search
-    monkeypatch.setattr(neighbours.FaceIndex, "search", lambda self, Q, k: searched.append(len(Q)) or real(self, Q, k))
+    monkeypatch.setattr(neighbours.FaceIndex, "search", lambda self, Q, k, **kw: searched.append(len(Q)) or real(self, Q, k, **kw))
     with Collection(tmp_path / "people.db") as collection:
         report = collection.add(_table(tmp_path / "a.npz", X, people, "a"), progress=False)
     assert report.grouped > 0 and searched == []  # no person yet: nothing to look up (a million faces would cost minutes)

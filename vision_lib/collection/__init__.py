@@ -273,7 +273,7 @@ class Collection:
             return [], last, None
         wide = IndexGallery.WIDEN * CANDIDATES
         known: dict = {}  # one index search per face for the whole add (both phases ask about the same faces)
-        Xq = self._vectors(fid, np.flatnonzero(todo))
+        Xq = index.vectors_of(fid[todo])  # the index holds exactly the faces of this snapshot
         if (free & ~todo).any():  # unassigned faces the new ones may now complete into a person
             dist, near = IndexGallery(index, fid, person, store.person_vectors, known).neighbours(Xq, wide)
             dist, near = dist[:, :CANDIDATES], near[:, :CANDIDATES]
@@ -282,7 +282,7 @@ class Collection:
             older = pos[free[pos] & ~todo[pos]]
             if len(older):
                 todo[older] = True
-                Xq = self._vectors(fid, np.flatnonzero(todo))
+                Xq = index.vectors_of(fid[todo])
         rule = self._rule(fid, person, saved, decided)
         rows = np.flatnonzero(todo)
         found = np.full(len(rows), -1, np.int64)
@@ -296,15 +296,22 @@ class Collection:
         order = np.argsort(before, kind="stable")
         sorted_person = before[order]
 
-        def vectors_of(p: int) -> np.ndarray:  # a person's clear faces: in the file, and those this add gave it
+        # a person's clear faces: in the file (the index's copy of their descriptors, in step with it:
+        # a query per person cost an add at 1M faces 3.6 s), and those this add gave it
+        added: dict[int, np.ndarray] = {}  # this add's clear faces per person, once phase 1 found them
+
+        def vectors_of(p: int) -> np.ndarray:
             lo, hi = np.searchsorted(sorted_person, [p, p + 1])
             mine = np.sort(order[lo:hi])
-            return np.concatenate([store.vectors_of(fid[mine[clear[mine]]]), Xq[(found == p) & clear[rows]]])
+            return np.concatenate([index.vectors_of(fid[mine[clear[mine]]]), added.get(p, Xq[:0])])
 
         limit = None if rule is None else rule.threshold_
         gallery = IndexGallery(index, fid, np.where(clear, person, -1), vectors_of, known)
         found[:] = attach(Xq, gallery, t, LOCAL_K, forbidden=[forbidden.get(int(f)) for f in fid[rows]], limit=limit)
-        plan = [(fid[rows[found == p]], int(p)) for p in np.unique(found[found >= 0])]
+        plan = []
+        for p in np.unique(found[found >= 0]).tolist():
+            plan.append((fid[rows[found == p]], p))
+            added[p] = Xq[(found == p) & clear[rows]]
         person[rows] = found  # the gallery's persons too
         gallery = IndexGallery(index, fid, np.where(clear, person, -1), vectors_of, known)  # no person's faces cached
         rest = found < 0
@@ -318,18 +325,6 @@ class Collection:
             else:
                 plan.append((members, int(target)))
         return plan, last, rule
-
-    def _vectors(self, fid: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """The descriptors of faces ``fid[rows]`` (rows ascending): by id when few, else read in chunks."""
-        if len(rows) * 4 < len(fid):
-            return self.store.vectors_of(fid[rows])
-        want = np.zeros(len(fid), bool)
-        want[rows] = True
-        parts, at = [], 0
-        for ids, X in self.store.vector_chunks():
-            parts.append(X[want[at:at + len(ids)]])  # same order: both by face id
-            at += len(ids)
-        return np.concatenate(parts) if parts else np.zeros((0, self.store.dim), np.float32)
 
     def _calibrate(self, fid: np.ndarray, person: np.ndarray, decided: int | None = None):
         """The open-set rule on the people as they are (only the faces it samples are read), with

@@ -79,6 +79,8 @@ class FaceIndex:
         self.kind = ""
         self.saved = 0  # faces held by the file as last read or written
         self._id_rows: np.ndarray | None = None
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # appended faces the graph has not taken yet
+        self._all: tuple | None = None  # (ids, vectors, order by id or None) of every face, as scanned
         self.last_action = ""  # "loaded", "appended", "rebuilt", "" (already in step): for tests and reports
 
     # ------------------------------------------------------------------ keeping in step
@@ -98,7 +100,7 @@ class FaceIndex:
                       and self._kind_for(now[1]) == self.kind)
         if appendable:
             for ids, X in store.vector_chunks(after=last):
-                self.index.add_with_ids(X, ids)
+                self._append(ids, X)
             self.last_action = "appended"
         else:
             self._build(store, now[1])
@@ -107,6 +109,22 @@ class FaceIndex:
         if self.last_action == "rebuilt" or now[1] - self.saved > SAVE_AFTER * self.saved:
             self._save(store)
         return self
+
+    def _append(self, ids: np.ndarray, X: np.ndarray) -> None:
+        """New faces: into a flat index at once; a graph takes them when it is next walked or written
+        (:meth:`_flush`). An add only scans: inserting 10,000 faces into a graph of a million took
+        2 s, thrown away when the add does not write the file (:data:`SAVE_AFTER`)."""
+        if self.kind == "hnsw":
+            self._pending.append((ids, X))
+        else:
+            self.index.add_with_ids(X, ids)
+        self._all = None
+
+    def _flush(self) -> None:
+        """The faces kept aside by :meth:`_append` into the graph."""
+        for ids, X in self._pending:
+            self.index.add_with_ids(X, ids)
+        self._pending, self._all = [], None
 
     @staticmethod
     def _kind_for(n: int) -> str:
@@ -125,6 +143,7 @@ class FaceIndex:
             self.index = faiss.IndexIDMap2(graph)
             self._tune()
         self.trained_on = n
+        self._pending, self._all = [], None
         for ids, X in store.vector_chunks():
             self.index.add_with_ids(X, ids)
 
@@ -165,7 +184,7 @@ class FaceIndex:
             return
         self.index, self.covers, self.kind, self.trained_on = index, tuple(head["covers"]), head["kind"], head["trained_on"]
         self.saved = self.covers[1]
-        self._id_rows = None
+        self._id_rows, self._pending, self._all = None, [], None
         self._tune()
 
     def _tune(self) -> None:
@@ -173,6 +192,7 @@ class FaceIndex:
             _faiss().downcast_index(self.index.index).hnsw.efSearch = EF_SEARCH
 
     def _save(self, store) -> None:
+        self._flush()
         tmp = self.file.with_name(f".{self.file.name}.part-{os.getpid()}")
         crc = 0
         try:
@@ -196,27 +216,65 @@ class FaceIndex:
             tmp.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ searching
+    @property
+    def ntotal(self) -> int:
+        """Faces the index holds (a graph's and those it has not taken yet)."""
+        return int(self.index.ntotal) + sum(len(p[0]) for p in self._pending)
+
     def _ids(self) -> np.ndarray:
         """Face id of each row of the index's storage (kept until the index grows)."""
         if self._id_rows is None or len(self._id_rows) != self.index.ntotal:
             self._id_rows = _faiss().vector_to_array(self.index.id_map)
         return self._id_rows
 
-    def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def faces(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(face ids, descriptors)`` of every face the index holds, in the order a scan sees them
+        (the index's own float32 vectors, not a copy, then the faces a graph has not taken yet):
+        the same rows, in the same order, as a flat index of the same faces."""
+        if self._all is None or len(self._all[0]) != self.ntotal:  # the index grew: its storage may have moved
+            faiss = _faiss()
+            inner = self.index.index if self.kind == "flat" else faiss.downcast_index(self.index.index).storage
+            flat = faiss.downcast_index(inner)
+            X = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
+            ids = self._ids()
+            if self._pending:
+                X = np.concatenate([X] + [p[1] for p in self._pending])
+                ids = np.concatenate([ids] + [np.asarray(p[0], np.int64) for p in self._pending])
+            # by id as built and appended (else the order that sorts them, for vectors_of)
+            self._all = (ids, X, None if np.all(ids[1:] > ids[:-1]) else np.argsort(ids, kind="stable"))
+        return self._all[:2]
+
+    def vectors_of(self, ids: np.ndarray) -> np.ndarray:
+        """The descriptors of faces ``ids`` (faces the index holds; those the database holds for them:
+        the index is kept in step with it), in the order given."""
+        held, X, order = self._all if self._all is not None else (*self.faces(), self._all[2])
+        ids = np.asarray(ids, np.int64)
+        rows = np.searchsorted(held, ids) if order is None else order[np.searchsorted(held[order], ids)]
+        rows = np.minimum(rows, len(held) - 1)
+        if len(ids) and np.any(held[rows] != ids):
+            raise KeyError("faces the index does not hold")
+        return X[rows]
+
+    def search(self, Q: np.ndarray, k: int, exact: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(distances, face ids)`` of the ``k`` nearest faces of each row of ``Q``, ascending
-        (Euclidean; ``inf`` / ``-1`` where fewer were found)."""
+        (Euclidean; ``inf`` / ``-1`` where fewer were found). ``exact``: scan every face (None:
+        when ``Q`` has :data:`EXACT_FROM` rows or more, an add's batch)."""
         Q = np.ascontiguousarray(Q, np.float32)
-        k = min(int(k), int(self.index.ntotal))
+        total = self.ntotal
+        k = min(int(k), total)
         if k == 0 or not len(Q):
             return np.full((len(Q), max(k, 0)), np.inf, np.float32), np.full((len(Q), max(k, 0)), -1, np.int64)
-        small = len(Q) < ONE_THREAD_BELOW or (self.kind == "flat" and len(Q) * self.index.ntotal < ONE_THREAD_FLAT_BELOW)
+        small = len(Q) < ONE_THREAD_BELOW or (self.kind == "flat" and len(Q) * total < ONE_THREAD_FLAT_BELOW)
         faiss = _faiss(1 if small else None)
-        if self.kind == "hnsw" and len(Q) >= EXACT_FROM:
-            # an add's batch: every face scanned (the graph's own float32 vectors), so the add decides
-            # as the flat index would; the graph answers the few faces of a search
-            D, rows = faiss.downcast_index(faiss.downcast_index(self.index.index).storage).search(Q, k)
-            ids = np.where(rows >= 0, self._ids()[np.maximum(rows, 0)], -1)
+        if exact or (exact is None and len(Q) >= EXACT_FROM):
+            # an add's batch: every face scanned (a graph's own float32 vectors and those it has not
+            # taken yet, in id order: a flat index's rows, searched by the same call), so the add
+            # decides as the flat index would; the graph answers the few faces of a search
+            held, X = self.faces()
+            D, rows = faiss.knn(Q, X, k)
+            ids = np.where(rows >= 0, held[np.maximum(rows, 0)], -1)
         else:
+            self._flush()
             D, ids = self.index.search(Q, k)
         D = np.sqrt(np.maximum(D, 0))
         D[ids < 0] = np.inf
@@ -263,6 +321,7 @@ class IndexGallery:
         self.index, self.fid, self.person, self.person_vectors = index, fid, person, person_vectors
         self._members: dict[int, np.ndarray] = {}
         self._sizes: dict[int, int] | None = None
+        self._by_id: np.ndarray | None = None
         self._known = known  # row bytes -> (distances, ids) of the index's answers, shared between galleries
 
     def __len__(self) -> int:
@@ -277,11 +336,12 @@ class IndexGallery:
         Q = np.ascontiguousarray(Q, np.float32)
         if self._known is None or not len(Q) or len(Q) > self.REMEMBER:
             return self.index.search(Q, k)
+        # an add's: exact however few rows are missing (the older faces a second search asks about)
         keys = [q.tobytes() for q in Q]
-        want = min(k, int(self.index.index.ntotal))
+        want = min(k, self.index.ntotal)
         missing = [i for i, key in enumerate(keys) if key not in self._known or len(self._known[key][0]) < want]
         if missing:
-            D, ids = self.index.search(Q[missing], k)
+            D, ids = self.index.search(Q[missing], k, exact=True)
             for i, d, j in zip(missing, D, ids):
                 self._known[keys[i]] = (d, j)
         got = [self._known[key] for key in keys]
@@ -289,10 +349,13 @@ class IndexGallery:
 
     def persons_of(self, ids: np.ndarray) -> np.ndarray:
         """The person of each face id (``-1``: none, or not a face any more)."""
-        pos = np.clip(np.searchsorted(self.fid, ids), 0, max(len(self.fid) - 1, 0))
-        ok = (ids >= 0) & (len(self.fid) > 0)
-        ok &= self.fid[pos] == ids if len(self.fid) else False
-        return np.where(ok, self.person[pos] if len(self.fid) else -1, -1)
+        if self._by_id is None:  # one array by face id (ids are dense: AUTOINCREMENT), not a search per id
+            top = int(self.fid[-1]) if len(self.fid) else 0
+            self._by_id = np.full(top + 1, -1, np.int64)
+            self._by_id[self.fid] = self.person
+        ids = np.asarray(ids, np.int64)
+        ok = (ids >= 0) & (ids < len(self._by_id))
+        return np.where(ok, self._by_id[np.where(ok, ids, 0)], -1)
 
     def nearest(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """As :meth:`ArrayGallery.nearest`, among the faces in a person: the index's ``WIDEN * k``
