@@ -299,11 +299,14 @@ class Collection:
         # a person's clear faces: in the file (the index's copy of their descriptors, in step with it:
         # a query per person cost an add at 1M faces 3.6 s), and those this add gave it
         added: dict[int, np.ndarray] = {}  # this add's clear faces per person, once phase 1 found them
+        held: dict[int, np.ndarray] = {}  # for both phases (those phase 1 adds to are read again)
 
         def vectors_of(p: int) -> np.ndarray:
-            lo, hi = np.searchsorted(sorted_person, [p, p + 1])
-            mine = np.sort(order[lo:hi])
-            return np.concatenate([index.vectors_of(fid[mine[clear[mine]]]), added.get(p, Xq[:0])])
+            if p not in held:
+                lo, hi = np.searchsorted(sorted_person, [p, p + 1])
+                mine = np.sort(order[lo:hi])
+                held[p] = np.concatenate([index.vectors_of(fid[mine[clear[mine]]]), added.get(p, Xq[:0])])
+            return held[p]
 
         limit = None if rule is None else rule.threshold_
         gallery = IndexGallery(index, fid, np.where(clear, person, -1), vectors_of, known)
@@ -312,6 +315,7 @@ class Collection:
         for p in np.unique(found[found >= 0]).tolist():
             plan.append((fid[rows[found == p]], p))
             added[p] = Xq[(found == p) & clear[rows]]
+            held.pop(p, None)
         person[rows] = found  # the gallery's persons too
         gallery = IndexGallery(index, fid, np.where(clear, person, -1), vectors_of, known)  # no person's faces cached
         rest = found < 0
