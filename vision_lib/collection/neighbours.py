@@ -12,9 +12,9 @@ it in memory only.
 
 Up to :data:`FLAT_UP_TO` faces it is a flat index; above, a FAISS HNSW graph
 (``IndexHNSWFlat``, :data:`HNSW_M` links, searched with :data:`EF_SEARCH`), which new faces join
-without retraining and which keeps the float32 vectors. An add's searches (:data:`EXACT_FROM` faces
-or more) scan every face of those vectors, exact at every size; the graph answers a search's few
-faces. IVF-Flat (as the graph clustering uses) was tried first and dropped, and the graph is not
+without retraining and which keeps the float32 vectors. An add's searches scan every face of those
+vectors (and of the faces appended since, which wait beside the graph until it is walked or
+written), exact at every size; the graph answers a search's few faces. IVF-Flat (as the graph clustering uses) was tried first and dropped, and the graph is not
 used for adds: the add's rule needs each face's 64 nearest faces in a person, which on face
 descriptors lie near the same-person distance, far neighbours (on rotated LFW copies the exact 64
 needed a third of an IVF's lists probed, median; the graph changed 1,862 of 10,000 decisions of an
