@@ -76,13 +76,18 @@ def _turned_look(det, image: np.ndarray, angle: float, side: int | None = None) 
     exactly, the box as a box of the same size around the same centre (a tilted head's box, upright)."""
     import cv2
 
+    side = side or det.max_side
     H, W = image.shape[:2]
-    M = cv2.getRotationMatrix2D((W / 2, H / 2), angle, 1.0)
-    c, s = abs(M[0, 0]), abs(M[0, 1])
-    W2, H2 = int(np.ceil(W * c + H * s)), int(np.ceil(W * s + H * c))
-    M[0, 2] += W2 / 2 - W / 2
-    M[1, 2] += H2 / 2 - H / 2
-    turned = cv2.warpAffine(np.ascontiguousarray(image), M, (W2, H2), flags=cv2.INTER_LINEAR,
+    c, s = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
+    # Shrink first, so the turned canvas is at most ``side``: turning the whole photo and then
+    # shrinking the canvas costs twice as much for the same pixels.
+    small, scale = resize_max_side(image, int(side * max(W, H) / max(W * c + H * s, W * s + H * c)))
+    h, w = small.shape[:2]
+    M = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    W2, H2 = int(np.ceil(w * c + h * s)), int(np.ceil(w * s + h * c))
+    M[0, 2] += W2 / 2 - w / 2
+    M[1, 2] += H2 / 2 - h / 2
+    turned = cv2.warpAffine(np.ascontiguousarray(small), M, (W2, H2), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_CONSTANT)
     back = cv2.invertAffineTransform(M)
 
@@ -90,11 +95,12 @@ def _turned_look(det, image: np.ndarray, angle: float, side: int | None = None) 
         return (float(back[0, 0] * x + back[0, 1] * y + back[0, 2]), float(back[1, 0] * x + back[1, 1] * y + back[1, 2]))
 
     out = []
-    for f in det._detect_at(turned, side or det.max_side, 0.0):
-        x, y, w, h = f.box
-        cx, cy = undo(x + w / 2, y + h / 2)
-        face = clamp_face(Face((int(round(cx - w / 2)), int(round(cy - h / 2)), w, h), f.score,
-                               {k: undo(*p) for k, p in f.keypoints.items()}), W, H)
+    for f in det._detect_at(turned, side, 0.0):
+        x, y, bw, bh = f.box
+        cx, cy = undo(x + bw / 2, y + bh / 2)
+        face = Face((int(round(cx - bw / 2)), int(round(cy - bh / 2)), bw, bh), f.score,
+                    {k: undo(*p) for k, p in f.keypoints.items()}).scaled(1 / scale)
+        face = clamp_face(face, W, H)
         if face is not None:
             out.append(face)
     return out
