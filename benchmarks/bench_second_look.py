@@ -135,6 +135,16 @@ def checked_on_every_photo(paths, crops: str | None) -> dict:
     return {"photos": len(paths), "candidates_away_from_faces": candidates, "kept_by_the_check": kept, "kept": listed}
 
 
+def targets(result: dict) -> dict:
+    """Issue 34's target and its condition, for the default: held-out photos with a face >= 0.985,
+    and no face added on LFW or Kodak against the ``+320`` default before the checked looks."""
+    d = {k: v["default"] for k, v in result.items() if isinstance(v, dict) and "default" in v}
+    prev = {k: v["+320"] for k, v in result.items() if isinstance(v, dict) and "+320" in v}
+    return {"held_out_share_with_face_ge_0.985": d["footballers_held_out"]["share_with_face"] >= 0.985,
+            "no_face_added_on_lfw": d["lfw"]["faces"] == prev["lfw"]["faces"],
+            "no_face_added_on_kodak": d["kodak"]["faces"] == prev["kodak"]["faces"]}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--crops", help="save the stress test's candidate crops here (kept_* / dropped_*)")
@@ -155,6 +165,7 @@ def main(argv=None) -> None:
             "lfw": checked_on_every_photo(lfw.paths, args.crops and os.path.join(args.crops, "lfw")),
             "footballers_bench_models_300": checked_on_every_photo(
                 bench_models.paths, args.crops and os.path.join(args.crops, "footballers"))}
+    result["targets"] = targets(result)
     print(json.dumps(result, indent=1))
 
 
