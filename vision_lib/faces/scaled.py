@@ -28,10 +28,11 @@ FACE_SIDE = 125
 
 
 def detection_side(detector) -> int | None:
-    """The longest side the detector ever looks at (its ``max_side`` and second looks); None when
-    it does not say (a plug-in without ``max_side``): the photo is then decoded whole."""
+    """The longest side the detector ever looks at (its ``max_side``, second and checked looks);
+    None when it does not say (a plug-in without ``max_side``): the photo is then decoded whole."""
     side = getattr(detector, "max_side", None)
-    return None if side is None else max([int(side), *(int(s) for s in getattr(detector, "second_look", ()))])
+    return None if side is None else max([int(side), *(int(s) for s in getattr(detector, "second_look", ())),
+                                          *(int(s) for s, _ in getattr(detector, "checked_looks", ()))])
 
 
 def _decode_for(path: str | os.PathLike, side: int | None) -> Decoded:
