@@ -21,7 +21,7 @@ needs_lfw = pytest.mark.skipif(not LFW.is_dir(), reason=f"no LFW photos under {L
 
 
 def test_registry_names_and_unknown_names():
-    assert set(models.DETECTORS) == {"yunet", "mtcnn", "haar"}
+    assert set(models.DETECTORS) == {"yunet", "yunet_checked", "mtcnn", "haar"}
     assert {"facenet", "dlib"} <= set(models.DESCRIPTORS)
     assert models.DEFAULT_DETECTOR in models.DETECTORS and models.DEFAULT_DESCRIPTOR in models.DESCRIPTORS
     for name in models.DETECTORS:
@@ -202,10 +202,12 @@ def test_checked_looks_find_lying_faces_only_when_the_second_detector_agrees(mon
     import cv2
 
     from vision_lib.io import load_image
-    from vision_lib.models.detectors import YuNetDetector
+    from vision_lib.models.detectors import CHECKED_LOOKS, YuNetDetector
     from vision_lib.models.face_check import DlibCNNCheck
 
-    old, now = YuNetDetector(checked_looks=()), YuNetDetector()
+    from vision_lib.models import get_detector
+
+    old, now = YuNetDetector(), get_detector("yunet_checked")  # the checked looks are opt-in
     assert dict(old.params()).keys() < dict(now.params()).keys() and dict(now.params())["check"] == "dlib_cnn"
     lying = []
     for _, path in lfw_photos(6, 1):
@@ -222,10 +224,10 @@ def test_checked_looks_find_lying_faces_only_when_the_second_detector_agrees(mon
         x, y, w, h = faces[0].box
         assert x < 320 < x + w and y < 240 < y + h  # the face, mapped back to the photo
     monkeypatch.setattr(DlibCNNCheck, "__call__", lambda self, image, face, angle=0.0: False)
-    assert all(YuNetDetector().detect(p) == [] for p in lying)
+    assert all(YuNetDetector(checked_looks=CHECKED_LOOKS).detect(p) == [] for p in lying)
     calls = []
     monkeypatch.setattr(DlibCNNCheck, "__call__", lambda self, *a: calls.append(a) or True)
-    assert YuNetDetector().detect(np.zeros((200, 300, 3), np.uint8)) == [] and calls == []
+    assert YuNetDetector(checked_looks=CHECKED_LOOKS).detect(np.zeros((200, 300, 3), np.uint8)) == [] and calls == []
 
 
 @needs_lfw
