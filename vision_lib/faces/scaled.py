@@ -1,8 +1,9 @@
 """Faces of camera-size photos without decoding every pixel: a JPEG is decoded at a reduced scale
-for the detector (which works at a few hundred pixels anyway), and its faces are described and
-rated from a decode where each still has :data:`FACE_SIDE` pixels: the detector's decode when that
-is enough (one decode), else a second one at the scale that gives it, which stops at the last
-row of the file the faces need (:func:`~vision_lib.io.load_image_reduced`'s ``region``).
+for the detector (which works at a few hundred pixels anyway; :func:`detector_input` shrinks that
+decode to the detector's side), and its faces are described and rated from a decode where each
+still has :data:`FACE_SIDE` pixels: the detector's decode when that is enough (one decode), else a
+second one at the scale that gives it, which stops at the last row of the file the faces need
+(:func:`~vision_lib.io.load_image_reduced`'s ``region``).
 
 Faces are always returned in the whole photo's pixels. Photos that are not JPEGs, or too small to
 reduce, are decoded once, whole, as before (docs/scale.md has the measurements).
