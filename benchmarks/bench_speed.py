@@ -160,7 +160,8 @@ def stage_costs(web, cam, repeats: int) -> dict:
         chips, seconds = [], 0
         for i, p in enumerate(paths):
             a = clock(); view = scaled.detection_view(p, det); b = clock()
-            resize_max_side(view.image, det.max_side); c = clock()
+            # What detect_in resizes: a reduced decode to the detector's side, then the detector's own.
+            resize_max_side(scaled.detector_input(view, det)[0], det.max_side); c = clock()
             faces = scaled.detect_in(view, det); d = clock()
             used = scaled.face_view(p, faces, view); e = clock()
             scaled.qualities_in(used, faces)

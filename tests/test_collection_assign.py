@@ -76,10 +76,10 @@ def test_a_look_alike_group_forms_a_new_person_instead_of_joining_a_named_one(tm
     assert later["person"].nunique() == 1 and report.new_people == 1  # one new person
 
 
-def test_unsure_detections_a_user_put_with_a_person_do_not_pull_in_new_ones(tmp_path):
-    # J: unsure detections (not faces: crowd, a hand) the user merged into A, as the benchmark's
-    # user merges a cluster whose photos are mostly A's; new ones like them must not join A through
-    # them: a person is known by their clear faces. A's new clear photos still find A.
+def _a_holding_unsure_detections(tmp_path: Path) -> tuple[Collection, np.ndarray, np.ndarray]:
+    """A collection where the user merged J, unsure detections (not faces: crowd, a hand), into A
+    (as the benchmark's user merges a cluster whose photos are mostly A's), and named A and B;
+    with the centres of A and J."""
     e = _axes(3)
     A, B, J = e[0], e[0] + 2.0 * e[1], e[0] + 1.3 * e[2]
     people = Collection(tmp_path / "people.db")
@@ -91,11 +91,30 @@ def test_unsure_detections_a_user_put_with_a_person_do_not_pull_in_new_ones(tmp_
     people.merge(who["A"], who["J"])
     people.name(who["A"], "A")
     people.name(who["B"], "B")
+    return people, A, J
+
+
+def test_unsure_detections_a_user_put_with_a_person_do_not_pull_in_new_ones(tmp_path):
+    # new ones like J must not join A through them: a person is known by their clear faces. A's new
+    # clear photos still find A.
+    people, A, J = _a_holding_unsure_detections(tmp_path)
     people.add(_table(tmp_path / "later.npz", {"Jn": _faces(J, 4, 4), "An": _faces(A, 3, 5)}, unsure=("Jn",)),
                progress=False)
     df = people.dataframe().set_index("source")
     assert (df.loc[[f"An/img{j:03d}.jpg" for j in range(3)], "name"] == "A").all()
     assert df.loc[[f"Jn/img{j:03d}.jpg" for j in range(4)], "name"].isna().all()
+
+
+def test_search_knows_a_person_by_their_clear_faces_as_an_add_does(tmp_path):
+    # a photo like J's detections is not A's to a search either (it was, through them, when search
+    # compared with all of A's faces); a photo of A still is, and J's faces are still among the matches
+    people, A, J = _a_holding_unsure_detections(tmp_path)
+    Q = np.concatenate([_faces(J, 1, 6), _faces(A, 1, 7)])
+    people._describe = lambda image: ([(10, 10, 80, 80)] * 2, Q)
+    like_j, like_a = people.search(None, top=3)
+    assert like_j["person"] is None and like_j["name"] is None
+    assert {m["name"] for m in like_j["matches"]} == {"A"}  # its nearest faces: J's, merged into A
+    assert like_a["name"] == "A" and like_a["distance"] < T
 
 
 def test_name_by_majority_names_merges_and_a_reviewing_user_splits_out_known_people(tmp_path):
@@ -116,3 +135,42 @@ def test_name_by_majority_names_merges_and_a_reviewing_user_splits_out_known_peo
         assert (df.loc[[f"A/img{j:03d}.jpg" for j in range(8)], "name"] == "A").all()
         assert (df.loc[["B/img000.jpg", "B/img001.jpg"], "name"] == ("B" if review else "A")).all()
         assert (df.loc[[f"B/img{j:03d}.jpg" for j in range(2, 8)], "name"] == "B").all()
+
+
+def test_group_thresholds_are_the_stranger_rate_of_tight_groups_counted_directly():
+    # 4 people of 6 faces in 8 dimensions, spread wide enough that strangers overlap
+    from vision_lib.collection.assign import group_thresholds
+    from vision_lib.openset import threshold_at
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(4, 8))
+    X = np.repeat(centres, 6, axis=0) + rng.normal(scale=0.8, size=(24, 8))
+    person = np.repeat([7, 3, 9, 1], 6)  # ids neither sorted nor from 0
+    k, far = 3, 0.2
+    got = group_thresholds(X, person, k, far, floor=0.0)
+    D = np.linalg.norm(X[:, None] - X[None], axis=2)
+    for m in range(2, k + 1):
+        scores = []
+        for a in np.unique(person):
+            mine = np.flatnonzero(person == a)
+            for i in mine:
+                group = mine[np.argsort(D[i, mine], kind="stable")[:m]]
+                scores.append(min(np.mean([np.sort(D[g, person == b])[:k].mean() for g in group])
+                                  for b in np.unique(person) if b != a))
+        assert np.isclose(got[m - 1], threshold_at(np.sort(scores), far)[0])
+    assert got[0] == 0.0 and len(got) == k
+    assert group_thresholds(X, person, k, far, floor=50.0) == [50.0] * k  # never under a single face's limit
+
+
+def test_a_group_is_held_to_the_open_set_limit_of_its_size():
+    from vision_lib.collection.assign import group_limit
+
+    e = _axes(3)
+    gallery = ArrayGallery(_faces(e[0], 8, 1), np.zeros(8, int))
+    group = _faces(e[0] + 0.9 * e[1], 6, 2)  # six faces of one person, about 0.9 from person 0's faces
+    _, joins = group_new(group, gallery, T, 5, descriptor="facenet", limit=0.8, group_limits=[0.8, 0.85, 0.9, 0.95, 0.95])
+    assert joins.tolist() == [0]  # six faces: the limit of five (0.95)
+    _, joins = group_new(group, gallery, T, 5, descriptor="facenet", limit=0.8, group_limits=[0.8, 0.85, 0.88, 0.89, 0.89])
+    assert joins.tolist() == [-1]
+    assert group_limit([0.8, 0.85, 0.9], 1) == 0.8 and group_limit([0.8, 0.85, 0.9], 2) == 0.85
+    assert group_limit([0.8, 0.85, 0.9], 40) == 0.9

@@ -507,6 +507,39 @@ def test_crop_stems_are_distinct_even_when_a_name_looks_like_another_with_its_ex
 
 
 # --------------------------------------------------------------------------- camera-size photos
+def test_a_reduced_decode_goes_to_the_detector_at_its_side_and_its_faces_come_back_in_photo_pixels():
+    """A 1/4 decode (400 px of a 1600 px photo) reaches a detector that looks at 100 px as a 100 px
+    image (bilinear, ``scaled.detector_input``); its boxes and keypoints come back in the whole photo's
+    pixels. A whole decode reaches the detector as it is (the detector resizes it itself)."""
+    from vision_lib.faces import scaled
+    from vision_lib.geometry import Face
+    from vision_lib.io import Decoded
+
+    class Detector:
+        max_side, second_look = 100, (50,)
+
+        def __init__(self):
+            self.seen = []
+
+        def detect(self, image):
+            self.seen.append(image.shape)
+            return [Face((10, 20, 30, 30), 0.9, {"nose": (15.0, 25.0)})]
+
+    det = Detector()
+    image = np.full((300, 400, 3), 90, np.uint8)
+    [f] = scaled.detect_in(Decoded(image, 0.25, (1200, 1600)), det)
+    assert det.seen == [(75, 100, 3)]
+    assert f.box == (160, 320, 480, 480) and f.keypoints["nose"] == pytest.approx((240.0, 400.0))
+    whole = Decoded(image, 1.0, (300, 400))
+    small, scale = scaled.detector_input(whole, det)
+    assert small is image and scale == 1.0
+    [g] = scaled.detect_in(whole, det)
+    assert det.seen[-1] == (300, 400, 3) and g.box == (10, 20, 30, 30)
+    near = Decoded(np.zeros((60, 80, 3), np.uint8), 0.125, (480, 640))  # already under the detector's side
+    same, k = scaled.detector_input(near, det)
+    assert same is near.image and k == 0.125
+
+
 def test_a_camera_size_photo_is_detected_on_a_reduced_decode_and_described_as_on_the_full_one(
         face_image, tmp_path, monkeypatch):
     """A real face photo enlarged to 4000 px and stored sideways with EXIF orientation 6: faces come

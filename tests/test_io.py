@@ -610,6 +610,11 @@ def test_resize_max_side():
     assert small.shape == (50, 200, 3) and scale == pytest.approx(0.5)
     same, one = io.resize_max_side(img, 1000)
     assert same is img and one == 1.0
+    img[:, ::2] = 200  # stripes one pixel wide: area averaging keeps their mean, bilinear samples them
+    area, _ = io.resize_max_side(img, 160)
+    linear, k = io.resize_max_side(img, 160, smooth=False)
+    assert linear.shape == area.shape == (40, 160, 3) and k == pytest.approx(0.4)
+    assert abs(float(area.mean()) - 100) < 1 and np.ptp(area) <= 40 and np.ptp(linear) >= 100
 
 
 def test_real_photos_load_as_rgb(footballers_dir):

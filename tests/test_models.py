@@ -21,7 +21,7 @@ needs_lfw = pytest.mark.skipif(not LFW.is_dir(), reason=f"no LFW photos under {L
 
 
 def test_registry_names_and_unknown_names():
-    assert set(models.DETECTORS) == {"yunet", "mtcnn", "haar"}
+    assert set(models.DETECTORS) == {"yunet", "yunet_checked", "mtcnn", "haar"}
     assert {"facenet", "dlib"} <= set(models.DESCRIPTORS)
     assert models.DEFAULT_DETECTOR in models.DETECTORS and models.DEFAULT_DESCRIPTOR in models.DESCRIPTORS
     for name in models.DETECTORS:
@@ -157,7 +157,7 @@ def test_yunet_finds_close_ups_that_overflow_the_frame():
     from vision_lib.io import load_image
     from vision_lib.models.detectors import YuNetDetector
 
-    before, now = YuNetDetector(second_look=(640,)), YuNetDetector()
+    before, now = YuNetDetector(second_look=(640,), checked_looks=()), YuNetDetector()
     assert now.second_look == (640, 320)
     missed_before = 0
     for _, path in lfw_photos(8, 1):
@@ -173,6 +173,80 @@ def test_yunet_finds_close_ups_that_overflow_the_frame():
         f = faces[0]
         assert f.box[2] > 350 and 150 < f.box[0] + f.box[2] / 2 < 550  # the face, mapped back to 700 px
     assert missed_before >= 1, "these close-ups need the extra look (else the test shows nothing)"
+
+
+def test_upright_crop_turns_the_face_as_the_look_turned_the_photo():
+    """A crop at angle 90 turns the photo counter-clockwise around the face, as ``_turned_look``
+    does: a mark right of the face ends up above the crop's centre; outside the photo is black."""
+    from vision_lib.models.face_check import upright_crop
+
+    image = np.full((100, 200, 3), 90, np.uint8)
+    image[48:53, 128:133] = 255  # 30 px right of the face's centre (100, 50)
+    face = Face((80, 30, 40, 40), 0.9, {})
+    for angle, (dy, dx) in ((0, (0, 1)), (90, (-1, 0)), (-90, (1, 0))):
+        crop = upright_crop(image, face, angle, face_side=40, context=2.0)
+        assert crop.shape == (80, 80, 3)
+        ys, xs = np.nonzero(crop[..., 0] > 200)
+        offset = np.array([ys.mean() - 40, xs.mean() - 40])
+        assert np.allclose(offset / 30, (dy, dx), atol=0.15), (angle, offset)
+    assert (upright_crop(image, Face((0, 0, 40, 40), 0.9, {}), 0)[:20, :20] == 0).all()
+
+
+@needs_yunet
+@needs_lfw
+def test_checked_looks_find_lying_faces_only_when_the_second_detector_agrees(monkeypatch):
+    """LFW photos turned by 90 and 100 degrees on a grey 640 x 480 photo (a player lying on the
+    grass) mostly escape the upright looks; the checked looks find them, in the photo's pixels,
+    because dlib's CNN confirms each candidate; with a check that refuses everything they find
+    nothing, and a blank photo runs no check at all."""
+    import cv2
+
+    from vision_lib.io import load_image
+    from vision_lib.models.detectors import CHECKED_LOOKS, YuNetDetector
+    from vision_lib.models.face_check import DlibCNNCheck
+
+    from vision_lib.models import get_detector
+
+    old, now = YuNetDetector(), get_detector("yunet_checked")  # the checked looks are opt-in
+    assert dict(old.params()).keys() < dict(now.params()).keys() and dict(now.params())["check"] == "dlib_cnn"
+    lying = []
+    for _, path in lfw_photos(6, 1):
+        for angle in (90, 100):
+            photo = np.full((480, 640, 3), 120, np.uint8)
+            M = cv2.getRotationMatrix2D((75, 75), angle, 1.0)
+            photo[165:315, 245:395] = cv2.warpAffine(load_image(path), M, (150, 150), borderValue=(120, 120, 120))
+            if not old.detect(photo):
+                lying.append(photo)
+    assert len(lying) >= 6, "the lying faces must escape the upright looks (else this shows nothing)"
+    found = [now.detect(p) for p in lying]
+    assert sum(map(bool, found)) >= len(lying) - 1
+    for faces in filter(None, found):
+        x, y, w, h = faces[0].box
+        assert x < 320 < x + w and y < 240 < y + h  # the face, mapped back to the photo
+    monkeypatch.setattr(DlibCNNCheck, "__call__", lambda self, image, face, angle=0.0: False)
+    assert all(YuNetDetector(checked_looks=CHECKED_LOOKS).detect(p) == [] for p in lying)
+    calls = []
+    monkeypatch.setattr(DlibCNNCheck, "__call__", lambda self, *a: calls.append(a) or True)
+    assert YuNetDetector(checked_looks=CHECKED_LOOKS).detect(np.zeros((200, 300, 3), np.uint8)) == [] and calls == []
+
+
+@needs_lfw
+def test_dlib_check_confirms_a_face_and_refuses_what_is_beside_it():
+    """The check says yes on an LFW face and no on the same photo's corner, a blank image, and a
+    box of the wrong size around the face (a whole body's, a nose's)."""
+    from vision_lib.io import load_image
+    from vision_lib.models.face_check import DlibCNNCheck
+
+    check = DlibCNNCheck()
+    yes = no = 0
+    for _, path in lfw_photos(6, 1):
+        image = load_image(path)  # 150 x 150, the face about 60-110 px around the centre
+        face = Face((45, 40, 60, 70), 0.9, {})
+        yes += check(image, face)
+        no += check(image, Face((0, 0, 30, 30), 0.9, {})) + check(image, Face((-60, -60, 270, 270), 0.9, {})) \
+            + check(image, Face((68, 68, 14, 14), 0.9, {}))
+    assert yes >= 5 and no == 0
+    assert not check(np.zeros((150, 150, 3), np.uint8), Face((45, 40, 60, 70), 0.9, {}))
 
 
 @needs_facenet

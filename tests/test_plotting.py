@@ -180,3 +180,17 @@ def test_display_name_reads_folder_names_as_names():
     assert plotting.display_name("Tony_Blair") == "Tony Blair"
     assert plotting.display_name("jean-claude_van_damme") == "Jean Claude Van Damme"
     assert plotting.display_name("___") == "___"  # nothing readable: the label as it is
+
+
+def test_model_comparison_whiskers_stop_at_one_and_stay_inside_the_axes():
+    import matplotlib.pyplot as plt
+
+    from vision_lib import plotting
+
+    fig, ax = plt.subplots()
+    plotting.model_comparison(ax, [{"model": "a", "accuracy": 1.0, "accuracy_std": 0.02},
+                                   {"model": "b", "accuracy": 0.9, "accuracy_std": 0.05}])
+    ends = [seg[:, 0] for seg in ax.collections[0].get_segments()]  # one whisker per bar: (lower, upper)
+    assert [(round(lo, 3), round(hi, 3)) for lo, hi in ends] == [(0.98, 1.0), (0.85, 0.95)]
+    assert ax.get_xlim()[1] > 1.0  # the cap at 1 is drawn inside the axes, not cut by its edge
+    plt.close(fig)

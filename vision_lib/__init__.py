@@ -17,7 +17,7 @@ app (``cli``; ``serve``, ``notebooks``, ``present``, ``widgets``, ``api``) -> st
                     safe-output helpers (``folder_lock``, ``staged_folder``, ``write_atomic``)
 ``geometry``        the :class:`~vision_lib.geometry.Face` record (box, score, five keypoints), crop,
                     similarity transforms (numpy only; below the models)
-``models``          face detectors (``yunet`` default, ``mtcnn``, ``haar``: ``DETECTORS``) and
+``models``          face detectors (``yunet`` default, ``yunet_checked``, ``mtcnn``, ``haar``: ``DETECTORS``) and
                     descriptors (``facenet`` default, ``facenet_flip``, ``dlib``, ``faceres``,
                     ``facenet+faceres``, opt-in ``arcface``: ``DESCRIPTORS``), each with its own
                     same-person distance (``threshold``), as plug-ins by name (``get_detector``,

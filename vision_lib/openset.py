@@ -55,6 +55,15 @@ UNSURE_RATE = 0.25
 VERDICTS = ("named", "unsure", "stranger")
 
 
+def threshold_at(impostor_scores: np.ndarray, far: float) -> tuple[float, float]:
+    """``(threshold, promised rate)`` for a false-accept rate ``far`` on sorted stranger scores:
+    accept ``d`` when ``(# impostors <= d) + 1 <= far (n + 1)``, i.e. ``d`` under the m-th smallest
+    impostor (the closest one when there are too few for ``far``)."""
+    n = len(impostor_scores)
+    m = min(n - 1, max(0, math.floor(far * (n + 1) + 1e-9) - 1))
+    return float(impostor_scores[m]), (m + 1) / (n + 1)
+
+
 def pairwise(A: np.ndarray, B: np.ndarray, metric: str = "euclidean") -> np.ndarray:
     """``(len(A), len(B))`` distances in ``metric`` (``"euclidean"`` or ``"cosine"``: 1 - cos)."""
     from sklearn.metrics import pairwise_distances
@@ -185,10 +194,7 @@ class OpenSetRule:
             p = max(1.0 - (1.0 - far) ** (1.0 / n), self.curve_["rates"][0])
             t = float(np.interp(np.log(p), np.log(self.curve_["rates"]), self.curve_["scores"]))
             return t, float(self.far_at(t))
-        n = len(self.impostor_scores_)
-        # Accept d when (#impostors <= d) + 1 <= far (n + 1), i.e. d < the m-th smallest impostor.
-        m = min(n - 1, max(0, math.floor(far * (n + 1) + 1e-9) - 1))
-        return float(self.impostor_scores_[m]), (m + 1) / (n + 1)
+        return threshold_at(self.impostor_scores_, far)
 
     def _leave_one_out(self, c: str) -> np.ndarray:
         """Each training face of ``c`` scored against the rest of ``c``'s gallery."""
@@ -288,4 +294,4 @@ def operating_curve(rule: OpenSetRule, thresholds: np.ndarray, genuine: np.ndarr
     return out
 
 
-__all__ = ["SCORES", "POPULATIONS", "METRICS", "lfw_half", "UNSURE_RATE", "VERDICTS", "pairwise", "OpenSetRule", "operating_curve"]
+__all__ = ["SCORES", "POPULATIONS", "METRICS", "lfw_half", "threshold_at", "UNSURE_RATE", "VERDICTS", "pairwise", "OpenSetRule", "operating_curve"]

@@ -302,14 +302,16 @@ def model_comparison(ax, rows: Sequence[Mapping], metric: str = "accuracy"):
     values = np.array([r[metric] for r in rows], float)
     err = np.array([r.get(f"{metric}_std", 0.0) for r in rows], float)
     y = np.arange(len(rows))
-    ax.barh(y, values, xerr=err, color="tab:blue", alpha=0.8, capsize=3)
+    # a share cannot pass 1: the upper whisker stops there, and the axis leaves room for its cap
+    xerr = np.vstack([err, np.minimum(err, np.clip(1.0 - values, 0.0, None))])
+    ax.barh(y, values, xerr=xerr, color="tab:blue", alpha=0.8, capsize=3)
     left = max(0.0, values.min(initial=1.0) - 0.15)
     for k, v in enumerate(values):  # at the bar's foot, clear of its error bar
         ax.text(left + 0.005, k, f"{v:.3f}", va="center", ha="left", color="white", fontsize=8)
     ax.set_yticks(y, names, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(left, 1.0)
-    ax.set_xlabel(f"cross-validated {metric}")
+    ax.set_xlim(left, 1.0 + 0.02 * (1.0 - left))
+    ax.set_xlabel(f"cross-validated {metric} (mean ± std over folds)")
     return ax
 
 

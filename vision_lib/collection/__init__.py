@@ -292,9 +292,7 @@ class Collection:
         # one's face, and a person holding some would take in every new one (assign.py).
         before = person.copy()  # as in the file; this add's own attachments are found below
 
-        # a person's faces found once by sorting (not a scan of every face per person asked about)
-        order = np.argsort(before, kind="stable")
-        sorted_person = before[order]
+        clear_faces_of = _clear_faces(fid, before, clear)
 
         # a person's clear faces: in the file (the index's copy of their descriptors, in step with it:
         # a query per person cost an add at 1M faces 3.6 s), and those this add gave it
@@ -303,9 +301,7 @@ class Collection:
 
         def vectors_of(p: int) -> np.ndarray:
             if p not in held:
-                lo, hi = np.searchsorted(sorted_person, [p, p + 1])
-                mine = np.sort(order[lo:hi])
-                held[p] = np.concatenate([index.vectors_of(fid[mine[clear[mine]]]), added.get(p, Xq[:0])])
+                held[p] = np.concatenate([index.vectors_of(clear_faces_of(p)), added.get(p, Xq[:0])])
             return held[p]
 
         limit = None if rule is None else rule.threshold_
@@ -321,7 +317,8 @@ class Collection:
         rest = found < 0
         mask = clear[rows[rest]] if rest.any() else None  # the confident faces build the new groups' cores
         labels, joins = group_new(Xq[rest], gallery, t, LOCAL_K, descriptor=self.descriptor,
-                                  core_mask=mask, limit=limit, progress=progress)
+                                  core_mask=mask, limit=limit, progress=progress,
+                                  group_limits=None if rule is None else rule.group_thresholds_)
         for g, target in enumerate(joins):
             members = fid[rows[rest][labels == g]]
             if target < 0 or any(int(target) in forbidden.get(int(f), ()) for f in members):
@@ -354,7 +351,8 @@ class Collection:
         fewer than a quarter more). Calibrating costs seconds whatever the size: an add of a few
         faces would spend most of its time there."""
         rule = rule_from_state(saved)
-        if rule is not None and rule.decided_ == decided:
+        # (a rule saved without the group limits, by an older release, is calibrated again)
+        if rule is not None and rule.decided_ == decided and rule.group_thresholds_ is not None:
             n, then = _eligible(person), rule.people_
             if n == then or (then is not None and then >= CALIBRATION_PEOPLE and then <= n < 1.25 * then):
                 return rule
@@ -584,9 +582,14 @@ class Collection:
                 saved = store.get_meta("openset")
                 names = {i: n for i, n, *_ in store.people()}
                 roots = store.roots()
+                clear = self._clear_mask(fid)
             # calibrated by the last add (on the people as they were then); else now
             rule = rule_from_state(saved) if saved else self._calibrate(fid, person)
-            self._cache = (stamp, IndexGallery(index, fid, person, store.person_vectors), rule, names, roots)
+            # a person is known by their clear faces, as an add knows them (assign.py): the verdict
+            # of a photo is the one an add would give it
+            clear_faces_of = _clear_faces(fid, person, clear)
+            gallery = IndexGallery(index, fid, np.where(clear, person, -1), lambda p: store.vectors_of(clear_faces_of(p)))
+            self._cache = (stamp, gallery, rule, names, roots)
         return self._cache[1:]
 
     def search(self, image, *, top: int = SEARCH_TOP) -> list[dict]:
@@ -652,6 +655,20 @@ class Collection:
         faces = detect(np.asarray(image), self.detector)
         X = get_descriptor(self.descriptor).describe(image, faces) if faces else np.zeros((0, 1), np.float32)
         return [f.box for f in faces], np.asarray(X, np.float32)
+
+
+def _clear_faces(fid: np.ndarray, person: np.ndarray, clear: np.ndarray):
+    """A function giving the ids of a person's clear faces (ascending), ``person`` and ``clear`` per
+    face of ``fid``: the faces are found once by sorting, not by a scan of every face per person asked."""
+    order = np.argsort(person, kind="stable")
+    sorted_person = person[order]
+
+    def of(p: int) -> np.ndarray:
+        lo, hi = np.searchsorted(sorted_person, [p, p + 1])
+        mine = np.sort(order[lo:hi])
+        return fid[mine[clear[mine]]]
+
+    return of
 
 
 def _eligible(person: np.ndarray) -> int:

@@ -9,10 +9,13 @@
    nearest, if that is nearer than the same-person distance.
 2. :func:`group_new`: the faces still in no person are clustered with ``IdentityClustering`` (its
    graph path at scale) into new people; a new group whose faces pass the local test on average for
-   exactly one existing person (``_merge_local``'s rule) *and* under the open-set rule's limit (the
-   test a single face of phase 1 must pass) joins that person instead. A group of faces each
-   refused as a stranger is not let in by averaging them: on the raw footballer photos that is how
-   a team-mate, a coach or a look-alike (six groups, seven photos) joined a named player.
+   exactly one existing person (``_merge_local``'s rule) *and* under the open-set rule's limit for a
+   group of its size joins that person instead. That limit is the single face's rule asked of the
+   group's evidence: the same false-accept rate, on strangers' *groups* (:func:`group_thresholds`:
+   each calibration face with its nearest faces of the same person, as the clustering would group
+   them, scored against the other people), never under a single face's limit. Averaging a group
+   is not let in on a rate a single face was calibrated for: on the raw footballer photos that is
+   how a team-mate, a coach or a look-alike (six groups, seven photos) joined a named player.
 
 A collection gives both phases a gallery of its people's *clear* faces only (those
 :func:`vision_lib.cluster.core_faces` lets build the clustering's cores; :func:`calibrate` likewise):
@@ -30,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["CANDIDATES", "CALIBRATION_PEOPLE", "CALIBRATION_FACES", "nearest", "distances_to", "person_distances", "attach",
-           "group_new", "calibrate",
+           "group_new", "group_thresholds", "group_limit", "calibrate",
            "rule_state", "rule_from_state"]
 
 #: Nearest assigned faces looked at per face to find the people it may be.
@@ -172,14 +175,16 @@ def attach(Q: np.ndarray, gallery, distance: float, k: int, *,
 
 def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: str | None,
               core_mask: np.ndarray | None = None, limit: float | None = None,
+              group_limits: Sequence[float] | None = None,
               progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Phase 2: cluster the rows of ``Q`` (faces in no person) with
     :class:`~vision_lib.cluster.IdentityClustering`; returns ``(group per row (-1: none), existing
     person per group (-1: a new person))``: a group joins an existing person of ``gallery`` when
     its faces pass the local test, on average, for that person alone, and that average is under
-    ``limit`` (the open-set rule's threshold, as :func:`attach`; None: no such limit). The group's
-    mean is held to a single face's limit because a group's faces are one person: their distances
-    to a stranger's faces rise and fall together, so averaging them buys no certainty."""
+    the open-set limit for its size: :func:`group_limit` of ``group_limits`` (the rule's
+    :func:`group_thresholds`), else ``limit`` (a single face's threshold, as :func:`attach`; None:
+    no such limit). A group's faces are one person: their distances to a stranger's faces rise and
+    fall together, so a group earns only what strangers' groups are measured not to reach."""
     from ..cluster import IdentityClustering
 
     if len(Q) < 2:
@@ -196,9 +201,52 @@ def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: st
             # a face of the group that has the person in no candidate is far from it: counts as far
             mean = {p: np.mean([s.get(p, np.inf) for s in mine]) for p in people}
             near = [p for p, d in mean.items() if d < distance]
-            if len(near) == 1 and (limit is None or mean[near[0]] < limit):
+            most = group_limit(group_limits, len(mine)) if group_limits else limit
+            if len(near) == 1 and (most is None or mean[near[0]] < most):
                 joins[g] = near[0]
     return labels, joins
+
+
+def group_thresholds(X: np.ndarray, person: np.ndarray, k: int, far: float, floor: float) -> list[float]:
+    """The open-set limits for a group of 1, 2, ..., ``k`` faces of one person (index ``m - 1``),
+    at false-accept rate ``far`` on the calibration faces ``X`` of people ``person``: each face
+    with its ``m - 1`` nearest faces of the same person (a tight group, as the clustering forms
+    them: their distances to a stranger rise and fall together) is scored as :func:`group_new`
+    scores a group (the mean of its faces' distances to the ``k`` nearest faces of a person) against
+    every other person, the nearest kept. Never under ``floor`` (a single face's threshold): a group
+    is never held to more than one of its faces. Larger groups: the limit of ``k`` faces (their
+    distances to a person are those of a ``k``-face neighbourhood; no more credit is taken)."""
+    from ..openset import pairwise, threshold_at
+
+    X, person = np.asarray(X, np.float64), np.asarray(person)
+    order = np.argsort(person, kind="stable")
+    X, person = X[order], person[order]
+    ids, starts, sizes = np.unique(person, return_index=True, return_counts=True)
+    D = pairwise(X, X)
+    # every face's k-nearest mean to every person at once: one sort of each row with the people's
+    # columns kept apart (an offset per person), then the first k of each person averaged
+    block = np.repeat(np.arange(len(ids)), sizes) * (float(D.max()) + 1.0)
+    near = np.sort(D + block[None, :], axis=1) - block[None, :]
+    take = np.minimum(k, sizes)
+    cols = np.concatenate([s + np.arange(t) for s, t in zip(starts, take)])
+    S = np.add.reduceat(near[:, cols], np.r_[0, np.cumsum(take)[:-1]], axis=1) / take
+    S[np.arange(len(X)), np.repeat(np.arange(len(ids)), sizes)] = np.inf  # not against themselves
+    scores: list[list[np.ndarray]] = [[] for _ in range(k)]
+    for s, n in zip(starts, sizes):
+        mine = np.arange(s, s + n)
+        own = np.argsort(D[np.ix_(mine, mine)], axis=1, kind="stable")  # itself first
+        for m in range(2, min(k, n) + 1):
+            scores[m - 1].append(S[mine[own[:, :m]]].mean(axis=1).min(axis=1))
+    out = [float(floor)]
+    for m in range(2, k + 1):
+        s = np.sort(np.concatenate(scores[m - 1])) if scores[m - 1] else np.zeros(0)
+        out.append(max(out[0], threshold_at(s, far)[0]) if len(s) else out[0])
+    return out
+
+
+def group_limit(limits: Sequence[float], size: int) -> float:
+    """The limit of :func:`group_thresholds` for a group of ``size`` faces."""
+    return float(limits[min(max(size, 1), len(limits)) - 1])
 
 
 def calibrate(X: np.ndarray, person: np.ndarray, k: int, seed: int = 0, confident=None):
@@ -231,7 +279,10 @@ def calibrate(X: np.ndarray, person: np.ndarray, k: int, seed: int = 0, confiden
             picks = [r for r in clear if len(r) >= 2]
     rows = np.concatenate([r[:each] for r in picks])
     # X: the descriptors, or a function giving those of rows (a collection reads only these)
-    return OpenSetRule(score="knn", k=k).fit(X(rows) if callable(X) else X[rows], person[rows].astype(str))
+    Xr = X(rows) if callable(X) else X[rows]
+    rule = OpenSetRule(score="knn", k=k).fit(Xr, person[rows].astype(str))
+    rule.group_thresholds_ = group_thresholds(Xr, person[rows], k, rule.far, rule.threshold_)
+    return rule
 
 
 def rule_state(rule) -> str:
@@ -240,7 +291,8 @@ def rule_state(rule) -> str:
 
     return json.dumps({"far": rule.far, "k": rule.k, "impostor_scores": [round(float(v), 6) for v in rule.impostor_scores_],
                        "n_strangers": rule.n_strangers_, "people": getattr(rule, "people_", None),
-                       "decided": getattr(rule, "decided_", None)})
+                       "decided": getattr(rule, "decided_", None),
+                       "group_thresholds": getattr(rule, "group_thresholds_", None)})
 
 
 def rule_from_state(state: str | None):
@@ -257,5 +309,6 @@ def rule_from_state(state: str | None):
     rule.n_strangers_ = data["n_strangers"]
     # what it was calibrated on (people of two faces, last user decision): None when not recorded
     rule.people_, rule.decided_ = data.get("people"), data.get("decided", -1)
+    rule.group_thresholds_ = data.get("group_thresholds")  # None: saved before groups had their own limits
     rule.threshold_, rule.far_ = rule.threshold_for(rule.far)
     return rule

@@ -157,7 +157,7 @@ def _worker_params(detector: str, params: dict, threads: int | None) -> dict:
         # Processes already use every core: nested thread pools would only compete with each other.
         cv2.setNumThreads(threads)
         _relax_loky_leak_check()
-        if detector in ("mtcnn", "yunet"):
+        if detector in ("mtcnn", "yunet", "yunet_checked"):
             params = {**params, "threads": threads}
     return params
 

@@ -1,8 +1,9 @@
 """Faces of camera-size photos without decoding every pixel: a JPEG is decoded at a reduced scale
-for the detector (which works at a few hundred pixels anyway), and its faces are described and
-rated from a decode where each still has :data:`FACE_SIDE` pixels: the detector's decode when that
-is enough (one decode), else a second one at the scale that gives it, which stops at the last
-row of the file the faces need (:func:`~vision_lib.io.load_image_reduced`'s ``region``).
+for the detector (which works at a few hundred pixels anyway; :func:`detector_input` shrinks that
+decode to the detector's side), and its faces are described and rated from a decode where each
+still has :data:`FACE_SIDE` pixels: the detector's decode when that is enough (one decode), else a
+second one at the scale that gives it, which stops at the last row of the file the faces need
+(:func:`~vision_lib.io.load_image_reduced`'s ``region``).
 
 Faces are always returned in the whole photo's pixels. Photos that are not JPEGs, or too small to
 reduce, are decoded once, whole, as before (docs/scale.md has the measurements).
@@ -17,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..geometry import Face, clamp_face
-from ..io import Decoded, load_image_reduced
+from ..io import Decoded, load_image_reduced, resize_max_side
 from .rating import FaceQuality, quality
 
 #: Shorter box side (px) a face keeps in the image it is described and rated from, so that no chip
@@ -28,10 +29,11 @@ FACE_SIDE = 125
 
 
 def detection_side(detector) -> int | None:
-    """The longest side the detector ever looks at (its ``max_side`` and second looks); None when
-    it does not say (a plug-in without ``max_side``): the photo is then decoded whole."""
+    """The longest side the detector ever looks at (its ``max_side``, second and checked looks);
+    None when it does not say (a plug-in without ``max_side``): the photo is then decoded whole."""
     side = getattr(detector, "max_side", None)
-    return None if side is None else max([int(side), *(int(s) for s in getattr(detector, "second_look", ()))])
+    return None if side is None else max([int(side), *(int(s) for s in getattr(detector, "second_look", ())),
+                                          *(int(s) for s, _ in getattr(detector, "checked_looks", ()))])
 
 
 def _decode_for(path: str | os.PathLike, side: int | None) -> Decoded:
@@ -51,12 +53,27 @@ def detection_view(path: str | os.PathLike, detector) -> Decoded:
     return _decode_for(path, detection_side(detector))
 
 
+def detector_input(view: Decoded, detector) -> tuple[np.ndarray, float]:
+    """``(image, scale)``: what the detector is given for the decode ``view``, and its scale against
+    the whole photo. A reduced decode (a JPEG decoded at 1/2, 1/4 or 1/8) is shrunk to
+    :func:`detection_side` here, bilinearly: the decoder's reduction has already averaged its pixels
+    (each 8x8 block's lowest frequencies only), and OpenCV's pixel-area resize the detector would
+    use costs six times as much (3.5 ms against 0.6 ms from 1000 to 640 px, a fifth of YuNet's
+    time) for as many faces found (docs/scale.md). Whole decodes go to the detector as they are."""
+    side = detection_side(detector)
+    if view.scale == 1.0 or side is None:
+        return view.image, view.scale
+    image, k = resize_max_side(view.image, side, smooth=False)
+    return image, view.scale * k
+
+
 def detect_in(view: Decoded, detector) -> list[Face]:
     """The detector's faces in the decode ``view``, in the whole photo's pixels."""
-    faces = detector.detect(view.image)
-    if view.scale != 1.0:
+    image, scale = detector_input(view, detector)
+    faces = detector.detect(image)
+    if scale != 1.0:
         h, w = view.shape
-        faces = [f for f in (clamp_face(f.scaled(1 / view.scale), w, h) for f in faces) if f is not None]
+        faces = [f for f in (clamp_face(f.scaled(1 / scale), w, h) for f in faces) if f is not None]
     return faces
 
 
@@ -98,4 +115,4 @@ def describe_in(descriptor, view: Decoded, faces: Sequence[Face]) -> np.ndarray:
     return descriptor.describe(view.image, in_view(faces, view))
 
 
-__all__ = ["FACE_SIDE", "detection_side", "detect_photo", "detection_view", "detect_in", "face_view", "in_view", "qualities_in", "describe_in"]
+__all__ = ["FACE_SIDE", "detection_side", "detect_photo", "detection_view", "detector_input", "detect_in", "face_view", "in_view", "qualities_in", "describe_in"]

@@ -26,8 +26,10 @@ from ..geometry import Face
 __all__ = ["DEFAULT_DESCRIPTOR", "DEFAULT_DETECTOR", "DESCRIPTORS", "DETECTORS", "DESCRIPTOR_ENV", "Descriptor",
            "Detector", "default_descriptor", "describe_many", "descriptor_for_id", "get_descriptor", "get_detector", "same_person_distance"]
 
-#: Detector names, fastest modern first.
-DETECTORS = ("yunet", "mtcnn", "haar")
+#: Detector names, fastest modern first. ``yunet_checked``: YuNet with its checked looks (turned photos,
+#: a candidate kept when dlib's CNN agrees) where nothing is found: a few more faces, slow on photos
+#: without any (docs/models.md).
+DETECTORS = ("yunet", "yunet_checked", "mtcnn", "haar")
 #: Descriptor names. ``faceres``: a TF.js graph model from an npm package (models/human.py, files.py);
 #: ``facenet+faceres``: both, L2-normalised halves concatenated (models/concat.py); ``arcface``: an
 #: insightface-format ONNX model the user supplies (models/arcface.py; opt-in, never the default).
@@ -88,7 +90,8 @@ def get_detector(name: str | None = None, **params) -> Detector:
 
     name = DEFAULT_DETECTOR if name is None else name
     _check("detector", name, DETECTORS)
-    cls = {"yunet": detectors.YuNetDetector, "mtcnn": detectors.MTCNNDetector, "haar": detectors.HaarDetector}[name]
+    cls = {"yunet": detectors.YuNetDetector, "yunet_checked": detectors.YuNetCheckedDetector,
+           "mtcnn": detectors.MTCNNDetector, "haar": detectors.HaarDetector}[name]
     return cls(**params)
 
 
