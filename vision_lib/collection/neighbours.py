@@ -247,7 +247,8 @@ class FaceIndex:
     def vectors_of(self, ids: np.ndarray) -> np.ndarray:
         """The descriptors of faces ``ids`` (faces the index holds; those the database holds for them:
         the index is kept in step with it), in the order given."""
-        held, X, order = self._all if self._all is not None else (*self.faces(), self._all[2])
+        self.faces()  # in step with the index's rows
+        held, X, order = self._all
         ids = np.asarray(ids, np.int64)
         rows = np.searchsorted(held, ids) if order is None else order[np.searchsorted(held[order], ids)]
         rows = np.minimum(rows, len(held) - 1)
