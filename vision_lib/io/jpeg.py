@@ -40,23 +40,26 @@ def decode_jpeg(data: bytes, size: tuple[int, int], reduction: int = 1) -> np.nd
     return image if image.shape[:2] == want else None
 
 
-def decode_jpeg_rows(data: bytes, size: tuple[int, int], reduction: int, rows: int) -> np.ndarray | None:
-    """:func:`decode_jpeg` of only the file's first ``rows`` rows (full-size pixels): the stream's
-    frame is declared that short, so libjpeg stops decoding there and skips the rest; the array
-    has the whole photo's size, rows below black. The decoded rows are the whole decode's
-    (tested). None when this cannot be done (a progressive or 12-bit JPEG, rows reaching the
-    bottom, any decoder warning): decode whole."""
+def decode_jpeg_rows(data: bytes, size: tuple[int, int], reduction: int, rows: int,
+                     out: np.ndarray | None = None) -> np.ndarray | None:
+    """:func:`decode_jpeg` of only the file's first ``rows`` rows (full-size pixels, plus the
+    margin libjpeg needs): the stream's frame is declared that short, so libjpeg stops decoding
+    there and skips the rest. Returns the decoded band (the top of the whole decode, at
+    ``reduction``; the same pixels, tested), written into the top of ``out`` when given (an array
+    of the whole decode's shape). None when this cannot be done (a progressive or 12-bit JPEG,
+    rows reaching the bottom, any decoder warning): decode whole."""
     simplejpeg = _simplejpeg()
-    w, h = size
-    short = _shortened(data, h, rows)
+    short = _shortened(data, size[1], rows)
     if simplejpeg is None or short is None:
         return None
     data, band = short
-    image = np.zeros((*_out_size(size, reduction), 3), np.uint8)  # pages below the band stay untouched
-    top = image[:-(-band // reduction)]
+    # Always a buffer of our own: the decoder's warning at the early stop is raised as an error,
+    # after it has written every row into the buffer (an array it allocated itself would be lost).
+    shape = (-(-band // reduction), _out_size(size, reduction)[1], 3)
+    image = np.empty(shape, np.uint8) if out is None else out[:shape[0]]
     try:
-        simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=top.shape[1], min_height=top.shape[0],
-                               strict=True, buffer=top)
+        simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=shape[1], min_height=shape[0], strict=True,
+                               buffer=image)
     except ValueError as exc:
         if not _STOPPED_EARLY.fullmatch(str(exc)):
             return None
