@@ -10,11 +10,13 @@ benchmarks/bench_speed.py``.
   start-up out; the ratio 12 MP / 0.5 MP (target <= 1.3), of wall and of CPU time (the command's and
   its pool workers'). ``stages_one_worker``: where a worker's CPU goes, per photo and stage (decode
   for detection, resize, detection, second decode for the descriptor, rating and chips, FaceNet),
-  with the libjpeg-turbo decoder and with Pillow's (the decoder before it), same run.
+  with the libjpeg-turbo decoder and with Pillow's (the decoder before it), same run; also for the
+  same 12 MP photos stored as phones store a photo taken sideways (pixels turned, EXIF orientation
+  6: ``camera_exif_turned``), whose decodes must be turned upright.
 * ``accuracy``: on those 12 MP photos, faces found and descriptors of the library (reduced decode)
   against the full decode (``load_image`` + detect + describe, the code before the change), with the
   distances' median / 95th percentile / max beside the same-person distance; the same on the ~0.5 MP
-  photos (where nothing is reduced); the libjpeg-turbo decoder against Pillow's on the 12 MP photos
+  photos (where nothing is reduced) and on the turned 12 MP copies; the libjpeg-turbo decoder against Pillow's on the 12 MP photos
   (boxes, qualities and descriptors: identical); and FaceNet under ONNX Runtime against the Keras network.
 * ``cold_start``: wall and CPU seconds of fresh processes: ``vision-lib --help`` (target <= 0.5 s)
   and ``vision-lib predict MODEL one.jpg`` (target <= 3 s) with a small model trained first (3
@@ -63,9 +65,11 @@ def _cli(*args: str, env: dict | None = None) -> tuple[float, float]:
     return wall, (after.children_user - before.children_user) + (after.children_system - before.children_system)
 
 
-def camera_copies(paths, folder: Path) -> list[Path]:
+def camera_copies(paths, folder: Path, turned: bool = False) -> list[Path]:
     """Each photo re-encoded with its longest side at :data:`CAMERA_SIDE` px (quality 90), as a camera
-    or phone would store it; named after its folder and file."""
+    or phone would store it; named after its folder and file. ``turned``: stored as phones store a
+    photo taken sideways, pixels turned a quarter counter-clockwise and EXIF orientation 6 saying
+    so (the same upright photo)."""
     from PIL import Image
 
     from vision_lib.io import load_image
@@ -75,8 +79,13 @@ def camera_copies(paths, folder: Path) -> list[Path]:
         image = Image.fromarray(load_image(p))
         k = CAMERA_SIDE / max(image.size)
         target = folder / f"{p.parent.name}__{p.stem}.jpg"
-        image.resize((round(image.width * k), round(image.height * k)), Image.LANCZOS).save(
-            target, quality=CAMERA_QUALITY)
+        image = image.resize((round(image.width * k), round(image.height * k)), Image.LANCZOS)
+        if turned:
+            exif = Image.Exif()
+            exif[0x0112] = 6
+            image.transpose(Image.Transpose.ROTATE_90).save(target, quality=CAMERA_QUALITY, exif=exif.tobytes())
+        else:
+            image.save(target, quality=CAMERA_QUALITY)
         out.append(target)
     return out
 
@@ -138,10 +147,11 @@ def same_as_pillow_decoder(paths) -> dict:
                                                   for a, b in zip(fast, slow) if a.faces), default=0.0)}
 
 
-def stage_costs(web, cam, repeats: int) -> dict:
+def stage_costs(web, cam, repeats: int, turned=()) -> dict:
     """CPU ms per photo of each stage of one pool worker (this process, one thread), ~0.5 MP against
     12 MP, min of ``repeats`` interleaved passes: with the libjpeg-turbo decoder (``io/jpeg.py``,
-    the default) and with Pillow's (the decoder before it, for the same run's before / after)."""
+    the default) and with Pillow's (the decoder before it, for the same run's before / after).
+    ``turned``: the same 12 MP photos stored with EXIF orientation 6 (``camera_exif_turned``)."""
     import contextlib
 
     import cv2
@@ -180,17 +190,20 @@ def stage_costs(web, cam, repeats: int) -> dict:
     one_pass(web[:4])
     for _ in range(repeats):
         for name, ctx in decoders.items():
-            for size, paths in (("web", web), ("camera", cam)):
+            for size, paths in (("web", web), ("camera", cam), ("camera_exif_turned", turned)):
+                if not paths:
+                    continue
                 with ctx():
                     run = one_pass(paths)
                 key = (name, size)
                 best[key] = run if key not in best else {k: min(v, run[k]) for k, v in best[key].items()}
     out = {}
     for name in decoders:
-        w, c = best[(name, "web")], best[(name, "camera")]
-        tw, tc = (sum(v for k, v in r.items() if k != "second_decodes") for r in (w, c))
-        out[name] = {"web": {k: round(v, 2) for k, v in w.items()}, "camera": {k: round(v, 2) for k, v in c.items()},
-                     "total_ms": {"web": round(tw, 1), "camera": round(tc, 1)}, "cpu_ratio_camera_vs_web": round(tc / tw, 3)}
+        runs = {size: r for (n, size), r in best.items() if n == name}
+        total = {size: sum(v for k, v in r.items() if k != "second_decodes") for size, r in runs.items()}
+        out[name] = {**{size: {k: round(v, 2) for k, v in r.items()} for size, r in runs.items()},
+                     "total_ms": {size: round(t, 1) for size, t in total.items()},
+                     **{f"cpu_ratio_{size}_vs_web": round(t / total["web"], 3) for size, t in total.items() if size != "web"}}
     return {**out, "photos": len(web), "what": "one process, one thread; detect excludes the resize; descriptor in chunks of 8 photos"}
 
 
@@ -296,6 +309,8 @@ def main(argv=None) -> int:
         if "camera_size" not in args.skip:
             (work / "camera").mkdir()
             big = camera_copies(pick, work / "camera")
+            (work / "turned").mkdir()
+            turned = camera_copies(pick, work / "turned", turned=True)
             web = cost_per_extra_photo(pick, work / "web_runs", args.small, args.repeats)
             cam = cost_per_extra_photo(big, work / "cam_runs", args.small, args.repeats)
             report["camera_size"] = {
@@ -307,8 +322,9 @@ def main(argv=None) -> int:
                 "what": "vision-lib features --kind descriptor (YuNet + FaceNet, every core), fresh processes, "
                         "(T(N) - T(n)) / (N - n), min of the repeats",
             }
-            report["camera_size"]["stages_one_worker"] = stage_costs(pick, big, args.repeats)
+            report["camera_size"]["stages_one_worker"] = stage_costs(pick, big, args.repeats, turned)
             report["accuracy"] = {"camera": agreement(big), "web": agreement(pick),
+                                  "camera_exif_turned": agreement(turned),
                                   "camera_libjpeg_turbo_vs_pillow_decoder": same_as_pillow_decoder(big),
                                   "facenet_onnxruntime_vs_keras": runtimes_agree(pick[:20])}
         if "cold_start" not in args.skip:
