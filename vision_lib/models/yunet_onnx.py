@@ -33,7 +33,7 @@ def free_size_model(path: str) -> bytes:
     output or intermediate shapes (they name 640x640), serialised for ONNX Runtime."""
     import onnx
 
-    model = onnx.load(path)
+    model = onnx.load(path, load_external_data=False)  # the checked file alone
     dims = model.graph.input[0].type.tensor_type.shape.dim
     dims[2].dim_param, dims[3].dim_param = "height", "width"
     for out in model.graph.output:
