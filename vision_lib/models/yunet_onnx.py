@@ -46,7 +46,12 @@ def free_size_model(path: str) -> bytes:
 def yunet_session(path: str, threads: int | None):
     """The ONNX Runtime session of the YuNet file at ``path`` (checked by the caller), built once per
     process, file and thread count (``threads`` None: ONNX Runtime's default, every core)."""
-    import onnxruntime as ort
+    try:
+        import onnx  # noqa: F401  (free_size_model's)
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ImportError(f"YuNet runs under ONNX Runtime and needs {exc.name}: pip install onnxruntime onnx "
+                          "(pinned in requirements.txt)") from exc
 
     options = ort.SessionOptions()
     if threads:
