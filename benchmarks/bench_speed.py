@@ -363,13 +363,16 @@ def pipeline(photos: int, seed: int) -> dict:
     from vision_lib.config import dataset
     from vision_lib.io import photo_set
 
-    from vision_lib.models import facenet_onnx
+    from vision_lib.models import facenet_onnx, yunet_onnx
 
     bench_models._single_thread()
-    # ONNX Runtime's FaceNet session one thread too (its default is every core), as the reference's
-    # TensorFlow: the descriptor takes the function from this module at its first use.
-    any_threads = facenet_onnx.onnx_network
-    facenet_onnx.onnx_network = lambda path, threads: any_threads(path, 1)
+    # ONNX Runtime's FaceNet and YuNet sessions one thread too (its default is every core), as the
+    # reference's TensorFlow: the descriptor and the detector take them from these modules at first use.
+    def one_thread(session):
+        return lambda path, threads: session(path, 1)
+
+    for module, name in ((facenet_onnx, "onnx_network"), (yunet_onnx, "yunet_session")):
+        setattr(module, name, one_thread(getattr(module, name)))
     race = photo_set(dataset("footballers"), labelled=True).limit(total=photos, seed=seed + 1)
     (ref_s, ref_cpu), ref_f, ref_n = bench_models.reference_pipeline(race.paths, race.labels)
     (ours_s, ours_cpu), ours_f, ours_n = bench_models.our_pipeline(race.root, race.paths, None, None)

@@ -194,3 +194,21 @@ def test_model_comparison_whiskers_stop_at_one_and_stay_inside_the_axes():
     assert [(round(lo, 3), round(hi, 3)) for lo, hi in ends] == [(0.98, 1.0), (0.85, 0.95)]
     assert ax.get_xlim()[1] > 1.0  # the cap at 1 is drawn inside the axes, not cut by its edge
     plt.close(fig)
+
+
+def test_model_comparison_labels_stay_clear_of_long_whiskers():
+    import matplotlib.pyplot as plt
+
+    from vision_lib import plotting
+
+    fig, ax = plt.subplots(figsize=(4, 2.5))  # a panel of notebook 03's grid
+    plotting.model_comparison(ax, [{"model": "svm", "accuracy": 0.95, "accuracy_std": 0.02},
+                                   {"model": "knn", "accuracy": 0.46, "accuracy_std": 0.17}])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    whiskers = [seg[:, 0] for seg in ax.collections[0].get_segments()]
+    for text, (lo, _) in zip(ax.texts, whiskers):
+        label_end = text.get_window_extent(renderer).x1
+        whisker_start = ax.transData.transform((lo, 0))[0]
+        assert label_end < whisker_start, text.get_text()
+    plt.close(fig)

@@ -305,8 +305,11 @@ def model_comparison(ax, rows: Sequence[Mapping], metric: str = "accuracy"):
     # a share cannot pass 1: the upper whisker stops there, and the axis leaves room for its cap
     xerr = np.vstack([err, np.minimum(err, np.clip(1.0 - values, 0.0, None))])
     ax.barh(y, values, xerr=xerr, color="tab:blue", alpha=0.8, capsize=3)
-    left = max(0.0, values.min(initial=1.0) - 0.15)
-    for k, v in enumerate(values):  # at the bar's foot, clear of its error bar
+    # the values are written at the bars' foot: the axis starts far enough left of the lowest
+    # whisker for a label to fit before it (a long whisker crossed its own label)
+    low = (values - err).min(initial=1.0)
+    left = max(0.0, min(values.min(initial=1.0) - 0.15, low - 0.15 * (1.0 - low) - 0.03))
+    for k, v in enumerate(values):
         ax.text(left + 0.005, k, f"{v:.3f}", va="center", ha="left", color="white", fontsize=8)
     ax.set_yticks(y, names, fontsize=8)
     ax.invert_yaxis()

