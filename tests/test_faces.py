@@ -569,3 +569,17 @@ def test_a_camera_size_photo_is_detected_on_a_reduced_decode_and_described_as_on
     gap = np.linalg.norm(r.descriptors[0] - desc.describe(full, reference[:1])[0])
     assert gap < 0.25 * desc.threshold, gap
     assert r.qualities[0].size == r.faces[0].size
+
+
+@pytest.mark.parametrize("detector", ["yunet", "yunet_checked"])
+def test_detections_through_the_disk_cache_remake_the_detector_from_its_key(detector, tmp_path, monkeypatch):
+    # a cache miss makes the detector again from its key, which also names what runs ("runtime",
+    # "check"): those are not constructor arguments (a miss crashed every photo of a batch)
+    from vision_lib.faces.batch import detect_paths
+
+    monkeypatch.setenv("VISION_LIB_CACHE", str(tmp_path / "cache"))
+    photo = tmp_path / "grey.png"
+    Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(photo)
+    for _ in range(2):  # written, then read back
+        (got,) = detect_paths([photo], detector, n_jobs=1, progress=False)
+        assert got.error is None and got.faces == [] and got.shape == (120, 160)

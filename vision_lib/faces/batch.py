@@ -11,7 +11,7 @@ import numpy as np
 
 from ..geometry import Face
 from ..io import Decoded, ImageError, cannot_read
-from ..models import DEFAULT_DETECTOR, DETECTORS, get_detector
+from ..models import DEFAULT_DETECTOR, DETECTORS, KEY_ONLY, get_detector
 from ..parallel import map_chunks
 from .rating import FaceQuality
 from .scaled import describe_in, detect_photo, face_view, in_view, qualities_in
@@ -109,7 +109,7 @@ def _detect_uncached(path: str, detector: str, params: dict, descriptors: str | 
                      image: np.ndarray | None = None, views: list | None = None):
     """Detect (and describe) one photo; a file is decoded only as far as needed (:mod:`.scaled`).
     ``views``, when given, receives the decode its faces are described from."""
-    det = get_detector(detector, **params)
+    det = get_detector(detector, **{k: v for k, v in params.items() if k not in KEY_ONLY})  # params may be a cache key
     try:
         if image is not None:
             view = Decoded(image, 1.0, image.shape[:2])

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..geometry import Face
 
-__all__ = ["DEFAULT_DESCRIPTOR", "DEFAULT_DETECTOR", "DESCRIPTORS", "DETECTORS", "DESCRIPTOR_ENV", "Descriptor",
+__all__ = ["DEFAULT_DESCRIPTOR", "DEFAULT_DETECTOR", "DESCRIPTORS", "DETECTORS", "DESCRIPTOR_ENV", "Descriptor", "KEY_ONLY",
            "Detector", "default_descriptor", "describe_many", "descriptor_for_id", "get_descriptor", "get_detector", "same_person_distance"]
 
 #: Detector names, fastest modern first. ``yunet_checked``: YuNet with its checked looks (turned photos,
@@ -80,6 +80,11 @@ class Descriptor(Protocol):
 def _check(kind: str, name: str, names: tuple) -> None:
     if name not in names:
         raise ValueError(f"unknown {kind} {name!r}; choose from {', '.join(names)}")
+
+
+#: Entries of a detector's ``params()`` (its cache key) that name what runs (YuNet's runtime, the
+#: checked looks' second detector), not settings: left out when a detector is made again from a key.
+KEY_ONLY = ("check", "runtime")
 
 
 @functools.lru_cache(maxsize=16)
