@@ -77,34 +77,6 @@ def test_a_person_cut_from_the_candidates_is_scored_as_the_exact_rule_scores_it(
     assert far[0] == pytest.approx(0.5, abs=1e-5) and owner[0].tolist() == [1, 1, 1, 2]
 
 
-def test_the_exact_scores_read_many_peoples_descriptors_at_once_and_are_the_same(tmp_path):
-    # crowded people: each face has several people within the same-person distance, most of them
-    # with faces beyond the candidates, so their exact scores read every face of theirs
-    X, person = _crowded(12, 9, seed=3)
-    Q = X[::7] + np.float32(0.01)
-    index = neighbours.FaceIndex(tmp_path / "x.db")
-    index.kind, index.index = "flat", None
-    index._build(_Store(X), len(X))
-    fid = np.arange(1, len(X) + 1)
-    calls = []
-
-    def one(p):
-        calls.append([p])
-        return X[person == p]
-
-    def many(people):
-        calls.append(list(people))
-
-    one_by_one = neighbours.IndexGallery(index, fid, person, lambda p: X[person == p])
-    at_once = neighbours.IndexGallery(index, fid, person, one)
-    one.many = many  # IndexGallery.prefetch hands it every person asked, once
-    want = assign.person_distances(Q, one_by_one, 5, candidates=4)  # 4 < 5: every person scored exactly
-    got = assign.person_distances(Q, at_once, 5, candidates=4)
-    assert got == want  # the same values, bit for bit
-    assert len(calls[0]) > 3 and all(c == [p] for c, p in zip(calls[1:], calls[0]))  # read as asked, after the batch
-    assert assign.attach(Q, at_once, 1.1, 5).tolist() == assign.attach(Q, one_by_one, 1.1, 5).tolist()
-
-
 def _two_copies(tmp_path: Path, monkeypatch) -> tuple[Path, Path, Path]:
     X, people = _crowded(40, 12, seed=3)
     first = np.arange(len(X)) % 12 < 9

@@ -301,19 +301,8 @@ class Collection:
 
         def vectors_of(p: int) -> np.ndarray:
             if p not in held:
-                fetch([p])
+                held[p] = np.concatenate([index.vectors_of(clear_faces_of(p)), added.get(p, Xq[:0])])
             return held[p]
-
-        def fetch(people) -> None:  # many people at once: one look-up in the index's copy, not one a person
-            people = [p for p in dict.fromkeys(people) if p not in held]
-            if not people:
-                return
-            faces = [clear_faces_of(p) for p in people]
-            rows = np.split(index.vectors_of(np.concatenate(faces)), np.cumsum([len(f) for f in faces])[:-1])
-            for p, X in zip(people, rows):
-                held[p] = np.concatenate([X, added.get(p, Xq[:0])])
-
-        vectors_of.many = fetch  # IndexGallery.prefetch
 
         limit = None if rule is None else rule.threshold_
         gallery = IndexGallery(index, fid, np.where(clear, person, -1), vectors_of, known)

@@ -84,8 +84,6 @@ def _by_person(Q: np.ndarray, rows: np.ndarray, people: np.ndarray, gallery, red
     if not len(rows):
         return out
     order = np.argsort(people, kind="stable")
-    if hasattr(gallery, "prefetch"):  # the people's descriptors in one read
-        gallery.prefetch(np.unique(people).tolist())
     Qs = np.asarray(Q, np.float64)[rows[order]]  # the pairs' rows, grouped by person
     cut = np.flatnonzero(np.r_[True, people[order][1:] != people[order][:-1], True]).tolist()
     for a, b in zip(cut[:-1], cut[1:]):

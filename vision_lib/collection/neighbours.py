@@ -386,10 +386,3 @@ class IndexGallery:
         if person not in self._members:
             self._members[person] = self.person_vectors(person)
         return self._members[person]
-
-    def prefetch(self, people) -> None:
-        """Read the descriptors of ``people`` at once when ``person_vectors`` can (its ``many``): an add
-        asks the exact scores of 20,000 people at 1M faces, one look-up each cost it a second."""
-        many = getattr(self.person_vectors, "many", None)
-        if many is not None:
-            many([p for p in people if p not in self._members])
