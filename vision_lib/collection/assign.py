@@ -197,9 +197,11 @@ def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: st
         scores = person_distances(Q[rows], gallery, k, cutoff=distance)
         for g in range(model.n_clusters_):
             mine = [scores[i] for i in np.flatnonzero(labels[rows] == g)]
-            people = set().union(*(s.keys() for s in mine))
+            people = list(set().union(*(s.keys() for s in mine)))
             # a face of the group that has the person in no candidate is far from it: counts as far
-            mean = {p: np.mean([s.get(p, np.inf) for s in mine]) for p in people}
+            # (one row per person, averaged along it: np.mean of each person's list, bit for bit)
+            table = np.array([[s.get(p, np.inf) for s in mine] for p in people], np.float64).reshape(len(people), len(mine))
+            mean = dict(zip(people, table.mean(axis=1).tolist()))
             near = [p for p, d in mean.items() if d < distance]
             most = group_limit(group_limits, len(mine)) if group_limits else limit
             if len(near) == 1 and (most is None or mean[near[0]] < most):
