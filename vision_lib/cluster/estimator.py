@@ -30,6 +30,15 @@ _DENSE_LIMIT = 6000
 #: Smaller people are still grouped by the average-linkage step.
 HYBRID_CORE_SIZE = 5
 
+#: HDBSCAN's ``min_samples`` for the cores of ``hybrid`` (``core_min_samples``): 1, no density
+#: smoothing, so its hierarchy is single linkage of the faces (2 gives the same tree: no edge of the
+#: minimum spanning tree is shorter than either end's nearest neighbour), cut by HDBSCAN's stability
+#: with :data:`HYBRID_CORE_SIZE`. scikit-learn's default (the minimum size, 5) measures a face's
+#: density on its 4 nearest faces: a person with a few more than 5 faces then has the density of
+#: their whole group, their cluster dissolves almost as it forms, and it stays inside a look-alike's
+#: core; whether two people separate then depends on how many photos each has (docs/clustering.md).
+HYBRID_MIN_SAMPLES = 1
+
 #: Above this many faces, ``hybrid`` and ``agglomerative`` (with ``algorithm="auto"``) work on a
 #: k-nearest-neighbour graph (:mod:`vision_lib.graph_cluster`): memory linear in the faces.
 GRAPH_LIMIT = _DENSE_LIMIT
@@ -77,6 +86,9 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         progress: progress bars for the graph algorithm.
         attach: ``hybrid`` only, :data:`ATTACH_RULES`: ``"local"`` (default) or ``"mean"`` (the
             rule before 2026-12-02).
+        core_min_samples: ``hybrid`` only, HDBSCAN's ``min_samples`` for the cores (default
+            :data:`HYBRID_MIN_SAMPLES`, no density smoothing); ``None``: scikit-learn's default (the
+            core size, 5), the rule before 2026-12-07.
 
     Attributes:
         labels_: group per face, ``-1`` = unassigned.
@@ -87,7 +99,7 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
                  n_clusters: int | None = None, max_clusters: int | None = None,
                  min_cluster_size: int = 2, outlier_distance: float | str | None = "auto",
                  random_state: int | None = None, descriptor: str | None = None, algorithm: str = "auto",
-                 progress: bool = False, attach: str = "local"):
+                 progress: bool = False, attach: str = "local", core_min_samples: int | None = HYBRID_MIN_SAMPLES):
         self.method = method
         self.threshold = threshold
         self.n_clusters = n_clusters
@@ -99,6 +111,7 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         self.algorithm = algorithm
         self.progress = progress
         self.attach = attach
+        self.core_min_samples = core_min_samples
 
     def cut_distance(self) -> float:
         """The distance this clustering cuts at: ``threshold``, or the method's share
@@ -182,7 +195,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         build = np.ones(len(X), bool) if core_mask is None else core_mask
         labels = np.full(len(X), -1)
         if build.sum() >= HYBRID_CORE_SIZE:
-            labels[build] = HDBSCAN(min_cluster_size=HYBRID_CORE_SIZE, copy=True).fit_predict(X[build])
+            labels[build] = HDBSCAN(min_cluster_size=HYBRID_CORE_SIZE, min_samples=self.core_min_samples,
+                                    copy=True).fit_predict(X[build])
         labels = self._split_cores(X, labels, t)
         cores = np.unique(labels[labels >= 0])
         if self.attach == "mean":
@@ -440,5 +454,6 @@ def cluster_faces(descriptors: np.ndarray, method: str = "hybrid", **params) -> 
 
 
 
-__all__ = ["CLUSTER_METHODS", "THRESHOLD_SHARES", "DEFAULT_THRESHOLDS", "HYBRID_CORE_SIZE", "GRAPH_LIMIT",
+__all__ = ["CLUSTER_METHODS", "THRESHOLD_SHARES", "DEFAULT_THRESHOLDS", "HYBRID_CORE_SIZE", "HYBRID_MIN_SAMPLES",
+           "GRAPH_LIMIT",
            "ALGORITHMS", "ATTACH_RULES", "CONFIDENT_CORES", "IdentityClustering", "cluster_faces"]
