@@ -68,6 +68,9 @@ def identity_footballers(detector: str | None = None, descriptor: str | None = N
     out["by_largest_face"] = score_by_largest_face(faces, labels)
     out["by_subject_face"] = score_by_subject_face(faces, labels)
     out[f"by_{other_name}"] = score_by_largest_face(faces, other)
+    # the cores' density over 5 faces, scikit-learn's default (the rule before 2026-12-07), same run
+    smoothed = cluster.IdentityClustering(descriptor=faces.descriptor, core_min_samples=None)
+    out["by_largest_face_core_density_over_5"] = score_by_largest_face(faces, cluster.cluster_table_faces(smoothed, faces, cores=cores))
     return out
 
 
