@@ -10,10 +10,12 @@ that into groups:
 
 ==================  ===========================================================================
 ``hybrid``          (default) dense cores found by HDBSCAN (scikit-learn's default
-                    ``min_cluster_size`` of 5), each split by average linkage at the threshold
-                    (density alone can chain several people into one core where a collection is
-                    dense everywhere); a piece rejoins a larger piece of its core when that is the
-                    only piece whose 5 nearest faces are, on average, closer than the threshold.
+                    ``min_cluster_size`` of 5; ``min_samples`` 1, no density smoothing, so that a
+                    person with few photos is not kept inside a look-alike's core), each split by
+                    average linkage at the threshold (density alone can chain several people into
+                    one core where a collection is dense everywhere); a piece rejoins a larger
+                    piece of its core when that is the only piece whose 5 nearest faces are, on
+                    average, closer than the threshold.
                     Every face HDBSCAN left as noise joins the core whose 5 nearest faces
                     are on average closer than the threshold, when only one core is (a face near
                     several: the core whose faces are on average closer, as before), the rest are

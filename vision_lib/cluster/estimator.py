@@ -45,8 +45,8 @@ GRAPH_LIMIT = _DENSE_LIMIT
 ALGORITHMS = ("auto", "exact", "graph")
 
 #: How ``hybrid`` attaches what HDBSCAN's cores leave out. ``"local"`` (default): by the average
-#: distance to a core's :data:`HYBRID_CORE_SIZE` nearest faces (the neighbourhood size HDBSCAN's
-#: density is measured on; no new constant), only when one core is that near: noise faces, groups of
+#: distance to a core's :data:`HYBRID_CORE_SIZE` nearest faces (the smallest group HDBSCAN makes a
+#: core; no new constant), only when one core is that near: noise faces, groups of
 #: them, and the pieces average linkage cuts from a core; ``"mean"`` (before 2026-12-02): noise faces
 #: by the average distance to all of a core's faces, nothing else.
 ATTACH_RULES = ("local", "mean")
