@@ -5,7 +5,7 @@ detector and descriptor, or ``--detector`` / ``--descriptor``; from the disk cac
 detects faces), scored per photo on its subject face; baselines in the same run: K-Means with the
 true k and Chinese Whispers. Then the raw footballer photos (default method), each photo scored by
 the cluster of its largest face against its folder (``--baseline mtcnn dlib``: the old models too).
-Subsets: the default against the rule before 2026-12-07 (the cores' density over 5 faces) on random
+Subsets: the default against cores without density smoothing (``core_min_samples=1``) on random
 25 / 50 / 75 % of each person's photos, both sets (a collection's first build is that small).
 Clothing: the default (court-masked colours), the known recipe (MobileNetV2 + voted region
 histograms) and a plain baseline (HSV histogram of the whole crop + Ward), accuracy against
@@ -70,9 +70,9 @@ def identity_footballers(detector: str | None = None, descriptor: str | None = N
     out["by_largest_face"] = score_by_largest_face(faces, labels)
     out["by_subject_face"] = score_by_subject_face(faces, labels)
     out[f"by_{other_name}"] = score_by_largest_face(faces, other)
-    # the cores' density over 5 faces, scikit-learn's default (the rule before 2026-12-07), same run
-    smoothed = cluster.IdentityClustering(descriptor=faces.descriptor, core_min_samples=None)
-    out["by_largest_face_core_density_over_5"] = score_by_largest_face(faces, cluster.cluster_table_faces(smoothed, faces, cores=cores))
+    # the cores without density smoothing (core_min_samples=1; not the default), same run
+    bare = cluster.IdentityClustering(descriptor=faces.descriptor, core_min_samples=1)
+    out["by_largest_face_cores_without_smoothing"] = score_by_largest_face(faces, cluster.cluster_table_faces(bare, faces, cores=cores))
     return out
 
 
@@ -83,14 +83,14 @@ SUBSET_SEEDS = 3
 
 def subsets(detector: str | None = None, descriptor: str | None = None) -> dict:
     """The default identity clustering of random subsets of each person's photos (LFW scored on the
-    subject face, footballers on the largest), against the cores' density over 5 faces (the rule
-    before 2026-12-07) on the same subsets: how a small collection's first build fares. Mean and
+    subject face, footballers on the largest), against cores without density smoothing
+    (``core_min_samples=1``) on the same subsets: how a small collection's first build fares. Mean and
     lowest BCubed F over :data:`SUBSET_SEEDS` seeds per share."""
     from _common import labelled_faces, score_by_largest_face, score_by_subject_face, table_of_photos
 
     from vision_lib import cluster
 
-    rules = {"default": {}, "core_density_over_5": {"core_min_samples": None}}
+    rules = {"default": {}, "cores_without_smoothing": {"core_min_samples": 1}}
     out = {}
     for dataset, score in (("lfw", score_by_subject_face), ("footballers", score_by_largest_face)):
         faces, _ = labelled_faces(dataset, detector, descriptor)

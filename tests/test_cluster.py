@@ -86,7 +86,7 @@ def _look_alike_with_few_photos(seed: int, small: int = 7, big: int = 30, dim: i
 def test_hybrid_cores_separate_a_look_alike_with_few_photos():
     """With HDBSCAN's density measured over 5 faces (scikit-learn's default), a person of a few more
     than 5 faces has the density of their whole group and stays inside the look-alike's core in some
-    draws; without smoothing (the default) they are apart in every draw."""
+    draws; without smoothing (``core_min_samples=1``) they are apart in every draw."""
     def apart(**params) -> int:
         count = 0
         for seed in range(20):
@@ -95,9 +95,9 @@ def test_hybrid_cores_separate_a_look_alike_with_few_photos():
             count += not set(labels[:big]) & set(labels[big:])
         return count
 
-    assert cluster.HYBRID_MIN_SAMPLES == IdentityClustering().get_params()["core_min_samples"] == 1
-    assert apart() == 20
-    assert apart(core_min_samples=None) < 20, "the old smoothing should merge the pair in some draws"
+    assert cluster.HYBRID_MIN_SAMPLES is IdentityClustering().get_params()["core_min_samples"] is None
+    assert apart(core_min_samples=1) == 20
+    assert apart() < 20, "the default smoothing should merge the pair in some draws"
 
 
 def test_hybrid_splits_a_density_core_that_chains_people(rng, monkeypatch):

@@ -10,8 +10,8 @@ that into groups:
 
 ==================  ===========================================================================
 ``hybrid``          (default) dense cores found by HDBSCAN (scikit-learn's default
-                    ``min_cluster_size`` of 5; ``min_samples`` 1, no density smoothing, so that a
-                    person with few photos is not kept inside a look-alike's core), each split by
+                    ``min_cluster_size`` of 5; ``core_min_samples=1``: no density smoothing, a
+                    small set's look-alikes apart but one person's poses cut), each split by
                     average linkage at the threshold (density alone can chain several people into
                     one core where a collection is dense everywhere); a piece rejoins a larger
                     piece of its core when that is the only piece whose 5 nearest faces are, on

@@ -30,15 +30,15 @@ _DENSE_LIMIT = 6000
 #: Smaller people are still grouped by the average-linkage step.
 HYBRID_CORE_SIZE = 5
 
-#: HDBSCAN's ``min_samples`` for the cores of ``hybrid`` (``core_min_samples``): 1, no density
-#: smoothing, so its hierarchy is single linkage of the faces (2 gives the same tree: no edge of the
-#: minimum spanning tree is shorter than either end's nearest neighbour), cut by HDBSCAN's stability
-#: with :data:`HYBRID_CORE_SIZE`. scikit-learn's default (the minimum size, 5) measures a face's
-#: density on its 4 nearest faces: a person with a few more than 5 faces then has the density of
-#: their whole group, their cluster dissolves almost as it forms, and it stays inside a look-alike's
-#: core; whether two people separate then depends on how many photos each has (docs/clustering.md).
-#: The exact algorithm only: the graph algorithm's pieces keep the default (see :meth:`IdentityClustering.fit`).
-HYBRID_MIN_SAMPLES = 1
+#: HDBSCAN's ``min_samples`` for the cores of ``hybrid`` (``core_min_samples``): ``None``,
+#: scikit-learn's default (the minimum size, 5: a face's density is measured on its 4 nearest faces).
+#: 1 (no smoothing: single linkage of the faces, cut by HDBSCAN's stability) keeps a look-alike with a
+#: few more than 5 photos out of another person's core, so a small collection's first build is purer
+#: (LFW's first half: 0.967 -> 0.994), but it cuts a set of one person's photos into pose cores that
+#: never merge (LFW's 8 largest people alone: 0.71 against 1.0) and the graph algorithm's pieces
+#: likewise: not the default (docs/clustering.md, "Small collections"). The exact algorithm only: the
+#: graph algorithm's pieces always keep the default.
+HYBRID_MIN_SAMPLES = None
 
 #: Above this many faces, ``hybrid`` and ``agglomerative`` (with ``algorithm="auto"``) work on a
 #: k-nearest-neighbour graph (:mod:`vision_lib.graph_cluster`): memory linear in the faces.
@@ -88,9 +88,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         attach: ``hybrid`` only, :data:`ATTACH_RULES`: ``"local"`` (default) or ``"mean"`` (the
             rule before 2026-12-02).
         core_min_samples: ``hybrid`` with the exact algorithm, HDBSCAN's ``min_samples`` for the
-            cores (default :data:`HYBRID_MIN_SAMPLES`, no density smoothing); ``None``:
-            scikit-learn's default (the core size, 5), the rule before 2026-12-07. The graph
-            algorithm's pieces keep scikit-learn's default.
+            cores (default :data:`HYBRID_MIN_SAMPLES`: ``None``, scikit-learn's default, the core
+            size 5; 1: no density smoothing). The graph algorithm's pieces keep the default.
 
     Attributes:
         labels_: group per face, ``-1`` = unassigned.
