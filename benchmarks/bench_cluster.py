@@ -6,7 +6,8 @@ detects faces), scored per photo on its subject face; baselines in the same run:
 true k and Chinese Whispers. Then the raw footballer photos (default method), each photo scored by
 the cluster of its largest face against its folder (``--baseline mtcnn dlib``: the old models too).
 Subsets: the default against cores without density smoothing (``core_min_samples=1``) on random
-25 / 50 / 75 % of each person's photos, both sets (a collection's first build is that small).
+25 / 50 / 75 % of each person's photos, both sets (a collection's first build is that small), and on
+each of the 8 people with most photos alone.
 Clothing: the default (court-masked colours), the known recipe (MobileNetV2 + voted region
 histograms) and a plain baseline (HSV histogram of the whole crop + Ward), accuracy against
 ``labels_top.csv`` and the frame-pair check on both folders, plus timing of the clustering step.
@@ -109,6 +110,15 @@ def subsets(detector: str | None = None, descriptor: str | None = None) -> dict:
                     scores[rule].append(score(sub, cluster.cluster_table_faces(model, sub))["bcubed_f"])
             out[f"{dataset}_{share}"] = {r: {"mean_bcubed_f": round(float(np.mean(v)), 4), "lowest": min(v)}
                                          for r, v in scores.items()}
+        # the counter-case: one person's photos alone (the 8 people with most photos, each on its own)
+        scores = {r: [] for r in rules}
+        for label in sorted(by, key=lambda lab: (-len(by[lab]), lab))[:8]:
+            sub = table_of_photos(faces, by[label])
+            for rule, params in rules.items():
+                model = cluster.IdentityClustering(descriptor=faces.descriptor, **params)
+                scores[rule].append(score(sub, cluster.cluster_table_faces(model, sub))["bcubed_f"])
+        out[f"{dataset}_one_person"] = {r: {"mean_bcubed_f": round(float(np.mean(v)), 4), "lowest": min(v)}
+                                        for r, v in scores.items()}
     return out
 
 
