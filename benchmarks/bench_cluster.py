@@ -5,6 +5,9 @@ detector and descriptor, or ``--detector`` / ``--descriptor``; from the disk cac
 detects faces), scored per photo on its subject face; baselines in the same run: K-Means with the
 true k and Chinese Whispers. Then the raw footballer photos (default method), each photo scored by
 the cluster of its largest face against its folder (``--baseline mtcnn dlib``: the old models too).
+Subsets: the default against cores without density smoothing (``core_min_samples=1``) on random
+25 / 50 / 75 % of each person's photos, both sets (a collection's first build is that small), and on
+each of the 8 people with most photos alone.
 Clothing: the default (court-masked colours), the known recipe (MobileNetV2 + voted region
 histograms) and a plain baseline (HSV histogram of the whole crop + Ward), accuracy against
 ``labels_top.csv`` and the frame-pair check on both folders, plus timing of the clustering step.
@@ -68,6 +71,54 @@ def identity_footballers(detector: str | None = None, descriptor: str | None = N
     out["by_largest_face"] = score_by_largest_face(faces, labels)
     out["by_subject_face"] = score_by_subject_face(faces, labels)
     out[f"by_{other_name}"] = score_by_largest_face(faces, other)
+    # the cores without density smoothing (core_min_samples=1; not the default), same run
+    bare = cluster.IdentityClustering(descriptor=faces.descriptor, core_min_samples=1)
+    out["by_largest_face_cores_without_smoothing"] = score_by_largest_face(faces, cluster.cluster_table_faces(bare, faces, cores=cores))
+    return out
+
+
+#: Shares of each person's photos clustered by :func:`subsets` (a collection's first builds are this small).
+SUBSET_SHARES = (0.25, 0.5, 0.75)
+SUBSET_SEEDS = 3
+
+
+def subsets(detector: str | None = None, descriptor: str | None = None) -> dict:
+    """The default identity clustering of random subsets of each person's photos (LFW scored on the
+    subject face, footballers on the largest), against cores without density smoothing
+    (``core_min_samples=1``) on the same subsets: how a small collection's first build fares. Mean and
+    lowest BCubed F over :data:`SUBSET_SEEDS` seeds per share."""
+    from _common import labelled_faces, score_by_largest_face, score_by_subject_face, table_of_photos
+
+    from vision_lib import cluster
+
+    rules = {"default": {}, "cores_without_smoothing": {"core_min_samples": 1}}
+    out = {}
+    for dataset, score in (("lfw", score_by_subject_face), ("footballers", score_by_largest_face)):
+        faces, _ = labelled_faces(dataset, detector, descriptor)
+        by: dict[str, list[str]] = {}
+        for photo, label in zip(faces.photos, faces.photo_labels):
+            by.setdefault(label, []).append(photo)
+        for share in SUBSET_SHARES:
+            scores: dict[str, list[float]] = {r: [] for r in rules}
+            for seed in range(SUBSET_SEEDS):
+                rng = np.random.default_rng(seed)
+                pick = [p for label in sorted(by) for p in
+                        rng.choice(sorted(by[label]), max(1, round(len(by[label]) * share)), replace=False)]
+                sub = table_of_photos(faces, pick)
+                for rule, params in rules.items():
+                    model = cluster.IdentityClustering(descriptor=faces.descriptor, **params)
+                    scores[rule].append(score(sub, cluster.cluster_table_faces(model, sub))["bcubed_f"])
+            out[f"{dataset}_{share}"] = {r: {"mean_bcubed_f": round(float(np.mean(v)), 4), "lowest": min(v)}
+                                         for r, v in scores.items()}
+        # the counter-case: one person's photos alone (the 8 people with most photos, each on its own)
+        scores = {r: [] for r in rules}
+        for label in sorted(by, key=lambda lab: (-len(by[lab]), lab))[:8]:
+            sub = table_of_photos(faces, by[label])
+            for rule, params in rules.items():
+                model = cluster.IdentityClustering(descriptor=faces.descriptor, **params)
+                scores[rule].append(score(sub, cluster.cluster_table_faces(model, sub))["bcubed_f"])
+        out[f"{dataset}_one_person"] = {r: {"mean_bcubed_f": round(float(np.mean(v)), 4), "lowest": min(v)}
+                                        for r, v in scores.items()}
     return out
 
 
@@ -140,7 +191,7 @@ def main(argv=None) -> None:
     ap.add_argument("--descriptor", choices=DESCRIPTORS, default=None, help=f"default: {DEFAULT_DESCRIPTOR}")
     ap.add_argument("--baseline", nargs=2, metavar=("DETECTOR", "DESCRIPTOR"), default=None,
                     help="also the footballers' identity clustering with these models (e.g. mtcnn dlib)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["lfw", "footballers", "clothing"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["lfw", "footballers", "subsets", "clothing"])
     args = ap.parse_args(argv)
     result = {"models": {"detector": args.detector or DEFAULT_DETECTOR, "descriptor": args.descriptor or DEFAULT_DESCRIPTOR}}
     if "lfw" not in args.skip:
@@ -149,6 +200,8 @@ def main(argv=None) -> None:
         result["identity_footballers"] = identity_footballers(args.detector, args.descriptor)
         if args.baseline:
             result["identity_footballers_baseline"] = {"models": args.baseline, **identity_footballers(*args.baseline)}
+    if "subsets" not in args.skip:
+        result["identity_subsets"] = subsets(args.detector, args.descriptor)
     if "clothing" not in args.skip:
         result["clothing"] = clothing()
     print(json.dumps(result, indent=1))

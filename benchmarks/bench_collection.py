@@ -178,6 +178,8 @@ def incremental(dataset: str, by: str, tmp: Path, search_too: bool = False, revi
 
     before, name_of = state()
     named = set(name_of.values())
+    # the first build as named (what an add can no longer change), scored on the first-half photos
+    out["first_half_named"] = {"bcubed": bcubed([truth_of[p] for p in first], [before[rows[p]] if p in rows else -1 for p in first])}
     result = {}
     if search_too:
         result["search"] = search_quality(people, faces, rows, second, truth_of)

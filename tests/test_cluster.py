@@ -73,6 +73,33 @@ def test_hybrid_keeps_dense_look_alikes_apart_and_groups_small_people(rng):
     assert external_metrics(y, labels)["bcubed_f"] == pytest.approx(1.0)
 
 
+def _look_alike_with_few_photos(seed: int, small: int = 7, big: int = 30, dim: int = 16):
+    """A person of ``big`` faces and a look-alike of ``small`` (a few more than a core), centres 0.4
+    apart: on average closer than dlib's 0.6, so only density can tell them apart."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(scale=0.05, size=(big, dim))
+    b = rng.normal(scale=0.05, size=(small, dim))
+    b[:, 0] += 0.4
+    return np.vstack([a, b]), big
+
+
+def test_hybrid_cores_separate_a_look_alike_with_few_photos():
+    """With HDBSCAN's density measured over 5 faces (scikit-learn's default), a person of a few more
+    than 5 faces has the density of their whole group and stays inside the look-alike's core in some
+    draws; without smoothing (``core_min_samples=1``) they are apart in every draw."""
+    def apart(**params) -> int:
+        count = 0
+        for seed in range(20):
+            X, big = _look_alike_with_few_photos(seed)
+            labels = IdentityClustering(descriptor="dlib", **params).fit_predict(X)
+            count += not set(labels[:big]) & set(labels[big:])
+        return count
+
+    assert cluster.HYBRID_MIN_SAMPLES is IdentityClustering().get_params()["core_min_samples"] is None
+    assert apart(core_min_samples=1) == 20
+    assert apart() < 20, "the default smoothing should merge the pair in some draws"
+
+
 def test_hybrid_splits_a_density_core_that_chains_people(rng, monkeypatch):
     """Where a collection is dense everywhere HDBSCAN can return one core holding several people
     (seen on the footballer photos); the default splits every core by the same-person threshold."""

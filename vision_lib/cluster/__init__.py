@@ -10,10 +10,12 @@ that into groups:
 
 ==================  ===========================================================================
 ``hybrid``          (default) dense cores found by HDBSCAN (scikit-learn's default
-                    ``min_cluster_size`` of 5), each split by average linkage at the threshold
-                    (density alone can chain several people into one core where a collection is
-                    dense everywhere); a piece rejoins a larger piece of its core when that is the
-                    only piece whose 5 nearest faces are, on average, closer than the threshold.
+                    ``min_cluster_size`` of 5; ``core_min_samples=1``: no density smoothing, a
+                    small set's look-alikes apart but one person's poses cut), each split by
+                    average linkage at the threshold (density alone can chain several people into
+                    one core where a collection is dense everywhere); a piece rejoins a larger
+                    piece of its core when that is the only piece whose 5 nearest faces are, on
+                    average, closer than the threshold.
                     Every face HDBSCAN left as noise joins the core whose 5 nearest faces
                     are on average closer than the threshold, when only one core is (a face near
                     several: the core whose faces are on average closer, as before), the rest are
@@ -52,15 +54,15 @@ from __future__ import annotations
 from ..io import CSV_TEXT, Rejected, copy_grouped, flat_name, locked_output, prepare_output  # noqa: F401 (re-exported)
 from ..tables import FaceTable, face_table, subject_face  # noqa: F401 (re-exported)
 from .estimator import (ALGORITHMS, ATTACH_RULES, CLUSTER_METHODS, CONFIDENT_CORES, DEFAULT_THRESHOLDS,  # noqa: F401
-                        GRAPH_LIMIT, HYBRID_CORE_SIZE, THRESHOLD_SHARES, IdentityClustering, _attach_local,
-                        _attach_noise, _rejoin_pieces, cluster_faces)
+                        GRAPH_LIMIT, HYBRID_CORE_SIZE, HYBRID_MIN_SAMPLES, THRESHOLD_SHARES, IdentityClustering,
+                        _attach_local, _attach_noise, _rejoin_pieces, cluster_faces)
 from .export import (FaceSet, cluster_folder, cluster_table, cluster_table_faces, core_faces, export_clusters,
                      face_set, group_folder, load_descriptor_table, table_faces, table_threshold)
 from .compare import METHOD_PRESETS, compare_methods, compare_presets, format_rows
 from .metrics import INTERNAL_SAMPLE, external_metrics, internal_metrics, singletons_for_noise
 
-__all__ = ["CLUSTER_METHODS", "THRESHOLD_SHARES", "DEFAULT_THRESHOLDS", "HYBRID_CORE_SIZE", "GRAPH_LIMIT",
-           "ALGORITHMS", "ATTACH_RULES", "IdentityClustering", "cluster_faces", "INTERNAL_SAMPLE", "internal_metrics",
+__all__ = ["CLUSTER_METHODS", "THRESHOLD_SHARES", "DEFAULT_THRESHOLDS", "HYBRID_CORE_SIZE", "HYBRID_MIN_SAMPLES",
+           "GRAPH_LIMIT", "ALGORITHMS", "ATTACH_RULES", "IdentityClustering", "cluster_faces", "INTERNAL_SAMPLE", "internal_metrics",
            "singletons_for_noise", "external_metrics", "FaceTable", "FaceSet", "subject_face", "face_set", "group_folder",
            "export_clusters", "cluster_folder", "load_descriptor_table", "table_threshold", "table_faces",
            "cluster_table", "METHOD_PRESETS", "compare_presets", "compare_methods", "format_rows"]
