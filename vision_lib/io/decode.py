@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .jpeg import FAST_MODES, decode_jpeg, decode_jpeg_rows
+from .jpeg import FAST_MODES, decode_jpeg, decode_jpeg_rows, out_size
 from .reasons import ImageError, cannot_read
 from .sniff import SNIFF_BYTES, sniff_bytes, sniff_file
 
@@ -181,8 +181,7 @@ def _rows_upright(data: bytes, size: tuple[int, int], reduction: int, rows: int,
     (:func:`~.jpeg.decode_jpeg_rows`), black elsewhere; None when that cannot be done. Only the
     decoded band is turned: turning the whole array would cost more than decoding it (a 12 MP photo
     turned at 1/1: 20 ms) and write every one of its black pages."""
-    w, h = size
-    shape = (-(-h // reduction), -(-w // reduction), 3)  # the file's; np.zeros' pages stay unwritten until used
+    shape = (*out_size(size, reduction), 3)  # the file's; np.zeros' pages stay unwritten until used
     if orientation not in _ORIENTATION:  # upright already: decoded straight into the whole array
         whole = np.zeros(shape, np.uint8)
         return whole if decode_jpeg_rows(data, size, reduction, rows, out=whole) is not None else None

@@ -31,7 +31,7 @@ def decode_jpeg(data: bytes, size: tuple[int, int], reduction: int = 1) -> np.nd
     simplejpeg = _simplejpeg()
     if simplejpeg is None:
         return None
-    want = _out_size(size, reduction)
+    want = out_size(size, reduction)
     try:
         # strict: a warning (truncated data, corrupt marker) is an error here, so Pillow decides.
         image = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=want[1], min_height=want[0], strict=True)
@@ -55,7 +55,7 @@ def decode_jpeg_rows(data: bytes, size: tuple[int, int], reduction: int, rows: i
     data, band = short
     # Always a buffer of our own: the decoder's warning at the early stop is raised as an error,
     # after it has written every row into the buffer (an array it allocated itself would be lost).
-    shape = (-(-band // reduction), _out_size(size, reduction)[1], 3)
+    shape = (-(-band // reduction), out_size(size, reduction)[1], 3)
     image = np.empty(shape, np.uint8) if out is None else out[:shape[0]]
     try:
         simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=shape[1], min_height=shape[0], strict=True,
@@ -76,7 +76,8 @@ def _simplejpeg():
     return simplejpeg
 
 
-def _out_size(size: tuple[int, int], reduction: int) -> tuple[int, int]:
+def out_size(size: tuple[int, int], reduction: int) -> tuple[int, int]:
+    """``(rows, columns)`` of a decode of a ``(width, height)`` photo at 1/``reduction``."""
     w, h = size
     return -(-h // reduction), -(-w // reduction)
 
@@ -108,4 +109,4 @@ def _shortened(data: bytes, height: int, rows: int) -> tuple[bytes, int] | None:
     return None
 
 
-__all__ = ["FAST_MODES", "decode_jpeg", "decode_jpeg_rows"]
+__all__ = ["FAST_MODES", "decode_jpeg", "decode_jpeg_rows", "out_size"]
