@@ -174,6 +174,24 @@ def test_map_ordered_local_in_order():
         [x * x + 1 for x in range(20)]
 
 
+def _pids_of_nested_map(chunk, threads=None):
+    import os
+
+    inner = parallel.map_ordered(_pid_chunk, list(range(8)), n_jobs=2, progress=False, chunk=2)
+    return [(os.getpid(), set(inner))]
+
+
+def _pid_chunk(chunk, threads=None):
+    import os
+
+    return [os.getpid() for _ in chunk]
+
+
+def test_a_map_inside_a_pool_worker_runs_in_that_worker():
+    runs = parallel.map_ordered(_pids_of_nested_map, [0, 1], n_jobs=2, progress=False, chunk=1)
+    assert all(inner == {worker} for worker, inner in runs)  # no pool of pools
+
+
 @pytest.fixture(scope="module")
 def dask_cluster():
     distributed = pytest.importorskip("distributed")

@@ -94,7 +94,9 @@ def map_ordered(func: Callable, items: Sequence, args: tuple = (), *, n_jobs: in
 def _local_map(func, chunks, args, n_jobs, bar, threads) -> Iterator[tuple[int, Any]]:
     from .config import n_jobs as _n_jobs
 
-    jobs = min(_n_jobs(n_jobs), len(chunks))
+    # In a pool worker a nested pool would only compete for the same cores (and loky nests up to
+    # ten levels deep): run the chunks here.
+    jobs = 1 if _in_pool_worker() else min(_n_jobs(n_jobs), len(chunks))
     extra = (None,) if threads else ()
     if jobs <= 1:
         for i, chunk in enumerate(chunks):
@@ -108,6 +110,12 @@ def _local_map(func, chunks, args, n_jobs, bar, threads) -> Iterator[tuple[int, 
     for i, part in run(delayed(_tagged)(i, func, c, args, threads) for i, c in enumerate(chunks)):
         bar.update(len(chunks[i]))
         yield i, part
+
+
+def _in_pool_worker() -> bool:
+    from joblib.externals.loky import process_executor
+
+    return process_executor._CURRENT_DEPTH > 0
 
 
 def _tagged(i: int, func, chunk, args: tuple, threads: bool):
