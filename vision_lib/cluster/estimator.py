@@ -37,7 +37,7 @@ HYBRID_CORE_SIZE = 5
 #: (LFW's first half: 0.967 -> 0.994), but it cuts a set of one person's photos into pose cores that
 #: never merge (LFW's 8 largest people alone: 0.71 against 1.0) and the graph algorithm's pieces
 #: likewise: not the default (docs/clustering.md, "Small collections"). The exact algorithm only: the
-#: graph algorithm's pieces always keep the default.
+#: graph algorithm's pieces always keep the default. What the default does instead: ``split_lookalikes``.
 HYBRID_MIN_SAMPLES = None
 
 #: Above this many faces, ``hybrid`` and ``agglomerative`` (with ``algorithm="auto"``) work on a
@@ -90,9 +90,12 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         core_min_samples: ``hybrid`` with the exact algorithm, HDBSCAN's ``min_samples`` for the
             cores (default :data:`HYBRID_MIN_SAMPLES`: ``None``, scikit-learn's default, the core
             size 5; 1: no density smoothing). The graph algorithm's pieces keep the default.
-        split_lookalikes: ``hybrid`` with the exact algorithm and smoothed cores: a core that holds
-            several cores of the clustering without smoothing is cut along them when they are not
-            one person by the open-set limit for groups (:func:`_part_lookalikes`).
+        split_lookalikes: ``hybrid`` with the exact algorithm and smoothed cores (default
+            ``True``): each core of the clustering without smoothing that would not join any
+            smoothed core as a collection's add lets a new group join a person (the open-set limit
+            for groups, calibrated on the cores) is made a core of its own (:func:`_part_lookalikes`):
+            a look-alike with a few photos apart, one person's poses together. ``False``: the rule
+            before 2026-12-07. The graph algorithm's pieces are not checked.
 
     Attributes:
         labels_: group per face, ``-1`` = unassigned.
