@@ -5,9 +5,10 @@ detector and descriptor, or ``--detector`` / ``--descriptor``; from the disk cac
 detects faces), scored per photo on its subject face; baselines in the same run: K-Means with the
 true k and Chinese Whispers. Then the raw footballer photos (default method), each photo scored by
 the cluster of its largest face against its folder (``--baseline mtcnn dlib``: the old models too).
-Subsets: the default against cores without density smoothing (``core_min_samples=1``) on random
-25 / 50 / 75 % of each person's photos, both sets (a collection's first build is that small), and on
-each of the 8 people with most photos alone.
+Subsets: the default against cores without density smoothing (``core_min_samples=1``) and against
+the default before the look-alike split (``split_lookalikes=False``) on random 25 / 50 / 75 % of each
+person's photos, both sets (a collection's first build is that small), and on each of the 8 people
+with most photos alone.
 Clothing: the default (court-masked colours), the known recipe (MobileNetV2 + voted region
 histograms) and a plain baseline (HSV histogram of the whole crop + Ward), accuracy against
 ``labels_top.csv`` and the frame-pair check on both folders, plus timing of the clustering step.
@@ -85,13 +86,15 @@ SUBSET_SEEDS = 3
 def subsets(detector: str | None = None, descriptor: str | None = None) -> dict:
     """The default identity clustering of random subsets of each person's photos (LFW scored on the
     subject face, footballers on the largest), against cores without density smoothing
-    (``core_min_samples=1``) on the same subsets: how a small collection's first build fares. Mean and
+    (``core_min_samples=1``) and the default before the look-alike split (``split_lookalikes=False``)
+    on the same subsets: how a small collection's first build fares. Mean and
     lowest BCubed F over :data:`SUBSET_SEEDS` seeds per share."""
     from _common import labelled_faces, score_by_largest_face, score_by_subject_face, table_of_photos
 
     from vision_lib import cluster
 
-    rules = {"default": {}, "cores_without_smoothing": {"core_min_samples": 1}}
+    rules = {"default": {}, "cores_without_smoothing": {"core_min_samples": 1},
+             "without_lookalike_split": {"split_lookalikes": False}}  # the default before 2026-12-07
     out = {}
     for dataset, score in (("lfw", score_by_subject_face), ("footballers", score_by_largest_face)):
         faces, _ = labelled_faces(dataset, detector, descriptor)

@@ -86,7 +86,9 @@ def _look_alike_with_few_photos(seed: int, small: int = 7, big: int = 30, dim: i
 def test_hybrid_cores_separate_a_look_alike_with_few_photos():
     """With HDBSCAN's density measured over 5 faces (scikit-learn's default), a person of a few more
     than 5 faces has the density of their whole group and stays inside the look-alike's core in some
-    draws; without smoothing (``core_min_samples=1``) they are apart in every draw."""
+    draws; without smoothing (``core_min_samples=1``) they are apart in every draw. (Two people only:
+    no other core to calibrate the look-alike split on, so the default keeps the smoothing's answer;
+    with other people see the next test.)"""
     def apart(**params) -> int:
         count = 0
         for seed in range(20):
@@ -98,6 +100,54 @@ def test_hybrid_cores_separate_a_look_alike_with_few_photos():
     assert cluster.HYBRID_MIN_SAMPLES is IdentityClustering().get_params()["core_min_samples"] is None
     assert apart(core_min_samples=1) == 20
     assert apart() < 20, "the default smoothing should merge the pair in some draws"
+
+
+def _people_and_a_pair(seed: int, gap: float, others: float, small: int, dim: int = 16):
+    """Five people of 12 faces and a person A of 30, their centres ``others`` apart, and B (``small``
+    faces) ``gap`` from A: a look-alike (``gap`` about ``others``) or a pose of A (``gap`` well under
+    it). Labels 0-4 the five, 5 A, 6 B."""
+    rng = np.random.default_rng(seed)
+    axes = np.linalg.qr(rng.normal(size=(dim, dim)))[0]
+    centres = [others / np.sqrt(2) * axes[i] for i in range(6)]
+    X = [c + rng.normal(scale=0.05, size=(12 if i < 5 else 30, dim)) for i, c in enumerate(centres)]
+    X.append(centres[5] + gap * axes[-1] + rng.normal(scale=0.05, size=(small, dim)))
+    return np.vstack(X), np.repeat(np.arange(7), [12] * 5 + [30, small])
+
+
+def test_hybrid_splits_a_look_alike_the_smoothing_keeps_when_strangers_come_no_nearer():
+    """A look-alike of 7 faces as far from A as the collection's other people are from each other:
+    the smoothed cores keep the pair together in half the draws; the default cuts out every core of
+    the clustering without smoothing that would not join A as a new group joins a person (the open-set
+    limit for groups, calibrated on the other cores), so the pair is apart as often as without
+    smoothing."""
+    def apart(**params) -> int:
+        count = 0
+        for seed in range(20):
+            X, y = _people_and_a_pair(seed, gap=0.35, others=0.35, small=7)
+            labels = IdentityClustering(descriptor="dlib", **params).fit_predict(X)
+            count += not set(labels[y == 5]) & set(labels[y == 6])
+        return count
+
+    assert IdentityClustering().get_params()["split_lookalikes"] is True
+    kept = apart(split_lookalikes=False)
+    assert kept <= 12, "the smoothing alone should keep the pair together in several draws"
+    assert apart() >= max(kept + 6, apart(core_min_samples=1))
+
+
+def test_hybrid_keeps_a_pose_group_with_its_person_where_cores_without_smoothing_cut_it():
+    """One person's pose group of 8 faces (0.3 from the rest, nearer than any other person, 0.5):
+    the clustering without smoothing makes it a core of its own in some draws; the default keeps the
+    person whole in every draw (the pose group passes the group test into its person)."""
+    def whole(**params) -> int:
+        count = 0
+        for seed in range(20):
+            X, y = _people_and_a_pair(seed, gap=0.3, others=0.5, small=8)
+            labels = IdentityClustering(descriptor="dlib", **params).fit_predict(X)
+            count += len(set(labels[y >= 5])) == 1 and labels[y >= 5][0] >= 0
+        return count
+
+    assert whole(core_min_samples=1) <= 16, "cores without smoothing should cut the person in some draws"
+    assert whole() == 20
 
 
 def test_hybrid_splits_a_density_core_that_chains_people(rng, monkeypatch):

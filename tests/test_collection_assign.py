@@ -140,7 +140,7 @@ def test_name_by_majority_names_merges_and_a_reviewing_user_splits_out_known_peo
 def test_group_thresholds_are_the_stranger_rate_of_tight_groups_counted_directly():
     # 4 people of 6 faces in 8 dimensions, spread wide enough that strangers overlap
     from vision_lib.collection.assign import group_thresholds
-    from vision_lib.openset import threshold_at
+    from vision_lib.openset import OpenSetRule, threshold_at
 
     rng = np.random.default_rng(3)
     centres = rng.normal(size=(4, 8))
@@ -158,6 +158,9 @@ def test_group_thresholds_are_the_stranger_rate_of_tight_groups_counted_directly
                 scores.append(min(np.mean([np.sort(D[g, person == b])[:k].mean() for g in group])
                                   for b in np.unique(person) if b != a))
         assert np.isclose(got[m - 1], threshold_at(np.sort(scores), far)[0])
+    # without a floor, a single face's limit is the knn rule's own, its strangers the other people
+    alone = OpenSetRule(far=far, score="knn", k=k, population="training").fit(X, person.astype(str))
+    assert got[0] == 0.0 and np.isclose(group_thresholds(X, person, k, far)[0], alone.threshold_)
     assert got[0] == 0.0 and len(got) == k
     assert group_thresholds(X, person, k, far, floor=50.0) == [50.0] * k  # never under a single face's limit
 

@@ -75,6 +75,44 @@ def pairwise(A: np.ndarray, B: np.ndarray, metric: str = "euclidean") -> np.ndar
     return pairwise_distances(np.asarray(A, np.float64), np.asarray(B, np.float64), metric=metric)
 
 
+def group_thresholds(X: np.ndarray, person: np.ndarray, k: int, far: float, floor: float | None = None) -> list[float]:
+    """The open-set limits for a group of 1, 2, ..., ``k`` faces of one person (index ``m - 1``),
+    at false-accept rate ``far`` on the calibration faces ``X`` of people ``person``: each face
+    with its ``m - 1`` nearest faces of the same person (a tight group, as the clustering forms
+    them: their distances to a stranger rise and fall together) is scored as a collection's add
+    scores a new group (``collection.assign.group_new``: the mean of its faces' distances to the
+    ``k`` nearest faces of a person) against every other person, the nearest kept. Never under
+    ``floor`` (a single face's threshold; None: the one these scores give, each face alone against
+    the other people): a group is never held to more than one of its faces. Larger groups: the limit of ``k`` faces (their
+    distances to a person are those of a ``k``-face neighbourhood; no more credit is taken)."""
+    X, person = np.asarray(X, np.float64), np.asarray(person)
+    order = np.argsort(person, kind="stable")
+    X, person = X[order], person[order]
+    ids, starts, sizes = np.unique(person, return_index=True, return_counts=True)
+    D = pairwise(X, X)
+    # every face's k-nearest mean to every person at once: one sort of each row with the people's
+    # columns kept apart (an offset per person), then the first k of each person averaged
+    block = np.repeat(np.arange(len(ids)), sizes) * (float(D.max()) + 1.0)
+    near = np.sort(D + block[None, :], axis=1) - block[None, :]
+    take = np.minimum(k, sizes)
+    cols = np.concatenate([s + np.arange(t) for s, t in zip(starts, take)])
+    S = np.add.reduceat(near[:, cols], np.r_[0, np.cumsum(take)[:-1]], axis=1) / take
+    S[np.arange(len(X)), np.repeat(np.arange(len(ids)), sizes)] = np.inf  # not against themselves
+    scores: list[list[np.ndarray]] = [[] for _ in range(k)]
+    for s, n in zip(starts, sizes):
+        mine = np.arange(s, s + n)
+        own = np.argsort(D[np.ix_(mine, mine)], axis=1, kind="stable")  # itself first
+        for m in range(2, min(k, n) + 1):
+            scores[m - 1].append(S[mine[own[:, :m]]].mean(axis=1).min(axis=1))
+    if floor is None:  # a single face's limit from the same scores: the knn rule's strangers
+        floor = threshold_at(np.sort(S.min(axis=1)), far)[0]
+    out = [float(floor)]
+    for m in range(2, k + 1):
+        s = np.sort(np.concatenate(scores[m - 1])) if scores[m - 1] else np.zeros(0)
+        out.append(max(out[0], threshold_at(s, far)[0]) if len(s) else out[0])
+    return out
+
+
 def lfw_half(person: str) -> str:
     """Which half of the LFW people a person (folder name) belongs to: ``"calibrate"`` when the
     first hex digit of the SHA-256 of the UTF-8 name is 0-7, else ``"score"``. Deterministic and
@@ -294,4 +332,5 @@ def operating_curve(rule: OpenSetRule, thresholds: np.ndarray, genuine: np.ndarr
     return out
 
 
-__all__ = ["SCORES", "POPULATIONS", "METRICS", "lfw_half", "threshold_at", "UNSURE_RATE", "VERDICTS", "pairwise", "OpenSetRule", "operating_curve"]
+__all__ = ["SCORES", "POPULATIONS", "METRICS", "lfw_half", "threshold_at", "UNSURE_RATE", "VERDICTS", "pairwise", "group_thresholds", "OpenSetRule",
+           "operating_curve"]

@@ -11,7 +11,10 @@ that into groups:
 ==================  ===========================================================================
 ``hybrid``          (default) dense cores found by HDBSCAN (scikit-learn's default
                     ``min_cluster_size`` of 5; ``core_min_samples=1``: no density smoothing, a
-                    small set's look-alikes apart but one person's poses cut), each split by
+                    small set's look-alikes apart but one person's poses cut; by default each
+                    core without smoothing that would not join a smoothed core as a collection's
+                    add lets a group join a person, under the open-set limit for groups calibrated
+                    on the cores, is made a core: ``split_lookalikes``), each split by
                     average linkage at the threshold (density alone can chain several people into
                     one core where a collection is dense everywhere); a piece rejoins a larger
                     piece of its core when that is the only piece whose 5 nearest faces are, on

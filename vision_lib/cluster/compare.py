@@ -20,6 +20,7 @@ METHOD_PRESETS: dict[str, dict] = {
     "hybrid, attach by mean (before 2026-12-02)": {"method": "hybrid", "attach": "mean"},
     "hybrid, cores from every face (before 2026-12-02)": {"method": "hybrid", "confident_cores": False},
     "hybrid, cores without density smoothing (min_samples 1)": {"method": "hybrid", "core_min_samples": 1},
+    "hybrid, no look-alike split (before 2026-12-07)": {"method": "hybrid", "split_lookalikes": False},
     "agglomerative": {"method": "agglomerative"},
     "agglomerative, 5/6 cut": {"method": "agglomerative", "threshold_share": 5 / 6},
     "chinese whispers, 5/6 cut": {"method": "chinese_whispers", "threshold_share": 5 / 6},

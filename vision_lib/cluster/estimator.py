@@ -37,7 +37,7 @@ HYBRID_CORE_SIZE = 5
 #: (LFW's first half: 0.967 -> 0.994), but it cuts a set of one person's photos into pose cores that
 #: never merge (LFW's 8 largest people alone: 0.71 against 1.0) and the graph algorithm's pieces
 #: likewise: not the default (docs/clustering.md, "Small collections"). The exact algorithm only: the
-#: graph algorithm's pieces always keep the default.
+#: graph algorithm's pieces always keep the default. What the default does instead: ``split_lookalikes``.
 HYBRID_MIN_SAMPLES = None
 
 #: Above this many faces, ``hybrid`` and ``agglomerative`` (with ``algorithm="auto"``) work on a
@@ -90,6 +90,12 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         core_min_samples: ``hybrid`` with the exact algorithm, HDBSCAN's ``min_samples`` for the
             cores (default :data:`HYBRID_MIN_SAMPLES`: ``None``, scikit-learn's default, the core
             size 5; 1: no density smoothing). The graph algorithm's pieces keep the default.
+        split_lookalikes: ``hybrid`` with the exact algorithm and smoothed cores (default
+            ``True``): each core of the clustering without smoothing that would not join any
+            smoothed core as a collection's add lets a new group join a person (the open-set limit
+            for groups, calibrated on the cores) is made a core of its own (:func:`_part_lookalikes`):
+            a look-alike with a few photos apart, one person's poses together. ``False``: the rule
+            before 2026-12-07. The graph algorithm's pieces are not checked.
 
     Attributes:
         labels_: group per face, ``-1`` = unassigned.
@@ -100,7 +106,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
                  n_clusters: int | None = None, max_clusters: int | None = None,
                  min_cluster_size: int = 2, outlier_distance: float | str | None = "auto",
                  random_state: int | None = None, descriptor: str | None = None, algorithm: str = "auto",
-                 progress: bool = False, attach: str = "local", core_min_samples: int | None = HYBRID_MIN_SAMPLES):
+                 progress: bool = False, attach: str = "local", core_min_samples: int | None = HYBRID_MIN_SAMPLES,
+                 split_lookalikes: bool = True):
         self.method = method
         self.threshold = threshold
         self.n_clusters = n_clusters
@@ -113,6 +120,7 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         self.progress = progress
         self.attach = attach
         self.core_min_samples = core_min_samples
+        self.split_lookalikes = split_lookalikes
 
     def cut_distance(self) -> float:
         """The distance this clustering cuts at: ``threshold``, or the method's share
@@ -177,7 +185,8 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         if len(X) < 2:
             return np.full(len(X), -1 if self.min_cluster_size > 1 else 0)
         if self.method == "hybrid":
-            labels = self._fit_hybrid(X, t, core_mask, None if smooth else self.core_min_samples)
+            labels = self._fit_hybrid(X, t, core_mask, None if smooth else self.core_min_samples,
+                                      lookalikes=self.split_lookalikes and not smooth)
         else:
             labels = getattr(self, f"_fit_{self.method}")(X, t)
         if far is not None and self.method != "kmeans":
@@ -192,7 +201,7 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
 
     # one private method per algorithm; each returns raw labels (may contain -1)
     def _fit_hybrid(self, X: np.ndarray, t: float, core_mask: np.ndarray | None = None,
-                    min_samples: int | None = None) -> np.ndarray:
+                    min_samples: int | None = None, lookalikes: bool = False) -> np.ndarray:
         from sklearn.cluster import HDBSCAN
 
         if self.n_clusters is not None or len(X) < HYBRID_CORE_SIZE:
@@ -204,6 +213,9 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
         if build.sum() >= HYBRID_CORE_SIZE:
             labels[build] = HDBSCAN(min_cluster_size=HYBRID_CORE_SIZE, min_samples=min_samples,
                                     copy=True).fit_predict(X[build])
+            if lookalikes and min_samples is None:
+                labels[build] = _part_lookalikes(X[build], labels[build], HYBRID_CORE_SIZE,
+                                                 0 if self.random_state is None else self.random_state)
         labels = self._split_cores(X, labels, t)
         cores = np.unique(labels[labels >= 0])
         if self.attach == "mean":
@@ -281,6 +293,67 @@ class IdentityClustering(ClusterMixin, BaseEstimator):
                                           descriptor=self.descriptor).fit(X).n_clusters_)
         k = min(int(k), len(X))
         return KMeans(n_clusters=k, n_init=3, random_state=self.random_state).fit_predict(X)
+
+
+def _part_lookalikes(X: np.ndarray, cores: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """``cores`` (HDBSCAN's, with its density smoothing) with every core of the clustering without
+    smoothing (``min_samples=1``) made a core of its own when it is no one those cores found: when
+    its faces would not join any of them (without its own faces) as a collection's add lets a new
+    group join a person. The test is the add's (``collection.assign.group_new``): the group's faces'
+    mean distance to the core's ``k`` nearest faces, averaged over the group, under the open-set
+    limit for a group of its size at :data:`~vision_lib.names.DEFAULT_FAR`
+    (:func:`vision_lib.openset.group_thresholds`), calibrated here on the smoothed cores themselves
+    (up to 50 of them, 20 faces each, seeded by ``seed``; each other core a stranger, as a
+    collection calibrates on its people).
+
+    Why: the smoothing measures a face's density on its ``k - 1`` nearest faces, so a look-alike
+    with a few more than ``k`` photos has the density of the pair and stays in the other's core
+    (or, with about ``k``, dissolves into noise and is attached to several people), while without
+    it one person's poses are cores that never merge. Each is kept where the evidence says so: a
+    piece of one person passes the test with the rest of its person; a look-alike does not. With
+    fewer than two smoothed cores there are no strangers to calibrate on: ``cores`` as given. A
+    core left with fewer than ``k`` faces gives them to the attach rules (noise)."""
+    from sklearn.cluster import HDBSCAN
+    from sklearn.metrics import pairwise_distances
+
+    from ..names import DEFAULT_FAR
+    from ..openset import group_thresholds
+
+    ids = np.unique(cores[cores >= 0])
+    if len(ids) < 2:
+        return cores
+    bare = HDBSCAN(min_cluster_size=k, min_samples=1, copy=True).fit_predict(X)
+    rng = np.random.default_rng(seed)
+    pick = np.concatenate([rng.permutation(np.flatnonzero(cores == c))[:20] for c in
+                           np.sort(rng.choice(ids, min(len(ids), 50), replace=False))])
+    limits = None
+    # the core faces ordered by core, for one distance matrix per group of the bare clustering
+    rows = np.flatnonzero(cores >= 0)
+    rows = rows[np.argsort(cores[rows], kind="stable")]
+    starts = np.searchsorted(cores[rows], ids)
+    out = cores.copy()
+    fresh = int(cores.max()) + 1
+    for b in np.unique(bare[bare >= 0]):
+        mine = bare == b
+        held = np.unique(cores[mine])
+        if len(held) == 1 and held[0] >= 0 and (cores == held[0]).sum() == mine.sum():
+            continue  # the same core both ways
+        if limits is None:
+            limits = group_thresholds(X[pick], cores[pick], k, DEFAULT_FAR)
+        limit = limits[min(int(mine.sum()), k) - 1]
+        d = pairwise_distances(X[mine], X[rows])
+        d[:, mine[rows]] = np.inf  # a core without the group's own faces
+        # a core none of whose faces is under the limit from the group cannot pass the test
+        reach = np.minimum.reduceat(d.min(axis=0), starts) < limit
+        ends = np.r_[starts[1:], len(rows)]
+        joins = any(_nearest_mean(d[:, s:e][:, np.isfinite(d[0, s:e])], k) < limit
+                    for s, e in zip(starts[reach], ends[reach]))
+        if not joins:
+            out[mine] = fresh
+            fresh += 1
+    left, sizes = np.unique(out[np.isin(out, ids)], return_counts=True)
+    out[np.isin(out, left[sizes < k])] = -1
+    return out
 
 
 def _attach_noise(X: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:

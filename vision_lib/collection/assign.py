@@ -32,6 +32,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..openset import group_thresholds
+
 __all__ = ["CANDIDATES", "CALIBRATION_PEOPLE", "CALIBRATION_FACES", "nearest", "distances_to", "person_distances", "attach",
            "group_new", "group_thresholds", "group_limit", "calibrate",
            "rule_state", "rule_from_state"]
@@ -207,43 +209,6 @@ def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: st
             if len(near) == 1 and (most is None or mean[near[0]] < most):
                 joins[g] = near[0]
     return labels, joins
-
-
-def group_thresholds(X: np.ndarray, person: np.ndarray, k: int, far: float, floor: float) -> list[float]:
-    """The open-set limits for a group of 1, 2, ..., ``k`` faces of one person (index ``m - 1``),
-    at false-accept rate ``far`` on the calibration faces ``X`` of people ``person``: each face
-    with its ``m - 1`` nearest faces of the same person (a tight group, as the clustering forms
-    them: their distances to a stranger rise and fall together) is scored as :func:`group_new`
-    scores a group (the mean of its faces' distances to the ``k`` nearest faces of a person) against
-    every other person, the nearest kept. Never under ``floor`` (a single face's threshold): a group
-    is never held to more than one of its faces. Larger groups: the limit of ``k`` faces (their
-    distances to a person are those of a ``k``-face neighbourhood; no more credit is taken)."""
-    from ..openset import pairwise, threshold_at
-
-    X, person = np.asarray(X, np.float64), np.asarray(person)
-    order = np.argsort(person, kind="stable")
-    X, person = X[order], person[order]
-    ids, starts, sizes = np.unique(person, return_index=True, return_counts=True)
-    D = pairwise(X, X)
-    # every face's k-nearest mean to every person at once: one sort of each row with the people's
-    # columns kept apart (an offset per person), then the first k of each person averaged
-    block = np.repeat(np.arange(len(ids)), sizes) * (float(D.max()) + 1.0)
-    near = np.sort(D + block[None, :], axis=1) - block[None, :]
-    take = np.minimum(k, sizes)
-    cols = np.concatenate([s + np.arange(t) for s, t in zip(starts, take)])
-    S = np.add.reduceat(near[:, cols], np.r_[0, np.cumsum(take)[:-1]], axis=1) / take
-    S[np.arange(len(X)), np.repeat(np.arange(len(ids)), sizes)] = np.inf  # not against themselves
-    scores: list[list[np.ndarray]] = [[] for _ in range(k)]
-    for s, n in zip(starts, sizes):
-        mine = np.arange(s, s + n)
-        own = np.argsort(D[np.ix_(mine, mine)], axis=1, kind="stable")  # itself first
-        for m in range(2, min(k, n) + 1):
-            scores[m - 1].append(S[mine[own[:, :m]]].mean(axis=1).min(axis=1))
-    out = [float(floor)]
-    for m in range(2, k + 1):
-        s = np.sort(np.concatenate(scores[m - 1])) if scores[m - 1] else np.zeros(0)
-        out.append(max(out[0], threshold_at(s, far)[0]) if len(s) else out[0])
-    return out
 
 
 def group_limit(limits: Sequence[float], size: int) -> float:
