@@ -6,7 +6,9 @@ execution through nbclient; nbconvert writes the HTML. The committed notebooks s
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,14 +52,23 @@ OPTIONAL = {"06_image_compression": {"kodak": "notebook 06 uses scikit-image's s
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False", "--IPKernelApp.kernel_class=vision_lib.kernel.Kernel"]
 
 
-def kernel_config():
+def kernel_config(sockets: str | os.PathLike | None = None):
     """Kernel-manager settings for report runs: the kernel talks to papermill over local (Unix)
     sockets, which only this user can reach, rather than unencrypted TCP on loopback, which any
     local user can connect to (ipykernel warns about that on the terminal). Windows has no IPC
-    transport in ZeroMQ: TCP there."""
+    transport in ZeroMQ: TCP there.
+
+    ``sockets``: a folder of this kernel's own for the socket files (else the working folder):
+    kernels started at once in one folder would pick the same socket names.
+    """
     from traitlets.config import Config
 
-    return Config({"KernelManager": {"transport": "tcp" if os.name == "nt" else "ipc"}})
+    if os.name == "nt":
+        return Config({"KernelManager": {"transport": "tcp"}})
+    manager = {"transport": "ipc"}
+    if sockets is not None:
+        manager["ip"] = str(Path(sockets) / "kernel")
+    return Config({"KernelManager": manager})
 
 #: Environment the kernel starts with, unless the caller set these already.
 KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GRPC_VERBOSITY": "ERROR"}
@@ -144,16 +155,18 @@ def execute_notebook(
     env_cwd = str(path.parent)
     saved = {name: os.environ.get(name) for name in KERNEL_ENV}
     os.environ.update({name: value for name, value in KERNEL_ENV.items() if saved[name] is None})
+    sockets = tempfile.mkdtemp(prefix="vision_lib_kernel_")  # private (0700), this kernel's alone
     try:
         pm.execute_notebook(
             str(path), str(output), parameters=params or {}, cwd=env_cwd, progress_bar=False,
             execution_timeout=timeout, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS,
-            config=kernel_config(),
+            config=kernel_config(sockets),
         )
     except Exception as exc:  # papermill re-raises cell errors; keep going with the next notebook
         return NotebookResult(path.stem, False, time.perf_counter() - start, output, None,
                               str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
     finally:
+        shutil.rmtree(sockets, ignore_errors=True)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
