@@ -110,16 +110,20 @@ def test_two_notebooks_run_at_once_each_after_the_ones_it_reads_from(tmp_path, m
     books, log = tmp_path / "books", tmp_path / "log"
     books.mkdir()
     log.mkdir()
-    for name, pause in (("01_first", 6), ("02_reader", 0), ("03_free", 0), ("04_unlisted", 0)):
-        _span_notebook(books, name, log, pause)
-    # 02 reads what 01 caches; 03 reads nothing; 04 is not listed: it waits for every notebook before it.
-    monkeypatch.setattr(notebooks, "AFTER", {"01_first": [], "02_reader": ["01_first"], "03_free": []})
+    names = ("01_first", "02_reader", "03_free", "04_alone", "05_unlisted")
+    for name in names:
+        _span_notebook(books, name, log, 6 if name == "01_first" else 0)
+    # 02 reads what 01 caches; 03 reads nothing; 04 reads nothing but runs by itself; 05 is not
+    # listed: it waits for every notebook before it.
+    monkeypatch.setattr(notebooks, "AFTER", {"01_first": [], "02_reader": ["01_first"], "03_free": [], "04_alone": []})
+    monkeypatch.setattr(notebooks, "ALONE", {"04_alone"})
     results = notebooks.run_notebooks(tmp_path / "reports", folder=books, jobs=2)
-    assert [(r.name, r.ok) for r in results] == [(n, True) for n in ("01_first", "02_reader", "03_free", "04_unlisted")]
-    span = {name: json.loads((log / name).read_text()) for name in ("01_first", "02_reader", "03_free", "04_unlisted")}
+    assert [(r.name, r.ok) for r in results] == [(n, True) for n in names]
+    span = {name: json.loads((log / name).read_text()) for name in names}
     assert span["03_free"][0] < span["01_first"][1]  # beside 01, in the second slot
     assert span["02_reader"][0] >= span["01_first"][1]  # only once 01 had ended
-    assert span["04_unlisted"][0] >= max(span[n][1] for n in ("01_first", "02_reader", "03_free"))
+    assert span["04_alone"][0] >= max(span[n][1] for n in names[:3])  # by itself
+    assert span["05_unlisted"][0] >= span["04_alone"][1]
     with pytest.raises(ValueError, match="jobs must be 1 or more"):
         notebooks.run_notebooks(tmp_path / "reports", folder=books, jobs=0)
 
@@ -134,10 +138,10 @@ def test_kernel_settings():
         assert kernel_config("/private/k1").KernelManager.ip == "/private/k1/kernel"
 
 
-def test_every_suite_notebook_says_whom_it_waits_for_and_only_earlier_ones():
-    from vision_lib.notebooks import AFTER, list_notebooks
+def test_every_suite_notebook_says_whom_it_waits_for():
+    from vision_lib.notebooks import AFTER, ALONE, list_notebooks
 
     names = [b.stem for b in list_notebooks()]
-    assert sorted(AFTER) == names
+    assert sorted(AFTER) == names and ALONE <= set(names)
     for name, after in AFTER.items():
-        assert all(names.index(a) < names.index(name) for a in after), name
+        assert name not in after and set(after) <= set(names), name

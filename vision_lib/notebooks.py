@@ -28,17 +28,21 @@ REQUIRES = {
     "06_image_compression": [],
 }
 #: The notebooks whose disk-cached faces a notebook reads (the footballer face table of 01, the LFW
-#: faces of 03's strangers that 04 clusters, the classic models' footballer faces of 04 that 05
-#: averages). It starts only once they have ended, so each table is computed by one notebook, never
-#: by two at once. A notebook not listed here runs after every notebook before it.
+#: face table of 04 that 03's strangers and 05's clusters are drawn from, the classic models'
+#: footballer faces of 04 that 05 averages). It starts only once they have ended, so each table is
+#: computed by one notebook, never by two at once. A notebook not listed here waits for every
+#: notebook before it.
 AFTER = {
     "01_data_preparation": [],
     "02_feature_engineering": ["01_data_preparation"],
-    "03_model_development": ["01_data_preparation"],
-    "04_clusterization": ["01_data_preparation", "03_model_development"],
+    "03_model_development": ["01_data_preparation", "04_clusterization"],
+    "04_clusterization": ["01_data_preparation"],
     "05_face_average": ["01_data_preparation", "04_clusterization"],
     "06_image_compression": [],
 }
+#: Notebooks whose key figures are speeds (01: milliseconds per photo of each detector, 06: the
+#: speed-up over full-pixel K-Means): they run with no other notebook beside them.
+ALONE = {"01_data_preparation", "06_image_compression"}
 
 #: Data sets a notebook uses when present and replaces otherwise (06: scikit-image's sample photos).
 OPTIONAL = {"06_image_compression": {"kodak": "notebook 06 uses scikit-image's sample photos instead"}}
@@ -201,7 +205,8 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
     reports are; results in the suite's order.
 
     ``jobs`` notebooks run at once (None: :func:`default_jobs`), each in its own process and kernel,
-    a notebook starting once the notebooks it reads cached faces from (:data:`AFTER`) have ended.
+    a notebook starting once the notebooks it reads cached faces from (:data:`AFTER`) have ended;
+    those of :data:`ALONE` run by themselves.
     """
     out_dir = Path(out_dir).resolve()
     folder = Path(folder) if folder is not None else NOTEBOOK_DIR
@@ -267,8 +272,8 @@ def _report(res: NotebookResult) -> None:
 
 
 def _execute_all(books: list[Path], out_dir: Path, params: dict | None, jobs: int) -> list[NotebookResult]:
-    """Execute ``books``, ``jobs`` at a time, each once the notebooks it waits for have ended (in
-    order when one at a time); results in the order they end."""
+    """Execute ``books``, ``jobs`` at a time, each once the notebooks it waits for have ended and
+    those of :data:`ALONE` by themselves (in order when one at a time); results in the order they end."""
     if jobs == 1 or len(books) < 2:
         results = []
         for book in books:
@@ -285,7 +290,11 @@ def _execute_all(books: list[Path], out_dir: Path, params: dict | None, jobs: in
         try:
             while waiting or running:
                 ended = {r.name for r in results}
-                for book in [b for b in waiting if _after(b, books) <= ended][:jobs - len(running)]:
+                for book in [b for b in waiting if _after(b, books) <= ended]:
+                    if len(running) == jobs or any(r.stem in ALONE for r in running.values()):
+                        break
+                    if book.stem in ALONE and running:  # it waits for an idle machine; others may pass
+                        continue
                     waiting.remove(book)
                     print(f"[run ] {book.stem} ...", flush=True)
                     running[pool.submit(execute_notebook, book, out_dir, params)] = book
@@ -352,5 +361,5 @@ def _offer_fetch(names: list[str]) -> None:
 
 
 #: The public names of this module.
-__all__ = ["NOTEBOOK_DIR", "REQUIRES", "OPTIONAL", "AFTER", "default_jobs", "print_missing", "skipped_for_data", "KERNEL_ARGUMENTS", "kernel_config", "NotebookResult", "stderr_outputs", "list_notebooks", "missing_data",
+__all__ = ["NOTEBOOK_DIR", "REQUIRES", "OPTIONAL", "AFTER", "ALONE", "default_jobs", "print_missing", "skipped_for_data", "KERNEL_ARGUMENTS", "kernel_config", "NotebookResult", "stderr_outputs", "list_notebooks", "missing_data",
            "execute_notebook", "run_notebooks", "FETCHABLE"]
