@@ -297,7 +297,7 @@ def _execute_all(books: list[Path], out_dir: Path, params: dict | None, jobs: in
                         continue
                     waiting.remove(book)
                     print(f"[run ] {book.stem} ...", flush=True)
-                    running[pool.submit(execute_notebook, book, out_dir, params)] = book
+                    running[pool.submit(_execute_in_worker, book, out_dir, params)] = book
                 if not running:
                     raise RuntimeError(f"notebooks {[b.stem for b in waiting]} wait for each other (AFTER)")
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -309,6 +309,19 @@ def _execute_all(books: list[Path], out_dir: Path, params: dict | None, jobs: in
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     return results
+
+
+def _execute_in_worker(path: Path, out_dir: Path, params: dict | None) -> NotebookResult:
+    """:func:`execute_notebook` in a worker process of :func:`_execute_all`. A Ctrl-C reaches the
+    worker too (the terminal signals the whole process group): the aborted cell's asyncio task then
+    logs no traceback at exit, as in the command's own process (``vision-lib notebooks``)."""
+    try:
+        return execute_notebook(path, out_dir, params)
+    except KeyboardInterrupt:
+        import logging
+
+        logging.getLogger("asyncio").disabled = True
+        raise
 
 
 def skipped_for_data(result: NotebookResult) -> bool:
