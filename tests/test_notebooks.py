@@ -85,9 +85,63 @@ def _double(chunk):
     return [2 * x for x in chunk]
 
 
+SPAN_CELL = """\
+import json, time
+start = time.time()
+time.sleep(pause)
+(Path(log) / name).write_text(json.dumps([start, time.time()]))
+"""
+
+
+def _span_notebook(folder: Path, name: str, log: Path, pause: float) -> None:
+    """A notebook that writes when it ran (start and end, seconds) to ``log/name``."""
+    params = nbformat.v4.new_code_cell(f"log, name, pause = {str(log)!r}, {name!r}, {pause}")
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell("from pathlib import Path\n" + SPAN_CELL)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(folder / f"{name}.ipynb"))
+
+
+def test_two_notebooks_run_at_once_each_after_the_ones_it_reads_from(tmp_path, monkeypatch):
+    import json
+
+    from vision_lib import notebooks
+
+    books, log = tmp_path / "books", tmp_path / "log"
+    books.mkdir()
+    log.mkdir()
+    names = ("01_first", "02_reader", "03_free", "04_alone", "05_unlisted")
+    for name in names:
+        _span_notebook(books, name, log, 6 if name == "01_first" else 0)
+    # 02 reads what 01 caches; 03 reads nothing; 04 reads nothing but runs by itself; 05 is not
+    # listed: it waits for every notebook before it.
+    monkeypatch.setattr(notebooks, "AFTER", {"01_first": [], "02_reader": ["01_first"], "03_free": [], "04_alone": []})
+    monkeypatch.setattr(notebooks, "ALONE", {"04_alone"})
+    results = notebooks.run_notebooks(tmp_path / "reports", folder=books, jobs=2)
+    assert [(r.name, r.ok) for r in results] == [(n, True) for n in names]
+    span = {name: json.loads((log / name).read_text()) for name in names}
+    assert span["03_free"][0] < span["01_first"][1]  # beside 01, in the second slot
+    assert span["02_reader"][0] >= span["01_first"][1]  # only once 01 had ended
+    assert span["04_alone"][0] >= max(span[n][1] for n in names[:3])  # by itself
+    assert span["05_unlisted"][0] >= span["04_alone"][1]
+    with pytest.raises(ValueError, match="jobs must be 1 or more"):
+        notebooks.run_notebooks(tmp_path / "reports", folder=books, jobs=0)
+
+
 def test_kernel_settings():
     from vision_lib.kernel import Kernel
     from vision_lib.notebooks import KERNEL_ARGUMENTS, kernel_config
 
     assert f"--IPKernelApp.kernel_class={Kernel.__module__}.{Kernel.__name__}" in KERNEL_ARGUMENTS
     assert kernel_config().KernelManager.transport == ("tcp" if os.name == "nt" else "ipc")
+    if os.name != "nt":  # socket files in the kernel's own folder: two kernels at once never share names
+        assert kernel_config("/private/k1").KernelManager.ip == "/private/k1/kernel"
+
+
+def test_every_suite_notebook_says_whom_it_waits_for():
+    from vision_lib.notebooks import AFTER, ALONE, list_notebooks
+
+    names = [b.stem for b in list_notebooks()]
+    assert sorted(AFTER) == names and ALONE <= set(names)
+    for name, after in AFTER.items():
+        assert name not in after and set(after) <= set(names), name

@@ -169,6 +169,9 @@ def _add_notebooks(sub) -> None:
     p.add_argument("--only", nargs="*", help="notebook names or numbers to run (default: all)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="override a notebook parameter (value parsed as Python literal)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="notebooks run at once, each starting once the notebooks whose cached faces it reads "
+                        "have ended (default: 2 with two cores or more, else 1; 1 runs them one after another)")
     p.set_defaults(handler=_run_notebooks)
 
 
@@ -184,7 +187,7 @@ def _run_notebooks(args: argparse.Namespace) -> int:
         except (ValueError, SyntaxError):
             params[name] = value
     try:
-        results = run_notebooks(args.out, params=params, only=args.only, folder=args.notebooks)
+        results = run_notebooks(args.out, params=params, only=args.only, folder=args.notebooks, jobs=args.jobs)
     except KeyboardInterrupt:
         import logging
 

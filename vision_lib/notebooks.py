@@ -6,7 +6,9 @@ execution through nbclient; nbconvert writes the HTML. The committed notebooks s
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,23 @@ REQUIRES = {
     "05_face_average": ["footballers", "lfw"],
     "06_image_compression": [],
 }
+#: The notebooks whose disk-cached faces a notebook reads (the footballer face table of 01, the LFW
+#: face table of 04 that 03's strangers and 05's clusters are drawn from, the classic models'
+#: footballer faces of 04 that 05 averages). It starts only once they have ended, so each table is
+#: computed by one notebook, never by two at once. A notebook not listed here waits for every
+#: notebook before it.
+AFTER = {
+    "01_data_preparation": [],
+    "02_feature_engineering": ["01_data_preparation"],
+    "03_model_development": ["01_data_preparation", "04_clusterization"],
+    "04_clusterization": ["01_data_preparation"],
+    "05_face_average": ["01_data_preparation", "04_clusterization"],
+    "06_image_compression": [],
+}
+#: Notebooks whose key figures are speeds (01: milliseconds per photo of each detector, 06: the
+#: speed-up over full-pixel K-Means): they run with no other notebook beside them.
+ALONE = {"01_data_preparation", "06_image_compression"}
+
 #: Data sets a notebook uses when present and replaces otherwise (06: scikit-image's sample photos).
 OPTIONAL = {"06_image_compression": {"kodak": "notebook 06 uses scikit-image's sample photos instead"}}
 
@@ -37,14 +56,23 @@ OPTIONAL = {"06_image_compression": {"kodak": "notebook 06 uses scikit-image's s
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False", "--IPKernelApp.kernel_class=vision_lib.kernel.Kernel"]
 
 
-def kernel_config():
+def kernel_config(sockets: str | os.PathLike | None = None):
     """Kernel-manager settings for report runs: the kernel talks to papermill over local (Unix)
     sockets, which only this user can reach, rather than unencrypted TCP on loopback, which any
     local user can connect to (ipykernel warns about that on the terminal). Windows has no IPC
-    transport in ZeroMQ: TCP there."""
+    transport in ZeroMQ: TCP there.
+
+    ``sockets``: a folder of this kernel's own for the socket files (else the working folder):
+    kernels started at once in one folder would pick the same socket names.
+    """
     from traitlets.config import Config
 
-    return Config({"KernelManager": {"transport": "tcp" if os.name == "nt" else "ipc"}})
+    if os.name == "nt":
+        return Config({"KernelManager": {"transport": "tcp"}})
+    manager = {"transport": "ipc"}
+    if sockets is not None:
+        manager["ip"] = str(Path(sockets) / "kernel")
+    return Config({"KernelManager": manager})
 
 #: Environment the kernel starts with, unless the caller set these already.
 KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GRPC_VERBOSITY": "ERROR"}
@@ -131,16 +159,18 @@ def execute_notebook(
     env_cwd = str(path.parent)
     saved = {name: os.environ.get(name) for name in KERNEL_ENV}
     os.environ.update({name: value for name, value in KERNEL_ENV.items() if saved[name] is None})
+    sockets = tempfile.mkdtemp(prefix="vision_lib_kernel_")  # private (0700), this kernel's alone
     try:
         pm.execute_notebook(
             str(path), str(output), parameters=params or {}, cwd=env_cwd, progress_bar=False,
             execution_timeout=timeout, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS,
-            config=kernel_config(),
+            config=kernel_config(sockets),
         )
     except Exception as exc:  # papermill re-raises cell errors; keep going with the next notebook
         return NotebookResult(path.stem, False, time.perf_counter() - start, output, None,
                               str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
     finally:
+        shutil.rmtree(sockets, ignore_errors=True)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -169,40 +199,45 @@ def _to_html(notebook: Path) -> Path:
 
 
 def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
-                  only: list[str] | None = None, folder: str | os.PathLike | None = None) -> list[NotebookResult]:
-    """Execute the suite of ``folder`` (default :data:`NOTEBOOK_DIR`) in order, printing progress and
-    where the reports are."""
+                  only: list[str] | None = None, folder: str | os.PathLike | None = None,
+                  jobs: int | None = None) -> list[NotebookResult]:
+    """Execute the suite of ``folder`` (default :data:`NOTEBOOK_DIR`), printing progress and where the
+    reports are; results in the suite's order.
+
+    ``jobs`` notebooks run at once (None: :func:`default_jobs`), each in its own process and kernel,
+    a notebook starting once the notebooks it reads cached faces from (:data:`AFTER`) have ended;
+    those of :data:`ALONE` run by themselves.
+    """
     out_dir = Path(out_dir).resolve()
     folder = Path(folder) if folder is not None else NOTEBOOK_DIR
     if out_dir == folder.resolve():
         raise ValueError(f"output folder {out_dir} holds the notebooks themselves; choose another (e.g. reports)")
     books = list_notebooks(only, folder)
     _check_parameters(books, params or {})
-    results = []
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be 1 or more (notebooks run at once), not {jobs}")
+    jobs = default_jobs() if jobs is None else jobs
     print(f"data: {data_dir()}", flush=True)
     missing = print_missing(books)
+    skipped, runnable = {}, []
     for book in books:
         needs = missing_data(book.stem)
         if needs:
             print(f"[skip] {book.stem}: needs {', '.join(needs)} (see above)", flush=True)
-            results.append(NotebookResult(book.stem, False, 0.0, error=f"missing data: {needs}"))
-            continue
-        print(f"[run ] {book.stem} ...", flush=True)
-        res = execute_notebook(book, out_dir, params)
-        status = "ok" if res.ok else f"FAILED: {res.error}"
-        if res.stderr:
-            status += f" ({len(res.stderr)} stderr outputs, e.g. cell {res.stderr[0][0]}: {res.stderr[0][1].strip()[:120]})"
-        print(f"[{'done' if res.ok else 'fail'}] {book.stem} in {res.seconds:.0f} s: {status}", flush=True)
-        results.append(res)
-    skipped = sum(1 for r in results if skipped_for_data(r))
-    failed = sum(1 for r in results if not r.ok) - skipped
+            skipped[book.stem] = NotebookResult(book.stem, False, 0.0, error=f"missing data: {needs}")
+        else:
+            runnable.append(book)
+    executed = {res.name: res for res in _execute_all(runnable, out_dir, params, jobs)}
+    results = [skipped.get(book.stem) or executed[book.stem] for book in books]
+    n_skipped = sum(1 for r in results if skipped_for_data(r))
+    failed = sum(1 for r in results if not r.ok) - n_skipped
     ran = sum(r.ok for r in results)
-    print(f"\n{ran} notebook{'s' if ran != 1 else ''} ran, {skipped} skipped for missing data (see above), "
+    print(f"\n{ran} notebook{'s' if ran != 1 else ''} ran, {n_skipped} skipped for missing data (see above), "
           f"{failed} failed", flush=True)
     print(f"Reports (executed notebooks and HTML) are in {out_dir}", flush=True)
     if failed:
         print("Some notebooks FAILED (see above).", flush=True)
-    elif skipped:
+    elif n_skipped:
         print(f"Done: every notebook that has its data ran. Add {', '.join(missing)} (see above) and run again "
               "for the others.", flush=True)
     else:
@@ -210,6 +245,83 @@ def run_notebooks(out_dir: str | os.PathLike, params: dict | None = None,
     if missing and _can_ask():
         _offer_fetch([name for name in missing if name in FETCHABLE])
     return results
+
+
+def default_jobs() -> int:
+    """Notebooks run at once by default: two on a machine with two cores or more, else one.
+
+    Most of a notebook is one core's work (the kernel's start and imports, plotting, the HTML copy)
+    between cells that use every core, so a second notebook fills the idle core; more than two at
+    once only share the same cores.
+    """
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def _after(book: Path, books: list[Path]) -> set[str]:
+    """The notebooks of ``books`` that ``book`` waits for (:data:`AFTER`; unlisted: all before it)."""
+    names = [b.stem for b in books]
+    before = names[:names.index(book.stem)]
+    return set(AFTER[book.stem]) & set(names) if book.stem in AFTER else set(before)
+
+
+def _report(res: NotebookResult) -> None:
+    status = "ok" if res.ok else f"FAILED: {res.error}"
+    if res.stderr:
+        status += f" ({len(res.stderr)} stderr outputs, e.g. cell {res.stderr[0][0]}: {res.stderr[0][1].strip()[:120]})"
+    print(f"[{'done' if res.ok else 'fail'}] {res.name} in {res.seconds:.0f} s: {status}", flush=True)
+
+
+def _execute_all(books: list[Path], out_dir: Path, params: dict | None, jobs: int) -> list[NotebookResult]:
+    """Execute ``books``, ``jobs`` at a time, each once the notebooks it waits for have ended and
+    those of :data:`ALONE` by themselves (in order when one at a time); results in the order they end."""
+    if jobs == 1 or len(books) < 2:
+        results = []
+        for book in books:
+            print(f"[run ] {book.stem} ...", flush=True)
+            results.append(execute_notebook(book, out_dir, params))
+            _report(results[-1])
+        return results
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    waiting, running, results = list(books), {}, []
+    # A fresh process per notebook (spawned: no state of this one), as a kernel of its own.
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+        try:
+            while waiting or running:
+                ended = {r.name for r in results}
+                for book in [b for b in waiting if _after(b, books) <= ended]:
+                    if len(running) == jobs or any(r.stem in ALONE for r in running.values()):
+                        break
+                    if book.stem in ALONE and running:  # it waits for an idle machine; others may pass
+                        continue
+                    waiting.remove(book)
+                    print(f"[run ] {book.stem} ...", flush=True)
+                    running[pool.submit(_execute_in_worker, book, out_dir, params)] = book
+                if not running:
+                    raise RuntimeError(f"notebooks {[b.stem for b in waiting]} wait for each other (AFTER)")
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    running.pop(future)
+                    results.append(future.result())
+                    _report(results[-1])
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return results
+
+
+def _execute_in_worker(path: Path, out_dir: Path, params: dict | None) -> NotebookResult:
+    """:func:`execute_notebook` in a worker process of :func:`_execute_all`. A Ctrl-C reaches the
+    worker too (the terminal signals the whole process group): the aborted cell's asyncio task then
+    logs no traceback at exit, as in the command's own process (``vision-lib notebooks``)."""
+    try:
+        return execute_notebook(path, out_dir, params)
+    except KeyboardInterrupt:
+        import logging
+
+        logging.getLogger("asyncio").disabled = True
+        raise
 
 
 def skipped_for_data(result: NotebookResult) -> bool:
@@ -262,5 +374,5 @@ def _offer_fetch(names: list[str]) -> None:
 
 
 #: The public names of this module.
-__all__ = ["NOTEBOOK_DIR", "REQUIRES", "OPTIONAL", "print_missing", "skipped_for_data", "KERNEL_ARGUMENTS", "kernel_config", "NotebookResult", "stderr_outputs", "list_notebooks", "missing_data",
+__all__ = ["NOTEBOOK_DIR", "REQUIRES", "OPTIONAL", "AFTER", "ALONE", "default_jobs", "print_missing", "skipped_for_data", "KERNEL_ARGUMENTS", "kernel_config", "NotebookResult", "stderr_outputs", "list_notebooks", "missing_data",
            "execute_notebook", "run_notebooks", "FETCHABLE"]
