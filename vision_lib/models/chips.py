@@ -41,7 +41,8 @@ def template_region(faces: Sequence[Face], template: np.ndarray, size: int,
     xs, ys = [], []
     for f in faces:
         if all(k in f.keypoints for k in KEYPOINTS):
-            back = cv2.invertAffineTransform(similarity_transform(np.array([f.keypoints[k] for k in KEYPOINTS], float), template))
+            points = np.array([f.keypoints[k] for k in KEYPOINTS], float)
+            back = cv2.invertAffineTransform(similarity_transform(points, template))
             pts = corners @ back.T
             xs += [pts[:, 0].min(), pts[:, 0].max()]
             ys += [pts[:, 1].min(), pts[:, 1].max()]
