@@ -173,7 +173,7 @@ def stage_costs(web, cam, repeats: int, turned=()) -> dict:
             # What detect_in resizes: a reduced decode to the detector's side, then the detector's own.
             resize_max_side(scaled.detector_input(view, det)[0], det.max_side); c = clock()
             faces = scaled.detect_in(view, det); d = clock()
-            used = scaled.face_view(p, faces, view); e = clock()
+            used = scaled.face_view(p, faces, view, descriptor=desc); e = clock()
             scaled.qualities_in(used, faces)
             chips.append(desc.chips(used.image, scaled.in_view(faces, used))); f = clock()
             if len(chips) == 8 or i == len(paths) - 1:  # a worker's chunk: one network call

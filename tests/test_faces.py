@@ -571,6 +571,46 @@ def test_a_camera_size_photo_is_detected_on_a_reduced_decode_and_described_as_on
     assert r.qualities[0].size == r.faces[0].size
 
 
+@pytest.mark.parametrize("angle", [0, 35])
+@pytest.mark.parametrize("name", ["facenet", "arcface"])
+def test_the_part_a_second_decode_keeps_holds_every_pixel_the_chips_and_the_rating_read(face_image, name, angle):
+    """scaled.reads: with every pixel outside the region (at the decode's scale) blacked out, the
+    chips and the rating are those of the whole image: a second decode may stop below it (a
+    tilted face too, whose chip is turned)."""
+    import cv2
+
+    from vision_lib.faces import scaled
+    from vision_lib.io import Decoded
+    from vision_lib.models import get_descriptor, get_detector
+
+    image = face_image
+    if angle:  # the photo turned about its centre, on a larger canvas so the face stays whole
+        h, w = image.shape[:2]
+        m = cv2.getRotationMatrix2D((w, h), angle, 1.0)
+        m[:, 2] += (w / 2, h / 2)
+        image = cv2.warpAffine(image, m, (2 * w, 2 * h), borderValue=(90, 90, 90))
+    desc = get_descriptor(name)
+    faces = get_detector().detect(image)
+    assert faces and all(len(f.keypoints) == 5 for f in faces)
+    for scale in (1.0, 0.5):
+        view = Decoded(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image,
+                       scale, image.shape[:2])
+        x0, y0, x1, y1 = scaled.reads(faces, desc, scale)
+        kept = np.zeros_like(view.image)
+        a, b = max(0, int(y0 * scale)), max(0, int(x0 * scale))
+        kept[a:int(np.ceil(y1 * scale)), b:int(np.ceil(x1 * scale))] = view.image[a:int(np.ceil(y1 * scale)),
+                                                                                   b:int(np.ceil(x1 * scale))]
+        cut = Decoded(kept, scale, view.shape)
+        chips = desc.chips(view.image, scaled.in_view(faces, view))
+        assert np.array_equal(desc.chips(kept, scaled.in_view(faces, cut)), chips)
+        assert scaled.qualities_in(cut, faces) == scaled.qualities_in(view, faces)
+        # tighter than the rule without a descriptor (below): fewer rows to decode
+        assert y1 < max(f.box[1] + 2 * f.box[3] for f in faces)
+    # without a descriptor that says where its chips lie: each box with its size again around it
+    x, y, w, h = faces[0].box
+    assert scaled.reads(faces[:1], None) == (x - w, y - h, x + 2 * w, y + 2 * h)
+
+
 @pytest.mark.parametrize("detector", ["yunet", "yunet_checked"])
 def test_detections_through_the_disk_cache_remake_the_detector_from_its_key(detector, tmp_path, monkeypatch):
     # a cache miss makes the detector again from its key, which also names what runs ("runtime",

@@ -106,26 +106,27 @@ _SPEED_ONLY = ("threads", "compiled")
 
 
 def _detect_uncached(path: str, detector: str, params: dict, descriptors: str | bool | None,
-                     image: np.ndarray | None = None, views: list | None = None):
+                     image: np.ndarray | None = None, views: list | None = None, reads: str | None = None):
     """Detect (and describe) one photo; a file is decoded only as far as needed (:mod:`.scaled`).
-    ``views``, when given, receives the decode its faces are described from."""
+    ``views``, when given, receives the decode its faces are described from; ``reads`` names the
+    descriptor the caller will describe them with (a second decode then stops below its chips)."""
     det = get_detector(detector, **{k: v for k, v in params.items() if k not in KEY_ONLY})  # params may be a cache key
+    # True: an entry of the cache's first layout, where descriptors were always dlib's.
+    name = "dlib" if descriptors is True else descriptors or reads
+    describer = _descriptor(name, params.get("threads")) if name else None
     try:
         if image is not None:
             view = Decoded(image, 1.0, image.shape[:2])
             faces = det.detect(image)
         else:
             faces, view = detect_photo(path, det)
-        view = face_view(path, faces, view)
+        view = face_view(path, faces, view, descriptor=describer)
     except ImageError as exc:
         return [], None, exc.reason, None, None
     qualities = qualities_in(view, faces)
     if views is not None:
         views.append(view)
-    desc = None
-    if descriptors:
-        # True: an entry of the cache's first layout, where descriptors were always dlib's.
-        desc = _describe("dlib" if descriptors is True else descriptors, view, faces, params.get("threads"))
+    desc = describe_in(describer, view, faces) if descriptors else None
     return faces, view.shape, None, desc, qualities
 
 
@@ -188,7 +189,8 @@ def _detect_chunk(paths: list[Path], detector: str, params: dict, use_cache: boo
     results, views = [], []
     for p in paths:
         seen: list[Decoded] = []
-        faces, shape, error, _, qualities = _detect_uncached(str(p), detector, params, None, views=seen)
+        faces, shape, error, _, qualities = _detect_uncached(str(p), detector, params, None, views=seen,
+                                                             reads=descriptors)
         results.append(PhotoFaces(p, faces, shape, error, None, qualities))
         if error is None:
             views.append((results[-1], seen[0]))

@@ -78,26 +78,39 @@ def detect_in(view: Decoded, detector) -> list[Face]:
 
 
 def face_view(path: str | os.PathLike, faces: Sequence[Face], view: Decoded | None = None,
-              shape: tuple[int, int] | None = None) -> Decoded:
+              shape: tuple[int, int] | None = None, descriptor=None) -> Decoded:
     """The decode to describe and rate ``faces`` from: ``view`` when every face keeps
     :data:`FACE_SIDE` px in it, else the photo decoded at the smallest scale where they do
     (``shape``, the photo's ``(H, W)``, tells that scale when there is no ``view``; without
-    either the photo is decoded whole), a JPEG only down to the rows around its faces."""
+    either the photo is decoded whole), a JPEG only down to the rows its faces need
+    (:func:`reads`: ``descriptor``'s chips when it says where they lie)."""
     need = min(1.0, FACE_SIDE / max(1, min(f.size for f in faces))) if faces else 0.0
     if view is not None and view.scale >= need:
         return view
     shape = view.shape if view is not None else shape
     side = 1 << 30 if shape is None else math.ceil(max(shape) * need)
-    return load_image_reduced(path, side, region=_around(faces))
+    return load_image_reduced(path, side, region=reads(faces, descriptor, need))
 
 
-def _around(faces: Sequence[Face]) -> tuple[int, int, int, int] | None:
-    """The part of the photo that describing and rating ``faces`` may read: each box with its own
-    size again on every side (chips span 1.3-1.5 boxes, turned by the face's tilt)."""
+def reads(faces: Sequence[Face], descriptor=None, scale: float = 1.0) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)``, whole-photo pixels: the part of the photo that rating ``faces`` (their
+    boxes) and describing them with ``descriptor`` (its ``region``: where its chips lie) read in a
+    decode at ``scale``, padded by the pixels bilinear sampling reads beyond it. Without a
+    descriptor that says (None, or no ``region``): each box with its own size again on every side
+    (chips span 1.3-1.5 boxes, turned by the face's tilt)."""
     if not faces:
         return None
-    return (min(f.box[0] - f.box[2] for f in faces), min(f.box[1] - f.box[3] for f in faces),
-            max(f.box[0] + 2 * f.box[2] for f in faces), max(f.box[1] + 2 * f.box[3] for f in faces))
+    chips = getattr(descriptor, "region", None)
+    chips = chips(faces) if chips is not None else None
+    if chips is None:
+        return (min(f.box[0] - f.box[2] for f in faces), min(f.box[1] - f.box[3] for f in faces),
+                max(f.box[0] + 2 * f.box[2] for f in faces), max(f.box[1] + 2 * f.box[3] for f in faces))
+    # Two decoded pixels (bilinear's neighbour, and the rounding of a box scaled into the decode).
+    pad = 2 / max(scale, 1 / 8)
+    return (math.floor(min(chips[0], *(f.box[0] for f in faces)) - pad),
+            math.floor(min(chips[1], *(f.box[1] for f in faces)) - pad),
+            math.ceil(max(chips[2], *(f.box[0] + f.box[2] for f in faces)) + pad),
+            math.ceil(max(chips[3], *(f.box[1] + f.box[3] for f in faces)) + pad))
 
 
 def in_view(faces: Sequence[Face], view: Decoded) -> list[Face]:
@@ -115,4 +128,4 @@ def describe_in(descriptor, view: Decoded, faces: Sequence[Face]) -> np.ndarray:
     return descriptor.describe(view.image, in_view(faces, view))
 
 
-__all__ = ["FACE_SIDE", "detection_side", "detect_photo", "detection_view", "detector_input", "detect_in", "face_view", "in_view", "qualities_in", "describe_in"]
+__all__ = ["FACE_SIDE", "detection_side", "detect_photo", "detection_view", "detector_input", "detect_in", "face_view", "reads", "in_view", "qualities_in", "describe_in"]

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from ..geometry import ARCFACE_112, Face
-from .chips import ChipDescriptor, template_chips
+from .chips import ChipDescriptor, template_chips, template_region
 from .files import ENV_VAR, ModelFileError, file_sha256
 
 __all__ = ["ARCFACE_SIZE", "DEFAULT_FILE", "KNOWN_SHA256", "LICENCE", "ArcFaceDescriptor", "arcface_folder",
@@ -180,6 +180,9 @@ class ArcFaceDescriptor(ChipDescriptor):
 
     def chips(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         return face_chips(image, faces)
+
+    def region(self, faces: Sequence[Face]) -> tuple[float, float, float, float] | None:
+        return template_region(faces, ARCFACE_112, ARCFACE_SIZE, BOX_MARGIN)
 
     def _net(self):
         path, digest = arcface_path()

@@ -7,10 +7,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..geometry import Face, crop, warp_to_template
+from ..geometry import KEYPOINTS, Face, crop, similarity_transform, warp_to_template
 from ..io import check_rgb
 
-__all__ = ["ChipDescriptor", "template_chips"]
+__all__ = ["ChipDescriptor", "template_chips", "template_region"]
 
 
 def template_chips(image: np.ndarray, faces: Sequence[Face], template: np.ndarray, size: int,
@@ -26,6 +26,32 @@ def template_chips(image: np.ndarray, faces: Sequence[Face], template: np.ndarra
             chip = cv2.resize(crop(image, f, margin=margin), (size, size), interpolation=cv2.INTER_AREA)
         out[i] = chip
     return out
+
+
+def template_region(faces: Sequence[Face], template: np.ndarray, size: int,
+                    margin: float) -> tuple[float, float, float, float] | None:
+    """``(x0, y0, x1, y1)``: the part of the image :func:`template_chips` reads for ``faces`` (same
+    arguments), in the image's pixels: each chip's square mapped back through its similarity, or the
+    box grown by ``margin`` for a face without keypoints; None for no faces. Bilinear sampling
+    reads one pixel further: callers pad. A photo decoded for its faces is decoded only this far
+    (:func:`vision_lib.faces.scaled.face_view`)."""
+    import cv2
+
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], float)
+    xs, ys = [], []
+    for f in faces:
+        if all(k in f.keypoints for k in KEYPOINTS):
+            points = np.array([f.keypoints[k] for k in KEYPOINTS], float)
+            back = cv2.invertAffineTransform(similarity_transform(points, template))
+            pts = corners @ back.T
+            xs += [pts[:, 0].min(), pts[:, 0].max()]
+            ys += [pts[:, 1].min(), pts[:, 1].max()]
+        else:  # crop()'s box grown by margin
+            x, y, w, h = f.box
+            mx, my = round(w * margin), round(h * margin)
+            xs += [x - mx, x + w + mx]
+            ys += [y - my, y + h + my]
+    return (min(xs), min(ys), max(xs), max(ys)) if xs else None
 
 
 class ChipDescriptor:
@@ -45,6 +71,12 @@ class ChipDescriptor:
     def chips(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """``(n, size, size, 3)`` uint8 chips of ``faces`` in the RGB ``image``."""
         raise NotImplementedError
+
+    def region(self, faces: Sequence[Face]) -> tuple[float, float, float, float] | None:
+        """``(x0, y0, x1, y1)``: the part of an image that :meth:`chips` of ``faces`` reads, when
+        the descriptor knows it (:func:`template_region`); None: unknown (a second decode of a
+        camera photo then keeps a generous margin around the faces)."""
+        return None
 
     def _net(self):
         """The network (loaded once per process)."""

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..geometry import Face
-from .chips import ChipDescriptor, template_chips
+from .chips import ChipDescriptor, template_chips, template_region
 # The network itself (shared with the ONNX Runtime build), re-exported here.
 from .facenet_net import (BN_EPSILON, BN_KEYS, FACENET_SIZE, build_inception_resnet_v1, fold_batchnorm,
                           inception_resnet_v1, load_weights_by_name)
@@ -101,6 +101,9 @@ class FaceNetDescriptor(ChipDescriptor):
 
     def chips(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         return face_chips(image, faces)
+
+    def region(self, faces: Sequence[Face]) -> tuple[float, float, float, float] | None:
+        return template_region(faces, FACENET_TEMPLATE, FACENET_SIZE, BOX_MARGIN)
 
     def _run(self, net, chips: np.ndarray) -> np.ndarray:
         """Network outputs of one batch of chips (L2-normalised afterwards by :meth:`describe_chips`)."""
