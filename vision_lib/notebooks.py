@@ -5,8 +5,8 @@ execution through nbclient; nbconvert writes the HTML. The committed notebooks s
 """
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -170,7 +170,10 @@ def execute_notebook(
         return NotebookResult(path.stem, False, time.perf_counter() - start, output, None,
                               str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
     finally:
-        shutil.rmtree(sockets, ignore_errors=True)
+        # Only once empty: jupyter_client removes the socket files when the kernel has gone; a
+        # kernel still finishing its exit would log a ZMQ traceback if they went from under it.
+        with contextlib.suppress(OSError):
+            os.rmdir(sockets)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
