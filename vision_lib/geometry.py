@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ARCFACE_112", "KEYPOINTS", "Face", "clamp_face", "largest_first", "crop", "similarity_transform", "warp_to_template"]
+__all__ = ["ARCFACE_112", "KEYPOINTS", "Face", "clamp_face", "largest_first", "crop", "grown_box", "similarity_transform", "template_transform",
+           "warp_to_template"]
 
 #: The widely used five-point template of ArcFace/InsightFace, in pixels of its 112x112 crop
 #: (eyes, nose, mouth corners in :data:`KEYPOINTS` order).
@@ -84,25 +85,39 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
 
 
+def template_transform(face: Face, template: np.ndarray) -> np.ndarray | None:
+    """The ``2x3`` least-squares similarity taking the face's five keypoints onto ``template``
+    (pixels, ``(5, 2)``); None when the face lacks any of the five."""
+    if not all(k in face.keypoints for k in KEYPOINTS):
+        return None
+    return similarity_transform(np.array([face.keypoints[k] for k in KEYPOINTS], float), template)
+
+
 def warp_to_template(image: np.ndarray, face: Face, template: np.ndarray, size: int) -> np.ndarray | None:
     """``size`` x ``size`` chip with the face's five keypoints mapped onto ``template`` (pixels,
     ``(5, 2)``) by a least-squares similarity; None when the face lacks any of the five."""
     import cv2
 
-    if not all(k in face.keypoints for k in KEYPOINTS):
+    M = template_transform(face, template)
+    if M is None:
         return None
-    M = similarity_transform(np.array([face.keypoints[k] for k in KEYPOINTS], float), template)
     return cv2.warpAffine(np.ascontiguousarray(image), M, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REFLECT)
 
 
-def crop(image: np.ndarray, face: Face, margin: float = 0.2) -> np.ndarray:
-    """The face box grown by ``margin`` (fraction of its size) on every side, clamped to the image."""
+def grown_box(face: Face, margin: float = 0.2) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the face box grown by ``margin`` (fraction of its size) on every side,
+    not clamped (what :func:`crop` cuts, before the image's edges)."""
     x, y, w, h = face.box
     mx, my = int(round(w * margin)), int(round(h * margin))
+    return x - mx, y - my, x + w + mx, y + h + my
+
+
+def crop(image: np.ndarray, face: Face, margin: float = 0.2) -> np.ndarray:
+    """The face box grown by ``margin`` (fraction of its size) on every side, clamped to the image."""
     H, W = image.shape[:2]
-    x0, y0 = max(0, x - mx), max(0, y - my)
-    x1, y1 = min(W, x + w + mx), min(H, y + h + my)
+    x0, y0, x1, y1 = grown_box(face, margin)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(W, x1), min(H, y1)
     if x1 <= x0 or y1 <= y0:
         raise ValueError(f"face box {face.box} lies outside the {W}x{H} image")
     return image[y0:y1, x0:x1].copy()

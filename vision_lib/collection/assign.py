@@ -5,8 +5,9 @@
    :class:`~vision_lib.cluster.IdentityClustering` attaches faces to its cores with,
    ``_attach_local``: not the single nearest face, which a look-alike's one photo can win) and than
    the limit of the open-set rule calibrated on the collection's own people (:func:`calibrate`),
-   and no other person is that near: a person counts as near only under both. A face near several people goes to the one whose faces are on average
-   nearest, if that is nearer than the same-person distance.
+   and no other person is that near: a person counts as near only under both. A face near several
+   people goes to the one whose faces are on average nearest, if that is nearer than the
+   same-person distance.
 2. :func:`group_new`: the faces still in no person are clustered with ``IdentityClustering`` (its
    graph path at scale) into new people; a new group whose faces pass the local test on average for
    exactly one existing person (``_merge_local``'s rule) *and* under the open-set rule's limit for a

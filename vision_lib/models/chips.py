@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..geometry import KEYPOINTS, Face, crop, similarity_transform, warp_to_template
+from ..geometry import Face, crop, grown_box, template_transform, warp_to_template
 from ..io import check_rgb
 
 __all__ = ["ChipDescriptor", "template_chips", "template_region"]
@@ -40,17 +40,15 @@ def template_region(faces: Sequence[Face], template: np.ndarray, size: int,
     corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], float)
     xs, ys = [], []
     for f in faces:
-        if all(k in f.keypoints for k in KEYPOINTS):
-            points = np.array([f.keypoints[k] for k in KEYPOINTS], float)
-            back = cv2.invertAffineTransform(similarity_transform(points, template))
-            pts = corners @ back.T
+        M = template_transform(f, template)
+        if M is not None:
+            pts = corners @ cv2.invertAffineTransform(M).T
             xs += [pts[:, 0].min(), pts[:, 0].max()]
             ys += [pts[:, 1].min(), pts[:, 1].max()]
         else:  # crop()'s box grown by margin
-            x, y, w, h = f.box
-            mx, my = round(w * margin), round(h * margin)
-            xs += [x - mx, x + w + mx]
-            ys += [y - my, y + h + my]
+            x0, y0, x1, y1 = grown_box(f, margin)
+            xs += [x0, x1]
+            ys += [y0, y1]
     return (min(xs), min(ys), max(xs), max(ys)) if xs else None
 
 
