@@ -151,20 +151,8 @@ class Store(Protocol):
     def photo_file(self, photo: int) -> tuple[str, str] | None: ...
     def not_used(self) -> list[tuple[int, str, str, str]]: ...
     def vectors(self) -> tuple[np.ndarray, np.ndarray]: ...
-    def face_stamp(self) -> tuple[int, int]:
-        """``(largest face id, number of faces)`` (every face has its descriptor): ids are never
-        reused (AUTOINCREMENT), so the faces seen at one stamp are the faces at the same stamp later.
-        Counted on the smallest index of ``faces`` (a few bytes a face), not on the descriptors."""
-        last = self.con.execute("SELECT max(id) FROM faces").fetchone()[0]
-        n = self.con.execute("SELECT count(*) FROM faces").fetchone()[0]
-        return int(last or 0), int(n)
-
-    def count_through(self, last: int) -> int:
-        """How many faces have an id up to ``last``: all of them but those after it (a range of the
-        newest ids, so the cost is that of the faces added since)."""
-        after = self.con.execute("SELECT count(*) FROM faces WHERE id > ?", (int(last),)).fetchone()[0]
-        return self.face_stamp()[1] - int(after)
-
+    def face_stamp(self) -> tuple[int, int]: ...
+    def count_through(self, last: int) -> int: ...
     def vector_chunks(self, after: int = 0, where: str = "") -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
     def vectors_of(self, faces: Sequence[int]) -> np.ndarray: ...
     def person_vectors(self, person: int) -> np.ndarray: ...
@@ -360,14 +348,18 @@ class SQLiteStore:
         return np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), self.dim)
 
     def face_stamp(self) -> tuple[int, int]:
-        """``(largest face id, number of faces)`` with a descriptor: ids are never reused
-        (AUTOINCREMENT), so the faces seen at one stamp are the faces at the same stamp later."""
-        last, n = self.con.execute("SELECT max(face), count(*) FROM descriptors").fetchone()
+        """``(largest face id, number of faces)`` (every face has its descriptor): ids are never
+        reused (AUTOINCREMENT), so the faces seen at one stamp are the faces at the same stamp later.
+        Counted on the smallest index of ``faces`` (a few bytes a face), not on the descriptors."""
+        last = self.con.execute("SELECT max(id) FROM faces").fetchone()[0]
+        n = self.con.execute("SELECT count(*) FROM faces").fetchone()[0]
         return int(last or 0), int(n)
 
     def count_through(self, last: int) -> int:
-        """How many faces with a descriptor have an id up to ``last``."""
-        return int(self.con.execute("SELECT count(*) FROM descriptors WHERE face <= ?", (int(last),)).fetchone()[0])
+        """How many faces have an id up to ``last``: all of them but those after it (a range of the
+        newest ids, so the cost is that of the faces added since)."""
+        after = self.con.execute("SELECT count(*) FROM faces WHERE id > ?", (int(last),)).fetchone()[0]
+        return self.face_stamp()[1] - int(after)
 
     def vector_chunks(self, after: int = 0, where: str = "", chunk: int = 50_000
                       ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
