@@ -106,14 +106,23 @@ def _by_person(Q: np.ndarray, rows: np.ndarray, people: np.ndarray, gallery, red
     return out
 
 
+def _mean(D: np.ndarray) -> np.ndarray:
+    """``D.mean(axis=1)`` bit for bit (the same sum, divided by the count) without its per-call
+    checks: an add at 1M faces asks it 45,000 times."""
+    return D.sum(axis=1) / D.shape[1]
+
+
 def person_distances(Q: np.ndarray, gallery, k: int, candidates: int = CANDIDATES,
-                     cutoff: float = np.inf) -> list[dict[int, float]]:
+                     cutoff: float = np.inf, groups: np.ndarray | None = None) -> list[dict[int, float]]:
     """For each row of ``Q``: ``{person: mean distance to that person's k nearest faces}`` for the
     people among its ``candidates`` nearest faces of ``gallery`` (an
     :class:`~vision_lib.collection.neighbours.ArrayGallery` or ``IndexGallery``), in the order they
     first appear among them. A person with faces beyond the candidates is scored exactly on all of
     its faces, unless even the nearest possible (the missing faces at the farthest distance looked
-    at) is not under ``cutoff``: then that bound is its score."""
+    at) is not under ``cutoff``: then that bound is its score. ``groups`` (a group per row, >= 0):
+    only the people among the candidates of every row of a group are scored exactly for its rows
+    (:func:`group_new` averages a group's scores, a face without the person counting as far: the
+    others' average is infinite whatever their scores); the others keep their bound."""
     dist, owner, far = gallery.nearest(Q, candidates)
     sizes = gallery.sizes()
     row, col = np.nonzero((owner >= 0) & (dist < np.inf))
@@ -134,10 +143,15 @@ def person_distances(Q: np.ndarray, gallery, k: int, candidates: int = CANDIDATE
         at[at] = j < m[group[at]]
         total[group[at]] += d[at]
     score = (total + (m - used) * far.astype(np.float64)[g_row]) / m
-    exact = np.flatnonzero((used < m) & ~(score >= cutoff))
+    exact = (used < m) & ~(score >= cutoff)
+    if groups is not None:  # (group, person): as many rows with the person as the group has rows
+        key = groups[g_row].astype(np.int64) * (int(g_who.max()) + 1) + g_who
+        _, at, count = np.unique(key, return_inverse=True, return_counts=True)
+        exact &= count[at] == np.bincount(groups)[groups[g_row]]
+    exact = np.flatnonzero(exact)
     if len(exact):  # the person's other faces lie beyond the candidates: score it on all of them
         score[exact] = _by_person(Q, g_row[exact], g_who[exact], gallery,
-                                  lambda D, p: np.sort(D, axis=1)[:, :min(k, int(sizes[p]))].mean(axis=1))
+                                  lambda D, p: _mean(np.sort(D, axis=1)[:, :min(k, int(sizes[p]))]))
     shown = np.lexsort((col[first], g_row))  # each row's people in the order they first appear
     bounds = np.searchsorted(g_row[shown], np.arange(len(Q) + 1))
     people, values = g_who[shown].tolist(), score[shown].tolist()
@@ -177,7 +191,7 @@ def attach(Q: np.ndarray, gallery, distance: float, k: int, *,
         if len(near) > 1:
             pairs += [(i, p) for p in near]
     ask = np.array(pairs, np.int64).reshape(-1, 2)
-    means = dict(zip(pairs, _by_person(Q, ask[:, 0], ask[:, 1], gallery, lambda D, p: D.mean(axis=1)).tolist()))
+    means = dict(zip(pairs, _by_person(Q, ask[:, 0], ask[:, 1], gallery, lambda D, p: _mean(D)).tolist()))
     for i, s in enumerate(scores):
         out[i] = _choose(s, lambda p: means[i, p], distance, limit)
     return out
@@ -195,22 +209,30 @@ def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: st
     :func:`group_thresholds`), else ``limit`` (a single face's threshold, as :func:`attach`; None:
     no such limit). A group's faces are one person: their distances to a stranger's faces rise and
     fall together, so a group earns only what strangers' groups are measured not to reach."""
+    from sklearn import config_context
+
     from ..cluster import IdentityClustering
 
     if len(Q) < 2:
         return np.full(len(Q), -1, np.int64), np.zeros(0, np.int64)
     model = IdentityClustering(descriptor=descriptor, random_state=0, progress=progress)
-    labels = model.fit(Q, core_mask=core_mask).labels_
+    # the rows are the index's descriptors (finite) and the clustering sets every parameter it
+    # passes: scikit-learn's checks of each of its thousand calls inside were an eighth of its time
+    with config_context(assume_finite=True, skip_parameter_validation=True):
+        labels = model.fit(Q, core_mask=core_mask).labels_
     joins = np.full(model.n_clusters_, -1, np.int64)
     if len(gallery) and model.n_clusters_:
         rows = np.flatnonzero(labels >= 0)
-        scores = person_distances(Q[rows], gallery, k, cutoff=distance)
-        for g in range(model.n_clusters_):
-            mine = [scores[i] for i in np.flatnonzero(labels[rows] == g)]
-            people = list(set().union(*(s.keys() for s in mine)))
-            # a face of the group that has the person in no candidate is far from it: counts as far
-            # (one row per person, averaged along it: np.mean of each person's list, bit for bit)
-            table = np.array([[s.get(p, np.inf) for s in mine] for p in people], np.float64).reshape(len(people), len(mine))
+        scores = person_distances(Q[rows], gallery, k, cutoff=distance, groups=labels[rows])
+        sizes = np.bincount(labels[rows], minlength=model.n_clusters_)
+        members = np.split(np.argsort(labels[rows], kind="stable"), np.cumsum(sizes)[:-1])
+        for g, faces in enumerate(members):
+            mine = [scores[i] for i in faces.tolist()]
+            # a face of the group that has the person in no candidate is far from it: the group's
+            # average is infinite, so only the people every face has can be near
+            people = list(set(mine[0]).intersection(*mine[1:])) if mine else []
+            # one row per person, averaged along it: np.mean of each person's list, bit for bit
+            table = np.array([[s[p] for s in mine] for p in people], np.float64).reshape(len(people), len(mine))
             mean = dict(zip(people, table.mean(axis=1).tolist()))
             near = [p for p, d in mean.items() if d < distance]
             most = group_limit(group_limits, len(mine)) if group_limits else limit

@@ -267,7 +267,9 @@ class FaceIndex:
     def _scan(Q: np.ndarray, blocks: list[np.ndarray], k: int, faiss) -> tuple[np.ndarray, np.ndarray]:
         """``faiss.knn`` of ``Q`` over the rows of ``blocks`` as if one array (squared distances,
         row numbers, ascending): each block scanned apart, the answers merged by (distance, row),
-        the order FAISS keeps among equal distances (its heaps break ties by the lower row)."""
+        the order FAISS keeps among equal distances (its heaps break ties by the lower row): each
+        block's answer is in that order and the blocks' rows follow each other, so a stable sort
+        by distance alone merges them."""
         found, start = [], 0
         for X in blocks:
             if len(X):
@@ -277,7 +279,7 @@ class FaceIndex:
         if len(found) == 1:
             return found[0]
         D, rows = (np.concatenate(part, axis=1) for part in zip(*found))
-        best = np.lexsort((rows, D), axis=-1)[:, :k]
+        best = np.argsort(D, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(D, best, axis=1), np.take_along_axis(rows, best, axis=1)
 
     def search(self, Q: np.ndarray, k: int, exact: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
