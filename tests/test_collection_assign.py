@@ -177,3 +177,34 @@ def test_a_group_is_held_to_the_open_set_limit_of_its_size():
     assert joins.tolist() == [-1]
     assert group_limit([0.8, 0.85, 0.9], 1) == 0.8 and group_limit([0.8, 0.85, 0.9], 2) == 0.85
     assert group_limit([0.8, 0.85, 0.9], 40) == 0.9
+
+
+def test_the_exact_scores_by_person_are_the_distances_one_pair_at_a_time():
+    """assign._by_person (one float64 matrix product per person: |q|^2 + |x|^2 - 2 q.x) against
+    distances_to (the differences, one pair at a time) on random shapes, with ties: faces copied
+    within a person and queries that are faces of the gallery (distance 0)."""
+    from vision_lib.collection.assign import _by_person, _mean, distances_to
+
+    rng = np.random.default_rng(3)
+    sizes = [1, 2, 5, 9, 40, 3]
+    X = rng.normal(size=(sum(sizes), DESC.dim))
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    person = np.repeat(np.arange(len(sizes)), sizes)
+    X[person == 4] = np.repeat(X[person == 4][:8], 5, axis=0)  # every face of person 4 five times
+    Q = np.concatenate([rng.normal(size=(30, DESC.dim)) / np.sqrt(DESC.dim), X[[0, 1, 10, 20, 57]]]).astype(np.float32)
+    rows = rng.integers(0, len(Q), 400)
+    rows[:len(Q)] = np.arange(len(Q))
+    people = rng.integers(0, len(sizes), 400)
+    gallery = ArrayGallery(X, person)
+    want = [distances_to(Q[r], X[person == p]) for r, p in zip(rows, people)]
+    for reduce, ref in ((lambda D, p: (D ** 2).max(axis=1), lambda d: (d ** 2).max()),
+                        (lambda D, p: (D ** 2).min(axis=1), lambda d: (d ** 2).min())):
+        got = _by_person(Q, rows, people, gallery, reduce)  # the squares: within 1e-12 wherever they lie
+        np.testing.assert_allclose(got, [ref(d) for d in want], rtol=0, atol=1e-12)
+    for reduce, ref in ((lambda D, p: _mean(D), np.mean), (lambda D, p: _mean(np.sort(D, axis=1)[:, :5]), lambda d: np.sort(d)[:5].mean())):
+        got = _by_person(Q, rows, people, gallery, reduce)
+        at_zero = np.array([d.min() < 1e-6 for d in want])  # a face and its copy: the root of a 1e-16 error
+        assert at_zero.sum() >= 5
+        np.testing.assert_allclose(got[~at_zero], np.array([ref(d) for d in want])[~at_zero], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(got[at_zero], np.array([ref(d) for d in want])[at_zero], rtol=0, atol=1e-7)
+

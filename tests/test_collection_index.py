@@ -253,3 +253,73 @@ def test_the_assignments_read_as_one_string_are_those_of_every_face_by_id(tmp_pa
     np.testing.assert_array_equal(fid, rows[:, 0])
     np.testing.assert_array_equal(person, rows[:, 1])
     np.testing.assert_array_equal(user, rows[:, 2] == 1)
+
+
+def test_the_scan_of_a_graph_and_the_faces_beside_it_is_one_scan_of_all_of_them():
+    """FaceIndex._scan over the graph's vectors and the faces waiting beside it (no 512 MB copy at
+    1M): the distances and rows of one faiss.knn over both, bit for bit, copies across the blocks
+    (equal distances: the lower row first) and blocks smaller than k included."""
+    import faiss
+
+    rng = np.random.default_rng(4)
+    for n1, n2 in ((500, 40), (30, 300), (700, 1)):
+        X1 = rng.normal(size=(n1, 16)).astype(np.float32)
+        X2 = rng.normal(size=(n2, 16)).astype(np.float32)
+        X2[: n2 // 2 + 1] = X1[rng.integers(0, n1, n2 // 2 + 1)]  # the same faces in both blocks
+        X1[:4] = X1[4]
+        Q = np.concatenate([rng.normal(size=(40, 16)), X1[:5], X2[:3]]).astype(np.float32)
+        for k in (1, 7, 99, 100, 256, n1 + n2):
+            k = min(k, n1 + n2)
+            D, rows = neighbours.FaceIndex._scan(Q, [X1, X2], k, faiss)
+            D0, rows0 = faiss.knn(Q, np.concatenate([X1, X2]), k)
+            assert np.array_equal(rows, rows0) and np.array_equal(D, D0)
+
+
+def test_the_face_stamp_counts_every_face_and_those_up_to_an_id_after_a_removal(tmp_path):
+    X, people = _crowded(5, 8, seed=2)
+    with Collection(tmp_path / "a.db") as collection:
+        collection.add(_table(tmp_path / "a.npz", X, people, "a"), progress=False)
+        store = collection.store
+        with store.transaction():
+            store.con.execute("DELETE FROM faces WHERE id IN (3, 17, 38)")
+        count = lambda sql: store.con.execute(sql).fetchone()[0]  # noqa: E731
+        assert store.face_stamp() == (count("SELECT max(face) FROM descriptors"), count("SELECT count(*) FROM descriptors")) == (40, 37)
+        assert [store.count_through(i) for i in (2, 3, 20, 40)] == [
+            count(f"SELECT count(*) FROM descriptors WHERE face <= {i}") for i in (2, 3, 20, 40)] == [2, 2, 18, 37]
+
+
+def test_phase_2_scores_exactly_only_the_people_every_face_of_a_group_has_and_joins_as_the_full_table():
+    """person_distances with ``groups`` (phase 2): the people among the candidates of every face of
+    a group keep their exact scores; group_new joins what the table over every person (a face
+    without the person counting as infinitely far) joins."""
+    from vision_lib.collection.assign import group_new, person_distances
+
+    X, person = _crowded(12, 16, seed=11)
+    known = np.arange(len(X)) % 16 < 12
+    gallery = neighbours.ArrayGallery(X[known], person[known])
+    new, who = X[~known], person[~known]  # faces between two people: both among the candidates, or one
+    Q = np.concatenate([(new[who == a] + new[who == b]) / 2 for a, b in ((0, 1), (3, 4), (7, 8))]).astype(np.float32)
+    groups = np.repeat(np.arange(3), 4)
+    groups[[0, 4, 8]] = 3  # and a group of faces of several people
+    full = person_distances(Q, gallery, 5, candidates=6)
+    some = person_distances(Q, gallery, 5, candidates=6, groups=groups)
+    shared = 0
+    for g in np.unique(groups):
+        mine = np.flatnonzero(groups == g)
+        common = set(full[mine[0]]).intersection(*(full[i] for i in mine[1:]))
+        shared += len(common)
+        for i in mine:
+            assert full[i].keys() == some[i].keys()
+            assert all(full[i][p] == some[i][p] for p in common)
+            assert all(some[i][p] <= full[i][p] for p in full[i])  # a bound at most
+    assert shared and any(full[i] != some[i] for i in range(len(Q)))  # the filter left some people out
+    labels, joins = group_new(new, gallery, DESC.threshold, 5, descriptor="facenet")
+    rows = np.flatnonzero(labels >= 0)
+    scores = person_distances(new[rows], gallery, 5, cutoff=DESC.threshold)
+    for g, target in enumerate(joins):
+        mine = [scores[i] for i in np.flatnonzero(labels[rows] == g)]
+        people = list(set().union(*mine))
+        mean = {p: np.mean([s.get(p, np.inf) for s in mine]) for p in people}
+        near = [p for p, d in mean.items() if d < DESC.threshold]
+        assert target == (near[0] if len(near) == 1 else -1)
+    assert len(joins) > 1 and (joins >= 0).any() and (joins < 0).any()
