@@ -210,6 +210,7 @@ def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: st
     no such limit). A group's faces are one person: their distances to a stranger's faces rise and
     fall together, so a group earns only what strangers' groups are measured not to reach."""
     from sklearn import config_context
+    from threadpoolctl import threadpool_limits
 
     from ..cluster import IdentityClustering
 
@@ -217,8 +218,10 @@ def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: st
         return np.full(len(Q), -1, np.int64), np.zeros(0, np.int64)
     model = IdentityClustering(descriptor=descriptor, random_state=0, progress=progress)
     # the rows are the index's descriptors (finite) and the clustering sets every parameter it
-    # passes: scikit-learn's checks of each of its thousand calls inside were an eighth of its time
-    with config_context(assume_finite=True, skip_parameter_validation=True):
+    # passes: scikit-learn's checks of each of its thousand calls inside were an eighth of its time;
+    # its matrix products are small (a piece against its component): a second BLAS thread waiting
+    # for a busy core made them up to 2.7 times slower (100k faces' add, another job running)
+    with config_context(assume_finite=True, skip_parameter_validation=True), threadpool_limits(1, user_api="blas"):
         labels = model.fit(Q, core_mask=core_mask).labels_
     joins = np.full(model.n_clusters_, -1, np.int64)
     if len(gallery) and model.n_clusters_:
