@@ -292,7 +292,8 @@ class Collection:
         # one's face, and a person holding some would take in every new one (assign.py).
         before = person.copy()  # as in the file; this add's own attachments are found below
 
-        clear_faces_of = _clear_faces(fid, before, clear)
+        clear_faces_of = _clear_faces(before, clear)
+        index_rows = index.rows_of(fid)  # the index's row of each face
 
         # a person's clear faces: in the file (the index's copy of their descriptors, in step with it:
         # a query per person cost an add at 1M faces 3.6 s), and those this add gave it
@@ -301,7 +302,7 @@ class Collection:
 
         def vectors_of(p: int) -> np.ndarray:
             if p not in held:
-                held[p] = np.concatenate([index.vectors_of(clear_faces_of(p)), added.get(p, Xq[:0])])
+                held[p] = np.concatenate([index.vectors_at(index_rows[clear_faces_of(p)]), added.get(p, Xq[:0])])
             return held[p]
 
         limit = None if rule is None else rule.threshold_
@@ -587,8 +588,8 @@ class Collection:
             rule = rule_from_state(saved) if saved else self._calibrate(fid, person)
             # a person is known by their clear faces, as an add knows them (assign.py): the verdict
             # of a photo is the one an add would give it
-            clear_faces_of = _clear_faces(fid, person, clear)
-            gallery = IndexGallery(index, fid, np.where(clear, person, -1), lambda p: store.vectors_of(clear_faces_of(p)))
+            clear_faces_of = _clear_faces(person, clear)
+            gallery = IndexGallery(index, fid, np.where(clear, person, -1), lambda p: store.vectors_of(fid[clear_faces_of(p)]))
             self._cache = (stamp, gallery, rule, names, roots)
         return self._cache[1:]
 
@@ -657,16 +658,17 @@ class Collection:
         return [f.box for f in faces], np.asarray(X, np.float32)
 
 
-def _clear_faces(fid: np.ndarray, person: np.ndarray, clear: np.ndarray):
-    """A function giving the ids of a person's clear faces (ascending), ``person`` and ``clear`` per
-    face of ``fid``: the faces are found once by sorting, not by a scan of every face per person asked."""
-    order = np.argsort(person, kind="stable")
-    sorted_person = person[order]
+def _clear_faces(person: np.ndarray, clear: np.ndarray):
+    """A function giving the rows (ascending) of a person's clear faces, ``person`` and ``clear``
+    per face: found once by sorting, each person's a slice (an add at 1M faces asks for 20,000)."""
+    mine = np.flatnonzero(clear & (person >= 0))
+    order = mine[np.argsort(person[mine], kind="stable")]  # by person, then row
+    ids, start, count = np.unique(person[order], return_index=True, return_counts=True)
+    at = dict(zip(ids.tolist(), zip(start.tolist(), (start + count).tolist())))
 
     def of(p: int) -> np.ndarray:
-        lo, hi = np.searchsorted(sorted_person, [p, p + 1])
-        mine = np.sort(order[lo:hi])
-        return fid[mine[clear[mine]]]
+        lo, hi = at.get(p, (0, 0))
+        return order[lo:hi]
 
     return of
 

@@ -248,18 +248,27 @@ class FaceIndex:
     def vectors_of(self, ids: np.ndarray) -> np.ndarray:
         """The descriptors of faces ``ids`` (faces the index holds; those the database holds for them:
         the index is kept in step with it), in the order given."""
+        return self.vectors_at(self.rows_of(ids))
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """The rows of faces ``ids`` in the order a scan sees them (for :meth:`vectors_at`)."""
         self.faces()  # in step with the index's rows
-        held, blocks, order = self._all
+        held, _, order = self._all
         ids = np.asarray(ids, np.int64)
         rows = np.searchsorted(held, ids) if order is None else order[np.searchsorted(held[order], ids)]
         rows = np.minimum(rows, len(held) - 1)
         if len(ids) and np.any(held[rows] != ids):
             raise KeyError("faces the index does not hold")
+        return rows
+
+    def vectors_at(self, rows: np.ndarray) -> np.ndarray:
+        """The descriptors of the faces at ``rows`` (of :meth:`rows_of`, while the index holds the same faces)."""
+        blocks = self.faces()[1]
         first = len(blocks[0])
-        if len(blocks) == 1 or not len(ids) or rows.max() < first:
+        if len(blocks) == 1 or not len(rows) or rows.max() < first:
             return blocks[0][rows]
         later = rows >= first
-        out = np.empty((len(ids), blocks[0].shape[1]), np.float32)
+        out = np.empty((len(rows), blocks[0].shape[1]), np.float32)
         out[~later], out[later] = blocks[0][rows[~later]], blocks[1][rows[later] - first]
         return out
 
