@@ -199,5 +199,5 @@ def test_an_unsure_detection_joins_a_person_only_if_near_the_person_as_a_whole(t
     # search states what an add decides: the same face is A's as a clear detection, no one's as an unsure one
     q = _faces(U, 1, 6)
     for score, name in ((0.99, "A"), (0.7, None)):
-        people._describe = lambda image: ([(10, 10, 80, 80)], q, np.full(1, score))
+        people._describe = lambda image, score=score: ([(10, 10, 80, 80)], q, np.full(1, score))
         assert people.search(None, top=3)[0]["name"] == name
