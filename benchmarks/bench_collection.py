@@ -218,10 +218,12 @@ def incremental(dataset: str, by: str, tmp: Path, search_too: bool = False, revi
 
 
 # --------------------------------------------------------------------------- search
-def search_described(people, boxes: list, Q: np.ndarray, top: int) -> list[dict]:
+def search_described(people, boxes: list, Q: np.ndarray, top: int, detected=None) -> list[dict]:
     """``Collection.search`` for faces already described (the collection has no such entry point:
-    its describing step is replaced by the given boxes and descriptors)."""
-    people._describe = lambda image: (boxes, np.asarray(Q, np.float32))
+    its describing step is replaced by the given boxes, descriptors and detector scores: ``detected``,
+    None: unknown)."""
+    detected = np.full(len(Q), np.nan) if detected is None else detected
+    people._describe = lambda image: (boxes, np.asarray(Q, np.float32), np.asarray(detected, np.float64))
     try:
         return people.search(None, top=top)
     finally:
@@ -251,7 +253,7 @@ def search_quality(people, faces, rows: dict[str, int], second: list[str], truth
             continue
         i = rows[p]
         t = time.perf_counter()
-        found = search_described(people, [tuple(faces.boxes[i])], faces.X[i:i + 1], top=n)[0]
+        found = search_described(people, [tuple(faces.boxes[i])], faces.X[i:i + 1], top=n, detected=faces.scores[i:i + 1])[0]
         latency.append(time.perf_counter() - t)
         ranked = [m for m in found["matches"] if m["face"] in subject_faces]
         ap.append(average_precision(np.array([truth_of[m["source"]] == lab for m in ranked]), in_col[lab]))

@@ -282,13 +282,23 @@ def cold_start(training: Path, one: Path, work: Path, repeats: int) -> dict:
             "predict_first_use_empty_model_cache": {"wall_s": round(first[0], 3), "cpu_s": round(first[1], 3)}}
 
 
-def main(argv=None) -> int:
+def held_out(photos: int, seed: int):
+    """``(training, held, pick)``: the small model's training and held-out photos, and ``photos``
+    footballer photos never used to train it (the per-photo cost's sample)."""
     import numpy as np
 
     from vision_lib.classify.evaluation import split_per_person
     from vision_lib.config import dataset
     from vision_lib.io import photo_set
 
+    training, held = split_per_person(dataset("footballers"), 8, seed=seed, people=PLAYERS)
+    everyone = photo_set(dataset("footballers"), labelled=True)
+    used = set(training.paths)
+    pool = [p for p in everyone.paths if p not in used]  # never a photo of the small model's training
+    return training, held, [pool[i] for i in sorted(np.random.default_rng(seed).permutation(len(pool))[:photos])]
+
+
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=int, default=60, help="held-out photos for the per-photo cost (default 60)")
     ap.add_argument("--small", type=int, default=10, help="photos of the short run of the per-photo cost")
@@ -299,11 +309,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     report = {"machine": bench_models.machine(), "load_average_before": [round(x, 2) for x in os.getloadavg()]}
-    training, held = split_per_person(dataset("footballers"), 8, seed=args.seed, people=PLAYERS)
-    everyone = photo_set(dataset("footballers"), labelled=True)
-    used = set(training.paths)
-    pool = [p for p in everyone.paths if p not in used]  # never a photo of the small model's training
-    pick = [pool[i] for i in sorted(np.random.default_rng(args.seed).permutation(len(pool))[:args.photos])]
+    training, held, pick = held_out(args.photos, args.seed)
     with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
         work = Path(tmp)
         if "camera_size" not in args.skip:

@@ -469,7 +469,7 @@ def test_a_decision_blocked_too_long_is_one_clear_error_and_saves_nothing(tmp_pa
 # --------------------------------------------------------------------------- the FAISS index beside the file
 def _search_described(people: Collection, Q: np.ndarray, top: int) -> list[dict]:
     """``Collection.search`` on faces already described (no photo, no models needed)."""
-    people._describe = lambda image: ([(0, 0, 10, 10)] * len(Q), np.asarray(Q, np.float32))
+    people._describe = lambda image: ([(0, 0, 100, 100)] * len(Q), np.asarray(Q, np.float32), np.full(len(Q), np.nan))
     return people.search(None, top=top)
 
 

@@ -42,6 +42,17 @@ def _table(path: Path, groups: dict[str, np.ndarray], unsure: tuple[str, ...] = 
     return path
 
 
+def _built(tmp_path: Path, groups: dict[str, np.ndarray], unsure: tuple[str, ...] = ()) -> tuple[Collection, dict[str, int]]:
+    """A collection built from one folder per group (:func:`_table`), each folder its own person;
+    with the person of each folder."""
+    people = Collection(tmp_path / "people.db")
+    people.add(_table(tmp_path / "first.npz", groups, unsure=unsure), progress=False)
+    df = people.dataframe()
+    who = {s.split("/")[0]: int(p) for s, p in zip(df["source"], df["person"])}
+    assert len(set(who.values())) == len(groups)  # one person per folder
+    return people, who
+
+
 def test_a_group_joins_a_person_only_under_the_open_set_limit_too():
     e = _axes(3)
     gallery = ArrayGallery(_faces(e[0], 8, 1), np.zeros(8, int))
@@ -59,12 +70,7 @@ def test_a_look_alike_group_forms_a_new_person_instead_of_joining_a_named_one(tm
     # C far from both; then six photos of L, a look-alike of A: 1.0 from A's faces, far from B's.
     e = _axes(4)
     A, B, C = e[0], e[0] + 0.95 * e[1], e[0] + 2.0 * e[2]
-    people = Collection(tmp_path / "people.db")
-    people.add(_table(tmp_path / "first.npz", {"A": _faces(A, 8, 1), "B": _faces(B, 8, 2), "C": _faces(C, 8, 3)}),
-               progress=False)
-    df = people.dataframe()
-    who = {s.split("/")[0]: int(p) for s, p in zip(df["source"], df["person"])}
-    assert len(set(who.values())) == 3  # three people
+    people, who = _built(tmp_path, {"A": _faces(A, 8, 1), "B": _faces(B, 8, 2), "C": _faces(C, 8, 3)})
     for name, person in who.items():
         people.name(person, name)
     report = people.add(_table(tmp_path / "later.npz", {"L": _faces(A + 1.0 * e[3], 6, 4), "A": _faces(A, 3, 5)}),
@@ -82,12 +88,7 @@ def _a_holding_unsure_detections(tmp_path: Path) -> tuple[Collection, np.ndarray
     with the centres of A and J."""
     e = _axes(3)
     A, B, J = e[0], e[0] + 2.0 * e[1], e[0] + 1.3 * e[2]
-    people = Collection(tmp_path / "people.db")
-    people.add(_table(tmp_path / "first.npz", {"A": _faces(A, 8, 1), "B": _faces(B, 8, 2), "J": _faces(J, 6, 3)},
-                      unsure=("J",)), progress=False)
-    df = people.dataframe()
-    who = {s.split("/")[0]: int(p) for s, p in zip(df["source"], df["person"])}
-    assert len(set(who.values())) == 3
+    people, who = _built(tmp_path, {"A": _faces(A, 8, 1), "B": _faces(B, 8, 2), "J": _faces(J, 6, 3)}, unsure=("J",))
     people.merge(who["A"], who["J"])
     people.name(who["A"], "A")
     people.name(who["B"], "B")
@@ -110,7 +111,7 @@ def test_search_knows_a_person_by_their_clear_faces_as_an_add_does(tmp_path):
     # compared with all of A's faces); a photo of A still is, and J's faces are still among the matches
     people, A, J = _a_holding_unsure_detections(tmp_path)
     Q = np.concatenate([_faces(J, 1, 6), _faces(A, 1, 7)])
-    people._describe = lambda image: ([(10, 10, 80, 80)] * 2, Q)
+    people._describe = lambda image: ([(10, 10, 80, 80)] * 2, Q, np.full(2, 0.95))
     like_j, like_a = people.search(None, top=3)
     assert like_j["person"] is None and like_j["name"] is None
     assert {m["name"] for m in like_j["matches"]} == {"A"}  # its nearest faces: J's, merged into A
@@ -179,6 +180,29 @@ def test_a_group_is_held_to_the_open_set_limit_of_its_size():
     assert group_limit([0.8, 0.85, 0.9], 40) == 0.9
 
 
+def test_an_unsure_detection_joins_a_person_only_if_near_the_person_as_a_whole(tmp_path):
+    # A's clear faces: 12 photos, and 5 more of another look (U, 2.0 from the others) that the user
+    # merged into A. A new unsure detection (a crowd, a blur) like U's five passes the local test
+    # (A's 5 nearest faces) but is about 1.4 from A's faces on average: it joins no one; a clear
+    # face just as near U's five still joins A (the local test is what a clear face is judged by).
+    e = _axes(3)
+    A, U, B = e[0], e[0] + 2.0 * e[1], e[0] + 2.0 * e[2]
+    people, who = _built(tmp_path, {"A": _faces(A, 12, 1), "U": _faces(U, 5, 2), "B": _faces(B, 8, 3)})
+    people.merge(who["A"], who["U"])
+    people.name(who["A"], "A")
+    people.name(who["B"], "B")
+    people.add(_table(tmp_path / "later.npz", {"Un": _faces(U, 1, 4), "Uc": _faces(U, 1, 5)}, unsure=("Un",)),
+               progress=False)
+    df = people.dataframe().set_index("source")
+    assert df.loc["Uc/img000.jpg", "name"] == "A"
+    assert not isinstance(df.loc["Un/img000.jpg", "name"], str)  # with no one named (no one at all: alone)
+    # search states what an add decides: the same face is A's as a clear detection, no one's as an unsure one
+    q = _faces(U, 1, 6)
+    for score, name in ((0.99, "A"), (0.7, None)):
+        people._describe = lambda image, score=score: ([(10, 10, 80, 80)], q, np.full(1, score))
+        assert people.search(None, top=3)[0]["name"] == name
+
+
 def test_the_exact_scores_by_person_are_the_distances_one_pair_at_a_time():
     """assign._by_person (one float64 matrix product per person: |q|^2 + |x|^2 - 2 q.x) against
     distances_to (the differences, one pair at a time) on random shapes, with ties: faces copied
@@ -207,4 +231,3 @@ def test_the_exact_scores_by_person_are_the_distances_one_pair_at_a_time():
         assert at_zero.sum() >= 5
         np.testing.assert_allclose(got[~at_zero], np.array([ref(d) for d in want])[~at_zero], rtol=0, atol=1e-9)
         np.testing.assert_allclose(got[at_zero], np.array([ref(d) for d in want])[at_zero], rtol=0, atol=1e-7)
-

@@ -159,7 +159,7 @@ def test_a_small_add_leaves_the_index_file_and_the_next_use_appends_what_it_lack
     assert index.read_bytes() == written
     with Collection(db) as collection:
         q = X[375:376]
-        collection._describe = lambda image: ([(0, 0, 10, 10)], q)
+        collection._describe = lambda image: ([(0, 0, 100, 100)], q, np.full(1, np.nan))
         found = collection.search(None, top=400)[0]["matches"]
         assert collection._nn.last_action == "appended" and len(found) == 380
         ids, V = collection.store.vectors()
@@ -168,7 +168,7 @@ def test_a_small_add_leaves_the_index_file_and_the_next_use_appends_what_it_lack
         collection.add(_table(tmp_path / "c.npz", X[380:], people[380:], "c"), progress=False)
     assert index.read_bytes() != written and b'"covers": [' in index.read_bytes()[-300:]
     with Collection(db) as collection:
-        collection._describe = lambda image: ([(0, 0, 10, 10)], X[:1])
+        collection._describe = lambda image: ([(0, 0, 100, 100)], X[:1], np.full(1, np.nan))
         collection.search(None)
         assert collection._nn.last_action == "loaded" and collection._nn.covers == collection.store.face_stamp() == (400, 400)
 

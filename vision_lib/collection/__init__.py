@@ -307,7 +307,8 @@ class Collection:
 
         limit = None if rule is None else rule.threshold_
         gallery = IndexGallery(index, fid, np.where(clear, person, -1), vectors_of, known)
-        found[:] = attach(Xq, gallery, t, LOCAL_K, forbidden=[forbidden.get(int(f)) for f in fid[rows]], limit=limit)
+        found[:] = attach(Xq, gallery, t, LOCAL_K, forbidden=[forbidden.get(int(f)) for f in fid[rows]], limit=limit,
+                          unsure=~clear[rows])
         plan = []
         for p in np.unique(found[found >= 0]).tolist():
             plan.append((fid[rows[found == p]], p))
@@ -604,11 +605,13 @@ class Collection:
         exactly from the candidates' descriptors."""
         from ..openset import pairwise
 
-        boxes, Q = self._describe(image)
+        boxes, Q, detected = self._describe(image)
         gallery, rule, names, roots = self._search_state()
         t = self.same_person_distance
         scores = person_distances(Q, gallery, LOCAL_K) if len(gallery) else [{} for _ in Q]
-        found = attach(Q, gallery, t, LOCAL_K, limit=None if rule is None else rule.threshold_, scores=scores)
+        unsure = ~self._core_mask(Q, np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(detected, np.float64))
+        found = attach(Q, gallery, t, LOCAL_K, limit=None if rule is None else rule.threshold_, scores=scores,
+                       unsure=unsure)
         _, near = gallery.index.search(Q, top)
         out = []
         for i, box in enumerate(boxes):
@@ -633,8 +636,9 @@ class Collection:
                         "matches": matches})
         return out
 
-    def _describe(self, image) -> tuple[list, np.ndarray]:
-        """Boxes and descriptors of the faces of a photo path (the add's own pipeline and cache) or an array."""
+    def _describe(self, image) -> tuple[list, np.ndarray, np.ndarray]:
+        """Boxes, descriptors and detector scores of the faces of a photo path (the add's own
+        pipeline and cache) or an array."""
         from ..models import get_descriptor
 
         self._check_model()
@@ -650,12 +654,12 @@ class Collection:
                 reason = table.rejected[0].reason
                 if reason != "no face found":
                     raise ValueError(f"{path}: {reason}")
-            return [tuple(b) for b in table.boxes], np.asarray(table.X, np.float32)
+            return [tuple(b) for b in table.boxes], np.asarray(table.X, np.float32), np.asarray(table.scores, np.float64)
         from ..faces import detect
 
         faces = detect(np.asarray(image), self.detector)
         X = get_descriptor(self.descriptor).describe(image, faces) if faces else np.zeros((0, 1), np.float32)
-        return [f.box for f in faces], np.asarray(X, np.float32)
+        return [f.box for f in faces], np.asarray(X, np.float32), np.array([f.score for f in faces], np.float64)
 
 
 def _clear_faces(person: np.ndarray, clear: np.ndarray):

@@ -7,7 +7,10 @@
    the limit of the open-set rule calibrated on the collection's own people (:func:`calibrate`),
    and no other person is that near: a person counts as near only under both. A face near several
    people goes to the one whose faces are on average nearest, if that is nearer than the
-   same-person distance.
+   same-person distance. An unsure detection (not a clear face, below) must pass that overall test
+   too, whoever it is near: a blurred crowd or a hand can be as near a few of a person's photos as
+   that person's own faces are (on the raw footballer photos, a crowd at 0.77 from a player's five
+   nearest clear faces, 1.38 from all of them) without looking like the person.
 2. :func:`group_new`: the faces still in no person are clustered with ``IdentityClustering`` (its
    graph path at scale) into new people; a new group whose faces pass the local test on average for
    exactly one existing person (``_merge_local``'s rule) *and* under the open-set rule's limit for a
@@ -172,11 +175,12 @@ def _choose(scores: dict[int, float], mean_of, distance: float, limit: float | N
 
 def attach(Q: np.ndarray, gallery, distance: float, k: int, *,
            forbidden: Sequence[set[int] | None] | None = None, limit: float | None = None,
-           scores: list[dict[int, float]] | None = None) -> np.ndarray:
+           scores: list[dict[int, float]] | None = None, unsure: np.ndarray | None = None) -> np.ndarray:
     """Phase 1: the person of ``gallery`` each row of ``Q`` is (``-1``: none) by the local test at
     ``distance`` (and under the open-set rule's ``limit`` when given); ``forbidden[i]``: the people
     row ``i`` must not join (the user said "not this person"); ``scores``: :func:`person_distances`
-    when the caller has them."""
+    when the caller has them; ``unsure``: the rows that are unsure detections (not clear faces),
+    which join a person only if also within ``distance`` of all of that person's faces on average."""
     out = np.full(len(Q), -1, np.int64)
     if not len(Q) or not len(gallery):
         return out
@@ -194,6 +198,10 @@ def attach(Q: np.ndarray, gallery, distance: float, k: int, *,
     means = dict(zip(pairs, _by_person(Q, ask[:, 0], ask[:, 1], gallery, lambda D, p: _mean(D)).tolist()))
     for i, s in enumerate(scores):
         out[i] = _choose(s, lambda p: means[i, p], distance, limit)
+    if unsure is not None:  # the overall test for the unsure detections the local test let join
+        ask = np.flatnonzero(np.asarray(unsure, bool) & (out >= 0))
+        overall = _by_person(Q, ask, out[ask], gallery, lambda D, p: _mean(D))
+        out[ask[~(overall < distance)]] = -1
     return out
 
 
