@@ -282,7 +282,7 @@ def test_the_face_stamp_counts_every_face_and_those_up_to_an_id_after_a_removal(
         store = collection.store
         with store.transaction():
             store.con.execute("DELETE FROM faces WHERE id IN (3, 17, 38)")
-        count = lambda sql: store.con.execute(sql).fetchone()[0]  # noqa: E731
+        count = lambda sql: store.con.execute(sql).fetchone()[0]
         assert store.face_stamp() == (count("SELECT max(face) FROM descriptors"), count("SELECT count(*) FROM descriptors")) == (40, 37)
         assert [store.count_through(i) for i in (2, 3, 20, 40)] == [
             count(f"SELECT count(*) FROM descriptors WHERE face <= {i}") for i in (2, 3, 20, 40)] == [2, 2, 18, 37]

@@ -228,7 +228,7 @@ def group_new(Q: np.ndarray, gallery, distance: float, k: int, *, descriptor: st
     # the rows are the index's descriptors (finite) and the clustering sets every parameter it
     # passes: scikit-learn's checks of each of its thousand calls inside were an eighth of its time;
     # its matrix products are small (a piece against its component): a second BLAS thread waiting
-    # for a busy core made them up to 2.7 times slower (100k faces' add, another job running)
+    # for a busy core made them up to 3.5 times slower (100k faces' add, another job running)
     with config_context(assume_finite=True, skip_parameter_validation=True), threadpool_limits(1, user_api="blas"):
         labels = model.fit(Q, core_mask=core_mask).labels_
     joins = np.full(model.n_clusters_, -1, np.int64)
