@@ -66,6 +66,12 @@ FIRST_SHARE = 0.5
 #: ``--reverse-halves``: build from the second half of each person's photos and add the first (the
 #: same figures on another split: a check of the rule, not another protocol).
 REVERSE_HALVES = False
+#: ``--split``: which of each person's (sorted) photos make the first half: ``first`` (the first
+#: half in name order), ``alternate`` (every other photo, from the first) or ``random`` (a random
+#: half, :data:`SEED`); the same number of photos either way. Other splits check that a figure is
+#: not one split's luck.
+SPLIT = "first"
+SEED = 0
 QUERIES = 200
 #: The box side of the scale tables' faces: a real face's size, so that a collection counts them as
 #: clear faces (zero-size boxes are no one's face since collquality: nothing would join anyone).
@@ -74,13 +80,19 @@ SCALE_BOX = 160
 
 # --------------------------------------------------------------------------- incremental
 def halves(faces) -> tuple[list[str], list[str]]:
-    """Each person's photos (sorted) split into a first and a second half (a person of one photo: first)."""
+    """Each person's photos (sorted) split into a first and a second half (a person of one photo:
+    first), as :data:`SPLIT` says."""
     by: dict[str, list[str]] = {}
     for p, lab in zip(faces.photos, faces.photo_labels):
         by.setdefault(lab, []).append(p)
+    rng = random.Random(SEED)
     first, second = [], []
-    for photos in by.values():
-        photos = sorted(photos)
+    for lab in sorted(by):  # a fixed order of people, so that a seed gives one split
+        photos = sorted(by[lab])
+        if SPLIT == "alternate":
+            photos = photos[0::2] + photos[1::2]
+        elif SPLIT == "random":
+            rng.shuffle(photos)
         cut = max(1, round(len(photos) * FIRST_SHARE))
         first += photos[:cut]
         second += photos[cut:]
@@ -551,11 +563,15 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="copy each scale build (before its add) into this folder")
     ap.add_argument("--reverse-halves", action="store_true",
                     help="build from the second half of each person's photos, add the first")
+    ap.add_argument("--split", choices=["first", "alternate", "random"], default="first",
+                    help="which of each person's sorted photos build: the first half, every other one, a random half")
+    ap.add_argument("--seed", type=int, default=0, help="the random split's seed")
     args = ap.parse_args()
-    global REVERSE_HALVES
-    REVERSE_HALVES = args.reverse_halves
+    global REVERSE_HALVES, SPLIT, SEED
+    REVERSE_HALVES, SPLIT, SEED = args.reverse_halves, args.split, args.seed
     result: dict = {"machine": {"cores": os.cpu_count(), "load_average": os.getloadavg()},
-                    "halves": "reversed" if REVERSE_HALVES else "first builds"}
+                    "halves": "reversed" if REVERSE_HALVES else "first builds",
+                    "split": SPLIT + (f" (seed {SEED})" if SPLIT == "random" else "")}
     with tempfile.TemporaryDirectory(prefix="bench_collection_") as tmp:
         tmp = Path(tmp)
         if "lfw" not in args.skip:
