@@ -36,6 +36,11 @@ each end state is compared with the clean run's: duplicate and missing faces, ``
 integrity_check``, the named people's names and faces; then two ``index`` at once on one file.
 
     flock /tmp/vision_heavy.lock .venv/bin/python benchmarks/bench_collection.py [--skip scale faults] [--sizes 10000 100000]
+
+Other splits of each person's photos (the same counts): ``--split alternate`` (every other photo
+builds), ``--split random --seed N``; ``--reverse-halves`` swaps either. The incremental figures
+depend on the split through the open-set limit the add calibrates (reported as
+``add.open_set_limit``; docs/collection.md, "How robust is final within 0.01 of from scratch").
 """
 from __future__ import annotations
 
@@ -157,6 +162,7 @@ def incremental(dataset: str, by: str, tmp: Path, search_too: bool = False, revi
     """The incremental run on one data set; ``review``: the user names after looking at the faces
     (:func:`vision_lib.comparisons.name_by_majority`)."""
     from vision_lib import Collection
+    from vision_lib.collection.assign import rule_from_state
     from vision_lib.comparisons import folder_names, name_by_majority
 
     faces, prep = labelled_faces(dataset)
@@ -201,6 +207,8 @@ def incremental(dataset: str, by: str, tmp: Path, search_too: bool = False, revi
     out["add_seconds"] = round(time.perf_counter() - start, 2)
     out["add"] = {"faces_added": report.faces_added, "attached_to_existing": report.attached,
                   "grouped": report.grouped, "new_people": report.new_people}
+    rule = rule_from_state(people.store.get_meta("openset"))  # the limit the add used (it decides the faces left out)
+    out["add"]["open_set_limit"] = None if rule is None else round(float(rule.threshold_), 4)
     after, name_of = state()
     out["collection"] = attach_scores(faces, after, name_of, rows, second_set, named) | {
         "bcubed": bcubed(faces.photo_labels, [after[rows[p]] if p in rows else -1 for p in faces.photos])}
