@@ -36,6 +36,11 @@ each end state is compared with the clean run's: duplicate and missing faces, ``
 integrity_check``, the named people's names and faces; then two ``index`` at once on one file.
 
     flock /tmp/vision_heavy.lock .venv/bin/python benchmarks/bench_collection.py [--skip scale faults] [--sizes 10000 100000]
+
+Other splits of each person's photos (the same counts): ``--split alternate`` (every other photo
+builds), ``--split random --seed N``; ``--reverse-halves`` swaps either. The incremental figures
+depend on the split through the open-set limit the add calibrates (reported as
+``add.open_set_limit``; docs/collection.md, "How robust is final within 0.01 of from scratch").
 """
 from __future__ import annotations
 
@@ -66,6 +71,12 @@ FIRST_SHARE = 0.5
 #: ``--reverse-halves``: build from the second half of each person's photos and add the first (the
 #: same figures on another split: a check of the rule, not another protocol).
 REVERSE_HALVES = False
+#: ``--split``: which of each person's (sorted) photos make the first half: ``first`` (the first
+#: half in name order), ``alternate`` (every other photo, from the first) or ``random`` (a random
+#: half, :data:`SEED`); the same number of photos either way. Other splits check that a figure is
+#: not one split's luck.
+SPLIT = "first"
+SEED = 0
 QUERIES = 200
 #: The box side of the scale tables' faces: a real face's size, so that a collection counts them as
 #: clear faces (zero-size boxes are no one's face since collquality: nothing would join anyone).
@@ -74,13 +85,19 @@ SCALE_BOX = 160
 
 # --------------------------------------------------------------------------- incremental
 def halves(faces) -> tuple[list[str], list[str]]:
-    """Each person's photos (sorted) split into a first and a second half (a person of one photo: first)."""
+    """Each person's photos (sorted) split into a first and a second half (a person of one photo:
+    first), as :data:`SPLIT` says."""
     by: dict[str, list[str]] = {}
     for p, lab in zip(faces.photos, faces.photo_labels):
         by.setdefault(lab, []).append(p)
+    rng = random.Random(SEED)
     first, second = [], []
-    for photos in by.values():
-        photos = sorted(photos)
+    for lab in sorted(by):  # a fixed order of people, so that a seed gives one split
+        photos = sorted(by[lab])
+        if SPLIT == "alternate":
+            photos = photos[0::2] + photos[1::2]
+        elif SPLIT == "random":
+            rng.shuffle(photos)
         cut = max(1, round(len(photos) * FIRST_SHARE))
         first += photos[:cut]
         second += photos[cut:]
@@ -145,6 +162,7 @@ def incremental(dataset: str, by: str, tmp: Path, search_too: bool = False, revi
     """The incremental run on one data set; ``review``: the user names after looking at the faces
     (:func:`vision_lib.comparisons.name_by_majority`)."""
     from vision_lib import Collection
+    from vision_lib.collection.assign import rule_from_state
     from vision_lib.comparisons import folder_names, name_by_majority
 
     faces, prep = labelled_faces(dataset)
@@ -189,6 +207,8 @@ def incremental(dataset: str, by: str, tmp: Path, search_too: bool = False, revi
     out["add_seconds"] = round(time.perf_counter() - start, 2)
     out["add"] = {"faces_added": report.faces_added, "attached_to_existing": report.attached,
                   "grouped": report.grouped, "new_people": report.new_people}
+    rule = rule_from_state(people.store.get_meta("openset"))  # the limit the add used (it decides the faces left out)
+    out["add"]["open_set_limit"] = None if rule is None else round(float(rule.threshold_), 4)
     after, name_of = state()
     out["collection"] = attach_scores(faces, after, name_of, rows, second_set, named) | {
         "bcubed": bcubed(faces.photo_labels, [after[rows[p]] if p in rows else -1 for p in faces.photos])}
@@ -551,11 +571,15 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="copy each scale build (before its add) into this folder")
     ap.add_argument("--reverse-halves", action="store_true",
                     help="build from the second half of each person's photos, add the first")
+    ap.add_argument("--split", choices=["first", "alternate", "random"], default="first",
+                    help="which of each person's sorted photos build: the first half, every other one, a random half")
+    ap.add_argument("--seed", type=int, default=0, help="the random split's seed")
     args = ap.parse_args()
-    global REVERSE_HALVES
-    REVERSE_HALVES = args.reverse_halves
+    global REVERSE_HALVES, SPLIT, SEED
+    REVERSE_HALVES, SPLIT, SEED = args.reverse_halves, args.split, args.seed
     result: dict = {"machine": {"cores": os.cpu_count(), "load_average": os.getloadavg()},
-                    "halves": "reversed" if REVERSE_HALVES else "first builds"}
+                    "halves": "reversed" if REVERSE_HALVES else "first builds",
+                    "split": SPLIT + (f" (seed {SEED})" if SPLIT == "random" else "")}
     with tempfile.TemporaryDirectory(prefix="bench_collection_") as tmp:
         tmp = Path(tmp)
         if "lfw" not in args.skip:
