@@ -231,3 +231,17 @@ def test_the_exact_scores_by_person_are_the_distances_one_pair_at_a_time():
         assert at_zero.sum() >= 5
         np.testing.assert_allclose(got[~at_zero], np.array([ref(d) for d in want])[~at_zero], rtol=0, atol=1e-9)
         np.testing.assert_allclose(got[at_zero], np.array([ref(d) for d in want])[at_zero], rtol=0, atol=1e-7)
+
+
+def test_the_open_set_rule_calibrates_on_every_person_of_a_collection_of_a_few_dozen():
+    # a stranger's nearest person is nearer the more people there are: a rule calibrated on 50 of
+    # 60 people states a rate the collection's strangers exceed; 60 people all calibrate
+    from vision_lib.collection.assign import CALIBRATION_PEOPLE, calibrate
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(60, 16))
+    X = np.repeat(centres, 3, axis=0) + rng.normal(scale=0.1, size=(180, 16))
+    person = np.repeat(np.arange(60), 3)
+    rule = calibrate(X, person, 5)
+    assert CALIBRATION_PEOPLE >= 60
+    assert len(rule.classes_) == 60 and rule.n_strangers_["other_people"] == 180

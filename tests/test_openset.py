@@ -297,3 +297,22 @@ def test_lfw_halves_are_fixed_and_both_used(lfw_dir):
     people = sorted(p.name for p in lfw_dir.iterdir() if p.is_dir())
     halves = [lfw_half(p) for p in people]
     assert 0.3 < halves.count("calibrate") / len(people) < 0.7
+
+
+def test_knn_scores_against_every_gallery_at_once_are_those_of_one_gallery_at_a_time():
+    # one distance matrix for all the galleries, in blocks of rows: the same scores as a call per
+    # person (galleries of unequal sizes, one smaller than k, a face copied into another gallery)
+    from vision_lib.openset import pairwise
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 8))
+    y = np.repeat(list("abcdefg"), [9, 7, 3, 6, 5, 8, 2]).astype(str)
+    X[30] = X[0]
+    rule = OpenSetRule(score="knn", k=5, population="training").fit(X, y)
+    Q = np.vstack([rng.normal(size=(25, 8)), X[:3]])
+    got = rule.scores(Q)
+    want = np.array([[np.sort(pairwise(q[None], rule.galleries_[c])[0])[:min(5, len(rule.galleries_[c]))].mean()
+                      for c in rule.classes_] for q in Q])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert got[-3, 0] == pytest.approx(np.sort(pairwise(X[:1], X[1:9])[0])[:4].sum() / 5)  # itself at 0 counts
+    assert rule.scores(Q[:0]).shape == (0, len(rule.classes_))

@@ -265,11 +265,21 @@ class OpenSetRule:
         people = self.classes_ if people is None else list(people)
         X = np.asarray(X, np.float64)
         out = np.zeros((len(X), len(people)))
-        for j, c in enumerate(people):
-            if self.score_ != "knn":
+        if self.score_ != "knn":
+            for j, c in enumerate(people):
                 out[:, j] = self._to_centroid(X, self.centroids_[c])
-            else:
-                out[:, j] = self._knn(pairwise(X, self.galleries_[c], self.metric))
+            return out
+        # every gallery in one distance matrix (rows in blocks of at most 64 MB), cut per person: a
+        # call per person cost a collection's calibration on 200 people 27 s of its 29
+        G = [self.galleries_[c] for c in people]
+        cuts = np.cumsum([0] + [len(g) for g in G]).tolist()
+        if not cuts[-1]:
+            return out
+        step = max(1, (1 << 23) // cuts[-1])
+        for s in range(0, len(X), step):
+            D = pairwise(X[s:s + step], np.concatenate(G), self.metric)
+            for j in range(len(people)):
+                out[s:s + step, j] = self._knn(D[:, cuts[j]:cuts[j + 1]])
         return out
 
     def score_for(self, X: np.ndarray, people: Sequence[str]) -> np.ndarray:
