@@ -275,9 +275,10 @@ class OpenSetRule:
         cuts = np.cumsum([0] + [len(g) for g in G]).tolist()
         if not cuts[-1]:
             return out
+        every = np.concatenate(G)
         step = max(1, (1 << 23) // cuts[-1])
         for s in range(0, len(X), step):
-            D = pairwise(X[s:s + step], np.concatenate(G), self.metric)
+            D = pairwise(X[s:s + step], every, self.metric)
             for j in range(len(people)):
                 out[s:s + step, j] = self._knn(D[:, cuts[j]:cuts[j + 1]])
         return out
